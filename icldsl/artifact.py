@@ -1,0 +1,102 @@
+"""The frozen artifact: one JSON file that runs a trained program without its source.
+
+Canonical JSON (sorted keys, fixed indentation, no timestamps), a sha256 of its
+own content checked on every read, written to a temporary file and renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from .lm.base import LMClient
+from .runtime.program import Program
+from .runtime.spec import ProgramSpec
+from .runtime.state import StepState
+
+FORMAT = "icldsl-artifact"
+FORMAT_VERSION = 1
+HASH_KEY = "content_sha256"
+
+
+class ArtifactError(Exception):
+    """An artifact that cannot be used: unreadable, tampered with, or of an unknown format."""
+
+
+def canonical(doc: Mapping[str, Any]) -> str:
+    return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def content_hash(doc: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in doc.items() if k != HASH_KEY}
+    return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
+
+
+def freeze(program: Program, *, source_file: str, source_sha256: str, training: Mapping[str, Any]) -> dict:
+    """The artifact document of a (trained) program."""
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "program": program.spec.to_json(),
+        "states": {path: state.to_json() for path, state in sorted(program.states.items())},
+        "source": {"file": source_file, "sha256": source_sha256},
+        "training": dict(training),
+    }
+    # A round trip through JSON makes tuples lists, so the hash covers what is written.
+    doc = json.loads(canonical(doc))
+    doc[HASH_KEY] = content_hash(doc)
+    return doc
+
+
+def write(path: str | Path, doc: Mapping[str, Any]) -> Path:
+    """Write atomically: a temporary file in the same directory, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(canonical(doc))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read(path: str | Path) -> dict:
+    """Read and verify an artifact; raise ArtifactError if it is not intact."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {path}: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path} is not JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ArtifactError(f"{path} is not an icldsl artifact")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path} has format version {doc.get('format_version')}; this icldsl reads version {FORMAT_VERSION}"
+        )
+    if doc.get(HASH_KEY) != content_hash(doc):
+        raise ArtifactError(f"{path} has been modified since it was written (its content hash does not match)")
+    return doc
+
+
+def program_from(doc: Mapping[str, Any], clients: Mapping[str, LMClient] | None = None) -> Program:
+    try:
+        spec = ProgramSpec.from_json(doc["program"])
+        states = {path: StepState.from_json(s) for path, s in doc["states"].items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"artifact content is malformed: {exc!r}") from None
+    return Program(spec, states, clients)
+
+
+def load(path: str | Path, clients: Mapping[str, LMClient] | None = None) -> Program:
+    """The runnable program of a verified artifact."""
+    return program_from(read(path), clients)

@@ -1,0 +1,54 @@
+"""Dataset loaders by name, as a `data` block's `from` clause names them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import BaseModel
+
+from icldsl.datasets import gsm8k, jsonl
+from icldsl.datasets.base import DataError, Dataset, Example
+
+__all__ = ["LOADERS", "DataError", "Dataset", "Example", "Loader", "load_dataset"]
+
+
+@dataclass(frozen=True, slots=True)
+class Loader:
+    """A loader's options (name -> str/int/float/bool), its positional names, and its `load`.
+
+    `load(name, args, *, base_dir, x_model, y_model) -> Dataset`, with `args` keyed by option name.
+    """
+
+    options: Mapping[str, type]
+    positional: tuple[str, ...]
+    load: Callable[..., Dataset]
+    doc: str
+    required: tuple[str, ...] = ()
+
+
+LOADERS: Mapping[str, Loader] = MappingProxyType(
+    {
+        "gsm8k": Loader(MappingProxyType(dict(gsm8k.OPTIONS)), (), gsm8k.load, gsm8k.DOC),
+        "jsonl": Loader(MappingProxyType(dict(jsonl.OPTIONS)), jsonl.POSITIONAL, jsonl.load, jsonl.DOC, ("path",)),
+    }
+)
+
+
+def load_dataset(
+    name: str,
+    loader: str,
+    args: Mapping[str, Any],
+    *,
+    base_dir: Path,
+    x_model: type[BaseModel],
+    y_model: type[BaseModel],
+) -> Dataset:
+    """Load the `data` block `name` with `loader`; every row is validated before it returns."""
+    entry = LOADERS.get(loader)
+    if entry is None:
+        raise DataError(f"unknown dataset loader '{loader}' (known: {', '.join(sorted(LOADERS))})")
+    return entry.load(name, args, base_dir=base_dir, x_model=x_model, y_model=y_model)

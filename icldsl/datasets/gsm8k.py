@@ -1,0 +1,145 @@
+"""The built-in GSM8K loader: grade-school maths word problems (MIT, openai/grade-school-math).
+
+Each row is `{"question": ..., "answer": "reasoning...\\n#### 1,234"}`; it becomes
+x = {"question"}, y = {"thinking": the reasoning, "answer": 1234.0}.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+
+from icldsl.datasets.base import DataError, Dataset, Example
+from icldsl.datasets.rows import check_options, read_jsonl, resolve, sample, to_example
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://raw.githubusercontent.com/openai/grade-school-math/master/grade_school_math/data"
+PATH_ENV = "ICLDSL_GSM8K_PATH"
+CACHE_ENV = "ICLDSL_CACHE_DIR"
+FILES = ("train.jsonl", "test.jsonl")
+OPTIONS: Mapping[str, type] = {"path": str, "train_limit": int, "test_limit": int, "seed": int}
+DOC = (
+    "GSM8K grade-school maths (7,473 train, 1,319 test). x: question; y: thinking, answer (float). "
+    f"Read from `path`, else ${PATH_ENV}, else downloaded once into the cache. "
+    "train_limit/test_limit take a sample seeded by `seed` (default 0)."
+)
+TIMEOUT = 30.0
+
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
+
+
+def load(
+    name: str,
+    args: Mapping[str, Any],
+    *,
+    base_dir: Path,
+    x_model: type[BaseModel],
+    y_model: type[BaseModel],
+    base_url: str = DEFAULT_BASE_URL,
+) -> Dataset:
+    """Load GSM8K as the `data` block `name`, every row validated by `x_model` and `y_model`."""
+    opts = check_options("gsm8k", args, OPTIONS)
+    directory = find_data(opts.get("path"), base_dir=base_dir, base_url=base_url)
+    seed = opts.get("seed", 0)
+    train, test = (_examples(directory / file, x_model, y_model) for file in FILES)
+    dataset = Dataset(
+        name, sample(train, opts.get("train_limit"), seed), sample(test, opts.get("test_limit"), seed)
+    )
+    log.info("loaded gsm8k from %s: %d train, %d test", directory, len(dataset.train), len(dataset.test))
+    return dataset
+
+
+def parse_row(row: Mapping[str, Any], *, file: str, line: int) -> dict[str, Any]:
+    """One GSM8K row flattened to {"question", "thinking", "answer"}."""
+    for key in ("question", "answer"):
+        if key not in row:
+            raise DataError(f"missing key '{key}'", file=file, line=line)
+        if not isinstance(row[key], str):
+            raise DataError(f"'{key}' should be a string", file=file, line=line)
+    thinking, mark, final = row["answer"].rpartition("####")
+    if not mark:
+        raise DataError("answer has no '####' before the final number", file=file, line=line)
+    number = final.strip().replace(",", "")
+    if not _NUMBER.fullmatch(number):
+        raise DataError(f"final answer {final.strip()!r} is not a number", file=file, line=line)
+    return {"question": row["question"], "thinking": thinking.strip(), "answer": float(number)}
+
+
+def _examples(path: Path, x_model: type[BaseModel], y_model: type[BaseModel]) -> list[Example]:
+    file = str(path)
+    return [
+        to_example(parse_row(row, file=file, line=line), x_model, y_model, file=file, line=line)
+        for line, row in read_jsonl(path)
+    ]
+
+
+def find_data(path: str | None, *, base_dir: Path, base_url: str = DEFAULT_BASE_URL) -> Path:
+    """The directory holding train.jsonl and test.jsonl: `path`, the env var, or the cache."""
+    if path is not None:
+        return _complete(resolve(path, base_dir), "the `path` option")
+    env = os.environ.get(PATH_ENV)
+    if env:
+        return _complete(Path(env).expanduser(), f"${PATH_ENV}")
+    cache = cache_dir()
+    for file in FILES:
+        if not (cache / file).is_file():
+            download(f"{base_url.rstrip('/')}/{file}", cache / file)
+    return cache
+
+
+def cache_dir() -> Path:
+    """`$ICLDSL_CACHE_DIR/datasets/gsm8k`, by default under `~/.cache/icldsl`."""
+    root = os.environ.get(CACHE_ENV)
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "icldsl"
+    return base / "datasets" / "gsm8k"
+
+
+def _complete(directory: Path, source: str) -> Path:
+    for file in FILES:
+        if not (directory / file).is_file():
+            raise DataError(f"no GSM8K {file} in the directory given by {source}", file=str(directory))
+    return directory
+
+
+def download(url: str, dest: Path) -> None:
+    """Fetch `url` into `dest` atomically: a temporary file beside it, then `os.replace`."""
+    log.info("downloading %s to %s", url, dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    except OSError as exc:
+        raise DataError(f"cannot create the GSM8K cache: {exc}", file=str(dest.parent)) from exc
+    try:
+        with (
+            os.fdopen(fd, "wb") as out,
+            httpx.stream("GET", url, timeout=TIMEOUT, follow_redirects=True) as resp,
+        ):
+            resp.raise_for_status()
+            for chunk in resp.iter_bytes():
+                out.write(chunk)
+            if not out.tell():
+                raise DataError(_failed(url, "the response was empty"))
+        os.replace(tmp, dest)
+    except httpx.HTTPStatusError as exc:
+        status = f"HTTP {exc.response.status_code} {exc.response.reason_phrase}"
+        raise DataError(_failed(url, status)) from exc
+    except httpx.HTTPError as exc:
+        raise DataError(_failed(url, str(exc) or type(exc).__name__)) from exc
+    except OSError as exc:
+        raise DataError(f"cannot write the GSM8K cache: {exc}", file=str(dest)) from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _failed(url: str, cause: str) -> str:
+    return f"could not download GSM8K from {url}: {cause}; set {PATH_ENV} to a local copy"

@@ -1,0 +1,113 @@
+"""Diagnostics: the registry of codes, the sink that gathers them, one renderer."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, Literal, Mapping
+
+from .source import Source, Span
+
+Severity = Literal["error", "warning"]
+
+# Every code a diagnostic may carry, with its severity and what it means.
+# Codes are stable: tools and users match on them.
+CODES: Mapping[str, tuple[Severity, str]] = {
+    "syntax-error": ("error", "the text does not follow the grammar"),
+    "duplicate-name": ("error", "a name is defined twice in the same scope"),
+    "undefined-name": ("error", "a name is used but never defined"),
+    "unknown-field": ("error", "a field is named that the model does not have"),
+    "unknown-option": ("error", "an option or argument that does not exist here"),
+    "missing-option": ("error", "a required option or argument is missing"),
+    "wrong-type": ("error", "a value of the wrong type"),
+    "invalid-value": ("error", "a value of the right type outside what is allowed"),
+    "unknown-provider": ("error", "an LM name whose provider prefix is not known"),
+    "unknown-function": ("error", "a reward, optimizer or data loader that does not exist"),
+    "duplicate-setting": ("error", "a train setting given twice"),
+    "missing-setting": ("error", "a train setting that must be given is missing"),
+    "program-shape": ("error", "a program without exactly one input and one output"),
+    "ambiguous-lm": ("error", "a step that does not say which of several LMs to use"),
+    "unused-name": ("warning", "a model or LM that nothing uses"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    code: str
+    message: str
+    span: Span | None
+    label: str = ""
+    help: str | None = None
+
+    @property
+    def severity(self) -> Severity:
+        return CODES[self.code][0]
+
+
+@dataclass(slots=True)
+class Sink:
+    """Gathers diagnostics; passes add to it and never stop early."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, code: str, message: str, span: Span | None, label: str = "", help: str | None = None) -> None:
+        if code not in CODES:
+            raise KeyError(f"unregistered diagnostic code {code!r}")
+        self.diagnostics.append(Diagnostic(code, message, span, label, help))
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+
+class CheckError(Exception):
+    """Raised once with every diagnostic when a file has errors."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.diagnostics = tuple(diagnostics)
+        errors = sum(d.severity == "error" for d in self.diagnostics)
+        super().__init__(f"{errors} error(s)")
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """A `help:` line suggesting the closest candidate, if one is close."""
+    match = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean `{match[0]}`?" if match else None
+
+
+def sort_key(d: Diagnostic) -> tuple:
+    return (d.span.file, d.span.start) if d.span else ("", -1)
+
+
+def render(d: Diagnostic, sources: Mapping[str, Source], *, color: bool = False) -> str:
+    """Ruff-style full rendering: header, place, source line, caret, help."""
+    red, blue, bold, reset = ("\x1b[31m", "\x1b[34m", "\x1b[1m", "\x1b[0m") if color else ("",) * 4
+    tint = red if d.severity == "error" else "\x1b[33m" if color else ""
+    lines = [f"{tint}{bold}{d.severity}[{d.code}]{reset}{bold}: {d.message}{reset}"]
+    source = sources.get(d.span.file) if d.span else None
+    if d.span and source:
+        line, col = d.span.line, d.span.column
+        gutter = " " * len(str(line))
+        text = source.line_text(line)
+        end_line, end_col = source.position(max(d.span.end, d.span.start + 1) - 1)
+        width = (end_col - col + 1) if end_line == line else len(text) - col + 1
+        caret = " " * (col - 1) + "^" * max(1, width)
+        lines += [
+            f"{gutter}{blue}-->{reset} {d.span.file}:{line}:{col}",
+            f"{gutter} {blue}|{reset}",
+            f"{blue}{line} |{reset} {text}",
+            f"{gutter} {blue}|{reset} {tint}{caret}{(' ' + d.label) if d.label else ''}{reset}",
+            f"{gutter} {blue}|{reset}",
+        ]
+    elif d.span:
+        lines.append(f" --> {d.span.file}:{d.span.line}:{d.span.column}")
+    if d.help:
+        lines.append(f"{bold}help{reset}: {d.help}")
+    return "\n".join(lines)
+
+
+def render_concise(d: Diagnostic) -> str:
+    """One line per diagnostic, for CI logs: `file:line:col: severity[code]: message`."""
+    place = f"{d.span.file}:{d.span.line}:{d.span.column}: " if d.span else ""
+    hint = f" ({d.help})" if d.help else ""
+    return f"{place}{d.severity}[{d.code}]: {d.message}{hint}"

@@ -1,0 +1,247 @@
+"""The typed IR of a `.icl` file: frozen dataclasses with spans, and `dump`.
+
+The parser builds it and nothing else; names are resolved and checked by the
+checker. The IR never imports lark.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Union
+
+from .source import Span
+
+# ---- types --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NamedType:
+    """A builtin (`str`, `int`, `float`, `bool`) or a model, by name."""
+
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ListType:
+    item: "TypeExpr"
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class OptionalType:
+    inner: "TypeExpr"
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class EnumType:
+    choices: tuple[str, ...]
+    span: Span
+
+
+TypeExpr = Union[NamedType, ListType, OptionalType, EnumType]
+BUILTIN_TYPES = ("str", "int", "float", "bool")
+
+# ---- values -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    """A string, number or boolean written in the file."""
+
+    value: str | int | float | bool
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ListValue:
+    items: tuple["Value", ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class EnvValue:
+    """`env("NAME")`: a setting read from the environment when it is used."""
+
+    var: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A reference by name, possibly dotted (`route.label`)."""
+
+    path: tuple[str, ...]
+    span: Span
+
+    @property
+    def name(self) -> str:
+        return self.path[0]
+
+    def __str__(self) -> str:
+        return ".".join(self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """An argument or option: `name: value`, or positional when `name` is None."""
+
+    name: str | None
+    value: "Value"
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """`func(args...)`: a reward, an optimizer, a data loader."""
+
+    func: str
+    args: tuple[Arg, ...]
+    span: Span
+
+
+Value = Union[Literal, ListValue, EnvValue, Ref, Call]
+
+# ---- definitions --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    type: TypeExpr
+    description: str | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    name: str
+    fields: tuple[Field, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class LM:
+    """`lm name = "provider/model" { options }`."""
+
+    name: str
+    target: Literal
+    options: tuple[Arg, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    name: str
+    model: Ref
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """`name = kind Model from a + b [using lm] [instructions "..."]`."""
+
+    name: str
+    kind: str
+    model: Ref
+    sources: tuple[Ref, ...]
+    lm: Ref | None
+    instructions: Literal | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    ref: Ref
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    name: str
+    description: str | None
+    inputs: tuple[Input, ...]
+    steps: tuple[Step, ...]
+    outputs: tuple[Output, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    name: str
+    loader: Call
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """`checkpoint best <monitor> <mode>`."""
+
+    monitor: Ref
+    mode: Ref
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One line of a train block: `key value`."""
+
+    key: str
+    value: Value | Checkpoint
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Train:
+    program: Ref
+    data: Ref
+    settings: tuple[Setting, ...]
+    span: Span
+
+
+Item = Union[Model, LM, Program, Data, Train]
+
+
+@dataclass(frozen=True, slots=True)
+class Module:
+    """One parsed file: its items in source order."""
+
+    file: str
+    items: tuple[Item, ...]
+
+    def of(self, kind: type) -> tuple:
+        return tuple(item for item in self.items if isinstance(item, kind))
+
+
+def dump(node: object, indent: int = 0) -> str:
+    """A stable, readable text form of an IR tree, for golden files.
+
+    A node whose fields are all plain values fits on one line.
+    """
+    pad = "  " * indent
+    if not dataclasses.is_dataclass(node):
+        return f"{pad}{node!r}"
+    span = getattr(node, "span", None)
+    head = f"{pad}{type(node).__name__}{'' if span is None else ' ' + repr(span)}"
+    fields = [(f.name, getattr(node, f.name)) for f in dataclasses.fields(node) if f.name != "span"]
+
+    def nested(value: object) -> bool:
+        return dataclasses.is_dataclass(value) or (
+            isinstance(value, tuple) and any(dataclasses.is_dataclass(v) for v in value)
+        )
+
+    if not any(nested(v) for _, v in fields):
+        return head + "".join(f" {k}={v!r}" for k, v in fields)
+    lines = [head]
+    for name, value in fields:
+        if isinstance(value, tuple) and nested(value):
+            lines.append(f"{pad}  {name}:")
+            lines.extend(dump(v, indent + 2) for v in value)
+        elif nested(value):
+            lines.append(f"{pad}  {name}:")
+            lines.append(dump(value, indent + 2))
+        else:
+            lines.append(f"{pad}  {name}: {value!r}")
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""The one protocol every LM client speaks, and the values that cross it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class LMRequest:
+    """A chat request whose answer must be a JSON object matching `schema`.
+
+    `schema` is the JSON schema of the expected object (pydantic's
+    `model_json_schema()`); `schema_name` names it for providers that want a name.
+    `None` for temperature or max_tokens leaves the provider's default.
+    """
+
+    messages: tuple[Message, ...]
+    schema: Mapping[str, Any] | None = None
+    schema_name: str = "output"
+    temperature: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LMResponse:
+    """The raw text the model produced, before any parsing."""
+
+    text: str
+    usage: Usage = field(default_factory=Usage)
+
+
+class LMError(Exception):
+    """A call that could not produce an answer (after any retries).
+
+    The runtime counts it as a failed prediction; it never ends a run.
+    `retryable` says whether the same call could succeed later.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class LMConfigError(Exception):
+    """Settings that cannot work at all (missing key, missing package, bad path)."""
+
+
+class LMClient(Protocol):
+    """An LM reachable by `complete`.
+
+    `name` is the provider-prefixed target, for example `openai/gpt-4.1-mini`.
+    """
+
+    name: str
+
+    async def complete(self, request: LMRequest) -> LMResponse: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,87 @@
+"""Signatures of the functions a file may call (rewards, optimizers, loaders) and of
+LM options, and how IR values are checked against them and turned into Python."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from . import ir
+
+
+class Fields:
+    """Option type: a list of field names of the program's output model."""
+
+    def __repr__(self) -> str:
+        return "fields"
+
+
+FIELDS = Fields()
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """What a callable accepts: option name -> type, which are required, positional order."""
+
+    options: Mapping[str, Any]
+    required: tuple[str, ...] = ()
+    positional: tuple[str, ...] = ()
+    doc: str = ""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+
+def type_name(t: Any) -> str:
+    if t is FIELDS:
+        return "a list of field names"
+    if t == list[str]:
+        return "a list of strings"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(t, str(t))
+
+
+def matches(value: ir.Value, t: Any) -> bool:
+    """Whether an IR value fits option type `t` (env(...) stands for a string)."""
+    if t is FIELDS or t == list[str]:
+        return isinstance(value, ir.ListValue) and all(
+            isinstance(v, ir.Literal) and isinstance(v.value, str) for v in value.items
+        )
+    if t is str:
+        return isinstance(value, ir.EnvValue) or (isinstance(value, ir.Literal) and isinstance(value.value, str))
+    if not isinstance(value, ir.Literal) or isinstance(value.value, str):
+        return False
+    if t is bool:
+        return isinstance(value.value, bool)
+    if isinstance(value.value, bool):
+        return False
+    return t is float or (t is int and isinstance(value.value, int))
+
+
+def to_python(value: ir.Value, *, resolve_env: bool = True) -> Any:
+    """The Python value of a checked IR value.
+
+    `env("X")` becomes the variable's value, or `{"env": "X"}` when not resolved,
+    which is how settings are stored without their secrets.
+    """
+    if isinstance(value, ir.Literal):
+        return value.value
+    if isinstance(value, ir.ListValue):
+        return [to_python(v, resolve_env=resolve_env) for v in value.items]
+    if isinstance(value, ir.EnvValue):
+        return os.environ.get(value.var) if resolve_env else {"env": value.var}
+    if isinstance(value, ir.Ref):
+        return str(value)
+    raise TypeError(f"not a plain value: {type(value).__name__}")
+
+
+def bind(signature: Signature, args: tuple[ir.Arg, ...]) -> dict[str, ir.Value]:
+    """Map a call's arguments to option names (positional by `signature.positional`).
+
+    Assumes the checker accepted the call; extra positional arguments are dropped.
+    """
+    bound: dict[str, ir.Value] = {}
+    positional = iter(signature.positional)
+    for arg in args:
+        name = arg.name if arg.name is not None else next(positional, None)
+        if name is not None:
+            bound[name] = arg.value
+    return bound

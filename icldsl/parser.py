@@ -1,0 +1,259 @@
+"""Parse `.icl` text into the IR. No lark Tree or Token leaves this module."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from pathlib import Path
+
+import lark
+from lark import Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import ir
+from .diagnostics import CheckError, Diagnostic, did_you_mean
+from .source import Source
+
+_HERE = Path(__file__).resolve().parent
+# The wheel carries the grammar inside the package; a source checkout has it at the top.
+GRAMMAR_PATHS = (_HERE / "grammar" / "icl.lark", _HERE.parent / "grammar" / "icl.lark")
+
+_TOKEN_WORDS = {"NAME": "a name", "STRING": "a string", "NUMBER": "a number", "$END": "the end of the file"}
+
+
+@functools.cache
+def _lark() -> lark.Lark:
+    for path in GRAMMAR_PATHS:
+        if path.is_file():
+            return lark.Lark(path.read_text(encoding="utf-8"), parser="lalr", propagate_positions=True)
+    raise FileNotFoundError(f"grammar icl.lark not found in {[str(p) for p in GRAMMAR_PATHS]}")
+
+
+@functools.cache
+def _literals() -> dict[str, str]:
+    """Terminal name -> its literal text, for terminals that are plain strings."""
+    return {t.name: t.pattern.value for t in _lark().terminals if t.pattern.type == "str"}
+
+
+def parse(source: Source) -> ir.Module:
+    """Parse one file; raise CheckError with a syntax-error diagnostic on bad input."""
+    try:
+        tree = _lark().parse(source.text)
+    except UnexpectedInput as exc:
+        raise CheckError([_syntax_diagnostic(source, exc)]) from None
+    try:
+        return _ToIR(source).transform(tree)
+    except VisitError as exc:  # lark wraps what a transformer raises; unwrap it once, here
+        raise exc.orig_exc from None
+
+
+def parse_file(path: str | Path) -> tuple[Source, ir.Module]:
+    source = Source.from_path(path)
+    return source, parse(source)
+
+
+def _describe(terminal: str) -> str:
+    if terminal in _literals():
+        return f"`{_literals()[terminal]}`"
+    return _TOKEN_WORDS.get(terminal, terminal.lower())
+
+
+def _syntax_diagnostic(source: Source, exc: UnexpectedInput) -> Diagnostic:
+    expected = sorted(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())
+    words = [_describe(t) for t in expected]
+    help_ = None
+    if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
+        start = exc.token.start_pos
+        end = exc.token.end_pos or start + 1
+        found = f"`{exc.token.value}`"
+        keywords = [_literals()[t] for t in expected if t in _literals() and _literals()[t].isidentifier()]
+        help_ = did_you_mean(str(exc.token.value), keywords) or _missing_brace(source, start)
+    elif isinstance(exc, UnexpectedCharacters):
+        start = end = exc.pos_in_stream
+        end += 1
+        found = f"character `{source.text[start]}`" if start < len(source.text) else "end of file"
+        if source.text[start] == '"':
+            help_ = "strings are written on one line; escapes allowed: \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX"
+    else:  # UnexpectedEOF, or a token at the end
+        start = end = len(source.text)
+        found = "end of file"
+    if help_ is None and words:
+        help_ = "expected " + _join(words)
+    message = f"unexpected {found}"
+    return Diagnostic("syntax-error", message, source.span(start, end), "not expected here", help_)
+
+
+_TOP_LEVEL = ("model", "lm", "program", "data", "train")
+
+
+def _missing_brace(source: Source, offset: int) -> str | None:
+    """When a top-level keyword was read as a name inside a block, a `}` is missing before it."""
+    match = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*$", source.text[:offset])
+    if match and match.group(1) in _TOP_LEVEL:
+        line, _ = source.position(match.start(1))
+        return f"is a `}}` missing before line {line}? `{match.group(1)}` starts a new definition there"
+    return None
+
+
+def _join(words: list[str]) -> str:
+    if len(words) > 8:
+        words = words[:8] + ["..."]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _string(token: Token) -> str:
+    # The STRING terminal admits only JSON escapes, so this cannot fail.
+    return json.loads(token.value)
+
+
+def _number(token: Token) -> int | float:
+    text = token.value
+    return float(text) if any(c in text for c in ".eE") else int(text)
+
+
+@v_args(inline=True)
+class _ToIR(Transformer):
+    """Builds IR nodes bottom-up; spans point at names, the parts messages quote."""
+
+    def __init__(self, source: Source) -> None:
+        super().__init__()
+        self.source = source
+
+    def _tok(self, token: Token) -> ir.Span:
+        return self.source.span(token.start_pos, token.end_pos)
+
+    def _meta(self, meta) -> ir.Span:
+        return self.source.span(meta.start_pos, meta.end_pos)
+
+    # -- types
+    def named_type(self, name: Token) -> ir.NamedType:
+        return ir.NamedType(name.value, self._tok(name))
+
+    @v_args(meta=True, inline=False)
+    def list_type(self, meta, children) -> ir.ListType:
+        return ir.ListType(children[0], self._meta(meta))
+
+    @v_args(meta=True, inline=False)
+    def optional_type(self, meta, children) -> ir.OptionalType:
+        return ir.OptionalType(children[0], self._meta(meta))
+
+    @v_args(meta=True, inline=False)
+    def enum_type(self, meta, choices) -> ir.EnumType:
+        return ir.EnumType(tuple(_string(c) for c in choices), self._meta(meta))
+
+    # -- values
+    def string(self, token: Token) -> ir.Literal:
+        return ir.Literal(_string(token), self._tok(token))
+
+    def number(self, token: Token) -> ir.Literal:
+        return ir.Literal(_number(token), self._tok(token))
+
+    @v_args(meta=True, inline=False)
+    def true(self, meta, _) -> ir.Literal:
+        return ir.Literal(True, self._meta(meta))
+
+    @v_args(meta=True, inline=False)
+    def false(self, meta, _) -> ir.Literal:
+        return ir.Literal(False, self._meta(meta))
+
+    @v_args(meta=True, inline=False)
+    def list_value(self, meta, items) -> ir.ListValue:
+        return ir.ListValue(tuple(items), self._meta(meta))
+
+    @v_args(meta=True, inline=False)
+    def env_value(self, meta, children) -> ir.EnvValue:
+        return ir.EnvValue(_string(children[0]), self._meta(meta))
+
+    def name_value(self, name: Token) -> ir.Ref:
+        return ir.Ref((name.value,), self._tok(name))
+
+    @v_args(meta=True, inline=False)
+    def ref(self, meta, names) -> ir.Ref:
+        return ir.Ref(tuple(n.value for n in names), self._meta(meta))
+
+    @v_args(meta=True, inline=False)
+    def arg_kw(self, meta, children) -> ir.Arg:
+        name, value = children
+        return ir.Arg(name.value, value, self._meta(meta))
+
+    @v_args(meta=True, inline=False)
+    def arg_pos(self, meta, children) -> ir.Arg:
+        return ir.Arg(None, children[0], self._meta(meta))
+
+    def call(self, func: Token, *args: ir.Arg) -> ir.Call:
+        return ir.Call(func.value, args, self._tok(func))
+
+    def options(self, *args: ir.Arg) -> tuple[ir.Arg, ...]:
+        return args
+
+    # -- definitions
+    def field(self, name: Token, type_: ir.TypeExpr, description: Token | None = None) -> ir.Field:
+        return ir.Field(name.value, type_, _string(description) if description else None, self._tok(name))
+
+    def model_def(self, name: Token, *fields: ir.Field) -> ir.Model:
+        return ir.Model(name.value, fields, self._tok(name))
+
+    def lm_def(self, name: Token, target: Token, options: tuple[ir.Arg, ...] = ()) -> ir.LM:
+        return ir.LM(name.value, ir.Literal(_string(target), self._tok(target)), options, self._tok(name))
+
+    def input_stmt(self, name: Token, model: Token) -> ir.Input:
+        return ir.Input(name.value, ir.Ref((model.value,), self._tok(model)), self._tok(name))
+
+    @v_args(meta=True, inline=False)
+    def output_stmt(self, meta, children) -> ir.Output:
+        return ir.Output(children[0], self._meta(meta))
+
+    # Step clauses come back tagged, so step_stmt can tell them from the sources.
+    def using(self, name: Token) -> tuple[str, ir.Ref]:
+        return "using", ir.Ref((name.value,), self._tok(name))
+
+    def instructions(self, text: Token) -> tuple[str, ir.Literal]:
+        return "instructions", ir.Literal(_string(text), self._tok(text))
+
+    def step_stmt(self, name: Token, kind: Token, model: Token, *rest) -> ir.Step:
+        sources = tuple(r for r in rest if isinstance(r, ir.Ref))
+        clauses = dict(r for r in rest if isinstance(r, tuple))
+        model_ref = ir.Ref((model.value,), self._tok(model))
+        return ir.Step(
+            name.value, kind.value, model_ref, sources, clauses.get("using"), clauses.get("instructions"), self._tok(name)
+        )
+
+    def program_def(self, name: Token, *rest) -> ir.Program:
+        description = _string(rest[0]) if rest and isinstance(rest[0], Token) else None
+        body = rest[1:] if description is not None else rest
+        return ir.Program(
+            name.value,
+            description,
+            tuple(s for s in body if isinstance(s, ir.Input)),
+            tuple(s for s in body if isinstance(s, ir.Step)),
+            tuple(s for s in body if isinstance(s, ir.Output)),
+            self._tok(name),
+        )
+
+    def data_def(self, name: Token, loader: ir.Call) -> ir.Data:
+        return ir.Data(name.value, loader, self._tok(name))
+
+    @v_args(meta=True, inline=False)
+    def call_setting(self, meta, children) -> ir.Setting:
+        key, call = children
+        return ir.Setting(key.value, call, self._meta(meta))
+
+    value_setting = call_setting
+
+    @v_args(meta=True, inline=False)
+    def checkpoint_setting(self, meta, children) -> ir.Setting:
+        monitor, mode = (ir.Ref((t.value,), self._tok(t)) for t in children)
+        return ir.Setting("checkpoint", ir.Checkpoint(monitor, mode, self._meta(meta)), self._meta(meta))
+
+    def train_def(self, program: Token, data: Token, *settings: ir.Setting) -> ir.Train:
+        return ir.Train(
+            ir.Ref((program.value,), self._tok(program)),
+            ir.Ref((data.value,), self._tok(data)),
+            settings,
+            self._tok(program),
+        )
+
+    def start(self, *items) -> ir.Module:
+        return ir.Module(self.source.name, items)
+

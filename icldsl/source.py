@@ -1,0 +1,64 @@
+"""Source files and spans: offsets in a text, and their lines and columns."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A range of characters `[start, end)` in the file named `file`.
+
+    `line` and `column` (both 1-based) locate `start`, for messages and dumps.
+    """
+
+    file: str
+    start: int
+    end: int
+    line: int
+    column: int
+
+    def __repr__(self) -> str:
+        return f"@{self.line}:{self.column}"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The text of one `.icl` file and the offsets where its lines start."""
+
+    name: str
+    text: str
+    _line_starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        starts = [0] + [i + 1 for i, ch in enumerate(self.text) if ch == "\n"]
+        object.__setattr__(self, "_line_starts", tuple(starts))
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> "Source":
+        """Read a file as UTF-8 (undecodable bytes become U+FFFD, never an error)."""
+        data = Path(path).read_bytes()
+        return cls(str(path), data.decode("utf-8", errors="replace"))
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """1-based (line, column) of a character offset."""
+        offset = max(0, min(offset, len(self.text)))
+        index = bisect.bisect_right(self._line_starts, offset) - 1
+        return index + 1, offset - self._line_starts[index] + 1
+
+    def line_text(self, line: int) -> str:
+        """The text of a 1-based line, without its newline."""
+        start = self._line_starts[line - 1]
+        end = self.text.find("\n", start)
+        return self.text[start:] if end < 0 else self.text[start:end]
+
+    def span(self, start: int, end: int) -> Span:
+        line, column = self.position(start)
+        return Span(self.name, start, end, line, column)

@@ -1,0 +1,148 @@
+"""What `icldsl fit` and `icldsl eval` do with a compiled file: load its data,
+score the untrained program, train, score again, and freeze the result."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..artifact import freeze
+from ..compiler import Compiled, TrainSpec
+from ..datasets import Dataset, Example, load_dataset
+from ..lm.base import LMClient
+from ..runtime.program import Program
+from .optimizers import OPTIMIZERS
+from .rewards import REWARDS, RewardFn
+from .trainer import CallStats, Evaluation, History, Progress, evaluate, fit
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """Test reward over `runs` repeated evaluations."""
+
+    runs: tuple[Evaluation, ...]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean([r.reward for r in self.runs]))
+
+    @property
+    def std(self) -> float:
+        return float(np.std([r.reward for r in self.runs]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reward_mean": self.mean,
+            "reward_std": self.std,
+            "rewards": [r.reward for r in self.runs],
+            "examples": len(self.runs[0].scored) if self.runs else 0,
+            "failures": [r.failures for r in self.runs],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FitReport:
+    program: Program
+    history: History
+    untrained: Scores
+    trained: Scores
+    sizes: Mapping[str, int]
+    usage: CallStats
+    artifact: dict
+
+
+def program_of(compiled: Compiled, name: str, clients: Mapping[str, LMClient] | None = None) -> Program:
+    spec, states = compiled.programs[name]
+    return Program(spec, states, clients)
+
+
+def load_data(compiled: Compiled, train: TrainSpec, program: Program) -> Dataset:
+    spec = compiled.data[train.data]
+    return load_dataset(
+        spec.name, spec.loader, spec.args, base_dir=spec.base_dir,
+        x_model=program.input_model, y_model=program.output_model,
+    )
+
+
+def split(examples: Sequence[Example], fraction: float, rng: np.random.Generator) -> tuple[list, list]:
+    """A seeded split into (train, validation); each keeps at least one example when it can."""
+    order = rng.permutation(len(examples))
+    n_val = min(max(1, round(len(examples) * fraction)), len(examples) - 1) if len(examples) > 1 else 0
+    val = sorted(order[:n_val])
+    keep = sorted(order[n_val:])
+    return [examples[i] for i in keep], [examples[i] for i in val]
+
+
+def make_reward(train: TrainSpec) -> RewardFn:
+    name, options = train.reward
+    return REWARDS[name].make(**options)
+
+
+async def score_runs(program: Program, examples: Sequence[Example], reward: RewardFn, train: TrainSpec,
+                     label: str, progress: Progress | None) -> Scores:
+    runs = []
+    for run in range(train.runs):
+        tag = label if train.runs == 1 else f"{label} {run + 1}/{train.runs}"
+        runs.append(await evaluate(program, examples, reward, concurrency=train.concurrency, label=tag,
+                                   progress=progress))
+    return Scores(tuple(runs))
+
+
+async def fit_compiled(
+    compiled: Compiled,
+    train: TrainSpec,
+    *,
+    clients: Mapping[str, LMClient] | None = None,
+    progress: Progress | None = None,
+) -> FitReport:
+    program = program_of(compiled, train.program, clients)
+    try:
+        data = load_data(compiled, train, program)
+        rng = np.random.default_rng(train.seed)
+        train_set, val_set = split(data.train, train.validation_split, rng)
+        reward = make_reward(train)
+        opt_name, opt_options = train.optimizer
+        optimizer = OPTIMIZERS[opt_name].make(**opt_options)
+
+        untrained = await score_runs(program, data.test, reward, train, "test (untrained)", progress)
+        trained_program, history = await fit(
+            program, train_set, val_set, reward, optimizer,
+            epochs=train.epochs, batch_size=train.batch_size, rng=rng, concurrency=train.concurrency,
+            monitor=train.monitor, mode=train.mode, progress=progress,
+        )
+        trained = await score_runs(trained_program, data.test, reward, train, "test (trained)", progress)
+    finally:
+        await program.aclose()
+
+    usage = history.usage + sum((r.usage for r in (*untrained.runs, *trained.runs)), CallStats())
+    sizes = {"train": len(train_set), "validation": len(val_set), "test": len(data.test)}
+    record = {
+        "train": dataclasses.asdict(train),
+        "data": {"name": data.name, "loader": compiled.data[train.data].loader,
+                 "args": dict(compiled.data[train.data].args), "sizes": sizes},
+        **history.to_json(),
+        "scores": {"untrained": untrained.to_json(), "trained": trained.to_json()},
+        "total_usage": dict(zip(("calls", "failures", "prompt_tokens", "completion_tokens"), usage.astuple())),
+    }
+    doc = freeze(trained_program, source_file=str(Path(compiled.source.name)),
+                 source_sha256=compiled.source.sha256, training=record)
+    return FitReport(trained_program, history, untrained, trained, sizes, usage, doc)
+
+
+async def eval_compiled(
+    compiled: Compiled,
+    train: TrainSpec,
+    program: Program,
+    *,
+    progress: Progress | None = None,
+) -> Scores:
+    """The program's reward on the test split of its train block's data."""
+    try:
+        data = load_data(compiled, train, program)
+        return await score_runs(program, data.test, make_reward(train), train, "test", progress)
+    finally:
+        await program.aclose()

@@ -1,0 +1,26 @@
+"""Shared fixtures: golden-file updating, the shared GSM8K copy, scripted LMs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_GSM8K = ROOT.parent / "shared" / "datasets" / "gsm8k"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", help="rewrite golden files from the current output")
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture
+def gsm8k_dir() -> Path:
+    if not (SHARED_GSM8K / "test.jsonl").is_file():
+        pytest.skip(f"no GSM8K copy at {SHARED_GSM8K}")
+    return SHARED_GSM8K

@@ -1,0 +1,65 @@
+"""The loader registry the checker and compiler use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+import icldsl.datasets as datasets
+from icldsl.datasets import LOADERS, DataError, load_dataset
+from icldsl.datasets import base
+
+
+class In(BaseModel):
+    question: str
+
+
+class Out(BaseModel):
+    answer: float
+
+
+def test_registry_names_options_and_positionals() -> None:
+    assert set(LOADERS) == {"gsm8k", "jsonl"}
+    assert LOADERS["jsonl"].positional == ("path",)
+    assert LOADERS["gsm8k"].positional == ()
+    assert dict(LOADERS["gsm8k"].options) == {"path": str, "train_limit": int, "test_limit": int, "seed": int}
+    assert LOADERS["jsonl"].options["split"] is float
+    assert LOADERS["jsonl"].options["test"] is str
+    for loader in LOADERS.values():
+        assert loader.doc
+        assert all(t in (str, int, float, bool) for t in loader.options.values())
+        assert set(loader.positional) <= set(loader.options)
+
+
+def test_registry_is_read_only() -> None:
+    with pytest.raises(TypeError):
+        LOADERS["csv"] = LOADERS["jsonl"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        LOADERS["jsonl"].options["extra"] = str  # type: ignore[index]
+
+
+def test_reexports() -> None:
+    assert (datasets.Example, datasets.Dataset, datasets.DataError) == (base.Example, base.Dataset, base.DataError)
+
+
+def test_load_dataset_dispatches(tmp_path: Path) -> None:
+    (tmp_path / "qa.jsonl").write_text(json.dumps({"question": "2+2?", "answer": 4}) + "\n", encoding="utf-8")
+    data = load_dataset("qa", "jsonl", {"path": "qa.jsonl", "split": 1.0}, base_dir=tmp_path, x_model=In, y_model=Out)
+    assert data.name == "qa"
+    assert data.train[0].x == {"question": "2+2?"}
+    assert data.train[0].y == {"answer": 4.0}
+
+
+def test_load_dataset_gsm8k(tmp_path: Path) -> None:
+    (tmp_path / "train.jsonl").write_text(json.dumps({"question": "q", "answer": "r\n#### 7"}) + "\n", "utf-8")
+    (tmp_path / "test.jsonl").write_text(json.dumps({"question": "p", "answer": "s\n#### 8"}) + "\n", "utf-8")
+    data = load_dataset("m", "gsm8k", {"path": "."}, base_dir=tmp_path, x_model=In, y_model=Out)
+    assert (data.train[0].y, data.test[0].y) == ({"answer": 7.0}, {"answer": 8.0})
+
+
+def test_unknown_loader() -> None:
+    with pytest.raises(DataError, match=r"^unknown dataset loader 'csv' \(known: gsm8k, jsonl\)$"):
+        load_dataset("d", "csv", {}, base_dir=Path("."), x_model=In, y_model=Out)

@@ -1,0 +1,4 @@
+model MathQuestion {
+    question: str "The question"
+
+program p {

@@ -1,0 +1,94 @@
+"""The frozen artifact: byte-stable round trip, tamper detection, runs without source."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from icldsl import artifact
+from icldsl.compiler import compile_source
+from icldsl.runtime.program import Program
+from icldsl.runtime.state import Demo
+from icldsl.source import Source
+from tests.scripted import ScriptedLM
+
+SOURCE = """
+model Q { question: str "The question" }
+model A { thinking: str  answer: float "The number" kind: enum("a", "b")? }
+lm solver = "openai/gpt-x" { api_key: env("SOME_KEY"), temperature: 0.0 }
+program p "Doc" { input q: Q  a = generate A from q instructions "Solve: é ✓"  output a }
+"""
+
+
+def trained_program() -> Program:
+    source = Source("prog.icl", SOURCE)
+    spec, states = compile_source(source).programs["p"]
+    demo = Demo({"question": "1+1"}, {"thinking": "add", "answer": 2.0, "kind": None}, 1.0, "train.jsonl:7")
+    states = {k: s.with_examples((demo,)) for k, s in states.items()}
+    return Program(spec, states)
+
+
+def write(tmp_path: Path, name: str = "a.json") -> Path:
+    doc = artifact.freeze(trained_program(), source_file="prog.icl", source_sha256="0" * 64,
+                          training={"scores": {"trained": 0.5}})
+    return artifact.write(tmp_path / name, doc)
+
+
+def test_write_load_write_gives_the_same_bytes(tmp_path: Path) -> None:
+    first = write(tmp_path)
+    program = artifact.load(first)
+    doc = artifact.freeze(program, source_file="prog.icl", source_sha256="0" * 64,
+                          training=artifact.read(first)["training"])
+    second = artifact.write(tmp_path / "b.json", doc)
+    assert first.read_bytes() == second.read_bytes()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+
+def test_artifact_holds_what_it_must(tmp_path: Path) -> None:
+    doc = json.loads(write(tmp_path).read_text(encoding="utf-8"))
+    assert doc["format_version"] == artifact.FORMAT_VERSION
+    assert doc["source"] == {"file": "prog.icl", "sha256": "0" * 64}
+    state = doc["states"]["p/a"]
+    assert state["instructions"] == "Solve: é ✓"
+    assert state["examples"][0]["origin"] == "train.jsonl:7"
+    assert doc["program"]["lms"][0] == {"name": "solver", "target": "openai/gpt-x",
+                                        "options": {"api_key": {"env": "SOME_KEY"}, "temperature": 0.0}}
+
+
+def test_a_modified_artifact_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path)
+    path.write_text(path.read_text(encoding="utf-8").replace("Solve:", "Solve!"), encoding="utf-8")
+    with pytest.raises(artifact.ArtifactError, match="modified"):
+        artifact.load(path)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not json", "not JSON"),
+    ('{"format": "other"}', "not an icldsl artifact"),
+    ('{"format": "icldsl-artifact", "format_version": 99}', "format version 99"),
+])
+def test_unusable_files_are_refused_with_a_reason(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "x.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(artifact.ArtifactError, match=message):
+        artifact.read(path)
+
+
+def test_missing_file_is_an_artifact_error(tmp_path: Path) -> None:
+    with pytest.raises(artifact.ArtifactError, match="cannot read"):
+        artifact.read(tmp_path / "none.json")
+
+
+def test_a_loaded_artifact_runs_without_its_source(tmp_path: Path) -> None:
+    path = write(tmp_path)
+    lm = ScriptedLM(lambda r: {"thinking": "x", "answer": 4, "kind": "a"})
+    program = artifact.load(path, clients={"solver": lm})
+    try:
+        out = program(question="2+2")
+    finally:
+        program.close()
+    assert out.answer == 4.0 and out.kind == "a"
+    messages = lm.requests[0].messages
+    assert len(messages) == 4 and messages[0].content.startswith("Solve: é ✓")

@@ -1,0 +1,158 @@
+"""The command line, end to end, with a real OpenAI-compatible server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from icldsl import artifact
+from icldsl.cli import main
+from tests.loopback import LoopbackServer
+
+ROOT = Path(__file__).resolve().parents[1]
+GSM8K_ICL = ROOT / "programs" / "gsm8k.icl"
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "icldsl", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, timeout=120)
+
+
+@pytest.mark.parametrize("verb", ["check", "fit", "eval", "run"])
+def test_every_verb_has_help(verb: str) -> None:
+    result = run_cli(verb, "--help")
+    assert result.returncode == 0
+    assert f"usage: icldsl {verb}" in result.stdout
+
+
+def test_check_accepts_the_example_programs(capsys: pytest.CaptureFixture) -> None:
+    assert main(["check", *map(str, sorted((ROOT / "programs").glob("*.icl")))]) == 0
+    assert "gsm8k.icl: ok" in capsys.readouterr().err
+
+
+def test_a_misspelled_mask_field_exits_1_naming_line_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "gsm8k.icl"
+    text = GSM8K_ICL.read_text(encoding="utf-8")
+    bad.write_text(text.replace('in_mask: ["answer"]', 'in_mask: ["anwser"]'), encoding="utf-8")
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if "in_mask" in l)
+    col = text.splitlines()[line - 1].index('["answer"]') + 2
+    result = run_cli("check", str(bad))
+    assert result.returncode == 1
+    assert f"{bad}:{line}:{col}" in result.stderr
+    assert "did you mean `answer`?" in result.stderr
+    assert "Traceback" not in result.stderr
+    concise = run_cli("check", "--format", "concise", str(bad))
+    assert concise.stderr.splitlines()[0].startswith(f"{bad}:{line}:{col}: error[unknown-field]")
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00garbage{{{", b"model {", b"train x on y { epochs }" * 50])
+def test_garbage_gives_diagnostics_not_a_traceback(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "bad.icl"
+    path.write_bytes(content)
+    result = run_cli("check", str(path))
+    assert result.returncode == 1
+    assert "error[" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = run_cli("check", str(tmp_path / "none.icl"))
+    assert result.returncode == 1
+    assert "cannot read" in result.stderr and "Traceback" not in result.stderr
+
+
+PROGRAM = """
+model Sum {{ question: str "Two numbers to add, like 2+3" }}
+model Total {{ answer: float "Their sum" }}
+lm solver = "openai/loopback" {{ base_url: "{url}", temperature: 0.0, max_tokens: 50 }}
+program adder {{ input q: Sum  total = generate Total from q  output total }}
+data sums = jsonl("train.jsonl", test: "test.jsonl")
+train adder on sums {{
+    reward exact_match(in_mask: ["answer"])
+    optimizer random_few_shot(nb_max_examples: 2)
+    epochs 2
+    batch_size 4
+    validation_split 0.25
+}}
+"""
+
+
+def sum_of(question: str) -> float:
+    a, b = question.split("+")
+    return float(a) + float(b)
+
+
+def answer_with_examples_only(request) -> dict:
+    """Right when the prompt holds few-shot examples, wrong without: training must help."""
+    question = json.loads(request.last_user_message)["question"]
+    has_examples = len(request.messages) > 2
+    return {"answer": sum_of(question) if has_examples else -1.0}
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    with LoopbackServer(answer_with_examples_only) as server:
+        rows = [{"question": f"{i}+{i + 1}", "answer": 2 * i + 1} for i in range(16)]
+        (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:12]) + "\n")
+        (tmp_path / "test.jsonl").write_text("\n".join(json.dumps(r) for r in rows[12:]) + "\n")
+        (tmp_path / "adder.icl").write_text(PROGRAM.format(url=server.openai_url), encoding="utf-8")
+        yield tmp_path, server
+
+
+def test_fit_trains_writes_an_artifact_that_run_and_eval_use(project, monkeypatch, capsys) -> None:
+    tmp_path, server = project
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "adder.icl", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "9 train, 3 validation, 4 test examples" in out
+    reward_line = next(line for line in out.splitlines() if line.startswith("reward"))
+    assert reward_line.split()[1:] == ["0.000", "1.000"]
+    doc = artifact.read(tmp_path / "adder.artifact.json")
+    assert doc["training"]["scores"]["trained"]["reward_mean"] == 1.0
+    assert doc["training"]["best_epoch"] == 1
+    assert all(e["origin"].startswith(str(tmp_path / "train.jsonl")) for e in doc["states"]["adder/total"]["examples"])
+
+    assert main(["run", "adder.artifact.json", "--input", '{"question": "20+22"}']) == 0
+    assert json.loads(capsys.readouterr().out) == {"answer": 42.0}
+
+    assert main(["eval", "adder.icl", "--artifact", "adder.artifact.json", "--quiet"]) == 0
+    assert "1.000" in capsys.readouterr().out
+    assert main(["eval", "adder.icl", "--quiet"]) == 0
+    assert "0.000" in capsys.readouterr().out
+
+
+def test_load_in_python_gives_a_validated_object(project, monkeypatch) -> None:
+    tmp_path, _ = project
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "adder.icl", "--quiet", "-o", "out/adder.json"]) == 0
+    script = ("import icldsl; p = icldsl.load('out/adder.json'); r = p(question='2+3'); "
+              "print(type(r).__name__, repr(r.answer))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                            env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["Total", "5.0"]
+
+
+def test_run_reports_a_tampered_artifact(project, monkeypatch, capsys) -> None:
+    tmp_path, _ = project
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "adder.icl", "--quiet"]) == 0
+    path = tmp_path / "adder.artifact.json"
+    path.write_text(path.read_text().replace('"Their sum"', '"Their product"'))
+    capsys.readouterr()
+    assert main(["run", str(path), "--input", '{"question": "1+1"}']) == 1
+    assert "modified" in capsys.readouterr().err
+
+
+def test_bad_data_row_names_its_file_and_line(project, monkeypatch, capsys) -> None:
+    tmp_path, server = project
+    monkeypatch.chdir(tmp_path)
+    with open(tmp_path / "train.jsonl", "a") as f:
+        f.write('{"question": "1+1", "answer": "two"}\n')
+    assert main(["fit", "adder.icl", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"train.jsonl:13" in err and "answer" in err
+    assert server.requests == []  # no LM call before the data was validated

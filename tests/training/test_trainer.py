@@ -1,0 +1,164 @@
+"""The trainer and random_few_shot against a scripted in-process LM."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from icldsl.compiler import compile_source
+from icldsl.datasets import Example
+from icldsl.lm.base import LMError
+from icldsl.runtime.program import Program
+from icldsl.runtime.state import Demo, StepRecord, StepState, Trace
+from icldsl.source import Source
+from icldsl.training.optimizers import RandomFewShot
+from icldsl.training.records import Scored
+from icldsl.training.rewards import exact_match
+from icldsl.training.trainer import evaluate, fit, score
+from tests.scripted import ScriptedLM, last_input
+
+SOURCE = """
+model Q { question: str "A question" }
+model A { thinking: str "Reasoning"  answer: float "The number" }
+lm solver = "local/smollm2-135m"
+program p { input q: Q  a = generate A from q  output a }
+"""
+PATH = "p/a"
+
+
+def make_program(lm: ScriptedLM) -> Program:
+    spec, states = compile_source(Source("t.icl", SOURCE)).programs["p"]
+    return Program(spec, states, {"solver": lm})
+
+
+def examples(n: int) -> list[Example]:
+    return [Example({"question": f"q{i}"}, {"thinking": "", "answer": float(i)}, f"data.jsonl:{i + 1}")
+            for i in range(n)]
+
+
+def number(request) -> int:
+    return int(last_input(request)["question"][1:])
+
+
+reward = exact_match(in_mask=["answer"])
+
+
+def test_rewards_follow_their_predictions_when_calls_finish_out_of_order() -> None:
+    # Later examples answer first; even ones are right, odd ones wrong.
+    lm = ScriptedLM(
+        lambda r: {"thinking": "t", "answer": number(r) if number(r) % 2 == 0 else -1},
+        delay=lambda r: 0.002 * (20 - number(r)),
+    )
+    data = examples(20)
+    scored = asyncio.run(score(make_program(lm), data, reward, concurrency=20))
+    assert [s.example.origin for s in scored] == [e.origin for e in data]
+    for i, s in enumerate(scored):
+        assert s.trace.steps[PATH].inputs == {"question": f"q{i}"}
+        assert s.reward == (1.0 if i % 2 == 0 else 0.0)
+
+
+def test_failures_are_counted_with_reward_zero_never_raised() -> None:
+    answers = {
+        0: {"thinking": "t", "answer": 0},  # right
+        1: LMError("server said no"),
+        2: "not json at all",
+        3: {"thinking": "t", "answer": "many"},  # wrong type
+        4: {"thinking": "t"},  # missing field
+        5: 'Sure! ```json\n{"thinking": "t", "answer": 5}\n```',  # prose around the object
+    }
+    lm = ScriptedLM(lambda r: answers[number(r)])
+    result = asyncio.run(evaluate(make_program(lm), examples(6), reward))
+    assert [s.reward for s in result.scored] == [1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+    assert result.failures == 4
+    assert result.reward == pytest.approx(2 / 6)
+    errors = [s.trace.steps[PATH].error for s in result.scored]
+    assert "server said no" in errors[1]
+    assert "not JSON" in errors[2]
+    assert "answer" in errors[3] and "answer" in errors[4]
+    assert result.usage.calls == 6 and result.usage.failures == 4
+
+
+def scored_pool(rewards: list[float | None]) -> list[Scored]:
+    pool = []
+    for i, r in enumerate(rewards):
+        output = None if r is None else {"thinking": "t", "answer": float(i)}
+        trace = Trace({PATH: StepRecord({"question": f"q{i}"}, output)}, output)
+        pool.append(Scored(Example({"question": f"q{i}"}, {"answer": float(i)}, f"f:{i + 1}"), trace, r or 0.0))
+    return pool
+
+
+def test_random_few_shot_prefers_the_best_predictions() -> None:
+    pool = scored_pool([0.0, 1.0, None, 0.0, 1.0, 0.5, None])
+    states = {PATH: StepState("do it")}
+    chosen = RandomFewShot(nb_min_examples=3, nb_max_examples=3).propose(states, pool, np.random.default_rng(0))
+    demos = chosen[PATH].examples
+    assert [d.reward for d in demos] == [1.0, 1.0, 0.5]
+    assert {d.origin for d in demos[:2]} == {"f:2", "f:5"}
+    assert chosen[PATH].instructions == "do it"
+
+
+def test_random_few_shot_never_uses_failed_predictions_and_respects_bounds() -> None:
+    pool = scored_pool([None, None, 0.0])
+    optimizer = RandomFewShot(nb_min_examples=1, nb_max_examples=5)
+    for seed in range(10):
+        demos = optimizer.propose({PATH: StepState("x")}, pool, np.random.default_rng(seed))[PATH].examples
+        assert [d.origin for d in demos] == ["f:3"]
+    sizes = {len(optimizer.propose({PATH: StepState("x")}, scored_pool([1.0] * 8), np.random.default_rng(s))[PATH]
+                 .examples) for s in range(40)}
+    assert sizes == {1, 2, 3, 4, 5}
+
+
+def test_random_few_shot_leaves_frozen_steps_alone() -> None:
+    frozen = StepState("keep", (Demo({"question": "x"}, {"answer": 1.0}, 1.0, "f:9"),), frozen=True)
+    out = RandomFewShot().propose({PATH: frozen}, scored_pool([1.0, 1.0]), np.random.default_rng(0))
+    assert out[PATH] is frozen
+
+
+def right_only_with_examples(request) -> dict:
+    has_examples = len(request.messages) > 2
+    return {"thinking": "t", "answer": number(request) if has_examples else -1}
+
+
+def test_fit_learns_keeps_the_best_epoch_and_logs_keras_keys() -> None:
+    lm = ScriptedLM(right_only_with_examples)
+    program = make_program(lm)
+    trained, history = asyncio.run(fit(
+        program, examples(12), examples(4), reward, RandomFewShot(nb_max_examples=2),
+        epochs=2, batch_size=4, rng=np.random.default_rng(0),
+    ))
+    assert set(history.history) == {"reward", "val_reward"}
+    assert len(history.history["reward"]) == 2
+    assert history.initial_val_reward == 0.0
+    assert history.history["val_reward"] == [1.0, 1.0]
+    assert history.best_epoch == 1
+    # The first batch has no examples yet, later batches do.
+    assert 0.0 < history.history["reward"][0] < 1.0
+    assert trained.states[PATH].examples and not program.states[PATH].examples
+    assert history.usage.calls == 4 + 2 * (12 + 4)
+
+
+def test_fit_keeps_the_untrained_program_when_no_epoch_beats_it() -> None:
+    lm = ScriptedLM(lambda r: {"thinking": "t", "answer": -1 if len(r.messages) > 2 else number(r)})
+    program = make_program(lm)
+    trained, history = asyncio.run(fit(
+        program, examples(8), examples(4), reward, RandomFewShot(),
+        epochs=2, batch_size=4, rng=np.random.default_rng(0),
+    ))
+    assert history.initial_val_reward == 1.0
+    assert history.best_epoch == 0
+    assert trained.states == program.states
+
+
+def test_fit_is_reproducible_with_the_same_seed() -> None:
+    def run(seed: int):
+        lm = ScriptedLM(lambda r: {"thinking": "t", "answer": number(r) if number(r) % 3 else -1})
+        trained, _ = asyncio.run(fit(
+            make_program(lm), examples(12), examples(3), reward, RandomFewShot(nb_max_examples=3),
+            epochs=2, batch_size=5, rng=np.random.default_rng(seed), monitor="reward",
+        ))
+        return [d.origin for d in trained.states[PATH].examples]
+
+    assert run(1) == run(1)
+    assert len({tuple(run(s)) for s in range(6)}) > 1
