@@ -11,7 +11,7 @@ model NumericalAnswerWithThinking {
 }
 
 // Provider-prefixed LM names. The bundled SmolLM2-135M runs in process on the CPU.
-lm solver = "local/smollm2-135m" { temperature: 0.0, max_tokens: 160 }
+lm solver = "local/smollm2-135m" { temperature: 0.0, max_tokens: 200 }
 // lm solver = "openai/gpt-4.1-mini" { base_url: env("OPENAI_BASE_URL"), api_key: env("OPENAI_API_KEY") }
 
 program gsm8k_baseline "The GSM8K baseline" {

@@ -109,6 +109,52 @@ def grammar_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     return root
 
 
+# A constrained answer must end as a whole object within max_tokens, or it does
+# not parse. Strings without a maxLength share what the budget leaves after the
+# object's punctuation and the longest text its other values may take, at one
+# character per token: a token is at least one character, so the bound holds
+# for any text.
+RESERVED_TOKENS = 16  # braces, keys, quotes, commas
+# The longest value llama.cpp's JSON grammar admits: 16 integral digits, 16
+# decimals and an exponent of 16 digits for a number; 16 digits for an integer.
+VALUE_TOKENS = {"number": 52, "integer": 18, "boolean": 5, "null": 4}
+
+
+def _value_tokens(node: Mapping[str, Any]) -> int:
+    labels = node.get("enum") or ([node["const"]] if "const" in node else None)
+    if labels is not None:
+        return max(len(json.dumps(label)) for label in labels)
+    if node.get("type") == "string":
+        return node.get("maxLength", 0) + 2
+    return VALUE_TOKENS.get(node.get("type"), 0)
+
+
+def bound_strings(schema: Mapping[str, Any], max_tokens: int) -> dict[str, Any]:
+    """`schema` with a `maxLength` on every free string, sharing the token budget."""
+    free: list[dict] = []
+    reserved = RESERVED_TOKENS
+
+    def walk(node: Any) -> Any:
+        nonlocal reserved
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: walk(v) for k, v in node.items()}
+        if out.get("type") == "string" and not {"maxLength", "enum", "const", "format", "pattern"} & set(out):
+            free.append(out)
+        else:
+            reserved += _value_tokens(out)
+        return out
+
+    bounded = walk(dict(schema))
+    if free:
+        share = max(8, (max_tokens - reserved) // len(free))
+        for node in free:
+            node["maxLength"] = share
+    return bounded
+
+
 @functools.cache
 def _llama_class() -> type[Llama]:
     """`llama_cpp.Llama` with llama.cpp's extra (weight-repacking) buffer types off.
@@ -177,7 +223,10 @@ class LocalClient:
     def _complete(self, request: LMRequest) -> LMResponse:
         with self._thread_lock:
             llm = self._llm or self._load()
-            grammar = None if request.schema is None else self._grammar(llm, request.schema)
+            schema = request.schema
+            if schema is not None and request.max_tokens:
+                schema = bound_strings(schema, request.max_tokens)
+            grammar = None if schema is None else self._grammar(llm, schema)
             # None leaves llama-cpp-python's defaults (temperature 0.2, no token limit).
             decoding = {"temperature": request.temperature, "max_tokens": request.max_tokens}
             try:

@@ -17,7 +17,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Message
-from icldsl.lm.local import INSTALL_HINT, LocalClient, grammar_schema
+from icldsl.lm.local import INSTALL_HINT, LocalClient, bound_strings, grammar_schema
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "smollm2-135m"
@@ -132,3 +132,33 @@ def test_config_errors_say_how_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
         )
         with pytest.raises(LMConfigError, match=re.escape(INSTALL_HINT)):
             LocalClient(MODEL)
+
+
+class FreeAnswer(BaseModel):
+    thinking: str  # no bound of its own: the client must add one
+    answer: float
+
+
+def test_bound_strings_shares_the_budget_left_after_other_values() -> None:
+    schema = {"type": "object", "properties": {
+        "a": {"type": "string"}, "b": {"type": "string"}, "n": {"type": "number"},
+        "kept": {"type": "string", "maxLength": 5}, "label": {"enum": ["yes", "no"]},
+    }}
+    bounded = bound_strings(schema, 200)
+    reserved = 16 + 52 + (5 + 2) + len("\"yes\"")  # punctuation, the number, the bounded string, the longest label
+    share = (200 - reserved) // 2
+    assert [bounded["properties"][k].get("maxLength") for k in ("a", "b", "kept")] == [share, share, 5]
+    assert "maxLength" not in schema["properties"]["a"]  # the request's schema is left alone
+    assert bound_strings(schema, 10)["properties"]["a"]["maxLength"] == 8  # never below 8
+
+
+@pytest.mark.local_model
+def test_unbounded_strings_still_close_within_max_tokens(client: LocalClient, gsm8k_dir: Path) -> None:
+    # Without a bound, the model loops in `thinking` on some of these until max_tokens cuts the JSON.
+    rows = [json.loads(line) for line in (gsm8k_dir / "test.jsonl").read_text().splitlines()[:8]]
+    for row in rows:
+        response = ask(client, "Think, then answer with a number.", row["question"],
+                       schema=FreeAnswer.model_json_schema(), max_tokens=80)
+        FreeAnswer.model_validate(json.loads(response.text, strict=False))
+        assert response.usage.completion_tokens <= 80
+    asyncio.run(client.aclose())

@@ -1,0 +1,67 @@
+"""End to end on the real bundled model: `icldsl fit` on a handful of GSM8K examples,
+then the artifact loaded and run without the source."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from icldsl import artifact
+from icldsl.cli import main
+
+pytestmark = pytest.mark.local_model
+pytest.importorskip("llama_cpp", reason="needs the local extra: pip install -e '.[dev]'")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_gsm8k(tmp_path: Path) -> Path:
+    text = (ROOT / "programs" / "gsm8k.icl").read_text(encoding="utf-8")
+    for old, new in [("train_limit: 30, test_limit: 30", "train_limit: 5, test_limit: 2"),
+                     ("max_tokens: 200", "max_tokens: 80"), ("epochs     2", "epochs     1")]:
+        assert old in text, f"programs/gsm8k.icl no longer has {old!r}; update this test"
+        text = text.replace(old, new)
+    path = tmp_path / "gsm8k.icl"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_fit_then_run_on_the_local_model(tmp_path, gsm8k_dir, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("ICLDSL_GSM8K_PATH", str(gsm8k_dir))
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", str(small_gsm8k(tmp_path)), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "4 train, 1 validation, 2 test examples" in out
+    assert out.splitlines()[-1] == "wrote gsm8k_baseline.artifact.json"
+
+    doc = artifact.read(tmp_path / "gsm8k_baseline.artifact.json")
+    record = doc["training"]
+    # 2 untrained test + 1 initial validation + 4 train + 1 validation + 2 trained test
+    assert record["total_usage"]["calls"] == 10
+    assert record["total_usage"]["completion_tokens"] > 0
+    assert set(record["history"]) == {"reward", "val_reward"}
+
+    # The artifact runs in a fresh process, without the .icl source.
+    (tmp_path / "gsm8k.icl").unlink()
+    script = ("import icldsl; p = icldsl.load('gsm8k_baseline.artifact.json'); r = p(question='What is 2 + 3?'); "
+              "print(type(r.answer).__name__)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "float"
+
+
+def test_run_command_prints_validated_json(tmp_path, gsm8k_dir, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("ICLDSL_GSM8K_PATH", str(gsm8k_dir))
+    monkeypatch.chdir(tmp_path)
+    text = small_gsm8k(tmp_path).read_text()
+    (tmp_path / "gsm8k.icl").write_text(text.replace("train_limit: 5, test_limit: 2", "train_limit: 2, test_limit: 1"))
+    assert main(["fit", "gsm8k.icl", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["run", "gsm8k_baseline.artifact.json", "--input", '{"question": "What is 2 + 3?"}']) == 0
+    output = json.loads(capsys.readouterr().out)
+    assert isinstance(output["answer"], float) and isinstance(output["thinking"], str)

@@ -1,0 +1,32 @@
+"""The README's commands stay true: CI runs its test command, and its examples exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def commands() -> list[str]:
+    return re.findall(r"```sh\n(.*?)\n```", README, flags=re.S)
+
+
+def test_the_readme_starts_with_the_fit_and_test_commands() -> None:
+    fit, tests = commands()[:2]
+    assert 'pip install ".[local]"' in fit and "icldsl fit programs/gsm8k.icl" in fit
+    assert tests.startswith('pip install -e ".[dev]"') and "pytest" in tests
+    assert (ROOT / "programs" / "gsm8k.icl").is_file()
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
+    assert ci[-1] == commands()[1]
+
+
+def test_the_readme_example_is_the_shipped_program() -> None:
+    example = re.search(r"```icl\n(.*?)\n```", README, flags=re.S).group(1)
+    shipped = (ROOT / "programs" / "gsm8k.icl").read_text(encoding="utf-8")
+    strip = lambda text: [l.split("//")[0].strip() for l in text.splitlines() if l.split("//")[0].strip()]
+    assert strip(example) == strip(shipped)
