@@ -139,7 +139,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     kept = report.history.best_epoch
     print(f"  kept: {'epoch ' + str(kept) if kept else 'the untrained program (no epoch beat it on ' + train.monitor + ')'}")
     print(f"  LM calls {u.calls} (failed {u.failures}), tokens {u.prompt_tokens} prompt + {u.completion_tokens} completion")
-    print("\ntest set " + ("" if train.runs == 1 else f"({train.runs} runs, mean ± std)"))
+    print("\ntest set" + ("" if train.runs == 1 else f" ({train.runs} runs, mean ± std)"))
     print(_scores_table([("untrained", report.untrained), ("trained", report.trained)]))
     print(f"\nwrote {out}")
     return EXIT_OK

@@ -10,7 +10,6 @@ from . import ir
 from .checker import check
 from .datasets import LOADERS
 from .diagnostics import Diagnostic
-from .lm import DECODING_OPTIONS
 from .options import Signature, bind, to_python
 from .parser import parse
 from .runtime.prompt import DEFAULT_INSTRUCTIONS
@@ -186,5 +185,3 @@ def _train(train: ir.Train) -> TrainSpec:
         values["validation_split"] = float(values["validation_split"])
     return TrainSpec(program=train.program.name, data=train.data.name, **values)
 
-
-__all__ = ["Compiled", "DataSpec", "TrainSpec", "compile_file", "compile_source", "DECODING_OPTIONS"]

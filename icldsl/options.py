@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from . import ir
 
@@ -29,6 +29,14 @@ class Signature:
     positional: tuple[str, ...] = ()
     doc: str = ""
     defaults: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """A reward or optimizer a file may call: its signature and its factory."""
+
+    signature: Signature
+    make: Callable[..., Any]
 
 
 def type_name(t: Any) -> str:

@@ -75,5 +75,7 @@ class ProgramSpec:
 
     @property
     def output_model(self) -> str:
-        return next(s.model for s in self.steps if s.name == self.output) if self.output != self.input_name \
-            else self.input_model
+        """The name of the model the program outputs."""
+        if self.output == self.input_name:
+            return self.input_model
+        return next(s.model for s in self.steps if s.name == self.output)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..options import Signature
+from ..options import Function, Signature
 from ..runtime.state import Demo, StepState
 from .records import Scored
 
@@ -46,14 +46,8 @@ class RandomFewShot:
         return proposed
 
 
-@dataclass(frozen=True, slots=True)
-class Optimizer:
-    signature: Signature
-    make: Callable[..., RandomFewShot]
-
-
-OPTIMIZERS: Mapping[str, Optimizer] = {
-    "random_few_shot": Optimizer(
+OPTIMIZERS: Mapping[str, Function] = {
+    "random_few_shot": Function(
         Signature(
             {"nb_min_examples": int, "nb_max_examples": int},
             doc="few-shot examples drawn from the best-rewarded predictions of each epoch",

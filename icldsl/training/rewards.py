@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from ..options import FIELDS, Signature
+from ..options import FIELDS, Function, Signature
 
 RewardFn = Callable[[Mapping[str, Any], Mapping[str, Any] | None], float]
 
@@ -30,14 +29,8 @@ def exact_match(*, in_mask: list[str] | None = None, out_mask: list[str] | None 
     return reward
 
 
-@dataclass(frozen=True, slots=True)
-class Reward:
-    signature: Signature
-    make: Callable[..., RewardFn]
-
-
-REWARDS: Mapping[str, Reward] = {
-    "exact_match": Reward(
+REWARDS: Mapping[str, Function] = {
+    "exact_match": Function(
         Signature(
             {"in_mask": FIELDS, "out_mask": FIELDS},
             doc="1 when the (masked) output equals the expected one, else 0",
