@@ -78,12 +78,12 @@ class ProgressLine:
     def __call__(self, label: str, done: int, total: int, reward: float) -> None:
         if self.quiet:
             return
-        start = self.started.setdefault(label, time.monotonic() - 1e-9)
+        start = self.started.setdefault(label, time.monotonic())
         elapsed = time.monotonic() - start
-        rate = done / elapsed if elapsed > 0 else 0.0
+        rate = done / elapsed if done and elapsed > 0 else 0.0
         left = (total - done) / rate if rate > 0 else 0.0
         text = (f"{label:<22} {done:>4}/{total:<4} reward {reward:.3f}  "
-                f"{rate:.2f} ex/s  {_duration(elapsed)} elapsed  {_duration(left)} left")
+                f"{rate:.2f} ex/s  {_duration(elapsed)} elapsed" + (f"  {_duration(left)} left" if done else ""))
         if self.tty:
             sys.stderr.write("\r\x1b[2K" + text + ("\n" if done == total else ""))
             sys.stderr.flush()

@@ -14,6 +14,7 @@ Severity = Literal["error", "warning"]
 # Codes are stable: tools and users match on them.
 CODES: Mapping[str, tuple[Severity, str]] = {
     "syntax-error": ("error", "the text does not follow the grammar"),
+    "nesting-too-deep": ("error", "types or values nested too deeply to be meant"),
     "duplicate-name": ("error", "a name is defined twice in the same scope"),
     "undefined-name": ("error", "a name is used but never defined"),
     "unknown-field": ("error", "a field is named that the model does not have"),

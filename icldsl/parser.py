@@ -42,6 +42,7 @@ def parse(source: Source) -> ir.Module:
         tree = _lark().parse(source.text)
     except UnexpectedInput as exc:
         raise CheckError([_syntax_diagnostic(source, exc)]) from None
+    _check_depth(tree, source)
     try:
         return _ToIR(source).transform(tree)
     except VisitError as exc:  # lark wraps what a transformer raises; unwrap it once, here
@@ -51,6 +52,21 @@ def parse(source: Source) -> ir.Module:
 def parse_file(path: str | Path) -> tuple[Source, ir.Module]:
     source = Source.from_path(path)
     return source, parse(source)
+
+
+MAX_DEPTH = 64  # nesting of types and values; far beyond what a program needs
+
+
+def _check_depth(tree: lark.Tree, source: Source) -> None:
+    """Refuse trees nested deeper than MAX_DEPTH, before recursive passes meet them."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            span = source.span(node.meta.start_pos, node.meta.start_pos + 1)
+            raise CheckError([Diagnostic("nesting-too-deep", f"nested more than {MAX_DEPTH} levels deep", span,
+                                         "too deep", "flatten the type or value, or give its inner part a name")])
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, lark.Tree))
 
 
 def _describe(terminal: str) -> str:

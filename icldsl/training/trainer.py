@@ -92,6 +92,8 @@ async def score(
         if progress:
             progress(label, done, len(examples), total_reward / done)
 
+    if progress:
+        progress(label, 0, len(examples), 0.0)
     await asyncio.gather(*(one(i, ex) for i, ex in enumerate(examples)))
     return [r for r in results if r is not None]
 

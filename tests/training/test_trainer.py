@@ -162,3 +162,18 @@ def test_fit_is_reproducible_with_the_same_seed() -> None:
 
     assert run(1) == run(1)
     assert len({tuple(run(s)) for s in range(6)}) > 1
+
+
+def test_progress_reports_start_and_end_of_every_pass() -> None:
+    calls: list[tuple[str, int, int]] = []
+    lm = ScriptedLM(right_only_with_examples)
+    asyncio.run(fit(
+        make_program(lm), examples(6), examples(2), reward, RandomFewShot(),
+        epochs=1, batch_size=3, rng=np.random.default_rng(0),
+        progress=lambda label, done, total, r: calls.append((label, done, total)),
+    ))
+    labels = list(dict.fromkeys(label for label, _, _ in calls))
+    assert labels == ["val 0", "epoch 1", "val 1"]
+    for label in labels:
+        mine = [(done, total) for lab, done, total in calls if lab == label]
+        assert mine[0][0] == 0 and mine[-1][0] == mine[-1][1]
