@@ -62,6 +62,14 @@ class ListValue:
 
 
 @dataclass(frozen=True, slots=True)
+class MapValue:
+    """`{ key: value, ... }`, for example a loader's column mapping."""
+
+    items: tuple["Arg", ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class EnvValue:
     """`env("NAME")`: a setting read from the environment when it is used."""
 
@@ -102,7 +110,7 @@ class Call:
     span: Span
 
 
-Value = Union[Literal, ListValue, EnvValue, Ref, Call]
+Value = Union[Literal, ListValue, MapValue, EnvValue, Ref, Call]
 
 # ---- definitions --------------------------------------------------------------
 

@@ -44,11 +44,17 @@ def type_name(t: Any) -> str:
         return "a list of field names"
     if t == list[str]:
         return "a list of strings"
+    if t == dict[str, str]:
+        return "a mapping of names to strings, like { a: \"x\" }"
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(t, str(t))
 
 
 def matches(value: ir.Value, t: Any) -> bool:
     """Whether an IR value fits option type `t` (env(...) stands for a string)."""
+    if t == dict[str, str]:
+        return isinstance(value, ir.MapValue) and all(
+            isinstance(a.value, ir.Literal) and isinstance(a.value.value, str) for a in value.items
+        )
     if t is FIELDS or t == list[str]:
         return isinstance(value, ir.ListValue) and all(
             isinstance(v, ir.Literal) and isinstance(v.value, str) for v in value.items
@@ -74,6 +80,8 @@ def to_python(value: ir.Value, *, resolve_env: bool = True) -> Any:
         return value.value
     if isinstance(value, ir.ListValue):
         return [to_python(v, resolve_env=resolve_env) for v in value.items]
+    if isinstance(value, ir.MapValue):
+        return {a.name: to_python(a.value, resolve_env=resolve_env) for a in value.items}
     if isinstance(value, ir.EnvValue):
         return os.environ.get(value.var) if resolve_env else {"env": value.var}
     if isinstance(value, ir.Ref):

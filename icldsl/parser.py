@@ -178,6 +178,10 @@ class _ToIR(Transformer):
         return ir.ListValue(tuple(items), self._meta(meta))
 
     @v_args(meta=True, inline=False)
+    def map_value(self, meta, items) -> ir.MapValue:
+        return ir.MapValue(tuple(items), self._meta(meta))
+
+    @v_args(meta=True, inline=False)
     def env_value(self, meta, children) -> ir.EnvValue:
         return ir.EnvValue(_string(children[0]), self._meta(meta))
 

@@ -8,3 +8,4 @@ lm remote = "openai/gpt-4.1-mini" {
 lm bare = "local/smollm2-135m"
 
 data mine = jsonl("data/train.jsonl", test: "data/test.jsonl", split: 0.75, seed: 3,)
+data mapped = jsonl("tickets.jsonl", map: { question: "text", answer: "label", }, seed: 1)
