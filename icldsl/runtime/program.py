@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 from typing import Any, Mapping
 
 from pydantic import BaseModel, ValidationError
 
-from ..lm import DECODING_OPTIONS, LMClient, LMError, LMRequest, make_client
-from ..lm.base import Usage
-from . import prompt
+from ..lm import LMClient, make_client
+from .generate import StepFailure, generate, resolve_options
 from .models import build_models, dump
 from .spec import LMSpec, ProgramSpec, StepSpec
 from .state import StepRecord, StepState, Trace
@@ -27,18 +24,6 @@ class PredictionError(Exception):
 
 class InvalidInput(ValueError):
     """The input does not match the program's input model."""
-
-
-def resolve_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """LM options with `{"env": NAME}` replaced by the variable's value (dropped if unset)."""
-    resolved = {}
-    for key, value in options.items():
-        if isinstance(value, dict) and set(value) == {"env"}:
-            value = os.environ.get(value["env"])
-            if value is None:
-                continue
-        resolved[key] = value
-    return resolved
 
 
 class Program:
@@ -110,36 +95,16 @@ class Program:
             trace.steps[step.path] = StepRecord(merged, None, "an earlier step failed")
             return None
         try:
-            output, usage = await self._generate(step, merged)
+            output, usage = await generate(
+                self.models[step.model], step.model, self.states[step.path], merged,
+                self._lms[step.lm], self.client(step.lm),
+            )
         except StepFailure as failure:
             log.info("step %s failed: %s", step.path, failure)
             trace.steps[step.path] = StepRecord(merged, None, str(failure), failure.usage)
             return None
         trace.steps[step.path] = StepRecord(merged, output, None, usage)
         return output
-
-    async def _generate(self, step: StepSpec, inputs: Mapping[str, Any]) -> tuple[dict, Usage]:
-        model = self.models[step.model]
-        schema = model.model_json_schema(by_alias=True)
-        lm = self._lms[step.lm]
-        decoding = {k: v for k, v in resolve_options(lm.options).items() if k in DECODING_OPTIONS}
-        request = LMRequest(
-            messages=prompt.render(self.states[step.path], schema, inputs),
-            schema=schema,
-            schema_name=step.model,
-            **decoding,
-        )
-        try:
-            response = await self.client(step.lm).complete(request)
-        except LMError as exc:
-            raise StepFailure(f"LM call failed: {exc}") from None
-        try:
-            return dump(model.model_validate(prompt.parse_json_object(response.text))), response.usage
-        except json.JSONDecodeError as exc:
-            raise StepFailure(f"answer is not JSON ({exc.msg}): {response.text[:200]!r}", response.usage) from None
-        except ValidationError as exc:
-            errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in exc.errors())
-            raise StepFailure(f"answer does not match `{step.model}`: {errors}", response.usage) from None
 
     def client(self, lm_name: str) -> LMClient:
         if lm_name not in self._clients:
@@ -178,9 +143,3 @@ class Program:
             self._runner.run(self.aclose())
             self._runner.close()
             self._runner = None
-
-
-class StepFailure(Exception):
-    def __init__(self, message: str, usage: Usage | None = None) -> None:
-        super().__init__(message)
-        self.usage = usage or Usage()
