@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .lm.base import LMClient
+from .lm.cache import LMCache, Mode
 from .runtime.program import Program
 from .runtime.spec import ProgramSpec
 from .runtime.state import StepState
@@ -88,15 +89,18 @@ def read(path: str | Path) -> dict:
     return doc
 
 
-def program_from(doc: Mapping[str, Any], clients: Mapping[str, LMClient] | None = None) -> Program:
+def program_from(doc: Mapping[str, Any], clients: Mapping[str, LMClient] | None = None, *,
+                 cache: LMCache | None = None, cache_mode: Mode = "normal") -> Program:
     try:
         spec = ProgramSpec.from_json(doc["program"])
         states = {path: StepState.from_json(s) for path, s in doc["states"].items()}
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"artifact content is malformed: {exc!r}") from None
-    return Program(spec, states, clients)
+    return Program(spec, states, clients, cache=cache, cache_mode=cache_mode)
 
 
-def load(path: str | Path, clients: Mapping[str, LMClient] | None = None) -> Program:
-    """The runnable program of a verified artifact."""
-    return program_from(read(path), clients)
+def load(path: str | Path, clients: Mapping[str, LMClient] | None = None, *,
+         cache: LMCache | None = None, cache_mode: Mode = "normal") -> Program:
+    """The runnable program of a verified artifact; with a `cache` (`icldsl.lm.cache.LMCache`),
+    its LM calls are answered from it when they can be."""
+    return program_from(read(path), clients, cache=cache, cache_mode=cache_mode)

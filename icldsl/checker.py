@@ -6,6 +6,7 @@ runs them all and raises one CheckError carrying every error found.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Iterable, Mapping
 
@@ -13,7 +14,7 @@ from . import ir
 from .datasets import LOADERS
 from .diagnostics import CheckError, Sink, did_you_mean
 from .lm import PROVIDERS, split_target
-from .options import FIELDS, Signature, matches, type_name
+from .options import FIELDS, LM_NAME, Signature, matches, type_name
 from .training.optimizers import OPTIMIZERS
 from .training.rewards import REWARDS
 
@@ -54,12 +55,22 @@ def _report_duplicates(items: Iterable, what: str, sink: Sink) -> None:
 
 
 def check_duplicates(module: ir.Module, sink: Sink) -> None:
-    for kind, what in ((ir.Model, "model"), (ir.LM, "lm"), (ir.Program, "program"), (ir.Data, "data")):
+    for kind, what in ((ir.Model, "model"), (ir.LM, "lm"), (ir.Tool, "tool"), (ir.Program, "program"),
+                       (ir.Data, "data")):
         _report_duplicates(module.of(kind), what + " `{}`", sink)
     for model in module.of(ir.Model):
         _report_duplicates(model.fields, "field `{}` of model `" + model.name + "`", sink)
     for program in module.of(ir.Program):
         _report_duplicates((*program.inputs, *program.steps), "step `{}` of program `" + program.name + "`", sink)
+
+
+# Constraints each type accepts, with the type of their value.
+CONSTRAINTS: Mapping[str, Mapping[str, type]] = {
+    "int": {"min": int, "max": int},
+    "float": {"min": float, "max": float},
+    "str": {"min_length": int, "max_length": int, "pattern": str},
+    "list": {"min_items": int, "max_items": int},
+}
 
 
 def check_models(module: ir.Module, sink: Sink) -> None:
@@ -79,6 +90,8 @@ def check_models(module: ir.Module, sink: Sink) -> None:
             repeated = [c for c, n in Counter(t.choices).items() if n > 1]
             if repeated:
                 sink.add("invalid-value", f"enum choice {repeated[0]!r} is listed twice", t.span)
+        if isinstance(t, (ir.NamedType, ir.ListType)) and t.constraints:
+            _check_constraints(t, sink)
 
     for model in models.values():
         for f in model.fields:
@@ -86,17 +99,44 @@ def check_models(module: ir.Module, sink: Sink) -> None:
     _check_model_cycles(models, sink)
 
 
-def _named(t: ir.TypeExpr) -> Iterable[str]:
+def _check_constraints(t: ir.NamedType | ir.ListType, sink: Sink) -> None:
+    kind = "list" if isinstance(t, ir.ListType) else t.name
+    allowed = CONSTRAINTS.get(kind, {})
+    what = f"type `{kind}`" if kind in CONSTRAINTS or kind in ir.BUILTIN_TYPES else f"model `{kind}`"
+    if not allowed:
+        sink.add("unknown-option", f"{what} takes no constraints", t.constraints[0].span, "not allowed here",
+                 "constraints apply to int, float, str and list")
+        return
+    _check_args(t.constraints, Signature(allowed), what, sink)
+    given = {a.name: a.value.value for a in t.constraints
+             if isinstance(a.value, ir.Literal) and a.name in allowed and matches(a.value, allowed[a.name])}
+    for low, high in (("min", "max"), ("min_length", "max_length"), ("min_items", "max_items")):
+        if low in given and high in given and given[low] > given[high]:
+            sink.add("invalid-value", f"`{low}` is greater than `{high}`", t.span, "nothing can satisfy this")
+    for name in ("min_length", "max_length", "min_items", "max_items"):
+        if given.get(name, 0) < 0:
+            sink.add("invalid-value", f"`{name}` cannot be negative", t.span)
+    if "pattern" in given:
+        try:
+            re.compile(given["pattern"])
+        except re.error as exc:
+            sink.add("invalid-value", f"`pattern` is not a regular expression: {exc}", t.span, "bad pattern")
+
+
+def _named(t: ir.TypeExpr, *, through_lists: bool = True) -> Iterable[str]:
+    """Model and builtin names a type mentions (skipping list items unless `through_lists`)."""
     if isinstance(t, ir.NamedType):
         yield t.name
-    elif isinstance(t, ir.ListType):
+    elif isinstance(t, ir.ListType) and through_lists:
         yield from _named(t.item)
     elif isinstance(t, ir.OptionalType):
-        yield from _named(t.inner)
+        yield from _named(t.inner, through_lists=through_lists)
 
 
 def _check_model_cycles(models: Mapping[str, ir.Model], sink: Sink) -> None:
-    edges = {m.name: {n for f in m.fields for n in _named(f.type) if n in models} for m in models.values()}
+    """A model may contain itself only through a list (a tree), never directly."""
+    edges = {m.name: {n for f in m.fields for n in _named(f.type, through_lists=False) if n in models}
+             for m in models.values()}
     reported: set[str] = set()
     for start in models:
         stack, path = [(start, iter(sorted(edges[start])))], [start]
@@ -110,7 +150,8 @@ def _check_model_cycles(models: Mapping[str, ir.Model], sink: Sink) -> None:
                 reported.update(path)
                 cycle = " -> ".join([*path, start])
                 sink.add("invalid-value", f"model `{start}` contains itself: {cycle}", models[start].span,
-                         "recursive model", "models cannot contain themselves; use a separate model for the inner part")
+                         "recursive model", "a model can contain itself only through a list, as in "
+                         "`children: list[Node]`")
             elif child not in path:
                 stack.append((child, iter(sorted(edges[child]))))
                 path.append(child)
@@ -156,7 +197,27 @@ def _check_args(args: tuple[ir.Arg, ...], signature: Signature, what: str, sink:
             sink.add("missing-option", f"{what} needs option `{name}`", call_span, "missing option")
 
 
+SECRET_OPTIONS = ("api_key",)  # options that may only come from the environment
+
+
+def _check_fallback(lm: ir.LM, ref: ir.Ref, lms: Mapping[str, ir.LM], sink: Sink) -> None:
+    """`fallback` names another lm, and following fallbacks never comes back to `lm`."""
+    if ref.name not in lms:
+        sink.add("undefined-name", f"unknown lm `{ref.name}`", ref.span, "no lm of this name",
+                 did_you_mean(ref.name, lms) or f"define `lm {ref.name} = \"provider/model\"`")
+        return
+    chain, name = [lm.name], ref.name
+    while name in lms and name not in chain:
+        chain.append(name)
+        name = next((str(a.value) for a in lms[name].options
+                     if a.name == "fallback" and matches(a.value, LM_NAME)), "")
+    if name == lm.name:
+        sink.add("invalid-value", f"lm `{lm.name}` falls back to itself: {' -> '.join([*chain, name])}",
+                 ref.span, "fallback cycle", "a fallback must end at an lm without one")
+
+
 def check_lms(module: ir.Module, sink: Sink) -> None:
+    lms = _first(module.of(ir.LM))
     for lm in module.of(ir.LM):
         provider, model = split_target(lm.target.value)
         if provider not in PROVIDERS:
@@ -164,41 +225,77 @@ def check_lms(module: ir.Module, sink: Sink) -> None:
                      "not a known provider", did_you_mean(provider, PROVIDERS)
                      or "write `provider/model`, with provider one of: " + ", ".join(PROVIDERS))
             continue
+        if lm.target.value.startswith("local:") and not model.endswith(".gguf"):
+            sink.add("invalid-value", f"`{lm.target.value}` does not name a model file", lm.target.span,
+                     "not a .gguf path", 'write the path of a GGUF file: `"local:/path/to/model.gguf"`')
         options = PROVIDERS[provider].options
         _check_args(lm.options, Signature(options), f"lm `{lm.name}` ({provider})", sink)
         for arg in lm.options:
             value = arg.value
+            if arg.name == "fallback" and matches(value, LM_NAME):
+                _check_fallback(lm, value, lms, sink)
             if not isinstance(value, ir.Literal) or not matches(value, options.get(arg.name, object)):
+                continue
+            if arg.name in SECRET_OPTIONS:
+                sink.add("secret-in-source", f"`{arg.name}` of lm `{lm.name}` is written in the file", value.span,
+                         "a key in the source", f'read it from the environment: `{arg.name}: env("NAME")`')
                 continue
             if arg.name == "temperature" and not 0 <= value.value <= 2:
                 sink.add("invalid-value", "temperature must be between 0 and 2", value.span)
-            elif arg.name != "temperature" and isinstance(value.value, (int, float)) and value.value <= 0 \
-                    and arg.name != "seed":
+            elif arg.name == "max_retries" and value.value < 0:
+                sink.add("invalid-value", "`max_retries` cannot be negative", value.span)
+            elif arg.name not in ("temperature", "seed", "max_retries") and isinstance(value.value, (int, float)) \
+                    and value.value <= 0:
                 sink.add("invalid-value", f"`{arg.name}` must be greater than 0", value.span)
+
+
+def _item_steps(item: ir.Step | ir.Branch) -> tuple[ir.Step, ...]:
+    """The LM steps of one program statement: a step, or a branch's arms."""
+    return tuple(arm.step for arm in item.arms) if isinstance(item, ir.Branch) else (item,)
+
+
+def _produces(item: ir.Step | ir.Branch) -> str | None:
+    """The model a step or branch yields (a branch: its first arm's)."""
+    if isinstance(item, ir.Branch):
+        return item.arms[0].step.model.name if item.arms else None
+    return item.model.name
+
+
+def _values(program: ir.Program) -> dict[str, str | None]:
+    """Name -> model name of every value a program defines: its input and its steps."""
+    values = {inp.name: inp.model.name for inp in program.inputs}
+    values.update((item.name, _produces(item)) for item in program.steps)
+    return values
+
+
+def _model_fields(name: str | None, models: Mapping[str, ir.Model]) -> dict[str, ir.Field]:
+    model = models.get(name) if name else None
+    return {f.name: f for f in model.fields} if model else {}
 
 
 def check_programs(module: ir.Module, sink: Sink) -> None:
     models = _first(module.of(ir.Model))
     lms = _first(module.of(ir.LM))
+    tools = _first(module.of(ir.Tool))
     for program in module.of(ir.Program):
         for part, items in (("input", program.inputs), ("output", program.outputs)):
             if len(items) != 1:
                 span = items[1].span if items else program.span
-                sink.add("program-shape", f"program `{program.name}` must have exactly one {part}, "
+                sink.add("program-shape", f"program `{program.name}` must have exactly one {part} statement, "
                          f"found {len(items)}", span, help=f"write `{part} ...` once in the program")
-        defined: dict[str, str] = {}  # step or input name -> model name
-        later = {s.name for s in program.steps}
+        values = _values(program)
         for inp in program.inputs:
             _resolve_model(inp.model, models, sink)
-            defined[inp.name] = inp.model.name
-        for step in program.steps:
-            _resolve_model(step.model, models, sink)
-            for source in step.sources:
-                _check_source(source, defined, later, sink)
-            _check_step_lm(step, lms, sink)
-            defined[step.name] = step.model.name
+        for item in program.steps:
+            if isinstance(item, ir.Branch):
+                _check_branch(item, values, models, sink)
+            for step in _item_steps(item):
+                _check_step(step, values, models, lms, tools, sink)
         for out in program.outputs:
-            _check_source(out.ref, defined, set(), sink)
+            for ref in out.refs:
+                _check_source(ref, values, sink)
+            _check_merge(out.refs, values, models, sink, "outputs")
+        _check_cycles(program, sink)
 
 
 def _resolve_model(ref: ir.Ref, models: Mapping[str, ir.Model], sink: Sink) -> None:
@@ -207,14 +304,64 @@ def _resolve_model(ref: ir.Ref, models: Mapping[str, ir.Model], sink: Sink) -> N
                  did_you_mean(ref.name, models) or f"define `model {ref.name} {{ ... }}`")
 
 
-def _check_source(ref: ir.Ref, defined: Mapping[str, str], later: set[str], sink: Sink) -> None:
-    if ref.name not in defined:
-        hint = (f"`{ref.name}` is defined after this line; a step can only use the input and earlier steps"
-                if ref.name in later else did_you_mean(ref.name, defined))
-        sink.add("undefined-name", f"unknown step or input `{ref.name}`", ref.span, "not defined before here", hint)
-    elif len(ref.path) > 1:
+def _check_source(ref: ir.Ref, values: Mapping[str, str | None], sink: Sink) -> bool:
+    if ref.name not in values:
+        sink.add("undefined-name", f"unknown step or input `{ref.name}`", ref.span, "not defined in this program",
+                 did_you_mean(ref.name, values))
+        return False
+    if len(ref.path) > 1:
         sink.add("invalid-value", f"`{ref}` reads a single field; steps take whole inputs and outputs", ref.span,
                  "field access", f"use `{ref.name}`")
+        return False
+    return True
+
+
+def _check_merge(refs: tuple[ir.Ref, ...], values: Mapping[str, str | None], models: Mapping[str, ir.Model],
+                 sink: Sink, what: str) -> None:
+    """Merged values (`from a + b`, `output a, b`) must not both carry a field."""
+    owner: dict[str, str] = {}
+    seen: set[str] = set()
+    for ref in refs:
+        if ref.name in seen:
+            sink.add("duplicate-name", f"`{ref.name}` is merged with itself", ref.span, "named again here",
+                     f"name `{ref.name}` once")
+            continue
+        seen.add(ref.name)
+        for name in _model_fields(values.get(ref.name), models):
+            if name in owner and owner[name] != ref.name:
+                sink.add("field-conflict", f"field `{name}` comes from both `{owner[name]}` and `{ref.name}`",
+                         ref.span, f"merged {what} clash", "rename the field in one of the models")
+            owner.setdefault(name, ref.name)
+
+
+def _check_step(step: ir.Step, values: Mapping[str, str | None], models: Mapping[str, ir.Model],
+                lms: Mapping[str, ir.LM], tools: Mapping[str, ir.Tool], sink: Sink) -> None:
+    _resolve_model(step.model, models, sink)
+    if all([_check_source(ref, values, sink) for ref in step.sources]):
+        _check_merge(step.sources, values, models, sink, "inputs")
+    _check_step_lm(step, lms, sink)
+    fields = _model_fields(step.model.name, models)
+    if step.kind == "decide" and fields and not any(isinstance(f.type, ir.EnumType) for f in fields.values()):
+        sink.add("wrong-type", f"`decide` chooses among enum labels, and model `{step.model.name}` has no enum field",
+                 step.model.span, "no enum field", 'add a field such as `label: enum("a", "b")`, or use `generate`')
+    if step.kind == "chain_of_thought" and "thinking" in fields:
+        sink.add("field-conflict", f"`chain_of_thought` adds a `thinking` field, and `{step.model.name}` has one",
+                 step.model.span, "already has `thinking`", "use `generate`, which fills the model's own field")
+    if step.kind == "agent":
+        if not step.tools:
+            sink.add("missing-option", f"agent step `{step.name}` has no tools", step.span, "no tools",
+                     "add `tools [name, ...]` naming `tool` definitions")
+        for ref in step.tools:
+            if ref.name not in tools:
+                sink.add("undefined-name", f"unknown tool `{ref.name}`", ref.span, "no tool of this name",
+                         did_you_mean(ref.name, tools) or f'define `tool {ref.name} = python("module:function")`')
+        if step.max_steps is not None and not (isinstance(step.max_steps.value, int) and step.max_steps.value >= 1):
+            sink.add("invalid-value", "`max_steps` must be a whole number of at least 1", step.max_steps.span)
+    else:
+        for clause, present in (("tools", bool(step.tools)), ("max_steps", step.max_steps is not None)):
+            if present:
+                sink.add("unknown-option", f"`{clause}` belongs to `agent` steps, not `{step.kind}`", step.span,
+                         f"a {step.kind} step", f"remove `{clause}`, or make the step an `agent`")
 
 
 def _check_step_lm(step: ir.Step, lms: Mapping[str, ir.LM], sink: Sink) -> None:
@@ -228,6 +375,105 @@ def _check_step_lm(step: ir.Step, lms: Mapping[str, ir.LM], sink: Sink) -> None:
     elif len(lms) > 1:
         sink.add("ambiguous-lm", f"step `{step.name}` does not say which LM to use", step.span,
                  "which LM?", f"add `using <lm>`, one of: {', '.join(lms)}")
+
+
+def _check_branch(branch: ir.Branch, values: Mapping[str, str | None], models: Mapping[str, ir.Model],
+                  sink: Sink) -> None:
+    on = branch.on
+    choices: tuple[str, ...] | None = None
+    if on.name not in values:
+        sink.add("undefined-name", f"unknown step or input `{on.name}`", on.span, "not defined in this program",
+                 did_you_mean(on.name, values))
+    elif len(on.path) != 2:
+        sink.add("invalid-value", f"`branch` routes on one field of a value, like `{on.name}.label`", on.span,
+                 "not a field", "name the field to route on")
+    else:
+        fields = _model_fields(values[on.name], models)
+        field = fields.get(on.path[1])
+        if field is None and fields:
+            sink.add("unknown-field", f"model `{values[on.name]}` has no field `{on.path[1]}`", on.span,
+                     "no such field", did_you_mean(on.path[1], fields) or f"fields: {', '.join(fields)}")
+        elif field is not None:
+            inner = field.type.inner if isinstance(field.type, ir.OptionalType) else field.type
+            if isinstance(inner, ir.EnumType):
+                choices = inner.choices
+            elif not (isinstance(inner, ir.NamedType) and inner.name in ("str", "bool", "int")):
+                sink.add("wrong-type", f"cannot branch on `{on}`: route on an enum, str, bool or int field",
+                         on.span, "not a label")
+    labels: dict[str | None, ir.Arm] = {}
+    for arm in branch.arms:
+        if arm.label in labels:
+            what = "the default arm `_`" if arm.label is None else f"label {arm.label!r}"
+            sink.add("duplicate-name", f"{what} appears twice in branch `{branch.name}`", arm.span, "again here")
+        labels.setdefault(arm.label, arm)
+        if choices is not None and arm.label is not None and arm.label not in choices:
+            sink.add("invalid-value", f"{arm.label!r} is not a label of `{on}`", arm.span, "no such label",
+                     did_you_mean(arm.label, choices) or f"labels: {', '.join(map(repr, choices))}")
+    if None not in labels and choices is not None and set(choices) - set(labels):
+        missing = ", ".join(repr(c) for c in choices if c not in labels)
+        sink.add("incomplete-branch", f"branch `{branch.name}` has no arm for {missing}", branch.span,
+                 "labels without an arm", "add those arms, or a default arm `_ => ...`")
+    elif None not in labels and choices is None:
+        sink.add("incomplete-branch", f"branch `{branch.name}` has no default arm for values it does not list",
+                 branch.span, "no default arm", "add `_ => ...`; without it such a value fails the prediction")
+    first = branch.arms[0].step.model.name if branch.arms else None
+    for arm in branch.arms[1:]:
+        if arm.step.model.name != first:
+            sink.add("branch-mismatch", f"the arms of branch `{branch.name}` make different models", arm.step.model.span,
+                     f"this arm makes `{arm.step.model.name}`",
+                     f"every arm must make the same model: the first makes `{first}`")
+
+
+def _dependencies(item: ir.Step | ir.Branch) -> set[str]:
+    if isinstance(item, ir.Branch):
+        return {item.on.name} | {r.name for arm in item.arms for r in arm.step.sources}
+    return {r.name for r in item.sources}
+
+
+def _check_cycles(program: ir.Program, sink: Sink) -> None:
+    """Steps may come in any order, but no step may depend on itself."""
+    deps = {item.name: _dependencies(item) for item in program.steps}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    reported: set[str] = set()
+    spans = {item.name: item.span for item in program.steps}
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for dep in sorted(deps.get(name, ())):
+            if dep not in deps:
+                continue
+            if state.get(dep) == 1 and dep not in reported:
+                cycle = path[path.index(dep):] + [dep]
+                reported.update(cycle)
+                sink.add("cycle", f"step `{dep}` depends on itself: {' -> '.join(cycle)}", spans[dep],
+                         "part of a cycle", "a step can read the input and other steps, but not through itself")
+            elif dep not in state:
+                visit(dep, path + [dep])
+        state[name] = 2
+
+    for name in deps:
+        if name not in state:
+            visit(name, [name])
+
+
+TOOL_FORM = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def check_tools(module: ir.Module, sink: Sink) -> None:
+    """`tool name = python("module:function")`; importing it is the compiler's job."""
+    for tool in module.of(ir.Tool):
+        call = tool.impl
+        if call.func != "python":
+            sink.add("unknown-function", f"a tool is made with `python(...)`, not `{call.func}(...)`", call.span,
+                     "not a tool maker", 'write `python("package.module:function")`')
+            continue
+        args = [a.value for a in call.args]
+        if len(args) != 1 or any(a.name for a in call.args) or not (
+                isinstance(args[0], ir.Literal) and isinstance(args[0].value, str)):
+            sink.add("wrong-type", "`python(...)` takes one string, \"module:function\"", call.span, "wrong arguments")
+        elif not TOOL_FORM.match(args[0].value):
+            sink.add("invalid-value", f"{args[0].value!r} is not of the form \"module:function\"", args[0].span,
+                     "not module:function", 'for example "icldsl.tools:calculator"')
 
 
 def check_data(module: ir.Module, sink: Sink) -> None:
@@ -272,12 +518,15 @@ def check_trains(module: ir.Module, sink: Sink) -> None:
 
 
 def _output_model(program: ir.Program, models: Mapping[str, ir.Model]) -> ir.Model | None:
-    """The model the program outputs, or None when that is not resolvable."""
+    """The model the program outputs (its outputs' fields merged), or None when unresolvable."""
     if len(program.outputs) != 1:
         return None
-    target = program.outputs[0].ref.name
-    source = {s.name: s.model.name for s in (*program.inputs, *program.steps)}.get(target)
-    return models.get(source) if source else None
+    values = _values(program)
+    refs = program.outputs[0].refs
+    fields = [f for ref in refs for f in _model_fields(values.get(ref.name), models).values()]
+    if not all(values.get(ref.name) in models for ref in refs):
+        return None
+    return ir.Model(" + ".join(str(values[r.name]) for r in refs), tuple(fields), program.span)
 
 
 def _check_setting(setting: ir.Setting, output: ir.Model | None, sink: Sink) -> None:
@@ -315,26 +564,41 @@ def check_unused(module: ir.Module, sink: Sink) -> None:
     for model in module.of(ir.Model):
         used.update(n for f in model.fields for n in _named(f.type))
     lms_used: set[str] = set()
+    tools_used: set[str] = set()
     lms = _first(module.of(ir.LM))
     for program in module.of(ir.Program):
         used.update(i.model.name for i in program.inputs)
-        for step in program.steps:
+        for step in program.lm_steps():
             used.add(step.model.name)
+            tools_used.update(t.name for t in step.tools)
             if step.lm is not None:
                 lms_used.add(step.lm.name)
             else:  # the only LM, or an ambiguity already reported as an error
                 lms_used.update(lms)
+        read = {name for item in program.steps for name in _dependencies(item)}
+        read.update(r.name for out in program.outputs for r in out.refs)
+        for item in program.steps:
+            if item.name not in read:
+                sink.add("unused-name", f"step `{item.name}` is computed but never used", item.span, "unused",
+                         "use it in a later step or the output, or remove it")
     for model in module.of(ir.Model):
         if model.name not in used:
             sink.add("unused-name", f"model `{model.name}` is never used", model.span, "unused",
                      "remove it, or use it in a program")
+    lms_used.update(str(a.value) for lm in lms.values() for a in lm.options
+                    if a.name == "fallback" and matches(a.value, LM_NAME))
     for lm in lms.values():
         if lm.name not in lms_used:
             sink.add("unused-name", f"lm `{lm.name}` is never used", lm.span, "unused",
                      f"remove it, or add `using {lm.name}` to a step")
+    for tool in module.of(ir.Tool):
+        if tool.name not in tools_used:
+            sink.add("unused-name", f"tool `{tool.name}` is never used", tool.span, "unused",
+                     f"remove it, or add it to an agent step's `tools [...]`")
 
 
-CHECKS = (check_duplicates, check_models, check_lms, check_programs, check_data, check_trains, check_unused)
+CHECKS = (check_duplicates, check_models, check_lms, check_tools, check_programs, check_data, check_trains,
+          check_unused)
 
 
 def check(module: ir.Module) -> list:

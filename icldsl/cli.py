@@ -9,22 +9,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import difflib
 import json
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from . import artifact
 from .compiler import Compiled, compile_source
 from .datasets import DataError
 from .diagnostics import CheckError, render, render_concise, sort_key
 from .lm.base import LMConfigError
+from .lm.cache import ENV_DIR, CacheError, LMCache, Mode, default_path
 from .runtime.models import dump
 from .runtime.program import InvalidInput, PredictionError
+from .formatter import format_source
+from .runtime.render import render_program
+from .runtime.tools import ToolError
 from .source import Source
 from .training.session import Scores, eval_compiled, fit_compiled, program_of
+from .training.trainer import UsageTable
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -48,16 +56,17 @@ def _compile(path: str, fmt: str = "full") -> Compiled:
     try:
         compiled = compile_source(source)
     except CheckError as exc:
-        _print_diagnostics(exc.diagnostics, source, fmt)
+        _print_diagnostics(exc.diagnostics, source, exc.sources, fmt)
         raise SystemExit(EXIT_INPUT) from None
-    _print_diagnostics(compiled.warnings, source, fmt)
+    _print_diagnostics(compiled.warnings, source, compiled.sources, fmt)
     return compiled
 
 
-def _print_diagnostics(diagnostics, source: Source, fmt: str) -> None:
+def _print_diagnostics(diagnostics, source: Source, sources, fmt: str) -> None:
     color = sys.stderr.isatty()
+    sources = {source.name: source, **sources}
     for d in sorted(diagnostics, key=sort_key):
-        _err(render_concise(d) if fmt == "concise" else render(d, {source.name: source}, color=color) + "\n")
+        _err(render_concise(d) if fmt == "concise" else render(d, sources, color=color) + "\n")
     errors = sum(d.severity == "error" for d in diagnostics)
     if errors:
         _err(f"{source.name}: {errors} error{'s' if errors != 1 else ''}, not compiled")
@@ -67,28 +76,54 @@ def _print_diagnostics(diagnostics, source: Source, fmt: str) -> None:
 
 
 class ProgressLine:
-    """Counts, rate, time left and running reward; redrawn in place on a terminal,
-    a line per quarter otherwise; silent with --quiet."""
+    """A bar per evaluation and per epoch: counts, percent, running reward, rate, time
+    left and cache hits. On a terminal it is redrawn in place (at most 10 times a second);
+    otherwise only the finished line of each pass is printed; nothing with --quiet."""
 
-    def __init__(self, quiet: bool) -> None:
+    WIDTH = 24
+
+    def __init__(self, quiet: bool, *, stream=None) -> None:
         self.quiet = quiet
-        self.tty = sys.stderr.isatty()
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
         self.started: dict[str, float] = {}
+        self.drawn = 0.0
 
-    def __call__(self, label: str, done: int, total: int, reward: float) -> None:
+    def __call__(self, label: str, done: int, total: int, reward: float, *, cache_hits: int = 0) -> None:
         if self.quiet:
             return
-        start = self.started.setdefault(label, time.monotonic())
-        elapsed = time.monotonic() - start
-        rate = done / elapsed if done and elapsed > 0 else 0.0
-        left = (total - done) / rate if rate > 0 else 0.0
-        text = (f"{label:<22} {done:>4}/{total:<4} reward {reward:.3f}  "
-                f"{rate:.2f} ex/s  {_duration(elapsed)} elapsed" + (f"  {_duration(left)} left" if done else ""))
+        now = time.monotonic()
+        start = self.started.setdefault(label, now)
+        finished = done >= total
+        if self.tty and not finished and done and now - self.drawn < 0.1:
+            return
+        if not self.tty and not finished:
+            return
+        self.drawn = now
+        text = self.line(label, done, total, reward, now - start, cache_hits)
         if self.tty:
-            sys.stderr.write("\r\x1b[2K" + text + ("\n" if done == total else ""))
-            sys.stderr.flush()
-        elif done == total or done % max(1, total // 4) == 0:
-            _err(text)
+            columns = shutil.get_terminal_size((100, 20)).columns
+            self.stream.write("\r\x1b[2K" + text[: columns - 1] + ("\n" if finished else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    @classmethod
+    def line(cls, label: str, done: int, total: int, reward: float, elapsed: float, cache_hits: int = 0) -> str:
+        """`label [#####-----] done/total pct reward r rate ex/s elapsed ~left cache hits`."""
+        fraction = done / total if total else 1.0
+        filled = round(cls.WIDTH * fraction)
+        rate = done / elapsed if done and elapsed > 0 else 0.0
+        parts = [f"{label:<18} [{'█' * filled}{'░' * (cls.WIDTH - filled)}] {done:>{len(str(total))}}/{total}"
+                 f" {fraction:4.0%}", f"reward {reward:.3f}"]
+        if rate:
+            parts.append(f"{rate:.1f} ex/s")
+        parts.append(_duration(elapsed))
+        if rate and done < total:
+            parts.append(f"~{_duration((total - done) / rate)} left")
+        if cache_hits:
+            parts.append(f"cache {cache_hits} hit{'s' if cache_hits != 1 else ''}")
+        return "  ".join(parts)
 
 
 def _duration(seconds: float) -> str:
@@ -128,9 +163,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
     train = _train_spec(compiled, args.program)
     out = Path(args.output or f"{train.program}.artifact.json")
     started = time.monotonic()
-    report = asyncio.run(fit_compiled(compiled, train, progress=ProgressLine(args.quiet)))
-    artifact.write(out, report.artifact)
-    u = report.usage
+    with _lm_cache(args) as (cache, mode):
+        report = asyncio.run(fit_compiled(compiled, train, cache=cache, cache_mode=mode,
+                                          progress=ProgressLine(args.quiet)))
+    missing = report.usage.missing
+    if not missing:  # an artifact trained on calls that were never made would replace a good one
+        artifact.write(out, report.artifact)
     print(f"\n{train.program}: {report.sizes['train']} train, {report.sizes['validation']} validation, "
           f"{report.sizes['test']} test examples; {train.epochs} epoch(s) in {_duration(time.monotonic() - started)}")
     for epoch in range(len(report.history.history.get("reward", []))):
@@ -138,42 +176,234 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(f"  epoch {epoch + 1}: {logs}")
     kept = report.history.best_epoch
     print(f"  kept: {'epoch ' + str(kept) if kept else 'the untrained program (no epoch beat it on ' + train.monitor + ')'}")
-    print(f"  LM calls {u.calls} (failed {u.failures}), tokens {u.prompt_tokens} prompt + {u.completion_tokens} completion")
     print("\ntest set" + ("" if train.runs == 1 else f" ({train.runs} runs, mean ± std)"))
     print(_scores_table([("untrained", report.untrained), ("trained", report.trained)]))
+    print("\n" + _usage_table(report.usage_table))
+    if missing:
+        _err(f"\nerror: {_missing(missing)}; no artifact written")
+        return EXIT_INPUT
     print(f"\nwrote {out}")
+    if not args.no_report:
+        from . import report as html_report  # matplotlib loads only when plots are drawn
+
+        scored = [s.runs[-1].scored if s.runs else () for s in (report.untrained, report.trained)]
+        written = html_report.write_beside(out, report.artifact, predictions=html_report.predictions_of(*scored))
+        print(f"wrote {written[-1]} and {len(written) - 1} plots ({', '.join(p.name for p in written[:-1])})")
     return EXIT_OK
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     compiled = _compile(args.file)
     train = _train_spec(compiled, args.program)
-    if args.artifact:
-        program = artifact.load(args.artifact)
-        if program.spec.name != train.program:
-            raise Failure(f"{args.artifact} holds program `{program.spec.name}`, not `{train.program}`")
-        label = args.artifact
-    else:
-        program, label = program_of(compiled, train.program), "untrained"
-    scores = asyncio.run(eval_compiled(compiled, train, program, progress=ProgressLine(args.quiet)))
+    with _lm_cache(args) as (cache, mode):
+        if args.artifact:
+            program = artifact.load(args.artifact, cache=cache, cache_mode=mode)
+            if program.spec.name != train.program:
+                raise Failure(f"{args.artifact} holds program `{program.spec.name}`, not `{train.program}`")
+            label = args.artifact
+        else:
+            program, label = program_of(compiled, train.program, cache=cache, cache_mode=mode), "untrained"
+        scores = asyncio.run(eval_compiled(compiled, train, program, progress=ProgressLine(args.quiet)))
     print(_scores_table([(label if len(label) < 20 else "artifact", scores)]))
+    table = scores.usage_table
+    print("\n" + _usage_table(table))
+    if table.total.missing:
+        _err(f"\nerror: {_missing(table.total.missing)}")
+        return EXIT_INPUT
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    program = artifact.load(args.artifact)
-    try:
-        inputs = json.loads(args.input)
-    except json.JSONDecodeError as exc:
-        raise Failure(f"--input is not JSON: {exc}") from None
-    if not isinstance(inputs, dict):
-        raise Failure("--input must be a JSON object, for example '{\"question\": \"...\"}'")
-    try:
-        output = program(**inputs)
-    finally:
-        program.close()
+    inputs = _json_object(args.input, "--input")
+    with _lm_cache(args) as (cache, mode):
+        program = artifact.load(args.artifact, cache=cache, cache_mode=mode)
+        try:
+            output = program(**inputs)
+        finally:
+            program.close()
     print(json.dumps(dump(output), ensure_ascii=False, indent=2))
     return EXIT_OK
+
+
+# ---- the LM cache ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _lm_cache(args: argparse.Namespace) -> Iterator[tuple[LMCache | None, Mode]]:
+    """The cache the flags ask for, closed afterwards; on Ctrl-C, says how to resume."""
+    if args.no_cache:
+        yield None, "off"
+        return
+    cache = LMCache(default_path())
+    try:
+        yield cache, "offline" if args.offline else "normal"
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"the LM calls that finished are in the cache ({cache.path}); "
+                                "run the same command again to resume") from None
+    finally:
+        cache.close()
+
+
+def _missing(n: int) -> str:
+    return (f"{n} LM call{'s were' if n != 1 else ' was'} missing from the cache and --offline forbids making "
+            f"{'them' if n != 1 else 'it'}; {'their predictions count' if n != 1 else 'its prediction counts'} "
+            "as failed. Run without --offline to make them")
+
+
+def _usage_table(table: UsageTable) -> str:
+    """Calls, cache hits, failures, tokens and latency per step and per LM."""
+    rows = [(f"step {k}", v) for k, v in table.steps.items()] + [(f"lm {k}", v) for k, v in table.lms.items()]
+    if len(table.steps) > 1:
+        rows.append(("total", table.total))
+    width = max([len(label) for label, _ in rows] + [8]) + 2
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value * 1000:.0f}ms" if value < 10 else f"{value:.1f}s"
+    lines = [f"{'LM usage':<{width}}{'calls':>7}{'cached':>8}{'failed':>8}{'tokens in':>11}{'tokens out':>12}"
+             f"{'latency mean':>14}{'p50':>8}{'p95':>8}"]
+    for label, s in rows:
+        lines.append(f"{'  ' + label:<{width}}{s.calls:>7}{s.cache_hits:>8}{s.failures:>8}{s.prompt_tokens:>11}"
+                     f"{s.completion_tokens:>12}{ms(s.latency()):>14}{ms(s.latency(50)):>8}{ms(s.latency(95)):>8}")
+    if not rows:
+        lines.append("  no LM calls")
+    return "\n".join(lines)
+
+
+def cmd_cache_stats(args: argparse.Namespace) -> int:
+    path = default_path()
+    if not path.exists():
+        print(f"no LM cache at {path} yet")
+        return EXIT_OK
+    with LMCache(path) as cache:
+        stats = cache.stats()
+    print(f"LM cache {stats.path}: {stats.entries} entries, {_bytes(stats.size)} on disk")
+    if stats.models:
+        width = max(len(m.model) for m in stats.models) + 4
+        print(f"{'model':<{width}}{'entries':>9}{'size':>11}{'hits':>9}{'misses':>9}")
+        for m in stats.models:
+            print(f"{'  ' + m.model:<{width}}{m.entries:>9}{_bytes(m.bytes):>11}{m.hits:>9}{m.misses:>9}")
+    return EXIT_OK
+
+
+def cmd_cache_clear(args: argparse.Namespace) -> int:
+    path = default_path()
+    if not path.exists():
+        print(f"no LM cache at {path}; nothing to clear")
+        return EXIT_OK
+    with LMCache(path) as cache:
+        if args.model is not None and args.model not in {m.model for m in cache.stats().models}:
+            known = ", ".join(m.model for m in cache.stats().models) or "none"
+            raise Failure(f"the LM cache has no entries for model `{args.model}`; models in it: {known}")
+        removed = cache.clear(args.model)
+    print(f"removed {removed} entr{'y' if removed == 1 else 'ies'}" + (f" of {args.model}" if args.model else "")
+          + f" from {path}")
+    return EXIT_OK
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    compiled = _compile(args.file)
+    name = args.program or next(iter(compiled.programs), None)
+    if name not in compiled.programs:
+        raise Failure(f"{args.file} has no program" + (f" `{name}`" if name else ""))
+    program = program_of(compiled, name)
+    if args.artifact:
+        trained = artifact.load(args.artifact)
+        if trained.spec.name != name:
+            raise Failure(f"{args.artifact} holds program `{trained.spec.name}`, not `{name}`")
+        program = program.with_states(trained.states)
+    inputs = _json_object(args.input, "--input") if args.input else None
+    for rendered in render_program(program, inputs):
+        step, lm = rendered.step, program.spec.lms
+        target = next((l.target for l in lm if l.name == step.lm), step.lm)
+        print(f"=== {step.path}: {step.kind} {step.model} using {step.lm} ({target}) ===")
+        for message in rendered.messages:
+            print(f"--- {message.role}\n{message.content}")
+        print()
+    return EXIT_OK
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    changed = []
+    for path in args.files:
+        try:
+            source = Source.from_path(path)
+        except OSError as exc:
+            raise Failure(f"cannot read {path}: {exc.strerror}") from None
+        try:
+            formatted = format_source(source)
+        except CheckError as exc:
+            _print_diagnostics(exc.diagnostics, source, exc.sources, "full")
+            return EXIT_INPUT
+        if formatted == source.text:
+            continue
+        changed.append(path)
+        if args.diff:
+            sys.stdout.writelines(difflib.unified_diff(
+                source.text.splitlines(keepends=True), formatted.splitlines(keepends=True), path, path))
+        elif not args.check:
+            Path(path).write_text(formatted, encoding="utf-8")
+    verb = "would reformat" if args.check or args.diff else "reformatted"
+    for path in changed:
+        _err(f"{verb} {path}")
+    return EXIT_INPUT if changed and (args.check or args.diff) else EXIT_OK
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from . import plots  # matplotlib loads only when plots are drawn
+
+    if Path(args.file).suffix == ".json":
+        program = artifact.program_from(artifact.read(args.file))
+        programs = {program.spec.name: (program.spec, program.states)}
+    else:
+        programs = dict(_compile(args.file).programs)
+    if args.program:
+        if args.program not in programs:
+            raise Failure(f"{args.file} has no program `{args.program}` (it has: {', '.join(programs) or 'none'})")
+        programs = {args.program: programs[args.program]}
+    if not programs:
+        raise Failure(f"{args.file} defines no program to draw")
+    if args.output and len(programs) > 1:
+        raise Failure(f"{args.file} has {len(programs)} programs; name one with --program to draw it into {args.output}")
+    if args.output and Path(args.output).suffix.lower() not in (".png", ".svg"):
+        raise Failure(f"cannot draw {args.output}: use a .png or .svg file name")
+    for name, (spec, states) in programs.items():
+        path = plots.save(plots.program_graph(spec, states), args.output or f"{name}.graph.png")
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from . import plots, report as html_report  # matplotlib loads only when plots are drawn
+
+    doc = artifact.read(args.artifact)
+    paths = plots.plot_paths(args.artifact, args.output_dir, args.format)
+    images = plots.write_all(doc, paths)
+    written = list(paths.values())
+    if args.report:
+        target = html_report.report_path(args.artifact)
+        if args.output_dir:
+            target = Path(args.output_dir) / target.name
+        written.append(html_report.write(target, doc, images=images))
+    for path in written:
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _json_object(text: str, what: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Failure(f"{what} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise Failure(f"{what} must be a JSON object, for example '{{\"question\": \"...\"}}'")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,11 +420,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("fit", help="evaluate, train, evaluate again, write the artifact",
                          description="Evaluate the untrained program on the test set, train it as the train "
-                                     "block says, evaluate it again, and write the frozen artifact.")
+                                     "block says, evaluate it again, and write the frozen artifact. Beside it go "
+                                     "<stem>.report.html and the plots <stem>.{graph,history,runs,comparison}.png, "
+                                     "where <stem> is the artifact's name without .artifact.json.")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--program", help="which train block, by program name (default: the first)")
     p.add_argument("-o", "--output", help="artifact path (default: <program>.artifact.json)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-report", action="store_true", help="write only the artifact: no plots, no report.html")
+    _cache_flags(p)
     p.set_defaults(func=cmd_fit)
 
     p = verbs.add_parser("eval", help="score a program on its test set",
@@ -204,14 +438,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--artifact", help="evaluate this trained artifact instead of the untrained program")
     p.add_argument("--program", help="which train block, by program name (default: the first)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    _cache_flags(p)
     p.set_defaults(func=cmd_eval)
+
+    p = verbs.add_parser("fmt", help="rewrite files in the canonical layout",
+                         description="Rewrite .icl files in one canonical layout, keeping comments. "
+                                     "Formatting twice changes nothing.")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not formatted")
+    p.add_argument("--diff", action="store_true", help="print what would change; exit 1 if anything would")
+    p.set_defaults(func=cmd_fmt)
+
+    p = verbs.add_parser("render", help="show the messages every LM step would send, without an LM",
+                         description="Print the exact messages each LM step would send: its instructions, "
+                                     "output schema, few-shot examples and input. No LM is called. Fields that "
+                                     "earlier steps would fill show as <step.field>.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--artifact", help="use the instructions and examples this trained artifact learned")
+    p.add_argument("--input", help="the program's input as a JSON object (default: placeholders)")
+    p.add_argument("--program", help="which program (default: the first)")
+    p.set_defaults(func=cmd_render)
 
     p = verbs.add_parser("run", help="run an artifact on one input",
                          description="Run a frozen artifact on one input and print its output as JSON.")
     p.add_argument("artifact", metavar="ARTIFACT")
     p.add_argument("--input", required=True, help="the input as a JSON object")
+    _cache_flags(p)
     p.set_defaults(func=cmd_run)
+
+    p = verbs.add_parser("graph", help="draw a program's graph (PNG or SVG)",
+                         description="Draw the program's steps, models and wiring, trainable steps marked. "
+                                     "FILE is a .icl file or an artifact (whose learned state is shown).")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-o", "--output", help="a .png or .svg path (default: <program>.graph.png)")
+    p.add_argument("--program", help="which program of a .icl file (default: each one)")
+    p.set_defaults(func=cmd_graph)
+
+    p = verbs.add_parser("plot", help="redraw the plots of an artifact",
+                         description="Redraw the plots that fit wrote beside an artifact: "
+                                     "<stem>.{graph,history,runs,comparison}.png (or .svg).")
+    p.add_argument("artifact", metavar="ARTIFACT")
+    p.add_argument("-o", "--output-dir", metavar="DIR", help="where to write them (default: beside the artifact)")
+    p.add_argument("--format", choices=("png", "svg"), default="png")
+    p.add_argument("--report", action="store_true",
+                   help="also write <stem>.report.html (without predictions: the artifact does not keep them)")
+    p.set_defaults(func=cmd_plot)
+
+    p = verbs.add_parser("cache", help="show or clear the cache of LM calls",
+                         description=f"The on-disk cache of LM calls that fit, eval and run share: "
+                                     f"${ENV_DIR}/lm.sqlite3, else ~/.cache/icldsl/lm.sqlite3.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser("stats", help="entries, size on disk, hits and misses per model",
+                           description="Show what the LM cache holds: entries, size on disk, hits and misses, "
+                                       "per model.")
+    a.set_defaults(func=cmd_cache_stats)
+    a = actions.add_parser("clear", help="delete cached calls", description="Delete every cached LM call, or "
+                                                                               "those of one model.")
+    a.add_argument("--model", help="only this model's calls, as `provider/model` (see `icldsl cache stats`)")
+    a.set_defaults(func=cmd_cache_clear)
     return parser
+
+
+def _cache_flags(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--no-cache", action="store_true", help="neither read nor write the LM cache")
+    group.add_argument("--offline", action="store_true",
+                       help="answer every LM call from the cache; a call missing from it fails instead of being made")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -221,10 +513,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except SystemExit as exc:
         return int(exc.code or 0)
-    except KeyboardInterrupt:
-        _err("interrupted")
+    except KeyboardInterrupt as exc:
+        _err("\ninterrupted" + (f": {exc}" if str(exc) else ""))
         return EXIT_INTERRUPTED
-    except (Failure, DataError, LMConfigError, artifact.ArtifactError, InvalidInput, PredictionError) as exc:
+    except (Failure, DataError, LMConfigError, artifact.ArtifactError, InvalidInput, PredictionError,
+            ToolError, CacheError) as exc:
         _err(f"error: {exc}")
         return EXIT_INPUT
 

@@ -9,12 +9,13 @@ from typing import Any, Mapping
 from . import ir
 from .checker import check
 from .datasets import LOADERS
-from .diagnostics import Diagnostic
+from .diagnostics import CheckError, Diagnostic
 from .options import Signature, bind, to_python
-from .parser import parse
+from .imports import load_module
 from .runtime.prompt import DEFAULT_INSTRUCTIONS
-from .runtime.spec import FieldSpec, LMSpec, ModelSpec, ProgramSpec, StepSpec
+from .runtime.spec import ArmSpec, BranchSpec, FieldSpec, LMSpec, ModelSpec, ProgramSpec, StepSpec, ToolSpec
 from .runtime.state import StepState
+from .runtime.tools import ToolError, load_tool
 from .source import Source
 
 SECRET_OPTIONS = ("api_key",)
@@ -55,6 +56,12 @@ class Compiled:
     data: Mapping[str, DataSpec]
     trains: tuple[TrainSpec, ...]
     warnings: tuple[Diagnostic, ...] = field(default=())
+    sources: Mapping[str, Source] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder of the file: relative paths and tool modules are looked up there."""
+        return Path(self.source.name).resolve().parent
 
     def train(self, name: str | None = None) -> TrainSpec:
         """The train block for program `name`, or the only (first) one."""
@@ -65,19 +72,42 @@ class Compiled:
 
 
 def compile_source(source: Source) -> Compiled:
-    """Parse, check and compile; raises CheckError with every diagnostic on failure."""
-    module = parse(source)
-    warnings = check(module)
+    """Parse (with imports), check and compile; raises CheckError with every
+    diagnostic, and the sources they point into, on failure."""
+    module, sources = load_module(source)
+    try:
+        warnings = check(module)
+    except CheckError as exc:
+        raise CheckError(exc.diagnostics, sources) from None
     base_dir = Path(source.name).resolve().parent
+    tool_errors = _import_tools(module, base_dir)
+    if tool_errors:
+        raise CheckError(tool_errors, sources)
     models = {m.name: m for m in module.of(ir.Model)}
     lms = {lm.name: lm for lm in module.of(ir.LM)}
+    tools = {t.name: t for t in module.of(ir.Tool)}
     return Compiled(
         source=source,
-        programs={p.name: _program(p, models, lms) for p in module.of(ir.Program)},
+        programs={p.name: _program(p, models, lms, tools) for p in module.of(ir.Program)},
         data={d.name: _data(d, base_dir) for d in module.of(ir.Data)},
         trains=tuple(_train(t) for t in module.of(ir.Train)),
         warnings=tuple(warnings),
+        sources=sources,
     )
+
+
+def _import_tools(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
+    """Import every tool a program uses, so a bad one is reported before any LM call."""
+    used = {t.name for p in module.of(ir.Program) for s in p.lm_steps() for t in s.tools}
+    errors = []
+    for tool in module.of(ir.Tool):
+        if tool.name in used:
+            try:
+                load_tool(tool.name, tool.impl.args[0].value.value, (base_dir,))
+            except ToolError as exc:
+                errors.append(Diagnostic("unknown-function", str(exc), tool.impl.span, "cannot load",
+                                         "the module must be importable, or sit beside the .icl file"))
+    return errors
 
 
 def compile_file(path: str | Path) -> Compiled:
@@ -85,33 +115,18 @@ def compile_file(path: str | Path) -> Compiled:
 
 
 def _type(t: ir.TypeExpr) -> Any:
+    """The JSON form of a type (see runtime/spec.py); constraints ride along as `{"constrained": ...}`."""
     if isinstance(t, ir.NamedType):
-        return t.name if t.name in ir.BUILTIN_TYPES else {"model": t.name}
-    if isinstance(t, ir.ListType):
-        return {"list": _type(t.item)}
-    if isinstance(t, ir.OptionalType):
+        base: Any = t.name if t.name in ir.BUILTIN_TYPES else {"model": t.name}
+    elif isinstance(t, ir.ListType):
+        base = {"list": _type(t.item)}
+    elif isinstance(t, ir.OptionalType):
         return {"optional": _type(t.inner)}
-    return {"enum": list(t.choices)}
-
-
-def _models_used(names: list[str], models: Mapping[str, ir.Model]) -> tuple[ModelSpec, ...]:
-    """The named models and those they contain, each after the ones it uses."""
-    ordered: list[str] = []
-
-    def visit(name: str) -> None:
-        if name in ordered:
-            return
-        for f in models[name].fields:
-            for inner in _model_names(f.type):
-                visit(inner)
-        ordered.append(name)
-
-    for name in names:
-        visit(name)
-    return tuple(
-        ModelSpec(n, tuple(FieldSpec(f.name, _type(f.type), f.description) for f in models[n].fields))
-        for n in ordered
-    )
+    else:
+        return {"enum": list(t.choices)}
+    if t.constraints:
+        return {"constrained": base, **{a.name: to_python(a.value) for a in t.constraints}}
+    return base
 
 
 def _model_names(t: ir.TypeExpr):
@@ -123,6 +138,27 @@ def _model_names(t: ir.TypeExpr):
         yield from _model_names(t.inner)
 
 
+def _model_specs(names: list[str], models: Mapping[str, ir.Model]) -> list[ModelSpec]:
+    """The named models and those they contain, each after the ones it uses
+    (a model reached again through its own list field is already on the way)."""
+    ordered: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in ordered or name in visiting:
+            return
+        visiting.add(name)
+        for f in models[name].fields:
+            for inner in _model_names(f.type):
+                visit(inner)
+        ordered.append(name)
+
+    for name in names:
+        visit(name)
+    return [ModelSpec(n, tuple(FieldSpec(f.name, _type(f.type), f.description) for f in models[n].fields))
+            for n in ordered]
+
+
 def _lm(lm: ir.LM) -> LMSpec:
     options = {}
     for arg in lm.options:
@@ -132,32 +168,94 @@ def _lm(lm: ir.LM) -> LMSpec:
     return LMSpec(lm.name, lm.target.value, options)
 
 
+def _with_fallbacks(names: set[str], lms: Mapping[str, ir.LM]) -> list[str]:
+    """`names` and the lms they fall back to, sorted (the checker ruled out cycles)."""
+    found, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name in found or name not in lms:
+            continue
+        found.add(name)
+        todo += [a.value.name for a in lms[name].options if a.name == "fallback" and isinstance(a.value, ir.Ref)]
+    return sorted(found)
+
+
+THINKING = FieldSpec("thinking", "str", "Your step by step thinking, written before the answer")
+DEFAULT_INSTRUCTIONS_BY_KIND = {
+    "decide": "Read the input and choose the label that fits it best.",
+    "agent": "Use the tools when they help: call one per turn, read its result, and finish with the answer.",
+}
+
+
+def _step(step: ir.Step, program: str, default_lm: str | None) -> StepSpec:
+    answer = f"{step.model.name}+thinking" if step.kind == "chain_of_thought" else step.model.name
+    return StepSpec(
+        name=step.name, kind=step.kind, model=step.model.name, answer_model=answer,
+        sources=tuple(r.name for r in step.sources), lm=step.lm.name if step.lm else default_lm,
+        path=f"{program}/{step.name}", frozen=step.frozen, tools=tuple(r.name for r in step.tools),
+        max_steps=step.max_steps.value if step.max_steps else (6 if step.kind == "agent" else 0),
+    )
+
+
+def _topological(items: list) -> list:
+    """Steps ordered so each follows the steps it reads (the checker ruled out cycles)."""
+    names = {item.name for item in items}
+    done: list = []
+    placed: set[str] = set()
+    pending = list(items)
+    while pending:
+        ready = [i for i in pending if all(s in placed or s not in names for s in i.sources)]
+        done += ready
+        placed.update(i.name for i in ready)
+        pending = [i for i in pending if i.name not in placed]
+    return done
+
+
 def _program(
-    program: ir.Program, models: Mapping[str, ir.Model], lms: Mapping[str, ir.LM]
+    program: ir.Program, models: Mapping[str, ir.Model], lms: Mapping[str, ir.LM], tools: Mapping[str, ir.Tool]
 ) -> tuple[ProgramSpec, dict[str, StepState]]:
     (inp,), (out,) = program.inputs, program.outputs
     default_lm = next(iter(lms)) if len(lms) == 1 else None
-    steps = tuple(
-        StepSpec(
-            s.name, s.kind, s.model.name, tuple(r.name for r in s.sources),
-            s.lm.name if s.lm else default_lm, f"{program.name}/{s.name}",
-        )
-        for s in program.steps
-    )
-    used_lms = sorted({s.lm for s in steps})
+    items: list[StepSpec | BranchSpec] = []
+    for item in program.steps:
+        if isinstance(item, ir.Branch):
+            arms = tuple(ArmSpec(a.label, _step(a.step, program.name, default_lm)) for a in item.arms)
+            items.append(BranchSpec(item.name, (item.on.path[0], item.on.path[1]), arms, arms[0].step.model))
+        else:
+            items.append(_step(item, program.name, default_lm))
+    steps = _topological(items)
+    lm_steps = [s for item in steps for s in ((a.step for a in item.arms) if isinstance(item, BranchSpec) else (item,))]
+    produced = {inp.name: inp.model.name, **{item.name: item.model for item in steps}}
+    outputs = tuple(r.name for r in out.refs)
+    specs = _model_specs([inp.model.name, *(s.model for s in lm_steps)], models)
+    for step in lm_steps:
+        if step.answer_model != step.model and all(m.name != step.answer_model for m in specs):
+            specs.append(ModelSpec(step.answer_model, (THINKING, *next(m for m in specs if m.name == step.model).fields)))
+    output_model = produced[outputs[0]]
+    if len(outputs) > 1:
+        output_model = f"{program.name}.output"
+        fields = tuple(f for o in outputs for f in next(m for m in specs if m.name == produced[o]).fields)
+        specs.append(ModelSpec(output_model, fields))
+    used_tools = sorted({t for s in lm_steps for t in s.tools})
     spec = ProgramSpec(
         name=program.name,
         description=program.description,
         input_name=inp.name,
         input_model=inp.model.name,
-        output=out.ref.name,
-        models=_models_used([inp.model.name, *(s.model for s in steps)], models),
-        lms=tuple(_lm(lms[name]) for name in used_lms),
-        steps=steps,
+        outputs=outputs,
+        output_model=output_model,
+        models=tuple(specs),
+        lms=tuple(_lm(lms[name]) for name in _with_fallbacks({s.lm for s in lm_steps}, lms)),
+        tools=tuple(ToolSpec(name, tools[name].impl.args[0].value.value) for name in used_tools),
+        steps=tuple(steps),
     )
+    instructions = {s.name: s.instructions.value for s in program.lm_steps() if s.instructions}
     states = {
-        step.path: StepState(s.instructions.value if s.instructions else DEFAULT_INSTRUCTIONS)
-        for s, step in zip(program.steps, steps)
+        step.path: StepState(
+            instructions.get(step.name, DEFAULT_INSTRUCTIONS_BY_KIND.get(step.kind, DEFAULT_INSTRUCTIONS)),
+            frozen=step.frozen,
+        )
+        for step in lm_steps
     }
     return spec, states
 

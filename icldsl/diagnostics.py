@@ -22,14 +22,24 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "missing-option": ("error", "a required option or argument is missing"),
     "wrong-type": ("error", "a value of the wrong type"),
     "invalid-value": ("error", "a value of the right type outside what is allowed"),
+    "secret-in-source": ("error", "an API key written in the file instead of read from the environment"),
     "unknown-provider": ("error", "an LM name whose provider prefix is not known"),
     "unknown-function": ("error", "a reward, optimizer or data loader that does not exist"),
     "duplicate-setting": ("error", "a train setting given twice"),
     "missing-setting": ("error", "a train setting that must be given is missing"),
     "program-shape": ("error", "a program without exactly one input and one output"),
     "ambiguous-lm": ("error", "a step that does not say which of several LMs to use"),
+    "field-conflict": ("error", "two merged values carry a field of the same name"),
+    "branch-mismatch": ("error", "the arms of a branch make different models"),
+    "cycle": ("error", "a step that depends on itself"),
+    "import-error": ("error", "an imported file that cannot be read, or imports that go in a circle"),
+    "incomplete-branch": ("warning", "a branch with labels that no arm handles"),
     "unused-name": ("warning", "a model or LM that nothing uses"),
 }
+
+
+# Codes whose span holds a secret, masked when the source line is shown.
+SECRET_CODES = frozenset({"secret-in-source"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +72,12 @@ class Sink:
 
 
 class CheckError(Exception):
-    """Raised once with every diagnostic when a file has errors."""
+    """Raised once with every diagnostic when a file has errors; `sources` holds
+    the files they point into (the file and those it imports), when known."""
 
-    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
+    def __init__(self, diagnostics: Iterable[Diagnostic], sources: Mapping[str, Source] | None = None) -> None:
         self.diagnostics = tuple(diagnostics)
+        self.sources = dict(sources or {})
         errors = sum(d.severity == "error" for d in self.diagnostics)
         super().__init__(f"{errors} error(s)")
 
@@ -93,6 +105,8 @@ def render(d: Diagnostic, sources: Mapping[str, Source], *, color: bool = False)
         end_line, end_col = source.position(max(d.span.end, d.span.start + 1) - 1)
         width = (end_col - col + 1) if end_line == line else len(text) - col + 1
         caret = " " * (col - 1) + "^" * max(1, width)
+        if d.code in SECRET_CODES:  # the span is a secret: show its quotes, not its text
+            text = text[:col] + "*" * max(0, width - 2) + text[col + width - 2:]
         lines += [
             f"{gutter}{blue}-->{reset} {d.span.file}:{line}:{col}",
             f"{gutter} {blue}|{reset}",

@@ -17,15 +17,18 @@ from .source import Span
 
 @dataclass(frozen=True, slots=True)
 class NamedType:
-    """A builtin (`str`, `int`, `float`, `bool`) or a model, by name."""
+    """A builtin (`str`, `int`, `float`, `bool`) or a model, by name, with its
+    constraints (`str(max_length: 80)`)."""
 
     name: str
+    constraints: tuple["Arg", ...]
     span: Span
 
 
 @dataclass(frozen=True, slots=True)
 class ListType:
     item: "TypeExpr"
+    constraints: tuple["Arg", ...]
     span: Span
 
 
@@ -141,15 +144,36 @@ class LM:
 
 
 @dataclass(frozen=True, slots=True)
+class Tool:
+    """`tool name = python("module:function")`."""
+
+    name: str
+    impl: Call
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    """`import "other.icl"`: the models, LMs and tools of another file."""
+
+    path: Literal
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Input:
     name: str
     model: Ref
     span: Span
 
 
+STEP_KINDS = ("generate", "chain_of_thought", "decide", "agent")
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
-    """`name = kind Model from a + b [using lm] [instructions "..."]`."""
+    """`name = [frozen] kind Model from a + b [using lm] [instructions "..."]
+    [tools [t, ...]] [max_steps N]`. Arms of a branch are steps named `branch.label`."""
 
     name: str
     kind: str
@@ -157,12 +181,34 @@ class Step:
     sources: tuple[Ref, ...]
     lm: Ref | None
     instructions: Literal | None
+    frozen: bool
+    tools: tuple[Ref, ...]
+    max_steps: Literal | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    """`"label" => step`, or `_ => step` (the default, `label` None)."""
+
+    label: str | None
+    step: Step
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """`name = branch value { arms }`: only the arm matching the value runs."""
+
+    name: str
+    on: Ref
+    arms: tuple[Arm, ...]
     span: Span
 
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    ref: Ref
+    refs: tuple[Ref, ...]
     span: Span
 
 
@@ -171,9 +217,14 @@ class Program:
     name: str
     description: str | None
     inputs: tuple[Input, ...]
-    steps: tuple[Step, ...]
+    steps: tuple[Step | Branch, ...]
     outputs: tuple[Output, ...]
     span: Span
+
+    def lm_steps(self) -> tuple[Step, ...]:
+        """Every LM step, branch arms included, in source order."""
+        return tuple(s for item in self.steps for s in (
+            tuple(a.step for a in item.arms) if isinstance(item, Branch) else (item,)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,15 +260,24 @@ class Train:
     span: Span
 
 
-Item = Union[Model, LM, Program, Data, Train]
+Item = Union[Import, Model, LM, Tool, Program, Data, Train]
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    """A `//` comment, kept so `icldsl fmt` can put it back."""
+
+    text: str
+    span: Span
 
 
 @dataclass(frozen=True, slots=True)
 class Module:
-    """One parsed file: its items in source order."""
+    """One parsed file: its items in source order, and its comments."""
 
     file: str
     items: tuple[Item, ...]
+    comments: tuple[Comment, ...] = ()
 
     def of(self, kind: type) -> tuple:
         return tuple(item for item in self.items if isinstance(item, kind))

@@ -20,6 +20,16 @@ class Fields:
 FIELDS = Fields()
 
 
+class LMName:
+    """Option type: the bare name of an `lm` block in the same file, like `fallback: backup`."""
+
+    def __repr__(self) -> str:
+        return "lm name"
+
+
+LM_NAME = LMName()
+
+
 @dataclass(frozen=True, slots=True)
 class Signature:
     """What a callable accepts: option name -> type, which are required, positional order."""
@@ -42,6 +52,8 @@ class Function:
 def type_name(t: Any) -> str:
     if t is FIELDS:
         return "a list of field names"
+    if t is LM_NAME:
+        return "the name of an lm, like `fallback: backup`"
     if t == list[str]:
         return "a list of strings"
     if t == dict[str, str]:
@@ -55,6 +67,8 @@ def matches(value: ir.Value, t: Any) -> bool:
         return isinstance(value, ir.MapValue) and all(
             isinstance(a.value, ir.Literal) and isinstance(a.value.value, str) for a in value.items
         )
+    if t is LM_NAME:
+        return isinstance(value, ir.Ref) and len(value.path) == 1
     if t is FIELDS or t == list[str]:
         return isinstance(value, ir.ListValue) and all(
             isinstance(v, ir.Literal) and isinstance(v.value, str) for v in value.items

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -23,11 +24,17 @@ _TOKEN_WORDS = {"NAME": "a name", "STRING": "a string", "NUMBER": "a number", "$
 
 
 @functools.cache
-def _lark() -> lark.Lark:
+def _grammar() -> str:
     for path in GRAMMAR_PATHS:
         if path.is_file():
-            return lark.Lark(path.read_text(encoding="utf-8"), parser="lalr", propagate_positions=True)
+            return path.read_text(encoding="utf-8")
     raise FileNotFoundError(f"grammar icl.lark not found in {[str(p) for p in GRAMMAR_PATHS]}")
+
+
+@functools.cache
+def _lark() -> lark.Lark:
+    return lark.Lark(_grammar(), parser="lalr", propagate_positions=True)
+
 
 
 @functools.cache
@@ -36,17 +43,34 @@ def _literals() -> dict[str, str]:
     return {t.name: t.pattern.value for t in _lark().terminals if t.pattern.type == "str"}
 
 
-def parse(source: Source) -> ir.Module:
-    """Parse one file; raise CheckError with a syntax-error diagnostic on bad input."""
+def parse(source: Source, *, keep_comments: bool = False) -> ir.Module:
+    """Parse one file; raise CheckError with a syntax-error diagnostic on bad input.
+
+    With `keep_comments`, the module carries its comments (for `icldsl fmt`).
+    """
     try:
         tree = _lark().parse(source.text)
     except UnexpectedInput as exc:
         raise CheckError([_syntax_diagnostic(source, exc)]) from None
     _check_depth(tree, source)
     try:
-        return _ToIR(source).transform(tree)
+        module = _ToIR(source).transform(tree)
     except VisitError as exc:  # lark wraps what a transformer raises; unwrap it once, here
         raise exc.orig_exc from None
+    if keep_comments:
+        module = dataclasses.replace(module, comments=_comments(source))
+    return module
+
+
+_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*')
+
+
+def _comments(source: Source) -> tuple[ir.Comment, ...]:
+    """Every `//` comment of a file that parsed (so strings are well formed)."""
+    return tuple(
+        ir.Comment(m.group(), source.span(m.start(), m.end()))
+        for m in _COMMENT_OR_STRING.finditer(source.text) if m.group().startswith("//")
+    )
 
 
 def parse_file(path: str | Path) -> tuple[Source, ir.Module]:
@@ -143,12 +167,15 @@ class _ToIR(Transformer):
         return self.source.span(meta.start_pos, meta.end_pos)
 
     # -- types
-    def named_type(self, name: Token) -> ir.NamedType:
-        return ir.NamedType(name.value, self._tok(name))
+    def named_type(self, name: Token, constraints: tuple[ir.Arg, ...] = ()) -> ir.NamedType:
+        return ir.NamedType(name.value, constraints, self._tok(name))
 
     @v_args(meta=True, inline=False)
     def list_type(self, meta, children) -> ir.ListType:
-        return ir.ListType(children[0], self._meta(meta))
+        return ir.ListType(children[0], children[1] if len(children) > 1 else (), self._meta(meta))
+
+    def constraints(self, *args: ir.Arg) -> tuple[ir.Arg, ...]:
+        return args
 
     @v_args(meta=True, inline=False)
     def optional_type(self, meta, children) -> ir.OptionalType:
@@ -221,23 +248,59 @@ class _ToIR(Transformer):
         return ir.Input(name.value, ir.Ref((model.value,), self._tok(model)), self._tok(name))
 
     @v_args(meta=True, inline=False)
-    def output_stmt(self, meta, children) -> ir.Output:
-        return ir.Output(children[0], self._meta(meta))
+    def output_stmt(self, meta, refs) -> ir.Output:
+        return ir.Output(tuple(refs), self._meta(meta))
 
-    # Step clauses come back tagged, so step_stmt can tell them from the sources.
+    # Step clauses come back tagged, so lm_step can tell them from the sources.
     def using(self, name: Token) -> tuple[str, ir.Ref]:
         return "using", ir.Ref((name.value,), self._tok(name))
 
     def instructions(self, text: Token) -> tuple[str, ir.Literal]:
         return "instructions", ir.Literal(_string(text), self._tok(text))
 
-    def step_stmt(self, name: Token, kind: Token, model: Token, *rest) -> ir.Step:
+    def tools(self, *names: Token) -> tuple[str, tuple[ir.Ref, ...]]:
+        return "tools", tuple(ir.Ref((n.value,), self._tok(n)) for n in names)
+
+    def max_steps(self, number: Token) -> tuple[str, ir.Literal]:
+        return "max_steps", ir.Literal(_number(number), self._tok(number))
+
+    def lm_step(self, *parts) -> ir.Step:
+        frozen = parts[0].type == "FROZEN"
+        kind, model, *rest = parts[1:] if frozen else parts
         sources = tuple(r for r in rest if isinstance(r, ir.Ref))
         clauses = dict(r for r in rest if isinstance(r, tuple))
-        model_ref = ir.Ref((model.value,), self._tok(model))
         return ir.Step(
-            name.value, kind.value, model_ref, sources, clauses.get("using"), clauses.get("instructions"), self._tok(name)
+            "", kind.value, ir.Ref((model.value,), self._tok(model)), sources, clauses.get("using"),
+            clauses.get("instructions"), frozen, clauses.get("tools", ()), clauses.get("max_steps"),
+            self._tok(kind),
         )
+
+    @v_args(meta=True, inline=False)
+    def arm(self, meta, children) -> ir.Arm:
+        label, step = children
+        return ir.Arm(None if label.type == "DEFAULT" else _string(label), step, self._meta(meta))
+
+    def branch(self, on: ir.Ref, *arms: ir.Arm) -> tuple[ir.Ref, tuple[ir.Arm, ...]]:
+        return on, arms
+
+    def step_stmt(self, name: Token, body) -> ir.Step | ir.Branch:
+        span = self._tok(name)
+        if isinstance(body, ir.Step):
+            return dataclasses.replace(body, name=name.value, span=span)
+        on, arms = body
+        named = tuple(
+            dataclasses.replace(a, step=dataclasses.replace(a.step, name=f"{name.value}.{a.label or 'default'}"))
+            for a in arms
+        )
+        return ir.Branch(name.value, on, named, span)
+
+    def tool_def(self, name: Token, impl: ir.Call) -> ir.Tool:
+        return ir.Tool(name.value, impl, self._tok(name))
+
+    @v_args(meta=True, inline=False)
+    def import_def(self, meta, children) -> ir.Import:
+        (path,) = children
+        return ir.Import(ir.Literal(_string(path), self._tok(path)), self._meta(meta))
 
     def program_def(self, name: Token, *rest) -> ir.Program:
         description = _string(rest[0]) if rest and isinstance(rest[0], Token) else None
@@ -246,7 +309,7 @@ class _ToIR(Transformer):
             name.value,
             description,
             tuple(s for s in body if isinstance(s, ir.Input)),
-            tuple(s for s in body if isinstance(s, ir.Step)),
+            tuple(s for s in body if isinstance(s, (ir.Step, ir.Branch))),
             tuple(s for s in body if isinstance(s, ir.Output)),
             self._tok(name),
         )

@@ -29,5 +29,5 @@ train gsm8k_baseline on gsm8k {
     optimizer  random_few_shot(nb_max_examples: 3)
     epochs     2
     batch_size 16
-    checkpoint best val_reward max   // keep the best epoch (or the untrained program)
+    checkpoint best val_reward max  // keep the best epoch (or the untrained program)
 }

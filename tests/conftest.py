@@ -14,6 +14,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="rewrite golden files from the current output")
 
 
+@pytest.fixture(autouse=True)
+def _own_lm_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets an empty LM cache of its own, never the user's (~/.cache/icldsl)."""
+    directory = tmp_path_factory.mktemp("lm-cache")
+    monkeypatch.setenv("ICLDSL_CACHE_DIR", str(directory))
+    return directory
+
+
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))

@@ -10,8 +10,13 @@ A script is a sequence of items answered in order, or a callable
 
 - a `Reply`, sent exactly as given (status, headers, body, delay, dropped connection);
 - a `str`, the model's content, wrapped in the wire format of the request's path
-  (see `FORMATS`; add a builder there for another provider);
+  (see `FORMATS`: OpenAI and Anthropic chat, Ollama chat, and both embedding APIs,
+  where the content is the JSON list of vectors);
 - a `dict` or `list`, JSON-encoded and then used as content (a structured answer).
+
+`Faulty(script)` wraps a script so that a seeded share of calls fail the way real
+servers and models do (500, 429 with Retry-After, too slow, malformed, truncated or
+wrongly typed answers, a body that is not JSON), counting each kind in `counts`.
 
 Every request is recorded in `requests`. A script that runs out, raises, or meets a
 path with no wire format is recorded in `errors`; leaving the `with` block raises
@@ -21,14 +26,15 @@ them, so a test cannot pass while its server misbehaved.
 from __future__ import annotations
 
 import json
+import random
 import socket
 import socketserver
 import sys
 import threading
 import traceback
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Union
 from urllib.parse import urlsplit
@@ -73,6 +79,13 @@ class Request:
     def messages(self) -> list[dict[str, Any]]:
         body = self.json if isinstance(self.json, dict) else {}
         return list(body.get("messages") or [])
+
+    @property
+    def texts(self) -> list[str]:
+        """The inputs of an embeddings request (`input`, a string or a list)."""
+        body = self.json if isinstance(self.json, dict) else {}
+        value = body.get("input", [])
+        return [value] if isinstance(value, str) else list(value)
 
     @property
     def last_user_message(self) -> str:
@@ -126,10 +139,99 @@ def _openai_format(content: str, request: Request) -> Reply:
     return openai_reply(content, prompt_tokens=prompt, model=model)
 
 
+def _model(request: Request) -> str:
+    return request.json.get("model", "loopback") if isinstance(request.json, dict) else "loopback"
+
+
+def _prompt_words(request: Request) -> int:
+    body = request.json if isinstance(request.json, dict) else {}
+    system = _text(body.get("system"))
+    return len(system.split()) + sum(len(_text(m.get("content")).split()) for m in request.messages)
+
+
+def _ollama_format(content: str, request: Request) -> Reply:
+    """Ollama's `/api/chat` answer without streaming."""
+    return Reply(body={
+        "model": _model(request),
+        "created_at": "2025-01-01T00:00:00Z",
+        "message": {"role": "assistant", "content": content},
+        "done": True,
+        "done_reason": "stop",
+        "prompt_eval_count": _prompt_words(request),
+        "eval_count": len(content.split()),
+    })
+
+
+def _anthropic_format(content: str, request: Request) -> Reply:
+    """Anthropic's `/v1/messages` answer: a `tool_use` block when the request forces a
+    tool and the content is a JSON object (as the API returns), else a text block."""
+    body = request.json if isinstance(request.json, dict) else {}
+    forced = (body.get("tool_choice") or {}).get("name")
+    try:
+        parsed = json.loads(content)
+    except ValueError:
+        parsed = None
+    if forced and isinstance(parsed, dict):
+        blocks = [{"type": "tool_use", "id": "toolu_loopback", "name": forced, "input": parsed}]
+        stop = "tool_use"
+    else:
+        blocks, stop = [{"type": "text", "text": content}], "end_turn"
+    return Reply(body={
+        "id": "msg_loopback",
+        "type": "message",
+        "role": "assistant",
+        "model": _model(request),
+        "content": blocks,
+        "stop_reason": stop,
+        "usage": {"input_tokens": _prompt_words(request), "output_tokens": len(content.split())},
+    })
+
+
+def _vectors(content: str) -> list:
+    vectors = json.loads(content)
+    if not isinstance(vectors, list):
+        raise ValueError("embeddings content must be a JSON list of vectors")
+    return vectors
+
+
+def _openai_embeddings_format(content: str, request: Request) -> Reply:
+    vectors = _vectors(content)
+    return Reply(body={
+        "object": "list",
+        "model": _model(request),
+        "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+        "usage": {"prompt_tokens": sum(len(t.split()) for t in request.texts), "total_tokens": 0},
+    })
+
+
+def _ollama_embed_format(content: str, request: Request) -> Reply:
+    return Reply(body={"model": _model(request), "embeddings": _vectors(content),
+                       "prompt_eval_count": sum(len(t.split()) for t in request.texts)})
+
+
 # Request path -> builder of a normal reply carrying some content in that wire format.
 FORMATS: dict[str, Callable[[str, Request], Reply]] = {
     "/v1/chat/completions": _openai_format,
+    "/api/chat": _ollama_format,
+    "/v1/messages": _anthropic_format,
+    "/v1/embeddings": _openai_embeddings_format,
+    "/api/embed": _ollama_embed_format,
 }
+EMBEDDING_PATHS = frozenset({"/v1/embeddings", "/api/embed"})
+
+
+def toy_embedding(text: str, dim: int = 8) -> list[float]:
+    """A deterministic vector for `text` (letter counts folded into `dim` slots)."""
+    vector = [0.0] * dim
+    for char in text.lower():
+        if char.isalnum():
+            vector[ord(char) % dim] += 1.0
+    return vector
+
+
+def embed_script(request: Request) -> list:
+    """A callable script answering any embeddings request with `toy_embedding`s."""
+    return [toy_embedding(t) for t in request.texts]
 
 
 def error_reply(status: int, message: str, headers: Mapping[str, str] | None = None) -> Reply:
@@ -175,6 +277,16 @@ class LoopbackServer:
         if self._httpd is None:
             raise RuntimeError("the loopback server is not running")
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    @property
+    def ollama_url(self) -> str:
+        """The base_url an Ollama client should use (the server's root)."""
+        return self.url
+
+    @property
+    def anthropic_url(self) -> str:
+        """The base_url an Anthropic client should use (the server's root)."""
+        return self.url
 
     @property
     def openai_url(self) -> str:
@@ -253,10 +365,16 @@ class LoopbackServer:
             item = json.dumps(item)
         if not isinstance(item, str):
             return self._fail(f"script gave {type(item).__name__}, not Reply/str/dict/list")
+        return self._build(item, request)
+
+    def _build(self, content: str, request: Request) -> Reply:
         build = FORMATS.get(request.path)
         if build is None:
             return self._fail(f"no wire format for path {request.path}")
-        return build(item, request)
+        try:
+            return build(content, request)
+        except ValueError as exc:
+            return self._fail(f"cannot build a {request.path} answer from {content[:80]!r}: {exc}")
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -340,3 +458,78 @@ def _text(content: Any) -> str:
     if isinstance(content, list):
         return "".join(b.get("text", "") for b in content if isinstance(b, dict))
     return ""
+
+
+FAULT_KINDS = ("500", "429", "slow", "malformed", "truncated", "wrong_type", "garbled")
+
+
+class Faulty:
+    """A callable script that answers through `script` (a callable) but injects faults.
+
+    Each request draws one kind from `rates` (seeded): `500`; `429` with
+    `Retry-After: retry_after`; `slow`, the right answer after `slow_delay` seconds
+    (set it above the client's timeout); `malformed`, the answer as a Python dict in
+    prose and a code fence; `truncated`, the answer's JSON cut in half; `wrong_type`,
+    every number replaced by a word; `garbled`, a 200 whose body is not JSON. Malformed,
+    truncated and wrong-typed faults only touch answers that are JSON objects. `counts`
+    tallies what was sent, by kind (`ok` for untouched answers).
+    """
+
+    DEFAULT_RATES: Mapping[str, float] = {
+        "500": 0.20, "429": 0.05, "slow": 0.03, "malformed": 0.05,
+        "truncated": 0.05, "wrong_type": 0.05, "garbled": 0.01,
+    }
+
+    def __init__(
+        self,
+        script: Callable[[Request], Item],
+        *,
+        seed: int = 0,
+        rates: Mapping[str, float] | None = None,
+        retry_after: str = "0.05",
+        slow_delay: float = 2.0,
+    ) -> None:
+        self.script = script
+        self.rates = dict(self.DEFAULT_RATES if rates is None else rates)
+        unknown = set(self.rates) - set(FAULT_KINDS)
+        if unknown or sum(self.rates.values()) > 1:
+            raise ValueError(f"bad fault rates: {self.rates}")
+        self.retry_after, self.slow_delay = retry_after, slow_delay
+        self.counts: Counter[str] = Counter()
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def __call__(self, request: Request) -> Item:
+        item = self.script(request)
+        with self._lock:
+            kind = self._draw()
+            obj = json.loads(item) if isinstance(item, str) and item.startswith("{") else item
+            if kind in ("malformed", "truncated", "wrong_type") and not isinstance(obj, dict):
+                kind = "ok"
+            self.counts[kind] += 1
+        if kind == "500":
+            return error_reply(500, "loopback: injected server error")
+        if kind == "429":
+            return error_reply(429, "loopback: injected rate limit", {"Retry-After": self.retry_after})
+        if kind == "garbled":
+            return Reply(body="<html>502 Bad Gateway</html>")
+        if kind == "slow":
+            content = item if isinstance(item, str) else json.dumps(item)
+            return replace(FORMATS[request.path](content, request), delay=self.slow_delay)
+        if kind == "malformed":
+            return f"Sure! Here is the answer:\n```json\n{obj!r}\n```"
+        if kind == "truncated":
+            text = json.dumps(obj)
+            return text[: len(text) // 2]
+        if kind == "wrong_type":
+            return {k: ("many" if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+                    for k, v in obj.items()}
+        return item
+
+    def _draw(self) -> str:
+        x = self._random.random()
+        for kind, rate in self.rates.items():
+            if x < rate:
+                return kind
+            x -= rate
+        return "ok"

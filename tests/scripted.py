@@ -38,4 +38,8 @@ class ScriptedLM:
 
 def last_input(request: LMRequest) -> dict:
     """The input object the step sent (its last user message)."""
-    return json.loads(request.messages[-1].content)
+    # After a refused answer the runtime adds a turn showing the error; the input is before it.
+    for message in reversed(request.messages):
+        if message.role == "user" and message.content.startswith("{"):
+            return json.loads(message.content)
+    raise AssertionError("no input object among the request's messages")

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from icldsl.datasets import gsm8k, jsonl
+from icldsl.datasets import files, gsm8k
 from icldsl.datasets.base import DataError, Dataset, Example
 
 __all__ = ["LOADERS", "DataError", "Dataset", "Example", "Loader", "load_dataset"]
@@ -18,7 +18,8 @@ __all__ = ["LOADERS", "DataError", "Dataset", "Example", "Loader", "load_dataset
 
 @dataclass(frozen=True, slots=True)
 class Loader:
-    """A loader's options (name -> str/int/float/bool), its positional names, and its `load`.
+    """A loader's options (name -> str/int/float/bool or dict[str, str]), its positional names,
+    and its `load`.
 
     `load(name, args, *, base_dir, x_model, y_model) -> Dataset`, with `args` keyed by option name.
     """
@@ -33,7 +34,10 @@ class Loader:
 LOADERS: Mapping[str, Loader] = MappingProxyType(
     {
         "gsm8k": Loader(MappingProxyType(dict(gsm8k.OPTIONS)), (), gsm8k.load, gsm8k.DOC),
-        "jsonl": Loader(MappingProxyType(dict(jsonl.OPTIONS)), jsonl.POSITIONAL, jsonl.load, jsonl.DOC, ("path",)),
+        **{
+            fmt.name: Loader(fmt.options, ("path",), fmt.load, fmt.doc, ("path",))
+            for fmt in files.FORMATS.values()
+        },
     }
 )
 

@@ -1,9 +1,13 @@
-"""What every loader shares: options, JSONL rows, validation against the models, sampling."""
+"""What every loader shares: options, reading files, JSONL rows, validation against the
+models (with a field -> column mapping), sampling and splitting."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
+import types
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,7 +39,12 @@ def check_options(
         want = spec[name]
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if type(value) is not want:
+        if want == dict[str, str]:
+            if not (isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
+                raise DataError(
+                    f"{loader} loader: option '{name}' should map names to strings, like {{ a: \"x\" }}"
+                )
+        elif type(value) is not want:
             raise DataError(
                 f"{loader} loader: option '{name}' should be {want.__name__}, got {type(value).__name__}"
             )
@@ -52,15 +61,23 @@ def resolve(path: str, base_dir: Path) -> Path:
     return p if p.is_absolute() else base_dir / p
 
 
+def read_text(path: Path, *, encoding: str = "utf-8") -> str:
+    """The text of a data file; DataError naming the file when it cannot be read."""
+    file = str(path)
+    try:
+        return path.read_text(encoding=encoding)
+    except FileNotFoundError:
+        raise DataError("file not found", file=file) from None
+    except IsADirectoryError:
+        raise DataError("is a directory, not a file", file=file) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read file: {exc}", file=file) from exc
+
+
 def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """Every non-blank line of `path` as (1-based line number, JSON object)."""
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError("file not found", file=file) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read file: {exc}", file=file) from exc
+    text = read_text(path)
     rows = []
     # Split on "\n" only: str.splitlines would also break on U+2028 inside JSON strings.
     for number, line in enumerate(text.split("\n"), start=1):
@@ -83,28 +100,144 @@ def to_example(
     row: Mapping[str, Any], x_model: type[BaseModel], y_model: type[BaseModel], *, file: str, line: int
 ) -> Example:
     """The row's input and output fields, validated by the program's models, as an Example."""
-    x = _validated(row, x_model, "input", file, line)
-    y = _validated(row, y_model, "output", file, line)
-    return Example(x=x, y=y, origin=f"{file}:{line}")
+    return to_examples([(line, row)], x_model, y_model, file=file)[0]
+
+
+MAX_REPORTED = 10  # bad rows listed in one DataError; the rest are counted
+
+
+def field_names(model: type[BaseModel]) -> list[str]:
+    """A model's fields under their declared names."""
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def check_mapping(
+    loader: str, mapping: Mapping[str, str], x_model: type[BaseModel], y_model: type[BaseModel]
+) -> dict[str, str]:
+    """`map: { field: "column" }` checked against the program's fields."""
+    known = field_names(x_model) + field_names(y_model)
+    for field in mapping:
+        if field not in known:
+            close = difflib.get_close_matches(field, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (fields: {', '.join(known)})"
+            raise DataError(
+                f"{loader} loader: `map` names '{field}', which is not a field of the program's input "
+                f"or output{hint}"
+            )
+    return dict(mapping)
+
+
+def check_columns(
+    columns: Iterable[str], mapping: Mapping[str, str], x_model: type[BaseModel], y_model: type[BaseModel],
+    *, file: str, line: int | None = None,
+) -> None:
+    """Refuse a file where no row has the column a required field reads (or a mapped column)."""
+    present = set(columns)
+    shown = ", ".join(sorted(present)) or "none"
+    for field, column in mapping.items():
+        if column not in present:
+            close = difflib.get_close_matches(column, present, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (columns: {shown})"
+            raise DataError(f"no column '{column}' (mapped to field '{field}'){hint}", file=file, line=line)
+    for role, model in (("input", x_model), ("output", y_model)):
+        for name, info in model.model_fields.items():
+            field = info.alias or name
+            if info.is_required() and field not in mapping and field not in present:
+                raise DataError(
+                    f"no column for {role} field '{field}' (columns: {shown}); name one with "
+                    f'`map: {{ {field}: "column" }}`',
+                    file=file, line=line,
+                )
+
+
+def to_examples(
+    rows: Sequence[tuple[int, Mapping[str, Any]]],
+    x_model: type[BaseModel],
+    y_model: type[BaseModel],
+    *,
+    file: str,
+    mapping: Mapping[str, str] | None = None,
+    text_cells: bool = False,
+) -> list[Example]:
+    """Every row validated into an Example, or one DataError listing the bad rows (all are checked).
+
+    `mapping` names the column each field reads (default: the field's own name).
+    `text_cells` (CSV) turns cell text into what each field's type wants: JSON for
+    lists and models, an empty cell for an optional field into null.
+    """
+    mapping = mapping or {}
+    examples: list[Example] = []
+    bad: list[tuple[int, str]] = []
+    for line, row in rows:
+        try:
+            x = _validated(row, x_model, "input", mapping, text_cells)
+            y = _validated(row, y_model, "output", mapping, text_cells)
+        except _BadRow as exc:
+            bad.append((line, str(exc)))
+            continue
+        examples.append(Example(x=x, y=y, origin=f"{file}:{line}"))
+    if bad:
+        (first_line, first), rest = bad[0], bad[1:]
+        lines = [first, *(f"{file}:{line}: {message}" for line, message in rest[: MAX_REPORTED - 1])]
+        if len(bad) > MAX_REPORTED:
+            lines.append(f"... and {len(bad) - MAX_REPORTED} more")
+        if len(bad) > 1:
+            lines.append(f"{len(bad)} bad rows of {len(rows)}; nothing was loaded")
+        raise DataError("\n".join(lines), file=file, line=first_line)
+    return examples
+
+
+class _BadRow(Exception):
+    pass
 
 
 def _validated(
-    row: Mapping[str, Any], model: type[BaseModel], role: str, file: str, line: int
+    row: Mapping[str, Any], model: type[BaseModel], role: str, mapping: Mapping[str, str], text_cells: bool
 ) -> dict[str, Any]:
-    keys = [field.alias or name for name, field in model.model_fields.items()]
-    values = {key: row[key] for key in keys if key in row}
+    values: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        field = info.alias or name
+        column = mapping.get(field, field)
+        if column in row:
+            value = row[column]
+            values[field] = _from_text(value, info.annotation) if text_cells and isinstance(value, str) else value
     try:
         return model.model_validate(values).model_dump(mode="json", by_alias=True)
     except ValidationError as exc:
-        raise DataError(f"{role} {summarize(exc)}", file=file, line=line) from exc
+        raise _BadRow(f"{role} {summarize(exc, mapping)}") from exc
 
 
-def summarize(exc: ValidationError) -> str:
-    """A pydantic error on one line: each field and what is wrong with it, no URLs."""
+def _from_text(cell: str, annotation: Any) -> Any:
+    """A CSV cell as the value a field of type `annotation` expects (pydantic coerces the rest)."""
+    optional = typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(
+        annotation
+    )
+    if optional:
+        if not cell.strip():
+            return None
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    structured = typing.get_origin(annotation) is list or (
+        isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    )
+    if structured and cell.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(cell)
+        except json.JSONDecodeError:
+            return cell  # pydantic names the field and shows the text
+    return cell
+
+
+def summarize(exc: ValidationError, mapping: Mapping[str, str] | None = None) -> str:
+    """A pydantic error on one line: each field (and its column, when mapped) and what is
+    wrong with it, no URLs."""
     parts = []
     for error in exc.errors(include_url=False):
         where = ".".join(str(part) for part in error["loc"])
-        text = f"field '{where}': {error['msg']}"
+        text = f"field '{where}'"
+        top = str(error["loc"][0]) if error["loc"] else ""
+        if mapping and mapping.get(top, top) != top:
+            text += f" (column '{mapping[top]}')"
+        text += f": {error['msg']}"
         if error["type"] != "missing":
             shown = repr(error["input"])
             text += f" (got {shown if len(shown) <= 40 else shown[:37] + '...'})"

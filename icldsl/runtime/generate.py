@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import logging
 import os
 from typing import Any, Mapping
 
 from pydantic import BaseModel, ValidationError
 
 from ..lm import DECODING_OPTIONS, LMClient, LMError, LMRequest
-from ..lm.base import Usage
+from ..lm.base import LMResponse, Message, Usage
+from ..lm.repair import RepairError, read_object
 from . import prompt
 from .models import dump
 from .spec import LMSpec
 from .state import StepState
+
+log = logging.getLogger(__name__)
 
 
 class StepFailure(Exception):
@@ -36,6 +40,34 @@ def resolve_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return resolved
 
 
+def decoding_options(lm: LMSpec) -> dict[str, Any]:
+    """The options of an LM that travel with each request (temperature, max_tokens, seed)."""
+    return {k: v for k, v in resolve_options(lm.options).items() if k in DECODING_OPTIONS}
+
+
+class InvalidAnswer(StepFailure):
+    """An answer that does not read as the step's model (not JSON, or not valid)."""
+
+
+# The turn that shows a model why its answer was refused, before its one retry.
+RETRY_PROMPT = (
+    "Your answer could not be used: {error}. Answer the same input again with one JSON object, "
+    "and nothing else, that follows the schema."
+)
+
+
+def validate_answer(model: type[BaseModel], model_name: str, text: str, usage: Usage) -> dict:
+    """The LM's answer, read leniently (see `lm.repair`) and validated, dumped;
+    InvalidAnswer when it is not one."""
+    try:
+        return dump(model.model_validate(read_object(text)))
+    except RepairError as exc:
+        raise InvalidAnswer(f"answer is not JSON: {exc}", usage) from None
+    except ValidationError as exc:
+        errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in exc.errors())
+        raise InvalidAnswer(f"answer does not match `{model_name}`: {errors}", usage) from None
+
+
 async def generate(
     model: type[BaseModel],
     model_name: str,
@@ -46,21 +78,29 @@ async def generate(
 ) -> tuple[dict, Usage]:
     """Prompt the LM with the step's state and `inputs`; return the validated output."""
     schema = model.model_json_schema(by_alias=True)
-    decoding = {k: v for k, v in resolve_options(lm.options).items() if k in DECODING_OPTIONS}
     request = LMRequest(
         messages=prompt.render(state, schema, inputs),
         schema=schema,
         schema_name=model_name,
-        **decoding,
+        **decoding_options(lm),
     )
+    response = await _complete(client, request, Usage())
     try:
-        response = await client.complete(request)
+        return validate_answer(model, model_name, response.text, response.usage), response.usage
+    except InvalidAnswer as refused:
+        log.debug("%s: %s; retrying once with the error shown", client.name, refused)
+        retry = dataclasses.replace(request, messages=(
+            *request.messages,
+            Message("assistant", response.text.strip() or "(empty answer)"),
+            Message("user", RETRY_PROMPT.format(error=refused)),
+        ))
+    second = await _complete(client, retry, response.usage)
+    usage = response.usage + second.usage
+    return validate_answer(model, model_name, second.text, usage), usage
+
+
+async def _complete(client: LMClient, request: LMRequest, spent: Usage) -> LMResponse:
+    try:
+        return await client.complete(request)
     except LMError as exc:
-        raise StepFailure(f"LM call failed: {exc}") from None
-    try:
-        return dump(model.model_validate(prompt.parse_json_object(response.text))), response.usage
-    except json.JSONDecodeError as exc:
-        raise StepFailure(f"answer is not JSON ({exc.msg}): {response.text[:200]!r}", response.usage) from None
-    except ValidationError as exc:
-        errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in exc.errors())
-        raise StepFailure(f"answer does not match `{model_name}`: {errors}", response.usage) from None
+        raise StepFailure(f"LM call failed: {exc}", spent) from None

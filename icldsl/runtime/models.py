@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -19,17 +19,26 @@ class IclModel(BaseModel):
     model_config = ConfigDict(protected_namespaces=(), populate_by_name=True, extra="ignore")
 
 
-def _python_type(t: Any, built: dict[str, type[BaseModel]]) -> Any:
+def _python_type(t: Any) -> Any:
+    """The annotation of a JSON type; models are named, resolved by `model_rebuild`."""
     if isinstance(t, str):
         return _PRIMITIVES[t]
+    if "constrained" in t:
+        return Annotated[_python_type(t["constrained"]), _constraint(t)]
     (kind, arg), = t.items()
     if kind == "list":
-        return list[_python_type(arg, built)]
+        return list[_python_type(arg)]
     if kind == "optional":
-        return Optional[_python_type(arg, built)]
+        return Optional[_python_type(arg)]
     if kind == "enum":
         return Literal[tuple(arg)]
-    return built[arg]
+    return arg  # a model, by name: a forward reference
+
+
+def _constraint(t: Mapping[str, Any]) -> Any:
+    names = {"min": "ge", "max": "le", "min_length": "min_length", "max_length": "max_length",
+             "pattern": "pattern", "min_items": "min_length", "max_items": "max_length"}
+    return Field(**{names[k]: v for k, v in t.items() if k != "constrained"})
 
 
 def _safe_name(name: str) -> str:
@@ -37,16 +46,17 @@ def _safe_name(name: str) -> str:
 
 
 def build_models(specs: tuple[ModelSpec, ...]) -> dict[str, type[BaseModel]]:
-    """Build every model; `specs` must list a model after the models it uses."""
+    """Build every model; models may refer to each other (and to themselves) by name."""
     built: dict[str, type[BaseModel]] = {}
     for spec in specs:
         fields: dict[str, Any] = {}
         for f in spec.fields:
-            annotation = _python_type(f.type, built)
             default = None if isinstance(f.type, dict) and "optional" in f.type else ...
             alias = f.name if _safe_name(f.name) != f.name else None
-            fields[_safe_name(f.name)] = (annotation, Field(default, description=f.description, alias=alias))
+            fields[_safe_name(f.name)] = (_python_type(f.type), Field(default, description=f.description, alias=alias))
         built[spec.name] = create_model(spec.name, __base__=IclModel, **fields)
+    for model in built.values():
+        model.model_rebuild(force=True, _types_namespace=built)
     return built
 
 

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from pathlib import Path
 from typing import Any, Mapping
 
 from pydantic import BaseModel, ValidationError
 
 from ..lm import LMClient, make_client
+from ..lm.cache import CachedClient, CallMeter, LMCache, Mode
+from ..lm.fallback import FallbackClient
+from .agent import run_agent
 from .generate import StepFailure, generate, resolve_options
 from .models import build_models, dump
-from .spec import LMSpec, ProgramSpec, StepSpec
+from .spec import BranchSpec, LMSpec, ProgramSpec, StepSpec
 from .state import StepRecord, StepState, Trace
+from .tools import Tool, load_tools
 
 log = logging.getLogger("icldsl.runtime")
 
@@ -31,7 +37,8 @@ class Program:
 
     `states` maps each LM step's path to its instructions and examples; training
     swaps them with `with_states`. LM clients are created on first use from the
-    spec unless given in `clients` (lm name -> client), as tests do.
+    spec unless given in `clients` (lm name -> client), as tests do. With a `cache`,
+    every client, given or created, answers through it in `cache_mode`.
     """
 
     def __init__(
@@ -39,16 +46,26 @@ class Program:
         spec: ProgramSpec,
         states: Mapping[str, StepState],
         clients: Mapping[str, LMClient] | None = None,
+        search_path: tuple[Path, ...] = (),
+        *,
+        cache: LMCache | None = None,
+        cache_mode: Mode = "normal",
     ) -> None:
         self.spec = spec
+        self.search_path = search_path  # where tools' modules may live besides sys.path
         self.states = dict(states)
         self.models: dict[str, type[BaseModel]] = build_models(spec.models)
         self.input_model = self.models[spec.input_model]
         self.output_model = self.models[spec.output_model]
         self._clients: dict[str, LMClient] = dict(clients or {})
         self._owned: set[str] = set()
+        self.cache, self.cache_mode = cache, cache_mode
+        self._cached: dict[str, CachedClient] = {}
         self._lms = {lm.name: lm for lm in spec.lms}
         self._runner: asyncio.Runner | None = None
+        self._tools: dict[str, Tool] | None = None
+        self._fields = {name: tuple(m.model_fields[f].alias or f for f in m.model_fields)
+                        for name, m in self.models.items()}
 
     def with_states(self, states: Mapping[str, StepState]) -> "Program":
         """The same program (sharing its LM clients) with other learned state."""
@@ -60,21 +77,25 @@ class Program:
     # ---- running ---------------------------------------------------------------
 
     async def run(self, x: Mapping[str, Any] | BaseModel) -> Trace:
-        """Run once. LM and validation failures are recorded in the trace, not raised."""
+        """Run once. LM and validation failures are recorded in the trace, not raised.
+
+        Every step starts as soon as the values it reads are ready, so
+        independent steps run concurrently.
+        """
         inputs = dump(x) if isinstance(x, BaseModel) else self.validate_input(x)
         trace = Trace()
-        values: dict[str, asyncio.Future] = {}
-        loop = asyncio.get_running_loop()
-        ready = loop.create_future()
+        ready = asyncio.get_running_loop().create_future()
         ready.set_result(inputs)
-        values[self.spec.input_name] = ready
-        for step in self.spec.steps:
-            values[step.name] = asyncio.ensure_future(self._run_step(step, [values[s] for s in step.sources], trace))
+        values: dict[str, asyncio.Future] = {self.spec.input_name: ready}
+        for item in self.spec.steps:  # in dependency order
+            values[item.name] = asyncio.ensure_future(self._run_item(item, values, trace))
         try:
-            trace.output = await values[self.spec.output]
-            if trace.output is None:
+            parts = [await values[name] for name in self.spec.outputs]
+            if all(p is not None for p in parts):
+                trace.output = {k: v for part in parts for k, v in part.items()}
+            else:
                 trace.error = next((r.error for r in trace.steps.values() if r.error), "no output")
-            await asyncio.gather(*(values[s.name] for s in self.spec.steps))
+            await asyncio.gather(*(values[item.name] for item in self.spec.steps))
         finally:
             for future in values.values():
                 future.cancel()
@@ -86,32 +107,66 @@ class Program:
         except ValidationError as exc:
             raise InvalidInput(f"input does not match `{self.spec.input_model}`: {exc}") from None
 
-    async def _run_step(self, step: StepSpec, sources: list[asyncio.Future], trace: Trace) -> dict | None:
-        parts = [await s for s in sources]
+    async def _run_item(self, item: StepSpec | BranchSpec, values: Mapping[str, asyncio.Future],
+                        trace: Trace) -> dict | None:
+        if isinstance(item, StepSpec):
+            return await self._run_step(item, values, trace)
+        routed = await values[item.on[0]]
+        if routed is None:
+            return None
+        value = routed.get(item.on[1])
+        label = json.dumps(value) if isinstance(value, bool) else str(value)  # true/false as written in a file
+        arm = next((a for a in item.arms if a.label == label), None) or \
+            next((a for a in item.arms if a.label is None), None)
+        if arm is None:
+            path = f"{self.spec.name}/{item.name}"
+            trace.steps[path] = StepRecord({item.on[1]: value}, None, f"no arm of `{item.name}` for {label!r}")
+            return None
+        return await self._run_step(arm.step, values, trace)
+
+    async def _run_step(self, step: StepSpec, values: Mapping[str, asyncio.Future], trace: Trace) -> dict | None:
+        parts = [await values[s] for s in step.sources]
         merged: dict[str, Any] = {}
         for part in parts:
             merged.update(part or {})
         if any(p is None for p in parts):
             trace.steps[step.path] = StepRecord(merged, None, "an earlier step failed")
             return None
+        answer_model = self.models[step.answer_model]
+        lm, client, state = self._lms[step.lm], CallMeter(self.client(step.lm)), self.states[step.path]
         try:
-            output, usage = await generate(
-                self.models[step.model], step.model, self.states[step.path], merged,
-                self._lms[step.lm], self.client(step.lm),
-            )
+            if step.kind == "agent":
+                answer, usage = await run_agent(step, answer_model, state, merged, lm, client, self.tools())
+            else:
+                answer, usage = await generate(answer_model, step.answer_model, state, merged, lm, client)
         except StepFailure as failure:
             log.info("step %s failed: %s", step.path, failure)
-            trace.steps[step.path] = StepRecord(merged, None, str(failure), failure.usage)
+            trace.steps[step.path] = StepRecord(merged, None, str(failure), failure.usage, **_counts(step, client))
             return None
-        trace.steps[step.path] = StepRecord(merged, output, None, usage)
-        return output
+        trace.steps[step.path] = StepRecord(merged, answer, None, usage, **_counts(step, client))
+        # chain_of_thought's answer carries `thinking`; the step yields its model's fields.
+        return {name: answer[name] for name in self._fields[step.model]}
+
+    def tools(self) -> dict[str, Tool]:
+        """The program's tools, imported on first use (ToolError if one cannot be)."""
+        if self._tools is None:
+            self._tools = load_tools(self.spec.tools, self.search_path)
+        return self._tools
 
     def client(self, lm_name: str) -> LMClient:
         if lm_name not in self._clients:
             lm: LMSpec = self._lms[lm_name]
             self._clients[lm_name] = make_client(lm.target, resolve_options(lm.options))
             self._owned.add(lm_name)
-        return self._clients[lm_name]
+            fallback = lm.options.get("fallback")
+            if fallback in self._lms:  # tried when this LM's call fails
+                self.client(fallback)
+                self._clients[lm_name] = FallbackClient(self._clients[lm_name], self._clients[fallback])
+        if self.cache is None:
+            return self._clients[lm_name]
+        if lm_name not in self._cached:
+            self._cached[lm_name] = CachedClient(self._clients[lm_name], self.cache, self.cache_mode)
+        return self._cached[lm_name]
 
     # ---- calling it like a function ------------------------------------------
 
@@ -135,6 +190,7 @@ class Program:
 
     async def aclose(self) -> None:
         for name in self._owned:
+            self._cached.pop(name, None)
             await self._clients.pop(name).aclose()
         self._owned.clear()
 
@@ -143,3 +199,9 @@ class Program:
             self._runner.run(self.aclose())
             self._runner.close()
             self._runner = None
+
+
+def _counts(step: StepSpec, meter: CallMeter) -> dict[str, Any]:
+    """The StepRecord fields that account for a step's LM calls."""
+    return {"lm": step.lm, "calls": meter.calls, "cache_hits": meter.cache_hits, "missing": meter.missing,
+            "latencies": tuple(meter.latencies)}

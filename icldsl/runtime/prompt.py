@@ -56,15 +56,3 @@ def render(state: StepState, schema: Mapping[str, Any], inputs: Mapping[str, Any
     messages.append(Message("user", USER.render(input=to_json(inputs))))
     return tuple(messages)
 
-
-def parse_json_object(text: str) -> Any:
-    """The JSON object in an LM's answer: the whole text, or failing that the
-    outermost `{...}` in it (models wrap JSON in prose or code fences). Raw
-    control characters inside strings, which models emit, are accepted."""
-    try:
-        return json.loads(text, strict=False)
-    except json.JSONDecodeError:
-        start, end = text.find("{"), text.rfind("}")
-        if start < 0 or end <= start:
-            raise
-        return json.loads(text[start : end + 1], strict=False)

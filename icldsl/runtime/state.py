@@ -52,12 +52,23 @@ class StepState:
 
 @dataclass(frozen=True, slots=True)
 class StepRecord:
-    """What one step saw and produced in one run; `output` is None when it failed."""
+    """What one step saw and produced in one run; `output` is None when it failed.
+
+    `calls` counts the LM requests the step made through its LM `lm`, answered from
+    the cache or not; `cache_hits` those the cache answered; `missing` those refused
+    offline for not being cached; `latencies` the seconds of each request that
+    reached the LM.
+    """
 
     inputs: Mapping[str, Any]
     output: Mapping[str, Any] | None
     error: str | None = None
     usage: Usage = field(default_factory=Usage)
+    lm: str | None = None
+    calls: int = 0
+    cache_hits: int = 0
+    missing: int = 0
+    latencies: tuple[float, ...] = ()
 
 
 @dataclass(slots=True)

@@ -4,6 +4,7 @@ score the untrained program, train, score again, and freeze the result."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -13,11 +14,15 @@ import numpy as np
 from ..artifact import freeze
 from ..compiler import Compiled, TrainSpec
 from ..datasets import Dataset, Example, load_dataset
+from ..datasets.quality import inspect as inspect_data
 from ..lm.base import LMClient
+from ..lm.cache import LMCache, Mode
 from ..runtime.program import Program
 from .optimizers import OPTIMIZERS
 from .rewards import REWARDS, RewardFn
-from .trainer import CallStats, Evaluation, History, Progress, evaluate, fit
+from .trainer import CallStats, Evaluation, History, Progress, UsageTable, evaluate, fit
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +48,15 @@ class Scores:
             "failures": [r.failures for r in self.runs],
         }
 
+    @property
+    def usage_table(self) -> UsageTable:
+        return sum((r.usage_table for r in self.runs), UsageTable())
+
 
 @dataclass(frozen=True, slots=True)
 class FitReport:
+    """`usage_table` covers every LM call of the session; `usage` is its total."""
+
     program: Program
     history: History
     untrained: Scores
@@ -53,11 +64,14 @@ class FitReport:
     sizes: Mapping[str, int]
     usage: CallStats
     artifact: dict
+    usage_table: UsageTable = dataclasses.field(default_factory=UsageTable)
 
 
-def program_of(compiled: Compiled, name: str, clients: Mapping[str, LMClient] | None = None) -> Program:
+def program_of(compiled: Compiled, name: str, clients: Mapping[str, LMClient] | None = None, *,
+               cache: LMCache | None = None, cache_mode: Mode = "normal") -> Program:
+    """The program `name` of a compiled file; with a `cache`, its LM calls go through it."""
     spec, states = compiled.programs[name]
-    return Program(spec, states, clients)
+    return Program(spec, states, clients, search_path=(compiled.base_dir,), cache=cache, cache_mode=cache_mode)
 
 
 def load_data(compiled: Compiled, train: TrainSpec, program: Program) -> Dataset:
@@ -92,16 +106,53 @@ async def score_runs(program: Program, examples: Sequence[Example], reward: Rewa
     return Scores(tuple(runs))
 
 
+class EpochProgress:
+    """Reports an epoch's batches to `progress` as one pass over the `size` training examples
+    (the trainer reports each batch as a pass of its own); other labels pass through."""
+
+    def __init__(self, progress: Progress, size: int) -> None:
+        self.progress, self.size = progress, size
+        self.label, self.base, self.reward_sum, self.hits = "", 0, 0.0, 0
+        self.last = (0, 0, 0.0, 0)  # done, total, reward, cache_hits of the batch in progress
+
+    def __call__(self, label: str, done: int, total: int, reward: float, *, cache_hits: int = 0) -> None:
+        if not label.startswith("epoch "):
+            self.progress(label, done, total, reward, cache_hits=cache_hits)
+            return
+        if label != self.label:
+            self.label, self.base, self.reward_sum, self.hits = label, 0, 0.0, 0
+        elif done == 0 and self.last[0] == self.last[1]:  # the next batch of the same epoch
+            self.base += self.last[1]
+            self.reward_sum += self.last[2] * self.last[1]
+            self.hits += self.last[3]
+            self.last = (0, total, 0.0, 0)
+            return
+        self.last = (done, total, reward, cache_hits)
+        count = self.base + done
+        mean = (self.reward_sum + reward * done) / count if count else 0.0
+        self.progress(label, count, max(self.size, self.base + total), mean, cache_hits=self.hits + cache_hits)
+
+
 async def fit_compiled(
     compiled: Compiled,
     train: TrainSpec,
     *,
     clients: Mapping[str, LMClient] | None = None,
+    cache: LMCache | None = None,
+    cache_mode: Mode = "normal",
     progress: Progress | None = None,
 ) -> FitReport:
-    program = program_of(compiled, train.program, clients)
+    """Score the untrained program, train it, score it again, and freeze it.
+
+    With a `cache`, every LM call goes through it (see `icldsl.lm.cache`), so a
+    re-run, or a run after an interruption, replays the calls already made.
+    """
+    program = program_of(compiled, train.program, clients, cache=cache, cache_mode=cache_mode)
     try:
         data = load_data(compiled, train, program)
+        data_check = inspect_data(data)
+        for warning in data_check.warnings():
+            log.warning("%s", warning)
         rng = np.random.default_rng(train.seed)
         train_set, val_set = split(data.train, train.validation_split, rng)
         reward = make_reward(train)
@@ -112,25 +163,30 @@ async def fit_compiled(
         trained_program, history = await fit(
             program, train_set, val_set, reward, optimizer,
             epochs=train.epochs, batch_size=train.batch_size, rng=rng, concurrency=train.concurrency,
-            monitor=train.monitor, mode=train.mode, progress=progress,
+            monitor=train.monitor, mode=train.mode,
+            progress=EpochProgress(progress, len(train_set)) if progress else None,
         )
         trained = await score_runs(trained_program, data.test, reward, train, "test (trained)", progress)
     finally:
         await program.aclose()
 
-    usage = history.usage + sum((r.usage for r in (*untrained.runs, *trained.runs)), CallStats())
+    table = untrained.usage_table + history.usage_table + trained.usage_table
+    usage = table.total
     sizes = {"train": len(train_set), "validation": len(val_set), "test": len(data.test)}
+    by = table.to_json()  # counts only: cache hits and latencies would make the artifact differ between runs
     record = {
         "train": dataclasses.asdict(train),
         "data": {"name": data.name, "loader": compiled.data[train.data].loader,
-                 "args": dict(compiled.data[train.data].args), "sizes": sizes},
+                 "args": dict(compiled.data[train.data].args), "sizes": sizes, **data_check.to_json()},
         **history.to_json(),
         "scores": {"untrained": untrained.to_json(), "trained": trained.to_json()},
-        "total_usage": dict(zip(("calls", "failures", "prompt_tokens", "completion_tokens"), usage.astuple())),
+        "total_usage": usage.to_json(),
+        "usage_by_step": by["steps"],
+        "usage_by_lm": by["lms"],
     }
     doc = freeze(trained_program, source_file=str(Path(compiled.source.name)),
                  source_sha256=compiled.source.sha256, training=record)
-    return FitReport(trained_program, history, untrained, trained, sizes, usage, doc)
+    return FitReport(trained_program, history, untrained, trained, sizes, usage, doc, table)
 
 
 async def eval_compiled(

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from ..datasets.base import Example
 from ..runtime.program import Program
-from ..runtime.state import StepState
+from ..runtime.state import StepRecord, StepState
 from .records import Scored
 from .rewards import RewardFn
 
-# progress(label, done, total, mean reward so far)
-Progress = Callable[[str, int, int, float], None]
+
+class Progress(Protocol):
+    """progress(label, done, total, mean reward so far, cache_hits=LM calls the cache answered so far)."""
+
+    def __call__(self, label: str, done: int, total: int, reward: float, *, cache_hits: int = 0) -> None: ...
 
 
 class Optimizer(Protocol):
@@ -26,28 +29,85 @@ class Optimizer(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CallStats:
-    """LM calls made by a set of runs, and what they cost."""
+    """LM calls made by a set of runs, and what they cost.
+
+    `calls` counts requests whether the cache answered them or not, and tokens are
+    what the requests cost when they were made, so a re-run from the cache counts the
+    same; `failures` counts step runs that called an LM and produced no output;
+    `cache_hits` and `missing` (requests refused offline) depend on the cache, and
+    `latencies` (seconds of the requests that reached an LM) on the clock.
+    """
 
     calls: int = 0
     failures: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cache_hits: int = 0
+    missing: int = 0
+    latencies: tuple[float, ...] = ()
 
     def __add__(self, other: "CallStats") -> "CallStats":
-        return CallStats(*(a + b for a, b in zip(self.astuple(), other.astuple())))
+        return CallStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
-    def astuple(self) -> tuple[int, int, int, int]:
-        return self.calls, self.failures, self.prompt_tokens, self.completion_tokens
+    @classmethod
+    def of_record(cls, record: StepRecord) -> "CallStats":
+        return cls(record.calls, int(record.calls > 0 and record.output is None), record.usage.prompt_tokens,
+                   record.usage.completion_tokens, record.cache_hits, record.missing, record.latencies)
 
     @classmethod
     def of(cls, scored: Sequence[Scored]) -> "CallStats":
-        total = cls()
+        return UsageTable.of(scored).total
+
+    @property
+    def sent(self) -> int:
+        """Requests that reached an LM."""
+        return self.calls - self.cache_hits - self.missing
+
+    def latency(self, percentile: float | None = None) -> float | None:
+        """Mean seconds per request sent (or the given percentile); None when none was."""
+        if not self.latencies:
+            return None
+        values = np.asarray(self.latencies)
+        return float(values.mean() if percentile is None else np.percentile(values, percentile))
+
+    def to_json(self) -> dict[str, int]:
+        """The counts a re-run from the cache repeats exactly (for the artifact)."""
+        return {"calls": self.calls, "failures": self.failures, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens}
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTable:
+    """LM usage per step path and per LM name."""
+
+    steps: Mapping[str, CallStats] = field(default_factory=dict)
+    lms: Mapping[str, CallStats] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, scored: Sequence[Scored]) -> "UsageTable":
+        steps: dict[str, CallStats] = {}
+        lms: dict[str, CallStats] = {}
         for s in scored:
-            for record in s.trace.steps.values():
-                if record.error == "an earlier step failed":
-                    continue
-                total += cls(1, record.output is None, record.usage.prompt_tokens, record.usage.completion_tokens)
-        return total
+            for path, record in s.trace.steps.items():
+                if record.calls:
+                    stats = CallStats.of_record(record)
+                    steps[path] = steps.get(path, CallStats()) + stats
+                    lms[record.lm or "?"] = lms.get(record.lm or "?", CallStats()) + stats
+        return cls(steps, lms)
+
+    def __add__(self, other: "UsageTable") -> "UsageTable":
+        def merge(a: Mapping[str, CallStats], b: Mapping[str, CallStats]) -> dict[str, CallStats]:
+            return {k: a.get(k, CallStats()) + b.get(k, CallStats()) for k in sorted({*a, *b})}
+        return UsageTable(merge(self.steps, other.steps), merge(self.lms, other.lms))
+
+    @property
+    def total(self) -> CallStats:
+        return sum(self.steps.values(), CallStats())
+
+    def to_json(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Counts per step and per LM that a re-run from the cache repeats exactly."""
+        return {"steps": {k: v.to_json() for k, v in sorted(self.steps.items())},
+                "lms": {k: v.to_json() for k, v in sorted(self.lms.items())}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +122,10 @@ class Evaluation:
     @property
     def usage(self) -> CallStats:
         return CallStats.of(self.scored)
+
+    @property
+    def usage_table(self) -> UsageTable:
+        return UsageTable.of(self.scored)
 
 
 async def score(
@@ -80,20 +144,21 @@ async def score(
     """
     limit = asyncio.Semaphore(concurrency)
     results: list[Scored | None] = [None] * len(examples)
-    done, total_reward = 0, 0.0
+    done, total_reward, cache_hits = 0, 0.0, 0
 
     async def one(i: int, example: Example) -> None:
-        nonlocal done, total_reward
+        nonlocal done, total_reward, cache_hits
         async with limit:
             trace = await program.run(example.x)
         results[i] = Scored(example, trace, reward(example.y, trace.output))
         done += 1
         total_reward += results[i].reward
+        cache_hits += sum(record.cache_hits for record in trace.steps.values())
         if progress:
-            progress(label, done, len(examples), total_reward / done)
+            progress(label, done, len(examples), total_reward / done, cache_hits=cache_hits)
 
     if progress:
-        progress(label, 0, len(examples), 0.0)
+        progress(label, 0, len(examples), 0.0, cache_hits=0)
     await asyncio.gather(*(one(i, ex) for i, ex in enumerate(examples)))
     return [r for r in results if r is not None]
 
@@ -120,7 +185,11 @@ class History:
     history: dict[str, list[float]] = field(default_factory=dict)
     initial_val_reward: float | None = None
     best_epoch: int = 0  # 0: the untrained program was never beaten
-    usage: CallStats = field(default_factory=CallStats)
+    usage_table: UsageTable = field(default_factory=UsageTable)  # LM usage of training and validation
+
+    @property
+    def usage(self) -> CallStats:
+        return self.usage_table.total
 
     def log(self, logs: Mapping[str, float]) -> None:
         for key, value in logs.items():
@@ -131,7 +200,7 @@ class History:
             "history": self.history,
             "initial_val_reward": self.initial_val_reward,
             "best_epoch": self.best_epoch,
-            "usage": dict(zip(("calls", "failures", "prompt_tokens", "completion_tokens"), self.usage.astuple())),
+            "usage": self.usage.to_json(),
         }
 
 
@@ -171,7 +240,7 @@ async def fit(
         initial = await evaluate(program, validation, reward, concurrency=concurrency, label="val 0",
                                  progress=progress)
         history.initial_val_reward = initial.reward
-        history.usage += initial.usage
+        history.usage_table += initial.usage_table
         best = initial.reward if monitor == "val_reward" else None
     for epoch in range(1, epochs + 1):
         epoch_scored: list[Scored] = []
@@ -182,12 +251,12 @@ async def fit(
                                         label=f"epoch {epoch}", progress=progress)
             states = optimizer.propose(states, epoch_scored, rng)
         logs = {"reward": float(np.mean([s.reward for s in epoch_scored])) if epoch_scored else 0.0}
-        history.usage += CallStats.of(epoch_scored)
+        history.usage_table += UsageTable.of(epoch_scored)
         if validation:
             val = await evaluate(program.with_states(states), validation, reward, concurrency=concurrency,
                                  label=f"val {epoch}", progress=progress)
             logs["val_reward"] = val.reward
-            history.usage += val.usage
+            history.usage_table += val.usage_table
         history.log(logs)
         current = logs.get(monitor)
         if current is not None and (best is None or _better(current, best, mode)):

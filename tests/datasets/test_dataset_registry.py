@@ -22,15 +22,19 @@ class Out(BaseModel):
 
 
 def test_registry_names_options_and_positionals() -> None:
-    assert set(LOADERS) == {"gsm8k", "jsonl"}
-    assert LOADERS["jsonl"].positional == ("path",)
+    assert set(LOADERS) == {"gsm8k", "jsonl", "json", "csv"}
     assert LOADERS["gsm8k"].positional == ()
     assert dict(LOADERS["gsm8k"].options) == {"path": str, "train_limit": int, "test_limit": int, "seed": int}
-    assert LOADERS["jsonl"].options["split"] is float
-    assert LOADERS["jsonl"].options["test"] is str
+    common = {"path": str, "test": str, "split": float, "train_limit": int, "test_limit": int, "seed": int,
+              "map": dict[str, str]}
+    assert dict(LOADERS["jsonl"].options) == common
+    assert dict(LOADERS["json"].options) == {**common, "key": str}
+    assert dict(LOADERS["csv"].options) == {**common, "delimiter": str}
+    for name in ("jsonl", "json", "csv"):
+        assert LOADERS[name].positional == LOADERS[name].required == ("path",)
     for loader in LOADERS.values():
         assert loader.doc
-        assert all(t in (str, int, float, bool) for t in loader.options.values())
+        assert all(t in (str, int, float, bool, dict[str, str]) for t in loader.options.values())
         assert set(loader.positional) <= set(loader.options)
 
 
@@ -61,5 +65,5 @@ def test_load_dataset_gsm8k(tmp_path: Path) -> None:
 
 
 def test_unknown_loader() -> None:
-    with pytest.raises(DataError, match=r"^unknown dataset loader 'csv' \(known: gsm8k, jsonl\)$"):
-        load_dataset("d", "csv", {}, base_dir=Path("."), x_model=In, y_model=Out)
+    with pytest.raises(DataError, match=r"^unknown dataset loader 'parquet' \(known: csv, gsm8k, json, jsonl\)$"):
+        load_dataset("d", "parquet", {}, base_dir=Path("."), x_model=In, y_model=Out)

@@ -9,7 +9,8 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel
 
-from icldsl.datasets import DataError, jsonl
+from icldsl.datasets import DataError
+from icldsl.datasets.files import JSONL
 
 
 class Review(BaseModel):
@@ -22,7 +23,7 @@ class Verdict(BaseModel):
 
 
 def load(args: dict, base_dir: Path):
-    return jsonl.load("reviews", args, base_dir=base_dir, x_model=Review, y_model=Verdict)
+    return JSONL.load("reviews", args, base_dir=base_dir, x_model=Review, y_model=Verdict)
 
 
 def rows(n: int, start: int = 0) -> list[dict]:

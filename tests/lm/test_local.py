@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import pytest
 from pydantic import BaseModel, Field
@@ -44,10 +44,20 @@ class Review(BaseModel):
     note: Optional[str] = Field(default=None, max_length=40)
 
 
-def ask(client: LocalClient, system: str, user: str, **kw: object) -> LMResponse:
-    messages = (Message("system", system), Message("user", user))
-    request = LMRequest(messages, temperature=0, **kw)  # type: ignore[arg-type]
-    return asyncio.run(client.complete(request))
+def request(system: str, user: str, **kw: Any) -> LMRequest:
+    return LMRequest((Message("system", system), Message("user", user)), **{"temperature": 0, **kw})
+
+
+def ask(client: LocalClient, system: str, user: str, **kw: Any) -> LMResponse:
+    return asyncio.run(client.complete(request(system, user, **kw)))
+
+
+async def complete_all(client: LocalClient, requests: list[LMRequest]) -> list[LMResponse]:
+    """All of `requests` at once, then the client closed."""
+    try:
+        return list(await asyncio.gather(*(client.complete(r) for r in requests)))
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture
@@ -86,7 +96,7 @@ def test_enum_and_nested_schema(client: LocalClient) -> None:
 
 @pytest.mark.local_model
 def test_overlong_prompt_is_an_lm_error(client: LocalClient) -> None:
-    with pytest.raises(LMError, match="exceed context window"):
+    with pytest.raises(LMError, match=r"prompt \(\d+ tokens\) does not fit the context window of 512"):
         ask(client, "Summarise.", "the cat sat on the mat " * 400, max_tokens=8)
     assert ask(client, "Say hello.", "Hello!", max_tokens=4).text  # the client still works
 
@@ -100,7 +110,7 @@ def test_loads_and_decodes_in_a_fresh_process() -> None:
         f"c = LocalClient({MODEL!r}, n_ctx=256)\n"
         "r = asyncio.run(c.complete(LMRequest((Message('user', 'Hi'),), max_tokens=4)))\n"
         "assert r.usage.completion_tokens > 0, r\n"
-        "assert c._llm.model_params.use_extra_bufts is False\n"
+        "assert c._engine.model_params.use_extra_bufts is False\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                           capture_output=True, text=True, timeout=120)
@@ -156,9 +166,155 @@ def test_bound_strings_shares_the_budget_left_after_other_values() -> None:
 def test_unbounded_strings_still_close_within_max_tokens(client: LocalClient, gsm8k_dir: Path) -> None:
     # Without a bound, the model loops in `thinking` on some of these until max_tokens cuts the JSON.
     rows = [json.loads(line) for line in (gsm8k_dir / "test.jsonl").read_text().splitlines()[:8]]
-    for row in rows:
-        response = ask(client, "Think, then answer with a number.", row["question"],
-                       schema=FreeAnswer.model_json_schema(), max_tokens=80)
+    requests = [request("Think, then answer with a number.", row["question"],
+                        schema=FreeAnswer.model_json_schema(), max_tokens=80) for row in rows]
+    for response in asyncio.run(complete_all(client, requests)):  # decoded together
         FreeAnswer.model_validate(json.loads(response.text, strict=False))
         assert response.usage.completion_tokens <= 80
+
+
+# -- batched decoding ---------------------------------------------------------------------------
+
+# Long enough (over MIN_COPY tokens) that later requests copy its evaluated cache from another slot.
+SYSTEM = ("You are a careful maths tutor. Read the word problem, reason about it step by step in "
+          "'thinking', then put the final number alone in 'answer'. Keep the reasoning short and exact.")
+QUESTIONS = [
+    "Tom has 3 apples and buys 5 more. How many apples does he have now?",
+    "A pen costs 2 dollars. How much do 4 pens cost?",
+    "Sam has 12 eggs and uses 5. How many eggs are left?",
+    "A bus carries 20 people and 7 get off. How many remain?",
+    "Ann reads 6 pages a day for 3 days. How many pages does she read?",
+]
+
+
+@pytest.fixture
+def decode_log(monkeypatch: pytest.MonkeyPatch) -> list[set[int]]:
+    """The sequence ids in each llama_decode batch of the test."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    real = llama_cpp.llama_decode
+    batches: list[set[int]] = []
+
+    def decode(ctx: Any, batch: Any) -> int:
+        batches.append({batch.seq_id[i][0] for i in range(batch.n_tokens)})
+        return real(ctx, batch)
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", decode)
+    return batches
+
+
+@pytest.mark.local_model
+def test_batched_answers_equal_one_at_a_time(decode_log: list[set[int]], monkeypatch: pytest.MonkeyPatch) -> None:
+    llama_cpp = pytest.importorskip("llama_cpp")
+    copies = []
+    real_copy = llama_cpp.llama_memory_seq_cp
+    monkeypatch.setattr(llama_cpp, "llama_memory_seq_cp", lambda *a: copies.append(a[1:3]) or real_copy(*a))
+    requests = [request(SYSTEM, q, schema=Answer.model_json_schema(), max_tokens=48) for q in QUESTIONS]
+
+    alone = asyncio.run(complete_all(LocalClient(MODEL, n_ctx=512, n_parallel=1), requests))
+    assert max(len(seqs) for seqs in decode_log) == 1 and not copies
+    decode_log.clear()
+    together = asyncio.run(complete_all(LocalClient(MODEL, n_ctx=512, n_parallel=3), requests))
+
+    assert max(len(seqs) for seqs in decode_log) == 3  # three answers decoded in one batch
+    assert copies  # the shared system prompt was evaluated once, then copied to other slots
+    assert [r.text for r in together] == [r.text for r in alone]  # temperature 0: the same answers
+    assert [r.usage for r in together] == [r.usage for r in alone]
+    for response in together:
+        Answer.model_validate_json(response.text)
+
+
+@pytest.mark.local_model
+def test_a_seed_gives_the_same_draw_alone_or_in_company() -> None:
+    def draw(question: str, seed: int) -> LMRequest:
+        return request(SYSTEM, question, schema=Answer.model_json_schema(), max_tokens=32, temperature=1.0,
+                       seed=seed)
+
+    alone = asyncio.run(complete_all(LocalClient(MODEL, n_ctx=512), [draw(QUESTIONS[0], 7)]))[0]
+    mixed = asyncio.run(complete_all(LocalClient(MODEL, n_ctx=512, n_parallel=4), [
+        draw(QUESTIONS[1], 7), draw(QUESTIONS[0], 8), draw(QUESTIONS[0], 7), draw(QUESTIONS[0], 9),
+    ]))
+    assert mixed[2].text == alone.text
+    assert len({mixed[1].text, mixed[2].text, mixed[3].text}) > 1  # the seed changes the draw
+    for response in mixed:
+        Answer.model_validate_json(response.text)
+
+
+@pytest.mark.local_model
+def test_a_cancelled_call_frees_its_slot(decode_log: list[set[int]]) -> None:
+    client = LocalClient(MODEL, n_ctx=512, n_parallel=1)
+
+    async def main() -> LMResponse:
+        await client.complete(request("Say hello.", "Hello!", max_tokens=2))  # loaded
+        long = asyncio.create_task(client.complete(
+            request("Write a long story.", "Tell me a very long story about a dragon.", max_tokens=400)))
+        while len(decode_log) < 8:
+            await asyncio.sleep(0.01)
+        long.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await long
+        return await client.complete(request("Say hello.", "Hello!", max_tokens=4))
+
+    try:
+        quick = asyncio.run(main())
+    finally:
+        asyncio.run(client.aclose())
+    assert quick.usage.completion_tokens > 0
+    # The story stopped within a step of its cancellation instead of running to 400 tokens.
+    assert len(decode_log) < 30
+
+
+@pytest.mark.local_model
+def test_failed_decode_is_an_lm_error_and_the_client_recovers(monkeypatch: pytest.MonkeyPatch) -> None:
+    llama_cpp = pytest.importorskip("llama_cpp")
+    client = LocalClient(MODEL, n_ctx=512, n_parallel=2)
+    real = llama_cpp.llama_decode
+    monkeypatch.setattr(llama_cpp, "llama_decode", lambda ctx, batch: -3)
+    with pytest.raises(LMError, match=r"local/smollm2-135m: llama_decode failed \(status -3\)"):
+        ask(client, "Say hello.", "Hello!", max_tokens=4)
+    monkeypatch.setattr(llama_cpp, "llama_decode", real)
+    assert ask(client, "Say hello.", "Hello!", max_tokens=4).usage.completion_tokens > 0
     asyncio.run(client.aclose())
+
+
+@pytest.mark.local_model
+def test_close_finishes_calls_in_flight_and_a_later_call_reloads() -> None:
+    client = LocalClient(MODEL, n_ctx=512, n_parallel=2)
+
+    async def main() -> list[LMResponse]:
+        await client.complete(request("Say hello.", "Hello!", max_tokens=2))
+        calls = [asyncio.create_task(client.complete(request(SYSTEM, q, max_tokens=8))) for q in QUESTIONS[:3]]
+        await asyncio.sleep(0)  # each call is queued
+        await client.aclose()
+        assert all(call.done() for call in calls)
+        return [call.result() for call in calls]
+
+    assert all(r.usage.completion_tokens > 0 for r in asyncio.run(main()))
+    assert client._engine is None
+    assert ask(client, "Say hello.", "Hello!", max_tokens=2).text
+    asyncio.run(client.aclose())
+
+
+def test_local_path_addressing() -> None:
+    from icldsl.lm import make_client, split_target
+    from icldsl.lm.local import resolve_model
+
+    assert split_target("local:/models/x.gguf") == ("local", "/models/x.gguf")
+    assert split_target("local/smollm2-135m") == ("local", "smollm2-135m")
+    assert split_target("openai/gpt-4.1-mini") == ("openai", "gpt-4.1-mini")
+    path = resolve_model(MODEL)
+    client = make_client(f"local:{path}", {"n_parallel": 2})
+    assert isinstance(client, LocalClient)
+    assert (client.name, client.path, client.n_parallel) == (f"local:{path}", path, 2)
+    with pytest.raises(LMConfigError, match="does not exist"):
+        make_client("local:/nowhere/model.gguf", {})
+    with pytest.raises(LMConfigError, match="n_parallel >= 1"):
+        LocalClient(MODEL, n_parallel=0)
+
+
+def test_common_prefix() -> None:
+    from icldsl.lm.local import _common_prefix
+
+    assert _common_prefix([1, 2, 3, 4], [1, 2, 9]) == 2
+    assert _common_prefix([1, 2], [1, 2, 3]) == 2
+    assert _common_prefix([], [1]) == 0
+    assert _common_prefix([5] * 1000 + [1], [5] * 1000 + [2]) == 1000

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from icldsl.compiler import compile_source
+from icldsl.diagnostics import CheckError
 from icldsl.runtime.models import build_models, dump
 from icldsl.runtime.program import InvalidInput, PredictionError, Program
 from icldsl.runtime.prompt import render
@@ -110,9 +111,12 @@ def test_invalid_output_raises_prediction_error_and_bad_input_invalid_input() ->
         program.close()
 
 
-def test_lm_settings_never_hold_a_literal_key() -> None:
-    text = GSM.replace('base_url: "http://127.0.0.1:9"', 'api_key: "sk-secret", base_url: env("MY_URL")')
+def test_lm_settings_never_hold_a_key() -> None:
+    literal = GSM.replace('base_url: "http://127.0.0.1:9"', 'api_key: "sk-secret"')
+    with pytest.raises(CheckError) as info:
+        compile_source(Source("t.icl", literal))
+    assert [d.code for d in info.value.diagnostics] == ["secret-in-source"]
+    text = GSM.replace('base_url: "http://127.0.0.1:9"', 'api_key: env("MY_KEY"), base_url: env("MY_URL")')
     spec, _ = compile_source(Source("t.icl", text)).programs["p"]
-    options = spec.lms[0].options
-    assert "api_key" not in options and "sk-secret" not in json.dumps(spec.to_json())
-    assert options["base_url"] == {"env": "MY_URL"}
+    assert spec.lms[0].options["api_key"] == {"env": "MY_KEY"}
+    assert spec.lms[0].options["base_url"] == {"env": "MY_URL"}

@@ -77,7 +77,8 @@ def test_failures_are_counted_with_reward_zero_never_raised() -> None:
     assert "server said no" in errors[1]
     assert "not JSON" in errors[2]
     assert "answer" in errors[3] and "answer" in errors[4]
-    assert result.usage.calls == 6 and result.usage.failures == 4
+    # 6 calls, plus one retry showing the error for each of the 3 refused answers
+    assert result.usage.calls == 9 and result.usage.failures == 4
 
 
 def scored_pool(rewards: list[float | None]) -> list[Scored]:
@@ -170,7 +171,7 @@ def test_progress_reports_start_and_end_of_every_pass() -> None:
     asyncio.run(fit(
         make_program(lm), examples(6), examples(2), reward, RandomFewShot(),
         epochs=1, batch_size=3, rng=np.random.default_rng(0),
-        progress=lambda label, done, total, r: calls.append((label, done, total)),
+        progress=lambda label, done, total, r, cache_hits=0: calls.append((label, done, total)),
     ))
     labels = list(dict.fromkeys(label for label, _, _ in calls))
     assert labels == ["val 0", "epoch 1", "val 1"]

@@ -7,3 +7,5 @@ train p on d {
     reward exact_mach()
     optimizer random_fewshot()
 }
+tool calc = pyhton("icldsl.tools:calculator")
+tool clock = python("no colon here")

@@ -1,0 +1,68 @@
+"""`import "other.icl"`: one module from a file and the files it imports.
+
+An import brings the other file's models, LMs and tools (and, in turn, what
+that file imports); its programs, data and train blocks stay there. Paths are
+relative to the importing file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from . import ir
+from .diagnostics import CheckError, Diagnostic
+from .parser import parse
+from .source import Source
+
+SHARED = (ir.Model, ir.LM, ir.Tool)
+
+
+def load_module(source: Source) -> tuple[ir.Module, dict[str, Source]]:
+    """The file's module with its imports' shared items first, and every source read.
+
+    Raises CheckError (carrying the sources) on a syntax error or a bad import.
+    """
+    sources: dict[str, Source] = {source.name: source}
+    errors: list[Diagnostic] = []
+    try:
+        module = parse(source)
+    except CheckError as exc:
+        exc.sources = sources
+        raise
+    imported = _shared_items(module, Path(source.name), sources, errors, [Path(source.name).resolve()])
+    if errors:
+        raise CheckError(errors, sources)
+    own = tuple(item for item in module.items if not isinstance(item, ir.Import))
+    return dataclasses.replace(module, items=(*imported, *own)), sources
+
+
+def _shared_items(module: ir.Module, path: Path, sources: dict[str, Source], errors: list[Diagnostic],
+                  chain: list[Path]) -> list[ir.Item]:
+    items: list[ir.Item] = []
+    for imp in module.of(ir.Import):
+        target = (path.parent / imp.path.value).resolve()
+        name = str(path.parent / imp.path.value)
+        if target in chain:
+            cycle = " -> ".join(p.name for p in [*chain[chain.index(target):], target])
+            errors.append(Diagnostic("import-error", f"imports go round in a circle: {cycle}", imp.span,
+                                     "circular import", "move what both files need into a third file"))
+            continue
+        if any(Path(s).resolve() == target for s in sources):
+            continue  # already imported along another path
+        try:
+            other = Source.from_path(target)
+        except OSError as exc:
+            errors.append(Diagnostic("import-error", f"cannot import {imp.path.value!r}: {exc.strerror}",
+                                     imp.path.span, "not found", f"the path is relative to {path.parent or '.'}"))
+            continue
+        other = Source(name, other.text)
+        sources[name] = other
+        try:
+            parsed = parse(other)
+        except CheckError as exc:
+            errors.extend(exc.diagnostics)
+            continue
+        items += _shared_items(parsed, Path(name), sources, errors, [*chain, target])
+        items += [item for item in parsed.items if isinstance(item, SHARED)]
+    return items

@@ -1,0 +1,139 @@
+"""A client for Anthropic's messages API (`/v1/messages`).
+
+Structured output goes through one tool whose `input_schema` is the JSON
+schema, forced with `tool_choice`; the tool's input is the answer. System
+messages become the top-level `system`; consecutive turns of one role are
+joined, as the API wants turns to alternate. The key comes from the `api_key`
+option (an `env(...)` in a file) or `$ANTHROPIC_API_KEY`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from typing import Any, Self
+
+import httpx
+
+from icldsl.lm import http
+from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Usage
+from icldsl.lm.openai import schema_name
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+OFFICIAL_HOST = "api.anthropic.com"
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 1024  # the API requires max_tokens; used when the lm sets none
+
+# Options an `lm` block may set for this provider, besides the common decoding ones.
+OPTIONS: dict[str, type] = {"base_url": str, "api_key": str, **http.OPTIONS}
+
+
+class AnthropicClient:
+    """`LMClient` for the messages API. `seed` is not sent: the API has none.
+
+    `backoff_base`, `transport`, `sleep` and `clock` are for tests.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 3,
+        max_concurrency: int = 8,
+        rpm: int | None = None,
+        total_timeout: float | None = None,
+        backoff_base: float = 0.5,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: http.Sleep = asyncio.sleep,
+        clock: http.Clock = time.monotonic,
+    ) -> None:
+        base_url = http.http_url(
+            base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL,
+            "anthropic", DEFAULT_BASE_URL,
+        )
+        api_key = api_key or os.environ.get("ANTHROPIC_API_KEY") or None
+        if api_key is None and httpx.URL(base_url).host == OFFICIAL_HOST:
+            raise LMConfigError("no Anthropic API key: set ANTHROPIC_API_KEY or api_key: env(\"...\")")
+        headers = {"anthropic-version": API_VERSION}
+        if api_key:
+            headers["x-api-key"] = api_key
+        self.name = f"anthropic/{model}"
+        self.model = model
+        self._http = http.HTTPCaller(
+            self.name, model=model, base_url=base_url,
+            limits=http.Limits(timeout, max_retries, max_concurrency, rpm, total_timeout, backoff_base),
+            headers=headers, secret=api_key, key=http.KeyHint("ANTHROPIC_API_KEY", api_key is not None),
+            transport=transport, sleep=sleep, clock=clock,
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._http.base_url
+
+    def __repr__(self) -> str:
+        return f"AnthropicClient({self.model!r}, base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def complete(self, request: LMRequest) -> LMResponse:
+        data = await self._http.post("/v1/messages", self._payload(request))
+        try:
+            blocks = data["content"]
+            tool = next((b for b in blocks if b.get("type") == "tool_use"), None)
+            if tool is not None:
+                text = json.dumps(tool["input"], ensure_ascii=False)
+            else:
+                text = "".join(b["text"] for b in blocks if b.get("type") == "text")
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise LMError(
+                f"{self.name}: the server's answer has no content blocks: {self._http.excerpt(str(data))!r}"
+            ) from exc
+        if data.get("stop_reason") == "max_tokens":
+            log.debug("%s: answer cut at max_tokens=%s", self.name, request.max_tokens)
+        usage = data.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        return LMResponse(text, Usage(http.count(usage.get("input_tokens")), http.count(usage.get("output_tokens"))))
+
+    def _payload(self, request: LMRequest) -> dict[str, Any]:
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        turns: list[dict[str, str]] = []
+        for m in request.messages:
+            if m.role == "system":
+                continue
+            if turns and turns[-1]["role"] == m.role:
+                turns[-1]["content"] += "\n\n" + m.content
+            else:
+                turns.append({"role": m.role, "content": m.content})
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+            "messages": turns,
+        }
+        if system:
+            payload["system"] = system
+        if request.temperature is not None:
+            payload["temperature"] = request.temperature
+        if request.schema is not None:
+            name = schema_name(request.schema_name)
+            payload["tools"] = [{
+                "name": name,
+                "description": "Give the answer as this tool's input.",
+                "input_schema": dict(request.schema),
+            }]
+            payload["tool_choice"] = {"type": "tool", "name": name}
+        return payload

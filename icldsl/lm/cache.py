@@ -1,0 +1,473 @@
+"""A persistent cache of LM and embedding calls: one SQLite file shared by runs and processes.
+
+Answers are stored by a key hashed from the canonical request: the provider-prefixed
+model, the messages, the schema and the decoding settings; never a key or a base_url.
+`CachedClient` and `CachedEmbedder` wrap any client, so every provider gets the cache.
+Each answer is committed the moment it arrives, so an interrupted run loses no finished
+call and a re-run replays them. Failed calls (`LMError`) are never stored.
+
+The file is in WAL mode, so readers never wait for writers, and inserts are atomic; when
+two processes answer the same request, the first answer stored is the one kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+from .base import Embedder, LMClient, LMError, LMRequest, LMResponse, Usage
+
+log = logging.getLogger(__name__)
+
+ENV_DIR = "ICLDSL_CACHE_DIR"
+FILE_NAME = "lm.sqlite3"
+KEY_VERSION = 1  # bump when the key payload changes; old entries then simply miss
+
+Mode = Literal["normal", "off", "offline"]
+MODES: tuple[Mode, ...] = ("normal", "off", "offline")
+
+_BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's write to finish
+_FLUSH_EVERY = 256  # hit/miss counts kept in memory before they are written
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    key     TEXT PRIMARY KEY,
+    kind    TEXT NOT NULL,
+    model   TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    created REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_by_model ON entries (model);
+CREATE TABLE IF NOT EXISTS counters (
+    model  TEXT PRIMARY KEY,
+    hits   INTEGER NOT NULL DEFAULT 0,
+    misses INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+def default_path() -> Path:
+    """`$ICLDSL_CACHE_DIR/lm.sqlite3`, else `~/.cache/icldsl/lm.sqlite3`."""
+    base = os.environ.get(ENV_DIR)
+    directory = Path(base).expanduser() if base else Path.home() / ".cache" / "icldsl"
+    return directory / FILE_NAME
+
+
+class CacheError(Exception):
+    """The cache file cannot be opened or is not a cache."""
+
+
+class CacheMiss(LMError):
+    """Offline mode met a request that is not in the cache; no call was made."""
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResponse(LMResponse):
+    """An answer replayed from the cache; `usage` is what the original call cost."""
+
+
+def was_cached(response: LMResponse) -> bool:
+    return isinstance(response, CachedResponse)
+
+
+def cache_key(kind: str, model: str, payload: Mapping[str, Any]) -> str:
+    """The key of one call: a sha256 of canonical JSON.
+
+    `kind` names the call ("complete", "embed"), `model` is the provider-prefixed
+    target and `payload` holds everything else that decides the answer, as JSON
+    values (mappings and sequences of str, numbers, bools, None). Never put a
+    secret or an address in `payload`.
+    """
+    doc = {"v": KEY_VERSION, "kind": kind, "model": model, "request": payload}
+    text = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                      default=_plain)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def request_payload(request: LMRequest) -> dict[str, Any]:
+    """The parts of a chat request that decide its answer, as JSON values."""
+    return {
+        "messages": [[m.role, m.content] for m in request.messages],
+        "schema": request.schema,
+        "schema_name": request.schema_name,
+        "temperature": None if request.temperature is None else float(request.temperature),
+        "max_tokens": request.max_tokens,
+        "seed": request.seed,
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return list(value)
+    raise TypeError(f"cannot put a {type(value).__name__} in a cache key")
+
+
+# ---- the store ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStats:
+    """What the cache holds for one model, and how often it answered."""
+
+    model: str
+    entries: int
+    bytes: int  # of keys and values, before SQLite's own overhead
+    hits: int
+    misses: int
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    path: Path
+    size: int  # bytes on disk, write-ahead log included
+    models: tuple[ModelStats, ...]
+
+    @property
+    def entries(self) -> int:
+        return sum(m.entries for m in self.models)
+
+    @property
+    def hits(self) -> int:
+        return sum(m.hits for m in self.models)
+
+    @property
+    def misses(self) -> int:
+        return sum(m.misses for m in self.models)
+
+
+class LMCache:
+    """The answers of past calls, by key, in one SQLite file.
+
+    Open it with `LMCache(path)` (the file and its directory are created) and
+    `close()` it, or use `with`. One object may serve many clients and tasks of one
+    process; other processes open their own. Hits and misses are counted per model
+    and written now and then and on `close()`.
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._pending = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(f"cannot create the cache directory {self.path.parent}: {exc.strerror}") from None
+        try:
+            self._db: sqlite3.Connection | None = sqlite3.connect(
+                self.path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise CacheError(f"cannot open the LM cache {self.path}: {exc}") from None
+        try:
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")  # durable across crashes; an OS crash may lose the last
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            self._db.close()
+            self._db = None
+            raise CacheError(
+                f"the LM cache {self.path} is unusable ({exc}); delete the file or set {ENV_DIR} elsewhere"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"LMCache({str(self.path)!r})"
+
+    def __enter__(self) -> LMCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Write the hit and miss counts and close the file; safe to call twice."""
+        if self._db is None:
+            return
+        try:
+            self._flush()
+        finally:
+            with self._lock:
+                self._db.close()
+                self._db = None
+
+    # -- entries ------------------------------------------------------------------
+
+    def get(self, key: str) -> str | None:
+        """The stored value for `key`, or None; an unreadable cache logs and misses."""
+        try:
+            with self._lock:
+                row = self._conn().execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            log.warning("LM cache %s: cannot read (%s); calling the LM instead", self.path, exc)
+            return None
+        return None if row is None else row[0]
+
+    def put(self, key: str, kind: str, model: str, value: str) -> bool:
+        """Store `value` unless `key` is already there (the first answer stays).
+
+        Returns whether the value is now stored; a failed write is logged, not raised,
+        since the answer itself is good.
+        """
+        try:
+            with self._lock:
+                self._conn().execute(
+                    "INSERT OR IGNORE INTO entries (key, kind, model, value, created) VALUES (?, ?, ?, ?, ?)",
+                    (key, kind, model, value, time.time()),
+                )
+        except sqlite3.Error as exc:
+            log.warning("LM cache %s: cannot store an answer (%s); a re-run will call the LM again", self.path, exc)
+            return False
+        return True
+
+    def count(self, model: str, *, hits: int = 0, misses: int = 0) -> None:
+        """Count lookups for `stats()`."""
+        with self._lock:
+            self._counts[model, "hits"] += hits
+            self._counts[model, "misses"] += misses
+            self._pending += hits + misses
+            due = self._pending >= _FLUSH_EVERY
+        if due:
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            counts, self._counts, self._pending = self._counts, Counter(), 0
+            models = sorted({model for model, _ in counts})
+            rows = [(m, counts[m, "hits"], counts[m, "misses"]) for m in models]
+            if not rows:
+                return
+            try:
+                self._conn().executemany(
+                    "INSERT INTO counters (model, hits, misses) VALUES (?, ?, ?) ON CONFLICT (model) "
+                    "DO UPDATE SET hits = hits + excluded.hits, misses = misses + excluded.misses",
+                    rows,
+                )
+            except sqlite3.Error as exc:
+                log.warning("LM cache %s: cannot record hit counts (%s)", self.path, exc)
+
+    # -- maintenance --------------------------------------------------------------
+
+    def stats(self) -> CacheStats:
+        """Entries, bytes and hit counts per model, and the size on disk."""
+        self._flush()
+        with self._lock:
+            db = self._conn()
+            sizes = {
+                model: (n, size)
+                for model, n, size in db.execute(
+                    "SELECT model, COUNT(*), SUM(LENGTH(CAST(key AS BLOB)) + LENGTH(CAST(value AS BLOB))) "
+                    "FROM entries GROUP BY model"
+                )
+            }
+            counters = {model: (h, m) for model, h, m in db.execute("SELECT model, hits, misses FROM counters")}
+        models = tuple(
+            ModelStats(model, *sizes.get(model, (0, 0)), *counters.get(model, (0, 0)))
+            for model in sorted(set(sizes) | set(counters))
+        )
+        return CacheStats(self.path, self.size_on_disk(), models)
+
+    def size_on_disk(self) -> int:
+        files = (self.path, self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm"))
+        return sum(f.stat().st_size for f in files if f.exists())
+
+    def clear(self, model: str | None = None) -> int:
+        """Delete every entry (or those of `model`) and their counts; return how many entries went."""
+        self._flush()
+        where, args = ("WHERE model = ?", (model,)) if model is not None else ("", ())
+        with self._lock:
+            db = self._conn()
+            removed = db.execute(f"DELETE FROM entries {where}", args).rowcount
+            db.execute(f"DELETE FROM counters {where}", args)
+            try:
+                db.execute("VACUUM")
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError as exc:  # another process holds the file
+                log.info("LM cache %s: not compacted now (%s)", self.path, exc)
+        return removed
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise CacheError(f"the LM cache {self.path} is closed")
+        return self._db
+
+
+# ---- clients ------------------------------------------------------------------
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"cache mode {mode!r}; expected one of {', '.join(MODES)}")
+
+
+class CachedClient:
+    """An `LMClient` that answers from an `LMCache` when it can.
+
+    `mode` "normal" reads and writes; "off" neither reads nor writes; "offline"
+    reads and raises `CacheMiss` instead of calling. Identical requests in flight at
+    once make one call. When `temperature` is not 0 the answers are samples: the
+    n-th identical request of this client gets the n-th stored answer, so repeated
+    runs still see different samples and a re-run sees the same ones.
+
+    Wrap the outermost client of an LM: an answer its fallback gave is then stored
+    under the LM's own request, and a re-run replays it without calling either.
+    """
+
+    def __init__(self, inner: LMClient, cache: LMCache, mode: Mode = "normal") -> None:
+        _check_mode(mode)
+        self.inner = inner
+        self.cache = cache
+        self.mode = mode
+        self.name = inner.name
+        self._samples: Counter[str] = Counter()
+        self._in_flight: dict[str, asyncio.Future[None]] = {}
+
+    def __repr__(self) -> str:
+        return f"CachedClient({self.inner!r}, {self.cache!r}, mode={self.mode!r})"
+
+    def key(self, request: LMRequest) -> str:
+        """The cache key of `request`; for a sampled request, of its next sample."""
+        payload = request_payload(request)
+        key = cache_key("complete", self.name, payload)
+        if request.temperature == 0:
+            return key
+        sample = self._samples[key]
+        self._samples[key] += 1
+        return cache_key("complete", self.name, {**payload, "sample": sample})
+
+    async def complete(self, request: LMRequest) -> LMResponse:
+        if self.mode == "off":
+            return await self.inner.complete(request)
+        key = self.key(request)
+        while True:
+            value = self.cache.get(key)
+            if value is not None:
+                self.cache.count(self.name, hits=1)
+                return _decode_response(value)
+            pending = self._in_flight.get(key)
+            if pending is None:
+                break
+            await asyncio.wait((pending,))  # the same call is on its way: wait, then read again
+        self.cache.count(self.name, misses=1)
+        if self.mode == "offline":
+            raise CacheMiss(f"{self.name}: offline, and this call is not in the cache ({self.cache.path})")
+        done = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = done
+        try:
+            response = await self.inner.complete(request)
+            self.cache.put(key, "complete", self.name, _encode_response(response))
+        finally:
+            del self._in_flight[key]
+            done.set_result(None)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _encode_response(response: LMResponse) -> str:
+    usage = response.usage
+    return json.dumps({"text": response.text, "prompt_tokens": usage.prompt_tokens,
+                       "completion_tokens": usage.completion_tokens}, ensure_ascii=False)
+
+
+def _decode_response(value: str) -> CachedResponse:
+    data = json.loads(value)
+    return CachedResponse(data["text"], Usage(data["prompt_tokens"], data["completion_tokens"]))
+
+
+class CachedEmbedder:
+    """An `Embedder` that keeps each text's vector in an `LMCache`.
+
+    Only texts never embedded before reach `inner`, in one call; `mode` as for
+    `CachedClient`. `options` are settings of the embedder that change its vectors
+    (for example a dimension count); they join the key.
+    """
+
+    def __init__(self, inner: Embedder, cache: LMCache, mode: Mode = "normal",
+                 options: Mapping[str, Any] | None = None) -> None:
+        _check_mode(mode)
+        self.inner = inner
+        self.cache = cache
+        self.mode = mode
+        self.name = inner.name
+        self.options = dict(options or {})
+
+    def key(self, text: str) -> str:
+        return cache_key("embed", self.name, {"text": text, "options": self.options})
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if self.mode == "off":
+            return await self.inner.embed(texts)
+        keys = [self.key(t) for t in texts]
+        vectors: dict[str, list[float]] = {}
+        for key in dict.fromkeys(keys):
+            value = self.cache.get(key)
+            if value is not None:
+                vectors[key] = json.loads(value)
+        todo = {key: text for key, text in zip(keys, texts) if key not in vectors}
+        self.cache.count(self.name, hits=len(keys) - len(todo), misses=len(todo))
+        if todo and self.mode == "offline":
+            raise CacheMiss(f"{self.name}: offline, and {len(todo)} text(s) are not in the cache ({self.cache.path})")
+        if todo:
+            fresh = await self.inner.embed(list(todo.values()))
+            if len(fresh) != len(todo):
+                raise LMError(f"{self.name}: asked for {len(todo)} embeddings, got {len(fresh)}")
+            for key, vector in zip(todo, fresh):
+                vectors[key] = list(vector)
+                self.cache.put(key, "embed", self.name, json.dumps(vectors[key]))
+        return [vectors[key] for key in keys]
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+# ---- accounting ---------------------------------------------------------------
+
+
+class CallMeter:
+    """Wraps the client of one step run and counts its calls.
+
+    `calls` counts every request (answered from the cache or not), `cache_hits` those
+    the cache answered, `missing` those refused offline, and `latencies` holds the
+    seconds of each request that reached the LM, failed ones included.
+    """
+
+    def __init__(self, inner: LMClient) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.calls = 0
+        self.cache_hits = 0
+        self.missing = 0
+        self.latencies: list[float] = []
+
+    async def complete(self, request: LMRequest) -> LMResponse:
+        self.calls += 1
+        started = time.perf_counter()
+        try:
+            response = await self.inner.complete(request)
+        except CacheMiss:
+            self.missing += 1
+            raise
+        except LMError:
+            self.latencies.append(time.perf_counter() - started)
+            raise
+        if was_cached(response):
+            self.cache_hits += 1
+        else:
+            self.latencies.append(time.perf_counter() - started)
+        return response
+
+    async def aclose(self) -> None:
+        """Nothing: the program that made the meter owns the client."""

@@ -1,0 +1,302 @@
+"""What every HTTP provider shares: one connection pool, a bound on requests in
+flight and per minute, retries with exponential backoff and jitter on transient
+failures (429, 5xx, timeouts, dropped connections) honouring `Retry-After`, a
+deadline per call across its retries, and errors that say what to fix without
+ever showing the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Awaitable, Callable, Mapping
+from urllib.parse import urlsplit
+
+import httpx
+
+from icldsl.lm.base import LMConfigError, LMError
+
+log = logging.getLogger(__name__)
+
+# Options every HTTP provider accepts, besides its own (base_url, api_key, ...).
+OPTIONS: dict[str, type] = {
+    "timeout": float,
+    "max_retries": int,
+    "max_concurrency": int,
+    "rpm": int,
+    "total_timeout": float,
+}
+
+MAX_RETRY_AFTER = 60.0  # seconds; a longer Retry-After is cut to this
+ERROR_EXCERPT = 300  # characters of a server's error message kept in an LMError
+RETRY_STATUSES = frozenset({408, 429})  # plus every 5xx
+WINDOW = 60.0  # seconds over which `rpm` counts
+
+Sleep = Callable[[float], Awaitable[Any]]
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How one LM's calls are paced and retried.
+
+    `timeout` bounds each attempt, `total_timeout` (if set) a whole call from its
+    first attempt to its last retry; `rpm` caps request starts in any minute;
+    `backoff_base` is the first retry delay (it doubles per retry, plus up to
+    `backoff_base` of jitter).
+    """
+
+    timeout: float = 120.0
+    max_retries: int = 3
+    max_concurrency: int = 8
+    rpm: int | None = None
+    total_timeout: float | None = None
+    backoff_base: float = 0.5
+
+    def __post_init__(self) -> None:
+        if (
+            self.timeout <= 0 or self.max_retries < 0 or self.max_concurrency < 1 or self.backoff_base < 0
+            or (self.rpm is not None and self.rpm < 1)
+            or (self.total_timeout is not None and self.total_timeout <= 0)
+        ):
+            raise LMConfigError(
+                "LM options out of range: need timeout > 0, max_retries >= 0, max_concurrency >= 1, "
+                "rpm >= 1, total_timeout > 0"
+            )
+
+
+def http_url(url: str, provider: str, example: str) -> str:
+    """`url` without a trailing slash, or an LMConfigError if it is not http(s)."""
+    url = url.rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise LMConfigError(f"{provider} base_url {url!r} is not an http(s) URL; write it like {example!r}")
+    return url
+
+
+class RateLimiter:
+    """At most `rpm` request starts in any window of 60 seconds, first come first served."""
+
+    def __init__(self, rpm: int, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+        self.rpm = rpm
+        self._clock, self._sleep = clock, sleep
+        self._starts: deque[float] = deque()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = self._clock()
+                while self._starts and now - self._starts[0] >= WINDOW:
+                    self._starts.popleft()
+                if len(self._starts) < self.rpm:
+                    self._starts.append(now)
+                    return
+                wait = self._starts[0] + WINDOW - now
+                log.debug("rpm limit %d reached; waiting %.2f s", self.rpm, wait)
+                await self._sleep(wait)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHint:
+    """How a provider's key is set, for messages: its variable, and whether it sent one."""
+
+    env: str | None
+    sent: bool
+
+
+class HTTPCaller:
+    """POSTs JSON for one LM, with the limits, retries and error messages above.
+
+    `name` prefixes every message (`openai/gpt-4.1-mini`); `secret` is redacted
+    from anything that leaves this object. `sleep` and `clock` are injectable
+    for tests. Use it within one event loop and `aclose()` it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        model: str,
+        base_url: str,
+        limits: Limits,
+        headers: Mapping[str, str] | None = None,
+        secret: str | None = None,
+        key: KeyHint = KeyHint(None, False),
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.name, self.model, self.base_url, self.limits = name, model, base_url, limits
+        self._headers = dict(headers or {})
+        self._secret = secret
+        self._key = key
+        self._transport = transport
+        self._sleep, self._clock = sleep, clock
+        self._jitter = random.Random()
+        self._http: httpx.AsyncClient | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._rate = RateLimiter(limits.rpm, clock=clock, sleep=sleep) if limits.rpm else None
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def post(self, path: str, payload: Mapping[str, Any]) -> Any:
+        """POST `payload` to `base_url + path`; the parsed JSON of a 2xx answer.
+
+        Raises LMError: retryable after the retries or the deadline ran out,
+        not retryable (at once) for an answer the caller must fix.
+        """
+        url = f"{self.base_url}{path}"
+        limits = self.limits
+        attempts = limits.max_retries + 1
+        deadline: float | None = None
+        last = ""
+        for attempt in range(1, attempts + 1):
+            retry_after: float | None = None
+            try:
+                async with self._semaphore():
+                    if self._rate is not None:
+                        await self._rate.acquire()
+                    if deadline is None and limits.total_timeout is not None:
+                        deadline = self._clock() + limits.total_timeout
+                    log.debug("%s: POST %s (attempt %d)", self.name, url, attempt)
+                    async with asyncio.timeout(None if deadline is None else self._remaining(deadline)):
+                        response = await self._client().post(url, json=payload)
+            except TimeoutError:
+                last = f"total_timeout of {limits.total_timeout:g} s reached"
+                break
+            except httpx.TimeoutException as exc:
+                last = f"timed out after {limits.timeout:g} s ({type(exc).__name__})"
+            except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                last = f"connection failed ({type(exc).__name__}: {self.redact(str(exc))})"
+            except httpx.TransportError as exc:
+                raise LMError(f"{self.name}: cannot reach {url}: {type(exc).__name__}") from exc
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    return self._json(response)
+                if status not in RETRY_STATUSES and status < 500:
+                    raise self._status_error(response, url)
+                last = f"HTTP {status}{self.server_message(response, prefix=': ')}"
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if attempt == attempts:
+                break
+            delay = retry_after if retry_after is not None else self._backoff(attempt)
+            if deadline is not None and self._clock() + delay >= deadline:
+                last += f"; the next retry would pass total_timeout ({limits.total_timeout:g} s)"
+                break
+            log.warning("%s: %s; retry %d of %d in %.2f s", self.name, last, attempt, limits.max_retries, delay)
+            await self._sleep(delay)
+        raise LMError(f"{self.name}: no answer after {attempt} attempt(s); last: {last}", retryable=True)
+
+    # -- messages -----------------------------------------------------------------
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise LMError(
+                f"{self.name}: the server's answer is not JSON: {self.excerpt(response.text)!r}; "
+                f"is base_url {self.base_url!r} right?"
+            ) from exc
+
+    def _status_error(self, response: httpx.Response, url: str) -> LMError:
+        status = response.status_code
+        detail = self.server_message(response, prefix=" (server said: ", suffix=")")
+        if status in (401, 403):
+            env = self._key.env
+            if env is None:
+                fix = f"this provider sends no key; check base_url {self.base_url!r}"
+            elif not self._key.sent:
+                fix = f"no API key was sent; set {env} or the api_key option"
+            else:
+                fix = f"check {env} or the api_key option and what the key may access"
+            return LMError(f"{self.name}: HTTP {status}, the server refused the request: {fix}{detail}")
+        if status == 404:
+            return LMError(
+                f"{self.name}: HTTP 404 from {url}: check the model name {self.model!r} "
+                f"and the base_url {self.base_url!r}{detail}"
+            )
+        if status == 413:
+            return LMError(f"{self.name}: HTTP 413, the request is too large: use fewer or shorter examples{detail}")
+        return LMError(
+            f"{self.name}: HTTP {status}, the server rejected the request{detail}; "
+            "check the lm options (max_tokens, temperature) and that the model supports JSON schema output"
+        )
+
+    def server_message(self, response: httpx.Response, prefix: str = "", suffix: str = "") -> str:
+        """The error message in a failed response's body, redacted and truncated.
+
+        Reads `{"error": {"message": ...}}` (OpenAI, Anthropic), `{"error": "..."}`
+        (Ollama), or the raw text.
+        """
+        try:
+            body = response.json()
+        except ValueError:
+            text = response.text
+        else:
+            error = body.get("error", body) if isinstance(body, dict) else body
+            if isinstance(error, dict):
+                error = error.get("message", error)
+            text = error if isinstance(error, str) else str(error)
+        text = self.excerpt(text.strip())
+        return f"{prefix}{text}{suffix}" if text else ""
+
+    def excerpt(self, text: str) -> str:
+        text = self.redact(text)
+        return text if len(text) <= ERROR_EXCERPT else text[:ERROR_EXCERPT] + "..."
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._secret, "<api key>") if self._secret else text
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                headers=self._headers, timeout=self.limits.timeout, transport=self._transport
+            )
+        return self._http
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.limits.max_concurrency)
+        return self._slots
+
+    def _remaining(self, deadline: float) -> float:
+        return max(deadline - self._clock(), 0.0)
+
+    def _backoff(self, attempt: int) -> float:
+        base = self.limits.backoff_base
+        return base * 2 ** (attempt - 1) + self._jitter.uniform(0, base)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or HTTP date), capped."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when: datetime = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def count(value: Any) -> int:
+    """A token count from a usage field, 0 when absent or not an integer."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

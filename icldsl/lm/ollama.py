@@ -1,0 +1,141 @@
+"""Clients for Ollama's native API: `/api/chat` and `/api/embed`.
+
+Structured output goes through `format`, which Ollama turns into a grammar
+from the JSON schema. The server is `base_url`, else `$OLLAMA_HOST`, else
+http://127.0.0.1:11434. Ollama takes no key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any, Self, Sequence
+
+import httpx
+
+from icldsl.lm import http
+from icldsl.lm.base import LMError, LMRequest, LMResponse, Usage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "http://127.0.0.1:11434"
+
+# Options an `lm` block may set for this provider, besides the common decoding ones.
+OPTIONS: dict[str, type] = {"base_url": str, "num_ctx": int, **http.OPTIONS}
+
+
+def ollama_url(base_url: str | None) -> str:
+    """The server's URL: `base_url`, `$OLLAMA_HOST` (which may omit the scheme, or name
+    the 0.0.0.0 the server listens on), or the default."""
+    url = base_url or os.environ.get("OLLAMA_HOST") or DEFAULT_BASE_URL
+    if "://" not in url:
+        url = f"http://{url}"
+    url = url.replace("://0.0.0.0", "://127.0.0.1")
+    return http.http_url(url, "ollama", DEFAULT_BASE_URL)
+
+
+class _Ollama:
+    """Settings and connection shared by the chat and embedding clients.
+
+    `num_ctx` sets Ollama's context window (its default silently cuts long
+    prompts). `backoff_base`, `transport`, `sleep` and `clock` are for tests.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        num_ctx: int | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 3,
+        max_concurrency: int = 4,
+        rpm: int | None = None,
+        total_timeout: float | None = None,
+        backoff_base: float = 0.5,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: http.Sleep = asyncio.sleep,
+        clock: http.Clock = time.monotonic,
+    ) -> None:
+        self.name = f"ollama/{model}"
+        self.model = model
+        self.num_ctx = num_ctx
+        self._http = http.HTTPCaller(
+            self.name, model=model, base_url=ollama_url(base_url),
+            limits=http.Limits(timeout, max_retries, max_concurrency, rpm, total_timeout, backoff_base),
+            transport=transport, sleep=sleep, clock=clock,
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._http.base_url
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.model!r}, base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+class OllamaClient(_Ollama):
+    """`LMClient` for Ollama's `/api/chat`, without streaming."""
+
+    async def complete(self, request: LMRequest) -> LMResponse:
+        data = await self._http.post("/api/chat", self._payload(request))
+        try:
+            content = data["message"]["content"]
+        except (KeyError, TypeError) as exc:
+            raise LMError(
+                f"{self.name}: the server's answer has no message.content: {self._http.excerpt(str(data))!r}"
+            ) from exc
+        if not isinstance(content, str):
+            raise LMError(f"{self.name}: the model returned no text content")
+        if data.get("done_reason") == "length":
+            log.debug("%s: answer cut at max_tokens=%s", self.name, request.max_tokens)
+        return LMResponse(content, Usage(http.count(data.get("prompt_eval_count")), http.count(data.get("eval_count"))))
+
+    def _payload(self, request: LMRequest) -> dict[str, Any]:
+        options = {
+            "temperature": request.temperature, "num_predict": request.max_tokens,
+            "seed": request.seed, "num_ctx": self.num_ctx,
+        }
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "stream": False,
+        }
+        if request.schema is not None:
+            payload["format"] = dict(request.schema)
+        options = {k: v for k, v in options.items() if v is not None}
+        if options:
+            payload["options"] = options
+        return payload
+
+
+class OllamaEmbedder(_Ollama):
+    """`Embedder` for Ollama's `/api/embed`."""
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        payload: dict[str, Any] = {"model": self.model, "input": list(texts)}
+        if self.num_ctx is not None:
+            payload["options"] = {"num_ctx": self.num_ctx}
+        data = await self._http.post("/api/embed", payload)
+        try:
+            vectors = [[float(x) for x in row] for row in data["embeddings"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LMError(
+                f"{self.name}: the server's answer has no embeddings: {self._http.excerpt(str(data))!r}"
+            ) from exc
+        if len(vectors) != len(texts):
+            raise LMError(f"{self.name}: asked for {len(texts)} embeddings, got {len(vectors)}")
+        return vectors

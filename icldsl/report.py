@@ -1,0 +1,279 @@
+"""`report.html`: one self-contained page about a fit, built from the artifact document.
+
+It shows the scores before and after training, the plots (inlined as PNG data URIs),
+the training settings and history, the data with its fingerprints and warnings, the
+learned instructions and examples of every step, LM usage, and tables of predictions
+that can be filtered to the failures. No network, no external file: inline CSS and a
+little inline JavaScript. Rendered by Jinja with autoescaping, since predictions and
+data hold arbitrary text.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from .plots import PLOTS, metric_names, plot_paths, score_metrics, stem, write_all
+from .training.records import Scored
+
+TEMPLATE = "report.html.j2"
+CAPTIONS = {
+    "comparison": "Untrained and trained program on the test set, per metric.",
+    "runs": "Each test run's score, with the mean and a band of ± one standard deviation.",
+    "history": "Training and validation scores per epoch; epoch 0 is the validation score before training.",
+    "graph": "The program: its input, its steps (trainable ones have a thick border) and its outputs.",
+}
+FAILED_BELOW = 1.0  # a prediction is a failure when it has no output or a reward below this
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    output: Mapping[str, Any] | None
+    error: str | None
+    reward: float
+
+    @property
+    def failed(self) -> bool:
+        return self.output is None or self.reward < FAILED_BELOW
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRow:
+    origin: str
+    inputs: Mapping[str, Any]
+    expected: Mapping[str, Any]
+    predictions: tuple[Prediction, ...]  # one per column of its set
+
+    @property
+    def failed(self) -> bool:
+        """Whether the last column (the trained program) failed."""
+        return self.predictions[-1].failed
+
+    @property
+    def changed(self) -> bool:
+        """Whether the reward differs between the first and last columns."""
+        return self.predictions[0].reward != self.predictions[-1].reward
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionSet:
+    """Predictions on one split, one column per program state (e.g. untrained, trained)."""
+
+    name: str
+    columns: tuple[str, ...]
+    rows: tuple[PredictionRow, ...]
+
+    @classmethod
+    def of(cls, name: str, columns: Mapping[str, Sequence[Scored]]) -> "PredictionSet":
+        """Align scored predictions of the same examples (in the same order) into rows."""
+        runs = list(columns.values())
+        rows = []
+        for scored in zip(*runs):
+            first = scored[0]
+            rows.append(PredictionRow(
+                first.example.origin, dict(first.example.x), dict(first.example.y),
+                tuple(Prediction(s.trace.output, s.trace.error, s.reward) for s in scored),
+            ))
+        return cls(name, tuple(columns), tuple(rows))
+
+
+def build(
+    doc: Mapping[str, Any],
+    *,
+    images: Mapping[str, bytes] | None = None,
+    predictions: Sequence[PredictionSet] = (),
+) -> str:
+    """The report's HTML for an artifact document, its plots (name -> PNG bytes) and predictions."""
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(_template), autoescape=True, undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters["show"] = show
+    env.filters["num"] = _num
+    return env.get_template(TEMPLATE).render(**context(doc, images or {}, predictions))
+
+
+def write(
+    path: str | Path,
+    doc: Mapping[str, Any],
+    *,
+    images: Mapping[str, bytes] | None = None,
+    predictions: Sequence[PredictionSet] = (),
+) -> Path:
+    """Write the report atomically (a temporary file beside it, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    html = build(doc, images=images, predictions=predictions)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(html)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _template(name: str) -> str:
+    return resources.files("icldsl").joinpath(name).read_text(encoding="utf-8")
+
+
+def show(value: Any) -> str:
+    """A value as a person reads it: strings as they are, anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
+
+
+# ---- what the template shows -------------------------------------------------------------------
+
+
+def context(doc: Mapping[str, Any], images: Mapping[str, bytes], predictions: Sequence[PredictionSet]) -> dict:
+    training = doc.get("training") or {}
+    program = doc["program"]
+    scores = training.get("scores") or {}
+    return {
+        "program": program,
+        "source": doc.get("source") or {},
+        "content_sha256": doc.get("content_sha256", ""),
+        "scores": _scores(scores),
+        "images": [
+            {"name": name, "caption": CAPTIONS.get(name, ""),
+             "uri": "data:image/png;base64," + base64.b64encode(images[name]).decode("ascii")}
+            for name in (*PLOTS, *sorted(set(images) - set(PLOTS))) if name in images
+        ],
+        "settings": _settings(training.get("train") or {}),
+        "history": _history(training),
+        "data": _data(training.get("data") or {}),
+        "steps": _steps(doc),
+        "usage": _usage(training),
+        "predictions": predictions,
+    }
+
+
+def _scores(scores: Mapping[str, Any]) -> dict:
+    order = sorted(scores, key=lambda label: (label not in ("untrained", "trained"), label != "untrained", label))
+    metrics = {label: score_metrics(scores[label]) for label in order if isinstance(scores[label], Mapping)}
+    names = list(dict.fromkeys(n for m in metrics.values() for n in m))
+    rows = []
+    for name in names:
+        cells = {label: m.get(name) for label, m in metrics.items()}
+        before, after = cells.get("untrained"), cells.get("trained")
+        rows.append({
+            "metric": name,
+            "cells": cells,
+            "delta": after[0] - before[0] if before and after else None,
+        })
+    first = next(iter(scores.values()), {}) if scores else {}
+    runs = max((len(v[2]) for m in metrics.values() for v in m.values()), default=0)
+    failures = {label: sum(scores[label].get("failures") or []) for label in metrics}
+    return {"labels": list(metrics), "rows": rows, "runs": runs, "examples": first.get("examples"),
+            "failures": failures}
+
+
+def _settings(train: Mapping[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for key, value in train.items():
+        if key in ("reward", "optimizer") and isinstance(value, (list, tuple)) and len(value) == 2:
+            name, options = value
+            args = ", ".join(f"{k}: {show(v)}" for k, v in (options or {}).items())
+            value = f"{name}({args})"
+        rows.append((key.replace("_", " "), show(value)))
+    return rows
+
+
+def _history(training: Mapping[str, Any]) -> dict:
+    history = training.get("history") or {}
+    keys = [k for n in metric_names(history) for k in (n, f"val_{n}") if k in history]
+    epochs = max((len(v) for v in history.values()), default=0)
+    rows = [{"epoch": i + 1, "values": [history[k][i] if i < len(history[k]) else None for k in keys]}
+            for i in range(epochs)]
+    initial = {k[len("initial_"):]: v for k, v in training.items() if k.startswith("initial_val_")}
+    if any(v is not None for v in initial.values()):
+        rows.insert(0, {"epoch": 0, "values": [initial.get(k) for k in keys]})
+    return {"keys": keys, "rows": rows, "best_epoch": training.get("best_epoch")}
+
+
+def _data(data: Mapping[str, Any]) -> dict:
+    order = {"train": 0, "validation": 1, "test": 2}
+    sizes = data.get("sizes") or {}
+    rows = data.get("rows") or {}
+    fingerprints = [(part, digest, rows.get(part)) for part, digest in (data.get("fingerprint") or {}).items()]
+    return {
+        **data,
+        "sizes": sorted(sizes.items(), key=lambda kv: order.get(kv[0], 3)),
+        "fingerprints": sorted(fingerprints, key=lambda f: order.get(f[0], 3)),
+    }
+
+
+def _steps(doc: Mapping[str, Any]) -> list[dict]:
+    """Every learned state with the step it belongs to (branch arms included)."""
+    described = {}
+    for item in doc["program"].get("steps", []):
+        for step in [arm["step"] for arm in item["arms"]] if "arms" in item else [item]:
+            described[step.get("path")] = step
+    out = []
+    for path, state in (doc.get("states") or {}).items():
+        step = described.get(path, {})
+        out.append({
+            "path": path,
+            "kind": step.get("kind", "?"),
+            "model": step.get("model", "?"),
+            "lm": step.get("lm", ""),
+            "frozen": bool(state.get("frozen") or step.get("frozen")),
+            "instructions": state.get("instructions", ""),
+            "examples": state.get("examples", []),
+        })
+    return out
+
+
+def _usage(training: Mapping[str, Any]) -> dict:
+    total = training.get("total_usage") or {}
+    phases = [("training and validation", training.get("usage") or {}), ("all (with test runs)", total)]
+    return {
+        "total": total,
+        "phases": [(name, u) for name, u in phases if u],
+        "by_step": training.get("usage_by_step") or {},
+        "by_lm": training.get("usage_by_lm") or {},
+    }
+
+
+# ---- what `icldsl fit` writes ------------------------------------------------------------------
+
+
+def report_path(artifact_path: str | Path) -> Path:
+    """`<stem>.report.html` beside the artifact."""
+    return Path(artifact_path).parent / f"{stem(artifact_path)}.report.html"
+
+
+def predictions_of(untrained: Sequence[Scored], trained: Sequence[Scored],
+                   validation: Sequence[Scored] = ()) -> list[PredictionSet]:
+    """The prediction tables of a fit: the test set before and after training (of the last
+    run), and the validation set when its predictions were kept."""
+    sets = [PredictionSet.of("test set", {"untrained": untrained, "trained": trained})]
+    if validation:
+        sets.append(PredictionSet.of("validation set", {"trained": validation}))
+    return sets
+
+
+def write_beside(artifact_path: str | Path, doc: Mapping[str, Any], *,
+                 predictions: Sequence[PredictionSet] = ()) -> list[Path]:
+    """The plots (`<stem>.<plot>.png`) and `<stem>.report.html` beside an artifact; returns their paths."""
+    paths = plot_paths(artifact_path)
+    images = write_all(doc, paths)
+    report = write(report_path(artifact_path), doc, images=images, predictions=predictions)
+    return [*paths.values(), report]

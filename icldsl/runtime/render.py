@@ -1,0 +1,50 @@
+"""The exact messages each LM step would send, without calling an LM.
+
+A step's input comes from the program's input (given, or placeholders) and
+from earlier steps, whose outputs are unknown until they run: their fields
+show as `<step.field>` placeholders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ..lm.base import Message
+from . import prompt
+from .agent import _as_finish, turn_model
+from .program import Program
+from .spec import StepSpec
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedStep:
+    step: StepSpec
+    messages: tuple[Message, ...]
+
+
+def render_program(program: Program, inputs: Mapping[str, Any] | None = None) -> list[RenderedStep]:
+    """Every LM step's messages, in the order the steps run (branch arms one after another)."""
+    spec = program.spec
+    values: dict[str, dict[str, Any]] = {
+        spec.input_name: program.validate_input(inputs) if inputs is not None
+        else _placeholders(spec.input_name, program.models[spec.input_model]),
+    }
+    for item in spec.steps:
+        values[item.name] = _placeholders(item.name, program.models[item.model])
+    rendered = []
+    for step in spec.lm_steps():
+        merged = {k: v for source in step.sources for k, v in values[source].items()}
+        state = program.states[step.path]
+        answer = program.models[step.answer_model]
+        if step.kind == "agent":
+            schema = turn_model(answer, program.tools()).model_json_schema(by_alias=True)
+            state = _as_finish(state)
+        else:
+            schema = answer.model_json_schema(by_alias=True)
+        rendered.append(RenderedStep(step, prompt.render(state, schema, merged)))
+    return rendered
+
+
+def _placeholders(name: str, model) -> dict[str, Any]:
+    return {field.alias or key: f"<{name}.{field.alias or key}>" for key, field in model.model_fields.items()}

@@ -1,0 +1,2 @@
+import "b.icl"
+model Shared { text: str }

@@ -1,0 +1,334 @@
+"""The on-disk LM cache: keys, the SQLite store, the client and embedder wrappers, modes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Sequence
+
+import pytest
+
+from icldsl.compiler import compile_source
+from icldsl.lm.base import LMError, LMRequest, LMResponse, Message, Usage
+from icldsl.lm.cache import (
+    CacheError, CachedClient, CachedEmbedder, CacheMiss, CallMeter, LMCache, cache_key, default_path, was_cached,
+)
+from icldsl.lm.openai import OpenAIClient
+from icldsl.runtime.program import Program
+from icldsl.source import Source
+from tests.loopback import LoopbackServer
+from tests.scripted import ScriptedLM, last_input
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "number"}}, "required": ["answer"]}
+
+
+def request(question: str = "1+1", **decoding) -> LMRequest:
+    decoding.setdefault("temperature", 0.0)
+    return LMRequest((Message("system", "Add."), Message("user", json.dumps({"question": question}))),
+                     SCHEMA, "Total", **decoding)
+
+
+def adder(r: LMRequest) -> dict:
+    a, b = last_input(r)["question"].split("+")
+    return {"answer": int(a) + int(b)}
+
+
+@pytest.fixture
+def cache(tmp_path: Path):
+    with LMCache(tmp_path / "lm.sqlite3") as store:
+        yield store
+
+
+def complete(client, *requests: LMRequest) -> list[LMResponse]:
+    async def go() -> list[LMResponse]:
+        return [await client.complete(r) for r in requests]
+    return asyncio.run(go())
+
+
+# ---- keys ------------------------------------------------------------------------
+
+
+def test_the_key_covers_model_messages_schema_and_decoding_and_nothing_else() -> None:
+    base = cache_key("complete", "openai/m", {"a": 1, "b": [1, 2], "c": {"x": None, "y": "é"}})
+    assert base == cache_key("complete", "openai/m", {"c": {"y": "é", "x": None}, "b": (1, 2), "a": 1})
+    assert len(base) == 64 and int(base, 16) >= 0
+    assert base != cache_key("complete", "openai/n", {"a": 1, "b": [1, 2], "c": {"x": None, "y": "é"}})
+    assert base != cache_key("embed", "openai/m", {"a": 1, "b": [1, 2], "c": {"x": None, "y": "é"}})
+
+    client = CachedClient(ScriptedLM(adder), None)  # type: ignore[arg-type]  # key() needs no store
+    keys = {client.key(r) for r in (
+        request(), request("1+2"), request(max_tokens=10), request(seed=3),
+        LMRequest(request().messages, None, "Total", temperature=0.0),
+        LMRequest(request().messages, SCHEMA, "Other", temperature=0.0),
+        LMRequest(request().messages[1:], SCHEMA, "Total", temperature=0.0),
+    )}
+    assert len(keys) == 7
+    assert client.key(request(temperature=0)) == client.key(request(temperature=0.0))
+
+
+def test_the_default_location_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ICLDSL_CACHE_DIR", str(tmp_path / "c"))
+    assert default_path() == tmp_path / "c" / "lm.sqlite3"
+    monkeypatch.delenv("ICLDSL_CACHE_DIR")
+    assert default_path() == Path.home() / ".cache" / "icldsl" / "lm.sqlite3"
+
+
+def test_keys_and_base_urls_never_reach_the_cache_and_servers_share_entries(
+    server: LoopbackServer, cache: LMCache
+) -> None:
+    server.script = lambda r: {"answer": 2}
+    secret = "sk-secret-do-not-store-123456"
+
+    async def go() -> list[LMResponse]:
+        out = []
+        for url, key in ((server.openai_url, secret), (server.openai_url.replace("127.0.0.1", "localhost"), None)):
+            async with OpenAIClient("m", base_url=url, api_key=key) as inner:
+                out.append(await CachedClient(inner, cache).complete(request()))
+        return out
+
+    first, second = asyncio.run(go())
+    assert len(server.requests) == 1 and was_cached(second) and not was_cached(first)
+    assert second.text == first.text and second.usage == first.usage
+    cache.close()
+    stored = b"".join(p.read_bytes() for p in cache.path.parent.iterdir())
+    assert secret.encode() not in stored and b"127.0.0.1" not in stored and b"localhost" not in stored
+
+
+# ---- the client wrapper ------------------------------------------------------------
+
+
+def test_a_repeated_request_is_answered_from_the_cache(cache: LMCache) -> None:
+    lm = ScriptedLM(adder)
+    first, second = complete(CachedClient(lm, cache), request(), request())
+    assert len(lm.requests) == 1
+    assert (first.text, second.text) == ('{"answer": 2}', '{"answer": 2}')
+    assert not was_cached(first) and was_cached(second)
+    assert second.usage == Usage(10, 5)  # what the original call cost
+    again = complete(CachedClient(ScriptedLM(adder), cache), request())  # another client, as in a re-run
+    assert was_cached(again[0])
+
+
+def test_a_failed_call_is_never_cached(cache: LMCache) -> None:
+    answers = iter([LMError("server down", retryable=True), {"answer": 2}])
+    lm = ScriptedLM(lambda r: next(answers))
+    client = CachedClient(lm, cache)
+    with pytest.raises(LMError, match="server down"):
+        complete(client, request())
+    assert cache.stats().entries == 0
+    assert json.loads(complete(client, request())[0].text) == {"answer": 2}
+    assert len(lm.requests) == 2 and cache.stats().entries == 1
+
+
+def test_offline_answers_hits_and_refuses_misses_without_calling(cache: LMCache) -> None:
+    complete(CachedClient(ScriptedLM(adder), cache), request("1+1"))
+    lm = ScriptedLM(adder)
+    offline = CachedClient(lm, cache, "offline")
+    assert json.loads(complete(offline, request("1+1"))[0].text) == {"answer": 2}
+    with pytest.raises(CacheMiss, match="offline") as info:
+        complete(offline, request("2+2"))
+    assert isinstance(info.value, LMError)  # the runtime counts it as a failed prediction
+    assert lm.requests == []
+
+
+def test_mode_off_neither_reads_nor_writes(cache: LMCache) -> None:
+    complete(CachedClient(ScriptedLM(adder), cache), request())
+    lm = ScriptedLM(adder)
+    responses = complete(CachedClient(lm, cache, "off"), request(), request("3+4"))
+    assert len(lm.requests) == 2 and not any(map(was_cached, responses))
+    assert cache.stats().entries == 1
+    with pytest.raises(ValueError, match="cache mode"):
+        CachedClient(lm, cache, "sometimes")  # type: ignore[arg-type]
+
+
+def test_sampled_requests_keep_distinct_samples_and_replay_them_in_order(cache: LMCache) -> None:
+    counter = iter(range(100))
+    sampling = lambda r: {"answer": next(counter)}  # noqa: E731  # a new sample every call
+    lm = ScriptedLM(sampling)
+    texts = [r.text for r in complete(CachedClient(lm, cache), *[request(temperature=0.7)] * 3)]
+    assert texts == ['{"answer": 0}', '{"answer": 1}', '{"answer": 2}'] and len(lm.requests) == 3
+    rerun = ScriptedLM(sampling)
+    replay = complete(CachedClient(rerun, cache), *[request(temperature=0.7)] * 4)
+    assert [r.text for r in replay[:3]] == texts and all(map(was_cached, replay[:3]))
+    assert not was_cached(replay[3]) and len(rerun.requests) == 1
+    # Without a temperature the provider samples too.
+    assert CachedClient(lm, cache).key(request(temperature=None)) != CachedClient(lm, cache).key(
+        request(temperature=None, seed=1))
+
+
+def test_identical_requests_in_flight_make_one_call(cache: LMCache) -> None:
+    lm = ScriptedLM(adder, delay=lambda r: 0.05)
+    client = CachedClient(lm, cache)
+
+    async def go() -> list[LMResponse]:
+        return await asyncio.gather(*(client.complete(request()) for _ in range(5)))
+
+    responses = asyncio.run(go())
+    assert len(lm.requests) == 1
+    assert {r.text for r in responses} == {'{"answer": 2}'}
+    assert sum(map(was_cached, responses)) == 4
+
+
+def test_a_waiter_makes_its_own_call_when_the_first_one_fails(cache: LMCache) -> None:
+    answers = iter([LMError("flaky"), {"answer": 2}])
+    lm = ScriptedLM(lambda r: next(answers), delay=lambda r: 0.02)
+    client = CachedClient(lm, cache)
+
+    async def go() -> list:
+        return await asyncio.gather(client.complete(request()), client.complete(request()), return_exceptions=True)
+
+    first, second = asyncio.run(go())
+    assert isinstance(first, LMError) and json.loads(second.text) == {"answer": 2}
+    assert len(lm.requests) == 2
+
+
+# ---- the store ------------------------------------------------------------------
+
+
+def test_the_store_keeps_the_first_answer_counts_and_clears_by_model(cache: LMCache) -> None:
+    assert cache.put("k1", "complete", "openai/a", "first")
+    assert cache.put("k1", "complete", "openai/a", "second")
+    assert cache.get("k1") == "first" and cache.get("nope") is None
+    cache.put("k2", "complete", "openai/a", "x")
+    cache.put("k3", "embed", "ollama/e", "[0.5]")
+    cache.count("openai/a", hits=3, misses=2)
+    stats = cache.stats()
+    assert stats.entries == 3 and stats.size > 0
+    assert [(m.model, m.entries, m.hits, m.misses) for m in stats.models] == [
+        ("ollama/e", 1, 0, 0), ("openai/a", 2, 3, 2)]
+    assert stats.models[1].bytes == len("k1first") + len("k2x")
+    assert cache.clear("openai/a") == 2
+    assert [m.model for m in cache.stats().models] == ["ollama/e"]
+    assert cache.clear() == 1 and cache.stats().entries == 0
+
+
+def test_counts_and_entries_survive_closing(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "dir" / "lm.sqlite3"
+    with LMCache(path) as store:
+        complete(CachedClient(ScriptedLM(adder), store), request(), request(), request("2+2"))
+    with LMCache(path) as store:
+        stats = store.stats()
+        assert stats.entries == 2
+        assert [(m.model, m.hits, m.misses) for m in stats.models] == [("scripted/test", 1, 2)]
+    with pytest.raises(CacheError, match="closed"):
+        store.put("k", "complete", "m", "v")
+
+
+def test_the_file_is_in_wal_mode(cache: LMCache) -> None:
+    with sqlite3.connect(cache.path) as db:
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+    db.close()
+    assert mode == "wal"
+
+
+def test_a_file_that_is_not_a_cache_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "lm.sqlite3"
+    path.write_bytes(b"this is not a database, just some text that is long enough" * 20)
+    with pytest.raises(CacheError, match="unusable.*delete the file"):
+        LMCache(path)
+
+
+def test_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "lm.sqlite3"
+    script = textwrap.dedent(f"""
+        import sys
+        from icldsl.lm.cache import LMCache
+        n = int(sys.argv[1])
+        with LMCache({str(path)!r}) as cache:
+            for i in range(300):
+                cache.put(f"shared-{{i}}", "complete", "m", f"from {{n}}")
+                cache.put(f"own-{{n}}-{{i}}", "complete", "m", "x")
+                assert cache.get(f"own-{{n}}-{{i}}") == "x"
+                cache.count("m", hits=1)
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(n)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+             for n in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    with LMCache(path) as cache:
+        stats = cache.stats()
+        assert stats.entries == 300 + 4 * 300
+        assert stats.hits == 4 * 300
+        assert cache.get("shared-7") in {f"from {n}" for n in range(4)}
+
+
+# ---- embeddings ------------------------------------------------------------------
+
+
+class Embedder:
+    name = "local/test-embedder"
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls.append(list(texts))
+        return [[float(len(t)), 0.1] for t in texts]
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_only_new_texts_reach_the_embedder_in_order(cache: LMCache) -> None:
+    inner = Embedder()
+    embedder = CachedEmbedder(inner, cache)
+    assert asyncio.run(embedder.embed(["a", "bb"])) == [[1.0, 0.1], [2.0, 0.1]]
+    assert asyncio.run(embedder.embed(["ccc", "a", "ccc", "bb"])) == [[3.0, 0.1], [1.0, 0.1], [3.0, 0.1], [2.0, 0.1]]
+    assert inner.calls == [["a", "bb"], ["ccc"]]
+    with pytest.raises(CacheMiss):
+        asyncio.run(CachedEmbedder(inner, cache, "offline").embed(["a", "new"]))
+    other = CachedEmbedder(inner, cache, options={"dimensions": 2})  # other settings, other vectors
+    asyncio.run(other.embed(["a"]))
+    assert inner.calls[-1] == ["a"]
+
+
+# ---- through a program -------------------------------------------------------------
+
+
+SOURCE = """
+model Q { question: str }
+model A { answer: float }
+lm solver = "openai/gpt-x" { temperature: 0.0 }
+program p { input q: Q  a = generate A from q  output a }
+"""
+
+
+def test_a_program_caches_injected_clients_and_records_hits(cache: LMCache) -> None:
+    spec, states = compile_source(Source("t.icl", SOURCE)).programs["p"]
+    lm = ScriptedLM(adder)
+    program = Program(spec, states, {"solver": lm}, cache=cache)
+
+    async def go():
+        return [await program.run({"question": q}) for q in ("1+1", "2+3", "1+1")]
+
+    traces = asyncio.run(go())
+    assert len(lm.requests) == 2
+    records = [t.steps["p/a"] for t in traces]
+    assert [(r.lm, r.calls, r.cache_hits, r.missing, len(r.latencies)) for r in records] == [
+        ("solver", 1, 0, 0, 1), ("solver", 1, 0, 0, 1), ("solver", 1, 1, 0, 0)]
+    assert records[2].output == {"answer": 2.0} and records[2].usage == Usage(10, 5)
+    asyncio.run(program.aclose())
+    assert not lm.closed  # injected clients belong to the caller
+
+
+def test_a_program_offline_counts_a_missing_call_as_a_failed_step(cache: LMCache) -> None:
+    spec, states = compile_source(Source("t.icl", SOURCE)).programs["p"]
+    lm = ScriptedLM(adder)
+    program = Program(spec, states, {"solver": lm}, cache=cache, cache_mode="offline")
+    trace = asyncio.run(program.run({"question": "1+1"}))
+    record = trace.steps["p/a"]
+    assert trace.output is None and "not in the cache" in (record.error or "")
+    assert (record.calls, record.cache_hits, record.missing, record.latencies) == (1, 0, 1, ())
+    assert lm.requests == []
+
+
+def test_the_meter_times_sent_calls_only(cache: LMCache) -> None:
+    meter = CallMeter(CachedClient(ScriptedLM(adder, delay=lambda r: 0.02), cache))
+    complete(meter, request(), request())
+    assert (meter.calls, meter.cache_hits, meter.missing) == (2, 1, 0)
+    assert len(meter.latencies) == 1 and meter.latencies[0] >= 0.02

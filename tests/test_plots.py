@@ -1,0 +1,284 @@
+"""The plots: program graph, history, runs, untrained vs trained; `icldsl graph` and `icldsl plot`."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+from matplotlib.collections import LineCollection
+from matplotlib.patches import FancyArrowPatch, Rectangle
+from matplotlib.text import Text
+
+from icldsl import artifact, plots
+from icldsl.cli import main
+from icldsl.compiler import compile_file, compile_source
+from icldsl.datasets import Example
+from icldsl.runtime.spec import ProgramSpec
+from icldsl.runtime.state import Demo, StepState
+from icldsl.source import Source
+from icldsl.training.session import fit_compiled
+from tests.scripted import ScriptedLM, last_input
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def texts(fig) -> list[str]:
+    return [t.get_text() for t in fig.findobj(Text) if t.get_text()]
+
+
+def text_at(fig, content: str) -> tuple[float, float]:
+    return next(t.get_position() for t in fig.findobj(Text) if t.get_text() == content)
+
+
+# ---- the program graph -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "programs").glob("*.icl")), ids=lambda p: p.stem)
+def test_every_example_program_draws(path: Path) -> None:
+    compiled = compile_file(path)
+    for spec, states in compiled.programs.values():
+        fig = plots.program_graph(spec, states)
+        shown = texts(fig)
+        assert any(t.startswith(f"Program {spec.name}") for t in shown)
+        assert shown.count("output") == len(spec.outputs)
+        for step in spec.lm_steps():
+            assert any(step.kind in t for t in shown), step.name
+        assert plots.render(fig).startswith(PNG)
+
+
+def test_support_graph_shows_the_branch_frozen_and_trainable_steps() -> None:
+    spec, states = compile_file(ROOT / "programs" / "support.icl").programs["support"]
+    shown = texts(plots.program_graph(spec, states))
+    assert "route = decide" in shown and "frozen" in shown
+    assert '"billing" ⇒ generate' in shown and '"technical" ⇒ chain_of_thought' in shown
+    assert "otherwise ⇒ generate" in shown
+    assert "on route.team" in shown and "answer (the arm that ran)" in shown
+    assert shown.count("trainable · 0 examples") == 3
+    legend = [t for t in shown if t in ("input", "decide", "branch", "generate", "chain_of_thought", "trainable",
+                                        "frozen")]
+    assert set(legend) == {"input", "decide", "branch", "generate", "chain_of_thought", "trainable", "frozen"}
+
+
+@dataclasses.dataclass(frozen=True)
+class CritiqueStep:
+    """A step kind the drawing code has never heard of, with a field of its own."""
+
+    name: str
+    kind: str
+    model: str
+    sources: tuple[str, ...]
+    lm: str
+    path: str
+    reviews: str
+    rounds: int = 2
+
+
+SOURCE = """
+model Q { question: str "q" }
+model B { low: float "a low guess" }
+model C { high: float "a high guess" }
+model A { answer: float "a" }
+lm m = "openai/x" { base_url: "http://127.0.0.1:9/v1" }
+program p "A diamond" {
+    input q: Q
+    b = generate B from q
+    c = chain_of_thought C from q
+    d = generate A from b + c
+    output d
+}
+"""
+
+
+def diamond() -> tuple[ProgramSpec, dict[str, StepState]]:
+    return compile_source(Source("p.icl", SOURCE)).programs["p"]
+
+
+def test_layers_follow_the_wiring() -> None:
+    spec, states = diamond()
+    fig = plots.program_graph(spec, states)
+    (xq, _), (xb, yb), (xc, yc), (xd, _) = (text_at(fig, t) for t in
+                                             ("input q", "b = generate", "c = chain_of_thought", "d = generate"))
+    assert xq < xb == xc < xd and yb != yc
+    arrows = [p for p in fig.findobj(FancyArrowPatch)]
+    assert len(arrows) == 4  # q->b, q->c, b->d, c->d
+
+
+def test_trained_state_is_shown() -> None:
+    spec, states = diamond()
+    demo = Demo({"question": "1+1"}, {"answer": 2.0}, 1.0, "d.jsonl:3")
+    states = {**states, "p/b": StepState("x", (demo, demo)), "p/c": StepState("y", (), frozen=True)}
+    shown = texts(plots.program_graph(spec, states))
+    assert "trainable · 2 examples" in shown and "frozen" in shown and shown.count("trainable · 0 examples") == 1
+
+
+def test_a_new_step_kind_draws_without_code_changes() -> None:
+    spec, states = diamond()
+    critique = CritiqueStep("e", "critique", "A", ("d",), "m", "p/e", reviews="b")
+    spec = dataclasses.replace(spec, steps=(*spec.steps, critique), outputs=("e",))
+    fig = plots.program_graph(spec, {**states, "p/e": StepState("judge")})
+    shown = texts(fig)
+    assert "e = critique" in shown and "reviews: b" in shown and "rounds: 2" in shown
+    assert "critique" in shown and "refers to" in shown  # legend entries
+    dashed = [p for p in fig.findobj(FancyArrowPatch) if p.get_linestyle() != "-"]
+    assert len(dashed) == 1  # e -> b, the reference
+    assert plots.kind_colour("critique") == plots.kind_colour("critique") != plots.kind_colour("generate")
+
+
+def test_graph_renders_deterministically_as_png_and_svg(tmp_path: Path) -> None:
+    spec, states = diamond()
+    assert plots.render(plots.program_graph(spec, states)) == plots.render(plots.program_graph(spec, states))
+    svg = plots.save(plots.program_graph(spec, states), tmp_path / "g.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    with pytest.raises(ValueError, match=r"cannot draw g.pdf: use a .png or .svg file name"):
+        plots.save(plots.program_graph(spec, states), tmp_path / "g.pdf")
+
+
+# ---- history, runs, comparison ------------------------------------------------------------------
+
+
+def test_history_pairs_every_metric_with_its_validation_twin() -> None:
+    history = {"reward": [0.4, 0.6], "val_reward": [0.5, 0.7], "accuracy": [0.3, 0.5], "val_accuracy": [0.2, 0.6],
+               "val_f1": [0.1, 0.2]}
+    assert plots.metric_names(history) == ["reward", "accuracy", "f1"]
+    fig = plots.history_plot(history, program="p", initial={"val_reward": 0.1}, best_epoch=2)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["reward", "accuracy", "f1"]
+    reward_ax = axes[0]
+    lines = {line.get_label(): line for line in reward_ax.get_lines()}
+    assert list(lines["training"].get_xdata()) == [1, 2] and list(lines["training"].get_ydata()) == [0.4, 0.6]
+    assert list(lines["validation"].get_xdata()) == [0, 1, 2]
+    assert list(lines["validation"].get_ydata()) == [0.1, 0.5, 0.7]
+    assert list(lines["kept: epoch 2"].get_xdata()) == [2, 2]
+    assert reward_ax.get_xlabel() == "epoch" and reward_ax.get_ylabel() == "reward"
+    assert [t.get_text() for t in reward_ax.get_legend().get_texts()] == ["training", "validation", "kept: epoch 2"]
+    assert "training" not in {line.get_label() for line in axes[2].get_lines()}  # f1 has only validation
+    assert fig.get_suptitle() == "Training history: p"
+
+
+def test_history_without_epochs_says_so() -> None:
+    fig = plots.history_plot({}, program="p")
+    assert "no epochs were run" in texts(fig)
+
+
+SCORES = {
+    "trained": {"reward_mean": 0.6, "reward_std": 0.1, "rewards": [0.5, 0.7], "examples": 10, "failures": [0, 1]},
+    "untrained": {"reward_mean": 0.25, "reward_std": 0.05, "rewards": [0.2, 0.3], "examples": 10, "failures": [2, 2]},
+}
+
+
+def test_score_metrics_read_the_artifact_form_and_a_nested_form() -> None:
+    assert plots.score_metrics(SCORES["trained"]) == {"reward": (0.6, 0.1, [0.5, 0.7])}
+    nested = {"accuracy": {"mean": 0.5, "std": 0.0, "runs": [0.5]}, "reward_mean": 1.0, "reward_std": 0.0}
+    assert plots.score_metrics(nested) == {"reward": (1.0, 0.0, [1.0]), "accuracy": (0.5, 0.0, [0.5])}
+
+
+def test_runs_plot_shows_each_run_and_the_mean() -> None:
+    fig = plots.runs_plot(SCORES, program="p")
+    (ax,) = [ax for ax in fig.axes if ax.get_visible()]
+    points = {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()}
+    assert points == {"untrained: 0.250 ± 0.050": [0.2, 0.3], "trained: 0.600 ± 0.100": [0.5, 0.7]}
+    means = sorted(float(c.get_segments()[0][0][1]) for c in ax.collections if isinstance(c, LineCollection))
+    assert means == [0.25, 0.6]
+    assert fig.get_suptitle() == "Test score over 2 runs (mean ± std): p"
+    assert ax.get_xlabel() == "run" and ax.get_ylabel() == "test reward"
+
+
+def test_comparison_plot_puts_untrained_beside_trained() -> None:
+    fig = plots.comparison_plot(SCORES, program="p")
+    ax = fig.axes[0]
+    bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert [round(b.get_height(), 3) for b in bars] == [0.25, 0.6]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["untrained", "trained"]
+    assert "0.250" in texts(fig) and "0.600" in texts(fig)
+    assert ax.get_title() == "test set, mean ± std over 2 runs"
+    assert fig.get_suptitle() == "Untrained vs trained: p"
+
+
+def test_stem_and_paths() -> None:
+    assert plots.stem("out/adder.artifact.json") == "adder"
+    assert plots.stem("adder.json") == "adder"
+    assert plots.stem("a.b") == "a.b"
+    assert plots.plot_paths("out/x.artifact.json") == {n: Path(f"out/x.{n}.png") for n in plots.PLOTS}
+    assert plots.plot_paths("x.json", "figs", "svg")["graph"] == Path("figs/x.graph.svg")
+
+
+# ---- from an artifact, and the command line ---------------------------------------------------------
+
+
+FIT_SOURCE = """
+model Q {{ question: str "q" }}
+model A {{ answer: float "a" }}
+lm m = "openai/x" {{ base_url: "http://127.0.0.1:9/v1" }}
+program adder {{ input q: Q  a = generate A from q  output a }}
+data sums = jsonl("d.jsonl", split: 0.7)
+train adder on sums {{ reward exact_match() optimizer random_few_shot(nb_max_examples: 2) epochs 2 batch_size 4 runs 2 }}
+"""
+
+
+@pytest.fixture
+def trained_artifact(tmp_path: Path) -> Path:
+    rows = [f'{{"question": "{i}+{i + 1}", "answer": {2 * i + 1}}}' for i in range(14)]
+    (tmp_path / "d.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    compiled = compile_source(Source(str(tmp_path / "adder.icl"), FIT_SOURCE.format()))
+    lm = ScriptedLM(lambda r: {"answer": sum(map(float, last_input(r)["question"].split("+")))
+                               if len(r.messages) > 2 else -1.0})
+    report = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"m": lm}))
+    return artifact.write(tmp_path / "adder.artifact.json", report.artifact)
+
+
+def test_figures_of_an_artifact(trained_artifact: Path) -> None:
+    doc = artifact.read(trained_artifact)
+    figs = plots.figures(doc)
+    assert list(figs) == list(plots.PLOTS)
+    assert "trainable · 2 examples" in texts(figs["graph"])
+    reward_ax = figs["history"].axes[0]
+    assert {line.get_label() for line in reward_ax.get_lines()} >= {"training", "validation"}
+    assert len(next(l for l in figs["runs"].axes[0].get_lines() if l.get_label().startswith("trained")).get_ydata()) == 2
+
+
+def test_plot_redraws_beside_the_artifact_or_in_a_folder(trained_artifact: Path, capsys) -> None:
+    assert main(["plot", str(trained_artifact)]) == 0
+    for name in plots.PLOTS:
+        assert (trained_artifact.parent / f"adder.{name}.png").read_bytes().startswith(PNG)
+    assert f"wrote {trained_artifact.parent / 'adder.history.png'}" in capsys.readouterr().out
+    out = trained_artifact.parent / "figs"
+    assert main(["plot", str(trained_artifact), "-o", str(out), "--format", "svg", "--report"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"adder.{n}.svg" for n in plots.PLOTS] + ["adder.report.html"])
+    assert "No predictions in this report" in (out / "adder.report.html").read_text()
+
+
+def test_plot_refuses_a_tampered_artifact(trained_artifact: Path, capsys) -> None:
+    trained_artifact.write_text(trained_artifact.read_text().replace('"adder"', '"other"', 1))
+    assert main(["plot", str(trained_artifact)]) == 1
+    assert "modified" in capsys.readouterr().err
+
+
+def test_graph_command_for_a_file_and_an_artifact(tmp_path: Path, trained_artifact: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["graph", str(ROOT / "programs" / "support.icl"), "-o", "support.svg"]) == 0
+    assert "<svg" in (tmp_path / "support.svg").read_text()
+    assert main(["graph", str(ROOT / "programs" / "gsm8k.icl")]) == 0
+    assert (tmp_path / "gsm8k_baseline.graph.png").read_bytes().startswith(PNG)
+    assert main(["graph", str(trained_artifact), "-o", "trained.png"]) == 0
+    assert (tmp_path / "trained.png").read_bytes().startswith(PNG)
+    capsys.readouterr()
+    assert main(["graph", str(ROOT / "programs" / "gsm8k.icl"), "--program", "nope"]) == 1
+    assert "has no program `nope` (it has: gsm8k_baseline)" in capsys.readouterr().err
+    assert main(["graph", str(ROOT / "programs" / "gsm8k.icl"), "-o", "g.jpg"]) == 1
+    assert "use a .png or .svg file name" in capsys.readouterr().err
+
+
+def test_graph_of_a_file_with_several_programs(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    two = SOURCE + SOURCE.replace("program p ", "program p2 ").split("lm m")[1].split("\n", 1)[1]
+    (tmp_path / "two.icl").write_text(two, encoding="utf-8")
+    assert main(["graph", "two.icl"]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["p.graph.png", "p2.graph.png"]
+    assert main(["graph", "two.icl", "-o", "one.png"]) == 1
+    assert "has 2 programs; name one with --program" in capsys.readouterr().err
+    assert main(["graph", "two.icl", "--program", "p2", "-o", "one.png"]) == 0
+    assert (tmp_path / "one.png").is_file()

@@ -1,0 +1,119 @@
+"""A fit interrupted mid-way (Ctrl-C or a crash) loses no finished call and resumes where it stopped.
+
+The CLI runs in a subprocess against a loopback server that interrupts it from inside
+the N-th request, while that request is still unanswered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from icldsl.lm.cache import LMCache
+from tests.loopback import LoopbackServer, Reply, Request, openai_reply
+from tests.test_cli import PROGRAM, ROOT, answer_with_examples_only
+
+INTERRUPT_AT = 14  # of the 35 requests an uninterrupted fit makes
+
+
+class Interrupter:
+    """A script that answers like test_cli's server and, once armed, sends `signum` to the
+    CLI process from inside its `at`-th request, which it then leaves hanging."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.count = 0
+        self.target: tuple[int, int, int] | None = None  # (pid, signal, at which request)
+
+    def arm(self, pid: int, signum: int, at: int) -> None:
+        with self.lock:
+            self.count, self.target = 0, (pid, signum, at)
+
+    def __call__(self, request: Request) -> Reply | str:
+        if request.json is None:  # the body was cut short: its sender was killed while sending it
+            return Reply(drop=True)
+        content = json.dumps(answer_with_examples_only(request))
+        with self.lock:
+            self.count += 1
+            fire = self.target is not None and self.count == self.target[2]
+        if fire:
+            pid, signum, _ = self.target
+            os.kill(pid, signum)
+            return dataclasses.replace(openai_reply(content), delay=30.0)  # cut short when the server stops
+        return content
+
+
+def fit(project: Path, cache_dir: Path, output: str, *, script: Interrupter | None = None,
+        signum: int | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ICLDSL_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "icldsl", "fit", "adder.icl", "-q", "-o", output],
+                            cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if script is not None and signum is not None:
+        script.arm(proc.pid, signum, INTERRUPT_AT)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if script is not None:
+            script.target = None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def entries(cache_dir: Path) -> int:
+    with LMCache(cache_dir / "lm.sqlite3") as cache:
+        return cache.stats().entries
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    script = Interrupter()
+    server = LoopbackServer(script).start()
+    try:
+        rows = [{"question": f"{i}+{i + 1}", "answer": 2 * i + 1} for i in range(16)]
+        (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:12]) + "\n")
+        (tmp_path / "test.jsonl").write_text("\n".join(json.dumps(r) for r in rows[12:]) + "\n")
+        (tmp_path / "adder.icl").write_text(PROGRAM.format(url=server.openai_url), encoding="utf-8")
+        yield tmp_path, server, script
+    finally:
+        server.stop()
+    assert server.errors == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "crash"])
+def test_an_interrupted_fit_resumes_from_the_cache_and_ends_like_an_uninterrupted_one(project, signum) -> None:
+    tmp_path, server, script = project
+    reference = fit(tmp_path, tmp_path / "cache-ref", "reference.json")
+    assert reference.returncode == 0, reference.stderr
+    total = len(server.requests)
+    assert total == entries(tmp_path / "cache-ref") == 35
+
+    del server.requests[:]
+    interrupted = fit(tmp_path, tmp_path / "cache", "resumed.json", script=script, signum=signum)
+    if signum == signal.SIGINT:
+        assert interrupted.returncode == 130
+        assert "interrupted" in interrupted.stderr and "run the same command again to resume" in interrupted.stderr
+        assert "Traceback" not in interrupted.stderr
+    else:
+        assert interrupted.returncode == -signal.SIGKILL
+    assert len(server.requests) >= INTERRUPT_AT
+    assert not (tmp_path / "resumed.json").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no half-written artifact
+    saved = entries(tmp_path / "cache")
+    # Every request answered before the interrupt was stored the moment it finished.
+    assert INTERRUPT_AT - 1 - 4 <= saved <= INTERRUPT_AT - 1  # up to `concurrency` answers may be cut off
+    sent_before = {r.body for r in server.requests}
+
+    del server.requests[:]
+    resumed = fit(tmp_path, tmp_path / "cache", "resumed.json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(server.requests) == total - saved  # only the calls not made before
+    assert len({r.body for r in server.requests} & sent_before) <= len(sent_before) - saved
+    assert (tmp_path / "resumed.json").read_bytes() == (tmp_path / "reference.json").read_bytes()
+    assert entries(tmp_path / "cache") == total
