@@ -502,6 +502,8 @@ def check_trains(module: ir.Module, sink: Sink) -> None:
             sink.add("undefined-name", f"unknown data `{train.data.name}`", train.data.span, "no data of this name",
                      did_you_mean(train.data.name, datas) or f"define `data {train.data.name} = gsm8k()`")
         output = _output_model(program, models) if program else None
+        if program is not None and train.data.name in datas:
+            _check_data_shape(train, program, datas[train.data.name], output, models, sink)
         seen: dict[str, ir.Setting] = {}
         for setting in train.settings:
             if setting.key in seen:
@@ -515,6 +517,33 @@ def check_trains(module: ir.Module, sink: Sink) -> None:
                 sink.add("missing-setting", f"the train block has no `{key}`", train.span, f"no {key}",
                          "add for example `reward exact_match()`" if key == "reward"
                          else "add for example `optimizer random_few_shot()`")
+
+
+# Which field types a loader's column of a given type can fill.
+FILLS = {"str": ("str",), "float": ("float", "int"), "int": ("int", "float"), "bool": ("bool",)}
+
+
+def _check_data_shape(train: ir.Train, program: ir.Program, data: ir.Data, output: ir.Model | None,
+                      models: Mapping[str, ir.Model], sink: Sink) -> None:
+    """A loader with a fixed shape must fill every required field of the program's input and output."""
+    loader = LOADERS.get(data.loader.func)
+    if loader is None or loader.provides is None or len(program.inputs) != 1:
+        return
+    wanted = (models.get(program.inputs[0].model.name), output)
+    for side, model, provided in zip(("input", "output"), wanted, loader.provides):
+        for f in model.fields if model else ():
+            required = not isinstance(f.type, ir.OptionalType)
+            kind = f.type.name if isinstance(f.type, ir.NamedType) else None
+            if f.name not in provided:
+                if required:
+                    sink.add("data-mismatch", f"data `{data.name}` ({data.loader.func}) has no `{f.name}` for the "
+                             f"program's {side}", train.data.span, f"cannot fill `{model.name}.{f.name}`",
+                             f"{data.loader.func} gives {side} fields: {', '.join(provided)}; make `{f.name}` "
+                             "optional or rename it")
+            elif kind not in FILLS.get(provided[f.name], ()):
+                sink.add("data-mismatch", f"data `{data.name}` gives `{f.name}` as {provided[f.name]}, but "
+                         f"`{model.name}.{f.name}` is not", train.data.span, "types differ",
+                         f"declare `{f.name}: {provided[f.name]}`")
 
 
 def _output_model(program: ir.Program, models: Mapping[str, ir.Model]) -> ir.Model | None:

@@ -32,6 +32,7 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "field-conflict": ("error", "two merged values carry a field of the same name"),
     "branch-mismatch": ("error", "the arms of a branch make different models"),
     "cycle": ("error", "a step that depends on itself"),
+    "data-mismatch": ("error", "a dataset that cannot fill the program's input or expected output"),
     "import-error": ("error", "an imported file that cannot be read, or imports that go in a circle"),
     "incomplete-branch": ("warning", "a branch with labels that no arm handles"),
     "unused-name": ("warning", "a model or LM that nothing uses"),

@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 import lark
-from lark import Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Token, Transformer
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from . import ir
 from .diagnostics import CheckError, Diagnostic, did_you_mean
@@ -48,15 +48,12 @@ def parse(source: Source, *, keep_comments: bool = False) -> ir.Module:
 
     With `keep_comments`, the module carries its comments (for `icldsl fmt`).
     """
+    _check_depth(source)
     try:
         tree = _lark().parse(source.text)
     except UnexpectedInput as exc:
         raise CheckError([_syntax_diagnostic(source, exc)]) from None
-    _check_depth(tree, source)
-    try:
-        module = _ToIR(source).transform(tree)
-    except VisitError as exc:  # lark wraps what a transformer raises; unwrap it once, here
-        raise exc.orig_exc from None
+    module = _ToIR(source.name).transform(tree)
     if keep_comments:
         module = dataclasses.replace(module, comments=_comments(source))
     return module
@@ -78,19 +75,23 @@ def parse_file(path: str | Path) -> tuple[Source, ir.Module]:
     return source, parse(source)
 
 
-MAX_DEPTH = 64  # nesting of types and values; far beyond what a program needs
+MAX_DEPTH = 64  # nesting of brackets in types and values; far beyond what a program needs
+_BRACKETS = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|[\[\]{}()]')
 
 
-def _check_depth(tree: lark.Tree, source: Source) -> None:
-    """Refuse trees nested deeper than MAX_DEPTH, before recursive passes meet them."""
-    stack = [(tree, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            span = source.span(node.meta.start_pos, node.meta.start_pos + 1)
-            raise CheckError([Diagnostic("nesting-too-deep", f"nested more than {MAX_DEPTH} levels deep", span,
-                                         "too deep", "flatten the type or value, or give its inner part a name")])
-        stack.extend((child, depth + 1) for child in node.children if isinstance(child, lark.Tree))
+def _check_depth(source: Source) -> None:
+    """Refuse text nested deeper than MAX_DEPTH before passes that recurse meet it."""
+    depth = 0
+    for match in _BRACKETS.finditer(source.text):
+        char = match.group()
+        if char in "[{(":
+            depth += 1
+            if depth > MAX_DEPTH:
+                span = source.span(match.start(), match.end())
+                raise CheckError([Diagnostic("nesting-too-deep", f"nested more than {MAX_DEPTH} levels deep", span,
+                                             "too deep", "flatten the type or value, or give its inner part a name")])
+        elif char in "]})":
+            depth = max(0, depth - 1)
 
 
 def _describe(terminal: str) -> str:
@@ -152,119 +153,110 @@ def _number(token: Token) -> int | float:
     return float(text) if any(c in text for c in ".eE") else int(text)
 
 
-@v_args(inline=True)
 class _ToIR(Transformer):
     """Builds IR nodes bottom-up; spans point at names, the parts messages quote."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, file: str) -> None:
         super().__init__()
-        self.source = source
+        self.file = file
+
+    def _call_userfunc(self, tree: lark.Tree, new_children=None):
+        """Call `rule(meta, children)` directly: lark's v_args wrappers cost a third of the parse."""
+        return getattr(self, tree.data)(tree.meta, *(tree.children if new_children is None else new_children))
 
     def _tok(self, token: Token) -> ir.Span:
-        return self.source.span(token.start_pos, token.end_pos)
+        return ir.Span(self.file, token.start_pos, token.end_pos, token.line, token.column)
 
     def _meta(self, meta) -> ir.Span:
-        return self.source.span(meta.start_pos, meta.end_pos)
+        return ir.Span(self.file, meta.start_pos, meta.end_pos, meta.line, meta.column)
 
     # -- types
-    def named_type(self, name: Token, constraints: tuple[ir.Arg, ...] = ()) -> ir.NamedType:
+    def named_type(self, _meta, name: Token, constraints: tuple[ir.Arg, ...] = ()) -> ir.NamedType:
         return ir.NamedType(name.value, constraints, self._tok(name))
 
-    @v_args(meta=True, inline=False)
-    def list_type(self, meta, children) -> ir.ListType:
+    def list_type(self, meta, *children) -> ir.ListType:
         return ir.ListType(children[0], children[1] if len(children) > 1 else (), self._meta(meta))
 
-    def constraints(self, *args: ir.Arg) -> tuple[ir.Arg, ...]:
+    def constraints(self, _meta, *args: ir.Arg) -> tuple[ir.Arg, ...]:
         return args
 
-    @v_args(meta=True, inline=False)
-    def optional_type(self, meta, children) -> ir.OptionalType:
+    def optional_type(self, meta, *children) -> ir.OptionalType:
         return ir.OptionalType(children[0], self._meta(meta))
 
-    @v_args(meta=True, inline=False)
-    def enum_type(self, meta, choices) -> ir.EnumType:
+    def enum_type(self, meta, *choices) -> ir.EnumType:
         return ir.EnumType(tuple(_string(c) for c in choices), self._meta(meta))
 
     # -- values
-    def string(self, token: Token) -> ir.Literal:
+    def string(self, _meta, token: Token) -> ir.Literal:
         return ir.Literal(_string(token), self._tok(token))
 
-    def number(self, token: Token) -> ir.Literal:
+    def number(self, _meta, token: Token) -> ir.Literal:
         return ir.Literal(_number(token), self._tok(token))
 
-    @v_args(meta=True, inline=False)
-    def true(self, meta, _) -> ir.Literal:
+    def true(self, meta, *_) -> ir.Literal:
         return ir.Literal(True, self._meta(meta))
 
-    @v_args(meta=True, inline=False)
-    def false(self, meta, _) -> ir.Literal:
+    def false(self, meta, *_) -> ir.Literal:
         return ir.Literal(False, self._meta(meta))
 
-    @v_args(meta=True, inline=False)
-    def list_value(self, meta, items) -> ir.ListValue:
+    def list_value(self, meta, *items) -> ir.ListValue:
         return ir.ListValue(tuple(items), self._meta(meta))
 
-    @v_args(meta=True, inline=False)
-    def map_value(self, meta, items) -> ir.MapValue:
+    def map_value(self, meta, *items) -> ir.MapValue:
         return ir.MapValue(tuple(items), self._meta(meta))
 
-    @v_args(meta=True, inline=False)
-    def env_value(self, meta, children) -> ir.EnvValue:
+    def env_value(self, meta, *children) -> ir.EnvValue:
         return ir.EnvValue(_string(children[0]), self._meta(meta))
 
-    def name_value(self, name: Token) -> ir.Ref:
+    def name_value(self, _meta, name: Token) -> ir.Ref:
         return ir.Ref((name.value,), self._tok(name))
 
-    @v_args(meta=True, inline=False)
-    def ref(self, meta, names) -> ir.Ref:
+    def ref(self, meta, *names) -> ir.Ref:
         return ir.Ref(tuple(n.value for n in names), self._meta(meta))
 
-    @v_args(meta=True, inline=False)
-    def arg_kw(self, meta, children) -> ir.Arg:
+    def arg_kw(self, meta, *children) -> ir.Arg:
         name, value = children
         return ir.Arg(name.value, value, self._meta(meta))
 
-    @v_args(meta=True, inline=False)
-    def arg_pos(self, meta, children) -> ir.Arg:
+    def arg_pos(self, meta, *children) -> ir.Arg:
         return ir.Arg(None, children[0], self._meta(meta))
 
-    def call(self, func: Token, *args: ir.Arg) -> ir.Call:
+    def call(self, _meta, func: Token, *args: ir.Arg) -> ir.Call:
         return ir.Call(func.value, args, self._tok(func))
 
-    def options(self, *args: ir.Arg) -> tuple[ir.Arg, ...]:
+    def options(self, _meta, *args: ir.Arg) -> tuple[ir.Arg, ...]:
         return args
 
     # -- definitions
-    def field(self, name: Token, type_: ir.TypeExpr, description: Token | None = None) -> ir.Field:
+    def field(self, _meta, name: Token, type_: ir.TypeExpr, description: Token | None = None) -> ir.Field:
         return ir.Field(name.value, type_, _string(description) if description else None, self._tok(name))
 
-    def model_def(self, name: Token, *fields: ir.Field) -> ir.Model:
+    def model_def(self, _meta, name: Token, *fields: ir.Field) -> ir.Model:
         return ir.Model(name.value, fields, self._tok(name))
 
-    def lm_def(self, name: Token, target: Token, options: tuple[ir.Arg, ...] = ()) -> ir.LM:
+    def lm_def(self, _meta, name: Token, target: Token, options: tuple[ir.Arg, ...] = ()) -> ir.LM:
         return ir.LM(name.value, ir.Literal(_string(target), self._tok(target)), options, self._tok(name))
 
-    def input_stmt(self, name: Token, model: Token) -> ir.Input:
+    def input_stmt(self, _meta, name: Token, model: Token) -> ir.Input:
         return ir.Input(name.value, ir.Ref((model.value,), self._tok(model)), self._tok(name))
 
-    @v_args(meta=True, inline=False)
-    def output_stmt(self, meta, refs) -> ir.Output:
+    def output_stmt(self, meta, *refs) -> ir.Output:
         return ir.Output(tuple(refs), self._meta(meta))
 
     # Step clauses come back tagged, so lm_step can tell them from the sources.
-    def using(self, name: Token) -> tuple[str, ir.Ref]:
+    def using(self, _meta, name: Token) -> tuple[str, ir.Ref]:
         return "using", ir.Ref((name.value,), self._tok(name))
 
-    def instructions(self, text: Token) -> tuple[str, ir.Literal]:
+    def instructions(self, _meta, text: Token) -> tuple[str, ir.Literal]:
         return "instructions", ir.Literal(_string(text), self._tok(text))
 
-    def tools(self, *names: Token) -> tuple[str, tuple[ir.Ref, ...]]:
+    def tools(self, _meta, *names: Token) -> tuple[str, tuple[ir.Ref, ...]]:
         return "tools", tuple(ir.Ref((n.value,), self._tok(n)) for n in names)
 
-    def max_steps(self, number: Token) -> tuple[str, ir.Literal]:
+    def max_steps(self, _meta, number: Token) -> tuple[str, ir.Literal]:
         return "max_steps", ir.Literal(_number(number), self._tok(number))
 
-    def lm_step(self, *parts) -> ir.Step:
+    def lm_step(self, _meta, *parts) -> ir.Step:
         frozen = parts[0].type == "FROZEN"
         kind, model, *rest = parts[1:] if frozen else parts
         sources = tuple(r for r in rest if isinstance(r, ir.Ref))
@@ -275,15 +267,14 @@ class _ToIR(Transformer):
             self._tok(kind),
         )
 
-    @v_args(meta=True, inline=False)
-    def arm(self, meta, children) -> ir.Arm:
+    def arm(self, meta, *children) -> ir.Arm:
         label, step = children
         return ir.Arm(None if label.type == "DEFAULT" else _string(label), step, self._meta(meta))
 
-    def branch(self, on: ir.Ref, *arms: ir.Arm) -> tuple[ir.Ref, tuple[ir.Arm, ...]]:
+    def branch(self, _meta, on: ir.Ref, *arms: ir.Arm) -> tuple[ir.Ref, tuple[ir.Arm, ...]]:
         return on, arms
 
-    def step_stmt(self, name: Token, body) -> ir.Step | ir.Branch:
+    def step_stmt(self, _meta, name: Token, body) -> ir.Step | ir.Branch:
         span = self._tok(name)
         if isinstance(body, ir.Step):
             return dataclasses.replace(body, name=name.value, span=span)
@@ -294,15 +285,14 @@ class _ToIR(Transformer):
         )
         return ir.Branch(name.value, on, named, span)
 
-    def tool_def(self, name: Token, impl: ir.Call) -> ir.Tool:
+    def tool_def(self, _meta, name: Token, impl: ir.Call) -> ir.Tool:
         return ir.Tool(name.value, impl, self._tok(name))
 
-    @v_args(meta=True, inline=False)
-    def import_def(self, meta, children) -> ir.Import:
+    def import_def(self, meta, *children) -> ir.Import:
         (path,) = children
         return ir.Import(ir.Literal(_string(path), self._tok(path)), self._meta(meta))
 
-    def program_def(self, name: Token, *rest) -> ir.Program:
+    def program_def(self, _meta, name: Token, *rest) -> ir.Program:
         description = _string(rest[0]) if rest and isinstance(rest[0], Token) else None
         body = rest[1:] if description is not None else rest
         return ir.Program(
@@ -314,22 +304,20 @@ class _ToIR(Transformer):
             self._tok(name),
         )
 
-    def data_def(self, name: Token, loader: ir.Call) -> ir.Data:
+    def data_def(self, _meta, name: Token, loader: ir.Call) -> ir.Data:
         return ir.Data(name.value, loader, self._tok(name))
 
-    @v_args(meta=True, inline=False)
-    def call_setting(self, meta, children) -> ir.Setting:
+    def call_setting(self, meta, *children) -> ir.Setting:
         key, call = children
         return ir.Setting(key.value, call, self._meta(meta))
 
     value_setting = call_setting
 
-    @v_args(meta=True, inline=False)
-    def checkpoint_setting(self, meta, children) -> ir.Setting:
+    def checkpoint_setting(self, meta, *children) -> ir.Setting:
         monitor, mode = (ir.Ref((t.value,), self._tok(t)) for t in children)
         return ir.Setting("checkpoint", ir.Checkpoint(monitor, mode, self._meta(meta)), self._meta(meta))
 
-    def train_def(self, program: Token, data: Token, *settings: ir.Setting) -> ir.Train:
+    def train_def(self, _meta, program: Token, data: Token, *settings: ir.Setting) -> ir.Train:
         return ir.Train(
             ir.Ref((program.value,), self._tok(program)),
             ir.Ref((data.value,), self._tok(data)),
@@ -337,6 +325,6 @@ class _ToIR(Transformer):
             self._tok(program),
         )
 
-    def start(self, *items) -> ir.Module:
-        return ir.Module(self.source.name, items)
+    def start(self, _meta, *items) -> ir.Module:
+        return ir.Module(self.file, items)
 

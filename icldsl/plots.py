@@ -184,21 +184,24 @@ def program_graph(spec: ProgramSpec, states: Mapping[str, StepState] | None = No
         handles.append(Line2D([], [], color="#666", linestyle="--", label="refers to"))
     columns = max(1, min(len(handles), int(width // 1.9)))
     bottom = 0.25 + 0.24 * -(-len(handles) // columns)
-    height = tallest + 0.8 + bottom + (0.6 if any(not e.flow for e in edges) else 0.0)
+    # A reference goes over the top when its target is the highest box of its layer, else below.
+    over = {e: all(n.y >= nodes[e.dst].y for n in nodes.values() if n.layer == nodes[e.dst].layer)
+            for e in edges if not e.flow}
+    headroom = 0.6 if any(over.values()) else 0.0
+    bottom += 0.6 if not all(over.values()) else 0.0
+    height = tallest + 0.8 + bottom + headroom
     fig = Figure(figsize=(width, height))
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, width)
     ax.set_ylim(0, height)
     ax.axis("off")
-    top = height - 0.7
+    top = height - 0.7 - headroom
     for node in nodes.values():
         node.x = 0.3 + node.layer * _COL + _BOX_W / 2
         node.y = top - node.y  # the layout measures y downwards from the top
         _draw_node(ax, node)
     for edge in edges:
-        dst = nodes[edge.dst]
-        over = all(n.y <= dst.y for n in nodes.values() if n.layer == dst.layer)
-        _draw_edge(ax, nodes[edge.src], dst, edge, over=over)
+        _draw_edge(ax, nodes[edge.src], nodes[edge.dst], edge, over=over.get(edge, False))
     for name in _outputs(spec):  # a tag on the box's top right corner
         out = nodes[name]
         ax.text(out.x + _BOX_W / 2 - 0.08, out.y + out.height / 2, "output", ha="right", va="center", fontsize=8,

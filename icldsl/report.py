@@ -209,6 +209,8 @@ def _history(training: Mapping[str, Any]) -> dict:
 
 
 def _data(data: Mapping[str, Any]) -> dict:
+    if not data:
+        return {}
     order = {"train": 0, "validation": 1, "test": 2}
     sizes = data.get("sizes") or {}
     rows = data.get("rows") or {}

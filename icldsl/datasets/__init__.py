@@ -29,11 +29,15 @@ class Loader:
     load: Callable[..., Dataset]
     doc: str
     required: tuple[str, ...] = ()
+    # The fields a loader with a fixed shape gives (input, expected output): field -> type
+    # name, so the checker can match them with the program's models before anything runs.
+    provides: tuple[Mapping[str, str], Mapping[str, str]] | None = None
 
 
 LOADERS: Mapping[str, Loader] = MappingProxyType(
     {
-        "gsm8k": Loader(MappingProxyType(dict(gsm8k.OPTIONS)), (), gsm8k.load, gsm8k.DOC),
+        "gsm8k": Loader(MappingProxyType(dict(gsm8k.OPTIONS)), (), gsm8k.load, gsm8k.DOC,
+                        provides=({"question": "str"}, {"thinking": "str", "answer": "float"})),
         **{
             fmt.name: Loader(fmt.options, ("path",), fmt.load, fmt.doc, ("path",))
             for fmt in files.FORMATS.values()

@@ -1,0 +1,247 @@
+"""report.html: what it shows, that it is self-contained and escaped, that `fit` writes it with
+the plots, and (in a real headless Chromium) that it loads cleanly and its filters work."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from icldsl import artifact, plots, report
+from icldsl.cli import main
+from icldsl.compiler import compile_source
+from icldsl.source import Source
+from icldsl.training.session import fit_compiled
+from tests.loopback import LoopbackServer
+from tests.scripted import ScriptedLM, last_input
+
+NASTY = "<script>alert('x')</script> & <b>bold</b>"
+
+SOURCE = """
+model Q {{ question: str "Two numbers to add, like 2+3" }}
+model A {{ answer: float "Their sum"  note: str "A remark" }}
+lm m = "openai/x" {{ base_url: "http://127.0.0.1:9/v1" }}
+program adder "Adds two numbers" {{ input q: Q  a = generate A from q  output a }}
+data sums = jsonl("d.jsonl", split: 0.6)
+train adder on sums {{
+    reward exact_match(in_mask: ["answer"])
+    optimizer random_few_shot(nb_max_examples: 2)
+    epochs 2
+    batch_size 4
+    runs {runs}
+}}
+"""
+
+
+def sum_of(question: str) -> float:
+    return sum(map(float, question.split("+")))
+
+
+def answer(request) -> dict:
+    """Right with few-shot examples, except on sums starting with 1 (so some test rows fail)."""
+    question = last_input(request)["question"]
+    right = len(request.messages) > 2 and not question.startswith("1")
+    return {"answer": sum_of(question) if right else -1.0, "note": NASTY}
+
+
+@pytest.fixture
+def fitted(tmp_path: Path):
+    rows = [{"question": f"{i}+{i + 1}", "answer": 2 * i + 1, "note": "n"} for i in range(20)]
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    compiled = compile_source(Source(str(tmp_path / "adder.icl"), SOURCE.format(runs=2)))
+    fit = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"m": ScriptedLM(answer)}))
+    return tmp_path, fit
+
+
+def predictions(fit) -> list[report.PredictionSet]:
+    return report.predictions_of(fit.untrained.runs[-1].scored, fit.trained.runs[-1].scored)
+
+
+def test_prediction_rows_align_and_know_failures(fitted) -> None:
+    _, fit = fitted
+    (test_set,) = predictions(fit)
+    assert test_set.columns == ("untrained", "trained")
+    assert [r.origin for r in test_set.rows] == [s.example.origin for s in fit.trained.runs[-1].scored]
+    for row, after in zip(test_set.rows, fit.trained.runs[-1].scored):
+        assert row.predictions[-1].reward == after.reward
+        assert row.failed == (after.reward < 1)
+        assert row.changed == (row.predictions[0].reward != after.reward)
+    assert any(r.failed for r in test_set.rows) and not all(r.failed for r in test_set.rows)
+    validation = report.predictions_of((), fit.trained.runs[-1].scored, fit.trained.runs[-1].scored)[1]
+    assert validation.name == "validation set" and validation.columns == ("trained",)
+
+
+def test_report_shows_scores_state_usage_and_data(fitted) -> None:
+    _, fit = fitted
+    doc = fit.artifact
+    html = report.build(doc, predictions=predictions(fit))
+    scores = doc["training"]["scores"]
+    assert f"{scores['untrained']['reward_mean']:.3f}" in html and f"{scores['trained']['reward_mean']:.3f}" in html
+    assert "over 2 runs" in html
+    state = doc["states"]["adder/a"]
+    assert state["examples"], "training should have learned examples"
+    for example in state["examples"]:
+        assert example["origin"] in html
+    assert state["instructions"] in html
+    usage = doc["training"]["total_usage"]
+    assert f">{usage['calls']}<" in html and f">{usage['prompt_tokens']}<" in html
+    for digest in doc["training"]["data"]["fingerprint"].values():
+        assert digest in html
+    assert "No duplicated rows" in html
+    assert html.count('<tr data-failed="1"') == sum(r.failed for r in predictions(fit)[0].rows)
+
+
+def test_report_escapes_what_the_data_and_the_lm_say(fitted) -> None:
+    _, fit = fitted
+    html = report.build(fit.artifact, predictions=predictions(fit))
+    assert NASTY not in html and "<script>alert" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in html
+    assert html.count("<script>") == 1  # the report's own filter script
+
+
+def test_report_is_self_contained(fitted) -> None:
+    _, fit = fitted
+    pngs = {name: plots.render(fig) for name, fig in plots.figures(fit.artifact).items()}
+    html = report.build(fit.artifact, images=pngs, predictions=predictions(fit))
+    sources = re.findall(r'\b(?:src|href)="([^"#][^"]*)"', html)
+    assert len(sources) == len(plots.PLOTS) and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "<link" not in html and "@import" not in html and "url(" not in html
+    assert "default-src 'none'" in html  # nothing may load from anywhere, even if someone adds it
+
+
+def test_report_without_predictions_or_training(fitted) -> None:
+    _, fit = fitted
+    html = report.build(fit.artifact)
+    assert "No predictions in this report" in html and "<script>" not in html
+    doc = {key: value for key, value in fit.artifact.items() if key != "training"}
+    bare = report.build(doc)
+    assert "adder" in bare and "No epochs were run" in bare
+
+
+# ---- what `icldsl fit` writes --------------------------------------------------------------------
+
+CLI_SOURCE = SOURCE.replace('{{ base_url: "http://127.0.0.1:9/v1" }}', '{{ base_url: "{url}" }}')
+
+
+def loopback_answer(request) -> dict:
+    question = json.loads(request.last_user_message)["question"]
+    right = len(request.messages) > 2 and not question.startswith("1")
+    return {"answer": sum_of(question) if right else -1.0, "note": NASTY}
+
+
+@pytest.fixture
+def cli_project(tmp_path: Path):
+    with LoopbackServer(loopback_answer) as server:
+        rows = [{"question": f"{i}+{i + 1}", "answer": 2 * i + 1, "note": "n"} for i in range(20)]
+        (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+        (tmp_path / "adder.icl").write_text(CLI_SOURCE.format(url=server.openai_url, runs=1), encoding="utf-8")
+        yield tmp_path
+
+
+def test_fit_writes_the_report_and_the_plots_beside_the_artifact(cli_project: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(cli_project)
+    assert main(["fit", "adder.icl", "--quiet", "-o", "out/adder.artifact.json"]) == 0
+    out = capsys.readouterr().out
+    written = sorted(p.name for p in (cli_project / "out").iterdir())
+    assert written == sorted(["adder.artifact.json", "adder.report.html",
+                              *(f"adder.{name}.png" for name in plots.PLOTS)])
+    assert f"wrote {Path('out') / 'adder.report.html'} and 4 plots" in out
+    html = (cli_project / "out" / "adder.report.html").read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") == 4
+    doc = artifact.read(cli_project / "out" / "adder.artifact.json")
+    assert f"{doc['training']['scores']['trained']['reward_mean']:.3f}" in html
+    for name in plots.PLOTS:
+        assert (cli_project / "out" / f"adder.{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fit_no_report_writes_only_the_artifact(cli_project: Path, monkeypatch) -> None:
+    monkeypatch.chdir(cli_project)
+    assert main(["fit", "adder.icl", "--quiet", "--no-report"]) == 0
+    assert sorted(p.name for p in cli_project.iterdir() if not p.name.endswith((".icl", ".jsonl"))) == [
+        "adder.artifact.json"]
+
+
+# ---- in a real browser ---------------------------------------------------------------------------
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+BROWSER_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync")
+
+
+@pytest.fixture
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e '.[dev]')")
+    from selenium.webdriver.chrome.service import Service
+
+    monkeypatch.setenv("SE_OFFLINE", "true")  # never let Selenium Manager look anything up
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(15)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_report_in_a_browser_loads_cleanly_and_filters_failures(fitted, browser) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    tmp_path, fit = fitted
+    pngs = {name: plots.render(fig) for name, fig in plots.figures(fit.artifact).items()}
+    sets = [*predictions(fit), report.PredictionSet.of("validation set", {"trained": fit.trained.runs[0].scored[:3]})]
+    page = report.write(tmp_path / "adder.report.html", fit.artifact, images=pngs, predictions=sets)
+    browser.get(page.as_uri())
+
+    assert browser.title == "adder: icldsl report"
+    problems = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
+    assert problems == []
+    scores = fit.artifact["training"]["scores"]
+    card = browser.find_element(By.CSS_SELECTOR, '[data-score="trained-reward"] .value')
+    assert card.is_displayed() and card.text == f"{scores['trained']['reward_mean']:.3f}"
+    assert browser.find_element(By.CSS_SELECTOR, '[data-score="untrained-reward"] .value').text == (
+        f"{scores['untrained']['reward_mean']:.3f}")
+    images = browser.find_elements(By.CSS_SELECTOR, "#plots img")
+    assert len(images) == 4 and all(browser.execute_script("return arguments[0].naturalWidth", i) > 300
+                                    for i in images)
+
+    rows = browser.find_elements(By.CSS_SELECTOR, 'table.predictions[data-set="0"] tbody tr')
+    failed = [r for r in rows if r.get_attribute("data-failed") == "1"]
+    assert 0 < len(failed) < len(rows)
+    count = browser.find_element(By.ID, "pred-count")
+    assert count.text == f"{len(rows)} of {len(rows)} shown" and all(r.is_displayed() for r in rows)
+    shown_note = rows[0].text
+    assert NASTY in shown_note  # shown as text, not run as markup
+
+    browser.find_element(By.ID, "only-failures").click()
+    assert [r.is_displayed() for r in rows] == [r.get_attribute("data-failed") == "1" for r in rows]
+    assert count.text == f"{len(failed)} of {len(rows)} shown"
+    assert all("fail" in r.find_elements(By.CSS_SELECTOR, "td.num")[-1].get_attribute("class")
+               for r in rows if r.is_displayed())
+
+    browser.find_element(By.ID, "only-failures").click()
+    origin = rows[-1].find_elements(By.TAG_NAME, "td")[1].text
+    search = browser.find_element(By.ID, "pred-search")
+    search.send_keys(origin.rsplit("/", 1)[-1])
+    assert [r.is_displayed() for r in rows] == [r.find_elements(By.TAG_NAME, "td")[1].text.endswith(
+        origin.rsplit("/", 1)[-1]) for r in rows]
+    search.clear()
+    search.send_keys(" ")  # the input event of a space: back to every row
+    assert all(r.is_displayed() for r in rows)
+
+    Select(browser.find_element(By.ID, "pred-set")).select_by_index(1)
+    assert not browser.find_element(By.CSS_SELECTOR, 'table.predictions[data-set="0"]').is_displayed()
+    assert browser.find_element(By.CSS_SELECTOR, 'table.predictions[data-set="1"]').is_displayed()
+    assert browser.find_element(By.ID, "only-changed").get_attribute("disabled") == "true"
+    assert count.text == "3 of 3 shown"
+    assert browser.get_log("browser") == []
