@@ -29,10 +29,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pydantic import BaseModel, Field  # noqa: E402
 
 from icldsl.lm.base import LMRequest, Message  # noqa: E402
+from machine import OtherLoad, describe, wait_until_idle  # noqa: E402
 from icldsl.runtime import prompt  # noqa: E402
 from icldsl.runtime.state import Demo, StepState  # noqa: E402
 
@@ -89,7 +91,8 @@ def client_module(baseline: str | None) -> ModuleType:
 
 
 async def run_level(module: ModuleType, reqs: list[LMRequest], concurrency: int, options: dict) -> dict:
-    client = module.LocalClient("smollm2-135m", **options)
+    options = dict(options)
+    client = module.LocalClient(options.pop("model", "smollm2-135m"), **options)
     # Load the model (and warm the code paths) on an unrelated request before timing.
     await client.complete(LMRequest((Message("user", "Hi"),), temperature=0.0, max_tokens=4))
     slots = asyncio.Semaphore(concurrency)
@@ -98,9 +101,11 @@ async def run_level(module: ModuleType, reqs: list[LMRequest], concurrency: int,
         async with slots:
             return await client.complete(request)
 
+    load = OtherLoad().start()
     start = time.perf_counter()
     responses = await asyncio.gather(*(one(r) for r in reqs))
     elapsed = time.perf_counter() - start
+    other = load.stop()
     await client.aclose()
     tokens = sum(r.usage.completion_tokens for r in responses)
     parsed = 0
@@ -114,13 +119,14 @@ async def run_level(module: ModuleType, reqs: list[LMRequest], concurrency: int,
         "concurrency": concurrency, "requests": len(reqs), "seconds": round(elapsed, 3),
         "completion_tokens": tokens, "prompt_tokens": sum(r.usage.prompt_tokens for r in responses),
         "tokens_per_s": round(tokens / elapsed, 2), "requests_per_s": round(len(reqs) / elapsed, 4),
-        "parsed": parsed, "texts": [r.text for r in responses],
+        "parsed": parsed, "other_cpu": round(other, 2), "texts": [r.text for r in responses],
     }
 
 
 def summarise(runs: list[dict]) -> str:
-    lines = ["| concurrency | completion tok/s median (min-max) | requests/s median (min-max) | answers equal to c=1 |",
-             "|---|---|---|---|"]
+    lines = ["| concurrency | completion tok/s median (min-max) | requests/s median (min-max) "
+             "| answers equal to c=1 | other processes' CPU (max) |",
+             "|---|---|---|---|---|"]
     reference = next((r["texts"] for r in runs if r["concurrency"] == min(x["concurrency"] for x in runs)), None)
     for level in sorted({r["concurrency"] for r in runs}):
         mine = [r for r in runs if r["concurrency"] == level]
@@ -129,7 +135,7 @@ def summarise(runs: list[dict]) -> str:
         same = min(sum(a == b for a, b in zip(r["texts"], reference or [])) for r in mine)
         lines.append(f"| {level} | {statistics.median(tps):.1f} ({min(tps):.1f}-{max(tps):.1f}) "
                      f"| {statistics.median(rps):.3f} ({min(rps):.3f}-{max(rps):.3f}) "
-                     f"| {same}/{mine[0]['requests']} |")
+                     f"| {same}/{mine[0]['requests']} | {max(r['other_cpu'] for r in mine):.2f} |")
     return "\n".join(lines)
 
 
@@ -141,6 +147,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--n-ctx", type=int, default=2048)
+    parser.add_argument("--n-threads", type=int, help="llama.cpp threads (default: the client's)")
+    parser.add_argument("--n-parallel", type=int, help="sequences decoded together (default: the client's)")
+    parser.add_argument("--idle", type=float, default=0.15,
+                        help="before each run, wait until other processes use under this many CPUs")
     parser.add_argument("--baseline", metavar="COMMIT", help="measure icldsl/lm/local.py as of this git commit")
     parser.add_argument("--json", type=Path, help="write every run here")
     args = parser.parse_args()
@@ -148,9 +158,15 @@ def main() -> None:
     module = client_module(args.baseline)
     reqs = requests(args.requests, args.shots, args.max_tokens)
     runs = []
+    options = {"n_ctx": args.n_ctx}
+    for name in ("n_threads", "n_parallel"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    print(json.dumps({"machine": describe(), "options": options}), flush=True)
     for _ in range(args.repeat):
         for level in args.concurrency:
-            run = asyncio.run(run_level(module, reqs, level, {"n_ctx": args.n_ctx}))
+            wait_until_idle(args.idle)
+            run = asyncio.run(run_level(module, reqs, level, options))
             runs.append(run)
             print(json.dumps({k: v for k, v in run.items() if k != "texts"}), flush=True)
     if args.json:

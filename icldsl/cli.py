@@ -114,7 +114,7 @@ class ProgressLine:
         fraction = done / total if total else 1.0
         filled = round(cls.WIDTH * fraction)
         rate = done / elapsed if done and elapsed > 0 else 0.0
-        parts = [f"{label:<18} [{'█' * filled}{'░' * (cls.WIDTH - filled)}] {done:>{len(str(total))}}/{total}"
+        parts = [f"{label:<20} [{'█' * filled}{'░' * (cls.WIDTH - filled)}] {done:>{len(str(total))}}/{total}"
                  f" {fraction:4.0%}", f"reward {reward:.3f}"]
         if rate:
             parts.append(f"{rate:.1f} ex/s")
@@ -187,7 +187,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
         from . import report as html_report  # matplotlib loads only when plots are drawn
 
         scored = [s.runs[-1].scored if s.runs else () for s in (report.untrained, report.trained)]
-        written = html_report.write_beside(out, report.artifact, predictions=html_report.predictions_of(*scored))
+        validation = report.history.validation.scored if report.history.validation else ()
+        predictions = html_report.predictions_of(*scored, validation)
+        written = html_report.write_beside(out, report.artifact, predictions=predictions)
         print(f"wrote {written[-1]} and {len(written) - 1} plots ({', '.join(p.name for p in written[:-1])})")
     return EXIT_OK
 

@@ -202,7 +202,7 @@ def program_graph(spec: ProgramSpec, states: Mapping[str, StepState] | None = No
         _draw_node(ax, node)
     for edge in edges:
         _draw_edge(ax, nodes[edge.src], nodes[edge.dst], edge, over=over.get(edge, False))
-    for name in _outputs(spec):  # a tag on the box's top right corner
+    for name in (n for n in _outputs(spec) if n in nodes):  # a tag on the box's top right corner
         out = nodes[name]
         ax.text(out.x + _BOX_W / 2 - 0.08, out.y + out.height / 2, "output", ha="right", va="center", fontsize=8,
                 fontweight="bold", color="white",
@@ -377,13 +377,15 @@ def history_plot(
         train, val = list(history.get(name, [])), list(history.get(f"val_{name}", []))
         drew = False
         if train:
-            ax.plot(range(1, len(train) + 1), train, marker="o", color=TRAIN_LINE, label="training")
+            ax.plot(range(1, len(train) + 1), train, marker="o", markersize=5, color=TRAIN_LINE, label="training",
+                    zorder=3)
             drew = True
         if val or f"val_{name}" in initial:
             start = [0] if f"val_{name}" in initial else []
             xs = start + list(range(1, len(val) + 1))
             ys = ([initial[f"val_{name}"]] if start else []) + val
-            ax.plot(xs, ys, marker="s", color=VAL_LINE, label="validation")
+            ax.plot(xs, ys, marker="s", markersize=9, markerfacecolor="white", color=VAL_LINE, label="validation",
+                    zorder=2)  # hollow and larger, so a training point on top of it still shows
             drew = True
         if best_epoch is not None and (train or val):
             kept = "kept: epoch %d" % best_epoch if best_epoch else "kept: untrained (epoch 0)"
@@ -462,11 +464,12 @@ def runs_plot(scores: Mapping[str, Any], *, program: str = "") -> Figure:
     axes = fig.subplots((len(names) + 1) // 2, min(2, len(names)), squeeze=False)
     for ax, name in zip(axes.flat, names):
         values: list[float] = []
-        for label, metrics, colour in labelled:
+        for i, (label, metrics, colour) in enumerate(labelled):
             if name not in metrics:
                 continue
             mean, std, runs = metrics[name]
-            xs = list(range(1, len(runs) + 1))
+            dodge = (i - (len(labelled) - 1) / 2) * 0.12  # side by side, so equal scores do not hide each other
+            xs = [run + dodge for run in range(1, len(runs) + 1)]
             values += runs
             ax.plot(xs, runs, marker="o", linestyle="none", color=colour, markersize=7,
                     label=f"{label}: {mean:.3f} ± {std:.3f}")

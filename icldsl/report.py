@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -99,6 +99,7 @@ def build(
     )
     env.filters["show"] = show
     env.filters["num"] = _num
+    env.filters["short_origin"] = short_origin
     return env.get_template(TEMPLATE).render(**context(doc, images or {}, predictions))
 
 
@@ -113,13 +114,14 @@ def write(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     html = build(doc, images=images, predictions=predictions)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # open(..., "x") rather than mkstemp: the page keeps the usual permissions (umask), not 0600
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+        with open(tmp, "x", encoding="utf-8", newline="\n") as f:
             f.write(html)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -133,6 +135,11 @@ def show(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def short_origin(origin: str) -> str:
+    """`/long/path/to/test.jsonl:12` -> `test.jsonl:12` (the page shows the whole one on hover)."""
+    return origin.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _num(value: Any, digits: int = 3) -> str:

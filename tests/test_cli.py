@@ -156,3 +156,32 @@ def test_bad_data_row_names_its_file_and_line(project, monkeypatch, capsys) -> N
     err = capsys.readouterr().err
     assert f"train.jsonl:13" in err and "answer" in err
     assert server.requests == []  # no LM call before the data was validated
+
+
+def test_render_shows_every_step_without_an_lm(capsys) -> None:
+    assert main(["render", str(ROOT / "programs" / "support.icl"), "--input", '{"text": "My card was charged twice"}']) == 0
+    out = capsys.readouterr().out
+    headers = [line for line in out.splitlines() if line.startswith("=== ")]
+    assert [h.split(":")[0] for h in headers] == [
+        "=== support/route", "=== support/answer.billing", "=== support/answer.technical", "=== support/answer.default"]
+    assert '{"text": "My card was charged twice", "customer": null, "team": "<route.team>", "urgent": "<route.urgent>"}' in out
+    assert "Answer as the billing team." in out and '"thinking"' in out
+
+
+def test_render_uses_an_artifacts_examples(project, monkeypatch, capsys) -> None:
+    tmp_path, _ = project
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "adder.icl", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["render", "adder.icl", "--artifact", "adder.artifact.json", "--input", '{"question": "1+2"}']) == 0
+    out = capsys.readouterr().out
+    assert out.count("--- assistant") >= 1 and out.count("--- user") >= 2
+
+
+def test_diagnostics_point_into_imported_files(tmp_path: Path) -> None:
+    (tmp_path / "shared.icl").write_text("model Q { question: strr }\n")
+    (tmp_path / "main.icl").write_text('import "shared.icl"\nmodel A { a: str }\nlm m = "local/smollm2-135m"\n'
+                                       "program p { input q: Q  a = generate A from q  output a }\n")
+    result = run_cli("check", str(tmp_path / "main.icl"))
+    assert result.returncode == 1
+    assert "shared.icl:1:21" in result.stderr and "model Q { question: strr }" in result.stderr

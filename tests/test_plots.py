@@ -14,7 +14,6 @@ from matplotlib.text import Text
 from icldsl import artifact, plots
 from icldsl.cli import main
 from icldsl.compiler import compile_file, compile_source
-from icldsl.datasets import Example
 from icldsl.runtime.spec import ProgramSpec
 from icldsl.runtime.state import Demo, StepState
 from icldsl.source import Source
@@ -214,7 +213,9 @@ model A {{ answer: float "a" }}
 lm m = "openai/x" {{ base_url: "http://127.0.0.1:9/v1" }}
 program adder {{ input q: Q  a = generate A from q  output a }}
 data sums = jsonl("d.jsonl", split: 0.7)
-train adder on sums {{ reward exact_match() optimizer random_few_shot(nb_max_examples: 2) epochs 2 batch_size 4 runs 2 }}
+train adder on sums {{
+    reward exact_match() optimizer random_few_shot(nb_max_examples: 2) epochs 2 batch_size 4 runs 2
+}}
 """
 
 
@@ -236,7 +237,8 @@ def test_figures_of_an_artifact(trained_artifact: Path) -> None:
     assert "trainable · 2 examples" in texts(figs["graph"])
     reward_ax = figs["history"].axes[0]
     assert {line.get_label() for line in reward_ax.get_lines()} >= {"training", "validation"}
-    assert len(next(l for l in figs["runs"].axes[0].get_lines() if l.get_label().startswith("trained")).get_ydata()) == 2
+    trained = next(line for line in figs["runs"].axes[0].get_lines() if line.get_label().startswith("trained"))
+    assert len(trained.get_ydata()) == 2
 
 
 def test_plot_redraws_beside_the_artifact_or_in_a_folder(trained_artifact: Path, capsys) -> None:

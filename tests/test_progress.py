@@ -3,12 +3,17 @@ per pass otherwise, nothing with --quiet; an epoch's batches count as one pass."
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 
+import numpy as np
+
 from icldsl.cli import ProgressLine, main
-from icldsl.training.session import EpochProgress
+from icldsl.training.optimizers import RandomFewShot
+from icldsl.training.trainer import fit
 from tests.loopback import LoopbackServer
+from tests.scripted import ScriptedLM
 from tests.test_report import CLI_SOURCE, loopback_answer
 
 
@@ -23,13 +28,13 @@ class Stream(io.StringIO):
 
 def test_line_has_bar_counts_percent_reward_rate_time_left_and_cache_hits() -> None:
     line = ProgressLine.line("epoch 1", 10, 40, 0.5123, elapsed=5.0, cache_hits=3)
-    assert line == ("epoch 1            [██████░░░░░░░░░░░░░░░░░░] 10/40  25%  reward 0.512  2.0 ex/s  5s  "
+    assert line == ("epoch 1              [██████░░░░░░░░░░░░░░░░░░] 10/40  25%  reward 0.512  2.0 ex/s  5s  "
                     "~15s left  cache 3 hits")
     done = ProgressLine.line("val 1", 40, 40, 1.0, elapsed=70.0)
-    assert done.startswith("val 1              [████████████████████████] 40/40 100%  reward 1.000")
+    assert done.startswith("val 1                [████████████████████████] 40/40 100%  reward 1.000")
     assert done.endswith("0.6 ex/s  1m10s") and "left" not in done and "cache" not in done
     start = ProgressLine.line("test", 0, 8, 0.0, elapsed=0.0)
-    assert start == "test               [░░░░░░░░░░░░░░░░░░░░░░░░] 0/8   0%  reward 0.000  0s"
+    assert start == "test                 [░░░░░░░░░░░░░░░░░░░░░░░░] 0/8   0%  reward 0.000  0s"
     assert "cache 1 hit" in ProgressLine.line("x", 1, 2, 1.0, elapsed=1.0, cache_hits=1)
 
 
@@ -65,30 +70,19 @@ def test_quiet_prints_nothing() -> None:
 
 
 def test_an_epochs_batches_make_one_bar() -> None:
+    from tests.training.test_trainer import examples, make_program, reward, right_only_with_examples
+
     calls: list[tuple] = []
-    progress = EpochProgress(lambda *a, **k: calls.append((*a, k.get("cache_hits"))), size=5)
-    progress("val 0", 0, 2, 0.0)
-    progress("val 0", 2, 2, 0.5, cache_hits=1)
-    # the trainer reports each batch (3 then 2 examples) as a pass of its own
-    for done, reward in ((0, 0.0), (1, 1.0), (2, 0.5), (3, 1 / 3)):
-        progress("epoch 1", done, 3, reward, cache_hits=done)
-    for done, reward in ((0, 0.0), (1, 1.0), (2, 1.0)):
-        progress("epoch 1", done, 2, reward, cache_hits=0)
-    progress("epoch 2", 0, 3, 0.0)
-    assert calls[:2] == [("val 0", 0, 2, 0.0, 0), ("val 0", 2, 2, 0.5, 1)]
+    asyncio.run(fit(
+        make_program(ScriptedLM(right_only_with_examples)), examples(5), (), reward, RandomFewShot(nb_max_examples=1),
+        epochs=1, batch_size=3, rng=np.random.default_rng(0),
+        progress=lambda *a, **k: calls.append((*a, k.get("cache_hits"))),
+    ))
     epoch = [c for c in calls if c[0] == "epoch 1"]
-    assert [(c[1], c[2]) for c in epoch] == [(0, 5), (1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
-    assert [round(c[3], 3) for c in epoch] == [0.0, 1.0, 0.5, 0.333, 0.5, 0.6]  # running mean over the epoch
-    assert epoch[-1][4] == 3  # cache hits add up across batches
-    assert calls[-1][:3] == ("epoch 2", 0, 5)
-
-
-def test_an_epoch_reported_in_one_pass_passes_through() -> None:
-    calls: list[tuple] = []
-    progress = EpochProgress(lambda *a, **k: calls.append(a), size=4)
-    for done in range(5):
-        progress("epoch 1", done, 4, 1.0)
-    assert [(c[1], c[2]) for c in calls] == [(i, 4) for i in range(5)]
+    assert {c[2] for c in epoch} == {5}  # one bar over the whole training set
+    assert [c[1] for c in epoch] == [0, 1, 2, 3, 3, 4, 5]  # the second batch starts where the first ended
+    # Batch 1 has no examples yet (all wrong); batch 2 has one (all right): the running mean spans both.
+    assert [round(c[3], 3) for c in epoch][-3:] == [0.0, 0.25, 0.4]
 
 
 def test_fit_through_the_cli_prints_one_line_per_pass(tmp_path, monkeypatch, capsys) -> None:

@@ -101,7 +101,9 @@ class FileFormat:
             train, test = tuple(rows), tuple(self.examples(test_path, opts, mapping, x_model, y_model))
         else:
             train, test = split(rows, fraction, seed)
-        dataset = Dataset(name, sample(train, opts.get("train_limit"), seed), sample(test, opts.get("test_limit"), seed))
+        dataset = Dataset(
+            name, sample(train, opts.get("train_limit"), seed), sample(test, opts.get("test_limit"), seed)
+        )
         log.info("loaded %s from %s: %d train, %d test", name, path, len(dataset.train), len(dataset.test))
         return dataset
 

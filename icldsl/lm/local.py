@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import jinja2
 import numpy as np
 
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Usage
@@ -178,6 +179,13 @@ DEFAULT_PARALLEL = 8  # sequences decoded together; each holds n_ctx cells of KV
 MIN_COPY = 32
 
 
+def default_threads() -> int:
+    """Half the logical CPUs: the physical cores on SMT machines, and a core left for
+    the caller's event loop. llama.cpp's threads wait for each other at every
+    operation, so more threads than free cores makes decoding several times slower."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 def _bindings() -> Any:
     """llama-cpp-python's low-level bindings, with llama.cpp's backend initialised.
 
@@ -248,7 +256,7 @@ class _Engine:
         cparams.n_batch = cparams.n_ubatch = N_BATCH
         cparams.n_seq_max = n_parallel
         cparams.kv_unified = False  # a KV stream per sequence: attention reads only its own cells
-        cparams.n_threads = cparams.n_threads_batch = n_threads or os.cpu_count() or 1
+        cparams.n_threads = cparams.n_threads_batch = n_threads or default_threads()
         cparams.flash_attn_type = ll.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self.ctx = ll.llama_init_from_model(self.model, cparams)
         if not self.ctx:
@@ -286,7 +294,11 @@ class _Engine:
 
     def job(self, request: LMRequest, seed: int, deliver: Callable[[LMResponse | LMError], None]) -> _Job:
         """`request` as a job: prompt tokens, token budget, sampling, grammar."""
-        formatted = self._format(messages=[{"role": m.role, "content": m.content} for m in request.messages])
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        try:
+            formatted = self._format(messages=messages)
+        except (ValueError, jinja2.TemplateError) as exc:  # the template refuses these messages
+            raise LMError(f"{self.name}: the model's chat template refused the messages: {exc}") from exc
         prompt = self._tokenize(formatted.prompt.encode(), add_special=not formatted.added_special)
         if len(prompt) >= self.n_ctx:
             raise LMError(f"{self.name}: the prompt ({len(prompt)} tokens) does not fit the context window "

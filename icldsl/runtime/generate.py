@@ -76,7 +76,11 @@ async def generate(
     lm: LMSpec,
     client: LMClient,
 ) -> tuple[dict, Usage]:
-    """Prompt the LM with the step's state and `inputs`; return the validated output."""
+    """Prompt the LM with the step's state and `inputs`; return the validated output.
+
+    An answer that does not validate is asked for once more, with the model shown
+    its answer and the error; StepFailure when that one fails too.
+    """
     schema = model.model_json_schema(by_alias=True)
     request = LMRequest(
         messages=prompt.render(state, schema, inputs),

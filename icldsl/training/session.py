@@ -106,33 +106,6 @@ async def score_runs(program: Program, examples: Sequence[Example], reward: Rewa
     return Scores(tuple(runs))
 
 
-class EpochProgress:
-    """Reports an epoch's batches to `progress` as one pass over the `size` training examples
-    (the trainer reports each batch as a pass of its own); other labels pass through."""
-
-    def __init__(self, progress: Progress, size: int) -> None:
-        self.progress, self.size = progress, size
-        self.label, self.base, self.reward_sum, self.hits = "", 0, 0.0, 0
-        self.last = (0, 0, 0.0, 0)  # done, total, reward, cache_hits of the batch in progress
-
-    def __call__(self, label: str, done: int, total: int, reward: float, *, cache_hits: int = 0) -> None:
-        if not label.startswith("epoch "):
-            self.progress(label, done, total, reward, cache_hits=cache_hits)
-            return
-        if label != self.label:
-            self.label, self.base, self.reward_sum, self.hits = label, 0, 0.0, 0
-        elif done == 0 and self.last[0] == self.last[1]:  # the next batch of the same epoch
-            self.base += self.last[1]
-            self.reward_sum += self.last[2] * self.last[1]
-            self.hits += self.last[3]
-            self.last = (0, total, 0.0, 0)
-            return
-        self.last = (done, total, reward, cache_hits)
-        count = self.base + done
-        mean = (self.reward_sum + reward * done) / count if count else 0.0
-        self.progress(label, count, max(self.size, self.base + total), mean, cache_hits=self.hits + cache_hits)
-
-
 async def fit_compiled(
     compiled: Compiled,
     train: TrainSpec,
@@ -164,7 +137,7 @@ async def fit_compiled(
             program, train_set, val_set, reward, optimizer,
             epochs=train.epochs, batch_size=train.batch_size, rng=rng, concurrency=train.concurrency,
             monitor=train.monitor, mode=train.mode,
-            progress=EpochProgress(progress, len(train_set)) if progress else None,
+            progress=progress,
         )
         trained = await score_runs(trained_program, data.test, reward, train, "test (trained)", progress)
     finally:

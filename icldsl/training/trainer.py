@@ -186,6 +186,7 @@ class History:
     initial_val_reward: float | None = None
     best_epoch: int = 0  # 0: the untrained program was never beaten
     usage_table: UsageTable = field(default_factory=UsageTable)  # LM usage of training and validation
+    validation: "Evaluation | None" = None  # the kept states' validation predictions (not saved)
 
     @property
     def usage(self) -> CallStats:
@@ -202,6 +203,21 @@ class History:
             "best_epoch": self.best_epoch,
             "usage": self.usage.to_json(),
         }
+
+
+def _epoch_progress(progress: Progress, earlier: Sequence[Scored], size: int) -> Progress:
+    """Reports a batch as the rest of its epoch: counts, running reward and cache hits
+    over the whole training set, after the `earlier` batches of the epoch."""
+    base = len(earlier)
+    reward_sum = sum(s.reward for s in earlier)
+    hits = sum(r.cache_hits for s in earlier for r in s.trace.steps.values())
+
+    def report(label: str, done: int, total: int, reward: float, *, cache_hits: int = 0) -> None:
+        count = base + done
+        mean = (reward_sum + reward * done) / count if count else 0.0
+        progress(label, count, size, mean, cache_hits=hits + cache_hits)
+
+    return report
 
 
 def _better(value: float, best: float, mode: str) -> bool:
@@ -239,7 +255,7 @@ async def fit(
     if validation:
         initial = await evaluate(program, validation, reward, concurrency=concurrency, label="val 0",
                                  progress=progress)
-        history.initial_val_reward = initial.reward
+        history.initial_val_reward, history.validation = initial.reward, initial
         history.usage_table += initial.usage_table
         best = initial.reward if monitor == "val_reward" else None
     for epoch in range(1, epochs + 1):
@@ -247,11 +263,13 @@ async def fit(
         order = rng.permutation(len(train))
         for start in range(0, len(order), batch_size):
             batch = [train[i] for i in order[start : start + batch_size]]
+            report = _epoch_progress(progress, epoch_scored, len(train)) if progress else None
             epoch_scored += await score(program.with_states(states), batch, reward, concurrency=concurrency,
-                                        label=f"epoch {epoch}", progress=progress)
+                                        label=f"epoch {epoch}", progress=report)
             states = optimizer.propose(states, epoch_scored, rng)
         logs = {"reward": float(np.mean([s.reward for s in epoch_scored])) if epoch_scored else 0.0}
         history.usage_table += UsageTable.of(epoch_scored)
+        val = None
         if validation:
             val = await evaluate(program.with_states(states), validation, reward, concurrency=concurrency,
                                  label=f"val {epoch}", progress=progress)
@@ -261,6 +279,7 @@ async def fit(
         current = logs.get(monitor)
         if current is not None and (best is None or _better(current, best, mode)):
             best, best_states, history.best_epoch = current, states, epoch
+            history.validation = val
         if on_epoch_end:
             on_epoch_end(epoch, logs, states)
     return program.with_states(best_states), history

@@ -182,7 +182,8 @@ def test_many_bad_rows_are_counted_past_ten(tmp_path: Path) -> None:
         JSONL.load("r", {"path": "r.jsonl"}, base_dir=tmp_path, x_model=Review, y_model=Verdict)
     lines = str(info.value).split("\n")
     assert len(lines) == 12
-    assert lines[9].startswith(f"{path}:10: ") and lines[10:] == ["... and 15 more", "25 bad rows of 25; nothing was loaded"]
+    assert lines[9].startswith(f"{path}:10: ")
+    assert lines[10:] == ["... and 15 more", "25 bad rows of 25; nothing was loaded"]
 
 
 def test_mapping_in_messages_names_the_column(tmp_path: Path) -> None:
@@ -231,7 +232,8 @@ def test_split_limits_and_test_file_work_for_every_format(tmp_path: Path, fmt, n
     write(tmp_path / ("test" + name[1:]), rows(3, start=50))
     separate = fmt.load("r", {"path": name, "test": "test" + name[1:]}, base_dir=tmp_path,
                         x_model=Review, y_model=Verdict)
-    assert (len(separate.train), [ex.x["text"] for ex in separate.test]) == (20, ["review 50", "review 51", "review 52"])
+    assert len(separate.train) == 20
+    assert [ex.x["text"] for ex in separate.test] == ["review 50", "review 51", "review 52"]
 
 
 def test_a_csv_data_block_with_a_map_compiles_and_loads(tmp_path: Path) -> None:

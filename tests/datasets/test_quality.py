@@ -47,7 +47,8 @@ def test_clean_data_has_no_warnings() -> None:
 
 def test_leaks_ignore_case_and_spacing_and_name_both_rows() -> None:
     train = (ex("What is 1+1?", 2, "train.jsonl:1"), ex("Big  question", 9, "train.jsonl:2"))
-    test = (ex("what is  1+1? ", 2, "test.jsonl:1"), ex("new", 1, "test.jsonl:2"), ex("BIG question", 5, "test.jsonl:3"))
+    test = (ex("what is  1+1? ", 2, "test.jsonl:1"), ex("new", 1, "test.jsonl:2"),
+            ex("BIG question", 5, "test.jsonl:3"))
     check = inspect(Dataset("sums", train, test))
     assert check.leaks == (("test.jsonl:1", "train.jsonl:1"), ("test.jsonl:3", "train.jsonl:2"))
     (warning,) = check.warnings()

@@ -208,7 +208,7 @@ def test_batched_answers_equal_one_at_a_time(decode_log: list[set[int]], monkeyp
     copies = []
     real_copy = llama_cpp.llama_memory_seq_cp
     monkeypatch.setattr(llama_cpp, "llama_memory_seq_cp", lambda *a: copies.append(a[1:3]) or real_copy(*a))
-    requests = [request(SYSTEM, q, schema=FreeAnswer.model_json_schema(), max_tokens=96) for q in QUESTIONS]
+    requests = [request(SYSTEM, q, schema=FreeAnswer.model_json_schema(), max_tokens=64) for q in QUESTIONS[:4]]
 
     alone = asyncio.run(complete_all(LocalClient(MODEL, n_ctx=512, n_parallel=1), requests))
     assert max(len(seqs) for seqs in decode_log) == 1 and not copies

@@ -146,3 +146,15 @@ def test_a_slow_primary_hands_over_after_its_total_timeout(server: LoopbackServe
     lms = solver(server, "ollama", ", total_timeout: 0.3, fallback: backup") + "\n" + \
         f'lm backup = "vllm/x" {{ base_url: "{server.openai_url}" }}'
     assert call(program(lms))["answer"] == 7.0
+
+
+def test_the_retry_spends_and_reports_the_usage_of_both_calls() -> None:
+    from tests.scripted import ScriptedLM
+
+    answers = iter(['{"thinking": "t", "answer": "x"}', '{"thinking": "t", "answer": 3}'])
+    lm = ScriptedLM(lambda r: next(answers))  # 10 prompt and 5 completion tokens a call
+    spec, states = compile_source(Source("t.icl", PROGRAM.format(lms='lm solver = "openai/x"'))).programs["p"]
+    trace = asyncio.run(Program(spec, states, {"solver": lm}).run({"question": "q"}))
+    record = trace.steps["p/a"]
+    assert record.output == {"thinking": "t", "answer": 3.0}
+    assert (record.usage.prompt_tokens, record.usage.completion_tokens) == (20, 10)
