@@ -165,7 +165,7 @@ def main() -> None:
     print(json.dumps({"machine": describe(), "options": options}), flush=True)
     for _ in range(args.repeat):
         for level in args.concurrency:
-            wait_until_idle(args.idle)
+            wait_until_idle(args.idle, max_wait=120)
             run = asyncio.run(run_level(module, reqs, level, options))
             runs.append(run)
             print(json.dumps({k: v for k, v in run.items() if k != "texts"}), flush=True)

@@ -36,7 +36,8 @@ def test_fit_then_run_on_the_local_model(tmp_path, gsm8k_dir, monkeypatch, capsy
     assert main(["fit", str(small_gsm8k(tmp_path)), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "4 train, 1 validation, 2 test examples" in out
-    assert out.splitlines()[-1] == "wrote gsm8k_baseline.artifact.json"
+    assert "wrote gsm8k_baseline.artifact.json" in out.splitlines()
+    assert (tmp_path / "gsm8k_baseline.report.html").is_file()
 
     doc = artifact.read(tmp_path / "gsm8k_baseline.artifact.json")
     record = doc["training"]

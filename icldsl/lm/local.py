@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ import numpy as np
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Usage
 
 log = logging.getLogger(__name__)
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 # Options an `lm` block may set for this provider, besides the common decoding ones.
 OPTIONS: dict[str, type] = {"n_ctx": int, "n_threads": int, "n_parallel": int}
@@ -180,10 +183,54 @@ MIN_COPY = 32
 
 
 def default_threads() -> int:
-    """Half the logical CPUs: the physical cores on SMT machines, and a core left for
-    the caller's event loop. llama.cpp's threads wait for each other at every
-    operation, so more threads than free cores makes decoding several times slower."""
+    """Half the logical CPUs: the physical cores on SMT machines."""
     return max(1, (os.cpu_count() or 2) // 2)
+
+
+class ThreadChoice:
+    """How many threads llama.cpp gets for the next decode.
+
+    llama.cpp's threads wait for each other at every operation, so one thread
+    preempted by another process stalls them all: on a 2-core machine with one
+    core busy elsewhere, 2 threads decode 3 to 5 times slower than 1. Unless the
+    count is fixed, it follows the CPUs other processes leave free, read from
+    /proc/stat at most once a second (elsewhere than Linux: half the CPUs).
+    Thread counts do not change what llama.cpp computes, only how fast.
+    """
+
+    INTERVAL = 1.0  # seconds between readings
+    SLACK = 0.25  # CPUs other processes may use before a thread is given up to them
+
+    def __init__(self, fixed: int | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.cpus = os.cpu_count() or 1
+        self.fixed = fixed
+        self.clock = clock
+        self.current = fixed or default_threads()
+        self._last: tuple[float, int, float] | None = None  # when, machine busy ticks, own CPU seconds
+
+    def pick(self) -> int:
+        if self.fixed:
+            return self.fixed
+        now = self.clock()
+        if self._last is not None and now - self._last[0] < self.INTERVAL:
+            return self.current
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(x) for x in f.readline().split()[1:8]]
+        except (OSError, ValueError):
+            return self.current
+        busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+        own = sum(os.times()[:2])
+        if self._last is not None:
+            then, busy_then, own_then = self._last
+            others = ((busy - busy_then) / _TICKS - (own - own_then)) / (now - then)
+            self.current = self.choose(others)
+        self._last = (now, busy, own)
+        return self.current
+
+    def choose(self, others: float) -> int:
+        """Threads for the CPUs that `others` (CPUs busy with other processes) leave free."""
+        return max(1, min(self.cpus, self.cpus - math.ceil(others - self.SLACK)))
 
 
 def _bindings() -> Any:
@@ -256,7 +303,8 @@ class _Engine:
         cparams.n_batch = cparams.n_ubatch = N_BATCH
         cparams.n_seq_max = n_parallel
         cparams.kv_unified = False  # a KV stream per sequence: attention reads only its own cells
-        cparams.n_threads = cparams.n_threads_batch = n_threads or default_threads()
+        self.threads = ThreadChoice(n_threads)
+        cparams.n_threads = cparams.n_threads_batch = self.threads.current
         cparams.flash_attn_type = ll.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self.ctx = ll.llama_init_from_model(self.model, cparams)
         if not self.ctx:
@@ -533,6 +581,9 @@ class _Engine:
                     sample_at.append((job, n - 1))
                 fed.append((job, chunk))
         batch.n_tokens = n
+        threads = self.threads.current
+        if self.threads.pick() != threads:
+            ll.llama_set_n_threads(self.ctx, self.threads.current, self.threads.current)
         status = ll.llama_decode(self.ctx, batch)
         if status != 0:
             failed = [job for job, _ in fed]

@@ -318,3 +318,19 @@ def test_common_prefix() -> None:
     assert _common_prefix([1, 2], [1, 2, 3]) == 2
     assert _common_prefix([], [1]) == 0
     assert _common_prefix([5] * 1000 + [1], [5] * 1000 + [2]) == 1000
+
+
+def test_thread_choice_gives_way_to_other_processes() -> None:
+    from icldsl.lm.local import ThreadChoice
+
+    choice = ThreadChoice(None)
+    choice.cpus = 2
+    assert [choice.choose(x) for x in (0.0, 0.2, 0.3, 1.0, 1.9)] == [2, 2, 1, 1, 1]
+    choice.cpus = 8
+    assert choice.choose(3.0) == 5
+    assert ThreadChoice(3).pick() == 3  # a fixed count stays
+    ticks = iter([0.0, 0.5, 2.0])
+    moving = ThreadChoice(None, clock=lambda: next(ticks))
+    first = moving.pick()
+    assert moving.pick() == first  # within a second, no new reading
+    assert 1 <= moving.pick() <= moving.cpus
