@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import time
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
@@ -33,7 +33,7 @@ DEFAULT_MAX_TOKENS = 1024  # the API requires max_tokens; used when the lm sets 
 OPTIONS: dict[str, type] = {"base_url": str, "api_key": str, **http.OPTIONS}
 
 
-class AnthropicClient:
+class AnthropicClient(http.HTTPClient):
     """`LMClient` for the messages API. `seed` is not sent: the API has none.
 
     `backoff_base`, `transport`, `sleep` and `clock` are for tests.
@@ -73,22 +73,6 @@ class AnthropicClient:
             headers=headers, secret=api_key, key=http.KeyHint("ANTHROPIC_API_KEY", api_key is not None),
             transport=transport, sleep=sleep, clock=clock,
         )
-
-    @property
-    def base_url(self) -> str:
-        return self._http.base_url
-
-    def __repr__(self) -> str:
-        return f"AnthropicClient({self.model!r}, base_url={self.base_url!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def complete(self, request: LMRequest) -> LMResponse:
         data = await self._http.post("/v1/messages", self._payload(request))

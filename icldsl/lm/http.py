@@ -15,7 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -300,3 +300,29 @@ def parse_retry_after(value: str | None) -> float | None:
 def count(value: Any) -> int:
     """A token count from a usage field, 0 when absent or not an integer."""
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+class HTTPClient:
+    """What every HTTP client shares: `name`, `model` and an HTTPCaller in `_http`,
+    set by the subclass; closing, as a context manager too."""
+
+    name: str
+    model: str
+    _http: HTTPCaller
+
+    @property
+    def base_url(self) -> str:
+        return self._http.base_url
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.model!r}, base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool; the client may not be used afterwards."""
+        await self._http.aclose()

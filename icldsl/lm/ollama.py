@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any, Self, Sequence
+from typing import Any, Sequence
 
 import httpx
 
@@ -36,7 +36,7 @@ def ollama_url(base_url: str | None) -> str:
     return http.http_url(url, "ollama", DEFAULT_BASE_URL)
 
 
-class _Ollama:
+class _Ollama(http.HTTPClient):
     """Settings and connection shared by the chat and embedding clients.
 
     `num_ctx` sets Ollama's context window (its default silently cuts long
@@ -67,22 +67,6 @@ class _Ollama:
             limits=http.Limits(timeout, max_retries, max_concurrency, rpm, total_timeout, backoff_base),
             transport=transport, sleep=sleep, clock=clock,
         )
-
-    @property
-    def base_url(self) -> str:
-        return self._http.base_url
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.model!r}, base_url={self.base_url!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
 
 class OllamaClient(_Ollama):

@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import time
-from typing import Any, Self, Sequence
+from typing import Any, Sequence
 
 import httpx
 
@@ -28,7 +28,7 @@ OPTIONS: dict[str, type] = {"base_url": str, "api_key": str, **http.OPTIONS}
 EMBED_BATCH = 128  # texts per embeddings request
 
 
-class _OpenAICompatible:
+class _OpenAICompatible(http.HTTPClient):
     """Settings and connection shared by the chat and embedding clients.
 
     A key is required only at `official_host`; servers elsewhere may need none.
@@ -76,23 +76,6 @@ class _OpenAICompatible:
             secret=api_key, key=http.KeyHint(self.key_env, api_key is not None),
             transport=transport, sleep=sleep, clock=clock,
         )
-
-    @property
-    def base_url(self) -> str:
-        return self._http.base_url
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.model!r}, base_url={self.base_url!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection pool; the client may not be used afterwards."""
-        await self._http.aclose()
 
 
 class OpenAIClient(_OpenAICompatible):
