@@ -7,11 +7,16 @@ grammar built from it.
 
 Concurrent requests are decoded together: one llama.cpp context holds up to
 `n_parallel` sequences, each in its own KV-cache stream of `n_ctx` cells, and a
-worker thread feeds one batch per step with the next token of every answer in
-progress plus prompt chunks of newly admitted requests (continuous batching).
-Each sequence has its own sampler chain (grammar, then greedy or seeded
-sampling), and keeps its last prompt in its stream so that a request sharing a
-prefix with it (the same instructions and examples) evaluates only the rest.
+worker thread decodes, at each step, the next token of every answer in progress
+in one batch, then a chunk of a newly admitted prompt (continuous batching).
+Each sequence has its own grammar and sampler (greedy, or a draw seeded per
+request), and keeps its last prompt in its stream, so that a request sharing a
+prefix with it (the same instructions and examples) evaluates only the rest; a
+prefix held by a busy sequence is copied over instead of evaluated again.
+
+Answer tokens and prompt chunks are decoded in separate batches, which keeps a
+temperature-0 answer the same alone or in a batch (see `_Engine._step`). The
+number of threads follows the CPUs other processes leave free (`ThreadChoice`).
 """
 
 from __future__ import annotations
@@ -481,7 +486,7 @@ class _Engine:
                 self._kv[slot] = list(self._kv[source])
                 keep = shared
             free.remove(slot)
-            keep = min(keep, len(job.prompt) - 1)  # the last prompt token is evaluated again for its logits
+            keep = max(0, min(keep, len(job.prompt) - 2))  # the last two prompt tokens give logits (_step)
             if not self._ll.llama_memory_seq_rm(self.mem, slot, keep, -1):
                 keep = 0
                 self._ll.llama_memory_seq_rm(self.mem, slot, -1, -1)
@@ -554,59 +559,83 @@ class _Engine:
         return int(every.data[every.selected].id)
 
     def _step(self, jobs: list[_Job]) -> None:
-        """One decode: the next token of every answer, then prompt chunks; then sample."""
+        """One step: a decode of the next token of every answer, one of a prompt chunk; then sampling.
+
+        Answer tokens and prompt chunks go to llama.cpp in separate batches, one
+        prompt per batch with logits for its last two tokens: batches mixing
+        them are split by llama.cpp into parts whose sums run in another order,
+        and at a near tie an answer then depended on what it was decoded with
+        (2 of 24 GSM8K answers). Kept apart, the answers measured the same alone
+        and in batches of 4 and 8.
+        """
+        generating = [job for job in jobs if not job.todo]
+        if generating:
+            entries = [(job, [job.next], len(self._kv[job.slot]), 1) for job in generating]
+            if not self._decode(entries):
+                return
+            for job in generating:
+                self._pick(job, self._rows[job])
+        prefilling = next((job for job in jobs if job.todo), None)
+        if prefilling is not None:
+            chunk = prefilling.todo[:N_BATCH - 1]
+            if len(prefilling.todo) - len(chunk) == 1:  # keep two tokens for the last chunk
+                chunk = chunk[:-1]
+            final = len(chunk) == len(prefilling.todo)
+            if not self._decode([(prefilling, chunk, len(self._kv[prefilling.slot]), 2 if final else 0)]):
+                return
+            if final:
+                self._pick(prefilling, self._rows[prefilling])
+
+    def _decode(self, entries: list[tuple[_Job, list[int], int, int]]) -> bool:
+        """Decode each job's tokens from its position, with logits for its last `outputs` tokens.
+
+        Fills `self._rows` with the batch row of each job's last token. On a
+        failed decode the jobs fail with an LMError and their caches are dropped.
+        """
         ll, batch = self._ll, self.batch
         n = 0
-        sample_at: list[tuple[_Job, int]] = []
-        fed: list[tuple[_Job, list[int]]] = []
+        self._rows: dict[_Job, int] = {}
 
-        def add(token: int, slot: int, pos: int, logits: bool) -> None:
+        def add(token: int, seq: int, pos: int, logits: bool) -> None:
             nonlocal n
             batch.token[n], batch.pos[n], batch.n_seq_id[n], batch.logits[n] = token, pos, 1, logits
-            batch.seq_id[n][0] = slot
+            batch.seq_id[n][0] = seq
             n += 1
 
-        for job in jobs:
-            if not job.todo:
-                add(job.next, job.slot, len(self._kv[job.slot]), True)
-                sample_at.append((job, n - 1))
-                fed.append((job, [job.next]))
-        for job in jobs:
-            if job.todo and n < N_BATCH:
-                chunk = job.todo[: N_BATCH - n]
-                start = len(self._kv[job.slot])
-                for i, token in enumerate(chunk):
-                    add(token, job.slot, start + i, len(chunk) == len(job.todo) and i == len(chunk) - 1)
-                if len(chunk) == len(job.todo):
-                    sample_at.append((job, n - 1))
-                fed.append((job, chunk))
+        for job, tokens, start, outputs in entries:
+            for i, token in enumerate(tokens):
+                add(token, job.slot, start + i, i >= len(tokens) - outputs)
+            self._rows[job] = n - 1
         batch.n_tokens = n
         threads = self.threads.current
         if self.threads.pick() != threads:
             ll.llama_set_n_threads(self.ctx, self.threads.current, self.threads.current)
         status = ll.llama_decode(self.ctx, batch)
         if status != 0:
-            failed = [job for job, _ in fed]
+            failed = [job for job, *_ in entries]
             for job in failed:
                 ll.llama_memory_seq_rm(self.mem, job.slot, -1, -1)
                 self._kv[job.slot].clear()
             self._fail(failed, f"llama_decode failed (status {status})")
-            return
-        for job, tokens in fed:
+            return False
+        for job, tokens, _, _ in entries:
             self._kv[job.slot].extend(tokens)
             if job.todo:
                 del job.todo[: len(tokens)]
-        for job, index in sample_at:
-            token = self._sample(job, index)
-            if ll.llama_vocab_is_eog(self.vocab, token):
-                self._finish(job)
-                continue
-            job.out.append(token)
-            if len(job.out) >= job.max_tokens:
-                log.debug("%s: answer cut at max_tokens=%d", self.name, job.max_tokens)
-                self._finish(job)
-            else:
-                job.next = token
+        return True
+
+    def _pick(self, job: _Job, index: int) -> None:
+        """Sample `job`'s next token from batch row `index`; finish the job at its end."""
+        token = self._sample(job, index)
+        if self._ll.llama_vocab_is_eog(self.vocab, token):
+            self._finish(job)
+            return
+        job.out.append(token)
+        if len(job.out) >= job.max_tokens:
+            log.debug("%s: answer cut at max_tokens=%d", self.name, job.max_tokens)
+            self._finish(job)
+        else:
+            job.next = token
 
     def _finish(self, job: _Job) -> None:
         text = self._detokenize(job.out)
