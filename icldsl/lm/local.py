@@ -342,6 +342,7 @@ class _Engine:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._rows: dict[_Job, int] = {}  # batch row of each job's last token, from the last decode
 
     # -- the caller's side ------------------------------------------------------
 
@@ -594,7 +595,7 @@ class _Engine:
         """
         ll, batch = self._ll, self.batch
         n = 0
-        self._rows: dict[_Job, int] = {}
+        self._rows = {}
 
         def add(token: int, seq: int, pos: int, logits: bool) -> None:
             nonlocal n
