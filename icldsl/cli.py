@@ -48,11 +48,15 @@ def _err(text: str = "") -> None:
 # ---- compile with diagnostics ----------------------------------------------------
 
 
-def _compile(path: str, fmt: str = "full") -> Compiled:
+def _read(path: str) -> Source:
     try:
-        source = Source.from_path(path)
+        return Source.from_path(path)
     except OSError as exc:
         raise Failure(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _compile(path: str, fmt: str = "full") -> Compiled:
+    source = _read(path)
     try:
         compiled = compile_source(source)
     except CheckError as exc:
@@ -334,10 +338,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_fmt(args: argparse.Namespace) -> int:
     changed = []
     for path in args.files:
-        try:
-            source = Source.from_path(path)
-        except OSError as exc:
-            raise Failure(f"cannot read {path}: {exc.strerror}") from None
+        source = _read(path)
         try:
             formatted = format_source(source)
         except CheckError as exc:
