@@ -262,8 +262,11 @@ class HTTPCaller:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
+            # As many pooled connections as calls in flight, so none opens a new one each time.
+            pool = httpx.Limits(max_connections=self.limits.max_concurrency,
+                                max_keepalive_connections=self.limits.max_concurrency)
             self._http = httpx.AsyncClient(
-                headers=self._headers, timeout=self.limits.timeout, transport=self._transport
+                headers=self._headers, timeout=self.limits.timeout, transport=self._transport, limits=pool
             )
         return self._http
 

@@ -16,7 +16,7 @@ from ..lm import LMClient, LMError, LMRequest
 from ..lm.base import Message, Usage
 from . import prompt
 from .generate import StepFailure, decoding_options, validate_answer
-from .models import IclModel
+from .models import IclModel, json_schema
 from .spec import LMSpec, StepSpec
 from .state import Demo, StepState
 from .tools import Tool
@@ -57,7 +57,7 @@ async def run_agent(
     tools: Mapping[str, Tool],
 ) -> tuple[dict, Usage]:
     turn = turn_model(output_model, tools)
-    schema = turn.model_json_schema(by_alias=True)
+    schema = turn.model_json_schema(by_alias=True)  # a new turn model each run: not cached
     messages = list(prompt.render(_as_finish(state), schema, inputs))
     usage = Usage()
     decoding = decoding_options(lm)
@@ -70,7 +70,7 @@ async def run_agent(
         result = await tools[action["tool"]].call(action["arguments"])
         messages += [Message("assistant", text), Message("user", f"Result of {action['tool']}: {result}")]
     messages.append(Message("user", "No more tool calls: give the final answer now."))
-    final_schema = output_model.model_json_schema(by_alias=True)
+    final_schema = json_schema(output_model)
     text, usage = await _ask(client, LMRequest(tuple(messages), final_schema, step.model, **decoding), usage)
     return validate_answer(output_model, step.model, text, usage), usage
 

@@ -13,7 +13,7 @@ from ..lm import DECODING_OPTIONS, LMClient, LMError, LMRequest
 from ..lm.base import LMResponse, Message, Usage
 from ..lm.repair import RepairError, read_object
 from . import prompt
-from .models import dump
+from .models import dump, json_schema
 from .spec import LMSpec
 from .state import StepState
 
@@ -81,7 +81,7 @@ async def generate(
     An answer that does not validate is asked for once more, with the model shown
     its answer and the error; StepFailure when that one fails too.
     """
-    schema = model.model_json_schema(by_alias=True)
+    schema = json_schema(model)
     request = LMRequest(
         messages=prompt.render(state, schema, inputs),
         schema=schema,

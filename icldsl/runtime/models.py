@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Annotated, Any, Literal, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -58,6 +59,17 @@ def build_models(specs: tuple[ModelSpec, ...]) -> dict[str, type[BaseModel]]:
     for model in built.values():
         model.model_rebuild(force=True, _types_namespace=built)
     return built
+
+
+_SCHEMAS: "weakref.WeakKeyDictionary[type[BaseModel], dict[str, Any]]" = weakref.WeakKeyDictionary()
+
+
+def json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema under its declared field names, built once per model
+    (it was rebuilt on every LM call). Shared: callers that change a schema copy it."""
+    if model not in _SCHEMAS:
+        _SCHEMAS[model] = model.model_json_schema(by_alias=True)
+    return _SCHEMAS[model]
 
 
 def dump(obj: BaseModel) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from ..lm.base import Message
 from . import prompt
 from .agent import _as_finish, turn_model
+from .models import json_schema
 from .program import Program
 from .spec import StepSpec
 
@@ -41,7 +42,7 @@ def render_program(program: Program, inputs: Mapping[str, Any] | None = None) ->
             schema = turn_model(answer, program.tools()).model_json_schema(by_alias=True)
             state = _as_finish(state)
         else:
-            schema = answer.model_json_schema(by_alias=True)
+            schema = json_schema(answer)
         rendered.append(RenderedStep(step, prompt.render(state, schema, merged)))
     return rendered
 
