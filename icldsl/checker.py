@@ -6,6 +6,7 @@ runs them all and raises one CheckError carrying every error found.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections import Counter
 from typing import Iterable, Mapping
@@ -13,10 +14,9 @@ from typing import Iterable, Mapping
 from . import ir
 from .datasets import LOADERS
 from .diagnostics import CheckError, Sink, did_you_mean
-from .lm import PROVIDERS, split_target
-from .options import FIELDS, LM_NAME, Signature, matches, type_name
-from .training.optimizers import OPTIMIZERS
-from .training.rewards import REWARDS
+from .lm import EMBEDDERS, PROVIDERS, split_target
+from .options import EMBEDDING_NAME, FIELDS, LM_NAME, Signature, matches, type_name
+from .training.registry import OPTIMIZERS, REWARDS
 
 SETTING_TYPES: Mapping[str, type] = {
     "epochs": int,
@@ -25,8 +25,14 @@ SETTING_TYPES: Mapping[str, type] = {
     "concurrency": int,
     "seed": int,
     "validation_split": float,
+    "early_stopping": int,
+    "budget": dict[str, int],
 }
-MONITORS = ("reward", "val_reward")
+BUDGET_KEYS = ("calls", "tokens")
+REPEATABLE = ("optimizer",)  # several optimizer lines chain
+# What a checkpoint or early stopping may monitor, besides `f1_<field>` for each enum field
+# of the output; each also with `val_` in front.
+METRICS = ("reward", "accuracy", "failures", "calls", "tokens")
 MODES = ("max", "min")
 
 
@@ -55,8 +61,8 @@ def _report_duplicates(items: Iterable, what: str, sink: Sink) -> None:
 
 
 def check_duplicates(module: ir.Module, sink: Sink) -> None:
-    for kind, what in ((ir.Model, "model"), (ir.LM, "lm"), (ir.Tool, "tool"), (ir.Program, "program"),
-                       (ir.Data, "data")):
+    for kind, what in ((ir.Model, "model"), (ir.LM, "lm"), (ir.Embedding, "embedding"), (ir.Tool, "tool"),
+                       (ir.Program, "program"), (ir.Data, "data")):
         _report_duplicates(module.of(kind), what + " `{}`", sink)
     for model in module.of(ir.Model):
         _report_duplicates(model.fields, "field `{}` of model `" + model.name + "`", sink)
@@ -158,7 +164,8 @@ def _check_model_cycles(models: Mapping[str, ir.Model], sink: Sink) -> None:
 
 
 def _check_args(args: tuple[ir.Arg, ...], signature: Signature, what: str, sink: Sink,
-                output: ir.Model | None = None, call_span=None) -> None:
+                output: ir.Model | None = None, call_span=None, models: Mapping[str, ir.Model] | None = None
+                ) -> None:
     """Option names, positional count, types and required options of one call or options block."""
     given: dict[str, ir.Arg] = {}
     positional = list(signature.positional)
@@ -186,15 +193,35 @@ def _check_args(args: tuple[ir.Arg, ...], signature: Signature, what: str, sink:
             sink.add("wrong-type", f"option `{name}` of {what} must be {type_name(expected)}", arg.value.span,
                      "wrong type")
         elif expected is FIELDS and output is not None:
-            fields = [f.name for f in output.fields]
             for item in arg.value.items:
-                if item.value not in fields:
-                    sink.add("unknown-field", f"model `{output.name}` has no field `{item.value}`", item.span,
-                             "not a field of the program's output",
-                             did_you_mean(item.value, fields) or f"fields: {', '.join(fields)}")
+                _check_field_path(item, output, models or {}, sink)
     for name in signature.required:
         if name not in given:
             sink.add("missing-option", f"{what} needs option `{name}`", call_span, "missing option")
+
+
+def _check_field_path(item: ir.Literal, output: ir.Model, models: Mapping[str, ir.Model], sink: Sink) -> None:
+    """A mask entry: a field of the output, or a dotted path into its nested models (`steps.value`)."""
+    model = output
+    for part in item.value.split("."):
+        if model is None:
+            sink.add("unknown-field", f"`{item.value}` goes below a field that holds no model", item.span,
+                     "not a nested field", "only fields whose type is a model (or a list of one) have fields")
+            return
+        fields = {f.name: f for f in model.fields}
+        if part not in fields:
+            sink.add("unknown-field", f"model `{model.name}` has no field `{part}`", item.span,
+                     "not a field of the program's output",
+                     did_you_mean(part, fields) or f"fields: {', '.join(fields)}")
+            return
+        model = models.get(_inner_model(fields[part].type) or "")
+
+
+def _inner_model(t: ir.TypeExpr) -> str | None:
+    """The model a field holds, through lists and optionals."""
+    while isinstance(t, (ir.ListType, ir.OptionalType)):
+        t = t.item if isinstance(t, ir.ListType) else t.inner
+    return t.name if isinstance(t, ir.NamedType) and t.name not in ir.BUILTIN_TYPES else None
 
 
 SECRET_OPTIONS = ("api_key",)  # options that may only come from the environment
@@ -247,6 +274,23 @@ def check_lms(module: ir.Module, sink: Sink) -> None:
             elif arg.name not in ("temperature", "seed", "max_retries") and isinstance(value.value, (int, float)) \
                     and value.value <= 0:
                 sink.add("invalid-value", f"`{arg.name}` must be greater than 0", value.span)
+
+
+def check_embeddings(module: ir.Module, sink: Sink) -> None:
+    for emb in module.of(ir.Embedding):
+        provider, _ = split_target(emb.target.value)
+        if provider not in EMBEDDERS:
+            sink.add("unknown-provider", f"no embedding models for provider `{provider or emb.target.value}`",
+                     emb.target.span, "not an embedding provider", did_you_mean(provider, EMBEDDERS)
+                     or "write `provider/model`, with provider one of: " + ", ".join(EMBEDDERS))
+            continue
+        options = importlib.import_module(EMBEDDERS[provider][0]).OPTIONS
+        _check_args(emb.options, Signature(options), f"embedding `{emb.name}` ({provider})", sink)
+        for arg in emb.options:
+            if arg.name in SECRET_OPTIONS and isinstance(arg.value, ir.Literal):
+                sink.add("secret-in-source", f"`{arg.name}` of embedding `{emb.name}` is written in the file",
+                         arg.value.span, "a key in the source",
+                         f'read it from the environment: `{arg.name}: env("NAME")`')
 
 
 def _item_steps(item: ir.Step | ir.Branch) -> tuple[ir.Step, ...]:
@@ -493,6 +537,7 @@ def check_trains(module: ir.Module, sink: Sink) -> None:
     programs = _first(module.of(ir.Program))
     datas = _first(module.of(ir.Data))
     models = _first(module.of(ir.Model))
+    names = {"lm": _first(module.of(ir.LM)), "embedding": _first(module.of(ir.Embedding))}
     for train in module.of(ir.Train):
         program = programs.get(train.program.name)
         if program is None:
@@ -506,12 +551,12 @@ def check_trains(module: ir.Module, sink: Sink) -> None:
             _check_data_shape(train, program, datas[train.data.name], output, models, sink)
         seen: dict[str, ir.Setting] = {}
         for setting in train.settings:
-            if setting.key in seen:
+            if setting.key in seen and setting.key not in REPEATABLE:
                 sink.add("duplicate-setting", f"`{setting.key}` is set twice", setting.span, "set again here",
                          f"the first is at line {seen[setting.key].span.line}; keep one")
                 continue
-            seen[setting.key] = setting
-            _check_setting(setting, output, sink)
+            seen.setdefault(setting.key, setting)
+            _check_setting(setting, output, models, names, sink)
         for key in ("reward", "optimizer"):
             if key not in seen:
                 sink.add("missing-setting", f"the train block has no `{key}`", train.span, f"no {key}",
@@ -558,7 +603,14 @@ def _output_model(program: ir.Program, models: Mapping[str, ir.Model]) -> ir.Mod
     return ir.Model(" + ".join(str(values[r.name]) for r in refs), tuple(fields), program.span)
 
 
-def _check_setting(setting: ir.Setting, output: ir.Model | None, sink: Sink) -> None:
+def monitors(output: ir.Model | None) -> list[str]:
+    """The names a checkpoint or early stopping may monitor for a program with this output."""
+    enums = [f"f1_{f.name}" for f in (output.fields if output else ()) if isinstance(f.type, ir.EnumType)]
+    return [f"{prefix}{m}" for prefix in ("val_", "") for m in (*METRICS, *enums)]
+
+
+def _check_setting(setting: ir.Setting, output: ir.Model | None, models: Mapping[str, ir.Model],
+                   names: Mapping[str, Mapping[str, object]], sink: Sink) -> None:
     value = setting.value
     if setting.key in ("reward", "optimizer"):
         registry = REWARDS if setting.key == "reward" else OPTIMIZERS
@@ -569,23 +621,60 @@ def _check_setting(setting: ir.Setting, output: ir.Model | None, sink: Sink) -> 
                      "not a reward" if setting.key == "reward" else "not an optimizer",
                      did_you_mean(value.func, registry) or f"{setting.key}s: {', '.join(registry)}")
         else:
-            _check_args(value.args, registry[value.func].signature, f"{setting.key} `{value.func}`", sink,
-                        output=output, call_span=value.span)
+            signature = registry[value.func].signature
+            _check_args(value.args, signature, f"{setting.key} `{value.func}`", sink,
+                        output=output, call_span=value.span, models=models)
+            _check_references(value, signature, names, sink)
     elif setting.key == "checkpoint":
-        if value.monitor.name not in MONITORS:
+        allowed = monitors(output)
+        if value.monitor.name not in allowed:
             sink.add("invalid-value", f"cannot monitor `{value.monitor.name}`", value.monitor.span, "unknown metric",
-                     did_you_mean(value.monitor.name, MONITORS) or f"monitor one of: {', '.join(MONITORS)}")
+                     "monitor one of: " + ", ".join(m for m in allowed if not m.startswith("val_"))
+                     + ", each also with `val_` in front (the validation set)")
         if value.mode.name not in MODES:
             sink.add("invalid-value", f"checkpoint mode must be `max` or `min`, not `{value.mode.name}`",
                      value.mode.span, "unknown mode", did_you_mean(value.mode.name, MODES))
     else:
         expected = SETTING_TYPES[setting.key]
-        if not isinstance(value, ir.Literal) or not matches(value, expected):
+        if not matches(value, expected) or not isinstance(value, (ir.Literal, ir.MapValue)):
             sink.add("wrong-type", f"`{setting.key}` must be {type_name(expected)}", value.span, "wrong type")
+        elif setting.key == "budget":
+            for item in value.items:
+                if item.name not in BUDGET_KEYS:
+                    sink.add("unknown-option", f"a budget has no `{item.name}`", item.span, "unknown limit",
+                             did_you_mean(item.name, BUDGET_KEYS) or "limit `calls`, `tokens` or both")
+                elif item.value.value < 1:
+                    sink.add("invalid-value", f"the `{item.name}` budget must be at least 1", item.value.span)
         elif setting.key == "validation_split" and not 0 < value.value < 1:
             sink.add("invalid-value", "`validation_split` must be between 0 and 1 (exclusive)", value.span)
         elif setting.key != "seed" and expected is int and value.value < 1:
             sink.add("invalid-value", f"`{setting.key}` must be at least 1", value.span)
+
+
+def _check_references(call: ir.Call, signature: Signature, names: Mapping[str, Mapping[str, object]],
+                      sink: Sink) -> None:
+    """Options naming an `lm` or an `embedding` name one the file defines."""
+    kinds = {name: kind for name, t in signature.options.items()
+             for kind, marker in (("lm", LM_NAME), ("embedding", EMBEDDING_NAME)) if t is marker}
+    for arg in call.args:
+        kind = kinds.get(arg.name or "")
+        if kind and isinstance(arg.value, ir.Ref) and arg.value.name not in names[kind]:
+            sink.add("undefined-name", f"unknown {kind} `{arg.value.name}`", arg.value.span, f"no {kind} of this name",
+                     did_you_mean(arg.value.name, names[kind]) or f'define `{kind} {arg.value.name} = "provider/model"`')
+
+
+def _referenced(module: ir.Module, marker: object) -> set[str]:
+    """Names of lms (or embeddings) that train blocks' rewards and optimizers use."""
+    found = set()
+    for train in module.of(ir.Train):
+        for setting in train.settings:
+            if isinstance(setting.value, ir.Call) and setting.key in ("reward", "optimizer"):
+                registry = REWARDS if setting.key == "reward" else OPTIMIZERS
+                function = registry.get(setting.value.func)
+                for arg in setting.value.args if function else ():
+                    if function.signature.options.get(arg.name or "") is marker and isinstance(arg.value, ir.Ref):
+                        found.add(arg.value.name)
+    return found
 
 
 def check_unused(module: ir.Module, sink: Sink) -> None:
@@ -616,6 +705,12 @@ def check_unused(module: ir.Module, sink: Sink) -> None:
                      "remove it, or use it in a program")
     lms_used.update(str(a.value) for lm in lms.values() for a in lm.options
                     if a.name == "fallback" and matches(a.value, LM_NAME))
+    lms_used.update(_referenced(module, LM_NAME))
+    embeddings_used = _referenced(module, EMBEDDING_NAME)
+    for emb in module.of(ir.Embedding):
+        if emb.name not in embeddings_used:
+            sink.add("unused-name", f"embedding `{emb.name}` is never used", emb.span, "unused",
+                     "remove it, or name it in a reward or optimizer (`embedding: " + emb.name + "`)")
     for lm in lms.values():
         if lm.name not in lms_used:
             sink.add("unused-name", f"lm `{lm.name}` is never used", lm.span, "unused",
@@ -626,7 +721,7 @@ def check_unused(module: ir.Module, sink: Sink) -> None:
                      f"remove it, or add it to an agent step's `tools [...]`")
 
 
-CHECKS = (check_duplicates, check_models, check_lms, check_tools, check_programs, check_data, check_trains,
+CHECKS = (check_duplicates, check_models, check_lms, check_embeddings, check_tools, check_programs, check_data, check_trains,
           check_unused)
 
 

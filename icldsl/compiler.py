@@ -15,6 +15,7 @@ from .imports import load_module
 from .runtime.prompt import DEFAULT_INSTRUCTIONS
 from .runtime.spec import ArmSpec, BranchSpec, FieldSpec, LMSpec, ModelSpec, ProgramSpec, StepSpec, ToolSpec
 from .runtime.state import StepState
+from .training.resources import EmbeddingSpec
 from .runtime.tools import ToolError, load_tool
 from .source import Source
 
@@ -36,7 +37,7 @@ class TrainSpec:
     program: str
     data: str
     reward: tuple[str, Mapping[str, Any]]
-    optimizer: tuple[str, Mapping[str, Any]]
+    optimizers: tuple[tuple[str, Mapping[str, Any]], ...]  # chained, in order
     epochs: int = 1
     batch_size: int = 32
     runs: int = 1
@@ -45,6 +46,8 @@ class TrainSpec:
     concurrency: int = 4
     monitor: str = "val_reward"
     mode: str = "max"
+    early_stopping: int | None = None  # patience, in epochs
+    budget: Mapping[str, int] | None = None  # {"calls": n, "tokens": n}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,8 @@ class Compiled:
     programs: Mapping[str, tuple[ProgramSpec, Mapping[str, StepState]]]
     data: Mapping[str, DataSpec]
     trains: tuple[TrainSpec, ...]
+    lms: Mapping[str, LMSpec] = field(default_factory=dict)  # every lm of the file
+    embeddings: Mapping[str, EmbeddingSpec] = field(default_factory=dict)
     warnings: tuple[Diagnostic, ...] = field(default=())
     sources: Mapping[str, Source] = field(default_factory=dict)
 
@@ -91,6 +96,8 @@ def compile_source(source: Source) -> Compiled:
         programs={p.name: _program(p, models, lms, tools) for p in module.of(ir.Program)},
         data={d.name: _data(d, base_dir) for d in module.of(ir.Data)},
         trains=tuple(_train(t) for t in module.of(ir.Train)),
+        lms={name: _lm(lm) for name, lm in lms.items()},
+        embeddings={e.name: EmbeddingSpec(e.name, e.target.value, _options(e.options)) for e in module.of(ir.Embedding)},
         warnings=tuple(warnings),
         sources=sources,
     )
@@ -159,13 +166,14 @@ def _model_specs(names: list[str], models: Mapping[str, ir.Model]) -> list[Model
             for n in ordered]
 
 
+def _options(args: tuple[ir.Arg, ...]) -> dict[str, Any]:
+    """Options as stored: `env(...)` unresolved, a literal key dropped (it never leaves the file)."""
+    return {a.name: to_python(a.value, resolve_env=False) for a in args
+            if not (a.name in SECRET_OPTIONS and not isinstance(a.value, ir.EnvValue))}
+
+
 def _lm(lm: ir.LM) -> LMSpec:
-    options = {}
-    for arg in lm.options:
-        if arg.name in SECRET_OPTIONS and not isinstance(arg.value, ir.EnvValue):
-            continue  # a literal key never leaves the source file
-        options[arg.name] = to_python(arg.value, resolve_env=False)
-    return LMSpec(lm.name, lm.target.value, options)
+    return LMSpec(lm.name, lm.target.value, _options(lm.options))
 
 
 def _with_fallbacks(names: set[str], lms: Mapping[str, ir.LM]) -> list[str]:
@@ -271,9 +279,11 @@ def _call(call: ir.Call) -> tuple[str, dict[str, Any]]:
 
 
 def _train(train: ir.Train) -> TrainSpec:
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {"optimizers": ()}
     for setting in train.settings:
-        if setting.key in ("reward", "optimizer"):
+        if setting.key == "optimizer":
+            values["optimizers"] += (_call(setting.value),)
+        elif setting.key == "reward":
             values[setting.key] = _call(setting.value)
         elif setting.key == "checkpoint":
             values["monitor"], values["mode"] = setting.value.monitor.name, setting.value.mode.name

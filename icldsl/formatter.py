@@ -19,7 +19,7 @@ from .source import Source
 
 INDENT = "    "
 WIDTH = 100
-ONE_LINERS = (ir.Import, ir.LM, ir.Tool, ir.Data)
+ONE_LINERS = (ir.Import, ir.LM, ir.Embedding, ir.Tool, ir.Data)
 ALIGN_LIMIT = 32
 
 
@@ -130,7 +130,7 @@ def _last_line(lines: list[Line]) -> int:
 
 def _item_start(item: ir.Item, code: str) -> int:
     """Where an item's keyword starts: its span names it, the keyword comes before."""
-    keyword = {ir.Import: "import", ir.Model: "model", ir.LM: "lm", ir.Tool: "tool", ir.Program: "program",
+    keyword = {ir.Import: "import", ir.Model: "model", ir.LM: "lm", ir.Embedding: "embedding", ir.Tool: "tool", ir.Program: "program",
                ir.Data: "data", ir.Train: "train"}[type(item)]
     return code.rindex(keyword, 0, item.span.start + 1)
 
@@ -142,7 +142,7 @@ def _item_lines(item: ir.Item, source: Source, code: str, start: int, line: int)
         return [Line(f"tool {item.name} = {value(item.impl)}", line)]
     if isinstance(item, ir.Data):
         return [Line(f"data {item.name} = {value(item.loader)}", line)]
-    if isinstance(item, ir.LM):
+    if isinstance(item, (ir.LM, ir.Embedding)):
         return _lm_lines(item, source, code, start, line)
     end = _closing_line(code, source, start)
     if isinstance(item, ir.Model):
@@ -169,8 +169,8 @@ def _spaced(body: list[Line], source: Source) -> list[Line]:
     return out
 
 
-def _lm_lines(lm: ir.LM, source: Source, code: str, start: int, line: int) -> list[Line]:
-    head = f"lm {lm.name} = {value(lm.target)}"
+def _lm_lines(lm: ir.LM | ir.Embedding, source: Source, code: str, start: int, line: int) -> list[Line]:
+    head = f"{'lm' if isinstance(lm, ir.LM) else 'embedding'} {lm.name} = {value(lm.target)}"
     if not lm.options:
         return [Line(head, line)]
     one = f"{head} {{ {', '.join(f'{a.name}: {value(a.value)}' for a in lm.options)} }}"
@@ -253,6 +253,8 @@ def _train_lines(train: ir.Train) -> list[Line]:
     for s in train.settings:
         if isinstance(s.value, ir.Checkpoint):
             text = f"best {s.value.monitor} {s.value.mode}"
+        elif s.key == "early_stopping":
+            text = f"patience {value(s.value)}"
         else:
             text = value(s.value)
         lines.append(Line(f"{INDENT}{s.key:<{width}} {text}", s.span.line))

@@ -15,7 +15,7 @@ from .diagnostics import CheckError, Diagnostic
 from .parser import parse
 from .source import Source
 
-SHARED = (ir.Model, ir.LM, ir.Tool)
+SHARED = (ir.Model, ir.LM, ir.Embedding, ir.Tool)
 
 
 def load_module(source: Source) -> tuple[ir.Module, dict[str, Source]]:

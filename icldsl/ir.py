@@ -144,6 +144,16 @@ class LM:
 
 
 @dataclass(frozen=True, slots=True)
+class Embedding:
+    """`embedding name = "provider/model" { options }`."""
+
+    name: str
+    target: Literal
+    options: tuple[Arg, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Tool:
     """`tool name = python("module:function")`."""
 
@@ -260,7 +270,7 @@ class Train:
     span: Span
 
 
-Item = Union[Import, Model, LM, Tool, Program, Data, Train]
+Item = Union[Import, Model, LM, Embedding, Tool, Program, Data, Train]
 
 
 @dataclass(frozen=True, slots=True)

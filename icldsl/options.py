@@ -30,6 +30,16 @@ class LMName:
 LM_NAME = LMName()
 
 
+class EmbeddingName:
+    """Option type: the bare name of an `embedding` block, like `embedding: minilm`."""
+
+    def __repr__(self) -> str:
+        return "embedding name"
+
+
+EMBEDDING_NAME = EmbeddingName()
+
+
 @dataclass(frozen=True, slots=True)
 class Signature:
     """What a callable accepts: option name -> type, which are required, positional order."""
@@ -54,6 +64,10 @@ def type_name(t: Any) -> str:
         return "a list of field names"
     if t is LM_NAME:
         return "the name of an lm, like `fallback: backup`"
+    if t is EMBEDDING_NAME:
+        return "the name of an embedding, like `embedding: minilm`"
+    if t == dict[str, int]:
+        return "a mapping of names to whole numbers, like { calls: 500 }"
     if t == list[str]:
         return "a list of strings"
     if t == dict[str, str]:
@@ -67,7 +81,11 @@ def matches(value: ir.Value, t: Any) -> bool:
         return isinstance(value, ir.MapValue) and all(
             isinstance(a.value, ir.Literal) and isinstance(a.value.value, str) for a in value.items
         )
-    if t is LM_NAME:
+    if t == dict[str, int]:
+        return isinstance(value, ir.MapValue) and all(
+            isinstance(a.value, ir.Literal) and type(a.value.value) is int for a in value.items
+        )
+    if t is LM_NAME or t is EMBEDDING_NAME:
         return isinstance(value, ir.Ref) and len(value.path) == 1
     if t is FIELDS or t == list[str]:
         return isinstance(value, ir.ListValue) and all(

@@ -285,6 +285,9 @@ class _ToIR(Transformer):
         )
         return ir.Branch(name.value, on, named, span)
 
+    def embedding_def(self, _meta, name: Token, target: Token, options: tuple[ir.Arg, ...] = ()) -> ir.Embedding:
+        return ir.Embedding(name.value, ir.Literal(_string(target), self._tok(target)), options, self._tok(name))
+
     def tool_def(self, _meta, name: Token, impl: ir.Call) -> ir.Tool:
         return ir.Tool(name.value, impl, self._tok(name))
 
@@ -316,6 +319,9 @@ class _ToIR(Transformer):
     def checkpoint_setting(self, meta, *children) -> ir.Setting:
         monitor, mode = (ir.Ref((t.value,), self._tok(t)) for t in children)
         return ir.Setting("checkpoint", ir.Checkpoint(monitor, mode, self._meta(meta)), self._meta(meta))
+
+    def early_stopping_setting(self, meta, patience: ir.Value) -> ir.Setting:
+        return ir.Setting("early_stopping", patience, self._meta(meta))
 
     def train_def(self, _meta, program: Token, data: Token, *settings: ir.Setting) -> ir.Train:
         return ir.Train(

@@ -192,13 +192,19 @@ def _scores(scores: Mapping[str, Any]) -> dict:
             "failures": failures}
 
 
+def call_text(call: Any) -> str:
+    """`["name", {options}]` as the file writes it: `name(a: 1)`."""
+    name, options = call
+    return f"{name}({', '.join(f'{k}: {show(v)}' for k, v in (options or {}).items())})"
+
+
 def _settings(train: Mapping[str, Any]) -> list[tuple[str, str]]:
     rows = []
     for key, value in train.items():
-        if key in ("reward", "optimizer") and isinstance(value, (list, tuple)) and len(value) == 2:
-            name, options = value
-            args = ", ".join(f"{k}: {show(v)}" for k, v in (options or {}).items())
-            value = f"{name}({args})"
+        if key == "reward":
+            value = call_text(value)
+        elif key == "optimizers":
+            key, value = "optimizer", " then ".join(call_text(v) for v in value)
         rows.append((key.replace("_", " "), show(value)))
     return rows
 

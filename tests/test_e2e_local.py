@@ -44,7 +44,8 @@ def test_fit_then_run_on_the_local_model(tmp_path, gsm8k_dir, monkeypatch, capsy
     # 2 untrained test + 1 initial validation + 4 train + 1 validation + 2 trained test
     assert record["total_usage"]["calls"] == 10
     assert record["total_usage"]["completion_tokens"] > 0
-    assert set(record["history"]) == {"reward", "val_reward"}
+    assert set(record["history"]) == {f"{prefix}{key}" for prefix in ("", "val_")
+                                      for key in ("reward", "accuracy", "failures", "calls", "tokens")}
 
     # The artifact runs in a fresh process, without the .icl source.
     (tmp_path / "gsm8k.icl").unlink()

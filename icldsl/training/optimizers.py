@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-import numpy as np
-
 from ..options import Function, Signature
 from ..runtime.state import Demo, StepState
+from .context import Context
 from .records import Scored
 
 
@@ -24,9 +23,9 @@ class RandomFewShot:
     nb_min_examples: int = 1
     nb_max_examples: int = 3
 
-    def propose(
-        self, states: Mapping[str, StepState], scored: Sequence[Scored], rng: np.random.Generator
-    ) -> dict[str, StepState]:
+    async def propose(self, states: Mapping[str, StepState], scored: Sequence[Scored],
+                      ctx: Context) -> dict[str, StepState]:
+        rng = ctx.rng
         proposed = {}
         for path, state in states.items():
             if state.frozen:

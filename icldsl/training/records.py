@@ -13,3 +13,4 @@ class Scored:
     example: Example
     trace: Trace
     reward: float
+    feedback: str | None = None  # the reward's explanation, when it gives one

@@ -1,12 +1,27 @@
-"""Rewards: how well a prediction matches the expected output, in [0, 1]."""
+"""Rewards: how well a prediction matches the expected output, in [0, 1].
+
+A reward is an async callable `reward(x, y_true, y_pred) -> Grade`; `y_pred` is
+None when the program failed, which earns 0. A grade may carry feedback (why the
+score is what it is) that reflective optimizers show their LM.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping, Protocol
 
 from ..options import FIELDS, Function, Signature
 
-RewardFn = Callable[[Mapping[str, Any], Mapping[str, Any] | None], float]
+
+@dataclass(frozen=True, slots=True)
+class Grade:
+    score: float
+    feedback: str | None = None
+
+
+class Reward(Protocol):
+    async def __call__(self, x: Mapping[str, Any], y_true: Mapping[str, Any],
+                       y_pred: Mapping[str, Any] | None) -> Grade: ...
 
 
 def mask(values: Mapping[str, Any], in_mask: list[str] | None, out_mask: list[str] | None) -> dict[str, Any]:
@@ -15,16 +30,13 @@ def mask(values: Mapping[str, Any], in_mask: list[str] | None, out_mask: list[st
     return {k: v for k, v in kept.items() if not out_mask or k not in out_mask}
 
 
-def exact_match(*, in_mask: list[str] | None = None, out_mask: list[str] | None = None) -> RewardFn:
-    """1.0 when the masked prediction equals the masked expected output, else 0.0.
+def exact_match(*, in_mask: list[str] | None = None, out_mask: list[str] | None = None) -> Reward:
+    """1.0 when the masked prediction equals the masked expected output, else 0.0."""
 
-    A failed prediction (`None`) earns 0.
-    """
-
-    def reward(y_true: Mapping[str, Any], y_pred: Mapping[str, Any] | None) -> float:
+    async def reward(x: Mapping[str, Any], y_true: Mapping[str, Any], y_pred: Mapping[str, Any] | None) -> Grade:
         if y_pred is None:
-            return 0.0
-        return float(mask(y_true, in_mask, out_mask) == mask(y_pred, in_mask, out_mask))
+            return Grade(0.0, "the program produced no output")
+        return Grade(float(mask(y_true, in_mask, out_mask) == mask(y_pred, in_mask, out_mask)))
 
     return reward
 

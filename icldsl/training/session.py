@@ -4,6 +4,7 @@ score the untrained program, train, score again, and freeze the result."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,19 +18,26 @@ from ..datasets import Dataset, Example, load_dataset
 from ..datasets.quality import inspect as inspect_data
 from ..lm.base import LMClient
 from ..lm.cache import LMCache, Mode
+from ..options import EMBEDDING_NAME, LM_NAME, Function
 from ..runtime.program import Program
-from .optimizers import OPTIMIZERS
-from .rewards import REWARDS, RewardFn
-from .trainer import CallStats, Evaluation, History, Progress, UsageTable, evaluate, fit
+from .chain import Chain
+from .checkpoint import CheckpointWriter, read_checkpoint
+from .context import Optimizer
+from .metrics import Metrics
+from .registry import OPTIMIZERS, REWARDS
+from .resources import Resources
+from .rewards import Reward
+from .trainer import Budget, CallStats, Evaluation, History, Progress, UsageTable, evaluate, fit
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Scores:
-    """Test reward over `runs` repeated evaluations."""
+    """Test reward over `runs` repeated evaluations, with the metrics of each run."""
 
     runs: tuple[Evaluation, ...]
+    metrics: Metrics | None = None
 
     @property
     def mean(self) -> float:
@@ -39,14 +47,24 @@ class Scores:
     def std(self) -> float:
         return float(np.std([r.reward for r in self.runs]))
 
+    def metric_runs(self) -> list[dict[str, float]]:
+        return [self.metrics(r.scored) for r in self.runs] if self.metrics else []
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "reward_mean": self.mean,
             "reward_std": self.std,
             "rewards": [r.reward for r in self.runs],
             "examples": len(self.runs[0].scored) if self.runs else 0,
             "failures": [r.failures for r in self.runs],
         }
+        if self.metrics and self.runs:
+            runs = self.metric_runs()
+            for key in runs[0]:
+                values = [m[key] for m in runs]
+                doc[f"{key}_mean"], doc[f"{key}_std"] = float(np.mean(values)), float(np.std(values))
+            doc["labels"] = self.metrics.labels(self.runs[-1].scored)
+        return doc
 
     @property
     def usage_table(self) -> UsageTable:
@@ -91,19 +109,42 @@ def split(examples: Sequence[Example], fraction: float, rng: np.random.Generator
     return [examples[i] for i in keep], [examples[i] for i in val]
 
 
-def make_reward(train: TrainSpec) -> RewardFn:
+def resources_of(compiled: Compiled, cache: LMCache | None, cache_mode: Mode,
+                 clients: Mapping[str, LMClient] | None = None) -> Resources:
+    """The file's lms and embeddings, for rewards and optimizers; given `clients` are used as they are."""
+    return Resources(compiled.lms, compiled.embeddings, cache, cache_mode, dict(clients or {}))
+
+
+def _make(function: Function, options: Mapping[str, Any], resources: Resources, purpose: str) -> Any:
+    """Call a reward or optimizer factory, its `lm` and `embedding` options turned into the objects they name."""
+    bound = dict(options)
+    for key, value in options.items():
+        kind = function.signature.options.get(key)
+        if kind is LM_NAME:
+            bound[key] = resources.lm(value, purpose)
+        elif kind is EMBEDDING_NAME:
+            bound[key] = resources.embedder(value)
+    return function.make(**bound)
+
+
+def make_reward(train: TrainSpec, resources: Resources) -> Reward:
     name, options = train.reward
-    return REWARDS[name].make(**options)
+    return _make(REWARDS[name], options, resources, f"reward {name}")
 
 
-async def score_runs(program: Program, examples: Sequence[Example], reward: RewardFn, train: TrainSpec,
+def make_optimizer(train: TrainSpec, resources: Resources) -> Optimizer:
+    made = tuple(_make(OPTIMIZERS[name], options, resources, f"optimizer {name}") for name, options in train.optimizers)
+    return made[0] if len(made) == 1 else Chain(made)
+
+
+async def score_runs(program: Program, examples: Sequence[Example], reward: Reward, train: TrainSpec,
                      label: str, progress: Progress | None) -> Scores:
     runs = []
     for run in range(train.runs):
         tag = label if train.runs == 1 else f"{label} {run + 1}/{train.runs}"
         runs.append(await evaluate(program, examples, reward, concurrency=train.concurrency, label=tag,
                                    progress=progress))
-    return Scores(tuple(runs))
+    return Scores(tuple(runs), Metrics(program.spec))
 
 
 async def fit_compiled(
@@ -114,13 +155,17 @@ async def fit_compiled(
     cache: LMCache | None = None,
     cache_mode: Mode = "normal",
     progress: Progress | None = None,
+    checkpoint: Path | None = None,
 ) -> FitReport:
     """Score the untrained program, train it, score it again, and freeze it.
 
     With a `cache`, every LM call goes through it (see `icldsl.lm.cache`), so a
-    re-run, or a run after an interruption, replays the calls already made.
+    re-run, or a run after an interruption, replays the calls already made. With a
+    `checkpoint` path, the fit's state is written there after every epoch, and a
+    checkpoint left there by an interrupted run of the same fit is resumed from.
     """
     program = program_of(compiled, train.program, clients, cache=cache, cache_mode=cache_mode)
+    resources = resources_of(compiled, cache, cache_mode, clients)
     try:
         data = load_data(compiled, train, program)
         data_check = inspect_data(data)
@@ -128,20 +173,31 @@ async def fit_compiled(
             log.warning("%s", warning)
         rng = np.random.default_rng(train.seed)
         train_set, val_set = split(data.train, train.validation_split, rng)
-        reward = make_reward(train)
-        opt_name, opt_options = train.optimizer
-        optimizer = OPTIMIZERS[opt_name].make(**opt_options)
+        reward = make_reward(train, resources)
+        optimizer = make_optimizer(train, resources)
+        metrics = Metrics(program.spec)
+        fingerprint = {"source": compiled.source.sha256, "train": json.loads(json.dumps(dataclasses.asdict(train))),
+                       "data": data_check.to_json()}
+        resume = read_checkpoint(checkpoint, fingerprint, program.states) if checkpoint else None
+        callbacks = []
+        if checkpoint:
+            best = None if resume is None else resume.best_states()
+            callbacks.append(CheckpointWriter(checkpoint, fingerprint, rng, train.monitor, best))
+        if resume is not None:
+            log.warning("resuming from %s after epoch %d", checkpoint, resume.epoch)
 
         untrained = await score_runs(program, data.test, reward, train, "test (untrained)", progress)
         trained_program, history = await fit(
             program, train_set, val_set, reward, optimizer,
             epochs=train.epochs, batch_size=train.batch_size, rng=rng, concurrency=train.concurrency,
-            monitor=train.monitor, mode=train.mode,
-            progress=progress,
+            monitor=train.monitor, mode=train.mode, patience=train.early_stopping,
+            budget=Budget(**train.budget) if train.budget else None, metrics=metrics, resources=resources,
+            progress=progress, callbacks=callbacks, resume=resume,
         )
         trained = await score_runs(trained_program, data.test, reward, train, "test (trained)", progress)
     finally:
         await program.aclose()
+        await resources.aclose()
 
     table = untrained.usage_table + history.usage_table + trained.usage_table
     usage = table.total
@@ -170,8 +226,10 @@ async def eval_compiled(
     progress: Progress | None = None,
 ) -> Scores:
     """The program's reward on the test split of its train block's data."""
+    resources = resources_of(compiled, program.cache, program.cache_mode)
     try:
         data = load_data(compiled, train, program)
-        return await score_runs(program, data.test, make_reward(train), train, "test", progress)
+        return await score_runs(program, data.test, make_reward(train, resources), train, "test", progress)
     finally:
         await program.aclose()
+        await resources.aclose()

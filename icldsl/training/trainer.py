@@ -11,20 +11,16 @@ import numpy as np
 from ..datasets.base import Example
 from ..runtime.program import Program
 from ..runtime.state import StepRecord, StepState
+from .context import Context, Optimizer
 from .records import Scored
-from .rewards import RewardFn
+from .resources import Resources
+from .rewards import Reward
 
 
 class Progress(Protocol):
     """progress(label, done, total, mean reward so far, cache_hits=LM calls the cache answered so far)."""
 
     def __call__(self, label: str, done: int, total: int, reward: float, *, cache_hits: int = 0) -> None: ...
-
-
-class Optimizer(Protocol):
-    def propose(
-        self, states: Mapping[str, StepState], scored: Sequence[Scored], rng: np.random.Generator
-    ) -> dict[str, StepState]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +127,7 @@ class Evaluation:
 async def score(
     program: Program,
     examples: Sequence[Example],
-    reward: RewardFn,
+    reward: Reward,
     *,
     concurrency: int,
     label: str = "eval",
@@ -150,7 +146,8 @@ async def score(
         nonlocal done, total_reward, cache_hits
         async with limit:
             trace = await program.run(example.x)
-        results[i] = Scored(example, trace, reward(example.y, trace.output))
+            grade = await reward(example.x, example.y, trace.output)
+        results[i] = Scored(example, trace, grade.score, grade.feedback)
         done += 1
         total_reward += results[i].reward
         cache_hits += sum(record.cache_hits for record in trace.steps.values())
@@ -166,7 +163,7 @@ async def score(
 async def evaluate(
     program: Program,
     examples: Sequence[Example],
-    reward: RewardFn,
+    reward: Reward,
     *,
     concurrency: int = 4,
     label: str = "eval",
@@ -178,19 +175,49 @@ async def evaluate(
     return Evaluation(mean, tuple(scored))
 
 
+Metrics = Callable[[Sequence[Scored]], Mapping[str, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Limits on the LM calls and tokens training may spend (None: no limit)."""
+
+    calls: int | None = None
+    tokens: int | None = None
+
+    def reached(self, spent: CallStats) -> bool:
+        return (self.calls is not None and spent.calls >= self.calls) or \
+            (self.tokens is not None and spent.prompt_tokens + spent.completion_tokens >= self.tokens)
+
+
+class BudgetReached(Exception):
+    """Raised inside training when the budget is spent; `fit` stops cleanly on it."""
+
+
 @dataclass(slots=True)
 class History:
-    """Per-epoch logs, Keras-style: `reward`, `val_reward`."""
+    """Per-epoch logs, Keras-style: `reward`, `<metric>`, `val_reward`, `val_<metric>`.
+
+    `events` records what optimizers did (candidates compared, on how many examples,
+    with what spread); `stopped` why training ended before its last epoch, if it did.
+    """
 
     history: dict[str, list[float]] = field(default_factory=dict)
-    initial_val_reward: float | None = None
+    initial: dict[str, float] = field(default_factory=dict)  # validation logs before training
     best_epoch: int = 0  # 0: the untrained program was never beaten
     usage_table: UsageTable = field(default_factory=UsageTable)  # LM usage of training and validation
     validation: "Evaluation | None" = None  # the kept states' validation predictions (not saved)
+    events: list[dict] = field(default_factory=list)
+    stopped: str | None = None
+    epochs_run: int = 0
 
     @property
     def usage(self) -> CallStats:
         return self.usage_table.total
+
+    @property
+    def initial_val_reward(self) -> float | None:
+        return self.initial.get("val_reward")
 
     def log(self, logs: Mapping[str, float]) -> None:
         for key, value in logs.items():
@@ -200,7 +227,11 @@ class History:
         return {
             "history": self.history,
             "initial_val_reward": self.initial_val_reward,
+            **{f"initial_{k}": v for k, v in self.initial.items() if k != "val_reward"},
             "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+            "stopped": self.stopped,
+            "optimizer_events": self.events,
             "usage": self.usage.to_json(),
         }
 
@@ -224,11 +255,26 @@ def _better(value: float, best: float, mode: str) -> bool:
     return value > best if mode == "max" else value < best
 
 
+class EpochEnd(Protocol):
+    """A callback after each epoch: the epoch, its logs, the states it ended with,
+    and the history so far (the CSV log and the checkpoint are such callbacks)."""
+
+    def __call__(self, epoch: int, logs: Mapping[str, float], states: Mapping[str, StepState],
+                 history: History) -> None: ...
+
+
+def _logs(prefix: str, evaluation: "Evaluation", metrics: Metrics | None) -> dict[str, float]:
+    logs = {f"{prefix}reward": evaluation.reward}
+    if metrics is not None:
+        logs.update({f"{prefix}{k}": v for k, v in metrics(evaluation.scored).items()})
+    return logs
+
+
 async def fit(
     program: Program,
     train: Sequence[Example],
     validation: Sequence[Example],
-    reward: RewardFn,
+    reward: Reward,
     optimizer: Optimizer,
     *,
     epochs: int,
@@ -237,8 +283,13 @@ async def fit(
     concurrency: int = 4,
     monitor: str = "val_reward",
     mode: str = "max",
+    patience: int | None = None,
+    budget: Budget | None = None,
+    metrics: Metrics | None = None,
+    resources: Resources | None = None,
     progress: Progress | None = None,
-    on_epoch_end: Callable[[int, Mapping[str, float], Mapping[str, StepState]], None] | None = None,
+    callbacks: Sequence[EpochEnd] = (),
+    resume: "Resume | None" = None,
 ) -> tuple[Program, History]:
     """Train the program's step states; return the best program and the history.
 
@@ -246,40 +297,88 @@ async def fit(
     after each batch the optimizer proposes new states from the epoch's scored
     predictions so far. The validation set is scored before training and after
     every epoch; the states with the best `monitor` are kept, and the untrained
-    program stays unless an epoch strictly beats it.
+    program stays unless an epoch strictly beats it. Training stops early after
+    `patience` epochs without improvement, or when `budget` is spent (LM calls of
+    the program, of rewards and of optimizers all count); the best states so far
+    are kept either way. `resume` continues a fit from its last finished epoch.
     """
+    resources = resources or Resources()
     history = History()
     states = dict(program.states)
-    best_states = states
-    best = None
-    if validation:
-        initial = await evaluate(program, validation, reward, concurrency=concurrency, label="val 0",
-                                 progress=progress)
-        history.initial_val_reward, history.validation = initial.reward, initial
-        history.usage_table += initial.usage_table
-        best = initial.reward if monitor == "val_reward" else None
-    for epoch in range(1, epochs + 1):
-        epoch_scored: list[Scored] = []
-        order = rng.permutation(len(train))
-        for start in range(0, len(order), batch_size):
-            batch = [train[i] for i in order[start : start + batch_size]]
-            report = _epoch_progress(progress, epoch_scored, len(train)) if progress else None
-            epoch_scored += await score(program.with_states(states), batch, reward, concurrency=concurrency,
-                                        label=f"epoch {epoch}", progress=report)
-            states = optimizer.propose(states, epoch_scored, rng)
-        logs = {"reward": float(np.mean([s.reward for s in epoch_scored])) if epoch_scored else 0.0}
-        history.usage_table += UsageTable.of(epoch_scored)
-        val = None
-        if validation:
-            val = await evaluate(program.with_states(states), validation, reward, concurrency=concurrency,
-                                 label=f"val {epoch}", progress=progress)
-            logs["val_reward"] = val.reward
-            history.usage_table += val.usage_table
-        history.log(logs)
-        current = logs.get(monitor)
-        if current is not None and (best is None or _better(current, best, mode)):
-            best, best_states, history.best_epoch = current, states, epoch
-            history.validation = val
-        if on_epoch_end:
-            on_epoch_end(epoch, logs, states)
+    best_states, best, first_epoch = states, None, 1
+    spent_before = len(resources.records)
+
+    def spent() -> CallStats:
+        own = sum((CallStats.of_record(r) for _, r in resources.records[spent_before:]), CallStats())
+        return history.usage + own
+
+    async def evaluate_states(candidate: Mapping[str, StepState], examples: Sequence[Example],
+                              label: str) -> Evaluation:
+        if budget is not None and budget.reached(spent()):
+            raise BudgetReached(label)
+        result = await evaluate(program.with_states(candidate), examples, reward, concurrency=concurrency,
+                                label=label, progress=progress)
+        history.usage_table += result.usage_table
+        return result
+
+    ctx = Context(program, reward, train, validation, rng, resources, evaluate_states, events=history.events)
+    if resume is not None:
+        states, best_states, best, first_epoch = resume.restore(history, rng)
+    elif validation:
+        initial = await evaluate_states(states, validation, "val 0")
+        history.initial, history.validation = _logs("val_", initial, metrics), initial
+        best = history.initial.get(monitor)
+    waited = 0
+    try:
+        for epoch in range(first_epoch, epochs + 1):
+            ctx.epoch = epoch
+            epoch_scored: list[Scored] = []
+            order = rng.permutation(len(train))
+            starts = range(0, len(order), batch_size)
+            for start in starts:
+                if budget is not None and budget.reached(spent()):
+                    raise BudgetReached(f"epoch {epoch}")
+                batch = [train[i] for i in order[start : start + batch_size]]
+                report = _epoch_progress(progress, epoch_scored, len(train)) if progress else None
+                scored = await score(program.with_states(states), batch, reward, concurrency=concurrency,
+                                     label=f"epoch {epoch}", progress=report)
+                history.usage_table += UsageTable.of(scored)
+                epoch_scored += scored
+                ctx.end_of_epoch = start == starts[-1]
+                states = await optimizer.propose(states, epoch_scored, ctx)
+            logs = _logs("", Evaluation(float(np.mean([s.reward for s in epoch_scored])) if epoch_scored else 0.0,
+                                        tuple(epoch_scored)), metrics)
+            val = None
+            if validation:
+                val = await evaluate_states(states, validation, f"val {epoch}")
+                logs.update(_logs("val_", val, metrics))
+            history.log(logs)
+            history.epochs_run = epoch
+            current = logs.get(monitor)
+            if current is not None and (best is None or _better(current, best, mode)):
+                best, best_states, history.best_epoch, waited = current, states, epoch, 0
+                history.validation = val
+            else:
+                waited += 1
+            for callback in callbacks:
+                callback(epoch, logs, states, history)
+            if patience is not None and waited >= patience and epoch < epochs:
+                history.stopped = f"early stopping: {monitor} did not improve for {patience} epoch(s)"
+                break
+    except BudgetReached as reached:
+        total = spent()
+        history.stopped = (f"budget reached during {reached}: {total.calls} LM calls, "
+                           f"{total.prompt_tokens + total.completion_tokens} tokens")
+    history.usage_table += _records_table(resources.records[spent_before:])
     return program.with_states(best_states), history
+
+
+def _records_table(records: Sequence[tuple[str, StepRecord]]) -> UsageTable:
+    """Usage of the calls rewards and optimizers made, by purpose and by LM."""
+    steps: dict[str, CallStats] = {}
+    lms: dict[str, CallStats] = {}
+    for purpose, record in records:
+        stats = CallStats.of_record(record)
+        steps[purpose] = steps.get(purpose, CallStats()) + stats
+        lms[record.lm or "?"] = lms.get(record.lm or "?", CallStats()) + stats
+    return UsageTable(steps, lms)

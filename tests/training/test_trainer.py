@@ -18,6 +18,7 @@ from icldsl.training.records import Scored
 from icldsl.training.rewards import exact_match
 from icldsl.training.trainer import evaluate, fit, score
 from tests.scripted import ScriptedLM, last_input
+from tests.training.helpers import context
 
 SOURCE = """
 model Q { question: str "A question" }
@@ -90,10 +91,14 @@ def scored_pool(rewards: list[float | None]) -> list[Scored]:
     return pool
 
 
+def propose(optimizer, states, pool, rng):
+    return asyncio.run(optimizer.propose(states, pool, context(rng)))
+
+
 def test_random_few_shot_prefers_the_best_predictions() -> None:
     pool = scored_pool([0.0, 1.0, None, 0.0, 1.0, 0.5, None])
     states = {PATH: StepState("do it")}
-    chosen = RandomFewShot(nb_min_examples=3, nb_max_examples=3).propose(states, pool, np.random.default_rng(0))
+    chosen = propose(RandomFewShot(nb_min_examples=3, nb_max_examples=3), states, pool, np.random.default_rng(0))
     demos = chosen[PATH].examples
     assert [d.reward for d in demos] == [1.0, 1.0, 0.5]
     assert {d.origin for d in demos[:2]} == {"f:2", "f:5"}
@@ -104,16 +109,16 @@ def test_random_few_shot_never_uses_failed_predictions_and_respects_bounds() -> 
     pool = scored_pool([None, None, 0.0])
     optimizer = RandomFewShot(nb_min_examples=1, nb_max_examples=5)
     for seed in range(10):
-        demos = optimizer.propose({PATH: StepState("x")}, pool, np.random.default_rng(seed))[PATH].examples
+        demos = propose(optimizer, {PATH: StepState("x")}, pool, np.random.default_rng(seed))[PATH].examples
         assert [d.origin for d in demos] == ["f:3"]
-    sizes = {len(optimizer.propose({PATH: StepState("x")}, scored_pool([1.0] * 8), np.random.default_rng(s))[PATH]
+    sizes = {len(propose(optimizer, {PATH: StepState("x")}, scored_pool([1.0] * 8), np.random.default_rng(s))[PATH]
                  .examples) for s in range(40)}
     assert sizes == {1, 2, 3, 4, 5}
 
 
 def test_random_few_shot_leaves_frozen_steps_alone() -> None:
     frozen = StepState("keep", (Demo({"question": "x"}, {"answer": 1.0}, 1.0, "f:9"),), frozen=True)
-    out = RandomFewShot().propose({PATH: frozen}, scored_pool([1.0, 1.0]), np.random.default_rng(0))
+    out = propose(RandomFewShot(), {PATH: frozen}, scored_pool([1.0, 1.0]), np.random.default_rng(0))
     assert out[PATH] is frozen
 
 

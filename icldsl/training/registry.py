@@ -1,0 +1,11 @@
+"""Every reward and optimizer a train block may name."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from ..options import Function
+from . import optimizers, rewards
+
+REWARDS: Mapping[str, Function] = rewards.REWARDS
+OPTIMIZERS: Mapping[str, Function] = {**optimizers.OPTIMIZERS}
