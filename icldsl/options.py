@@ -53,10 +53,15 @@ class Signature:
 
 @dataclass(frozen=True, slots=True)
 class Function:
-    """A reward or optimizer a file may call: its signature and its factory."""
+    """A reward or optimizer a file may call: its signature and its factory.
+
+    With `resources`, the factory also receives `resources=` (the session's
+    `training.resources.Resources`: its LMs, embeddings and the file's folder).
+    """
 
     signature: Signature
     make: Callable[..., Any]
+    resources: bool = False
 
 
 def type_name(t: Any) -> str:

@@ -5,6 +5,7 @@ apart from the program's own."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from pydantic import BaseModel
@@ -55,7 +56,8 @@ class BoundLM:
 
 @dataclass
 class Resources:
-    """Every `lm` and `embedding` of a file, created on first use and closed by `aclose`.
+    """Every `lm` and `embedding` of a file, created on first use and closed by `aclose`,
+    and the folders a user's reward or optimizer module is imported from.
 
     `records` holds (purpose, StepRecord) for each structured call made through
     `lm(...)`; the trainer counts them in the fit's usage and budget.
@@ -66,6 +68,7 @@ class Resources:
     cache: LMCache | None = None
     cache_mode: Mode = "normal"
     clients: dict[str, LMClient] = field(default_factory=dict)  # given clients (tests) are not closed
+    search_path: tuple[Path, ...] = ()  # where a user's Python modules may live (the .icl file's folder)
     records: list[tuple[str, StepRecord]] = field(default_factory=list)
     _owned: dict[str, Any] = field(default_factory=dict)
     _embedders: dict[str, Embedder] = field(default_factory=dict)

@@ -112,7 +112,8 @@ def split(examples: Sequence[Example], fraction: float, rng: np.random.Generator
 def resources_of(compiled: Compiled, cache: LMCache | None, cache_mode: Mode,
                  clients: Mapping[str, LMClient] | None = None) -> Resources:
     """The file's lms and embeddings, for rewards and optimizers; given `clients` are used as they are."""
-    return Resources(compiled.lms, compiled.embeddings, cache, cache_mode, dict(clients or {}))
+    return Resources(compiled.lms, compiled.embeddings, cache, cache_mode, dict(clients or {}),
+                     (compiled.base_dir,))
 
 
 def _make(function: Function, options: Mapping[str, Any], resources: Resources, purpose: str) -> Any:
@@ -124,7 +125,7 @@ def _make(function: Function, options: Mapping[str, Any], resources: Resources, 
             bound[key] = resources.lm(value, purpose)
         elif kind is EMBEDDING_NAME:
             bound[key] = resources.embedder(value)
-    return function.make(**bound)
+    return function.make(**bound, resources=resources) if function.resources else function.make(**bound)
 
 
 def make_reward(train: TrainSpec, resources: Resources) -> Reward:
