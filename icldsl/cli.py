@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
+
 from . import artifact
 from .compiler import Compiled, compile_source
 from .datasets import DataError
@@ -31,8 +33,10 @@ from .formatter import format_source
 from .runtime.render import render_program
 from .runtime.tools import ToolError
 from .source import Source
+from .paths import beside
+from .training.estimate import Estimate, paired
 from .training.session import Scores, eval_compiled, fit_compiled, program_of
-from .training.trainer import UsageTable
+from .training.trainer import History, UsageTable
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -154,34 +158,81 @@ def _train_spec(compiled: Compiled, program: str | None):
 
 
 def _scores_table(rows: list[tuple[str, Scores]]) -> str:
-    header = f"{'':<10}" + "".join(f"{name:>20}" for name, _ in rows)
-    def cell(s: Scores) -> str:
-        return f"{s.mean:.3f} ± {s.std:.3f}" if len(s.runs) > 1 else f"{s.mean:.3f}"
-    line = f"{'reward':<10}" + "".join(f"{cell(s):>20}" for _, s in rows)
-    fails = f"{'failures':<10}" + "".join(f"{sum(r.failures for r in s.runs):>20}" for _, s in rows)
-    return "\n".join([header, line, fails])
+    """Reward (mean ± std over runs when there are several), metrics, failures, and the
+    examples' standard error, one column per program."""
+    header = f"{'':<12}" + "".join(f"{name:>20}" for name, _ in rows)
+
+    def cell(values: list[float], digits: int = 3) -> str:
+        mean = float(np.mean(values)) if values else 0.0
+        return f"{mean:.{digits}f} ± {float(np.std(values)):.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
+
+    lines = [header, f"{'reward':<12}" + "".join(f"{cell([r.reward for r in s.runs]):>20}" for _, s in rows)]
+    metric_runs = [s.metric_runs() for _, s in rows]
+    keys = [k for k in (metric_runs[0][0] if metric_runs and metric_runs[0] else {})
+            if k == "accuracy" or k.startswith("f1_")]
+    for key in keys:
+        lines.append(f"{key:<12}" + "".join(f"{cell([m[key] for m in runs]):>20}" for runs in metric_runs))
+    lines.append(f"{'failures':<12}" + "".join(f"{sum(r.failures for r in s.runs):>20}" for _, s in rows))
+    spread = [Estimate.of([x.reward for x in s.runs[-1].scored]) if s.runs else Estimate.of([]) for _, s in rows]
+    lines.append(f"{'std. error':<12}" + "".join(f"{f'± {e.stderr:.3f} (n={e.n})':>20}" for e in spread))
+    return "\n".join(lines)
+
+
+def _difference(untrained: Scores, trained: Scores) -> str | None:
+    """Trained minus untrained on the same test examples (the last run of each), with its standard error."""
+    if not untrained.runs or not trained.runs:
+        return None
+    a, b = ([x.reward for x in s.runs[-1].scored] for s in (trained, untrained))
+    diff = paired(a, b)
+    verdict = "more than" if abs(diff.mean) > 2 * diff.stderr else "within"
+    return (f"trained - untrained: {diff.mean:+.3f} ± {diff.stderr:.3f} (paired over {diff.n} examples; "
+            f"{verdict} two standard errors)")
+
+
+def _epoch_lines(history: History) -> list[str]:
+    """One line per epoch: reward and quality metrics, training then validation."""
+    shown = [k for k in history.history if k.removeprefix("val_") in ("reward", "accuracy")
+             or k.removeprefix("val_").startswith("f1_")]
+    lines = []
+    for epoch in range(history.epochs_run):
+        logs = "  ".join(f"{k} {history.history[k][epoch]:.3f}" for k in shown if epoch < len(history.history[k]))
+        lines.append(f"  epoch {epoch + 1}: {logs}")
+    return lines
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
     compiled = _compile(args.file)
     train = _train_spec(compiled, args.program)
     out = Path(args.output or f"{train.program}.artifact.json")
+    checkpoint = beside(out, "checkpoint.json")
+    if args.restart:
+        checkpoint.unlink(missing_ok=True)
     started = time.monotonic()
     with _lm_cache(args) as (cache, mode):
         report = asyncio.run(fit_compiled(compiled, train, cache=cache, cache_mode=mode,
-                                          progress=ProgressLine(args.quiet)))
+                                          progress=ProgressLine(args.quiet), checkpoint=checkpoint,
+                                          csv_log=beside(out, "history.csv")))
     missing = report.usage.missing
     if not missing:  # an artifact trained on calls that were never made would replace a good one
         artifact.write(out, report.artifact)
+        checkpoint.unlink(missing_ok=True)
+    history = report.history
     print(f"\n{train.program}: {report.sizes['train']} train, {report.sizes['validation']} validation, "
-          f"{report.sizes['test']} test examples; {train.epochs} epoch(s) in {_duration(time.monotonic() - started)}")
-    for epoch in range(len(report.history.history.get("reward", []))):
-        logs = "  ".join(f"{k} {v[epoch]:.3f}" for k, v in report.history.history.items())
-        print(f"  epoch {epoch + 1}: {logs}")
-    kept = report.history.best_epoch
+          f"{report.sizes['test']} test examples; {history.epochs_run} of {train.epochs} epoch(s) in "
+          f"{_duration(time.monotonic() - started)}")
+    for line in _epoch_lines(history):
+        print(line)
+    if history.stopped:
+        print(f"  stopped: {history.stopped}")
+    kept = history.best_epoch
     print(f"  kept: {'epoch ' + str(kept) if kept else 'the untrained program (no epoch beat it on ' + train.monitor + ')'}")
-    print("\ntest set" + ("" if train.runs == 1 else f" ({train.runs} runs, mean ± std)"))
+    if history.events:
+        print(f"  optimizer: {len(history.events)} event(s) recorded in the artifact (training.optimizer_events)")
+    print("\ntest set" + ("" if train.runs == 1 else f" ({train.runs} runs, mean ± std over runs)"))
     print(_scores_table([("untrained", report.untrained), ("trained", report.trained)]))
+    difference = _difference(report.untrained, report.trained)
+    if difference:
+        print(difference)
     print("\n" + _usage_table(report.usage_table))
     if missing:
         _err(f"\nerror: {_missing(missing)}; no artifact written")
@@ -431,6 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="artifact path (default: <program>.artifact.json)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-report", action="store_true", help="write only the artifact: no plots, no report.html")
+    p.add_argument("--restart", action="store_true",
+                   help="ignore the checkpoint an interrupted fit left (<stem>.checkpoint.json) and start over")
     _cache_flags(p)
     p.set_defaults(func=cmd_fit)
 

@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 from matplotlib.ticker import MaxNLocator
 
+from .paths import stem
 from .runtime.spec import ProgramSpec
 from .runtime.state import StepState
 
@@ -527,15 +528,6 @@ def comparison_plot(scores: Mapping[str, Any], *, program: str = "") -> Figure:
 
 
 # ---- files beside an artifact ----------------------------------------------------------------
-
-
-def stem(artifact_path: str | Path) -> str:
-    """`out/adder.artifact.json` -> `adder`: the prefix of the files written beside an artifact."""
-    name = Path(artifact_path).name
-    for suffix in (".artifact.json", ".json"):
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def plot_paths(artifact_path: str | Path, directory: str | Path | None = None, fmt: str = "png") -> dict[str, Path]:

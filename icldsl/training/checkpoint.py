@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .. import artifact
+from ..paths import write_atomic
 from ..runtime.state import StepState
 from .trainer import CallStats, History, UsageTable
 
@@ -59,7 +59,7 @@ class CheckpointWriter:
             "events": history.events,
             "usage": history.usage_table.to_json(),
         }
-        artifact.write(self.path, json.loads(json.dumps(doc)))
+        write_atomic(self.path, json.dumps(doc, sort_keys=True, indent=1) + "\n")
 
 
 def _best(history: History, monitor: str) -> float | None:

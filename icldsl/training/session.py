@@ -23,6 +23,7 @@ from ..runtime.program import Program
 from .chain import Chain
 from .checkpoint import CheckpointWriter, read_checkpoint
 from .context import Optimizer
+from .csvlog import CSVLog
 from .metrics import Metrics
 from .registry import OPTIMIZERS, REWARDS
 from .resources import Resources
@@ -157,6 +158,7 @@ async def fit_compiled(
     cache_mode: Mode = "normal",
     progress: Progress | None = None,
     checkpoint: Path | None = None,
+    csv_log: Path | None = None,
 ) -> FitReport:
     """Score the untrained program, train it, score it again, and freeze it.
 
@@ -164,6 +166,7 @@ async def fit_compiled(
     re-run, or a run after an interruption, replays the calls already made. With a
     `checkpoint` path, the fit's state is written there after every epoch, and a
     checkpoint left there by an interrupted run of the same fit is resumed from.
+    With `csv_log`, the history is written there as CSV after every epoch.
     """
     program = program_of(compiled, train.program, clients, cache=cache, cache_mode=cache_mode)
     resources = resources_of(compiled, cache, cache_mode, clients)
@@ -180,7 +183,7 @@ async def fit_compiled(
         fingerprint = {"source": compiled.source.sha256, "train": json.loads(json.dumps(dataclasses.asdict(train))),
                        "data": data_check.to_json()}
         resume = read_checkpoint(checkpoint, fingerprint, program.states) if checkpoint else None
-        callbacks = []
+        callbacks: list = [CSVLog(csv_log)] if csv_log else []
         if checkpoint:
             best = None if resume is None else resume.best_states()
             callbacks.append(CheckpointWriter(checkpoint, fingerprint, rng, train.monitor, best))
