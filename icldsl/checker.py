@@ -6,6 +6,7 @@ runs them all and raises one CheckError carrying every error found.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import re
 from collections import Counter
@@ -605,8 +606,15 @@ def _output_model(program: ir.Program, models: Mapping[str, ir.Model]) -> ir.Mod
 
 def monitors(output: ir.Model | None) -> list[str]:
     """The names a checkpoint or early stopping may monitor for a program with this output."""
-    enums = [f"f1_{f.name}" for f in (output.fields if output else ()) if isinstance(f.type, ir.EnumType)]
+    enums = [f"f1_{f.name}" for f in (output.fields if output else ())
+             if isinstance(f.type.inner if isinstance(f.type, ir.OptionalType) else f.type, ir.EnumType)]
     return [f"{prefix}{m}" for prefix in ("val_", "") for m in (*METRICS, *enums)]
+
+
+def _close(word: str, candidates: list[str]) -> str | None:
+    """A did-you-mean only for a near miss (metric names share prefixes, so a loose match misleads)."""
+    match = difflib.get_close_matches(word, candidates, n=1, cutoff=0.85)
+    return f"did you mean `{match[0]}`?" if match else None
 
 
 def _check_setting(setting: ir.Setting, output: ir.Model | None, models: Mapping[str, ir.Model],
@@ -629,7 +637,8 @@ def _check_setting(setting: ir.Setting, output: ir.Model | None, models: Mapping
         allowed = monitors(output)
         if value.monitor.name not in allowed:
             sink.add("invalid-value", f"cannot monitor `{value.monitor.name}`", value.monitor.span, "unknown metric",
-                     "monitor one of: " + ", ".join(m for m in allowed if not m.startswith("val_"))
+                     _close(value.monitor.name, allowed)
+                     or "monitor one of: " + ", ".join(m for m in allowed if not m.startswith("val_"))
                      + ", each also with `val_` in front (the validation set)")
         if value.mode.name not in MODES:
             sink.add("invalid-value", f"checkpoint mode must be `max` or `min`, not `{value.mode.name}`",

@@ -19,7 +19,12 @@ from .records import Scored
 def enum_fields(spec: ProgramSpec) -> dict[str, list[str]]:
     """Enum fields of the program's output model, with their labels."""
     model = next(m for m in spec.models if m.name == spec.output_model)
-    return {f.name: list(f.type["enum"]) for f in model.fields if isinstance(f.type, dict) and "enum" in f.type}
+    found = {}
+    for f in model.fields:
+        t = f.type["optional"] if isinstance(f.type, dict) and "optional" in f.type else f.type
+        if isinstance(t, dict) and "enum" in t:
+            found[f.name] = list(t["enum"])
+    return found
 
 
 def _is_text(t: Any) -> bool:
