@@ -15,6 +15,8 @@ from .imports import load_module
 from .runtime.prompt import DEFAULT_INSTRUCTIONS
 from .runtime.spec import ArmSpec, BranchSpec, FieldSpec, LMSpec, ModelSpec, ProgramSpec, StepSpec, ToolSpec
 from .runtime.state import StepState
+from .training import rewards
+from .training.registry import OPTIMIZERS, REWARDS
 from .training.resources import EmbeddingSpec
 from .runtime.tools import ToolError, load_tool
 from .source import Source
@@ -85,7 +87,7 @@ def compile_source(source: Source) -> Compiled:
     except CheckError as exc:
         raise CheckError(exc.diagnostics, sources) from None
     base_dir = Path(source.name).resolve().parent
-    tool_errors = _import_tools(module, base_dir)
+    tool_errors = _import_tools(module, base_dir) + _check_rewards(module, base_dir)
     if tool_errors:
         raise CheckError(tool_errors, sources)
     models = {m.name: m for m in module.of(ir.Model)}
@@ -114,6 +116,18 @@ def _import_tools(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
             except ToolError as exc:
                 errors.append(Diagnostic("unknown-function", str(exc), tool.impl.span, "cannot load",
                                          "the module must be importable, or sit beside the .icl file"))
+    return errors
+
+
+def _check_rewards(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
+    """Reward options out of range, and `python` rewards that cannot be imported, before any LM call."""
+    errors = []
+    for setting in (s for t in module.of(ir.Train) for s in t.settings if s.key == "reward"):
+        bound = bind(REWARDS[setting.value.func].signature, setting.value.args)
+        options = {k: to_python(v) for k, v in bound.items()}
+        for problem in rewards.problems(setting.value.func, options, (base_dir,)):
+            errors.append(Diagnostic(problem.code, problem.message, bound[problem.option].span, problem.label,
+                                     problem.help))
     return errors
 
 
@@ -274,17 +288,18 @@ def _data(data: ir.Data, base_dir: Path) -> DataSpec:
     return DataSpec(data.name, data.loader.func, {k: to_python(v) for k, v in bound.items()}, base_dir)
 
 
-def _call(call: ir.Call) -> tuple[str, dict[str, Any]]:
-    return call.func, {a.name: to_python(a.value) for a in call.args if a.name is not None}
+def _call(call: ir.Call, registry: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    bound = bind(registry[call.func].signature, call.args)
+    return call.func, {name: to_python(value) for name, value in bound.items()}
 
 
 def _train(train: ir.Train) -> TrainSpec:
     values: dict[str, Any] = {"optimizers": ()}
     for setting in train.settings:
         if setting.key == "optimizer":
-            values["optimizers"] += (_call(setting.value),)
+            values["optimizers"] += (_call(setting.value, OPTIMIZERS),)
         elif setting.key == "reward":
-            values[setting.key] = _call(setting.value)
+            values[setting.key] = _call(setting.value, REWARDS)
         elif setting.key == "checkpoint":
             values["monitor"], values["mode"] = setting.value.monitor.name, setting.value.mode.name
         else:

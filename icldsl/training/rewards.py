@@ -3,14 +3,36 @@
 A reward is an async callable `reward(x, y_true, y_pred) -> Grade`; `y_pred` is
 None when the program failed, which earns 0. A grade may carry feedback (why the
 score is what it is) that reflective optimizers show their LM.
+
+A reward never raises over one prediction: a judge LM or embedding model that
+fails, or a user's function that raises or returns something unusable, scores 0
+with the reason as feedback (logged at warning level the first time, then at
+debug level). Settings that cannot work at all (`LMConfigError`) still stop the run.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
+import json
+import logging
+import numbers
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from ..options import FIELDS, Function, Signature
+import numpy as np
+from pydantic import BaseModel, Field, create_model
+
+from ..lm.base import Embedder, LMError
+from ..options import EMBEDDING_NAME, FIELDS, LM_NAME, AtLeast, Function, Signature
+from ..runtime.generate import StepFailure
+from .resources import BoundLM, Resources
+from .user_code import UserCodeError, load_function
+
+log = logging.getLogger(__name__)
+
+NO_OUTPUT = "the program produced no output"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,29 +46,361 @@ class Reward(Protocol):
                        y_pred: Mapping[str, Any] | None) -> Grade: ...
 
 
-def mask(values: Mapping[str, Any], in_mask: list[str] | None, out_mask: list[str] | None) -> dict[str, Any]:
-    """Keep only `in_mask` fields (when given), then drop `out_mask` fields."""
-    kept = {k: v for k, v in values.items() if in_mask is None or k in in_mask}
-    return {k: v for k, v in kept.items() if not out_mask or k not in out_mask}
+class _Failures:
+    """Turns a reward's failures into 0-score grades, logging the first at warning level."""
+
+    def __init__(self, reward: str) -> None:
+        self.reward, self.logged = reward, False
+
+    def __call__(self, reason: str) -> Grade:
+        if self.logged:
+            log.debug("%s: %s", self.reward, reason)
+        else:
+            log.warning("%s: %s (counted as 0; later failures of this reward are logged at debug level)",
+                        self.reward, reason)
+            self.logged = True
+        return Grade(0.0, reason)
 
 
-def exact_match(*, in_mask: list[str] | None = None, out_mask: list[str] | None = None) -> Reward:
-    """1.0 when the masked prediction equals the masked expected output, else 0.0."""
+# ---- masks -------------------------------------------------------------------------
+
+_WHOLE: Any = object()  # a mask tree leaf: the whole value at this path
+
+
+def _tree(paths: Sequence[str]) -> dict[str, Any]:
+    """Dotted paths as a tree: ["a", "b.c"] -> {"a": WHOLE, "b": {"c": WHOLE}}; a path covers those below it."""
+    tree: dict[str, Any] = {}
+    for path in paths:
+        *parents, last = path.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+            if node is _WHOLE:
+                break
+        else:
+            node[last] = _WHOLE
+    return tree
+
+
+def _keep(value: Any, tree: Any) -> Any:
+    if tree is _WHOLE:
+        return value
+    if isinstance(value, list):
+        return [_keep(item, tree) for item in value]
+    if isinstance(value, Mapping):
+        return {k: _keep(v, tree[k]) for k, v in value.items() if k in tree}
+    return value  # None (an optional model left empty)
+
+
+def _drop(value: Any, tree: Mapping[str, Any]) -> Any:
+    if isinstance(value, list):
+        return [_drop(item, tree) for item in value]
+    if isinstance(value, Mapping):
+        return {k: v if k not in tree else _drop(v, tree[k]) for k, v in value.items() if tree.get(k) is not _WHOLE}
+    return value
+
+
+def mask(values: Mapping[str, Any], in_mask: Sequence[str] | None, out_mask: Sequence[str] | None) -> dict[str, Any]:
+    """Keep only the `in_mask` fields (all when None), then drop the `out_mask` ones.
+
+    A dotted path such as "steps.value" reaches into nested models, and into every
+    item of a list of models: `in_mask: ["steps.value"]` keeps `steps` with only
+    the `value` of each step.
+    """
+    kept = dict(values) if in_mask is None else _keep(values, _tree(in_mask))
+    return _drop(kept, _tree(out_mask)) if out_mask else kept
+
+
+# ---- exact_match ----------------------------------------------------------------------
+
+_MISSING: Any = object()
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _short(value: Any) -> str:
+    """A value as feedback shows it: JSON, cut short."""
+    return "nothing" if value is _MISSING else _clip(json.dumps(value, ensure_ascii=False))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _differences(expected: Any, got: Any, tolerance: float, path: str = "") -> list[str]:
+    """Where `got` differs from `expected`, one line each, like `answer: expected 42, got 41`."""
+    where = path or "output"
+    if _is_number(expected) and _is_number(got):
+        same = expected == got or abs(expected - got) <= tolerance
+    elif isinstance(expected, str) and isinstance(got, str):
+        same = expected.strip() == got.strip()
+    elif isinstance(expected, Mapping) and isinstance(got, Mapping):
+        return [line for key in dict.fromkeys([*expected, *got])
+                for line in _differences(expected.get(key, _MISSING), got.get(key, _MISSING), tolerance,
+                                         f"{path}.{key}" if path else key)]
+    elif isinstance(expected, list) and isinstance(got, list):
+        if len(expected) != len(got):
+            return [f"{where}: expected {len(expected)} items, got {len(got)}"]
+        return [line for i, (e, g) in enumerate(zip(expected, got))
+                for line in _differences(e, g, tolerance, f"{path}[{i}]")]
+    else:
+        same = expected == got and isinstance(expected, bool) == isinstance(got, bool)
+    return [] if same else [f"{where}: expected {_short(expected)}, got {_short(got)}"]
+
+
+def _listing(lines: list[str], most: int = 3) -> str:
+    more = len(lines) - most
+    return "; ".join(lines[:most]) + (f"; and {more} more" if more > 0 else "")
+
+
+def exact_match(*, in_mask: list[str] | None = None, out_mask: list[str] | None = None,
+                tolerance: float = 0.0) -> Reward:
+    """1.0 when the masked prediction equals the masked expected output, else 0.0.
+
+    Numbers (also nested) match when |expected - got| <= `tolerance`, an absolute
+    tolerance (for a relative one, write a `python` reward); 3 and 3.0 are equal.
+    Strings match after stripping leading and trailing whitespace; case counts.
+    Lists match item by item. On a miss the feedback names the differing fields.
+    """
 
     async def reward(x: Mapping[str, Any], y_true: Mapping[str, Any], y_pred: Mapping[str, Any] | None) -> Grade:
         if y_pred is None:
-            return Grade(0.0, "the program produced no output")
-        return Grade(float(mask(y_true, in_mask, out_mask) == mask(y_pred, in_mask, out_mask)))
+            return Grade(0.0, NO_OUTPUT)
+        lines = _differences(mask(y_true, in_mask, out_mask), mask(y_pred, in_mask, out_mask), tolerance)
+        return Grade(0.0, _listing(lines)) if lines else Grade(1.0)
 
     return reward
 
 
+# ---- cosine_similarity ------------------------------------------------------------------
+
+
+def as_text(values: Mapping[str, Any]) -> str:
+    """What is embedded: the value itself when one text field is left, else the fields' compact JSON."""
+    if len(values) == 1:
+        (only,) = values.values()
+        if isinstance(only, str):
+            return only
+    return json.dumps(values, ensure_ascii=False)
+
+
+def cosine_similarity(*, embedding: Embedder, in_mask: list[str] | None = None,
+                      out_mask: list[str] | None = None) -> Reward:
+    """The cosine similarity of the embeddings of the masked prediction and expected output
+    (see `as_text`), clipped to [0, 1]; identical texts score 1 without embedding."""
+    failures = _Failures("reward cosine_similarity")
+
+    async def reward(x: Mapping[str, Any], y_true: Mapping[str, Any], y_pred: Mapping[str, Any] | None) -> Grade:
+        if y_pred is None:
+            return Grade(0.0, NO_OUTPUT)
+        expected, got = as_text(mask(y_true, in_mask, out_mask)), as_text(mask(y_pred, in_mask, out_mask))
+        if expected == got:
+            return Grade(1.0)
+        try:
+            a, b = (np.asarray(v, dtype=np.float64) for v in await embedding.embed([expected, got]))
+        except LMError as exc:
+            return failures(f"the embedding model {embedding.name} failed: {exc}")
+        norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+        score = min(max(float(a @ b) / norms, 0.0), 1.0) if norms > 0 else 0.0
+        return Grade(score, f"similarity {score:.2f}: expected {_short(expected)}, got {_short(got)}")
+
+    return reward
+
+
+# ---- lm_judge -------------------------------------------------------------------------
+
+DEFAULT_CRITERIA = "correctness: the candidate says what the reference says"
+
+JUDGE_INSTRUCTIONS = "\n\n".join([
+    "You grade the answer a program gave for one input. You see the `input`, a `reference` answer known to be "
+    "right, and the `candidate` answer to grade.",
+    "Grade the candidate on: {criteria}.",
+    "Hold the candidate to the reference: its wording may differ, but a fact, number or label that disagrees "
+    "with the reference is a mistake, and so is anything the reference has that the candidate leaves out. "
+    "Length and confident tone earn nothing by themselves.",
+    "First write the critique: in a few sentences, what the candidate gets wrong or misses and what would fix "
+    "it, or, when nothing, why it is as good as the reference. Then give the score: a whole number from 1 "
+    "(fails the criteria) to {scale} (as good as the reference).",
+])
+
+
+def verdict_model(scale: int) -> type[BaseModel]:
+    """What the judge answers: a critique, then a score from 1 to `scale`."""
+    return create_model(
+        "Verdict",
+        critique=(str, Field(description="What the candidate gets wrong or misses, and how to fix it")),
+        score=(int, Field(ge=1, le=scale, description=f"From 1 (fails the criteria) to {scale} (as good as "
+                                                      "the reference)")),
+    )
+
+
+def lm_judge(*, lm: BoundLM, instructions: str = DEFAULT_CRITERIA, scale: int = 5) -> Reward:
+    """An LM grades the prediction against the expected output on the `instructions` criteria,
+    from 1 to `scale`; the score maps to [0, 1] ((s - 1) / (scale - 1)) and the critique is the
+    feedback. A judge that gives no valid verdict scores 0, saying so."""
+    if scale < 2:
+        raise ValueError(f"lm_judge: scale must be at least 2, not {scale}")
+    model = verdict_model(scale)
+    prompt = JUDGE_INSTRUCTIONS.format(criteria=instructions, scale=scale)
+    failures = _Failures(f"reward lm_judge ({lm.name})")
+
+    async def reward(x: Mapping[str, Any], y_true: Mapping[str, Any], y_pred: Mapping[str, Any] | None) -> Grade:
+        if y_pred is None:
+            return Grade(0.0, NO_OUTPUT)
+        try:
+            verdict = await lm.ask(model, prompt, {"input": x, "reference": y_true, "candidate": y_pred})
+        except StepFailure as failure:
+            return failures(f"the judge failed: {failure}")
+        return Grade((verdict["score"] - 1) / (scale - 1), verdict["critique"])
+
+    return reward
+
+
+# ---- python ---------------------------------------------------------------------------
+
+RETURNS = 'a number in [0, 1], a bool, (score, feedback) or {"score": ..., "feedback": ...}'
+
+
+def _as_grade(value: Any) -> Grade:
+    """What a user's reward function returned, as a Grade; ValueError (saying "returned ...") when it is
+    none of `RETURNS`."""
+    feedback = None
+    if isinstance(value, tuple) and len(value) == 2:
+        value, feedback = value
+    elif isinstance(value, Mapping) and "score" in value and set(value) <= {"score", "feedback"}:
+        value, feedback = value["score"], value.get("feedback")
+    if feedback is not None and not isinstance(feedback, str):
+        raise ValueError(f"returned feedback that is a {type(feedback).__name__}, not a string")
+    if isinstance(value, (bool, np.bool_)):  # numpy's bool is not a numbers.Real
+        return Grade(float(value), feedback)
+    if not isinstance(value, numbers.Real):
+        raise ValueError(f"returned {_clip(repr(value))}; return {RETURNS}")
+    score = float(value)
+    if not 0.0 <= score <= 1.0:  # NaN too
+        raise ValueError(f"returned the score {score}, outside [0, 1]")
+    return Grade(score, feedback)
+
+
+def takes_three_arguments(function: Callable[..., Any]) -> bool:
+    """Whether `function(x, y_true, y_pred)` binds (true too when its signature cannot be read)."""
+    try:
+        inspect.signature(function).bind(None, None, None)
+    except TypeError:
+        return False
+    except ValueError:
+        pass  # no signature to read (some builtins): assume it fits
+    return True
+
+
+def user_reward(*, function: str, resources: Resources) -> Reward:
+    """The user's function `module:function` (from `sys.path` or the .icl file's folder) as a reward.
+
+    It is called as `function(x, y_true, y_pred)` with copies of the input, the expected
+    output and the prediction as plain dicts, and is not called when the program failed
+    (that scores 0). It may be sync (kept quick: it runs on the event loop) or async, and
+    returns a number in [0, 1], a bool (1 or 0), `(score, feedback)` or
+    `{"score": ..., "feedback": ...}`. A score outside [0, 1] is an error, not clipped:
+    like a raised exception or any other return value, it scores 0 with the error as feedback.
+    """
+    call = load_function(function, resources.search_path)
+    failures = _Failures(f'reward python("{function}")')
+
+    async def reward(x: Mapping[str, Any], y_true: Mapping[str, Any], y_pred: Mapping[str, Any] | None) -> Grade:
+        if y_pred is None:
+            return Grade(0.0, NO_OUTPUT)
+        try:
+            result = call(*copy.deepcopy((dict(x), dict(y_true), dict(y_pred))))
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as exc:  # noqa: BLE001 - a user's function: whatever it raises scores 0
+            return failures(f"{function} raised {type(exc).__name__}: {exc}")
+        try:
+            return _as_grade(result)
+        except ValueError as exc:
+            return failures(f"{function} {exc}")
+
+    return reward
+
+
+# ---- checks at compile time -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A mistake in a reward's options that their types do not show; `option` is the one to point at."""
+
+    option: str
+    message: str
+    label: str
+    code: str = "invalid-value"
+    help: str | None = None
+
+
+def problems(name: str, options: Mapping[str, Any], search_path: Sequence[Path]) -> list[Problem]:
+    """What is wrong with reward `name` called with `options` that the checker cannot see, found
+    when the file is compiled: an empty `in_mask`, a `python` reward that cannot be imported or called."""
+    found = []
+    if options.get("in_mask") == []:
+        found.append(Problem("in_mask", "`in_mask` is empty, so nothing would be compared", "empty",
+                             help="name the fields to compare, or leave `in_mask` out to compare them all"))
+    if name == "python":
+        ref = options["function"]
+        try:
+            function = load_function(ref, search_path)
+        except UserCodeError as exc:
+            found.append(Problem("function", f"reward `python`: {exc}", "cannot load", "unknown-function",
+                                 "the module must be importable, or sit beside the .icl file"))
+        else:
+            if not takes_three_arguments(function):
+                found.append(Problem("function", f"`{ref}` cannot be called with (x, y_true, y_pred)",
+                                     "wrong parameters", help=f"its parameters are {inspect.signature(function)}; "
+                                     "a reward function takes three: the input, the expected output and the "
+                                     "prediction"))
+    return found
+
+
+MASKS = {"in_mask": FIELDS, "out_mask": FIELDS}
+
 REWARDS: Mapping[str, Function] = {
     "exact_match": Function(
         Signature(
-            {"in_mask": FIELDS, "out_mask": FIELDS},
-            doc="1 when the (masked) output equals the expected one, else 0",
+            {**MASKS, "tolerance": AtLeast(float, 0)},
+            doc="1 when the masked output equals the expected one (numbers within an absolute `tolerance`, "
+                "strings with surrounding whitespace ignored), else 0",
+            defaults={"in_mask": None, "out_mask": None, "tolerance": 0.0},
         ),
         exact_match,
+    ),
+    "cosine_similarity": Function(
+        Signature(
+            {"embedding": EMBEDDING_NAME, **MASKS},
+            required=("embedding",),
+            doc="cosine similarity of the embeddings of the masked output and the expected one, clipped to [0, 1]",
+            defaults={"in_mask": None, "out_mask": None},
+        ),
+        cosine_similarity,
+    ),
+    "lm_judge": Function(
+        Signature(
+            {"lm": LM_NAME, "instructions": str, "scale": AtLeast(int, 2)},
+            required=("lm",),
+            doc="an LM grades the output against the expected one on the `instructions` criteria, from 1 to "
+                "`scale`, mapped to [0, 1]; its critique is the feedback",
+            defaults={"instructions": DEFAULT_CRITERIA, "scale": 5},
+        ),
+        lm_judge,
+    ),
+    "python": Function(
+        Signature(
+            {"function": str},
+            required=("function",),
+            positional=("function",),
+            doc='your own function, python("module:function"), called with (x, y_true, y_pred); it returns '
+                + RETURNS,
+        ),
+        user_reward,
+        resources=True,
     ),
 }
