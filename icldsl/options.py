@@ -41,6 +41,22 @@ EMBEDDING_NAME = EmbeddingName()
 
 
 @dataclass(frozen=True, slots=True)
+class Choice:
+    """Option type: one of a few fixed strings, like `sampling: "best"`."""
+
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AtLeast:
+    """Option type: an `int` or `float` of at least `low` (above it when `strict`)."""
+
+    kind: type
+    low: int | float
+    strict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Signature:
     """What a callable accepts: option name -> type, which are required, positional order."""
 
@@ -65,6 +81,10 @@ class Function:
 
 
 def type_name(t: Any) -> str:
+    if isinstance(t, Choice):
+        return "one of " + ", ".join(f'"{v}"' for v in t.values)
+    if isinstance(t, AtLeast):
+        return f"{type_name(t.kind)} {'above' if t.strict else 'of at least'} {t.low}"
     if t is FIELDS:
         return "a list of field names"
     if t is LM_NAME:
@@ -82,6 +102,10 @@ def type_name(t: Any) -> str:
 
 def matches(value: ir.Value, t: Any) -> bool:
     """Whether an IR value fits option type `t` (env(...) stands for a string)."""
+    if isinstance(t, Choice):
+        return isinstance(value, ir.Literal) and value.value in t.values
+    if isinstance(t, AtLeast):
+        return matches(value, t.kind) and (value.value > t.low if t.strict else value.value >= t.low)
     if t == dict[str, str]:
         return isinstance(value, ir.MapValue) and all(
             isinstance(a.value, ir.Literal) and isinstance(a.value.value, str) for a in value.items

@@ -1,56 +1,264 @@
-"""Optimizers: propose new trainable variables for each step from scored runs."""
+"""Few-shot optimizers: each step's examples come from the program's own scored runs.
+
+A step's example is its own input and output in one run, rewarded with the reward
+that whole run earned, and named after the dataset row it answered. Failed step
+runs never become examples, frozen steps are left alone, a row gives a step at most
+one example, and every random draw comes from the trainer's seeded generator.
+
+`planned_calls` tells `icldsl plan` how many LM calls an optimizer makes beyond the
+program's own training runs.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+import hashlib
+from dataclasses import dataclass, fields
+from itertools import islice
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
-from ..options import Function, Signature
+import numpy as np
+
+from ..datasets.base import Example
+from ..options import AtLeast, Choice, Function, Signature
 from ..runtime.state import Demo, StepState
 from .context import Context
+from .estimate import Estimate, beats, paired
 from .records import Scored
+
+T = TypeVar("T", Demo, Scored)
+
+SAMPLING = Choice(("best", "random", "softmax"))
+
+
+def _demo(run: Scored, path: str) -> Demo | None:
+    """Step `path`'s input and output in `run`; None when the step did not run or failed."""
+    record = run.trace.steps.get(path)
+    if record is None or record.output is None:
+        return None
+    return Demo(record.inputs, record.output, run.reward, run.example.origin)
+
+
+def _best_per_row(items: Iterable[T], origin: Callable[[T], str]) -> list[T]:
+    """The best-rewarded item of each dataset row, in the order rows first appear."""
+    best: dict[str, T] = {}
+    for item in items:
+        key = origin(item)
+        if key not in best or item.reward > best[key].reward:
+            best[key] = item
+    return list(best.values())
+
+
+def _count(rng: np.random.Generator, low: int, high: int, available: int) -> int:
+    """How many examples to take: uniform between `low` and `high`, at most `available`."""
+    return int(rng.integers(min(low, available), min(high, available) + 1))
+
+
+def _check_counts(name: str, low: int, high: int) -> None:
+    if low < 0 or high < 1:
+        raise ValueError(f"{name}: nb_min_examples must be at least 0 and nb_max_examples at least 1")
+    if low > high:
+        raise ValueError(f"{name}: nb_min_examples ({low}) is above nb_max_examples ({high})")
 
 
 @dataclass(frozen=True, slots=True)
 class RandomFewShot:
-    """Each step's few-shot examples are drawn from the epoch's scored predictions.
+    """Each step's examples are drawn from its successful predictions of the epoch so far.
 
-    Between `nb_min_examples` and `nb_max_examples` examples per step, taken from
-    the best-rewarded predictions first (ties broken at random). Failed
-    predictions never become examples. Makes no LM calls.
+    Between `nb_min_examples` and `nb_max_examples` per step, after every batch.
+    `sampling` orders the pool: `best` by reward, ties at random; `random` uniformly;
+    `softmax` draws without replacement with weights exp(reward / temperature).
+
+    `best` is the default because with a right-or-wrong reward it picks uniformly among
+    the right predictions, so no wrong answer is shown as an example while enough right
+    ones exist; `random` and `softmax` mix in worse predictions, which only helps when
+    graded rewards make near-best examples worth exploring. `temperature` 0.3 makes a
+    reward of 1 about 28 times as likely as a reward of 0. Makes no LM calls.
     """
 
     nb_min_examples: int = 1
     nb_max_examples: int = 3
+    sampling: str = "best"
+    temperature: float = 0.3
+
+    def __post_init__(self) -> None:
+        _check_counts("random_few_shot", self.nb_min_examples, self.nb_max_examples)
+        if self.sampling not in SAMPLING.values:
+            raise ValueError(f"random_few_shot: sampling must be one of {', '.join(SAMPLING.values)}, "
+                             f"not {self.sampling!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"random_few_shot: temperature must be above 0, not {self.temperature}")
+
+    def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
+        return 0
 
     async def propose(self, states: Mapping[str, StepState], scored: Sequence[Scored],
                       ctx: Context) -> dict[str, StepState]:
-        rng = ctx.rng
-        proposed = {}
+        proposed = dict(states)
         for path, state in states.items():
             if state.frozen:
-                proposed[path] = state
                 continue
-            pool = [
-                Demo(record.inputs, record.output, s.reward, s.example.origin)
-                for s in scored
-                if (record := s.trace.steps.get(path)) is not None and record.output is not None
-            ]
-            low = min(self.nb_min_examples, len(pool))
-            high = min(self.nb_max_examples, len(pool))
-            k = int(rng.integers(low, high + 1)) if high > 0 else 0
-            tiebreak = rng.random(len(pool))
-            order = sorted(range(len(pool)), key=lambda i: (-pool[i].reward, tiebreak[i]))
+            pool = _best_per_row((d for s in scored if (d := _demo(s, path)) is not None), lambda d: d.origin)
+            if not pool:
+                continue
+            k = _count(ctx.rng, self.nb_min_examples, self.nb_max_examples, len(pool))
+            order = self._order(np.array([d.reward for d in pool]), ctx.rng)
             proposed[path] = state.with_examples(tuple(pool[i] for i in order[:k]))
         return proposed
 
+    def _order(self, rewards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.sampling == "random":
+            return rng.permutation(len(rewards))
+        if self.sampling == "best":
+            return np.lexsort((rng.random(len(rewards)), -rewards))
+        # Sorting by reward / temperature plus Gumbel noise gives the order of draws
+        # without replacement with weights exp(reward / temperature) (the Gumbel-top-k trick).
+        return np.argsort(-(rewards / self.temperature + rng.gumbel(size=len(rewards))), kind="stable")
+
+
+@dataclass(frozen=True, slots=True)
+class BootstrapFewShot:
+    """Each step's examples are its own inputs and outputs in whole runs whose reward
+    reached `threshold`.
+
+    A set of examples takes k of those runs (k between `nb_min_examples` and
+    `nb_max_examples`) and gives every step its record from each, so the steps of a
+    multi-step program learn from the same runs, and a step's output becomes an
+    example only when the run's final answer earned it.
+
+    With `candidates: 1` the set is redrawn after every batch and makes no LM calls.
+    With more, the states stay as they are during the epoch; at its end `candidates`
+    distinct sets are scored on the same validation examples as the current states
+    (all of them, or `compare_on` chosen by a hash of their origins, the same in
+    every epoch), and the best replaces the current states only when it beats them by
+    more than the standard error of the paired difference. Every comparison is noted
+    with its sample size, means and standard errors.
+
+    `threshold` 1.0 keeps only runs a right-or-wrong reward calls right; lower it for
+    graded rewards. `candidates` defaults to 1 because each further candidate costs a
+    pass over the compared examples every epoch (see `icldsl plan`).
+    """
+
+    nb_min_examples: int = 1
+    nb_max_examples: int = 3
+    threshold: float = 1.0
+    candidates: int = 1
+    compare_on: int = 50
+
+    def __post_init__(self) -> None:
+        _check_counts("bootstrap_few_shot", self.nb_min_examples, self.nb_max_examples)
+        if self.candidates < 1:
+            raise ValueError(f"bootstrap_few_shot: candidates must be at least 1, not {self.candidates}")
+        if self.compare_on < 30:
+            raise ValueError(f"bootstrap_few_shot: compare_on must be at least 30, not {self.compare_on}: "
+                             "fewer examples cannot tell candidates apart")
+
+    def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
+        """At most: each epoch scores the current states and every candidate on the compared examples."""
+        if self.candidates == 1:
+            return 0
+        return epochs * (self.candidates + 1) * min(validation, self.compare_on) * lm_steps
+
+    async def propose(self, states: Mapping[str, StepState], scored: Sequence[Scored],
+                      ctx: Context) -> dict[str, StepState]:
+        runs = _best_per_row((s for s in scored if s.trace.output is not None and s.reward >= self.threshold),
+                             lambda s: s.example.origin)
+        if self.candidates == 1:
+            return self._draw(states, runs, ctx.rng)
+        if not ctx.end_of_epoch:
+            return dict(states)
+        return await self._compare(states, runs, ctx)
+
+    def _draw(self, states: Mapping[str, StepState], runs: Sequence[Scored],
+              rng: np.random.Generator) -> dict[str, StepState]:
+        """One candidate: k runs in a random order, each unfrozen step taking its records
+        from them (from later runs when it did not run in one, as a branch arm may not)."""
+        proposed = dict(states)
+        if not runs:
+            return proposed
+        k = _count(rng, self.nb_min_examples, self.nb_max_examples, len(runs))
+        order = rng.permutation(len(runs))
+        for path, state in states.items():
+            if state.frozen:
+                continue
+            demos = tuple(islice((d for i in order if (d := _demo(runs[i], path)) is not None), k))
+            if demos:
+                proposed[path] = state.with_examples(demos)
+        return proposed
+
+    async def _compare(self, states: Mapping[str, StepState], runs: Sequence[Scored],
+                       ctx: Context) -> dict[str, StepState]:
+        event: dict[str, Any] = {"optimizer": "bootstrap_few_shot", "runs": len(runs)}
+        seen, candidates = {_key(states)}, []
+        for _ in range(self.candidates):
+            candidate = self._draw(states, runs, ctx.rng)
+            if _key(candidate) not in seen:
+                seen.add(_key(candidate))
+                candidates.append(candidate)
+        if not candidates:
+            reason = "no run reached the threshold" if not runs else "no candidate differs from the current states"
+            ctx.note({**event, "kept": False, "reason": reason})
+            return dict(states)
+        examples = self._sample(ctx.validation)
+        if not examples:
+            ctx.note({**event, "kept": True, "reason": "no validation examples: the first candidate is kept unscored"})
+            return candidates[0]
+        current = [s.reward for s in (await ctx.evaluate(states, examples, "bootstrap: current")).scored]
+        scores = []
+        for i, candidate in enumerate(candidates, 1):
+            evaluation = await ctx.evaluate(candidate, examples, f"bootstrap: candidate {i}/{len(candidates)}")
+            scores.append([s.reward for s in evaluation.scored])
+        best = max(range(len(candidates)), key=lambda i: Estimate.of(scores[i]).mean)
+        kept = bool(beats(scores[best], current))
+        ctx.note({
+            **event, "compared_on": len(examples), "current": Estimate.of(current).to_json(),
+            "candidates": [{"origins": _origins(c), **Estimate.of(s).to_json()} for c, s in zip(candidates, scores)],
+            "best": best, "difference": paired(scores[best], current).to_json(), "kept": kept,
+        })
+        return candidates[best] if kept else dict(states)
+
+    def _sample(self, validation: Sequence[Example]) -> list[Example]:
+        """The validation examples candidates are compared on, in their order: all, or
+        `compare_on` of them picked by a hash of their origins."""
+        if len(validation) <= self.compare_on:
+            return list(validation)
+        rank = sorted(range(len(validation)), key=lambda i: hashlib.sha256(validation[i].origin.encode()).digest())
+        return [validation[i] for i in sorted(rank[: self.compare_on])]
+
+
+def _key(states: Mapping[str, StepState]) -> tuple:
+    """What tells two candidates apart: the origins of every step's examples."""
+    return tuple((path, tuple(d.origin for d in state.examples)) for path, state in sorted(states.items()))
+
+
+def _origins(states: Mapping[str, StepState]) -> list[str]:
+    """The dataset rows a candidate's unfrozen steps learned from."""
+    return sorted({d.origin for state in states.values() if not state.frozen for d in state.examples})
+
+
+def _signature(cls: type, options: Mapping[str, Any], doc: str) -> Signature:
+    return Signature(options, doc=doc, defaults={f.name: f.default for f in fields(cls)})
+
+
+COUNTS = {"nb_min_examples": AtLeast(int, 0), "nb_max_examples": AtLeast(int, 1)}
 
 OPTIMIZERS: Mapping[str, Function] = {
     "random_few_shot": Function(
-        Signature(
-            {"nb_min_examples": int, "nb_max_examples": int},
-            doc="few-shot examples drawn from the best-rewarded predictions of each epoch",
+        _signature(
+            RandomFewShot,
+            {**COUNTS, "sampling": SAMPLING, "temperature": AtLeast(float, 0, strict=True)},
+            doc="each step's examples drawn from the epoch's predictions: the best-rewarded first, uniformly, "
+                "or by softmax over rewards; no LM calls",
         ),
         RandomFewShot,
+    ),
+    "bootstrap_few_shot": Function(
+        _signature(
+            BootstrapFewShot,
+            {**COUNTS, "threshold": float, "candidates": AtLeast(int, 1), "compare_on": AtLeast(int, 30)},
+            doc="each step's examples are its own inputs and outputs in runs whose reward reached `threshold`; "
+                "with `candidates` above 1, sets compared on validation and kept only when better by more than "
+                "their standard error",
+        ),
+        BootstrapFewShot,
     ),
 }

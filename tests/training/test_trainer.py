@@ -1,4 +1,4 @@
-"""The trainer and random_few_shot against a scripted in-process LM."""
+"""The trainer against a scripted in-process LM."""
 
 from __future__ import annotations
 
@@ -11,14 +11,11 @@ from icldsl.compiler import compile_source
 from icldsl.datasets import Example
 from icldsl.lm.base import LMError
 from icldsl.runtime.program import Program
-from icldsl.runtime.state import Demo, StepRecord, StepState, Trace
 from icldsl.source import Source
 from icldsl.training.optimizers import RandomFewShot
-from icldsl.training.records import Scored
 from icldsl.training.rewards import exact_match
 from icldsl.training.trainer import evaluate, fit, score
 from tests.scripted import ScriptedLM, last_input
-from tests.training.helpers import context
 
 SOURCE = """
 model Q { question: str "A question" }
@@ -80,46 +77,6 @@ def test_failures_are_counted_with_reward_zero_never_raised() -> None:
     assert "answer" in errors[3] and "answer" in errors[4]
     # 6 calls, plus one retry showing the error for each of the 3 refused answers
     assert result.usage.calls == 9 and result.usage.failures == 4
-
-
-def scored_pool(rewards: list[float | None]) -> list[Scored]:
-    pool = []
-    for i, r in enumerate(rewards):
-        output = None if r is None else {"thinking": "t", "answer": float(i)}
-        trace = Trace({PATH: StepRecord({"question": f"q{i}"}, output)}, output)
-        pool.append(Scored(Example({"question": f"q{i}"}, {"answer": float(i)}, f"f:{i + 1}"), trace, r or 0.0))
-    return pool
-
-
-def propose(optimizer, states, pool, rng):
-    return asyncio.run(optimizer.propose(states, pool, context(rng)))
-
-
-def test_random_few_shot_prefers_the_best_predictions() -> None:
-    pool = scored_pool([0.0, 1.0, None, 0.0, 1.0, 0.5, None])
-    states = {PATH: StepState("do it")}
-    chosen = propose(RandomFewShot(nb_min_examples=3, nb_max_examples=3), states, pool, np.random.default_rng(0))
-    demos = chosen[PATH].examples
-    assert [d.reward for d in demos] == [1.0, 1.0, 0.5]
-    assert {d.origin for d in demos[:2]} == {"f:2", "f:5"}
-    assert chosen[PATH].instructions == "do it"
-
-
-def test_random_few_shot_never_uses_failed_predictions_and_respects_bounds() -> None:
-    pool = scored_pool([None, None, 0.0])
-    optimizer = RandomFewShot(nb_min_examples=1, nb_max_examples=5)
-    for seed in range(10):
-        demos = propose(optimizer, {PATH: StepState("x")}, pool, np.random.default_rng(seed))[PATH].examples
-        assert [d.origin for d in demos] == ["f:3"]
-    sizes = {len(propose(optimizer, {PATH: StepState("x")}, scored_pool([1.0] * 8), np.random.default_rng(s))[PATH]
-                 .examples) for s in range(40)}
-    assert sizes == {1, 2, 3, 4, 5}
-
-
-def test_random_few_shot_leaves_frozen_steps_alone() -> None:
-    frozen = StepState("keep", (Demo({"question": "x"}, {"answer": 1.0}, 1.0, "f:9"),), frozen=True)
-    out = propose(RandomFewShot(), {PATH: frozen}, scored_pool([1.0, 1.0]), np.random.default_rng(0))
-    assert out[PATH] is frozen
 
 
 def right_only_with_examples(request) -> dict:
