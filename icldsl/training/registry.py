@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from ..options import Function
-from . import optimizers, rewards
+from . import omega, optimizers, reflective, rewards
 
 REWARDS: Mapping[str, Function] = rewards.REWARDS
-OPTIMIZERS: Mapping[str, Function] = {**optimizers.OPTIMIZERS}
+OPTIMIZERS: Mapping[str, Function] = {**optimizers.OPTIMIZERS, **omega.OPTIMIZERS, **reflective.OPTIMIZERS}
