@@ -16,7 +16,7 @@ from . import ir
 from .datasets import LOADERS
 from .diagnostics import CheckError, Sink, did_you_mean
 from .lm import EMBEDDERS, PROVIDERS, split_target
-from .options import EMBEDDING_NAME, FIELDS, LM_NAME, Signature, matches, type_name
+from .options import EMBEDDING_NAME, FIELDS, LM_NAME, Choice, Signature, matches, type_name
 from .training.registry import OPTIMIZERS, REWARDS
 
 SETTING_TYPES: Mapping[str, type] = {
@@ -191,8 +191,10 @@ def _check_args(args: tuple[ir.Arg, ...], signature: Signature, what: str, sink:
         given[name] = arg
         expected = signature.options[name]
         if not matches(arg.value, expected):
+            near = did_you_mean(arg.value.value, expected.values) if isinstance(expected, Choice) and \
+                isinstance(arg.value, ir.Literal) and isinstance(arg.value.value, str) else None
             sink.add("wrong-type", f"option `{name}` of {what} must be {type_name(expected)}", arg.value.span,
-                     "wrong type")
+                     "wrong type", near)
         elif expected is FIELDS and output is not None:
             for item in arg.value.items:
                 _check_field_path(item, output, models or {}, sink)

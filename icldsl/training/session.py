@@ -110,6 +110,10 @@ def split(examples: Sequence[Example], fraction: float, rng: np.random.Generator
     return [examples[i] for i in keep], [examples[i] for i in val]
 
 
+class SettingError(ValueError):
+    """A reward or optimizer refused its options (the message names which)."""
+
+
 def resources_of(compiled: Compiled, cache: LMCache | None, cache_mode: Mode,
                  clients: Mapping[str, LMClient] | None = None) -> Resources:
     """The file's lms and embeddings, for rewards and optimizers; given `clients` are used as they are."""
@@ -126,7 +130,11 @@ def _make(function: Function, options: Mapping[str, Any], resources: Resources, 
             bound[key] = resources.lm(value, purpose)
         elif kind is EMBEDDING_NAME:
             bound[key] = resources.embedder(value)
-    return function.make(**bound, resources=resources) if function.resources else function.make(**bound)
+    try:
+        return function.make(**bound, resources=resources) if function.resources else function.make(**bound)
+    except ValueError as exc:  # a value the checker cannot judge alone, like a minimum above a maximum
+        name = purpose.split()[-1]
+        raise SettingError(str(exc) if name in str(exc) else f"{purpose}: {exc}") from None
 
 
 def make_reward(train: TrainSpec, resources: Resources) -> Reward:
