@@ -95,10 +95,11 @@ class FileFormat:
         mapping = check_mapping(self.name, opts.get("map", {}), x_model, y_model)
         seed = opts.get("seed", 0)
         path = resolve(opts["path"], base_dir)
-        rows = self.examples(path, opts, mapping, x_model, y_model)
+        rows = self.examples(path, opts, mapping, x_model, y_model, origin=f"{name}:{opts['path']}")
         if "test" in opts:
             test_path = resolve(opts["test"], base_dir)
-            train, test = tuple(rows), tuple(self.examples(test_path, opts, mapping, x_model, y_model))
+            train, test = tuple(rows), tuple(self.examples(test_path, opts, mapping, x_model, y_model,
+                                                           origin=f"{name}:{opts['test']}"))
         else:
             train, test = split(rows, fraction, seed)
         dataset = Dataset(
@@ -114,8 +115,10 @@ class FileFormat:
         mapping: Mapping[str, str],
         x_model: type[BaseModel],
         y_model: type[BaseModel],
+        origin: str | None = None,
     ) -> list[Example]:
-        """Every row of one file as a validated Example; one DataError lists the bad rows."""
+        """Every row of one file as a validated Example (origins `<origin>:<line>`); one DataError
+        lists the bad rows."""
         file = str(path)
         rows, header = self.read(path, opts)
         if not rows:
@@ -124,7 +127,8 @@ class FileFormat:
             check_columns(header, mapping, x_model, y_model, file=file, line=1)
         else:
             check_columns({key for _, row in rows for key in row}, mapping, x_model, y_model, file=file)
-        return to_examples(rows, x_model, y_model, file=file, mapping=mapping, text_cells=self.text_cells)
+        return to_examples(rows, x_model, y_model, file=file, mapping=mapping, text_cells=self.text_cells,
+                           origin=origin)
 
 
 # ---- JSONL --------------------------------------------------------------------------------

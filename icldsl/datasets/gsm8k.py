@@ -50,7 +50,7 @@ def load(
     opts = check_options("gsm8k", args, OPTIONS)
     directory = find_data(opts.get("path"), base_dir=base_dir, base_url=base_url)
     seed = opts.get("seed", 0)
-    train, test = (_examples(directory / file, x_model, y_model) for file in FILES)
+    train, test = (_examples(directory / file, x_model, y_model, f"{name}:{file}") for file in FILES)
     dataset = Dataset(
         name, sample(train, opts.get("train_limit"), seed), sample(test, opts.get("test_limit"), seed)
     )
@@ -74,10 +74,10 @@ def parse_row(row: Mapping[str, Any], *, file: str, line: int) -> dict[str, Any]
     return {"question": row["question"], "thinking": thinking.strip(), "answer": float(number)}
 
 
-def _examples(path: Path, x_model: type[BaseModel], y_model: type[BaseModel]) -> list[Example]:
+def _examples(path: Path, x_model: type[BaseModel], y_model: type[BaseModel], origin: str) -> list[Example]:
     file = str(path)
     return [
-        to_example(parse_row(row, file=file, line=line), x_model, y_model, file=file, line=line)
+        to_example(parse_row(row, file=file, line=line), x_model, y_model, file=file, line=line, origin=origin)
         for line, row in read_jsonl(path)
     ]
 

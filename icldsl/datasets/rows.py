@@ -97,10 +97,11 @@ def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def to_example(
-    row: Mapping[str, Any], x_model: type[BaseModel], y_model: type[BaseModel], *, file: str, line: int
+    row: Mapping[str, Any], x_model: type[BaseModel], y_model: type[BaseModel], *, file: str, line: int,
+    origin: str | None = None,
 ) -> Example:
     """The row's input and output fields, validated by the program's models, as an Example."""
-    return to_examples([(line, row)], x_model, y_model, file=file)[0]
+    return to_examples([(line, row)], x_model, y_model, file=file, origin=origin)[0]
 
 
 MAX_REPORTED = 10  # bad rows listed in one DataError; the rest are counted
@@ -158,9 +159,13 @@ def to_examples(
     file: str,
     mapping: Mapping[str, str] | None = None,
     text_cells: bool = False,
+    origin: str | None = None,
 ) -> list[Example]:
     """Every row validated into an Example, or one DataError listing the bad rows (all are checked).
 
+    Each example's origin is `<origin>:<line>`; `origin` defaults to `file`, but should
+    not depend on the machine (the data block's name and the path as the file wrote it),
+    since learned examples carry it into the artifact.
     `mapping` names the column each field reads (default: the field's own name).
     `text_cells` (CSV) turns cell text into what each field's type wants: JSON for
     lists and models, an empty cell for an optional field into null.
@@ -175,7 +180,7 @@ def to_examples(
         except _BadRow as exc:
             bad.append((line, str(exc)))
             continue
-        examples.append(Example(x=x, y=y, origin=f"{file}:{line}"))
+        examples.append(Example(x=x, y=y, origin=f"{origin or file}:{line}"))
     if bad:
         (first_line, first), rest = bad[0], bad[1:]
         lines = [first, *(f"{file}:{line}: {message}" for line, message in rest[: MAX_REPORTED - 1])]

@@ -54,7 +54,7 @@ def test_json_array_rows_keep_their_line_numbers(tmp_path: Path) -> None:
     data = JSON.load("r", {"path": "r.json", "split": 1.0}, base_dir=tmp_path, x_model=Review, y_model=Verdict)
     text = path.read_text().split("\n")
     assert [text[int(o.rsplit(":", 1)[1]) - 1] for o in origins(data.train)] == ["  {"] * 3
-    assert origins(data.train) == [f"{path}:2", f"{path}:7", f"{path}:12"]
+    assert origins(data.train) == ["r:r.json:2", "r:r.json:7", "r:r.json:12"]
     assert data.train[2].x == {"text": "review 2", "stars": 3}
 
 
@@ -71,7 +71,7 @@ def test_json_rows_under_a_nested_key_with_a_mapping(tmp_path: Path) -> None:
     data = JSON.load("r", args, base_dir=tmp_path, x_model=Review, y_model=Verdict)
     assert [(ex.x, ex.y) for ex in data.train] == [
         ({"text": "great", "stars": 5}, {"label": "pos"}), ({"text": "bad", "stars": 1}, {"label": "neg"})]
-    assert origins(data.train) == [f"{path}:4", f"{path}:5"]
+    assert origins(data.train) == ["r:r.json:4", "r:r.json:5"]
 
 
 @pytest.mark.parametrize("content, args, message", [
@@ -104,7 +104,7 @@ def test_csv_cells_become_typed_fields(tmp_path: Path) -> None:
     data = CSV.load("r", {"path": "r.csv", "split": 1.0}, base_dir=tmp_path, x_model=Review, y_model=Verdict)
     assert [ex.x for ex in data.train] == [
         {"text": "fine", "stars": 4}, {"text": "quoted, with comma", "stars": 2}, {"text": "two\nlines", "stars": 1}]
-    assert origins(data.train) == [f"{path}:2", f"{path}:3", f"{path}:4"]  # a row starts where its first line is
+    assert origins(data.train) == ["r:r.csv:2", "r:r.csv:3", "r:r.csv:4"]  # a row starts where its first line is
 
 
 def test_csv_lists_as_json_and_empty_optional_cells(tmp_path: Path) -> None:

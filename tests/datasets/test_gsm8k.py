@@ -54,8 +54,8 @@ def test_first_train_row_of_the_real_copy(gsm8k_dir: Path) -> None:
     assert "48/2" in first.y["thinking"]
     assert "####" not in first.y["thinking"]
     assert first.y["thinking"] == first.y["thinking"].strip()
-    assert first.origin == f"{gsm8k_dir / 'train.jsonl'}:1"
-    assert data.test[0].origin == f"{gsm8k_dir / 'test.jsonl'}:1"
+    assert first.origin == "math:train.jsonl:1"  # data block name, the file's base name, line
+    assert data.test[0].origin == "math:test.jsonl:1"
 
 
 def test_commas_are_removed_from_real_answers(gsm8k_dir: Path) -> None:
@@ -63,7 +63,7 @@ def test_commas_are_removed_from_real_answers(gsm8k_dir: Path) -> None:
     by_origin = {ex.origin: ex for ex in data.train}
     raw = (gsm8k_dir / "train.jsonl").read_text(encoding="utf-8").split("\n")[345]
     assert raw.endswith('#### 1,080"}')
-    assert by_origin[f"{gsm8k_dir / 'train.jsonl'}:346"].y["answer"] == 1080.0
+    assert by_origin["math:train.jsonl:346"].y["answer"] == 1080.0
 
 
 def test_crafted_numbers(tmp_path: Path) -> None:
@@ -97,7 +97,7 @@ def test_limits_take_a_reproducible_seeded_sample(gsm8k_dir: Path) -> None:
 def test_limit_larger_than_the_file_and_zero(tmp_path: Path) -> None:
     directory = write_gsm8k(tmp_path / "g", TINY_TRAIN, TINY_TEST)
     data = load({"path": str(directory), "train_limit": 100, "test_limit": 0})
-    assert sorted(ex.origin for ex in data.train) == sorted(f"{directory / 'train.jsonl'}:{i}" for i in (1, 2, 3))
+    assert sorted(ex.origin for ex in data.train) == sorted(f"math:train.jsonl:{i}" for i in (1, 2, 3))
     assert data.test == ()
 
 
@@ -123,14 +123,29 @@ def test_bad_options(tmp_path: Path, args: dict, message: str) -> None:
 def test_relative_path_option_is_relative_to_base_dir(tmp_path: Path) -> None:
     write_gsm8k(tmp_path / "data" / "gsm", TINY_TRAIN, TINY_TEST)
     data = load({"path": "data/gsm"}, base_dir=tmp_path)
-    assert data.train[1].origin == f"{tmp_path / 'data' / 'gsm' / 'train.jsonl'}:2"
+    assert data.train[1].origin == "math:train.jsonl:2"
+    assert data.train[1].x["question"] == "Big?"  # read from data/gsm under base_dir
 
+
+
+def test_origins_do_not_depend_on_the_machine(tmp_path: Path) -> None:
+    """Origins go into artifacts: they name the file, not the folder it sits in on this machine."""
+    loaded = []
+    for directory in (tmp_path / "one", tmp_path / "elsewhere" / "two"):
+        write_gsm8k(directory, TINY_TRAIN, TINY_TEST)
+        data = load({"path": str(directory)})  # even an absolute `path` option
+        every = [ex.origin for ex in (*data.train, *data.test)]
+        assert not any(str(directory) in o or str(tmp_path) in o for o in every)
+        loaded.append(every)
+    assert loaded[0] == loaded[1] == ["math:train.jsonl:1", "math:train.jsonl:2", "math:train.jsonl:3",
+                                      "math:test.jsonl:1", "math:test.jsonl:2"]
 
 def test_env_var_path(gsm8k_dir: Path, monkeypatch: pytest.MonkeyPatch, closed_port_url: str) -> None:
     monkeypatch.setenv("ICLDSL_GSM8K_PATH", str(gsm8k_dir))
     data = load({}, base_url=closed_port_url)  # never downloads
     assert len(data.train) == 7473
-    assert data.train[0].origin == f"{gsm8k_dir / 'train.jsonl'}:1"
+    assert data.train[0].origin == "math:train.jsonl:1"
+    assert data.train[0].x["question"].startswith("Natalia sold clips")  # the copy the variable names
 
 
 def test_path_option_wins_over_env_var(tmp_path: Path, gsm8k_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -172,7 +187,7 @@ def test_download_into_cache_then_reuse_without_server(file_server, clean_env: P
     for name in ("train.jsonl", "test.jsonl"):
         assert (cache / name).read_bytes() == (file_server.root / name).read_bytes()
     assert sorted(p.name for p in cache.iterdir()) == ["test.jsonl", "train.jsonl"]  # no temp files left
-    assert first.train[1].origin == f"{cache / 'train.jsonl'}:2"
+    assert first.train[1].origin == "math:train.jsonl:2"
     assert first.train[1].y["answer"] == 1234.0
 
     file_server.stop()

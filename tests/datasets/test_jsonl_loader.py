@@ -50,7 +50,7 @@ def test_rows_become_validated_examples(tmp_path: Path) -> None:
     (ex,) = data.train
     assert ex.x == {"text": "fine", "stars": 4}  # coerced by the input model; extra keys dropped
     assert ex.y == {"label": "pos"}
-    assert ex.origin == f"{path}:1"
+    assert ex.origin == f"reviews:{path}:1"  # data block name, path as written, line
     assert data.test == ()
 
 
@@ -58,9 +58,9 @@ def test_default_split_is_seeded_disjoint_and_complete(tmp_path: Path) -> None:
     path = write(tmp_path / "r.jsonl", rows(10))
     data = load({"path": str(path)}, tmp_path)
     assert (len(data.train), len(data.test)) == (8, 2)
-    assert sorted(origins(data.train) + origins(data.test)) == sorted(f"{path}:{i}" for i in range(1, 11))
+    assert sorted(origins(data.train) + origins(data.test)) == sorted(f"reviews:{path}:{i}" for i in range(1, 11))
     assert origins(data.train) == sorted(origins(data.train), key=lambda o: int(o.rsplit(":", 1)[1]))  # file order
-    assert origins(data.test) != [f"{path}:9", f"{path}:10"]  # a seeded choice, not the tail
+    assert origins(data.test) != [f"reviews:{path}:9", f"reviews:{path}:10"]  # a seeded choice, not the tail
     assert load({"path": str(path), "seed": 0}, tmp_path) == data
     other = load({"path": str(path), "seed": 3}, tmp_path)
     assert set(origins(other.test)) != set(origins(data.test))
@@ -91,8 +91,8 @@ def test_separate_test_file(tmp_path: Path) -> None:
     train = write(tmp_path / "train.jsonl", rows(6))
     test = write(tmp_path / "test.jsonl", rows(3, start=100))
     data = load({"path": str(train), "test": str(test)}, tmp_path)
-    assert origins(data.train) == [f"{train}:{i}" for i in range(1, 7)]  # whole file, in order
-    assert origins(data.test) == [f"{test}:{i}" for i in range(1, 4)]
+    assert origins(data.train) == [f"reviews:{train}:{i}" for i in range(1, 7)]  # whole file, in order
+    assert origins(data.test) == [f"reviews:{test}:{i}" for i in range(1, 4)]  # named by the `test` option
     assert data.test[0].x["text"] == "review 100"
 
 
@@ -108,15 +108,31 @@ def test_relative_paths_are_relative_to_base_dir(tmp_path: Path, monkeypatch: py
     write(base / "data" / "test.jsonl", rows(1))
     monkeypatch.chdir(tmp_path)  # not the .icl file's directory
     data = load({"path": "data/train.jsonl", "test": "data/test.jsonl"}, base)
-    assert data.train[1].origin == f"{base / 'data' / 'train.jsonl'}:2"
-    assert data.test[0].origin == f"{base / 'data' / 'test.jsonl'}:1"
+    assert data.train[1].origin == "reviews:data/train.jsonl:2"  # the path as written, not resolved
+    assert data.test[0].origin == "reviews:data/test.jsonl:1"
+    assert (data.train[1].x, data.test[0].x) == (
+        {"text": "review 1", "stars": 2}, {"text": "review 0", "stars": 1})  # read from under base_dir
 
+
+
+def test_origins_do_not_depend_on_the_machine(tmp_path: Path) -> None:
+    """The same program and data in two different folders give the same origins (they go into artifacts)."""
+    loaded = []
+    for folder in (tmp_path / "one", tmp_path / "elsewhere" / "two"):
+        write(folder / "data" / "train.jsonl", rows(4))
+        write(folder / "data" / "test.jsonl", rows(2))
+        data = load({"path": "data/train.jsonl", "test": "data/test.jsonl"}, folder)
+        every = origins(data.train) + origins(data.test)
+        assert not any(str(folder) in o or str(tmp_path) in o for o in every)
+        loaded.append(every)
+    assert loaded[0] == loaded[1] == [*(f"reviews:data/train.jsonl:{i}" for i in range(1, 5)),
+                                      "reviews:data/test.jsonl:1", "reviews:data/test.jsonl:2"]
 
 def test_blank_lines_are_skipped_and_counted(tmp_path: Path) -> None:
     r = rows(3)
     path = write(tmp_path / "r.jsonl", ["", r[0], "   ", "", r[1], r[2], ""])
     data = load({"path": str(path), "split": 1.0}, tmp_path)
-    assert origins(data.train) == [f"{path}:2", f"{path}:5", f"{path}:6"]
+    assert origins(data.train) == [f"reviews:{path}:2", f"reviews:{path}:5", f"reviews:{path}:6"]
 
 
 def test_limits_sample_after_the_split(tmp_path: Path) -> None:
@@ -127,7 +143,7 @@ def test_limits_sample_after_the_split(tmp_path: Path) -> None:
     assert (len(a.train), len(a.test)) == (5, 2)
     assert a == load({"path": str(train), "test": str(test), "train_limit": 5, "test_limit": 2}, tmp_path)
     assert origins(a.train) != origins(b.train)
-    assert origins(a.train) != [f"{train}:{i}" for i in range(1, 6)]
+    assert origins(a.train) != [f"reviews:{train}:{i}" for i in range(1, 6)]
     split = load({"path": str(train), "split": 0.5, "train_limit": 4, "test_limit": 100}, tmp_path)
     assert (len(split.train), len(split.test)) == (4, 15)
 
