@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import sys
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from ..user_code import UserCodeError, load_function
 
 
 class ToolError(Exception):
@@ -40,19 +40,10 @@ class Tool:
 
 def load_tool(name: str, ref: str, search_path: Sequence[Path] = ()) -> Tool:
     """Import `module:function` (looking also in `search_path`, such as the .icl's folder)."""
-    module_name, _, function_name = ref.partition(":")
-    extra = [str(p) for p in search_path if str(p) not in sys.path]
-    sys.path[:0] = extra
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ToolError(f"tool `{name}`: cannot import {module_name!r}: {exc}") from None
-    finally:
-        for entry in extra:
-            sys.path.remove(entry)
-    function = getattr(module, function_name, None)
-    if not callable(function):
-        raise ToolError(f"tool `{name}`: {module_name!r} has no function {function_name!r}")
+        function = load_function(ref, search_path)
+    except UserCodeError as exc:
+        raise ToolError(f"tool `{name}`: {exc}") from None
     return Tool(name, function, _arguments_model(name, function), inspect.getdoc(function) or "")
 
 

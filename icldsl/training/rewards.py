@@ -28,7 +28,7 @@ from ..lm.base import Embedder, LMError
 from ..options import EMBEDDING_NAME, FIELDS, LM_NAME, AtLeast, Function, Signature
 from ..runtime.generate import StepFailure
 from .resources import BoundLM, Resources
-from .user_code import UserCodeError, load_function
+from ..user_code import UserCodeError, load_function
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field, fields
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from .context import Context, Optimizer
 from .records import Scored
 from .resources import Resources
 from .rewards import Reward
+
+if TYPE_CHECKING:  # checkpoint imports this module
+    from .checkpoint import Resume
 
 
 class Progress(Protocol):

@@ -18,7 +18,7 @@ from icldsl.training.metrics import Metrics
 from icldsl.training.optimizers import RandomFewShot
 from icldsl.training.session import fit_compiled
 from icldsl.training.trainer import Budget, fit
-from tests.scripted import ScriptedLM, last_input
+from tests.scripted import ScriptedLM
 from tests.training.test_trainer import PATH, examples, make_program, number, reward, right_only_with_examples
 
 

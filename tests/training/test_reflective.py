@@ -26,22 +26,14 @@ from icldsl.training.rewards import exact_match
 from icldsl.training.session import fit_compiled
 from icldsl.training.trainer import evaluate, fit, score
 from tests.scripted import ScriptedLM, last_input
-from tests.training.helpers import context
+from tests.training.helpers import INSTRUCTION_SOURCE, context, question_number
 
-SOURCE = """
-model Q { question: str "A question" }
-model H { hint: str "A hint" }
-model A { answer: float "The number" }
-lm solver = "local/smollm2-135m"
-program p "Answer questions" { input q: Q  a = generate A from q instructions "Answer."  output a }
-program two { input q: Q  h = frozen generate H from q instructions "Hint."  a = generate A from q + h  output a }
-"""
+SOURCE = INSTRUCTION_SOURCE
 PATH = "p/a"
 reward = exact_match()
 
 
-def number(request) -> int:
-    return int(last_input(request)["question"][1:])
+number = question_number
 
 
 def magic(request) -> dict:
