@@ -1,23 +1,26 @@
 """The frozen artifact: one JSON file that runs a trained program without its source.
 
 Canonical JSON (sorted keys, fixed indentation, no timestamps), a sha256 of its
-own content checked on every read, written to a temporary file and renamed.
+own content checked on every read, written to a temporary file and renamed. It
+names its `.icl` source and that file's sha256; `load` warns (StaleArtifactWarning)
+when the source is there and has changed since.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
 from .lm.base import LMClient
+from .paths import write_atomic
 from .lm.cache import LMCache, Mode
 from .runtime.program import Program
 from .runtime.spec import ProgramSpec
 from .runtime.state import StepState
+from .source import Source
 
 FORMAT = "icldsl-artifact"
 FORMAT_VERSION = 1
@@ -26,6 +29,10 @@ HASH_KEY = "content_sha256"
 
 class ArtifactError(Exception):
     """An artifact that cannot be used: unreadable, tampered with, or of an unknown format."""
+
+
+class StaleArtifactWarning(UserWarning):
+    """The `.icl` source an artifact was trained from has changed since."""
 
 
 def canonical(doc: Mapping[str, Any]) -> str:
@@ -55,19 +62,7 @@ def freeze(program: Program, *, source_file: str, source_sha256: str, training: 
 
 def write(path: str | Path, doc: Mapping[str, Any]) -> Path:
     """Write atomically: a temporary file in the same directory, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(canonical(doc))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, canonical(doc))
 
 
 def read(path: str | Path) -> dict:
@@ -99,8 +94,33 @@ def program_from(doc: Mapping[str, Any], clients: Mapping[str, LMClient] | None 
     return Program(spec, states, clients, cache=cache, cache_mode=cache_mode)
 
 
+def stale_source(doc: Mapping[str, Any], path: str | Path | None = None) -> str | None:
+    """Why the artifact `doc` (read from `path`) is stale, or None.
+
+    Its source file is looked up as named, relative to the artifact's folder and to
+    the working directory; it is stale when the file is there and none found has the
+    recorded sha256. An artifact deployed without its source is not stale.
+    """
+    source = doc.get("source") or {}
+    name, recorded = source.get("file"), source.get("sha256")
+    if not name or not recorded:
+        return None
+    file = Path(name)
+    places = [file] if file.is_absolute() else [*([Path(path).parent / file] if path else []), Path.cwd() / file]
+    found = [p for p in dict.fromkeys(places) if p.is_file()]
+    if not found or any(Source.from_path(p).sha256 == recorded for p in found):
+        return None
+    return (f"{path or 'the artifact'} is stale: its source {found[0]} has changed since it was trained "
+            f"(sha256 {Source.from_path(found[0]).sha256[:12]}, was {recorded[:12]}); fit it again to use the change")
+
+
 def load(path: str | Path, clients: Mapping[str, LMClient] | None = None, *,
          cache: LMCache | None = None, cache_mode: Mode = "normal") -> Program:
     """The runnable program of a verified artifact; with a `cache` (`icldsl.lm.cache.LMCache`),
-    its LM calls are answered from it when they can be."""
-    return program_from(read(path), clients, cache=cache, cache_mode=cache_mode)
+    its LM calls are answered from it when they can be. Warns (StaleArtifactWarning) when
+    its source has changed since (see `stale_source`)."""
+    doc = read(path)
+    stale = stale_source(doc, path)
+    if stale:
+        warnings.warn(stale, StaleArtifactWarning, stacklevel=2)
+    return program_from(doc, clients, cache=cache, cache_mode=cache_mode)

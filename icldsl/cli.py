@@ -16,6 +16,7 @@ import logging
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -24,18 +25,20 @@ import numpy as np
 from . import artifact
 from .compiler import Compiled, compile_source
 from .datasets import DataError
+from .diff import diff_docs, format_diff
 from .diagnostics import CheckError, render, render_concise, sort_key
 from .lm.base import LMConfigError
 from .lm.cache import ENV_DIR, CacheError, LMCache, Mode, default_path
 from .runtime.models import dump
 from .runtime.program import InvalidInput, PredictionError
 from .formatter import format_source
+from .plan import format_plan, plan_compiled
 from .runtime.render import render_program
 from .runtime.tools import ToolError
 from .source import Source
 from .paths import beside
 from .training.estimate import Estimate, paired
-from .training.session import Scores, eval_compiled, fit_compiled, program_of
+from .training.session import Scores, SettingError, eval_compiled, fit_compiled, program_of
 from .training.trainer import History, UsageTable
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -47,6 +50,24 @@ class Failure(Exception):
 
 def _err(text: str = "") -> None:
     print(text, file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _stale_artifact_warnings() -> Iterator[None]:
+    """A stale artifact (its source changed since `fit`) is reported as a `warning: ...` line;
+    other warnings are shown as Python shows them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", artifact.StaleArtifactWarning)
+        default = warnings.showwarning
+
+        def show(message, category, *rest) -> None:
+            if issubclass(category, artifact.StaleArtifactWarning):
+                _err(f"warning: {message}")
+            else:
+                default(message, category, *rest)
+
+        warnings.showwarning = show
+        yield
 
 
 # ---- compile with diagnostics ----------------------------------------------------
@@ -280,6 +301,26 @@ def cmd_run(args: argparse.Namespace) -> int:
             program.close()
     print(json.dumps(dump(output), ensure_ascii=False, indent=2))
     return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    compiled = _compile(args.file)
+    plan = plan_compiled(compiled, _train_spec(compiled, args.program))
+    print(json.dumps(plan.to_json(), ensure_ascii=False, indent=2) if args.json else format_plan(plan))
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Exit status as diff(1)'s: 0 identical, 1 different, 2 an artifact that cannot be read."""
+    try:
+        docs = [artifact.read(path) for path in (args.a, args.b)]
+    except artifact.ArtifactError as exc:
+        _err(f"error: {exc}")
+        return EXIT_USAGE
+    result = diff_docs(*docs)
+    print(json.dumps({"a": args.a, "b": args.b, **result}, ensure_ascii=False, indent=2) if args.json
+          else format_diff(result, args.a, args.b))
+    return EXIT_OK if result["identical"] else EXIT_INPUT
 
 
 # ---- the LM cache ------------------------------------------------------------------
@@ -522,6 +563,26 @@ def build_parser() -> argparse.ArgumentParser:
     _cache_flags(p)
     p.set_defaults(func=cmd_run)
 
+    p = verbs.add_parser("plan", help="the LM calls and tokens a fit will take, without spending any",
+                         description="Print, per phase of the fit (test before training, validation, each "
+                                     "epoch, optimizer extras, test after training), the program runs, LM calls "
+                                     "and estimated prompt and completion tokens, and whether the train block's "
+                                     "budget covers training. Loads the data; calls no LM.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--program", help="which train block, by program name (default: the first)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(func=cmd_plan)
+
+    p = verbs.add_parser("diff", help="what changed between two artifacts",
+                         description="Show what changed from artifact A to B: each step's instructions, "
+                                     "examples and frozen flag, test scores, settings, source and data. "
+                                     "Exit status 0 when they are identical, 1 when they differ, 2 when one "
+                                     "cannot be read.")
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B")
+    p.add_argument("--json", action="store_true", help="print the differences as JSON")
+    p.set_defaults(func=cmd_diff)
+
     p = verbs.add_parser("graph", help="draw a program's graph (PNG or SVG)",
                          description="Draw the program's steps, models and wiring, trainable steps marked. "
                                      "FILE is a .icl file or an artifact (whose learned state is shown).")
@@ -566,14 +627,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
-        return args.func(args)
+        with _stale_artifact_warnings():
+            return args.func(args)
     except SystemExit as exc:
         return int(exc.code or 0)
     except KeyboardInterrupt as exc:
         _err("\ninterrupted" + (f": {exc}" if str(exc) else ""))
         return EXIT_INTERRUPTED
     except (Failure, DataError, LMConfigError, artifact.ArtifactError, InvalidInput, PredictionError,
-            ToolError, CacheError) as exc:
+            ToolError, CacheError, SettingError) as exc:
         _err(f"error: {exc}")
         return EXIT_INPUT
 

@@ -1,18 +1,23 @@
-"""The frozen artifact: byte-stable round trip, tamper detection, runs without source."""
+"""The frozen artifact: byte-stable round trip, tamper detection, runs without source,
+warns when its source has changed, names the dataset row of every learned example."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from icldsl import artifact
-from icldsl.compiler import compile_source
+from icldsl.cli import main
+from icldsl.compiler import compile_file, compile_source
 from icldsl.runtime.program import Program
 from icldsl.runtime.state import Demo
 from icldsl.source import Source
-from tests.scripted import ScriptedLM
+from icldsl.training.session import fit_compiled
+from tests.scripted import ScriptedLM, last_input
 
 SOURCE = """
 model Q { question: str "The question" }
@@ -92,3 +97,65 @@ def test_a_loaded_artifact_runs_without_its_source(tmp_path: Path) -> None:
     assert out.answer == 4.0 and out.kind == "a"
     messages = lm.requests[0].messages
     assert len(messages) == 4 and messages[0].content.startswith("Solve: é ✓")
+
+
+def sourced(tmp_path: Path, folder: str = ".") -> tuple[Path, Path]:
+    """prog.icl in tmp_path and an artifact trained from it (it names `prog.icl`) in `folder`."""
+    source = tmp_path / "prog.icl"
+    source.write_text(SOURCE, encoding="utf-8")
+    doc = artifact.freeze(trained_program(), source_file="prog.icl", source_sha256=Source.from_path(source).sha256,
+                          training={})
+    return source, artifact.write(tmp_path / folder / "a.json", doc)
+
+
+def test_a_changed_source_beside_the_artifact_makes_it_stale(tmp_path: Path, monkeypatch) -> None:
+    source, path = sourced(tmp_path)
+    monkeypatch.chdir(tmp_path.parent)  # found beside the artifact, not in the working directory
+    artifact.load(path)  # unchanged: no warning (pytest turns warnings into errors)
+    source.write_text(SOURCE.replace("Solve:", "Solve now:"), encoding="utf-8")
+    with pytest.warns(artifact.StaleArtifactWarning, match=r"a\.json is stale: its source .*prog\.icl has changed"):
+        artifact.load(path)
+    source.unlink()
+    artifact.load(path)  # deployed without its source: not stale
+
+
+def test_a_changed_source_in_the_working_directory_makes_it_stale(tmp_path: Path, monkeypatch) -> None:
+    source, path = sourced(tmp_path, "out")
+    monkeypatch.chdir(tmp_path)
+    source.write_text(SOURCE + "// changed\n", encoding="utf-8")
+    with pytest.warns(artifact.StaleArtifactWarning):
+        artifact.load(path)
+    monkeypatch.chdir(path.parent)  # neither beside the artifact nor here
+    artifact.load(path)
+
+
+def test_the_cli_says_an_artifact_is_stale_on_stderr(tmp_path: Path, monkeypatch, capsys) -> None:
+    source, path = sourced(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    source.write_text(SOURCE.replace("Solve:", "Solve now:"), encoding="utf-8")
+    assert main(["render", "prog.icl", "--artifact", str(path), "--input", '{"question": "1+1"}']) == 0
+    captured = capsys.readouterr()
+    (line,) = [line for line in captured.err.splitlines() if line.startswith("warning: ")]
+    assert "is stale" in line and "fit it again" in line
+    assert "Solve: é ✓" in captured.out  # the artifact's instructions are still the ones used
+
+
+def test_every_learned_example_names_its_dataset_and_row(tmp_path: Path) -> None:
+    rows = [{"question": f"{i}+{i}", "thinking": "add", "answer": 2 * i, "kind": "a"} for i in range(12)]
+    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    text = SOURCE + """
+data sums = jsonl("rows.jsonl", split: 0.75)
+train p on sums { reward exact_match(in_mask: ["answer"])  optimizer random_few_shot(nb_max_examples: 3)  batch_size 4 }
+"""
+    (tmp_path / "prog.icl").write_text(text, encoding="utf-8")
+    compiled = compile_file(tmp_path / "prog.icl")
+
+    def answer(request) -> dict:
+        a, b = last_input(request)["question"].split("+")
+        return {"thinking": "", "answer": float(a) + float(b) if len(request.messages) > 2 else -1.0, "kind": "a"}
+
+    report = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"solver": ScriptedLM(answer)}))
+    examples = report.artifact["states"]["p/a"]["examples"]
+    assert examples and all(re.fullmatch(r"sums:rows\.jsonl:\d+", e["origin"]) for e in examples)
+    for example in examples:  # the row its origin names is the one it was made from
+        assert rows[int(example["origin"].rsplit(":", 1)[1]) - 1]["question"] == example["inputs"]["question"]

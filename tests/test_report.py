@@ -147,7 +147,7 @@ def test_fit_writes_the_report_and_the_plots_beside_the_artifact(cli_project: Pa
     assert main(["fit", "adder.icl", "--quiet", "-o", "out/adder.artifact.json"]) == 0
     out = capsys.readouterr().out
     written = sorted(p.name for p in (cli_project / "out").iterdir())
-    assert written == sorted(["adder.artifact.json", "adder.report.html",
+    assert written == sorted(["adder.artifact.json", "adder.report.html", "adder.history.csv",
                               *(f"adder.{name}.png" for name in plots.PLOTS)])
     assert f"wrote {Path('out') / 'adder.report.html'} and 4 plots" in out
     html = (cli_project / "out" / "adder.report.html").read_text(encoding="utf-8")
@@ -158,11 +158,12 @@ def test_fit_writes_the_report_and_the_plots_beside_the_artifact(cli_project: Pa
         assert (cli_project / "out" / f"adder.{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_fit_no_report_writes_only_the_artifact(cli_project: Path, monkeypatch) -> None:
+def test_fit_no_report_writes_only_the_artifact_and_its_history(cli_project: Path, monkeypatch) -> None:
     monkeypatch.chdir(cli_project)
     assert main(["fit", "adder.icl", "--quiet", "--no-report"]) == 0
+    # The checkpoint is gone once the artifact is written; the CSV history stays.
     assert sorted(p.name for p in cli_project.iterdir() if not p.name.endswith((".icl", ".jsonl"))) == [
-        "adder.artifact.json"]
+        "adder.artifact.json", "adder.history.csv"]
 
 
 # ---- in a real browser ---------------------------------------------------------------------------
