@@ -1,0 +1,97 @@
+"""Each optimizer on the bundled local model: untrained and trained test reward, and the calls spent.
+
+For every task (a program in programs/) and every optimizer line below, the task's
+train block gets that optimizer instead of its own, and `icldsl fit` runs in a
+subprocess. Results go to bench/results/optimizers.json; bench/README.md holds the table.
+
+    python bench/optimizers/run.py                      # every task and optimizer
+    python bench/optimizers/run.py --task tweets --optimizer omega
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench" / "results" / "optimizers.json"
+
+TASKS = {
+    "tweets": ROOT / "programs" / "tweets.icl",
+    "gsm8k": ROOT / "programs" / "gsm8k.icl",
+}
+# The proposing LM of the instruction optimizers is the task's own LM (the only one offline).
+OPTIMIZERS = {
+    "random_few_shot": "random_few_shot(nb_min_examples: 2, nb_max_examples: 4)",
+    "bootstrap_few_shot": "bootstrap_few_shot(nb_min_examples: 2, nb_max_examples: 4, threshold: 1.0, candidates: 3)",
+    "omega": "omega(lm: {lm}, embedding: minilm, population_size: 4, children: 2)",
+    "reflective": "reflective(lm: {lm}, proposals: 2)",
+}
+EMBEDDING = 'embedding minilm = "local/all-minilm-l6-v2"\n'
+
+
+def variant(source: str, optimizer: str, folder: Path) -> str:
+    """The task's source with `optimizer` as its only optimizer line and data paths made absolute."""
+    lm = re.search(r"^lm (\w+) =", source, re.M).group(1)
+    text = re.sub(r"^(\s*)optimizer\s+.*$", lambda m: f"{m.group(1)}optimizer {optimizer.format(lm=lm)}",
+                  source, count=1, flags=re.M)
+    text = re.sub(r'"(data/[^"]+)"', lambda m: json.dumps(str(folder / m.group(1))), text)
+    return (EMBEDDING if "embedding:" in optimizer else "") + text
+
+
+def run(task: str, name: str, out: Path, env: dict[str, str]) -> dict:
+    source = TASKS[task].read_text(encoding="utf-8")
+    path = out / f"{task}_{name}.icl"
+    path.write_text(variant(source, OPTIMIZERS[name], TASKS[task].parent), encoding="utf-8")
+    artifact = out / f"{task}_{name}.artifact.json"
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "icldsl", "fit", str(path), "-o", str(artifact), "-q",
+                           "--no-report"], capture_output=True, text=True, env=env, cwd=out)
+    seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        return {"task": task, "optimizer": name, "error": proc.stderr[-2000:], "seconds": seconds}
+    training = json.loads(artifact.read_text())["training"]
+    scores = training["scores"]
+    diff = re.search(r"trained - untrained: ([+-][\d.]+) ± ([\d.]+) \(paired over (\d+)", proc.stdout)
+    return {
+        "task": task, "optimizer": name, "line": OPTIMIZERS[name], "seconds": round(seconds, 1),
+        "untrained": scores["untrained"]["reward_mean"], "trained": scores["trained"]["reward_mean"],
+        "difference": float(diff.group(1)), "stderr": float(diff.group(2)), "test_examples": int(diff.group(3)),
+        "best_epoch": training["best_epoch"], "stopped": training["stopped"],
+        "calls": training["total_usage"]["calls"],
+        "tokens": training["total_usage"]["prompt_tokens"] + training["total_usage"]["completion_tokens"],
+        "training_calls": training["usage"]["calls"],  # training and validation, without the test passes
+        "events": len(training.get("optimizer_events", [])),
+        "stdout": proc.stdout[-3000:],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", action="append", choices=list(TASKS))
+    parser.add_argument("--optimizer", action="append", choices=list(OPTIMIZERS))
+    parser.add_argument("--json", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    env = dict(os.environ)
+    env.setdefault("ICLDSL_GSM8K_PATH", str(ROOT.parent / "shared" / "datasets" / "gsm8k"))
+    env.setdefault("ICLDSL_CACHE_DIR", str(ROOT / "bench" / ".cache"))  # shared by the runs: calls still count
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for task in args.task or TASKS:
+            for name in args.optimizer or OPTIMIZERS:
+                result = run(task, name, Path(tmp), env)
+                results.append(result)
+                print(json.dumps({k: v for k, v in result.items() if k != "stdout"}), flush=True)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
