@@ -1,4 +1,5 @@
-"""Few-shot optimizers: each step's examples come from the program's own scored runs.
+"""Few-shot optimizers: each step's examples come from the program's own scored runs
+(or, for `labeled_few_shot`, from the training data's expected outputs).
 
 A step's example is its own input and output in one run, rewarded with the reward
 that whole run earned, and named after the dataset row it answered. Failed step
@@ -12,6 +13,7 @@ program's own training runs.
 from __future__ import annotations
 
 import hashlib
+import typing
 from dataclasses import dataclass, fields
 from itertools import islice
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
@@ -187,42 +189,139 @@ class BootstrapFewShot:
 
     async def _compare(self, states: Mapping[str, StepState], runs: Sequence[Scored],
                        ctx: Context) -> dict[str, StepState]:
-        event: dict[str, Any] = {"optimizer": "bootstrap_few_shot", "runs": len(runs)}
-        seen, candidates = {_key(states)}, []
-        for _ in range(self.candidates):
-            candidate = self._draw(states, runs, ctx.rng)
-            if _key(candidate) not in seen:
-                seen.add(_key(candidate))
-                candidates.append(candidate)
-        if not candidates:
-            reason = "no run reached the threshold" if not runs else "no candidate differs from the current states"
-            ctx.note({**event, "kept": False, "reason": reason})
-            return dict(states)
-        examples = self._sample(ctx.validation)
-        if not examples:
-            ctx.note({**event, "kept": True, "reason": "no validation examples: the first candidate is kept unscored"})
-            return candidates[0]
-        current = [s.reward for s in (await ctx.evaluate(states, examples, "bootstrap: current")).scored]
-        scores = []
-        for i, candidate in enumerate(candidates, 1):
-            evaluation = await ctx.evaluate(candidate, examples, f"bootstrap: candidate {i}/{len(candidates)}")
-            scores.append([s.reward for s in evaluation.scored])
-        best = max(range(len(candidates)), key=lambda i: Estimate.of(scores[i]).mean)
-        kept = bool(beats(scores[best], current))
-        ctx.note({
-            **event, "compared_on": len(examples), "current": Estimate.of(current).to_json(),
-            "candidates": [{"origins": _origins(c), **Estimate.of(s).to_json()} for c, s in zip(candidates, scores)],
-            "best": best, "difference": paired(scores[best], current).to_json(), "kept": kept,
-        })
-        return candidates[best] if kept else dict(states)
+        reason = "no run reached the threshold" if not runs else "no candidate differs from the current states"
+        return await compare_candidates(states, lambda: self._draw(states, runs, ctx.rng), ctx,
+                                        {"optimizer": "bootstrap_few_shot", "runs": len(runs)},
+                                        candidates=self.candidates, compare_on=self.compare_on, empty=reason)
 
-    def _sample(self, validation: Sequence[Example]) -> list[Example]:
-        """The validation examples candidates are compared on, in their order: all, or
-        `compare_on` of them picked by a hash of their origins."""
-        if len(validation) <= self.compare_on:
-            return list(validation)
-        rank = sorted(range(len(validation)), key=lambda i: hashlib.sha256(validation[i].origin.encode()).digest())
-        return [validation[i] for i in sorted(rank[: self.compare_on])]
+
+async def compare_candidates(states: Mapping[str, StepState], draw: Callable[[], dict[str, StepState]],
+                             ctx: Context, event: dict[str, Any], *, candidates: int, compare_on: int,
+                             empty: str) -> dict[str, StepState]:
+    """Draw up to `candidates` distinct example sets, score them and the current states on the
+    same validation examples (all, or `compare_on` picked by a hash of their origins, the same
+    in every epoch), and return the best only when it beats the current states by more than
+    the standard error of the paired difference. The comparison is noted either way."""
+    seen, drawn = {_key(states)}, []
+    for _ in range(candidates):
+        candidate = draw()
+        if _key(candidate) not in seen:
+            seen.add(_key(candidate))
+            drawn.append(candidate)
+    if not drawn:
+        ctx.note({**event, "kept": False, "reason": empty})
+        return dict(states)
+    examples = _sample(ctx.validation, compare_on)
+    if not examples:
+        ctx.note({**event, "kept": True, "reason": "no validation examples: the first candidate is kept unscored"})
+        return drawn[0]
+    name = event["optimizer"]
+    current = [s.reward for s in (await ctx.evaluate(states, examples, f"{name}: current")).scored]
+    scores = []
+    for i, candidate in enumerate(drawn, 1):
+        evaluation = await ctx.evaluate(candidate, examples, f"{name}: candidate {i}/{len(drawn)}")
+        scores.append([s.reward for s in evaluation.scored])
+    best = max(range(len(drawn)), key=lambda i: Estimate.of(scores[i]).mean)
+    kept = bool(beats(scores[best], current))
+    ctx.note({
+        **event, "compared_on": len(examples), "current": Estimate.of(current).to_json(),
+        "candidates": [{"origins": _origins(c), **Estimate.of(s).to_json()} for c, s in zip(drawn, scores)],
+        "best": best, "difference": paired(scores[best], current).to_json(), "kept": kept,
+    })
+    return drawn[best] if kept else dict(states)
+
+
+def _sample(validation: Sequence[Example], compare_on: int) -> list[Example]:
+    """The validation examples candidates are compared on, in their order: all, or
+    `compare_on` of them picked by a hash of their origins."""
+    if len(validation) <= compare_on:
+        return list(validation)
+    rank = sorted(range(len(validation)), key=lambda i: hashlib.sha256(validation[i].origin.encode()).digest())
+    return [validation[i] for i in sorted(rank[:compare_on])]
+
+
+@dataclass(frozen=True, slots=True)
+class LabeledFewShot:
+    """Each step's examples are rows of the training data with their expected outputs.
+
+    Only a step that reads the program's input alone and whose answer the data holds
+    in full (its fields are among the expected output's) learns this way; other steps
+    keep their examples. With `balanced`, the examples of a step with an enum field
+    take its labels in turn (as many of each as the count allows), shuffled. At the
+    end of each epoch `candidates` distinct sets of between `nb_min_examples` and
+    `nb_max_examples` rows are scored on the same validation examples as the current
+    states, and the best replaces them only when it wins by more than the standard
+    error of the paired difference (as `bootstrap_few_shot` does).
+
+    Unlike the other few-shot optimizers it does not need the model to be right
+    first: a model that never gives some label can still be shown it.
+    """
+
+    nb_min_examples: int = 2
+    nb_max_examples: int = 4
+    balanced: bool = True
+    candidates: int = 4
+    compare_on: int = 50
+
+    def __post_init__(self) -> None:
+        _check_counts("labeled_few_shot", self.nb_min_examples, self.nb_max_examples)
+        if self.candidates < 1:
+            raise ValueError(f"labeled_few_shot: candidates must be at least 1, not {self.candidates}")
+        if self.compare_on < 30:
+            raise ValueError(f"labeled_few_shot: compare_on must be at least 30, not {self.compare_on}")
+
+    def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
+        """At most: each epoch scores the current states and every candidate on the compared examples."""
+        return epochs * (self.candidates + 1) * min(validation, self.compare_on) * lm_steps
+
+    async def propose(self, states: Mapping[str, StepState], scored: Sequence[Scored],
+                      ctx: Context) -> dict[str, StepState]:
+        if not ctx.end_of_epoch:
+            return dict(states)
+        learnable = {path: found for path, state in states.items()
+                     if not state.frozen and (found := _labeled_fields(ctx, path)) is not None}
+        if not learnable:
+            ctx.note({"optimizer": "labeled_few_shot", "kept": False,
+                      "reason": "no step reads the program's input alone and answers what the data holds"})
+            return dict(states)
+        return await compare_candidates(states, lambda: self._draw(states, learnable, ctx), ctx,
+                                        {"optimizer": "labeled_few_shot", "steps": sorted(learnable)},
+                                        candidates=self.candidates, compare_on=self.compare_on,
+                                        empty="no candidate differs from the current states")
+
+    def _draw(self, states: Mapping[str, StepState], learnable: Mapping[str, tuple[tuple[str, ...], str | None]],
+              ctx: Context) -> dict[str, StepState]:
+        proposed = dict(states)
+        rows = list(ctx.train)
+        for path, (names, label) in learnable.items():
+            k = _count(ctx.rng, self.nb_min_examples, self.nb_max_examples, len(rows))
+            order = [int(i) for i in ctx.rng.permutation(len(rows))]
+            if self.balanced and label is not None:
+                groups: dict[Any, list[int]] = {}
+                for i in order:
+                    groups.setdefault(rows[i].y.get(label), []).append(i)
+                turns = list(groups.values())
+                order = [g[j] for j in range(max(map(len, turns))) for g in turns if j < len(g)]
+                order = [order[int(i)] for i in ctx.rng.permutation(k)]
+            proposed[path] = states[path].with_examples(tuple(
+                Demo(dict(rows[i].x), {f: rows[i].y[f] for f in names}, 1.0, rows[i].origin) for i in order[:k]))
+        return proposed
+
+
+def _labeled_fields(ctx: Context, path: str) -> tuple[tuple[str, ...], str | None] | None:
+    """A step that can learn from the data's expected outputs: its answer's fields and its
+    first enum field (None without one); None for a step that cannot."""
+    spec = ctx.program.spec
+    step = next((s for s in spec.lm_steps() if s.path == path), None)
+    if step is None or step.sources != (spec.input_name,) or not ctx.train:
+        return None
+    model = ctx.program.models[step.answer_model]
+    names = tuple(f.alias or name for name, f in model.model_fields.items())
+    if not all(n in ctx.train[0].y for n in names):
+        return None
+    enums = [name for name, f in model.model_fields.items()
+             if typing.get_origin(f.annotation) is typing.Literal]
+    return names, (enums[0] if enums else None)
 
 
 def _key(states: Mapping[str, StepState]) -> tuple:
@@ -260,5 +359,15 @@ OPTIMIZERS: Mapping[str, Function] = {
                 "their standard error",
         ),
         BootstrapFewShot,
+    ),
+    "labeled_few_shot": Function(
+        _signature(
+            LabeledFewShot,
+            {**COUNTS, "balanced": bool, "candidates": AtLeast(int, 1), "compare_on": AtLeast(int, 30)},
+            doc="each step's examples are training rows with their expected outputs (labels taken in turn with "
+                "`balanced`); candidate sets compared on validation, kept only when better by more than their "
+                "standard error",
+        ),
+        LabeledFewShot,
     ),
 }

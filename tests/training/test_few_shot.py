@@ -17,9 +17,10 @@ from icldsl.datasets import Example
 from icldsl.runtime.program import Program
 from icldsl.runtime.state import Demo, StepRecord, StepState, Trace
 from icldsl.source import Source
-from icldsl.training.optimizers import BootstrapFewShot, RandomFewShot
+from icldsl.training.optimizers import BootstrapFewShot, LabeledFewShot, RandomFewShot
 from icldsl.training.records import Scored
 from icldsl.training.registry import OPTIMIZERS
+from icldsl.training.rewards import exact_match
 from icldsl.training.session import fit_compiled
 from icldsl.training.trainer import BudgetReached, Evaluation, fit
 from tests.scripted import ScriptedLM, last_input
@@ -367,7 +368,7 @@ def test_budget_reached_during_a_comparison_propagates() -> None:
     async def evaluate(states, examples, label):
         raise BudgetReached(label)
 
-    with pytest.raises(BudgetReached, match="bootstrap: current"):
+    with pytest.raises(BudgetReached, match="bootstrap_few_shot: current"):
         propose(BootstrapFewShot(candidates=2), {PATH: StepState("x")}, scored_pool([1.0] * 4),
                 np.random.default_rng(0), validation=validation(30), evaluate=evaluate, end_of_epoch=True)
 
@@ -420,3 +421,60 @@ def test_fit_compiled_keeps_a_candidate_that_wins_on_validation(tmp_path) -> Non
     lines = [d.origin.rsplit(":", 1) for d in demos]
     assert demos and all(file.endswith("rows.jsonl") and d.reward == 1.0 for (file, _), d in zip(lines, demos))
     assert all(int(line) % 2 == 1 for _, line in lines)  # rows 0, 2, ... are lines 1, 3, ...
+
+
+# ---- labeled_few_shot ---------------------------------------------------------------
+
+MOODS = """
+model Review { text: str "A review" }
+model Mood { label: enum("good", "bad", "meh") "The feeling" }
+model Note { text: str "A note" }
+lm m = "local/smollm2-135m"
+program p { input r: Review  s = decide Mood from r  output s }
+program chained { input r: Review  n = generate Note from r  s = decide Mood from n  output s }
+"""
+
+
+def moods(n: int, start: int = 0) -> list[Example]:
+    labels = ("good", "bad", "meh")
+    return [Example({"text": f"t{i}"}, {"label": labels[i % 3]}, f"d:rows.jsonl:{i + 1}") for i in range(start, start + n)]
+
+
+def meh_only_when_shown(request) -> dict:
+    """A model that never answers `meh` unless an example showed it, and is otherwise right."""
+    i = int(last_input(request)["text"][1:])
+    truth = ("good", "bad", "meh")[i % 3]
+    shown = any('"meh"' in m.content for m in request.messages if m.role == "assistant")
+    return {"label": truth if truth != "meh" or shown else "good"}
+
+
+def moods_program(lm, name="p") -> Program:
+    spec, states = compile_source(Source("m.icl", MOODS)).programs[name]
+    return Program(spec, states, {"m": lm})
+
+
+def test_labeled_few_shot_shows_a_label_the_model_never_gives_and_keeps_it_for_the_win() -> None:
+    lm = ScriptedLM(meh_only_when_shown)
+    program = moods_program(lm)
+    trained, history = asyncio.run(fit(program, moods(30), moods(36, start=100), exact_match(), LabeledFewShot(
+        nb_min_examples=3, nb_max_examples=3, candidates=2), epochs=1, batch_size=30, rng=np.random.default_rng(0)))
+    demos = trained.states["p/s"].examples
+    assert sorted(d.output["label"] for d in demos) == ["bad", "good", "meh"]  # balanced: one of each
+    assert all(d.origin.startswith("d:rows.jsonl:") and d.reward == 1.0 for d in demos)
+    (event,) = history.events
+    assert event["kept"] and event["compared_on"] == 36 and event["current"]["mean"] == pytest.approx(2 / 3)
+    assert history.history["val_reward"] == [1.0]
+
+
+def test_labeled_few_shot_leaves_a_step_that_does_not_read_the_input_alone() -> None:
+    lm = ScriptedLM(lambda r: {"text": "n"} if r.schema_name == "Note" else {"label": "good"})
+    program = moods_program(lm, "chained")
+    trained, history = asyncio.run(fit(program, moods(6), moods(3, start=50), exact_match(), LabeledFewShot(),
+                                       epochs=1, batch_size=6, rng=np.random.default_rng(0)))
+    assert all(not state.examples for state in trained.states.values())
+    assert history.events[0]["reason"].startswith("no step reads the program's input alone")
+
+
+def test_labeled_few_shot_planned_calls() -> None:
+    assert LabeledFewShot(candidates=3).planned_calls(train=40, validation=60, epochs=2, batches=3,
+                                                      lm_steps=1) == 2 * 4 * 50
