@@ -5,18 +5,20 @@ correct examples of each label from the training split (gold labels, shuffled wi
 fixed seed), as chat turns (what icldsl sends) or, with --in-system, listed in the
 system message. --two-labels keeps positive and negative tweets only.
 
-    python bench/optimizers/fewshot_probe.py [--two-labels] [--in-system]
+    python bench/optimizers/fewshot_probe.py [--two-labels] [--in-system] [--lm local:/path/model.gguf]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 from pathlib import Path
 
 import numpy as np
 
-from icldsl.compiler import compile_file
+from icldsl.compiler import compile_source
+from icldsl.source import Source
 from icldsl.lm.base import Message
 from icldsl.lm.cache import LMCache, default_path
 from icldsl.runtime import prompt
@@ -41,7 +43,8 @@ def in_system(state, schema, inputs):
 async def main(args: argparse.Namespace) -> None:
     if args.in_system:
         prompt.render = in_system
-    compiled = compile_file(SOURCE)
+    compiled = compile_source(Source(str(SOURCE), SOURCE.read_text(encoding="utf-8").replace(
+        '"local/smollm2-135m"', json.dumps(args.lm))))
     train = compiled.train()
     cache = LMCache(default_path())
     program = program_of(compiled, train.program, cache=cache)
@@ -68,4 +71,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--two-labels", action="store_true")
     parser.add_argument("--in-system", action="store_true")
+    parser.add_argument("--lm", default="local/smollm2-135m", help="the step's LM target instead of the file's")
     asyncio.run(main(parser.parse_args()))
