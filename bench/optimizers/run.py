@@ -6,6 +6,7 @@ subprocess. Results go to bench/results/optimizers.json; bench/README.md holds t
 
     python bench/optimizers/run.py                      # every task and optimizer
     python bench/optimizers/run.py --task tweets --optimizer omega
+    python bench/optimizers/run.py --task tweets --optimizer labeled_few_shot --lm local:/path/gemma-3-270m.gguf
 """
 
 from __future__ import annotations
@@ -31,25 +32,29 @@ TASKS = {
 OPTIMIZERS = {
     "random_few_shot": "random_few_shot(nb_min_examples: 2, nb_max_examples: 4)",
     "bootstrap_few_shot": "bootstrap_few_shot(nb_min_examples: 2, nb_max_examples: 4, threshold: 1.0, candidates: 3)",
+    "labeled_few_shot": "labeled_few_shot(nb_min_examples: 3, nb_max_examples: 6, candidates: 4)",
     "omega": "omega(lm: {lm}, embedding: minilm, population_size: 4, children: 2)",
     "reflective": "reflective(lm: {lm}, proposals: 2)",
 }
 EMBEDDING = 'embedding minilm = "local/all-minilm-l6-v2"\n'
 
 
-def variant(source: str, optimizer: str, folder: Path) -> str:
-    """The task's source with `optimizer` as its only optimizer line and data paths made absolute."""
+def variant(source: str, optimizer: str, folder: Path, target: str | None = None) -> str:
+    """The task's source with `optimizer` as its only optimizer line, data paths made absolute,
+    and the LM's target replaced by `target` when given."""
     lm = re.search(r"^lm (\w+) =", source, re.M).group(1)
+    if target:
+        source = re.sub(r'^(lm \w+ = )"[^"]*"', lambda m: m.group(1) + json.dumps(target), source, count=1, flags=re.M)
     text = re.sub(r"^(\s*)optimizer\s+.*$", lambda m: f"{m.group(1)}optimizer {optimizer.format(lm=lm)}",
                   source, count=1, flags=re.M)
     text = re.sub(r'"(data/[^"]+)"', lambda m: json.dumps(str(folder / m.group(1))), text)
     return (EMBEDDING if "embedding:" in optimizer else "") + text
 
 
-def run(task: str, name: str, out: Path, env: dict[str, str]) -> dict:
+def run(task: str, name: str, out: Path, env: dict[str, str], target: str | None = None) -> dict:
     source = TASKS[task].read_text(encoding="utf-8")
     path = out / f"{task}_{name}.icl"
-    path.write_text(variant(source, OPTIMIZERS[name], TASKS[task].parent), encoding="utf-8")
+    path.write_text(variant(source, OPTIMIZERS[name], TASKS[task].parent, target), encoding="utf-8")
     artifact = out / f"{task}_{name}.artifact.json"
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "icldsl", "fit", str(path), "-o", str(artifact), "-q",
@@ -61,7 +66,7 @@ def run(task: str, name: str, out: Path, env: dict[str, str]) -> dict:
     scores = training["scores"]
     diff = re.search(r"trained - untrained: ([+-][\d.]+) ± ([\d.]+) \(paired over (\d+)", proc.stdout)
     return {
-        "task": task, "optimizer": name, "line": OPTIMIZERS[name], "seconds": round(seconds, 1),
+        "task": task, "optimizer": name, "line": OPTIMIZERS[name], "lm": target, "seconds": round(seconds, 1),
         "untrained": scores["untrained"]["reward_mean"], "trained": scores["trained"]["reward_mean"],
         "difference": float(diff.group(1)), "stderr": float(diff.group(2)), "test_examples": int(diff.group(3)),
         "best_epoch": training["best_epoch"], "stopped": training["stopped"],
@@ -77,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", action="append", choices=list(TASKS))
     parser.add_argument("--optimizer", action="append", choices=list(OPTIMIZERS))
+    parser.add_argument("--lm", help="the tasks' LM target instead of theirs, e.g. local:/path/model.gguf")
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
     env = dict(os.environ)
@@ -86,7 +92,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.task or TASKS:
             for name in args.optimizer or OPTIMIZERS:
-                result = run(task, name, Path(tmp), env)
+                result = run(task, name, Path(tmp), env, args.lm)
                 results.append(result)
                 print(json.dumps({k: v for k, v in result.items() if k != "stdout"}), flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
