@@ -221,6 +221,26 @@ def _epoch_lines(history: History) -> list[str]:
     return lines
 
 
+def _event_lines(events: list[dict]) -> list[str]:
+    """One line per comparison an optimizer made: the best candidate against the current
+    states on the same examples, and whether the program switched."""
+    lines = []
+    for event in events:
+        diff = event.get("difference")
+        if diff is None:
+            if event.get("reason"):
+                lines.append(f"  epoch {event['epoch']} {event['optimizer']}: {event['reason']}")
+            continue
+        kept = event.get("kept")
+        switched = kept if isinstance(kept, bool) else kept != event.get("incumbent")
+        lines.append(f"  epoch {event['epoch']} {event['optimizer']}: best candidate {diff['mean']:+.3f} "
+                     f"± {diff['stderr']:.3f} against the current states (paired, n={diff['n']}): "
+                     + ("switched" if switched else "kept the current states"))
+    if events:
+        lines.append("  (every comparison is in the artifact: training.optimizer_events)")
+    return lines
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     compiled = _compile(args.file)
     train = _train_spec(compiled, args.program)
@@ -247,8 +267,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(f"  stopped: {history.stopped}")
     kept = history.best_epoch
     print(f"  kept: {'epoch ' + str(kept) if kept else 'the untrained program (no epoch beat it on ' + train.monitor + ')'}")
-    if history.events:
-        print(f"  optimizer: {len(history.events)} event(s) recorded in the artifact (training.optimizer_events)")
+    for line in _event_lines(history.events):
+        print(line)
     print("\ntest set" + ("" if train.runs == 1 else f" ({train.runs} runs, mean ± std over runs)"))
     print(_scores_table([("untrained", report.untrained), ("trained", report.trained)]))
     difference = _difference(report.untrained, report.trained)

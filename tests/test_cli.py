@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from icldsl import artifact
+from icldsl import artifact, cli
 from icldsl.cli import main
 from tests.loopback import LoopbackServer
 
@@ -187,3 +187,22 @@ def test_diagnostics_point_into_imported_files(tmp_path: Path) -> None:
     result = run_cli("check", str(tmp_path / "main.icl"))
     assert result.returncode == 1
     assert "shared.icl:1:21" in result.stderr and "model Q { question: strr }" in result.stderr
+
+
+def test_fit_prints_each_optimizer_comparison_with_its_spread() -> None:
+    events = [
+        {"epoch": 1, "optimizer": "bootstrap_few_shot", "kept": True,
+         "difference": {"mean": 0.125, "std": 0.3, "n": 40, "stderr": 0.047}},
+        {"epoch": 2, "optimizer": "omega", "kept": 0, "incumbent": 0,
+         "difference": {"mean": 0.0, "std": 0.0, "n": 40, "stderr": 0.0}},
+        {"epoch": 2, "optimizer": "labeled_few_shot", "kept": False, "reason": "no candidate differs"},
+    ]
+    assert cli._event_lines(events) == [
+        "  epoch 1 bootstrap_few_shot: best candidate +0.125 ± 0.047 against the current states (paired, n=40): "
+        "switched",
+        "  epoch 2 omega: best candidate +0.000 ± 0.000 against the current states (paired, n=40): "
+        "kept the current states",
+        "  epoch 2 labeled_few_shot: no candidate differs",
+        "  (every comparison is in the artifact: training.optimizer_events)",
+    ]
+    assert cli._event_lines([]) == []
