@@ -7,7 +7,11 @@ output's JSON schema. Each level runs on a fresh client (loaded before the
 clock starts, so no prompt cache is carried over) and is repeated.
 
     python bench/local_throughput.py                       # this tree's client
-    python bench/local_throughput.py --baseline ddf87e2    # the client at a git commit
+    python bench/local_throughput.py --baseline ddf87e2    # and the client at a git commit, in the same run
+
+The baseline runs one request at a time at each of `--baseline-threads`; the
+cells of a repetition run in an order that rotates between repetitions, and
+ratios are taken within a repetition.
 
 Prints one JSON line per run, then a summary table; `--json FILE` keeps them.
 """
@@ -18,6 +22,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -90,6 +95,47 @@ def client_module(baseline: str | None) -> ModuleType:
     return module
 
 
+class DecodeTrace:
+    """Time spent inside llama_decode, and the thread counts it ran with, during a run.
+
+    Wraps `llama_decode` where the batched client (`llama_cpp`) and the old
+    one-at-a-time client (llama-cpp-python's `Llama`, through
+    `llama_cpp.llama_cpp`) look it up; about a microsecond per call.
+    """
+
+    def __init__(self) -> None:
+        import llama_cpp
+        import llama_cpp.llama_cpp
+
+        self.modules = (llama_cpp, llama_cpp.llama_cpp)
+        self.real = llama_cpp.llama_cpp.llama_decode
+        self.engine: Any = None  # the batched client's engine, whose thread choice is read per call
+        self.fixed_threads: int | None = None
+        self.calls = self.tokens = 0
+        self.seconds = 0.0
+        self.threads: dict[int, int] = {}
+
+    def __enter__(self) -> DecodeTrace:
+        def decode(ctx: Any, batch: Any) -> int:
+            start = time.perf_counter()
+            status = self.real(ctx, batch)
+            self.seconds += time.perf_counter() - start
+            self.calls += 1
+            self.tokens += batch.n_tokens
+            threads = self.engine.threads.current if self.engine is not None else self.fixed_threads
+            if threads is not None:
+                self.threads[threads] = self.threads.get(threads, 0) + 1
+            return status
+
+        for module in self.modules:
+            module.llama_decode = decode
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for module in self.modules:
+            module.llama_decode = self.real
+
+
 async def run_level(module: ModuleType, reqs: list[LMRequest], concurrency: int, options: dict) -> dict:
     options = dict(options)
     client = module.LocalClient(options.pop("model", "smollm2-135m"), **options)
@@ -101,11 +147,16 @@ async def run_level(module: ModuleType, reqs: list[LMRequest], concurrency: int,
         async with slots:
             return await client.complete(request)
 
-    load = OtherLoad().start()
-    start = time.perf_counter()
-    responses = await asyncio.gather(*(one(r) for r in reqs))
-    elapsed = time.perf_counter() - start
-    other = load.stop()
+    with DecodeTrace() as trace:
+        trace.engine = getattr(client, "_engine", None)
+        llm = getattr(client, "_llm", None)  # the old client's llama_cpp.Llama
+        if llm is not None:
+            trace.fixed_threads = llm.n_threads
+        load = OtherLoad().start()
+        start = time.perf_counter()
+        responses = await asyncio.gather(*(one(r) for r in reqs))
+        elapsed = time.perf_counter() - start
+        other = load.stop()
     await client.aclose()
     tokens = sum(r.usage.completion_tokens for r in responses)
     parsed = 0
@@ -119,23 +170,59 @@ async def run_level(module: ModuleType, reqs: list[LMRequest], concurrency: int,
         "concurrency": concurrency, "requests": len(reqs), "seconds": round(elapsed, 3),
         "completion_tokens": tokens, "prompt_tokens": sum(r.usage.prompt_tokens for r in responses),
         "tokens_per_s": round(tokens / elapsed, 2), "requests_per_s": round(len(reqs) / elapsed, 4),
-        "parsed": parsed, "other_cpu": round(other, 2), "texts": [r.text for r in responses],
+        "parsed": parsed, "other_cpu": round(other, 2),
+        "decode_calls": trace.calls, "decode_tokens": trace.tokens, "decode_seconds": round(trace.seconds, 3),
+        "decode_threads": {str(k): v for k, v in sorted(trace.threads.items())},
+        "texts": [r.text for r in responses],
     }
 
 
+def _spread(values: list[float], digits: int = 1) -> str:
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
 def summarise(runs: list[dict]) -> str:
-    lines = ["| concurrency | completion tok/s median (min-max) | requests/s median (min-max) "
-             "| answers equal to c=1 | other processes' CPU (max) |",
-             "|---|---|---|---|---|"]
-    reference = next((r["texts"] for r in runs if r["concurrency"] == min(x["concurrency"] for x in runs)), None)
-    for level in sorted({r["concurrency"] for r in runs}):
-        mine = [r for r in runs if r["concurrency"] == level]
-        tps = [r["tokens_per_s"] for r in mine]
-        rps = [r["requests_per_s"] for r in mine]
-        same = min(sum(a == b for a, b in zip(r["texts"], reference or [])) for r in mine)
-        lines.append(f"| {level} | {statistics.median(tps):.1f} ({min(tps):.1f}-{max(tps):.1f}) "
-                     f"| {statistics.median(rps):.3f} ({min(rps):.3f}-{max(rps):.3f}) "
-                     f"| {same}/{mine[0]['requests']} | {max(r['other_cpu'] for r in mine):.2f} |")
+    """One row per client and level, medians (min-max); ratios against the best one-at-a-time client.
+
+    The reference answers are the one-at-a-time client's when it ran (else
+    this client's at its lowest concurrency). A ratio is taken within each
+    repetition (runs of one repetition are minutes apart at most), then its
+    median, min and max given.
+    """
+    cells = sorted({(r["client"], r["concurrency"]) for r in runs}, key=lambda c: (c[0] == "batched", c))
+    olds = [c for c in cells if c[0].startswith("one at a time")]
+    ref_cell = olds[0] if olds else cells[0]
+    reference = next(r["texts"] for r in runs if (r["client"], r["concurrency"]) == ref_cell)
+    best_old = None
+    if olds:
+        best_old = max(olds, key=lambda c: statistics.median(r["tokens_per_s"] for r in runs
+                                                                if (r["client"], r["concurrency"]) == c))
+    lines = ["| client | concurrency | completion tok/s | requests/s | x best one-at-a-time (same repetition) "
+             "| answers equal to the reference | in llama_decode | decode threads | other CPU (max) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for cell in cells:
+        mine = [r for r in runs if (r["client"], r["concurrency"]) == cell]
+        ratio = "-"
+        if best_old is not None and cell != best_old:
+            per_rep = []
+            for r in mine:
+                base = [b for b in runs if (b["client"], b["concurrency"]) == best_old and b["rep"] == r["rep"]]
+                if base:
+                    per_rep.append(r["tokens_per_s"] / base[0]["tokens_per_s"])
+            ratio = _spread(per_rep, 2) if per_rep else "-"
+        same = min(sum(a == b for a, b in zip(r["texts"], reference)) for r in mine)
+        in_decode = [r["decode_seconds"] / r["seconds"] for r in mine]
+        threads: dict[str, int] = {}
+        for r in mine:
+            for k, v in r["decode_threads"].items():
+                threads[k] = threads.get(k, 0) + v
+        total = sum(threads.values()) or 1
+        thread_text = ", ".join(f"{k}: {100 * v / total:.0f}%" for k, v in sorted(threads.items()))
+        lines.append(f"| {cell[0]}{' (best)' if cell == best_old else ''} | {cell[1]} "
+                     f"| {_spread([r['tokens_per_s'] for r in mine])} "
+                     f"| {_spread([r['requests_per_s'] for r in mine], 3)} | {ratio} "
+                     f"| {same}/{mine[0]['requests']} | {100 * statistics.median(in_decode):.0f}% | {thread_text} "
+                     f"| {max(r['other_cpu'] for r in mine):.2f} |")
     return "\n".join(lines)
 
 
@@ -144,29 +231,42 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=32)
     parser.add_argument("--shots", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 4, 8],
+                        help="levels for this tree's client (none: measure only the baseline)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--n-ctx", type=int, default=2048)
     parser.add_argument("--n-threads", type=int, help="llama.cpp threads (default: the client's)")
     parser.add_argument("--n-parallel", type=int, help="sequences decoded together (default: the client's)")
     parser.add_argument("--idle", type=float, default=0.15,
                         help="before each run, wait until other processes use under this many CPUs")
-    parser.add_argument("--baseline", metavar="COMMIT", help="measure icldsl/lm/local.py as of this git commit")
+    parser.add_argument("--max-wait", type=float, default=120,
+                        help="seconds to wait for --idle before running anyway")
+    parser.add_argument("--baseline", metavar="COMMIT",
+                        help="also measure icldsl/lm/local.py as of this git commit, one request at a time, "
+                             "in the same run")
+    parser.add_argument("--baseline-threads", type=int, nargs="+", default=[1, os.cpu_count() or 1],
+                        help="n_threads values the baseline client is measured with (each a separate row)")
     parser.add_argument("--json", type=Path, help="write every run here")
     args = parser.parse_args()
 
-    module = client_module(args.baseline)
     reqs = requests(args.requests, args.shots, args.max_tokens)
-    runs = []
-    options = {"n_ctx": args.n_ctx}
+    options: dict[str, Any] = {"n_ctx": args.n_ctx}
     for name in ("n_threads", "n_parallel"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
+    # Every cell of a repetition: (client label, module, concurrency, options).
+    cells = [("batched", client_module(None), level, options) for level in args.concurrency]
+    if args.baseline:
+        old = client_module(args.baseline)
+        cells = [(f"one at a time, n_threads {t}", old, 1, {"n_ctx": args.n_ctx, "n_threads": t})
+                 for t in args.baseline_threads] + cells
     print(json.dumps({"machine": describe(), "options": options}), flush=True)
-    for _ in range(args.repeat):
-        for level in args.concurrency:
-            wait_until_idle(args.idle, max_wait=120)
-            run = asyncio.run(run_level(module, reqs, level, options))
+    runs = []
+    for rep in range(args.repeat):
+        shift = rep % len(cells)  # rotate the order, so that no cell always runs first or last
+        for label, module, level, opts in cells[shift:] + cells[:shift]:
+            wait_until_idle(args.idle, max_wait=args.max_wait)
+            run = {"client": label, "rep": rep, **asyncio.run(run_level(module, reqs, level, opts))}
             runs.append(run)
             print(json.dumps({k: v for k, v in run.items() if k != "texts"}), flush=True)
     if args.json:

@@ -334,3 +334,39 @@ def test_thread_choice_gives_way_to_other_processes() -> None:
     first = moving.pick()
     assert moving.pick() == first  # within a second, no new reading
     assert 1 <= moving.pick() <= moving.cpus
+
+
+@pytest.mark.local_model
+def test_shortlisted_greedy_pick_equals_the_whole_vocabulary_check() -> None:
+    # When the grammar rejects the greedy token, the client checks the best few
+    # tokens before the whole vocabulary; the pick must be the same, ties included.
+    import numpy as np
+
+    client = LocalClient(MODEL, n_ctx=256)
+    engine = client._start()
+    ll = engine._ll
+    grammar = engine._grammar(bound_strings(FreeAnswer.model_json_schema(), 80))
+    greedy = engine._sampler(0.0, 0)
+    rng = np.random.default_rng(0)
+    prefix = engine._tokenize(b'{"thinking": "Two plus', add_special=False)
+    checked = 0
+    try:
+        for accepted in range(len(prefix) + 1):  # grammar states along an answer
+            parser = ll.llama_sampler_clone(grammar)
+            for token in prefix[:accepted]:
+                ll.llama_sampler_accept(parser, token)
+            for trial in range(12):
+                logits = rng.normal(size=engine.n_vocab).astype(np.float32)
+                if trial % 3 == 1:
+                    logits = np.round(logits, 1)  # many ties
+                elif trial % 3 == 2:  # allowed tokens far down the list: the later shortlists and the fallback
+                    logits[rng.choice(engine.n_vocab, 20000, replace=False)] += 8
+                fast = engine._allowed_pick(parser, greedy, 0.0, logits)
+                slow = engine._allowed_pick(parser, greedy, 0.0, logits.copy(), shortlists=())
+                assert fast == slow
+                checked += 1
+            ll.llama_sampler_free(parser)
+    finally:
+        ll.llama_sampler_free(greedy)
+        asyncio.run(client.aclose())
+    assert checked > 50
