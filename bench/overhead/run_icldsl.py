@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import icldsl  # noqa: E402
-from icldsl.training.session import load_data, make_reward, program_of  # noqa: E402
+from icldsl.training.session import load_data, make_reward, program_of, resources_of  # noqa: E402
 from icldsl.training.trainer import evaluate  # noqa: E402
 from worker import serve  # noqa: E402
 
@@ -47,12 +47,13 @@ def run(base_url: str, data: list[tuple[str, str]], concurrency: int) -> tuple[i
         train = compiled.trains[0]
         program = program_of(compiled, train.program)
         examples = load_data(compiled, train, program).test
+        reward = make_reward(train, resources_of(compiled, None, "off"))
         assert len(examples) == len(data), len(examples)
 
         async def main() -> tuple[int, float]:
             try:
                 start = time.perf_counter()
-                result = await evaluate(program, examples, make_reward(train), concurrency=concurrency)
+                result = await evaluate(program, examples, reward, concurrency=concurrency)
                 seconds = time.perf_counter() - start
             finally:
                 await program.aclose()
