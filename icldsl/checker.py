@@ -6,7 +6,6 @@ runs them all and raises one CheckError carrying every error found.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import re
 from collections import Counter
@@ -613,12 +612,6 @@ def monitors(output: ir.Model | None) -> list[str]:
     return [f"{prefix}{m}" for prefix in ("val_", "") for m in (*METRICS, *enums)]
 
 
-def _close(word: str, candidates: list[str]) -> str | None:
-    """A did-you-mean only for a near miss (metric names share prefixes, so a loose match misleads)."""
-    match = difflib.get_close_matches(word, candidates, n=1, cutoff=0.85)
-    return f"did you mean `{match[0]}`?" if match else None
-
-
 def _check_setting(setting: ir.Setting, output: ir.Model | None, models: Mapping[str, ir.Model],
                    names: Mapping[str, Mapping[str, object]], sink: Sink) -> None:
     value = setting.value
@@ -639,7 +632,8 @@ def _check_setting(setting: ir.Setting, output: ir.Model | None, models: Mapping
         allowed = monitors(output)
         if value.monitor.name not in allowed:
             sink.add("invalid-value", f"cannot monitor `{value.monitor.name}`", value.monitor.span, "unknown metric",
-                     _close(value.monitor.name, allowed)
+                     # metric names share prefixes: only a near miss is worth suggesting
+                     did_you_mean(value.monitor.name, allowed, cutoff=0.85)
                      or "monitor one of: " + ", ".join(m for m in allowed if not m.startswith("val_"))
                      + ", each also with `val_` in front (the validation set)")
         if value.mode.name not in MODES:

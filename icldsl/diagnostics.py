@@ -83,9 +83,9 @@ class CheckError(Exception):
         super().__init__(f"{errors} error(s)")
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
-    """A `help:` line suggesting the closest candidate, if one is close."""
-    match = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """A `help:` line suggesting the closest candidate, if one is close (similarity at least `cutoff`)."""
+    match = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=cutoff)
     return f"did you mean `{match[0]}`?" if match else None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Callable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -84,14 +84,18 @@ class UsageTable:
 
     @classmethod
     def of(cls, scored: Sequence[Scored]) -> "UsageTable":
+        """Usage of the step runs that called an LM, by step path and by LM."""
+        return cls.of_records((path, r) for s in scored for path, r in s.trace.steps.items() if r.calls)
+
+    @classmethod
+    def of_records(cls, records: Iterable[tuple[str, StepRecord]]) -> "UsageTable":
+        """Usage of (key, record) pairs, by key and by the record's LM."""
         steps: dict[str, CallStats] = {}
         lms: dict[str, CallStats] = {}
-        for s in scored:
-            for path, record in s.trace.steps.items():
-                if record.calls:
-                    stats = CallStats.of_record(record)
-                    steps[path] = steps.get(path, CallStats()) + stats
-                    lms[record.lm or "?"] = lms.get(record.lm or "?", CallStats()) + stats
+        for key, record in records:
+            stats = CallStats.of_record(record)
+            steps[key] = steps.get(key, CallStats()) + stats
+            lms[record.lm or "?"] = lms.get(record.lm or "?", CallStats()) + stats
         return cls(steps, lms)
 
     def __add__(self, other: "UsageTable") -> "UsageTable":
@@ -312,8 +316,7 @@ async def fit(
     spent_before = len(resources.records)
 
     def spent() -> CallStats:
-        own = sum((CallStats.of_record(r) for _, r in resources.records[spent_before:]), CallStats())
-        return history.usage + own
+        return history.usage + UsageTable.of_records(resources.records[spent_before:]).total
 
     async def evaluate_states(candidate: Mapping[str, StepState], examples: Sequence[Example],
                               label: str) -> Evaluation:
@@ -372,16 +375,5 @@ async def fit(
         total = spent()
         history.stopped = (f"budget reached during {reached}: {total.calls} LM calls, "
                            f"{total.prompt_tokens + total.completion_tokens} tokens")
-    history.usage_table += _records_table(resources.records[spent_before:])
+    history.usage_table += UsageTable.of_records(resources.records[spent_before:])
     return program.with_states(best_states), history
-
-
-def _records_table(records: Sequence[tuple[str, StepRecord]]) -> UsageTable:
-    """Usage of the calls rewards and optimizers made, by purpose and by LM."""
-    steps: dict[str, CallStats] = {}
-    lms: dict[str, CallStats] = {}
-    for purpose, record in records:
-        stats = CallStats.of_record(record)
-        steps[purpose] = steps.get(purpose, CallStats()) + stats
-        lms[record.lm or "?"] = lms.get(record.lm or "?", CallStats()) + stats
-    return UsageTable(steps, lms)
