@@ -17,15 +17,22 @@ prefix held by a busy sequence is copied over instead of evaluated again.
 Answer tokens and prompt chunks are decoded in separate batches, which keeps a
 temperature-0 answer the same alone or in a batch (see `_Engine._step`). The
 number of threads follows the CPUs other processes leave free (`ThreadChoice`).
+
+Batches only pay off where llama.cpp has a matrix-matrix kernel for the weight
+type: on x86 CPUs, for weights it repacks (Q4_0, Q4_K, IQ4_NL) into its extra
+buffer types. The `weights` option runs a model requantized once to such a type
+(`requantized`); extra buffer types are on wherever the CPU does not advertise
+AMX (`extra_buffer_types`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
-import math
+import hashlib
 import importlib.util
 import json
+import math
 import logging
 import os
 import threading
@@ -39,13 +46,21 @@ import jinja2
 import numpy as np
 
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Usage
+from icldsl.lm.cache import default_path
+from icldsl.options import Choice
 
 log = logging.getLogger(__name__)
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
+# Weight types a model may be run with instead of its file's own, by llama.cpp's
+# name for the file type: only types llama.cpp repacks for batched products on x86.
+WEIGHTS: Mapping[str, str] = {"q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0"}
+FILE_WEIGHTS = "file"
+
 # Options an `lm` block may set for this provider, besides the common decoding ones.
-OPTIONS: dict[str, type] = {"n_ctx": int, "n_threads": int, "n_parallel": int}
+OPTIONS: dict[str, Any] = {"n_ctx": int, "n_threads": int, "n_parallel": int,
+                           "weights": Choice((FILE_WEIGHTS, *WEIGHTS))}
 
 INSTALL_HINT = "pip install 'icldsl[local]'"
 
@@ -84,6 +99,60 @@ def resolve_model(model: str) -> Path:
     if path.suffix == ".gguf":
         raise LMConfigError(f"local model file {model!r} does not exist")
     raise LMConfigError(f"unknown local model {model!r}; known: {', '.join(MODELS)}, or a path to a .gguf file")
+
+
+def requantized(path: Path, weights: str, folder: Path | None = None) -> Path:
+    """The model in `path` with `weights`, requantized by llama.cpp once and kept in `folder`.
+
+    `folder` defaults to `models/` beside the LM cache. The copy is named by the
+    source file's sha256, so an edited file is requantized again, and written
+    under a temporary name then renamed, so an interrupted run leaves no half file.
+    """
+    folder = folder or default_path().parent / "models"
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    target = folder / f"{path.stem}.{digest.hexdigest()[:16]}.{weights}.gguf"
+    if target.is_file():
+        return target
+    ll = _bindings()
+    params = ll.llama_model_quantize_default_params()
+    params.ftype = getattr(ll, WEIGHTS[weights])
+    params.allow_requantize = True
+    params.nthread = os.cpu_count() or 1
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    log.info("requantizing %s to %s into %s (once)", path, weights, target)
+    try:
+        if ll.llama_model_quantize(str(path).encode(), str(partial).encode(), params) != 0:
+            raise LMConfigError(f"llama.cpp cannot requantize {path} to {weights}")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def advertises_amx(cpuinfo: str) -> bool:
+    """Whether a /proc/cpuinfo text lists an AMX flag (amx_tile, amx_int8, amx_bf16, ...)."""
+    return any(flag.startswith("amx")
+               for line in cpuinfo.splitlines() if line.startswith("flags")
+               for flag in line.partition(":")[2].split())
+
+
+def extra_buffer_types() -> bool:
+    """Whether llama.cpp may put weights in its extra buffer types on this machine.
+
+    They hold the repacked weights its batched kernels read, and its AMX
+    buffer type, with which default builds crash on the first decode on CPUs
+    that advertise AMX. So they are on only where /proc/cpuinfo shows a CPU
+    without AMX; where it cannot be read, off.
+    """
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return "flags" in cpuinfo and not advertises_amx(cpuinfo)
 
 
 _ANNOTATIONS = ("title", "description", "default", "examples")
@@ -207,6 +276,7 @@ class ThreadChoice:
     """
 
     INTERVAL = 1.0  # seconds between readings
+    FIRST = 0.1  # seconds from the reading taken at construction to the first choice
     SLACK = 0.25  # CPUs other processes may use before a thread is given up to them
 
     def __init__(self, fixed: int | None, clock: Callable[[], float] = time.monotonic) -> None:
@@ -214,27 +284,37 @@ class ThreadChoice:
         self.fixed = fixed
         self.clock = clock
         self.current = fixed or default_threads()
-        self._last: tuple[float, int, float] | None = None  # when, machine busy ticks, own CPU seconds
+        self._wait = self.FIRST
+        # When, machine busy ticks, own CPU seconds: read now, so that a choice made
+        # once the model is loaded already sees the machine's load.
+        self._last = None if fixed else self._read(clock())
 
     def pick(self) -> int:
         if self.fixed:
             return self.fixed
         now = self.clock()
-        if self._last is not None and now - self._last[0] < self.INTERVAL:
+        if self._last is not None and now - self._last[0] < self._wait:
             return self.current
+        reading = self._read(now)
+        if reading is None:
+            return self.current
+        if self._last is not None:
+            then, busy_then, own_then = self._last
+            others = ((reading[1] - busy_then) / _TICKS - (reading[2] - own_then)) / (now - then)
+            self.current = self.choose(others)
+            self._wait = self.INTERVAL
+        self._last = reading
+        return self.current
+
+    @staticmethod
+    def _read(now: float) -> tuple[float, int, float] | None:
         try:
             with open("/proc/stat") as f:
                 fields = [int(x) for x in f.readline().split()[1:8]]
         except (OSError, ValueError):
-            return self.current
+            return None
         busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
-        own = sum(os.times()[:2])
-        if self._last is not None:
-            then, busy_then, own_then = self._last
-            others = ((busy - busy_then) / _TICKS - (own - own_then)) / (now - then)
-            self.current = self.choose(others)
-        self._last = (now, busy, own)
-        return self.current
+        return now, busy, sum(os.times()[:2])
 
     def choose(self, others: float) -> int:
         """Threads for the CPUs that `others` (CPUs busy with other processes) leave free."""
@@ -294,13 +374,13 @@ class _Engine:
         self.name = name
         if n_parallel > ll.llama_max_parallel_sequences():
             raise LMConfigError(f"{name}: n_parallel may be at most {ll.llama_max_parallel_sequences()}")
+        # The first reading of the machine's load; the first choice follows the model's load.
+        self.threads = ThreadChoice(n_threads)
         params = self.model_params = ll.llama_model_default_params()
-        # Default llama.cpp builds crash on the first decode on CPUs with AMX when
-        # weights are repacked into its AMX buffer type; we cannot tell which builds
-        # are affected, so extra buffer types stay off.
+        extra = extra_buffer_types()  # off on AMX CPUs, where default builds crash with them
         if hasattr(type(params), "use_extra_bufts"):
-            params.use_extra_bufts = False
-        else:
+            params.use_extra_bufts = extra
+        elif not extra:
             log.warning("this llama-cpp-python cannot turn off extra buffer types; it may crash on AMX CPUs")
         log.info("loading %s from %s", name, path)
         self.model = ll.llama_model_load_from_file(str(path).encode(), params)
@@ -311,8 +391,7 @@ class _Engine:
         cparams.n_batch = cparams.n_ubatch = N_BATCH
         cparams.n_seq_max = n_parallel
         cparams.kv_unified = False  # a KV stream per sequence: attention reads only its own cells
-        self.threads = ThreadChoice(n_threads)
-        cparams.n_threads = cparams.n_threads_batch = self.threads.current
+        cparams.n_threads = cparams.n_threads_batch = self.threads.pick()
         cparams.flash_attn_type = ll.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self.ctx = ll.llama_init_from_model(self.model, cparams)
         if not self.ctx:
@@ -723,7 +802,9 @@ class LocalClient:
     The model loads on the first call, in a worker thread. Up to `n_parallel`
     calls decode together, each with a context window of `n_ctx` tokens; more
     wait their turn. A request without a seed uses the client's, so the same
-    request gives the same answer.
+    request gives the same answer. With `weights` other than "file", the model
+    runs requantized (see `requantized`) under the name `<name>@<weights>`, so
+    that cached answers of the two never mix.
     """
 
     def __init__(
@@ -734,6 +815,7 @@ class LocalClient:
         n_threads: int | None = None,
         n_parallel: int = DEFAULT_PARALLEL,
         seed: int = 0,
+        weights: str = FILE_WEIGHTS,
     ) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
             raise LMConfigError(f"the local provider needs llama-cpp-python; run: {INSTALL_HINT}")
@@ -741,8 +823,13 @@ class LocalClient:
             raise LMConfigError(
                 "local options out of range: need n_ctx >= 64, n_threads >= 1 and n_parallel >= 1"
             )
+        if weights != FILE_WEIGHTS and weights not in WEIGHTS:
+            raise LMConfigError(f"unknown weights {weights!r}; known: {', '.join((FILE_WEIGHTS, *WEIGHTS))}")
         self.name = f"local/{model}" if model in MODELS else f"local:{model}"
+        if weights != FILE_WEIGHTS:
+            self.name += f"@{weights}"
         self.path = resolve_model(model)
+        self.weights = weights
         self.n_ctx, self.n_threads, self.n_parallel, self.seed = n_ctx, n_threads, n_parallel, seed
         self._engine: _Engine | None = None
         self._starting = threading.Lock()
@@ -778,7 +865,8 @@ class LocalClient:
     def _start(self) -> _Engine:
         with self._starting:
             if self._engine is None:
-                self._engine = _Engine(self.name, self.path, n_ctx=self.n_ctx, n_threads=self.n_threads,
+                path = self.path if self.weights == FILE_WEIGHTS else requantized(self.path, self.weights)
+                self._engine = _Engine(self.name, path, n_ctx=self.n_ctx, n_threads=self.n_threads,
                                        n_parallel=self.n_parallel)
             return self._engine
 

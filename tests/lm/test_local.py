@@ -110,7 +110,8 @@ def test_loads_and_decodes_in_a_fresh_process() -> None:
         f"c = LocalClient({MODEL!r}, n_ctx=256)\n"
         "r = asyncio.run(c.complete(LMRequest((Message('user', 'Hi'),), max_tokens=4)))\n"
         "assert r.usage.completion_tokens > 0, r\n"
-        "assert c._engine.model_params.use_extra_bufts is False\n"
+        "from icldsl.lm.local import extra_buffer_types\n"
+        "assert c._engine.model_params.use_extra_bufts is extra_buffer_types()\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                           capture_output=True, text=True, timeout=120)
@@ -224,6 +225,43 @@ def test_batched_answers_equal_one_at_a_time(decode_log: list[set[int]], monkeyp
 
 
 @pytest.mark.local_model
+def test_requantized_weights_are_made_once_and_decode_batched_as_alone(
+        decode_log: list[set[int]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # With q4_0 weights llama.cpp multiplies a batch with a matrix-matrix kernel (on
+    # repacked weights, where the CPU allows) and a lone token with a matrix-vector one:
+    # temperature-0 answers must still not depend on the company they are decoded in.
+    monkeypatch.setenv("ICLDSL_CACHE_DIR", str(tmp_path))
+    requests = [request(SYSTEM, q, schema=FreeAnswer.model_json_schema(), max_tokens=48) for q in QUESTIONS]
+    alone_client = LocalClient(MODEL, n_ctx=512, n_parallel=1, weights="q4_0")
+    assert alone_client.name == f"local/{MODEL}@q4_0"  # its cached answers stay apart from the file's
+    alone = asyncio.run(complete_all(alone_client, requests))
+    made = [p.name for p in (tmp_path / "models").iterdir()]
+    assert len(made) == 1 and made[0].endswith(".q4_0.gguf"), made  # no partial file left
+    copy = tmp_path / "models" / made[0]
+    stamp = copy.stat().st_mtime_ns
+    decode_log.clear()
+    together = asyncio.run(complete_all(LocalClient(MODEL, n_ctx=512, n_parallel=5, weights="q4_0"), requests))
+    assert max(len(seqs) for seqs in decode_log) == 5
+    assert copy.stat().st_mtime_ns == stamp  # reused, not requantized again
+    assert [r.text for r in together] == [r.text for r in alone]
+    for response in together:
+        FreeAnswer.model_validate(json.loads(response.text, strict=False))
+
+
+def test_extra_buffer_types_stay_off_where_the_cpu_advertises_amx() -> None:
+    from icldsl.lm.local import advertises_amx
+
+    assert advertises_amx("processor\t: 0\nflags\t\t: fpu avx512f amx_bf16 amx_tile amx_int8\n")
+    assert not advertises_amx("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni\n")
+    assert not advertises_amx("model name\t: amx in a name, not a flag\n")
+
+
+def test_unknown_weights_are_refused() -> None:
+    with pytest.raises(LMConfigError, match="unknown weights 'q8'; known: file, q4_0"):
+        LocalClient(MODEL, weights="q8")
+
+
+@pytest.mark.local_model
 def test_a_seed_gives_the_same_draw_alone_or_in_company() -> None:
     def draw(question: str, seed: int) -> LMRequest:
         return request(SYSTEM, question, schema=FreeAnswer.model_json_schema(), max_tokens=96,
@@ -329,11 +367,33 @@ def test_thread_choice_gives_way_to_other_processes() -> None:
     choice.cpus = 8
     assert choice.choose(3.0) == 5
     assert ThreadChoice(3).pick() == 3  # a fixed count stays
-    ticks = iter([0.0, 0.5, 2.0])
+    ticks = iter([0.0, 0.5, 0.9, 2.0])
     moving = ThreadChoice(None, clock=lambda: next(ticks))
     first = moving.pick()
     assert moving.pick() == first  # within a second, no new reading
     assert 1 <= moving.pick() <= moving.cpus
+
+
+def test_thread_choice_sees_the_load_before_the_first_decode(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The engine reads /proc/stat as it starts loading the model and chooses once the
+    # model is in: on an idle machine the first decode already gets every CPU.
+    from icldsl.lm import local
+
+    others = {"cpus": 0.0}  # CPUs busy with other processes
+
+    def reading(now: float) -> tuple[float, int, float]:
+        own = 0.5 * now  # this process: half a CPU
+        return now, round((own + others["cpus"] * now) * local._TICKS), own
+
+    monkeypatch.setattr(local.ThreadChoice, "_read", staticmethod(reading))
+    ticks = iter([0.0, 0.05, 0.2, 0.7, 1.3])
+    choice = local.ThreadChoice(None, clock=lambda: next(ticks))  # reads at 0.0
+    choice.cpus = 2
+    assert choice.pick() == local.default_threads()  # 0.05 s: too soon to tell
+    assert choice.pick() == 2  # 0.2 s: idle, both CPUs
+    others["cpus"] = 1.0
+    assert choice.pick() == 2  # 0.7 s: within a second of the last reading
+    assert choice.pick() == 1  # 1.3 s: the load since 0.2 s leaves one CPU free
 
 
 @pytest.mark.local_model
