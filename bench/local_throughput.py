@@ -8,10 +8,13 @@ clock starts, so no prompt cache is carried over) and is repeated.
 
     python bench/local_throughput.py                       # this tree's client
     python bench/local_throughput.py --baseline ddf87e2    # and the client at a git commit, in the same run
+    python bench/local_throughput.py --weights q4_0 ...    # both on the model requantized to q4_0
 
-The baseline runs one request at a time at each of `--baseline-threads`; the
-cells of a repetition run in an order that rotates between repetitions, and
-ratios are taken within a repetition.
+The baseline runs one request at a time at each of `--baseline-threads`, on the
+same model file as this client and with the same choice of llama.cpp's extra
+buffer types (the weights it repacks for batched kernels), so that both use the
+same kernels; the cells of a repetition run in an order that rotates between
+repetitions, and ratios are taken within a repetition.
 
 Prints one JSON line per run, then a summary table; `--json FILE` keeps them.
 """
@@ -78,13 +81,19 @@ def requests(n: int, shots: int, max_tokens: int) -> list[LMRequest]:
 
 
 def client_module(baseline: str | None) -> ModuleType:
-    """`icldsl.lm.local` from this tree, or its source at a git commit."""
-    if baseline is None:
-        import icldsl.lm.local as module
+    """`icldsl.lm.local` from this tree, or its source at a git commit.
 
+    A commit's client that switches llama.cpp's extra buffer types off gets this
+    tree's choice for them instead.
+    """
+    import icldsl.lm.local as module
+
+    if baseline is None:
         return module
     source = subprocess.run(["git", "show", f"{baseline}:icldsl/lm/local.py"], cwd=ROOT, check=True,
                             capture_output=True, text=True).stdout
+    source = source.replace("params.use_extra_bufts = False",
+                            f"params.use_extra_bufts = {module.extra_buffer_types()}")
     path = Path(tempfile.mkdtemp()) / f"local_{baseline}.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location(f"local_{baseline}", path)
@@ -237,6 +246,7 @@ def main() -> None:
     parser.add_argument("--n-ctx", type=int, default=2048)
     parser.add_argument("--n-threads", type=int, help="llama.cpp threads (default: the client's)")
     parser.add_argument("--n-parallel", type=int, help="sequences decoded together (default: the client's)")
+    parser.add_argument("--weights", default="file", help="the bundled model's weights: file (Q4_1) or q4_0")
     parser.add_argument("--idle", type=float, default=0.15,
                         help="before each run, wait until other processes use under this many CPUs")
     parser.add_argument("--max-wait", type=float, default=120,
@@ -255,12 +265,20 @@ def main() -> None:
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     # Every cell of a repetition: (client label, module, concurrency, options).
-    cells = [("batched", client_module(None), level, options) for level in args.concurrency]
+    new = client_module(None)
+    model_file = new.resolve_model("smollm2-135m")
+    if args.weights != "file":
+        options["weights"] = args.weights
+        model_file = new.requantized(model_file, args.weights)
+    cells = [("batched", new, level, options) for level in args.concurrency]
     if args.baseline:
         old = client_module(args.baseline)
-        cells = [(f"one at a time, n_threads {t}", old, 1, {"n_ctx": args.n_ctx, "n_threads": t})
+        cells = [(f"one at a time, n_threads {t}", old, 1,
+                  {"model": str(model_file), "n_ctx": args.n_ctx, "n_threads": t})
                  for t in args.baseline_threads] + cells
-    print(json.dumps({"machine": describe(), "options": options}), flush=True)
+    setup = {"machine": describe(), "options": options, "model_file": model_file.name,
+             "extra_buffer_types": new.extra_buffer_types()}
+    print(json.dumps(setup), flush=True)
     runs = []
     for rep in range(args.repeat):
         shift = rep % len(cells)  # rotate the order, so that no cell always runs first or last
@@ -270,7 +288,8 @@ def main() -> None:
             runs.append(run)
             print(json.dumps({k: v for k, v in run.items() if k != "texts"}), flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs}, indent=1))
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "setup": setup,
+                                          "runs": runs}, indent=1))
     print(summarise(runs))
 
 

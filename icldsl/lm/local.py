@@ -19,7 +19,7 @@ temperature-0 answer the same alone or in a batch (see `_Engine._step`). The
 number of threads follows the CPUs other processes leave free (`ThreadChoice`).
 
 Batches only pay off where llama.cpp has a matrix-matrix kernel for the weight
-type: on x86 CPUs, for weights it repacks (Q4_0, Q4_K, IQ4_NL) into its extra
+type: on x86 CPUs, for weights it repacks (Q4_0 among them) into its extra
 buffer types. The `weights` option runs a model requantized once to such a type
 (`requantized`); extra buffer types are on wherever the CPU does not advertise
 AMX (`extra_buffer_types`).
