@@ -32,8 +32,8 @@ import ctypes
 import hashlib
 import importlib.util
 import json
-import math
 import logging
+import math
 import os
 import threading
 import time
@@ -121,15 +121,19 @@ def requantized(path: Path, weights: str, folder: Path | None = None) -> Path:
     params.ftype = getattr(ll, WEIGHTS[weights])
     params.allow_requantize = True
     params.nthread = os.cpu_count() or 1
-    folder.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     log.info("requantizing %s to %s into %s (once)", path, weights, target)
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         if ll.llama_model_quantize(str(path).encode(), str(partial).encode(), params) != 0:
             raise LMConfigError(f"llama.cpp cannot requantize {path} to {weights}")
         os.replace(partial, target)
+    except OSError as exc:
+        raise LMConfigError(f"cannot keep the {weights} copy of {path.name} in {folder} ({exc}); "
+                            f"set ICLDSL_CACHE_DIR to a writable folder") from exc
     finally:
-        partial.unlink(missing_ok=True)
+        if partial.exists():  # a failed or interrupted write
+            partial.unlink()
     return target
 
 
@@ -287,7 +291,7 @@ class ThreadChoice:
         self._wait = self.FIRST
         # When, machine busy ticks, own CPU seconds: read now, so that a choice made
         # once the model is loaded already sees the machine's load.
-        self._last = None if fixed else self._read(clock())
+        self._last: tuple[float, int, float] | None = None if fixed else self._read(clock())
 
     def pick(self) -> int:
         if self.fixed:

@@ -256,6 +256,17 @@ def test_extra_buffer_types_stay_off_where_the_cpu_advertises_amx() -> None:
     assert not advertises_amx("model name\t: amx in a name, not a flag\n")
 
 
+@pytest.mark.local_model
+def test_an_unwritable_models_folder_is_a_config_error(tmp_path: Path) -> None:
+    from icldsl.lm.local import requantized, resolve_model
+
+    blocked = tmp_path / "models"
+    blocked.write_text("a file where the folder should be")
+    with pytest.raises(LMConfigError, match="set ICLDSL_CACHE_DIR to a writable folder"):
+        requantized(resolve_model(MODEL), "q4_0", blocked)
+    assert [p.name for p in tmp_path.iterdir()] == ["models"]
+
+
 def test_unknown_weights_are_refused() -> None:
     with pytest.raises(LMConfigError, match="unknown weights 'q8'; known: file, q4_0"):
         LocalClient(MODEL, weights="q8")
