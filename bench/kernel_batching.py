@@ -23,7 +23,7 @@ PROMPT_CHUNK = 67  # new tokens per question in bench/local_throughput.py's requ
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default="file")
+    parser.add_argument("--weights", default="file", choices=["file", "q4_0"])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--context", type=int, default=600, help="tokens already in each sequence")
     parser.add_argument("--steps", type=int, default=20, help="decode steps timed per batch size")

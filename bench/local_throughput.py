@@ -246,7 +246,8 @@ def main() -> None:
     parser.add_argument("--n-ctx", type=int, default=2048)
     parser.add_argument("--n-threads", type=int, help="llama.cpp threads (default: the client's)")
     parser.add_argument("--n-parallel", type=int, help="sequences decoded together (default: the client's)")
-    parser.add_argument("--weights", default="file", help="the bundled model's weights: file (Q4_1) or q4_0")
+    parser.add_argument("--weights", default="file", choices=["file", "q4_0"],
+                        help="the bundled model's weights: the file's own (Q4_1), or requantized")
     parser.add_argument("--idle", type=float, default=0.15,
                         help="before each run, wait until other processes use under this many CPUs")
     parser.add_argument("--max-wait", type=float, default=120,

@@ -45,7 +45,7 @@ async def score(weights: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", nargs="+", default=["file", "q4_0"])
+    parser.add_argument("--weights", nargs="+", default=["file", "q4_0"], choices=["file", "q4_0"])
     parser.add_argument("--json", type=Path, help="write the per-tweet results here")
     args = parser.parse_args()
     runs = [asyncio.run(score(w)) for w in args.weights]
