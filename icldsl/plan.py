@@ -155,26 +155,16 @@ class _LocalVocabulary:
     llama.cpp loads the vocabulary only, not the weights."""
 
     def __init__(self, target: str) -> None:
-        from .lm.local import _bindings, resolve_model
+        from .lm.local import _bindings, chat_formatter, resolve_model
 
         ll = self._ll = _bindings()
-        from llama_cpp import llama_chat_format
-
         params = ll.llama_model_default_params()
         params.vocab_only = True
         self._model = ll.llama_model_load_from_file(str(resolve_model(split_target(target)[1])).encode(), params)
         if not self._model:
             raise LMConfigError(f"llama.cpp cannot read the vocabulary of {target}")
         self._vocab = ll.llama_model_get_vocab(self._model)
-        template = ll.llama_model_chat_template(self._model, None)
-        if template:
-            def text(token: int) -> str:
-                return "" if token < 0 else ll.llama_vocab_get_text(self._vocab, token).decode("utf-8", "ignore")
-            self._format = llama_chat_format.Jinja2ChatFormatter(
-                template.decode(), eos_token=text(ll.llama_vocab_eos(self._vocab)),
-                bos_token=text(ll.llama_vocab_bos(self._vocab)))
-        else:  # what the local client falls back to
-            self._format = llama_chat_format.format_llama2
+        self._format = chat_formatter(ll, self._model, self._vocab)
         self.method = f"the chat template and tokenizer of {target} (llama.cpp)"
 
     def messages(self, messages: Sequence[Message]) -> int:

@@ -333,7 +333,7 @@ def _bindings() -> Any:
     """
     try:
         import llama_cpp
-        from llama_cpp import llama_chat_format  # noqa: F401  (checked here, used by _Engine)
+        from llama_cpp import llama_chat_format  # noqa: F401  (checked here, used by chat_formatter)
     except ImportError as exc:
         raise LMConfigError(f"llama-cpp-python does not import ({exc}); run: {INSTALL_HINT}") from exc
     chatter = logging.getLogger("llama-cpp-python")
@@ -341,6 +341,23 @@ def _bindings() -> Any:
         chatter.setLevel(logging.ERROR)
     llama_cpp.llama_backend_init()  # idempotent
     return llama_cpp
+
+
+def chat_formatter(ll: Any, model: Any, vocab: Any) -> Callable[..., Any]:
+    """How llama-cpp-python turns messages into a prompt for `model`: its Jinja2
+    formatter over the model's chat template and BOS/EOS texts, or, for a model
+    without a template, its fallback."""
+    from llama_cpp import llama_chat_format
+
+    template = ll.llama_model_chat_template(model, None)
+    if not template:
+        return llama_chat_format.format_llama2
+
+    def text(token: int) -> str:
+        return "" if token < 0 else ll.llama_vocab_get_text(vocab, token).decode("utf-8", "ignore")
+
+    return llama_chat_format.Jinja2ChatFormatter(
+        template.decode(), eos_token=text(ll.llama_vocab_eos(vocab)), bos_token=text(ll.llama_vocab_bos(vocab)))
 
 
 @dataclass(eq=False, slots=True)
@@ -373,8 +390,6 @@ class _Engine:
 
     def __init__(self, name: str, path: Path, *, n_ctx: int, n_threads: int | None, n_parallel: int) -> None:
         ll = self._ll = _bindings()
-        from llama_cpp import llama_chat_format
-
         self.name = name
         if n_parallel > ll.llama_max_parallel_sequences():
             raise LMConfigError(f"{name}: n_parallel may be at most {ll.llama_max_parallel_sequences()}")
@@ -417,14 +432,7 @@ class _Engine:
             ctypes.cast(self._short_data, ctypes.POINTER(ll.llama_token_data)), SHORTLISTS[-1], -1, False
         )
 
-        template = ll.llama_model_chat_template(self.model, None)
-        if template:
-            eos, bos = ll.llama_vocab_eos(self.vocab), ll.llama_vocab_bos(self.vocab)
-            self._format: Callable[..., Any] = llama_chat_format.Jinja2ChatFormatter(
-                template.decode(), eos_token=self._token_text(eos), bos_token=self._token_text(bos),
-            )
-        else:  # what llama-cpp-python falls back to
-            self._format = llama_chat_format.format_llama2
+        self._format = chat_formatter(ll, self.model, self.vocab)
 
         self._grammars: dict[str, Any] = {}
         self._kv: list[list[int]] = [[] for _ in range(n_parallel)]  # tokens held in each slot's stream
@@ -519,9 +527,6 @@ class _Engine:
         if n < 0:
             raise LMError(f"{self.name}: cannot tokenize the prompt")
         return list(tokens[:n])
-
-    def _token_text(self, token: int) -> str:
-        return "" if token < 0 else self._ll.llama_vocab_get_text(self.vocab, token).decode("utf-8", "ignore")
 
     # -- the worker thread ------------------------------------------------------
 
