@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
+from icldsl.compiler import compile_source
+from icldsl.diagnostics import CheckError
+from icldsl.source import Source
 from icldsl.training.context import Context
 from icldsl.training.resources import Resources
 from tests.scripted import last_input
@@ -35,3 +41,18 @@ program two { input q: Q  h = frozen generate H from q instructions "Hint."  a =
 def question_number(request) -> int:
     """The number in the question `q<N>` a request asks."""
     return int(last_input(request)["question"][1:])
+
+
+def with_data(tmp_path: Path, text: str) -> Source:
+    """`text` as `p.icl` in `tmp_path`, beside a `d.jsonl` of 20 rows `{"question": "q<i>", "answer": i}`."""
+    rows = [{"question": f"q{i}", "answer": i} for i in range(20)]
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return Source(str(tmp_path / "p.icl"), text)
+
+
+def assert_refused(tmp_path: Path, text: str, edits: list[tuple[str, str, str]]) -> None:
+    """Each (before, after, code): `text` with `before` replaced by `after` fails the checker with `code`."""
+    for before, after, code in edits:
+        with pytest.raises(CheckError) as info:
+            compile_source(with_data(tmp_path, text.replace(before, after)))
+        assert code in {d.code for d in info.value.diagnostics}, after

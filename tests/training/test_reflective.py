@@ -8,11 +8,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from icldsl.compiler import compile_source
 from icldsl.datasets import Example
-from icldsl.diagnostics import CheckError
 from icldsl.lm.base import LMError
 from icldsl.runtime.program import Program
 from icldsl.runtime.spec import LMSpec
@@ -26,7 +24,7 @@ from icldsl.training.rewards import exact_match
 from icldsl.training.session import fit_compiled
 from icldsl.training.trainer import evaluate, fit, score
 from tests.scripted import ScriptedLM, last_input
-from tests.training.helpers import INSTRUCTION_SOURCE, context, question_number
+from tests.training.helpers import INSTRUCTION_SOURCE, assert_refused, context, question_number, with_data
 
 SOURCE = INSTRUCTION_SOURCE
 PATH = "p/a"
@@ -200,14 +198,8 @@ train p on d {
 """
 
 
-def write(tmp_path: Path, text: str) -> Source:
-    rows = [{"question": f"q{i}", "answer": i} for i in range(20)]
-    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    return Source(str(tmp_path / "p.icl"), text)
-
-
 def test_fit_compiled_from_a_file_with_given_clients(tmp_path: Path) -> None:
-    compiled = compile_source(write(tmp_path, FILE))
+    compiled = compile_source(with_data(tmp_path, FILE))
     judge_lm = scripted(magic, add_magic)
     report = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"solver": scripted(magic, add_magic),
                                                                           "judge": judge_lm}))
@@ -221,10 +213,7 @@ def test_fit_compiled_from_a_file_with_given_clients(tmp_path: Path) -> None:
 
 
 def test_the_checker_verifies_reflective_options(tmp_path: Path) -> None:
-    for before, after, code in [("lm: judge", "lm: jduge", "undefined-name"),
-                                ("proposals: 2", "proposals: 0", "wrong-type"),
-                                ("temperature: 1", "temperature: -1", "wrong-type"),
-                                ("temperature: 1", "temprature: 1", "unknown-option")]:
-        with pytest.raises(CheckError) as info:
-            compile_source(write(tmp_path, FILE.replace(before, after)))
-        assert code in {d.code for d in info.value.diagnostics}, after
+    assert_refused(tmp_path, FILE, [("lm: judge", "lm: jduge", "undefined-name"),
+                                    ("proposals: 2", "proposals: 0", "wrong-type"),
+                                    ("temperature: 1", "temperature: -1", "wrong-type"),
+                                    ("temperature: 1", "temprature: 1", "unknown-option")])
