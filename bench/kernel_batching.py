@@ -15,7 +15,7 @@ import argparse
 import random
 import time
 
-from icldsl.lm.local import _bindings, extra_buffer_types, requantized, resolve_model
+from icldsl.lm.local import FILE_WEIGHTS, WEIGHTS, _bindings, extra_buffer_types, requantized, resolve_model
 
 SEQUENCES = 8
 PROMPT_CHUNK = 67  # new tokens per question in bench/local_throughput.py's requests
@@ -23,7 +23,7 @@ PROMPT_CHUNK = 67  # new tokens per question in bench/local_throughput.py's requ
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default="file", choices=["file", "q4_0"])
+    parser.add_argument("--weights", default=FILE_WEIGHTS, choices=[FILE_WEIGHTS, *WEIGHTS])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--context", type=int, default=600, help="tokens already in each sequence")
     parser.add_argument("--steps", type=int, default=20, help="decode steps timed per batch size")
@@ -31,7 +31,7 @@ def main() -> None:
 
     ll = _bindings()
     path = resolve_model("smollm2-135m")
-    if args.weights != "file":
+    if args.weights != FILE_WEIGHTS:
         path = requantized(path, args.weights)
     params = ll.llama_model_default_params()
     params.use_extra_bufts = extra_buffer_types()

@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pydantic import BaseModel, Field  # noqa: E402
 
 from icldsl.lm.base import LMRequest, Message  # noqa: E402
+from icldsl.lm.local import FILE_WEIGHTS, WEIGHTS  # noqa: E402
 from machine import OtherLoad, describe, wait_until_idle  # noqa: E402
 from icldsl.runtime import prompt  # noqa: E402
 from icldsl.runtime.state import Demo, StepState  # noqa: E402
@@ -246,7 +247,7 @@ def main() -> None:
     parser.add_argument("--n-ctx", type=int, default=2048)
     parser.add_argument("--n-threads", type=int, help="llama.cpp threads (default: the client's)")
     parser.add_argument("--n-parallel", type=int, help="sequences decoded together (default: the client's)")
-    parser.add_argument("--weights", default="file", choices=["file", "q4_0"],
+    parser.add_argument("--weights", default=FILE_WEIGHTS, choices=[FILE_WEIGHTS, *WEIGHTS],
                         help="the bundled model's weights: the file's own (Q4_1), or requantized")
     parser.add_argument("--idle", type=float, default=0.15,
                         help="before each run, wait until other processes use under this many CPUs")
@@ -268,7 +269,7 @@ def main() -> None:
     # Every cell of a repetition: (client label, module, concurrency, options).
     new = client_module(None)
     model_file = new.resolve_model("smollm2-135m")
-    if args.weights != "file":
+    if args.weights != FILE_WEIGHTS:
         options["weights"] = args.weights
         model_file = new.requantized(model_file, args.weights)
     cells = [("batched", new, level, options) for level in args.concurrency]

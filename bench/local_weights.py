@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from icldsl.compiler import compile_source
+from icldsl.lm.local import FILE_WEIGHTS, WEIGHTS
 from icldsl.source import Source
 from icldsl.training.estimate import Estimate, paired
 from icldsl.training.rewards import exact_match
@@ -45,7 +46,8 @@ async def score(weights: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", nargs="+", default=["file", "q4_0"], choices=["file", "q4_0"])
+    choices = [FILE_WEIGHTS, *WEIGHTS]
+    parser.add_argument("--weights", nargs="+", default=choices, choices=choices)
     parser.add_argument("--json", type=Path, help="write the per-tweet results here")
     args = parser.parse_args()
     runs = [asyncio.run(score(w)) for w in args.weights]
