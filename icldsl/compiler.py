@@ -13,11 +13,11 @@ from .diagnostics import CheckError, Diagnostic
 from .options import Signature, bind, to_python
 from .imports import load_module
 from .runtime.prompt import DEFAULT_INSTRUCTIONS
-from .runtime.spec import ArmSpec, BranchSpec, FieldSpec, LMSpec, ModelSpec, ProgramSpec, StepSpec, ToolSpec
+from .runtime.spec import (ArmSpec, BranchSpec, EmbeddingSpec, FieldSpec, LMSpec, ModelSpec, ProgramSpec, StepSpec,
+                           ToolSpec)
 from .runtime.state import StepState
 from .training import rewards
 from .training.registry import OPTIMIZERS, REWARDS
-from .training.resources import EmbeddingSpec
 from .runtime.tools import ToolError, load_tool
 from .source import Source
 
