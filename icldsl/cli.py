@@ -536,6 +536,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lsp(args: argparse.Namespace) -> int:
+    try:
+        from .lsp.server import serve  # the LSP library loads only for this verb
+    except ImportError as exc:
+        raise Failure(f"the language server needs the `lsp` extra ({exc.name} is missing): "
+                      "pip install 'icldsl[lsp]'") from None
+    serve()
+    return EXIT_OK
+
+
 def _json_object(text: str, what: str) -> dict:
     try:
         value = json.loads(text)
@@ -647,6 +657,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", action="store_true",
                    help="also write <stem>.report.html (without predictions: the artifact does not keep them)")
     p.set_defaults(func=cmd_plot)
+
+    p = verbs.add_parser("lsp", help="run the language server (for editors) over stdin and stdout",
+                         description="Run the icldsl language server, speaking the Language Server Protocol "
+                                     "over standard input and output: diagnostics as you type, hover, go to "
+                                     "definition, references, completion, document symbols and formatting. "
+                                     "Editors start it; see editors/vscode. Needs the `lsp` extra.")
+    p.set_defaults(func=cmd_lsp)
 
     p = verbs.add_parser("cache", help="show or clear the cache of LM calls",
                          description=f"The on-disk cache of LM calls that fit, eval and run share: "

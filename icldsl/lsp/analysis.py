@@ -10,7 +10,7 @@ from typing import Mapping
 
 from .. import ir
 from ..compiler import check_module
-from ..diagnostics import CheckError, Diagnostic
+from ..diagnostics import CheckError, Diagnostic, sort_key
 from ..imports import resolve_imports
 from ..source import Source
 from .incremental import IncrementalParser
@@ -19,14 +19,16 @@ from .symbols import Index
 
 @dataclass(frozen=True)
 class Analysis:
-    """`module` holds the items that parsed (all of them when the file has no syntax error),
-    after the shared items of the files it imports; `sources` the texts diagnostics point into."""
+    """`module` holds the items that parsed (all of them when `parsed`: the file has no syntax
+    error), after the shared items of the files it imports; `sources` the texts diagnostics
+    point into."""
 
     version: int | None
     source: Source
     module: ir.Module
     sources: Mapping[str, Source]
     diagnostics: tuple[Diagnostic, ...]
+    parsed: bool
 
     @functools.cached_property
     def index(self) -> Index:
@@ -54,4 +56,4 @@ def analyze(source: Source, parser: IncrementalParser, version: int | None = Non
             diagnostics = tuple(check_module(module, Path(source.name).resolve().parent))
         except CheckError as exc:
             diagnostics = exc.diagnostics
-    return Analysis(version, source, module, sources, tuple(diagnostics))
+    return Analysis(version, source, module, sources, tuple(sorted(diagnostics, key=sort_key)), parsed.error is None)
