@@ -6,7 +6,6 @@ runs them all and raises one CheckError carrying every error found.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections import Counter
 from typing import Iterable, Mapping
@@ -14,7 +13,7 @@ from typing import Iterable, Mapping
 from . import ir
 from .datasets import LOADERS
 from .diagnostics import CheckError, Sink, did_you_mean
-from .lm import EMBEDDERS, PROVIDERS, split_target
+from .lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
 from .options import EMBEDDING_NAME, FIELDS, LM_NAME, Choice, Either, Signature, matches, names_a, type_name
 from .training.registry import OPTIMIZERS, REWARDS
 
@@ -288,7 +287,7 @@ def check_embeddings(module: ir.Module, sink: Sink) -> None:
                      emb.target.span, "not an embedding provider", did_you_mean(provider, EMBEDDERS)
                      or "write `provider/model`, with provider one of: " + ", ".join(EMBEDDERS))
             continue
-        options = importlib.import_module(EMBEDDERS[provider][0]).OPTIONS
+        options = embedding_options(provider)
         _check_args(emb.options, Signature(options), f"embedding `{emb.name}` ({provider})", sink)
         for arg in emb.options:
             if arg.name in SECRET_OPTIONS and isinstance(arg.value, ir.Literal):

@@ -69,6 +69,11 @@ EMBEDDERS: Mapping[str, tuple[str, str]] = {
 }
 
 
+def embedding_options(provider: str) -> Mapping[str, type]:
+    """The options an `embedding` block of this provider (one of EMBEDDERS) takes."""
+    return importlib.import_module(EMBEDDERS[provider][0]).OPTIONS
+
+
 def make_embedder(target: str, options: Mapping[str, Any] | None = None) -> Embedder:
     """An embedding model for `target` (`openai/text-embedding-3-small`, `ollama/all-minilm`,
     `local/all-minilm-l6-v2`), given its options (already resolved)."""
