@@ -462,10 +462,18 @@ def cmd_render(args: argparse.Namespace) -> int:
             raise Failure(f"{args.artifact} holds program `{trained.spec.name}`, not `{name}`")
         program = program.with_states(trained.states)
     inputs = _json_object(args.input, "--input") if args.input else None
-    for rendered in render_program(program, inputs):
+    try:
+        steps = asyncio.run(render_program(program, inputs))
+    finally:
+        asyncio.run(program.aclose())
+    for rendered in steps:
         step, lm = rendered.step, program.spec.lms
         target = next((l.target for l in lm if l.name == step.lm), step.lm)
         print(f"=== {step.path}: {step.kind} {step.model} using {step.lm} ({target}) ===")
+        if rendered.retrieved:
+            print(f"(retrieved for this input, in prompt order: {', '.join(rendered.retrieved)})")
+        if rendered.note:
+            print(f"({rendered.note})")
         for message in rendered.messages:
             print(f"--- {message.role}\n{message.content}")
         print()
