@@ -8,6 +8,7 @@ from .artifact import ArtifactError, load
 from .checker import check
 from .compiler import compile_file, compile_source
 from .diagnostics import CheckError
+from .errors import Error
 from .parser import parse, parse_file
 from .runtime.program import InvalidInput, PredictionError, Program
 from .source import Source
@@ -15,6 +16,6 @@ from .source import Source
 __version__ = "0.1.0"
 
 __all__ = [
-    "ArtifactError", "CheckError", "InvalidInput", "PredictionError", "Program", "Source",
+    "ArtifactError", "CheckError", "Error", "InvalidInput", "PredictionError", "Program", "Source",
     "check", "compile_file", "compile_source", "load", "parse", "parse_file",
 ]

@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
+from .errors import Error
 from .lm.base import LMClient
 from .paths import write_atomic
 from .lm.cache import LMCache, Mode
@@ -27,7 +28,7 @@ FORMAT_VERSION = 1
 HASH_KEY = "content_sha256"
 
 
-class ArtifactError(Exception):
+class ArtifactError(Error):
     """An artifact that cannot be used: unreadable, tampered with, or of an unknown format."""
 
 

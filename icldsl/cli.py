@@ -1,8 +1,8 @@
 """The `icldsl` command: the only module that prints or exits.
 
-Exit codes: 0 success; 1 the input is wrong (diagnostics, bad data, bad
-artifact, unusable LM settings, a failed prediction); 2 bad command-line usage;
-130 interrupted.
+Exit codes (icldsl/errors.py): 0 success; 1 the input is wrong (diagnostics, bad
+data, bad artifact, unusable LM settings, a failed prediction); 2 bad command-line
+usage; 130 interrupted. Every error a user can fix derives from `icldsl.Error`.
 """
 
 from __future__ import annotations
@@ -24,27 +24,21 @@ import numpy as np
 
 from . import artifact
 from .compiler import Compiled, compile_source
-from .datasets import DataError
 from .diff import diff_docs, format_diff
 from .diagnostics import CheckError, render, render_concise, sort_key
-from .lm.base import LMConfigError
-from .lm.cache import ENV_DIR, CacheError, LMCache, Mode, default_path
+from .errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Error
+from .lm.cache import ENV_DIR, LMCache, Mode, default_path
 from .runtime.models import dump
-from .runtime.program import InvalidInput, PredictionError
 from .formatter import format_source
 from .plan import format_plan, plan_compiled
 from .runtime.render import render_program
-from .runtime.tools import ToolError
 from .source import Source
 from .paths import beside
 from .training.estimate import Estimate, paired
-from .training.session import Scores, SettingError, eval_compiled, fit_compiled, program_of
+from .training.session import Scores, eval_compiled, fit_compiled, program_of
 from .training.trainer import History, UsageTable
 
-EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class Failure(Exception):
+class Failure(Error):
     """A user-facing error: printed as `error: ...`, exit status 1."""
 
 
@@ -654,10 +648,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         _err("\ninterrupted" + (f": {exc}" if str(exc) else ""))
         return EXIT_INTERRUPTED
-    except (Failure, DataError, LMConfigError, artifact.ArtifactError, InvalidInput, PredictionError,
-            ToolError, CacheError, SettingError) as exc:
+    except Error as exc:
         _err(f"error: {exc}")
-        return EXIT_INPUT
+        return exc.exit_code
 
 
 if __name__ == "__main__":

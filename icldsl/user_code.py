@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .errors import Error
+
 FORM = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
-class UserCodeError(Exception):
+class UserCodeError(Error):
     """A "module:function" that cannot be imported or is not a function."""
 
 

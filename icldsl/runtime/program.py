@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, ValidationError
 
+from ..errors import Error
 from ..lm import LMClient, make_client
 from ..lm.cache import CachedClient, CallMeter, LMCache, Mode
 from ..lm.fallback import FallbackClient
@@ -23,12 +24,12 @@ from .tools import Tool, load_tools
 log = logging.getLogger("icldsl.runtime")
 
 
-class PredictionError(Exception):
+class PredictionError(Error):
     """A program call that produced no valid output (the LM failed or its answer
     did not validate). Training counts these as reward 0."""
 
 
-class InvalidInput(ValueError):
+class InvalidInput(Error, ValueError):
     """The input does not match the program's input model."""
 
 

@@ -10,10 +10,11 @@ from typing import Any, Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from ..errors import Error
 from ..user_code import UserCodeError, load_function
 
 
-class ToolError(Exception):
+class ToolError(Error):
     """A tool that cannot be imported or whose signature cannot be described."""
 
 

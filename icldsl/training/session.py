@@ -14,6 +14,7 @@ import numpy as np
 
 from ..artifact import freeze
 from ..compiler import Compiled, TrainSpec
+from ..errors import Error
 from ..datasets import Dataset, Example, load_dataset
 from ..datasets.quality import inspect as inspect_data
 from ..lm.base import LMClient
@@ -110,7 +111,7 @@ def split(examples: Sequence[Example], fraction: float, rng: np.random.Generator
     return [examples[i] for i in keep], [examples[i] for i in val]
 
 
-class SettingError(ValueError):
+class SettingError(Error, ValueError):
     """A reward or optimizer refused its options (the message names which)."""
 
 
