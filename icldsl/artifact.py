@@ -1,7 +1,9 @@
 """The frozen artifact: one JSON file that runs a trained program without its source.
 
-Canonical JSON (sorted keys, fixed indentation, no timestamps), a sha256 of its
-own content checked on every read, written to a temporary file and renamed. It
+JSON with fixed indentation and no timestamps, a sha256 of its own content checked
+on every read, written to a temporary file and renamed. Keys keep the order they were
+built in, never sorted: an example's input and output reach the LM in the field order
+the trained program sent them, so the loaded program sends the same requests. It
 names its `.icl` source and that file's sha256; `load` warns (StaleArtifactWarning)
 when the source is there and has changed since.
 """
@@ -37,7 +39,8 @@ class StaleArtifactWarning(UserWarning):
 
 
 def canonical(doc: Mapping[str, Any]) -> str:
-    return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    """The artifact's text; objects keep their order (see the module's docstring)."""
+    return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def content_hash(doc: Mapping[str, Any]) -> str:

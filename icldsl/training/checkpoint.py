@@ -59,7 +59,8 @@ class CheckpointWriter:
             "events": history.events,
             "usage": history.usage_table.to_json(),
         }
-        write_atomic(self.path, json.dumps(doc, sort_keys=True, indent=1) + "\n")
+        # Not sorted: the states' examples keep the field order the program sends them in.
+        write_atomic(self.path, json.dumps(doc, indent=1, allow_nan=False) + "\n")
 
 
 def _best(history: History, monitor: str) -> float | None:
