@@ -559,11 +559,30 @@ def check_trains(module: ir.Module, sink: Sink) -> None:
                 continue
             seen.setdefault(setting.key, setting)
             _check_setting(setting, output, models, names, sink)
+        if program is not None and "runs" in seen:
+            _check_runs(seen["runs"], program, names["lm"], sink)
         for key in ("reward", "optimizer"):
             if key not in seen:
                 sink.add("missing-setting", f"the train block has no `{key}`", train.span, f"no {key}",
                          "add for example `reward exact_match()`" if key == "reward"
                          else "add for example `optimizer random_few_shot()`")
+
+
+def _check_runs(setting: ir.Setting, program: ir.Program, lms: Mapping[str, ir.LM], sink: Sink) -> None:
+    """`runs N` repeats the test evaluation to measure sampling; at temperature 0 every run
+    would get the same answers, so its spread would be 0 by construction."""
+    if not (isinstance(setting.value, ir.Literal) and isinstance(setting.value.value, int) and setting.value.value > 1):
+        return
+    only = next(iter(lms)) if len(lms) == 1 else None
+    used = {step.lm.name if step.lm else only for step in program.lm_steps()}
+    if not used or not all(name in lms for name in used):
+        return
+    temperatures = [next((a.value for a in lms[name].options if a.name == "temperature"), None) for name in used]
+    if all(isinstance(t, ir.Literal) and t.value == 0 for t in temperatures):
+        sink.add("invalid-value", f"`runs {setting.value.value}` would repeat one evaluation: every LM of program "
+                 f"`{program.name}` has temperature 0, so each run gets the same answers", setting.value.span,
+                 "identical runs", "give the LM a temperature above 0 (each run then samples with its own seed), "
+                 "or remove `runs`")
 
 
 # Which field types a loader's column of a given type can fill.

@@ -35,6 +35,7 @@ from .runtime.render import render_program
 from .source import Source
 from .paths import beside
 from .training.estimate import Estimate, paired
+from .training.metrics import label_summary
 from .training.session import Scores, eval_compiled, fit_compiled, program_of
 from .training.trainer import History, UsageTable
 
@@ -193,6 +194,19 @@ def _scores_table(rows: list[tuple[str, Scores]]) -> str:
     return "\n".join(lines)
 
 
+def _labels_table(rows: list[tuple[str, Scores]]) -> str | None:
+    """Precision / recall / F1 of every label of the output's enum fields (means over runs),
+    one column per program; None when the output has no enum field."""
+    summaries = [label_summary(s.label_tables()) for _, s in rows]
+    if not summaries or not summaries[0]:
+        return None
+    lines = [f"{'per label':<24}" + "".join(f"{name + ' P / R / F1':>26}" for name, _ in rows) + f"{'support':>9}"]
+    for i, first in enumerate(summaries[0]):
+        cells = "".join(f"{'{precision:.3f} / {recall:.3f} / {f1:.3f}'.format(**s[i]):>26}" for s in summaries)
+        lines.append(f"{first['field'] + '=' + first['label']:<24}{cells}{first['support']:>9}")
+    return "\n".join(lines)
+
+
 def _difference(untrained: Scores, trained: Scores) -> str | None:
     """Trained minus untrained on the same test examples (the last run of each), with its standard error."""
     if not untrained.runs or not trained.runs:
@@ -265,6 +279,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(line)
     print("\ntest set" + ("" if train.runs == 1 else f" ({train.runs} runs, mean ± std over runs)"))
     print(_scores_table([("untrained", report.untrained), ("trained", report.trained)]))
+    labels = _labels_table([("untrained", report.untrained), ("trained", report.trained)])
+    if labels:
+        print(labels)
     difference = _difference(report.untrained, report.trained)
     if difference:
         print(difference)
@@ -297,6 +314,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             program, label = program_of(compiled, train.program, cache=cache, cache_mode=mode), "untrained"
         scores = asyncio.run(eval_compiled(compiled, train, program, progress=ProgressLine(args.quiet)))
     print(_scores_table([(label if len(label) < 20 else "artifact", scores)]))
+    labels = _labels_table([(label if len(label) < 20 else "artifact", scores)])
+    if labels:
+        print(labels)
     table = scores.usage_table
     print("\n" + _usage_table(table))
     if table.total.missing:

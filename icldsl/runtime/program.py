@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -73,6 +74,14 @@ class Program:
         other = Program.__new__(Program)
         other.__dict__.update(self.__dict__)
         other.states = dict(states)
+        return other
+
+    def reseeded(self, offset: int) -> "Program":
+        """The same program whose LM requests carry the seed `seed + offset` (an unset seed
+        counts as 0): at a temperature above 0, another sample of every answer."""
+        other = self.with_states(self.states)
+        other._lms = {name: dataclasses.replace(lm, options={**lm.options, "seed": lm.options.get("seed", 0) + offset})
+                      for name, lm in self._lms.items()}
         return other
 
     # ---- running ---------------------------------------------------------------

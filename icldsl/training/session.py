@@ -36,7 +36,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Scores:
-    """Test reward over `runs` repeated evaluations, with the metrics of each run."""
+    """Test reward over `runs` repeated evaluations, with the metrics of each run.
+
+    In the artifact every metric `m` has `m_mean`, `m_std` and `m_runs` (one value per
+    run; the reward's are `rewards`), and `labels` holds one per-label table per run."""
 
     runs: tuple[Evaluation, ...]
     metrics: Metrics | None = None
@@ -52,6 +55,10 @@ class Scores:
     def metric_runs(self) -> list[dict[str, float]]:
         return [self.metrics(r.scored) for r in self.runs] if self.metrics else []
 
+    def label_tables(self) -> list[dict[str, Any]]:
+        """Precision, recall, F1 and support per label of each enum field, one table per run."""
+        return [self.metrics.labels(r.scored) for r in self.runs] if self.metrics else []
+
     def to_json(self) -> dict[str, Any]:
         doc = {
             "reward_mean": self.mean,
@@ -65,7 +72,8 @@ class Scores:
             for key in runs[0]:
                 values = [m[key] for m in runs]
                 doc[f"{key}_mean"], doc[f"{key}_std"] = float(np.mean(values)), float(np.std(values))
-            doc["labels"] = self.metrics.labels(self.runs[-1].scored)
+                doc[f"{key}_runs"] = values
+            doc["labels"] = self.label_tables()
         return doc
 
     @property
@@ -150,11 +158,13 @@ def make_optimizer(train: TrainSpec, resources: Resources) -> Optimizer:
 
 async def score_runs(program: Program, examples: Sequence[Example], reward: Reward, train: TrainSpec,
                      label: str, progress: Progress | None) -> Scores:
+    """`train.runs` evaluations; run r (from 0) sends each LM's seed + r, so at a temperature
+    above 0 every run samples its own answers (the checker refuses `runs` at temperature 0)."""
     runs = []
     for run in range(train.runs):
         tag = label if train.runs == 1 else f"{label} {run + 1}/{train.runs}"
-        runs.append(await evaluate(program, examples, reward, concurrency=train.concurrency, label=tag,
-                                   progress=progress))
+        runs.append(await evaluate(program.reseeded(run) if run else program, examples, reward,
+                                   concurrency=train.concurrency, label=tag, progress=progress))
     return Scores(tuple(runs), Metrics(program.spec))
 
 
