@@ -89,13 +89,16 @@ def read(path: str | Path) -> dict:
 
 
 def program_from(doc: Mapping[str, Any], clients: Mapping[str, LMClient] | None = None, *,
-                 cache: LMCache | None = None, cache_mode: Mode = "normal") -> Program:
+                 cache: LMCache | None = None, cache_mode: Mode = "normal", folder: Path | None = None) -> Program:
+    """The program of an artifact document; its tools are imported on first use, from
+    installed modules, never from the artifact's `folder`."""
     try:
         spec = ProgramSpec.from_json(doc["program"])
         states = {path: StepState.from_json(s) for path, s in doc["states"].items()}
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"artifact content is malformed: {exc!r}") from None
-    return Program(spec, states, clients, cache=cache, cache_mode=cache_mode)
+    return Program(spec, states, clients, cache=cache, cache_mode=cache_mode,
+                   barred=(folder.resolve(),) if folder is not None else ())
 
 
 def stale_source(doc: Mapping[str, Any], path: str | Path | None = None) -> str | None:
@@ -127,4 +130,4 @@ def load(path: str | Path, clients: Mapping[str, LMClient] | None = None, *,
     stale = stale_source(doc, path)
     if stale:
         warnings.warn(stale, StaleArtifactWarning, stacklevel=2)
-    return program_from(doc, clients, cache=cache, cache_mode=cache_mode)
+    return program_from(doc, clients, cache=cache, cache_mode=cache_mode, folder=Path(path).parent)

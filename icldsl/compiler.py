@@ -18,7 +18,7 @@ from .runtime.state import StepState
 from .training import rewards
 from .training.registry import OPTIMIZERS, REWARDS
 from .training.resources import EmbeddingSpec
-from .runtime.tools import ToolError, load_tool
+from .runtime.tools import ToolError, describe_tool
 from .source import Source
 
 SECRET_OPTIONS = ("api_key",)
@@ -87,7 +87,7 @@ def compile_source(source: Source) -> Compiled:
     except CheckError as exc:
         raise CheckError(exc.diagnostics, sources) from None
     base_dir = Path(source.name).resolve().parent
-    tool_errors = _import_tools(module, base_dir) + _check_rewards(module, base_dir)
+    tool_errors = _locate_tools(module, base_dir) + _check_rewards(module, base_dir)
     if tool_errors:
         raise CheckError(tool_errors, sources)
     models = {m.name: m for m in module.of(ir.Model)}
@@ -105,14 +105,15 @@ def compile_source(source: Source) -> Compiled:
     )
 
 
-def _import_tools(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
-    """Import every tool a program uses, so a bad one is reported before any LM call."""
+def _locate_tools(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
+    """Find and parse (never import: compiling runs no user code) every tool a program uses,
+    so a missing one is reported before any LM call."""
     used = {t.name for p in module.of(ir.Program) for s in p.lm_steps() for t in s.tools}
     errors = []
     for tool in module.of(ir.Tool):
         if tool.name in used:
             try:
-                load_tool(tool.name, tool.impl.args[0].value.value, (base_dir,))
+                describe_tool(tool.name, tool.impl.args[0].value.value, (base_dir,))
             except ToolError as exc:
                 errors.append(Diagnostic("unknown-function", str(exc), tool.impl.span, "cannot load",
                                          "the module must be importable, or sit beside the .icl file"))
@@ -120,7 +121,7 @@ def _import_tools(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
 
 
 def _check_rewards(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
-    """Reward options out of range, and `python` rewards that cannot be imported, before any LM call."""
+    """Reward options out of range, and `python` rewards that cannot be found, before any LM call."""
     errors = []
     for setting in (s for t in module.of(ir.Train) for s in t.settings if s.key == "reward"):
         bound = bind(REWARDS[setting.value.func].signature, setting.value.args)

@@ -52,9 +52,11 @@ class Program:
         *,
         cache: LMCache | None = None,
         cache_mode: Mode = "normal",
+        barred: tuple[Path, ...] = (),
     ) -> None:
         self.spec = spec
         self.search_path = search_path  # where tools' modules may live besides sys.path
+        self.barred = barred  # folders tools' modules may never come from (an artifact's own)
         self.states = dict(states)
         self.models: dict[str, type[BaseModel]] = build_models(spec.models)
         self.input_model = self.models[spec.input_model]
@@ -160,7 +162,7 @@ class Program:
     def tools(self) -> dict[str, Tool]:
         """The program's tools, imported on first use (ToolError if one cannot be)."""
         if self._tools is None:
-            self._tools = load_tools(self.spec.tools, self.search_path)
+            self._tools = load_tools(self.spec.tools, self.search_path, barred=self.barred)
         return self._tools
 
     def client(self, lm_name: str) -> LMClient:

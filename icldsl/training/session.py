@@ -190,6 +190,7 @@ async def fit_compiled(
     program = program_of(compiled, train.program, clients, cache=cache, cache_mode=cache_mode)
     resources = resources_of(compiled, cache, cache_mode, clients)
     try:
+        program.tools()  # imported now: a module that fails to import stops the fit before any LM call
         data = load_data(compiled, train, program)
         data_check = inspect_data(data)
         for warning in data_check.warnings():
@@ -251,6 +252,7 @@ async def eval_compiled(
     """The program's reward on the test split of its train block's data."""
     resources = resources_of(compiled, program.cache, program.cache_mode)
     try:
+        program.tools()  # imported now: a module that fails to import stops before any LM call
         data = load_data(compiled, train, program)
         return await score_runs(program, data.test, make_reward(train, resources), train, "test", progress)
     finally:
