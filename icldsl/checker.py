@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections import Counter
+from urllib.parse import urlsplit
 from typing import Iterable, Mapping
 
 from . import ir
@@ -245,6 +246,21 @@ def _check_fallback(lm: ir.LM, ref: ir.Ref, lms: Mapping[str, ir.LM], sink: Sink
                  ref.span, "fallback cycle", "a fallback must end at an lm without one")
 
 
+def _url_credentials(value: ir.Literal, owner: str, option: str, sink: Sink) -> bool:
+    """A URL with a user name or password in it (`http://user:key@host`) holds a secret too."""
+    if not isinstance(value.value, str) or "@" not in value.value:
+        return False
+    try:
+        parts = urlsplit(value.value)
+        found = bool(parts.scheme and parts.netloc and (parts.username or parts.password))
+    except ValueError:
+        return False
+    if found:
+        sink.add("secret-in-source", f"`{option}` of {owner} holds credentials in its URL", value.span,
+                 "a secret in the source", f'put the URL, credentials and all, in a variable: `{option}: env("NAME")`')
+    return found
+
+
 def check_lms(module: ir.Module, sink: Sink) -> None:
     lms = _first(module.of(ir.LM))
     for lm in module.of(ir.LM):
@@ -268,6 +284,8 @@ def check_lms(module: ir.Module, sink: Sink) -> None:
             if arg.name in SECRET_OPTIONS:
                 sink.add("secret-in-source", f"`{arg.name}` of lm `{lm.name}` is written in the file", value.span,
                          "a key in the source", f'read it from the environment: `{arg.name}: env("NAME")`')
+                continue
+            if _url_credentials(value, f"lm `{lm.name}`", arg.name, sink):
                 continue
             if arg.name == "temperature" and not 0 <= value.value <= 2:
                 sink.add("invalid-value", "temperature must be between 0 and 2", value.span)
@@ -293,6 +311,8 @@ def check_embeddings(module: ir.Module, sink: Sink) -> None:
                 sink.add("secret-in-source", f"`{arg.name}` of embedding `{emb.name}` is written in the file",
                          arg.value.span, "a key in the source",
                          f'read it from the environment: `{arg.name}: env("NAME")`')
+            elif isinstance(arg.value, ir.Literal):
+                _url_credentials(arg.value, f"embedding `{emb.name}`", arg.name, sink)
 
 
 def _item_steps(item: ir.Step | ir.Branch) -> tuple[ir.Step, ...]:

@@ -36,7 +36,8 @@ from .source import Source
 from .paths import beside
 from .training.estimate import Estimate, paired
 from .training.metrics import label_summary
-from .training.session import Scores, eval_compiled, fit_compiled, program_of
+from .training.session import (MAX_FAILED_SHARE, Scores, eval_compiled, failed_predictions, failure_message,
+                               fit_compiled, program_of)
 from .training.trainer import History, UsageTable
 
 class Failure(Error):
@@ -250,6 +251,7 @@ def _event_lines(events: list[dict]) -> list[str]:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    key = artifact.signing_key() if args.sign else None  # before any work: a missing key stops the fit now
     compiled = _compile(args.file)
     train = _train_spec(compiled, args.program)
     out = Path(args.output or f"{train.program}.artifact.json")
@@ -262,9 +264,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
                                           progress=ProgressLine(args.quiet), checkpoint=checkpoint,
                                           csv_log=beside(out, "history.csv")))
     missing = report.usage.missing
-    if not missing:  # an artifact trained on calls that were never made would replace a good one
-        artifact.write(out, report.artifact)
-        checkpoint.unlink(missing_ok=True)
     history = report.history
     print(f"\n{train.program}: {report.sizes['train']} train, {report.sizes['validation']} validation, "
           f"{report.sizes['test']} test examples; {history.epochs_run} of {train.epochs} epoch(s) in "
@@ -286,18 +285,28 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if difference:
         print(difference)
     print("\n" + _usage_table(report.usage_table))
+    # Neither an artifact trained on calls that were never made, nor one whose scores are
+    # mostly failures, may replace a good one.
     if missing:
         _err(f"\nerror: {_missing(missing)}; no artifact written")
         return EXIT_INPUT
-    print(f"\nwrote {out}")
-    if not args.no_report:
+    failed, total, error, count = failed_predictions(report.untrained, report.trained)
+    if failed > MAX_FAILED_SHARE * total:
+        _err(f"\nerror: {failure_message(failed, total, error, count, 'test predictions')}; more than "
+             f"{MAX_FAILED_SHARE:.0%} failed, so no artifact was written")
+        return EXIT_INPUT
+    doc = artifact.sign(report.artifact, key) if key else report.artifact
+    if not args.no_report:  # before the artifact: a fit interrupted while drawing leaves none, as documented
         from . import report as html_report  # matplotlib loads only when plots are drawn
 
         scored = [s.runs[-1].scored if s.runs else () for s in (report.untrained, report.trained)]
         validation = report.history.validation.scored if report.history.validation else ()
         predictions = html_report.predictions_of(*scored, validation)
-        written = html_report.write_beside(out, report.artifact, predictions=predictions)
-        print(f"wrote {written[-1]} and {len(written) - 1} plots ({', '.join(p.name for p in written[:-1])})")
+        written = html_report.write_beside(out, doc, predictions=predictions)
+        print(f"\nwrote {written[-1]} and {len(written) - 1} plots ({', '.join(p.name for p in written[:-1])})")
+    artifact.write(out, doc)
+    checkpoint.unlink(missing_ok=True)
+    print(f"wrote {out}" + (" (signed)" if key else ""))
     return EXIT_OK
 
 
@@ -306,7 +315,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     train = _train_spec(compiled, args.program)
     with _lm_cache(args) as (cache, mode):
         if args.artifact:
-            program = artifact.load(args.artifact, cache=cache, cache_mode=mode)
+            program = artifact.load(args.artifact, cache=cache, cache_mode=mode, verify=args.verify,
+                                    lms=_lm_overrides(args.lm))
             if program.spec.name != train.program:
                 raise Failure(f"{args.artifact} holds program `{program.spec.name}`, not `{train.program}`")
             label = args.artifact
@@ -328,7 +338,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     inputs = _json_object(args.input, "--input")
     with _lm_cache(args) as (cache, mode):
-        program = artifact.load(args.artifact, cache=cache, cache_mode=mode)
+        program = artifact.load(args.artifact, cache=cache, cache_mode=mode, verify=args.verify,
+                                lms=_lm_overrides(args.lm))
         try:
             output = program(**inputs)
         finally:
@@ -488,7 +499,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     from . import plots  # matplotlib loads only when plots are drawn
 
     if Path(args.file).suffix == ".json":
-        program = artifact.program_from(artifact.read(args.file))
+        program = artifact.program_from(artifact.read(args.file), path=args.file)
         programs = {program.spec.name: (program.spec, program.states)}
     else:
         programs = dict(_compile(args.file).programs)
@@ -525,6 +536,29 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _lm_overrides(items: Sequence[str]) -> dict[str, dict]:
+    """`--lm NAME.OPTION=VALUE` flags as `artifact.with_lms` takes them: `env:VAR` reads a
+    variable, `null` removes the option, a JSON number or boolean is one, anything else text."""
+    overrides: dict[str, dict] = {}
+    for item in items:
+        name, dot, rest = item.partition(".")
+        option, equals, value = rest.partition("=")
+        if not (dot and equals and name and option):
+            raise Failure(f"--lm {item!r}: write NAME.OPTION=VALUE, such as solver.base_url=https://host/v1 "
+                          "or solver.api_key=env:MY_KEY")
+        if value.startswith("env:"):
+            parsed: object = {"env": value.removeprefix("env:")}
+        else:
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError:
+                parsed = value
+            if not (parsed is None or isinstance(parsed, (bool, int, float))):
+                parsed = value
+        overrides.setdefault(name, {})[option] = parsed
+    return overrides
+
+
 def _json_object(text: str, what: str) -> dict:
     try:
         value = json.loads(text)
@@ -559,6 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="write only the artifact: no plots, no report.html")
     p.add_argument("--restart", action="store_true",
                    help="ignore the checkpoint an interrupted fit left (<stem>.checkpoint.json) and start over")
+    p.add_argument("--sign", action="store_true",
+                   help=f"sign the artifact (HMAC-SHA256) with the key in ${artifact.SIGNING_KEY_ENV}")
     _cache_flags(p)
     p.set_defaults(func=cmd_fit)
 
@@ -569,6 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--artifact", help="evaluate this trained artifact instead of the untrained program")
     p.add_argument("--program", help="which train block, by program name (default: the first)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    _deploy_flags(p)
     _cache_flags(p)
     p.set_defaults(func=cmd_eval)
 
@@ -594,6 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run a frozen artifact on one input and print its output as JSON.")
     p.add_argument("artifact", metavar="ARTIFACT")
     p.add_argument("--input", required=True, help="the input as a JSON object")
+    _deploy_flags(p)
     _cache_flags(p)
     p.set_defaults(func=cmd_run)
 
@@ -648,6 +686,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--model", help="only this model's calls, as `provider/model` (see `icldsl cache stats`)")
     a.set_defaults(func=cmd_cache_clear)
     return parser
+
+
+def _deploy_flags(p: argparse.ArgumentParser) -> None:
+    """How an artifact is trusted and where its LM requests go."""
+    p.add_argument("--verify", action="store_true",
+                   help=f"refuse an artifact not signed with the key in ${artifact.SIGNING_KEY_ENV}")
+    p.add_argument("--lm", action="append", default=[], metavar="NAME.OPTION=VALUE",
+                   help="replace a setting of the artifact's lm NAME: its target, base_url, api_key=env:VAR, ... "
+                        "(repeat for several; VALUE null removes the option)")
 
 
 def _cache_flags(p: argparse.ArgumentParser) -> None:

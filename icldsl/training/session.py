@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +124,29 @@ class SettingError(Error, ValueError):
     """A reward or optimizer refused its options (the message names which)."""
 
 
+MAX_FAILED_SHARE = 0.5  # `fit` writes no artifact when more of its test predictions than this failed
+
+
+class FitFailed(Error):
+    """So many predictions failed that the fit measures nothing: most often a wrong key,
+    model name or base_url, which the provider's message says."""
+
+
+def failed_predictions(*scores: Scores) -> tuple[int, int, str | None, int]:
+    """(failed, total) test predictions over every run of `scores`, and the most common
+    failure's message with how often it came."""
+    errors = [s.trace.error or "no output" for score in scores for run in score.runs for s in run.scored
+              if s.trace.output is None]
+    total = sum(len(run.scored) for score in scores for run in score.runs)
+    common = Counter(errors).most_common(1)
+    return len(errors), total, *(common[0] if common else (None, 0))
+
+
+def failure_message(failed: int, total: int, error: str | None, count: int, what: str) -> str:
+    return (f"{failed} of {total} {what} failed; the most common failure ({count} time{'s' if count != 1 else ''}): "
+            f"{error}")
+
+
 def resources_of(compiled: Compiled, cache: LMCache | None, cache_mode: Mode,
                  clients: Mapping[str, LMClient] | None = None) -> Resources:
     """The file's lms and embeddings, for rewards and optimizers; given `clients` are used as they are."""
@@ -211,6 +235,10 @@ async def fit_compiled(
             log.warning("resuming from %s after epoch %d", checkpoint, resume.epoch)
 
         untrained = await score_runs(program, data.test, reward, train, "test (untrained)", progress)
+        failed, total, error, count = failed_predictions(untrained)
+        if total and failed == total and not untrained.usage_table.total.missing:  # offline misses say so later
+            raise FitFailed(failure_message(failed, total, error, count, "test predictions of the untrained "
+                                            "program") + "; nothing can be learned, so training did not start")
         trained_program, history = await fit(
             program, train_set, val_set, reward, optimizer,
             epochs=train.epochs, batch_size=train.batch_size, rng=rng, concurrency=train.concurrency,
