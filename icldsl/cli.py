@@ -14,7 +14,9 @@ import difflib
 import json
 import logging
 import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -304,8 +306,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
         predictions = html_report.predictions_of(*scored, validation)
         written = html_report.write_beside(out, doc, predictions=predictions)
         print(f"\nwrote {written[-1]} and {len(written) - 1} plots ({', '.join(p.name for p in written[:-1])})")
-    artifact.write(out, doc)
-    checkpoint.unlink(missing_ok=True)
+    with _finishing():
+        artifact.write(out, doc)
+        checkpoint.unlink(missing_ok=True)
     print(f"wrote {out}" + (" (signed)" if key else ""))
     return EXIT_OK
 
@@ -366,6 +369,22 @@ def cmd_diff(args: argparse.Namespace) -> int:
     print(json.dumps({"a": args.a, "b": args.b, **result}, ensure_ascii=False, indent=2) if args.json
           else format_diff(result, args.a, args.b))
     return EXIT_OK if result["identical"] else EXIT_INPUT
+
+
+@contextlib.contextmanager
+def _finishing() -> Iterator[None]:
+    """Writing the artifact and removing the checkpoint is the fit's last step; a Ctrl-C
+    pressed during it is ignored, so the fit either wrote no artifact (interrupted before,
+    exit 130) or finished (exit 0), never something between."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # ---- the LM cache ------------------------------------------------------------------
@@ -705,9 +724,9 @@ def _cache_flags(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
         with _stale_artifact_warnings():
             return args.func(args)
     except SystemExit as exc:
