@@ -173,13 +173,15 @@ def program_from(doc: Mapping[str, Any], clients: Mapping[str, LMClient] | None 
     """The program of an artifact document (its LMs' settings changed by `lms`, see `with_lms`);
     ArtifactError, saying what and where, for content that could not run. Its tools are
     imported on first use, from installed modules, never from the artifact's `folder`."""
+    part = "program"
     try:
-        spec = ProgramSpec.from_json(doc.get("program"))
-        states = _STATES.validate_python(doc.get("states"))  # StepState's fields are its JSON keys
+        spec = ProgramSpec.from_json(doc.get(part))
+        part = "states"
+        states = _STATES.validate_python(doc.get(part))  # StepState's fields are its JSON keys
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise ArtifactError(f"{path} cannot run: {where or 'its content'}: {error['msg']}") from None
+        where = ".".join(str(p) for p in (part, *error["loc"]))
+        raise ArtifactError(f"{path} cannot run: {where}: {error['msg']}") from None
     if lms:
         spec = with_lms(spec, lms)
     problems = spec_check.problems(spec, states)
