@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pydantic import PydanticUserError, TypeAdapter, ValidationError
+from typing_extensions import NotRequired, TypedDict  # pydantic reads typing.TypedDict only from 3.12
 
 from .errors import Error
 from .jsontext import JSONTextError, loads
@@ -34,6 +35,7 @@ from .paths import BadEncoding, decode_utf8, read_limited, write_atomic
 from .runtime import spec_check
 from .runtime.program import Program
 from .runtime.spec import LMSpec, ProgramSpec
+from .runtime.demo import Demo
 from .runtime.state import StepState
 from .source import Source
 
@@ -177,11 +179,17 @@ def program_from(doc: Mapping[str, Any], clients: Mapping[str, LMClient] | None 
     try:
         spec = ProgramSpec.from_json(doc.get(part))
         part = "states"
-        states = _STATES.validate_python(doc.get(part))  # StepState's fields are its JSON keys
+        _STATES.validate_python(doc.get(part))  # the types of its parts; from_json reads them below
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in (part, *error["loc"]))
         raise ArtifactError(f"{path} cannot run: {where}: {error['msg']}") from None
+    states = {}
+    for step, state in doc["states"].items():
+        try:
+            states[step] = StepState.from_json(state)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:  # the retrieval's own form, judged by it
+            raise ArtifactError(f"{path} cannot run: states.{step}.retrieval: {exc!r}"[:400]) from None
     if lms:
         spec = with_lms(spec, lms)
     problems = spec_check.problems(spec, states)
@@ -242,4 +250,14 @@ def load(path: str | Path, clients: Mapping[str, LMClient] | None = None, *,
                         path=path)
 
 
-_STATES = TypeAdapter(dict[str, StepState])
+class _StateJSON(TypedDict):
+    """A step state as the artifact keeps it (`StepState.to_json`): the types of its parts,
+    checked before `StepState.from_json` reads them; a retrieval's own form is its reader's."""
+
+    instructions: str
+    examples: list[Demo]
+    frozen: bool
+    retrieval: NotRequired[dict[str, Any] | None]
+
+
+_STATES = TypeAdapter(dict[str, _StateJSON])
