@@ -769,7 +769,11 @@ def _cache_flags(p: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(argv)  # --help and bad usage exit (SystemExit) from here
+    except KeyboardInterrupt:
+        _err("\ninterrupted")
+        return EXIT_INTERRUPTED
+    try:
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
         with _stale_artifact_warnings():
             return args.func(args)
