@@ -3,7 +3,6 @@ after a fit the files the README names (no artifact unless the fit finished)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,8 +13,7 @@ import pytest
 
 from icldsl import artifact, report
 from icldsl.cli import main
-from tests.loopback import LoopbackServer
-from tests.test_cli import PROGRAM, ROOT, answer_with_examples_only
+from tests.test_cli import ROOT, project  # noqa: F401 - a fixture
 
 # Python with SIGINT handled as in a terminal (a background job inherits it ignored), and
 # KeyboardInterrupt raised where the library imports numpy: Ctrl-C while the command starts.
@@ -41,30 +39,26 @@ def test_ctrl_c_while_the_command_starts_exits_130_without_a_traceback() -> None
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch):
-    with LoopbackServer(answer_with_examples_only) as server:
-        rows = [{"question": f"{i}+{i + 1}", "answer": 2 * i + 1} for i in range(16)]
-        (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:12]))
-        (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[12:]))
-        (tmp_path / "adder.icl").write_text(PROGRAM.format(url=server.openai_url), encoding="utf-8")
-        monkeypatch.chdir(tmp_path)
-        yield tmp_path
+def adder(project, monkeypatch) -> Path:
+    """test_cli's adder project, as the working directory."""
+    monkeypatch.chdir(project[0])
+    return project[0]
 
 
-def test_ctrl_c_while_the_report_is_drawn_leaves_no_artifact_and_the_checkpoint(project, monkeypatch, capsys) -> None:
+def test_ctrl_c_while_the_report_is_drawn_leaves_no_artifact_and_the_checkpoint(adder, monkeypatch, capsys) -> None:
     def drawing(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(report, "write_beside", drawing)
     assert main(["fit", "adder.icl", "-q"]) == 130
     assert "interrupted" in capsys.readouterr().err
-    assert not (project / "adder.artifact.json").exists()
-    assert (project / "adder.checkpoint.json").exists() and (project / "adder.history.csv").exists()
+    assert not (adder / "adder.artifact.json").exists()
+    assert (adder / "adder.checkpoint.json").exists() and (adder / "adder.history.csv").exists()
 
     monkeypatch.undo()
-    monkeypatch.chdir(project)
+    monkeypatch.chdir(adder)
     assert main(["fit", "adder.icl", "-q"]) == 0  # the same command resumes and finishes
-    assert (project / "adder.artifact.json").exists() and not (project / "adder.checkpoint.json").exists()
+    assert (adder / "adder.artifact.json").exists() and not (adder / "adder.checkpoint.json").exists()
 
 
 @pytest.fixture
@@ -76,7 +70,7 @@ def ctrl_c_interrupts():
     signal.signal(signal.SIGINT, previous)
 
 
-def test_ctrl_c_while_the_artifact_is_written_lets_the_fit_finish(project, monkeypatch, ctrl_c_interrupts) -> None:
+def test_ctrl_c_while_the_artifact_is_written_lets_the_fit_finish(adder, monkeypatch, ctrl_c_interrupts) -> None:
     write = artifact.write
 
     def pressed_while_writing(path, doc):
@@ -85,6 +79,6 @@ def test_ctrl_c_while_the_artifact_is_written_lets_the_fit_finish(project, monke
 
     monkeypatch.setattr(artifact, "write", pressed_while_writing)
     assert main(["fit", "adder.icl", "-q", "--no-report"]) == 0
-    assert artifact.read(project / "adder.artifact.json")
-    assert not (project / "adder.checkpoint.json").exists()
+    assert artifact.read(adder / "adder.artifact.json")
+    assert not (adder / "adder.checkpoint.json").exists()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

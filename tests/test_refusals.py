@@ -3,7 +3,6 @@ and line (or the part) and exit status 1, never a traceback and never a half-don
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,8 @@ from icldsl.cli import main
 from icldsl.compiler import compile_source
 from icldsl.diagnostics import CheckError
 from icldsl.source import Source
-from tests.loopback import LoopbackServer, Reply
-from tests.test_cli import PROGRAM, answer_with_examples_only
+from tests.loopback import Reply
+from tests.test_cli import PROGRAM, answer_with_examples_only, project  # noqa: F401 - a fixture
 from tests.test_trust import agent_artifact
 
 
@@ -78,14 +77,10 @@ def test_an_artifact_whose_source_entry_is_not_an_object_still_loads(tmp_path) -
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch):
-    with LoopbackServer(answer_with_examples_only) as server:
-        rows = [{"question": f"{i}+{i + 1}", "answer": 2 * i + 1} for i in range(16)]
-        (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:12]))
-        (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[12:]))
-        (tmp_path / "adder.icl").write_text(PROGRAM.format(url=server.openai_url), encoding="utf-8")
-        monkeypatch.chdir(tmp_path)
-        yield tmp_path, server
+def adder(project, monkeypatch):
+    """test_cli's adder project, as the working directory."""
+    monkeypatch.chdir(project[0])
+    return project
 
 
 @pytest.mark.parametrize("line, message", [
@@ -94,8 +89,8 @@ def project(tmp_path: Path, monkeypatch):
     (b'{"question": ' + b"[" * 500 + b"]" * 500 + b', "answer": 2}', "train.jsonl:13: invalid JSON: nested more than 100"),
     (b'{"question": "1\xff1", "answer": 2}', "train.jsonl:13: byte 0xff at column 16 is not UTF-8"),
 ])
-def test_a_bad_data_row_is_refused_by_file_and_line_before_any_lm_call(project, capsys, line, message) -> None:
-    folder, server = project
+def test_a_bad_data_row_is_refused_by_file_and_line_before_any_lm_call(adder, capsys, line, message) -> None:
+    folder, server = adder
     with open(folder / "train.jsonl", "ab") as f:
         f.write(line + b"\n")
     assert message in refused(["fit", "adder.icl", "-q"], capsys)
@@ -131,8 +126,8 @@ def test_a_chain_of_thousands_of_models_is_a_diagnostic() -> None:
 # ---- a fit whose calls fail -------------------------------------------------------------------
 
 
-def test_a_fit_where_every_call_is_refused_stops_before_training_and_says_why(project, capsys) -> None:
-    folder, server = project
+def test_a_fit_where_every_call_is_refused_stops_before_training_and_says_why(adder, capsys) -> None:
+    folder, server = adder
     server.script = lambda request: Reply(status=401, body={"error": {"message": "Incorrect API key provided"}})
     err = refused(["fit", "adder.icl", "-q"], capsys)
     assert "error: 4 of 4 test predictions of the untrained program failed" in err
@@ -141,8 +136,8 @@ def test_a_fit_where_every_call_is_refused_stops_before_training_and_says_why(pr
     assert len(server.requests) == 4 and not (folder / "adder.artifact.json").exists()
 
 
-def test_a_fit_where_most_predictions_failed_writes_no_artifact(project, capsys) -> None:
-    folder, server = project
+def test_a_fit_where_most_predictions_failed_writes_no_artifact(adder, capsys) -> None:
+    folder, server = adder
     answered = []
 
     def broken_after_one(request):  # one untrained prediction works, so training starts

@@ -20,6 +20,7 @@ from icldsl.cli import main
 from icldsl.compiler import compile_file
 from icldsl.runtime.program import Program
 from icldsl.runtime.tools import ToolError, describe_tool, load_tool
+from tests.runtime.test_steps import AGENT
 from tests.scripted import ScriptedLM
 
 # A module that leaves a mark when it is imported (it runs), and defines a tool and a reward.
@@ -103,18 +104,9 @@ def test_a_tool_described_from_source_has_the_schema_of_the_imported_one(tmp_pat
     assert described.arguments.model_json_schema() == loaded.arguments.model_json_schema()
 
 
-AGENT_ARTIFACT_SOURCE = """
-model Q { question: str }
-model A { answer: float }
-lm m = "openai/x"
-tool calc = python("icldsl.tools:calculator")
-program p { input q: Q  a = agent A from q tools [calc] max_steps 2  output a }
-"""
-
-
 def agent_artifact(folder: Path, ref: str) -> Path:
     """An artifact whose agent's tool is `ref` (as someone who edits and re-hashes it could make)."""
-    (folder / "src.icl").write_text(AGENT_ARTIFACT_SOURCE, encoding="utf-8")
+    (folder / "src.icl").write_text(AGENT, encoding="utf-8")
     spec, states = compile_file(folder / "src.icl").programs["p"]
     doc = artifact.freeze(Program(spec, states), source_file="gone.icl", source_sha256="0" * 64, training={})
     doc["program"]["tools"][0]["ref"] = ref
