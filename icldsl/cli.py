@@ -24,7 +24,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from . import artifact
+from . import artifact, jsontext
 from .compiler import Compiled, compile_source
 from .diff import diff_docs, format_diff
 from .diagnostics import JSON_VERSION, CheckError, render, render_concise, render_github, sort_key, to_json
@@ -567,6 +567,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from . import plots, report as html_report  # matplotlib loads only when plots are drawn
 
     doc = artifact.read(args.artifact)
+    artifact.program_from(doc, path=args.artifact)  # an artifact that could not run is refused, not drawn
     paths = plots.plot_paths(args.artifact, args.output_dir, args.format)
     images = plots.write_all(doc, paths)
     written = list(paths.values())
@@ -615,8 +616,8 @@ def cmd_lsp(args: argparse.Namespace) -> int:
 
 def _json_object(text: str, what: str) -> dict:
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
+        value = jsontext.loads(text)
+    except jsontext.JSONTextError as exc:
         raise Failure(f"{what} is not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise Failure(f"{what} must be a JSON object, for example '{{\"question\": \"...\"}}'")
