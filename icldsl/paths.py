@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import tempfile
@@ -59,8 +60,10 @@ class BadEncoding(ValueError):
 
 def decode_utf8(data: bytes) -> str:
     """UTF-8 text, one leading byte order mark dropped (as every reader of data does)."""
+    data = data.removeprefix(codecs.BOM_UTF8)  # not "utf-8-sig": its error offsets would count the mark
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise BadEncoding(data[exc.start], line, exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1) from None
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        column = len(data[line_start:exc.start].decode("utf-8", errors="replace")) + 1  # in characters
+        raise BadEncoding(data[exc.start], data.count(b"\n", 0, exc.start) + 1, column) from None

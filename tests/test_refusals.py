@@ -11,6 +11,7 @@ from icldsl import artifact
 from icldsl.cli import main
 from icldsl.compiler import compile_source
 from icldsl.diagnostics import CheckError
+from icldsl.paths import BadEncoding, decode_utf8
 from icldsl.source import Source
 from tests.loopback import Reply
 from tests.test_cli import PROGRAM, answer_with_examples_only, project  # noqa: F401 - a fixture
@@ -95,6 +96,17 @@ def test_a_bad_data_row_is_refused_by_file_and_line_before_any_lm_call(adder, ca
         f.write(line + b"\n")
     assert message in refused(["fit", "adder.icl", "-q"], capsys)
     assert server.requests == [] and not (folder / "adder.artifact.json").exists()
+
+
+@pytest.mark.parametrize("data, line, column", [
+    (b"ab\n\xef\xbb\xbf\xff", 2, 2),  # a byte order mark inside the text is a character
+    (b"\xef\xbb\xbfab\xff", 1, 3),  # a leading one is not
+    ("\u00e9t\u00e9\n".encode() * 2 + "x\u00e9".encode() + b"\xff", 3, 3),  # columns count characters
+])
+def test_a_byte_that_is_not_utf8_is_placed_by_line_and_column(data: bytes, line: int, column: int) -> None:
+    with pytest.raises(BadEncoding) as caught:
+        decode_utf8(data)
+    assert (caught.value.line, caught.value.column) == (line, column)
 
 
 def test_a_csv_cell_that_reads_as_a_non_finite_number_is_refused(tmp_path, capsys) -> None:
