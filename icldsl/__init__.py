@@ -2,19 +2,38 @@
 
 The data path, each stage a public function:
 `parse` -> `check` -> `compile_source` -> `Program` -> `fit` -> `artifact.write` -> `load`.
+
+The names below are imported when first used, so importing the package is instant: the
+`icldsl` command starts handling Ctrl-C before the heavy modules load.
 """
 
-from .artifact import ArtifactError, load
-from .checker import check
-from .compiler import compile_file, compile_source
-from .diagnostics import CheckError
-from .parser import parse, parse_file
-from .runtime.program import InvalidInput, PredictionError, Program
-from .source import Source
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import Error
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ArtifactError", "CheckError", "InvalidInput", "PredictionError", "Program", "Source",
-    "check", "compile_file", "compile_source", "load", "parse", "parse_file",
-]
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "ArtifactError": "artifact", "load": "artifact", "check": "checker", "compile_file": "compiler",
+    "compile_source": "compiler", "CheckError": "diagnostics", "parse": "parser", "parse_file": "parser",
+    "InvalidInput": "runtime.program", "PredictionError": "runtime.program", "Program": "runtime.program",
+    "Source": "source",
+}
+
+__all__ = ["Error", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'icldsl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -1,33 +1,54 @@
 """The frozen artifact: one JSON file that runs a trained program without its source.
 
-Canonical JSON (sorted keys, fixed indentation, no timestamps), a sha256 of its
-own content checked on every read, written to a temporary file and renamed. It
+JSON with fixed indentation and no timestamps, a sha256 of its own content checked
+on every read, written to a temporary file and renamed. Keys keep the order they were
+built in, never sorted: an example's input and output reach the LM in the field order
+the trained program sent them, so the loaded program sends the same requests. It
 names its `.icl` source and that file's sha256; `load` warns (StaleArtifactWarning)
 when the source is there and has changed since.
+
+The sha256 catches accidents, not tampering: whoever can edit the file can hash it
+again. `sign` adds an HMAC-SHA256 of the content under a secret key, which `load(...,
+verify=...)` checks. Everything read is checked before it is built (`spec_check`), so a
+file of any JSON gives a program or an ArtifactError, never another exception.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import hmac
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
-from .lm.base import LMClient
-from .paths import write_atomic
+from pydantic import PydanticUserError, TypeAdapter, ValidationError
+from typing_extensions import NotRequired, TypedDict  # pydantic reads typing.TypedDict only from 3.12
+
+from .errors import Error
+from .jsontext import JSONTextError, loads
+from .lm.base import LMClient, LMConfigError
 from .lm.cache import LMCache, Mode
+from .paths import BadEncoding, decode_utf8, read_limited, write_atomic
+from .runtime import spec_check
 from .runtime.program import Program
-from .runtime.spec import ProgramSpec
+from .runtime.spec import LMSpec, ProgramSpec
+from .runtime.demo import Demo
 from .runtime.state import StepState
 from .source import Source
 
 FORMAT = "icldsl-artifact"
 FORMAT_VERSION = 1
 HASH_KEY = "content_sha256"
+SIGNATURE_KEY = "signature"  # outside the hashed content: signing does not change the hash
+SIGNING_KEY_ENV = "ICLDSL_SIGNING_KEY"
+MIN_KEY_BYTES = 32
+MAX_BYTES = 64 * 2**20  # an artifact read by `load` or `icldsl run`
 
 
-class ArtifactError(Exception):
+class ArtifactError(Error):
     """An artifact that cannot be used: unreadable, tampered with, or of an unknown format."""
 
 
@@ -36,12 +57,51 @@ class StaleArtifactWarning(UserWarning):
 
 
 def canonical(doc: Mapping[str, Any]) -> str:
-    return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    """The artifact's text; objects keep their order (see the module's docstring)."""
+    return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def content_hash(doc: Mapping[str, Any]) -> str:
-    body = {k: v for k, v in doc.items() if k != HASH_KEY}
+    body = {k: v for k, v in doc.items() if k not in (HASH_KEY, SIGNATURE_KEY)}
     return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
+
+
+# ---- signing -------------------------------------------------------------------------------
+
+
+def signing_key(key: str | bytes | None = None) -> bytes:
+    """`key`, else the value of $ICLDSL_SIGNING_KEY, as bytes; ArtifactError when there is
+    none or it is shorter than MIN_KEY_BYTES (a short key can be guessed)."""
+    if key is None:
+        key = os.environ.get(SIGNING_KEY_ENV)
+        if not key:
+            raise ArtifactError(f"no signing key: set ${SIGNING_KEY_ENV} (for example to the output of "
+                                "`python -c \"import secrets; print(secrets.token_hex(32))\"`)")
+    data = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+    if len(data) < MIN_KEY_BYTES:
+        raise ArtifactError(f"the signing key has {len(data)} bytes; use at least {MIN_KEY_BYTES}")
+    return data
+
+
+def _mac(doc: Mapping[str, Any], key: bytes) -> str:
+    return hmac.new(key, content_hash(doc).encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def sign(doc: Mapping[str, Any], key: bytes) -> dict:
+    """The document with an HMAC-SHA256 of its content under `key` (see `signing_key`)."""
+    return {**{k: v for k, v in doc.items() if k != SIGNATURE_KEY},
+            SIGNATURE_KEY: {"algorithm": "hmac-sha256", "value": _mac(doc, key)}}
+
+
+def verify_signature(doc: Mapping[str, Any], key: bytes, path: str | Path) -> None:
+    """ArtifactError unless `doc` carries a signature made with `key`."""
+    signature = doc.get(SIGNATURE_KEY)
+    if not isinstance(signature, dict) or signature.get("algorithm") != "hmac-sha256":
+        raise ArtifactError(f"{path} is not signed, and a signed artifact was asked for (fit it with --sign)")
+    value = signature.get("value")
+    if not isinstance(value, str) or not hmac.compare_digest(value, _mac(doc, key)):
+        raise ArtifactError(f"{path} is signed, but not with this key: its content or signature was changed "
+                            "since it was signed, or it was signed with another key")
 
 
 def freeze(program: Program, *, source_file: str, source_sha256: str, training: Mapping[str, Any]) -> dict:
@@ -68,30 +128,79 @@ def write(path: str | Path, doc: Mapping[str, Any]) -> Path:
 def read(path: str | Path) -> dict:
     """Read and verify an artifact; raise ArtifactError if it is not intact."""
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        doc = loads(decode_utf8(read_limited(path, MAX_BYTES)))
     except OSError as exc:
         raise ArtifactError(f"cannot read {path}: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path} is not JSON: {exc}") from None
+    except BadEncoding as exc:
+        raise ArtifactError(f"{path}:{exc.line}: not an artifact: {exc}") from None
+    except JSONTextError as exc:
+        raise ArtifactError(f"{path}{f':{exc.line}' if exc.line else ''}: not JSON an artifact may hold: "
+                            f"{exc.reason}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ArtifactError(f"{path} is not an icldsl artifact")
     if doc.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(
-            f"{path} has format version {doc.get('format_version')}; this icldsl reads version {FORMAT_VERSION}"
+            f"{path} has format version {str(doc.get('format_version'))[:20]}; this icldsl reads version "
+            f"{FORMAT_VERSION}"
         )
     if doc.get(HASH_KEY) != content_hash(doc):
         raise ArtifactError(f"{path} has been modified since it was written (its content hash does not match)")
     return doc
 
 
+def with_lms(spec: ProgramSpec, lms: Mapping[str, Mapping[str, Any]]) -> ProgramSpec:
+    """`spec` with some LMs' settings replaced, so the deployment decides where requests go:
+    `{"solver": {"base_url": "https://llm.internal/v1", "api_key": {"env": "PROD_KEY"}}}`.
+    `target` replaces the model, `None` removes an option; keys only as `{"env": NAME}`.
+    LMConfigError for an LM the program does not have or a setting it cannot take."""
+    known = {lm.name: lm for lm in spec.lms}
+    unknown = sorted(set(lms) - set(known))
+    if unknown:
+        raise LMConfigError(f"cannot override lm `{unknown[0]}`: the program's lms are {', '.join(known) or 'none'}")
+    replaced = []
+    for lm in spec.lms:
+        change = dict(lms.get(lm.name, {}))
+        target = change.pop("target", lm.target)
+        options = {k: v for k, v in {**lm.options, **change}.items() if v is not None}
+        problems = spec_check.lm_problems(target, options, known) if isinstance(target, str) else ["no target"]
+        if problems and lm.name in lms:
+            raise LMConfigError(f"cannot override lm `{lm.name}`: {problems[0]}")
+        replaced.append(LMSpec(lm.name, target, options))
+    return dataclasses.replace(spec, lms=tuple(replaced))
+
+
 def program_from(doc: Mapping[str, Any], clients: Mapping[str, LMClient] | None = None, *,
-                 cache: LMCache | None = None, cache_mode: Mode = "normal") -> Program:
+                 cache: LMCache | None = None, cache_mode: Mode = "normal", folder: Path | None = None,
+                 lms: Mapping[str, Mapping[str, Any]] | None = None, path: str | Path = "the artifact") -> Program:
+    """The program of an artifact document (its LMs' settings changed by `lms`, see `with_lms`);
+    ArtifactError, saying what and where, for content that could not run. Its tools are
+    imported on first use, from installed modules, never from the artifact's `folder`."""
+    part = "program"
     try:
-        spec = ProgramSpec.from_json(doc["program"])
-        states = {path: StepState.from_json(s) for path, s in doc["states"].items()}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ArtifactError(f"artifact content is malformed: {exc!r}") from None
-    return Program(spec, states, clients, cache=cache, cache_mode=cache_mode)
+        spec = ProgramSpec.from_json(doc.get(part))
+        part = "states"
+        _STATES.validate_python(doc.get(part))  # the types of its parts; from_json reads them below
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in (part, *error["loc"]))
+        raise ArtifactError(f"{path} cannot run: {where}: {error['msg']}") from None
+    states = {}
+    for step, state in doc["states"].items():
+        try:
+            states[step] = StepState.from_json(state)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:  # the retrieval's own form, judged by it
+            raise ArtifactError(f"{path} cannot run: states.{step}.retrieval: {exc!r}"[:400]) from None
+    if lms:
+        spec = with_lms(spec, lms)
+    problems = spec_check.problems(spec, states)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ArtifactError(f"{path} cannot run: {problems[0]}{more}")
+    try:
+        return Program(spec, states, clients, cache=cache, cache_mode=cache_mode,
+                       barred=(folder.resolve(),) if folder is not None else ())
+    except (PydanticUserError, TypeError, ValueError) as exc:  # models pydantic cannot build
+        raise ArtifactError(f"{path} cannot run: its models cannot be built: {str(exc).splitlines()[0]}") from None
 
 
 def stale_source(doc: Mapping[str, Any], path: str | Path | None = None) -> str | None:
@@ -101,26 +210,54 @@ def stale_source(doc: Mapping[str, Any], path: str | Path | None = None) -> str 
     the working directory; it is stale when the file is there and none found has the
     recorded sha256. An artifact deployed without its source is not stale.
     """
-    source = doc.get("source") or {}
-    name, recorded = source.get("file"), source.get("sha256")
-    if not name or not recorded:
+    source = doc.get("source")
+    name, recorded = (source.get("file"), source.get("sha256")) if isinstance(source, dict) else (None, None)
+    if not (isinstance(name, str) and isinstance(recorded, str) and name and recorded) or "\0" in name:
         return None
     file = Path(name)
     places = [file] if file.is_absolute() else [*([Path(path).parent / file] if path else []), Path.cwd() / file]
-    found = [p for p in dict.fromkeys(places) if p.is_file()]
-    if not found or any(Source.from_path(p).sha256 == recorded for p in found):
+    found = {}
+    for place in dict.fromkeys(places):
+        try:
+            found[place] = Source.from_path(place).sha256
+        except OSError:  # not there (or unreadable): nothing to compare
+            continue
+    if not found or recorded in found.values():
         return None
-    return (f"{path or 'the artifact'} is stale: its source {found[0]} has changed since it was trained "
-            f"(sha256 {Source.from_path(found[0]).sha256[:12]}, was {recorded[:12]}); fit it again to use the change")
+    place, sha = next(iter(found.items()))
+    return (f"{path or 'the artifact'} is stale: its source {place} has changed since it was trained "
+            f"(sha256 {sha[:12]}, was {recorded[:12]}); fit it again to use the change")
 
 
 def load(path: str | Path, clients: Mapping[str, LMClient] | None = None, *,
-         cache: LMCache | None = None, cache_mode: Mode = "normal") -> Program:
-    """The runnable program of a verified artifact; with a `cache` (`icldsl.lm.cache.LMCache`),
-    its LM calls are answered from it when they can be. Warns (StaleArtifactWarning) when
-    its source has changed since (see `stale_source`)."""
+         cache: LMCache | None = None, cache_mode: Mode = "normal", verify: bool | str | bytes = False,
+         lms: Mapping[str, Mapping[str, Any]] | None = None) -> Program:
+    """The runnable program of a verified artifact.
+
+    With a `cache` (`icldsl.lm.cache.LMCache`), its LM calls are answered from it when they
+    can be. `verify` refuses (ArtifactError) an artifact not signed with the key given, or
+    with the key in $ICLDSL_SIGNING_KEY when it is True. `lms` replaces the settings of
+    its LMs (see `with_lms`). Warns (StaleArtifactWarning) when its source has changed
+    since (see `stale_source`).
+    """
     doc = read(path)
+    if verify is not False:
+        verify_signature(doc, signing_key(None if verify is True else verify), path)
     stale = stale_source(doc, path)
     if stale:
         warnings.warn(stale, StaleArtifactWarning, stacklevel=2)
-    return program_from(doc, clients, cache=cache, cache_mode=cache_mode)
+    return program_from(doc, clients, cache=cache, cache_mode=cache_mode, folder=Path(path).parent, lms=lms,
+                        path=path)
+
+
+class _StateJSON(TypedDict):
+    """A step state as the artifact keeps it (`StepState.to_json`): the types of its parts,
+    checked before `StepState.from_json` reads them; a retrieval's own form is its reader's."""
+
+    instructions: str
+    examples: list[Demo]
+    frozen: bool
+    retrieval: NotRequired[dict[str, Any] | None]
+
+
+_STATES = TypeAdapter(dict[str, _StateJSON])

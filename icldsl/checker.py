@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from urllib.parse import urlsplit
 from typing import Iterable, Mapping
 
 from . import ir
 from .datasets import LOADERS
 from .diagnostics import CheckError, Sink, did_you_mean
 from .lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
-from .options import EMBEDDING_NAME, FIELDS, LM_NAME, Choice, Either, Signature, matches, names_a, type_name
+from .parser import MAX_DEPTH
+from .options import (EMBEDDING_NAME, FIELDS, LM_NAME, Choice, Either, Signature, bind, matches, names_a, to_python,
+                      type_name)
 from .training.registry import OPTIMIZERS, REWARDS
 
 SETTING_TYPES: Mapping[str, type] = {
@@ -139,27 +142,88 @@ def _named(t: ir.TypeExpr, *, through_lists: bool = True) -> Iterable[str]:
 
 
 def _check_model_cycles(models: Mapping[str, ir.Model], sink: Sink) -> None:
-    """A model may contain itself only through a list (a tree), never directly."""
-    edges = {m.name: {n for f in m.fields for n in _named(f.type, through_lists=False) if n in models}
-             for m in models.values()}
-    reported: set[str] = set()
-    for start in models:
-        stack, path = [(start, iter(sorted(edges[start])))], [start]
-        while stack:
-            node, children = stack[-1]
+    """A model may contain itself only through a list (a tree), never directly; and no chain
+    of models nests deeper than MAX_DEPTH. Linear in the models' fields, without recursion,
+    so thousands of models cost milliseconds."""
+    order = {name: i for i, name in enumerate(models)}
+    direct = {m.name: sorted({n for f in m.fields for n in _named(f.type, through_lists=False) if n in models})
+              for m in models.values()}
+    for component in _components(direct):
+        first = min(component, key=order.__getitem__)
+        if len(component) > 1 or first in direct[first]:
+            cycle = " -> ".join(_cycle(first, direct, set(component)))
+            sink.add("invalid-value", f"model `{first}` contains itself: {cycle}", models[first].span,
+                     "recursive model", "a model can contain itself only through a list, as in "
+                     "`children: list[Node]`")
+    nested = {m.name: sorted({n for f in m.fields for n in _named(f.type) if n in models}) for m in models.values()}
+    depth: dict[str, int] = {}
+    for component in _components(nested):  # each after every component it reaches
+        inner = max((depth[n] for name in component for n in nested[name] if n not in component), default=0)
+        for name in component:
+            depth[name] = inner + 1
+    deepest = min((name for name in models if depth[name] > MAX_DEPTH), key=order.__getitem__, default=None)
+    if deepest is not None:
+        sink.add("nesting-too-deep", f"model `{deepest}` nests models {depth[deepest]} levels deep, more than "
+                 f"{MAX_DEPTH}", models[deepest].span, "too deep", "flatten the models: a chain this long is not meant")
+
+
+def _components(edges: Mapping[str, list[str]]) -> list[list[str]]:
+    """The strongly connected components of a graph (Tarjan's algorithm, iterative), each listed
+    after every component it has an edge to."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in edges:
+        if root in index:
+            continue
+        work = [(root, iter(edges[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
             child = next(children, None)
-            if child is None:
-                stack.pop()
-                path.pop()
-            elif child == start and start not in reported:
-                reported.update(path)
-                cycle = " -> ".join([*path, start])
-                sink.add("invalid-value", f"model `{start}` contains itself: {cycle}", models[start].span,
-                         "recursive model", "a model can contain itself only through a list, as in "
-                         "`children: list[Node]`")
-            elif child not in path:
-                stack.append((child, iter(sorted(edges[child]))))
-                path.append(child)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(edges[child])))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                found.append(component)
+    return found
+
+
+def _cycle(start: str, edges: Mapping[str, list[str]], within: set[str]) -> list[str]:
+    """The shortest way from `start` back to itself inside its component, as names."""
+    came: dict[str, str] = {}
+    queue = [start]
+    for node in queue:
+        for child in edges[node]:
+            if child == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(came[path[-1]])
+                return [*reversed(path), start]
+            if child in within and child not in came:
+                came[child] = node
+                queue.append(child)
+    return [start, start]
 
 
 def _check_args(args: tuple[ir.Arg, ...], signature: Signature, what: str, sink: Sink,
@@ -246,6 +310,21 @@ def _check_fallback(lm: ir.LM, ref: ir.Ref, lms: Mapping[str, ir.LM], sink: Sink
                  ref.span, "fallback cycle", "a fallback must end at an lm without one")
 
 
+def _url_credentials(value: ir.Literal, owner: str, option: str, sink: Sink) -> bool:
+    """A URL with a user name or password in it (`http://user:key@host`) holds a secret too."""
+    if not isinstance(value.value, str) or "@" not in value.value:
+        return False
+    try:
+        parts = urlsplit(value.value)
+        found = bool(parts.scheme and parts.netloc and (parts.username or parts.password))
+    except ValueError:
+        return False
+    if found:
+        sink.add("secret-in-source", f"`{option}` of {owner} holds credentials in its URL", value.span,
+                 "a secret in the source", f'put the URL, credentials and all, in a variable: `{option}: env("NAME")`')
+    return found
+
+
 def check_lms(module: ir.Module, sink: Sink) -> None:
     lms = _first(module.of(ir.LM))
     for lm in module.of(ir.LM):
@@ -269,6 +348,8 @@ def check_lms(module: ir.Module, sink: Sink) -> None:
             if arg.name in SECRET_OPTIONS:
                 sink.add("secret-in-source", f"`{arg.name}` of lm `{lm.name}` is written in the file", value.span,
                          "a key in the source", f'read it from the environment: `{arg.name}: env("NAME")`')
+                continue
+            if _url_credentials(value, f"lm `{lm.name}`", arg.name, sink):
                 continue
             if arg.name == "temperature" and not 0 <= value.value <= 2:
                 sink.add("invalid-value", "temperature must be between 0 and 2", value.span)
@@ -294,6 +375,8 @@ def check_embeddings(module: ir.Module, sink: Sink) -> None:
                 sink.add("secret-in-source", f"`{arg.name}` of embedding `{emb.name}` is written in the file",
                          arg.value.span, "a key in the source",
                          f'read it from the environment: `{arg.name}: env("NAME")`')
+            elif isinstance(arg.value, ir.Literal):
+                _url_credentials(arg.value, f"embedding `{emb.name}`", arg.name, sink)
 
 
 def _item_steps(item: ir.Step | ir.Branch) -> tuple[ir.Step, ...]:
@@ -533,7 +616,13 @@ def check_data(module: ir.Module, sink: Sink) -> None:
             continue
         signature = Signature(loader.options, positional=loader.positional,
                               required=loader.required)
+        before = len(sink.errors)
         _check_args(call.args, signature, f"loader `{call.func}`", sink, call_span=call.span)
+        if len(sink.errors) == before:  # values of the right types: do they work together?
+            bound = bind(signature, call.args)
+            values = {name: to_python(v) for name, v in bound.items() if isinstance(v, ir.Literal)}
+            for option, message in loader.problems(values):
+                sink.add("invalid-value", f"loader `{call.func}`: {message}", bound[option].span, "cannot work")
 
 
 def check_trains(module: ir.Module, sink: Sink) -> None:
@@ -560,11 +649,30 @@ def check_trains(module: ir.Module, sink: Sink) -> None:
                 continue
             seen.setdefault(setting.key, setting)
             _check_setting(setting, output, models, names, sink)
+        if program is not None and "runs" in seen:
+            _check_runs(seen["runs"], program, names["lm"], sink)
         for key in ("reward", "optimizer"):
             if key not in seen:
                 sink.add("missing-setting", f"the train block has no `{key}`", train.span, f"no {key}",
                          "add for example `reward exact_match()`" if key == "reward"
                          else "add for example `optimizer random_few_shot()`")
+
+
+def _check_runs(setting: ir.Setting, program: ir.Program, lms: Mapping[str, ir.LM], sink: Sink) -> None:
+    """`runs N` repeats the test evaluation to measure sampling; at temperature 0 every run
+    would get the same answers, so its spread would be 0 by construction."""
+    if not (isinstance(setting.value, ir.Literal) and isinstance(setting.value.value, int) and setting.value.value > 1):
+        return
+    only = next(iter(lms)) if len(lms) == 1 else None
+    used = {step.lm.name if step.lm else only for step in program.lm_steps()}
+    if not used or not all(name in lms for name in used):
+        return
+    temperatures = [next((a.value for a in lms[name].options if a.name == "temperature"), None) for name in used]
+    if all(isinstance(t, ir.Literal) and t.value == 0 for t in temperatures):
+        sink.add("invalid-value", f"`runs {setting.value.value}` would repeat one evaluation: every LM of program "
+                 f"`{program.name}` has temperature 0, so each run gets the same answers", setting.value.span,
+                 "identical runs", "give the LM a temperature above 0 (each run then samples with its own seed), "
+                 "or remove `runs`")
 
 
 # Which field types a loader's column of a given type can fill ("label": a class name, for

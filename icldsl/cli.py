@@ -1,8 +1,8 @@
 """The `icldsl` command: the only module that prints or exits.
 
-Exit codes: 0 success; 1 the input is wrong (diagnostics, bad data, bad
-artifact, unusable LM settings, a failed prediction); 2 bad command-line usage;
-130 interrupted.
+Exit codes (icldsl/errors.py): 0 success; 1 the input is wrong (diagnostics, bad
+data, bad artifact, unusable LM settings, a failed prediction); 2 bad command-line
+usage; 130 interrupted. Every error a user can fix derives from `icldsl.Error`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import difflib
 import json
 import logging
 import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -22,29 +24,25 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from . import artifact
+from . import artifact, jsontext
 from .compiler import Compiled, compile_source
-from .datasets import DataError
 from .diff import diff_docs, format_diff
 from .diagnostics import JSON_VERSION, CheckError, render, render_concise, render_github, sort_key, to_json
-from .lm.base import LMConfigError
-from .lm.cache import ENV_DIR, CacheError, LMCache, Mode, default_path
+from .errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Error
+from .lm.cache import ENV_DIR, LMCache, Mode, default_path
 from .runtime.models import dump
-from .runtime.program import InvalidInput, PredictionError
 from .formatter import format_source
 from .plan import format_plan, plan_compiled
 from .runtime.render import render_program
-from .runtime.tools import ToolError
 from .source import Source
 from .paths import beside
 from .training.estimate import Estimate, paired
-from .training.session import Scores, SettingError, eval_compiled, fit_compiled, program_of
+from .training.metrics import label_summary
+from .training.session import (MAX_FAILED_SHARE, Scores, eval_compiled, failed_predictions, failure_message,
+                               fit_compiled, program_of)
 from .training.trainer import History, UsageTable
 
-EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class Failure(Exception):
+class Failure(Error):
     """A user-facing error: printed as `error: ...`, exit status 1."""
 
 
@@ -224,6 +222,19 @@ def _scores_table(rows: list[tuple[str, Scores]]) -> str:
     return "\n".join(lines)
 
 
+def _labels_table(rows: list[tuple[str, Scores]]) -> str | None:
+    """Precision / recall / F1 of every label of the output's enum fields (means over runs),
+    one column per program; None when the output has no enum field."""
+    summaries = [label_summary(s.label_tables()) for _, s in rows]
+    if not summaries or not summaries[0]:
+        return None
+    lines = [f"{'per label':<24}" + "".join(f"{name + ' P / R / F1':>26}" for name, _ in rows) + f"{'support':>9}"]
+    for i, first in enumerate(summaries[0]):
+        cells = "".join(f"{'{precision:.3f} / {recall:.3f} / {f1:.3f}'.format(**s[i]):>26}" for s in summaries)
+        lines.append(f"{first['field'] + '=' + first['label']:<24}{cells}{first['support']:>9}")
+    return "\n".join(lines)
+
+
 def _difference(untrained: Scores, trained: Scores) -> str | None:
     """Trained minus untrained on the same test examples (the last run of each), with its standard error."""
     if not untrained.runs or not trained.runs:
@@ -267,6 +278,7 @@ def _event_lines(events: list[dict]) -> list[str]:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    key = artifact.signing_key() if args.sign else None  # before any work: a missing key stops the fit now
     compiled = _compile(args.file)
     train = _train_spec(compiled, args.program)
     out = Path(args.output or f"{train.program}.artifact.json")
@@ -279,9 +291,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
                                           progress=ProgressLine(args.quiet), checkpoint=checkpoint,
                                           csv_log=beside(out, "history.csv")))
     missing = report.usage.missing
-    if not missing:  # an artifact trained on calls that were never made would replace a good one
-        artifact.write(out, report.artifact)
-        checkpoint.unlink(missing_ok=True)
     history = report.history
     print(f"\n{train.program}: {report.sizes['train']} train, {report.sizes['validation']} validation, "
           f"{report.sizes['test']} test examples; {history.epochs_run} of {train.epochs} epoch(s) in "
@@ -296,22 +305,36 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(line)
     print("\ntest set" + ("" if train.runs == 1 else f" ({train.runs} runs, mean ± std over runs)"))
     print(_scores_table([("untrained", report.untrained), ("trained", report.trained)]))
+    labels = _labels_table([("untrained", report.untrained), ("trained", report.trained)])
+    if labels:
+        print(labels)
     difference = _difference(report.untrained, report.trained)
     if difference:
         print(difference)
     print("\n" + _usage_table(report.usage_table))
+    # Neither an artifact trained on calls that were never made, nor one whose scores are
+    # mostly failures, may replace a good one.
     if missing:
         _err(f"\nerror: {_missing(missing)}; no artifact written")
         return EXIT_INPUT
-    print(f"\nwrote {out}")
-    if not args.no_report:
+    failed, total, error, count = failed_predictions(report.untrained, report.trained)
+    if failed > MAX_FAILED_SHARE * total:
+        _err(f"\nerror: {failure_message(failed, total, error, count, 'test predictions')}; more than "
+             f"{MAX_FAILED_SHARE:.0%} failed, so no artifact was written")
+        return EXIT_INPUT
+    doc = artifact.sign(report.artifact, key) if key else report.artifact
+    if not args.no_report:  # before the artifact: a fit interrupted while drawing leaves none, as documented
         from . import report as html_report  # matplotlib loads only when plots are drawn
 
         scored = [s.runs[-1].scored if s.runs else () for s in (report.untrained, report.trained)]
         validation = report.history.validation.scored if report.history.validation else ()
         predictions = html_report.predictions_of(*scored, validation)
-        written = html_report.write_beside(out, report.artifact, predictions=predictions)
-        print(f"wrote {written[-1]} and {len(written) - 1} plots ({', '.join(p.name for p in written[:-1])})")
+        written = html_report.write_beside(out, doc, predictions=predictions)
+        print(f"\nwrote {written[-1]} and {len(written) - 1} plots ({', '.join(p.name for p in written[:-1])})")
+    with _finishing():
+        artifact.write(out, doc)
+        checkpoint.unlink(missing_ok=True)
+    print(f"wrote {out}" + (" (signed)" if key else ""))
     return EXIT_OK
 
 
@@ -320,7 +343,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     train = _train_spec(compiled, args.program)
     with _lm_cache(args) as (cache, mode):
         if args.artifact:
-            program = artifact.load(args.artifact, cache=cache, cache_mode=mode)
+            program = artifact.load(args.artifact, cache=cache, cache_mode=mode, verify=args.verify,
+                                    lms=_lm_overrides(args.lm))
             if program.spec.name != train.program:
                 raise Failure(f"{args.artifact} holds program `{program.spec.name}`, not `{train.program}`")
             label = args.artifact
@@ -328,6 +352,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             program, label = program_of(compiled, train.program, cache=cache, cache_mode=mode), "untrained"
         scores = asyncio.run(eval_compiled(compiled, train, program, progress=ProgressLine(args.quiet)))
     print(_scores_table([(label if len(label) < 20 else "artifact", scores)]))
+    labels = _labels_table([(label if len(label) < 20 else "artifact", scores)])
+    if labels:
+        print(labels)
     table = scores.usage_table
     print("\n" + _usage_table(table))
     if table.total.missing:
@@ -339,7 +366,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     inputs = _json_object(args.input, "--input")
     with _lm_cache(args) as (cache, mode):
-        program = artifact.load(args.artifact, cache=cache, cache_mode=mode)
+        program = artifact.load(args.artifact, cache=cache, cache_mode=mode, verify=args.verify,
+                                lms=_lm_overrides(args.lm))
         try:
             output = program(**inputs)
         finally:
@@ -366,6 +394,22 @@ def cmd_diff(args: argparse.Namespace) -> int:
     print(json.dumps({"a": args.a, "b": args.b, **result}, ensure_ascii=False, indent=2) if args.json
           else format_diff(result, args.a, args.b))
     return EXIT_OK if result["identical"] else EXIT_INPUT
+
+
+@contextlib.contextmanager
+def _finishing() -> Iterator[None]:
+    """Writing the artifact and removing the checkpoint is the fit's last step; a Ctrl-C
+    pressed during it is ignored, so the fit either wrote no artifact (interrupted before,
+    exit 130) or finished (exit 0), never something between."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # ---- the LM cache ------------------------------------------------------------------
@@ -507,7 +551,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     from . import plots  # matplotlib loads only when plots are drawn
 
     if Path(args.file).suffix == ".json":
-        program = artifact.program_from(artifact.read(args.file))
+        program = artifact.program_from(artifact.read(args.file), path=args.file)
         programs = {program.spec.name: (program.spec, program.states)}
     else:
         programs = dict(_compile(args.file).programs)
@@ -531,6 +575,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from . import plots, report as html_report  # matplotlib loads only when plots are drawn
 
     doc = artifact.read(args.artifact)
+    artifact.program_from(doc, path=args.artifact)  # an artifact that could not run is refused, not drawn
     paths = plots.plot_paths(args.artifact, args.output_dir, args.format)
     images = plots.write_all(doc, paths)
     written = list(paths.values())
@@ -542,6 +587,29 @@ def cmd_plot(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     return EXIT_OK
+
+
+def _lm_overrides(items: Sequence[str]) -> dict[str, dict]:
+    """`--lm NAME.OPTION=VALUE` flags as `artifact.with_lms` takes them: `env:VAR` reads a
+    variable, `null` removes the option, a JSON number or boolean is one, anything else text."""
+    overrides: dict[str, dict] = {}
+    for item in items:
+        name, dot, rest = item.partition(".")
+        option, equals, value = rest.partition("=")
+        if not (dot and equals and name and option):
+            raise Failure(f"--lm {item!r}: write NAME.OPTION=VALUE, such as solver.base_url=https://host/v1 "
+                          "or solver.api_key=env:MY_KEY")
+        if value.startswith("env:"):
+            parsed: object = {"env": value.removeprefix("env:")}
+        else:
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError:
+                parsed = value
+            if not (parsed is None or isinstance(parsed, (bool, int, float))):
+                parsed = value
+        overrides.setdefault(name, {})[option] = parsed
+    return overrides
 
 
 def cmd_lsp(args: argparse.Namespace) -> int:
@@ -556,8 +624,8 @@ def cmd_lsp(args: argparse.Namespace) -> int:
 
 def _json_object(text: str, what: str) -> dict:
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
+        value = jsontext.loads(text)
+    except jsontext.JSONTextError as exc:
         raise Failure(f"{what} is not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise Failure(f"{what} must be a JSON object, for example '{{\"question\": \"...\"}}'")
@@ -590,6 +658,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="write only the artifact: no plots, no report.html")
     p.add_argument("--restart", action="store_true",
                    help="ignore the checkpoint an interrupted fit left (<stem>.checkpoint.json) and start over")
+    p.add_argument("--sign", action="store_true",
+                   help=f"sign the artifact (HMAC-SHA256) with the key in ${artifact.SIGNING_KEY_ENV}")
     _cache_flags(p)
     p.set_defaults(func=cmd_fit)
 
@@ -600,6 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--artifact", help="evaluate this trained artifact instead of the untrained program")
     p.add_argument("--program", help="which train block, by program name (default: the first)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    _deploy_flags(p)
     _cache_flags(p)
     p.set_defaults(func=cmd_eval)
 
@@ -625,6 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run a frozen artifact on one input and print its output as JSON.")
     p.add_argument("artifact", metavar="ARTIFACT")
     p.add_argument("--input", required=True, help="the input as a JSON object")
+    _deploy_flags(p)
     _cache_flags(p)
     p.set_defaults(func=cmd_run)
 
@@ -688,6 +760,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _deploy_flags(p: argparse.ArgumentParser) -> None:
+    """How an artifact is trusted and where its LM requests go."""
+    p.add_argument("--verify", action="store_true",
+                   help=f"refuse an artifact not signed with the key in ${artifact.SIGNING_KEY_ENV}")
+    p.add_argument("--lm", action="append", default=[], metavar="NAME.OPTION=VALUE",
+                   help="replace a setting of the artifact's lm NAME: its target, base_url, api_key=env:VAR, ... "
+                        "(repeat for several; VALUE null removes the option)")
+
+
 def _cache_flags(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--no-cache", action="store_true", help="neither read nor write the LM cache")
@@ -696,9 +777,13 @@ def _cache_flags(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
+        args = build_parser().parse_args(argv)  # --help and bad usage exit (SystemExit) from here
+    except KeyboardInterrupt:
+        _err("\ninterrupted")
+        return EXIT_INTERRUPTED
+    try:
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
         with _stale_artifact_warnings():
             return args.func(args)
     except SystemExit as exc:
@@ -706,10 +791,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         _err("\ninterrupted" + (f": {exc}" if str(exc) else ""))
         return EXIT_INTERRUPTED
-    except (Failure, DataError, LMConfigError, artifact.ArtifactError, InvalidInput, PredictionError,
-            ToolError, CacheError, SettingError) as exc:
+    except Error as exc:
         _err(f"error: {exc}")
-        return EXIT_INPUT
+        return exc.exit_code
 
 
 if __name__ == "__main__":

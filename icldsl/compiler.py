@@ -18,7 +18,7 @@ from .runtime.spec import (ArmSpec, BranchSpec, EmbeddingSpec, FieldSpec, LMSpec
 from .runtime.state import StepState
 from .training import rewards
 from .training.registry import OPTIMIZERS, REWARDS
-from .runtime.tools import ToolError, load_tool
+from .runtime.tools import ToolError, describe_tool
 from .source import Source
 
 SECRET_OPTIONS = ("api_key",)
@@ -103,23 +103,25 @@ def compile_source(source: Source) -> Compiled:
 
 
 def check_module(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
-    """The checker's passes, then importing the tools and rewards the module uses (relative to
-    `base_dir`); raises CheckError with every error, else returns the warnings."""
+    """The checker's passes, then finding the tools and rewards the module uses (relative to
+    `base_dir`) by reading their source, never importing it; raises CheckError with every
+    error, else returns the warnings."""
     warnings = check(module)
-    errors = _import_tools(module, base_dir) + _check_rewards(module, base_dir)
+    errors = _locate_tools(module, base_dir) + _check_rewards(module, base_dir)
     if errors:
         raise CheckError(errors)
     return warnings
 
 
-def _import_tools(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
-    """Import every tool a program uses, so a bad one is reported before any LM call."""
+def _locate_tools(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
+    """Find and parse (never import: checking runs no user code) every tool a program uses,
+    so a missing one is reported before any LM call."""
     used = {t.name for p in module.of(ir.Program) for s in p.lm_steps() for t in s.tools}
     errors = []
     for tool in module.of(ir.Tool):
         if tool.name in used:
             try:
-                load_tool(tool.name, tool.impl.args[0].value.value, (base_dir,))
+                describe_tool(tool.name, tool.impl.args[0].value.value, (base_dir,))
             except ToolError as exc:
                 errors.append(Diagnostic("unknown-function", str(exc), tool.impl.span, "cannot load",
                                          "the module must be importable, or sit beside the .icl file"))
@@ -127,7 +129,7 @@ def _import_tools(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
 
 
 def _check_rewards(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
-    """Reward options out of range, and `python` rewards that cannot be imported, before any LM call."""
+    """Reward options out of range, and `python` rewards that cannot be found, before any LM call."""
     errors = []
     for setting in (s for t in module.of(ir.Train) for s in t.settings if s.key == "reward"):
         bound = bind(REWARDS[setting.value.func].signature, setting.value.args)

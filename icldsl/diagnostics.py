@@ -7,6 +7,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Iterable, Literal, Mapping
 
+from .errors import Error
 from .source import Source, Span
 
 Severity = Literal["error", "warning"]
@@ -73,7 +74,7 @@ class Sink:
         return [d for d in self.diagnostics if d.severity == "error"]
 
 
-class CheckError(Exception):
+class CheckError(Error):
     """Raised once with every diagnostic when a file has errors; `sources` holds
     the files they point into (the file and those it imports), when known."""
 

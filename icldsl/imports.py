@@ -59,6 +59,12 @@ def _shared_items(module: ir.Module, path: Path, sources: dict[str, Source], err
             continue
         if any(Path(s).resolve() == target for s in sources):
             continue  # already imported along another path
+        if target.suffix != ".icl" or (target.exists() and not target.is_file()):
+            # Never read another kind of file: its text would be quoted in a syntax error.
+            errors.append(Diagnostic("import-error", f"cannot import {imp.path.value!r}: only .icl files can be "
+                                     "imported", imp.path.span, "not an .icl file",
+                                     "import a file of models, LMs and tools whose name ends in .icl"))
+            continue
         try:
             other = Source.from_path(target)
         except OSError as exc:

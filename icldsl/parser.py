@@ -113,7 +113,7 @@ def read_prefix(text: str) -> Prefix | None:
                   frozenset((_kind(t), _literals().get(t, "")) for t in accepted if t != "$END"))
 
 
-_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*')
+_COMMENT_OR_STRING = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"|//[^\n]*')
 
 
 def _comments(source: Source) -> tuple[ir.Comment, ...]:
@@ -130,7 +130,7 @@ def parse_file(path: str | Path) -> tuple[Source, ir.Module]:
 
 
 MAX_DEPTH = 64  # nesting of brackets in types and values; far beyond what a program needs
-_BRACKETS = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|[\[\]{}()]')
+_BRACKETS = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"|//[^\n]*|[\[\]{}()]')  # strings unrolled: linear
 
 
 def _check_depth(source: Source) -> None:
@@ -169,6 +169,9 @@ def _syntax_diagnostic(source: Source, exc: UnexpectedInput) -> Diagnostic:
         end += 1
         found = f"character `{source.text[start]}`" if start < len(source.text) else "end of file"
         if source.text[start] == '"':
+            control = _control_in_string(source.text, start)
+            if control is not None:
+                return _control_diagnostic(source, control)
             help_ = "strings are written on one line; escapes allowed: \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX"
     else:  # UnexpectedEOF, or a token at the end
         start = end = len(source.text)
@@ -177,6 +180,33 @@ def _syntax_diagnostic(source: Source, exc: UnexpectedInput) -> Diagnostic:
         help_ = "expected " + _join(words)
     message = f"unexpected {found}"
     return Diagnostic("syntax-error", message, source.span(start, end), "not expected here", help_)
+
+
+# Control characters a string may not hold: a name for the message, the escape to write instead.
+_CONTROLS = {"\t": ("tab", "\\t"), "\r": ("carriage return", "\\r"), "\b": ("backspace", "\\b"),
+             "\f": ("form feed", "\\f"), "\x00": ("NUL", "\\u0000")}
+
+
+def _control_in_string(text: str, quote: int) -> int | None:
+    """The offset of the first control character (other than a line break) in the string
+    that opens at `quote`, before it ends."""
+    i = quote + 1
+    while i < len(text) and text[i] not in '"\n':
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] < " ":
+            return i
+        i += 1
+    return None
+
+
+def _control_diagnostic(source: Source, offset: int) -> Diagnostic:
+    char = source.text[offset]
+    name, escape = _CONTROLS.get(char, ("", f"\\u{ord(char):04x}"))
+    return Diagnostic("syntax-error", f"control character U+{ord(char):04X}{f' ({name})' if name else ''} in a string",
+                      source.span(offset, offset + 1), "not allowed in a string",
+                      f"write it as the escape `{escape}`")
 
 
 _TOP_LEVEL = ("model", "lm", "program", "data", "train")

@@ -1,7 +1,9 @@
-"""Where the files that go beside an artifact are written."""
+"""Where the files that go beside an artifact are written, and how files are read without trusting them."""
 
 from __future__ import annotations
 
+import codecs
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -36,3 +38,32 @@ def write_atomic(path: str | Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_limited(path: str | Path, limit: int) -> bytes:
+    """The bytes of `path`; OSError (EFBIG) when it holds more than `limit`, found without
+    reading further, so a device such as /dev/zero or a huge file costs `limit` at most."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit / 2**20:g} MB, the most icldsl reads from such a file")
+    return data
+
+
+class BadEncoding(ValueError):
+    """Bytes that are not UTF-8, with the 1-based line and column of the first bad byte."""
+
+    def __init__(self, byte: int, line: int, column: int) -> None:
+        super().__init__(f"byte 0x{byte:02x} at column {column} is not UTF-8; save the file as UTF-8")
+        self.line, self.column = line, column
+
+
+def decode_utf8(data: bytes) -> str:
+    """UTF-8 text, one leading byte order mark dropped (as every reader of data does)."""
+    data = data.removeprefix(codecs.BOM_UTF8)  # not "utf-8-sig": its error offsets would count the mark
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        column = len(data[line_start:exc.start].decode("utf-8", errors="replace")) + 1  # in characters
+        raise BadEncoding(data[exc.start], data.count(b"\n", 0, exc.start) + 1, column) from None

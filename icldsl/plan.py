@@ -43,6 +43,7 @@ from .runtime.models import json_schema
 from .runtime.program import Program
 from .runtime.spec import ArmSpec, BranchSpec, StepSpec
 from .runtime.state import Demo
+from .runtime.tools import describe_tools
 from .training.chain import Chain
 from .training.context import Optimizer, learns_from_runs
 from .training.registry import REWARDS
@@ -240,7 +241,8 @@ class _Renderer:
     def _schema(self, step: StepSpec) -> Mapping[str, Any]:
         answer = self.program.models[step.answer_model]
         if step.kind == "agent":
-            return turn_model(answer, self.program.tools()).model_json_schema(by_alias=True)
+            tools = describe_tools(self.program.spec.tools, self.program.search_path)  # plan runs no user code
+            return turn_model(answer, tools).model_json_schema(by_alias=True)
         return json_schema(answer)
 
     def walk(self, example: Example) -> tuple[dict[str, dict], dict[str, tuple[dict, dict]]]:

@@ -23,6 +23,7 @@ from typing import Any
 import jinja2
 
 from .plots import PLOTS, metric_names, plot_paths, score_metrics, stem, write_all
+from .training.metrics import label_summary
 from .training.records import Scored
 
 TEMPLATE = "report.html.j2"
@@ -188,8 +189,9 @@ def _scores(scores: Mapping[str, Any]) -> dict:
     first = next(iter(scores.values()), {}) if scores else {}
     runs = max((len(v[2]) for m in metrics.values() for v in m.values()), default=0)
     failures = {label: sum(scores[label].get("failures") or []) for label in metrics}
+    per_label = {label: label_summary(scores[label].get("labels") or []) for label in metrics}
     return {"labels": list(metrics), "rows": rows, "runs": runs, "examples": first.get("examples"),
-            "failures": failures}
+            "failures": failures, "per_label": per_label if any(per_label.values()) else None}
 
 
 def call_text(call: Any) -> str:

@@ -8,7 +8,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .paths import read_limited
+
 _NEWLINE = re.compile("\n")
+MAX_BYTES = 4 * 2**20  # an .icl file (or one it imports): far more than a program needs
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +45,9 @@ class Source:
 
     @classmethod
     def from_path(cls, path: str | Path) -> "Source":
-        """Read a file as UTF-8 (undecodable bytes become U+FFFD, never an error)."""
-        data = Path(path).read_bytes()
+        """Read a file as UTF-8 (undecodable bytes become U+FFFD, never an error); OSError
+        (EFBIG) for one larger than MAX_BYTES, read no further."""
+        data = read_limited(path, MAX_BYTES)
         return cls(str(path), data.decode("utf-8", errors="replace"))
 
     @property

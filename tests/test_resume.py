@@ -51,10 +51,17 @@ class Interrupter:
         return content
 
 
+# The CLI with Ctrl-C handled as in a terminal: a shell starts background jobs with SIGINT
+# ignored and children inherit that, so without this the ctrl-c case would measure nothing
+# whenever pytest itself runs as a background job.
+CLI = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+       "from icldsl.__main__ import main; sys.exit(main())")
+
+
 def fit(project: Path, cache_dir: Path, output: str, *, script: Interrupter | None = None,
         signum: int | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "ICLDSL_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "icldsl", "fit", "adder.icl", "-q", "-o", output],
+    proc = subprocess.Popen([sys.executable, "-c", CLI, "fit", "adder.icl", "-q", "-o", output],
                             cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if script is not None and signum is not None:
         script.arm(proc.pid, signum, INTERRUPT_AT)
@@ -105,7 +112,8 @@ def test_an_interrupted_fit_resumes_from_the_cache_and_ends_like_an_uninterrupte
     else:
         assert interrupted.returncode == -signal.SIGKILL
     assert len(server.requests) >= INTERRUPT_AT
-    assert not (tmp_path / "resumed.json").exists()
+    assert not (tmp_path / "resumed.json").exists()  # as the README says
+    assert (tmp_path / "resumed.history.csv").exists() == (tmp_path / "resumed.checkpoint.json").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no half-written artifact
     saved = entries(tmp_path / "cache")
     # The requests answered before the interrupt were stored as they finished; the few

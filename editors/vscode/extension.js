@@ -1,5 +1,5 @@
 // Starts `icldsl lsp` (the setting icldsl.server.command) for .icl files once the workspace
-// is trusted: the server imports the Python tools a program names, which runs its code.
+// is trusted: the command it starts may come from the workspace's settings.
 "use strict";
 
 const vscode = require("vscode");

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from icldsl.datasets import clinc150, files, gsm8k
 from icldsl.datasets.base import DataError, Dataset, Example
+from icldsl.datasets.rows import option_problems
 
 __all__ = ["LOADERS", "DataError", "Dataset", "Example", "Loader", "load_dataset"]
 
@@ -32,6 +33,8 @@ class Loader:
     # The fields a loader with a fixed shape gives (input, expected output): field -> type
     # name, so the checker can match them with the program's models before anything runs.
     provides: tuple[Mapping[str, str], Mapping[str, str]] | None = None
+    # (option, why) for option values that cannot work, so `check` reports what `load` would raise.
+    problems: Callable[[Mapping[str, Any]], list[tuple[str, str]]] = option_problems
 
 
 LOADERS: Mapping[str, Loader] = MappingProxyType(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from icldsl.errors import Error
+
 
 @dataclass(frozen=True, slots=True)
 class Example:
@@ -28,7 +30,7 @@ class Dataset:
     test: tuple[Example, ...]
 
 
-class DataError(Exception):
+class DataError(Error):
     """A dataset that cannot be loaded; names the file and line when there is one."""
 
     def __init__(self, message: str, *, file: str | None = None, line: int | None = None) -> None:

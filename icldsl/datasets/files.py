@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from icldsl.datasets.base import DataError, Dataset, Example
+from icldsl.jsontext import JSONTextError, loads
 from icldsl.datasets.rows import (
     check_columns,
     check_mapping,
@@ -87,11 +88,7 @@ class FileFormat:
     ) -> Dataset:
         """The `data` block `name` read from its file(s), every row validated."""
         opts = check_options(self.name, args, self.options, required=("path",))
-        if "test" in opts and "split" in opts:
-            raise DataError(f"{self.name} loader: give either a `test` file or a `split`, not both")
         fraction = opts.get("split", DEFAULT_SPLIT)
-        if not 0.0 < fraction <= 1.0:
-            raise DataError(f"{self.name} loader: option 'split' should be above 0 and at most 1, got {fraction}")
         mapping = check_mapping(self.name, opts.get("map", {}), x_model, y_model)
         seed = opts.get("seed", 0)
         path = resolve(opts["path"], base_dir)
@@ -149,11 +146,12 @@ _DECODER = json.JSONDecoder()
 def _read_json(path: Path, opts: Mapping[str, Any]) -> tuple[Rows, None]:
     """The objects of a JSON array: the whole file, or the array at `key` (dotted: `a.b`)."""
     file = str(path)
-    text = read_text(path, encoding="utf-8-sig")
+    text = read_text(path)
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", file=file, line=exc.lineno) from exc
+        doc = loads(text)
+    except JSONTextError as exc:
+        where = f" (column {exc.column})" if exc.column else ""
+        raise DataError(f"invalid JSON: {exc.reason}{where}", file=file, line=exc.line) from None
     keys = tuple(opts["key"].split(".")) if "key" in opts else ()
     where = "the file"
     for depth, key in enumerate(keys):
@@ -214,9 +212,7 @@ def _read_csv(path: Path, opts: Mapping[str, Any]) -> tuple[Rows, list[str]]:
     """Rows of a CSV file with a header line; a `.tsv` file defaults to tab-separated."""
     file = str(path)
     delimiter = opts.get("delimiter", "\t" if path.suffix.lower() == ".tsv" else ",")
-    if len(delimiter) != 1:
-        raise DataError(f"csv loader: option 'delimiter' should be one character, got {delimiter!r}")
-    text = read_text(path, encoding="utf-8-sig")
+    text = read_text(path)
     # newline="": a quoted cell may hold line breaks; rows end only at \n, \r\n or \r.
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     header: list[str] | None = None

@@ -4,7 +4,6 @@ models (with a field -> column mapping), sampling and splitting."""
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import types
 import typing
@@ -16,6 +15,8 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from icldsl.datasets.base import DataError, Example
+from icldsl.jsontext import JSONTextError, loads
+from icldsl.paths import BadEncoding, decode_utf8, read_limited
 
 T = TypeVar("T")
 
@@ -49,10 +50,26 @@ def check_options(
                 f"{loader} loader: option '{name}' should be {want.__name__}, got {type(value).__name__}"
             )
         opts[name] = value
-    for name in ("train_limit", "test_limit", "seed"):
-        if opts.get(name, 0) < 0:
-            raise DataError(f"{loader} loader: option '{name}' should be 0 or more, got {opts[name]}")
+    for _, message in option_problems(opts):
+        raise DataError(f"{loader} loader: {message}")
     return opts
+
+
+def option_problems(opts: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(option, why) for each option value of a loader that cannot work, alone or with another:
+    `load` raises the first, and the checker reports them all on the file, before any LM call."""
+    found = []
+    for name in ("train_limit", "test_limit", "seed"):
+        if isinstance(opts.get(name), int) and opts[name] < 0:
+            found.append((name, f"option '{name}' should be 0 or more, got {opts[name]}"))
+    if "test" in opts and "split" in opts:
+        found.append(("split", "give either a `test` file or a `split`, not both"))
+    split = opts.get("split")
+    if isinstance(split, (int, float)) and not 0.0 < split <= 1.0:
+        found.append(("split", f"option 'split' should be above 0 and at most 1, got {split}"))
+    if isinstance(opts.get("delimiter"), str) and len(opts["delimiter"]) != 1:
+        found.append(("delimiter", f"option 'delimiter' should be one character, got {opts['delimiter']!r}"))
+    return found
 
 
 def resolve(path: str, base_dir: Path) -> Path:
@@ -61,17 +78,23 @@ def resolve(path: str, base_dir: Path) -> Path:
     return p if p.is_absolute() else base_dir / p
 
 
-def read_text(path: Path, *, encoding: str = "utf-8") -> str:
-    """The text of a data file; DataError naming the file when it cannot be read."""
+MAX_FILE_BYTES = 256 * 2**20  # one data file; a device such as /dev/zero is not read past it
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of a data file, a leading byte order mark dropped (in every format);
+    DataError naming the file, and the line of a byte that is not UTF-8, when it cannot be read."""
     file = str(path)
     try:
-        return path.read_text(encoding=encoding)
+        return decode_utf8(read_limited(path, MAX_FILE_BYTES))
     except FileNotFoundError:
         raise DataError("file not found", file=file) from None
     except IsADirectoryError:
         raise DataError("is a directory, not a file", file=file) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read file: {exc}", file=file) from exc
+    except OSError as exc:
+        raise DataError(f"cannot read file: {exc.strerror}", file=file) from None
+    except BadEncoding as exc:
+        raise DataError(str(exc), file=file, line=exc.line) from None
 
 
 def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -84,9 +107,10 @@ def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", file=file, line=number) from exc
+            row = loads(line)
+        except JSONTextError as exc:
+            where = f" (column {exc.column})" if exc.column else ""
+            raise DataError(f"invalid JSON: {exc.reason}{where}", file=file, line=number) from None
         if not isinstance(row, dict):
             kind = _JSON_TYPES.get(type(row), "null")
             raise DataError(f"expected a JSON object, got {kind}", file=file, line=number)
@@ -207,9 +231,25 @@ def _validated(
             value = row[column]
             values[field] = _from_text(value, info.annotation) if text_cells and isinstance(value, str) else value
     try:
-        return model.model_validate(values).model_dump(mode="json", by_alias=True)
+        validated = model.model_validate(values).model_dump(mode="json", by_alias=True)
     except ValidationError as exc:
         raise _BadRow(f"{role} {summarize(exc, mapping)}") from exc
+    bad = _not_finite(validated)
+    if bad:  # a CSV cell "nan" or "inf" reads as a float; no JSON can hold it, no reward compare it
+        raise _BadRow(f"{role} field '{bad}': {validated[bad.split('.')[0]]!r} is not a finite number")
+    return validated
+
+
+def _not_finite(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first NaN or infinite number in `value`, if any."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _not_finite(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def _from_text(cell: str, annotation: Any) -> Any:
@@ -226,8 +266,8 @@ def _from_text(cell: str, annotation: Any) -> Any:
     )
     if structured and cell.lstrip()[:1] in ("[", "{"):
         try:
-            return json.loads(cell)
-        except json.JSONDecodeError:
+            return loads(cell)
+        except JSONTextError:
             return cell  # pydantic names the field and shows the text
     return cell
 

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Protocol, Sequence
 
+from ..errors import Error
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -61,7 +63,7 @@ class LMError(Exception):
         self.retryable = retryable
 
 
-class LMConfigError(Exception):
+class LMConfigError(Error):
     """Settings that cannot work at all (missing key, missing package, bad path)."""
 
 

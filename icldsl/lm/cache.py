@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
+from ..errors import Error
 from .base import Embedder, LMClient, LMError, LMRequest, LMResponse, Usage
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def default_path() -> Path:
     return directory / FILE_NAME
 
 
-class CacheError(Exception):
+class CacheError(Error):
     """The cache file cannot be opened or is not a cache."""
 
 

@@ -133,9 +133,16 @@ class HTTPCaller:
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.monotonic,
     ) -> None:
+        # Credentials in the URL's user-info (`http://user:pass@host`) travel as Basic auth, as
+        # httpx would send them, but the URL kept, logged and quoted in errors is without them.
+        url = httpx.URL(base_url)
+        self._auth = httpx.BasicAuth(url.username, url.password) if url.userinfo else None
+        if url.userinfo:
+            base_url = str(url.copy_with(username=None, password=None))
         self.name, self.model, self.base_url, self.limits = name, model, base_url, limits
         self._headers = dict(headers or {})
-        self._secret = secret
+        shown = ((secret, "<api key>"), (url.userinfo.decode("ascii"), "<credentials>"), (url.password, "<credentials>"))
+        self._secrets = tuple((s, label) for s, label in shown if len(s or "") > 2)  # redacted from every message
         self._key = key
         self._transport = transport
         self._sleep, self._clock = sleep, clock
@@ -256,7 +263,9 @@ class HTTPCaller:
         return text if len(text) <= ERROR_EXCERPT else text[:ERROR_EXCERPT] + "..."
 
     def redact(self, text: str) -> str:
-        return text.replace(self._secret, "<api key>") if self._secret else text
+        for secret, label in self._secrets:
+            text = text.replace(secret, label)
+        return text
 
     # -- helpers ------------------------------------------------------------------
 
@@ -267,7 +276,7 @@ class HTTPCaller:
             # (50 ms server) slower here, as httpx's pool scans its idle connections on every
             # request (bench/README.md, framework overhead).
             self._http = httpx.AsyncClient(headers=self._headers, timeout=self.limits.timeout,
-                                           transport=self._transport)
+                                           transport=self._transport, auth=self._auth)
         return self._http
 
     def _semaphore(self) -> asyncio.Semaphore:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from ..errors import Error
 from ..lm import Embedder, LMClient, LMError, connect_embedder, make_client
 from ..lm.cache import CachedClient, CallMeter, LMCache, Mode
 from ..lm.fallback import FallbackClient
@@ -27,12 +29,12 @@ log = logging.getLogger("icldsl.runtime")
 VECTORS_KEPT = 4096  # input vectors a program remembers, so candidates compared on the same inputs embed them once
 
 
-class PredictionError(Exception):
+class PredictionError(Error):
     """A program call that produced no valid output (the LM failed or its answer
     did not validate). Training counts these as reward 0."""
 
 
-class InvalidInput(ValueError):
+class InvalidInput(Error, ValueError):
     """The input does not match the program's input model."""
 
 
@@ -54,9 +56,11 @@ class Program:
         *,
         cache: LMCache | None = None,
         cache_mode: Mode = "normal",
+        barred: tuple[Path, ...] = (),
     ) -> None:
         self.spec = spec
         self.search_path = search_path  # where tools' modules may live besides sys.path
+        self.barred = barred  # folders tools' modules may never come from (an artifact's own)
         self.states = dict(states)
         self.models: dict[str, type[BaseModel]] = build_models(spec.models)
         self.input_model = self.models[spec.input_model]
@@ -78,6 +82,14 @@ class Program:
         other = Program.__new__(Program)
         other.__dict__.update(self.__dict__)
         other.states = dict(states)
+        return other
+
+    def reseeded(self, offset: int) -> "Program":
+        """The same program whose LM requests carry the seed `seed + offset` (an unset seed
+        counts as 0): at a temperature above 0, another sample of every answer."""
+        other = self.with_states(self.states)
+        other._lms = {name: dataclasses.replace(lm, options={**lm.options, "seed": lm.options.get("seed", 0) + offset})
+                      for name, lm in self._lms.items()}
         return other
 
     # ---- running ---------------------------------------------------------------
@@ -166,7 +178,7 @@ class Program:
     def tools(self) -> dict[str, Tool]:
         """The program's tools, imported on first use (ToolError if one cannot be)."""
         if self._tools is None:
-            self._tools = load_tools(self.spec.tools, self.search_path)
+            self._tools = load_tools(self.spec.tools, self.search_path, barred=self.barred)
         return self._tools
 
     async def embed(self, spec: EmbeddingSpec, text: str) -> np.ndarray:

@@ -19,6 +19,7 @@ from .agent import _as_finish, turn_model
 from .models import json_schema
 from .program import Program
 from .spec import StepSpec
+from .tools import describe_tools
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ async def render_program(program: Program, inputs: Mapping[str, Any] | None = No
     for item in spec.steps:
         values[item.name] = _placeholders(item.name, program.models[item.model])
     rendered = []
+    tools = describe_tools(spec.tools, program.search_path)  # from their source: render runs no user code
     for step in spec.lm_steps():
         merged = {k: v for source in step.sources for k, v in values[source].items()}
         state, retrieved, note = program.states[step.path], (), None
@@ -52,7 +54,7 @@ async def render_program(program: Program, inputs: Mapping[str, Any] | None = No
                                                                 "; this step's input is known only when it runs"))
         answer = program.models[step.answer_model]
         if step.kind == "agent":
-            schema = turn_model(answer, program.tools()).model_json_schema(by_alias=True)
+            schema = turn_model(answer, tools).model_json_schema(by_alias=True)
             state = _as_finish(state)
         else:
             schema = json_schema(answer)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+from pydantic import TypeAdapter
+
 
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
@@ -56,10 +58,6 @@ class StepSpec:
     tools: tuple[str, ...] = ()
     max_steps: int = 0
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "StepSpec":
-        return cls(**{**data, "sources": tuple(data["sources"]), "tools": tuple(data["tools"])})
-
 
 @dataclass(frozen=True, slots=True)
 class ArmSpec:
@@ -80,11 +78,6 @@ class BranchSpec:
     @property
     def sources(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((self.on[0], *(s for a in self.arms for s in a.step.sources))))
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "BranchSpec":
-        arms = tuple(ArmSpec(a["label"], StepSpec.from_json(a["step"])) for a in data["arms"])
-        return cls(data["name"], tuple(data["on"]), arms, data["model"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,23 +105,11 @@ class ProgramSpec:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "ProgramSpec":
-        return cls(
-            name=data["name"],
-            description=data["description"],
-            input_name=data["input_name"],
-            input_model=data["input_model"],
-            outputs=tuple(data["outputs"]),
-            output_model=data["output_model"],
-            models=tuple(
-                ModelSpec(m["name"], tuple(FieldSpec(**f) for f in m["fields"])) for m in data["models"]
-            ),
-            lms=tuple(LMSpec(**lm) for lm in data["lms"]),
-            tools=tuple(ToolSpec(**t) for t in data["tools"]),
-            steps=tuple(
-                BranchSpec.from_json(s) if s.get("kind") == "branch" else StepSpec.from_json(s) for s in data["steps"]
-            ),
-        )
+    def from_json(cls, data: Any) -> "ProgramSpec":
+        """The spec of its JSON form (`to_json`'s), every part's type checked: pydantic's
+        ValidationError (a ValueError) names the first part that is wrong. Whether names
+        refer to what exists is `spec_check`'s to say."""
+        return _PROGRAM_JSON.validate_python(data)
 
     def model(self, name: str) -> ModelSpec:
         return next(m for m in self.models if m.name == name)
@@ -139,3 +120,6 @@ class ProgramSpec:
             step for item in self.steps
             for step in ((a.step for a in item.arms) if isinstance(item, BranchSpec) else (item,))
         )
+
+
+_PROGRAM_JSON = TypeAdapter(ProgramSpec)

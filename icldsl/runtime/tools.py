@@ -1,4 +1,9 @@
-"""Tools an agent step calls: Python callables named "module:function"."""
+"""Tools an agent step calls: Python callables named "module:function".
+
+`load_tool` imports the function (the program is about to run); `describe_tool` reads its
+parameters and docstring from the module's source without running it, for the commands
+that show requests without making them (`render`, `plan`).
+"""
 
 from __future__ import annotations
 
@@ -10,17 +15,18 @@ from typing import Any, Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from ..user_code import UserCodeError, load_function
+from ..errors import Error
+from ..user_code import UserCodeError, load_function, locate
 
 
-class ToolError(Exception):
+class ToolError(Error):
     """A tool that cannot be imported or whose signature cannot be described."""
 
 
 @dataclass(frozen=True, slots=True)
 class Tool:
     name: str
-    function: Callable[..., Any]
+    function: Callable[..., Any] | None  # None: described from its source, not imported, never called
     arguments: type[BaseModel]  # validates the LM's arguments; its schema reaches the LM
     description: str
 
@@ -38,13 +44,27 @@ class Tool:
         return str(result)
 
 
-def load_tool(name: str, ref: str, search_path: Sequence[Path] = ()) -> Tool:
-    """Import `module:function` (looking also in `search_path`, such as the .icl's folder)."""
+def load_tool(name: str, ref: str, search_path: Sequence[Path] = (), *, barred: Sequence[Path] = ()) -> Tool:
+    """Import `module:function` (looking also in `search_path`, such as the .icl's folder;
+    never from a folder in `barred`, see `load_function`)."""
     try:
-        function = load_function(ref, search_path)
+        function = load_function(ref, search_path, barred=barred)
     except UserCodeError as exc:
         raise ToolError(f"tool `{name}`: {exc}") from None
     return Tool(name, function, _arguments_model(name, function), inspect.getdoc(function) or "")
+
+
+def describe_tool(name: str, ref: str, search_path: Sequence[Path] = ()) -> Tool:
+    """The tool as its module's source declares it, nothing imported: the same arguments
+    model as `load_tool` for parameters annotated with built-in types and typing's generics
+    (other annotations accept any value; a function without Python source takes any object)."""
+    try:
+        located = locate(ref, search_path)
+    except UserCodeError as exc:
+        raise ToolError(f"tool `{name}`: {exc}") from None
+    fields = {p: (kind, default) for p, kind, default in located.parameters()}
+    config = ConfigDict(extra="forbid" if located.definition else "allow")
+    return Tool(name, None, create_model(f"{name}_arguments", __config__=config, **fields), located.docstring())
 
 
 def _arguments_model(name: str, function: Callable[..., Any]) -> type[BaseModel]:
@@ -61,8 +81,13 @@ def _arguments_model(name: str, function: Callable[..., Any]) -> type[BaseModel]
     return create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
 
 
-def load_tools(specs: Sequence[Any], search_path: Sequence[Path] = ()) -> dict[str, Tool]:
-    return {spec.name: load_tool(spec.name, spec.ref, search_path) for spec in specs}
+def load_tools(specs: Sequence[Any], search_path: Sequence[Path] = (), *, barred: Sequence[Path] = ()
+               ) -> dict[str, Tool]:
+    return {spec.name: load_tool(spec.name, spec.ref, search_path, barred=barred) for spec in specs}
 
 
-__all__ = ["Tool", "ToolError", "load_tool", "load_tools"]
+def describe_tools(specs: Sequence[Any], search_path: Sequence[Path] = ()) -> dict[str, Tool]:
+    return {spec.name: describe_tool(spec.name, spec.ref, search_path) for spec in specs}
+
+
+__all__ = ["Tool", "ToolError", "describe_tool", "describe_tools", "load_tool", "load_tools"]

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..jsontext import JSONTextError, loads
 from ..paths import write_atomic
 from ..runtime.state import StepState
 from .trainer import CallStats, History, UsageTable
@@ -59,7 +60,8 @@ class CheckpointWriter:
             "events": history.events,
             "usage": history.usage_table.to_json(),
         }
-        write_atomic(self.path, json.dumps(doc, sort_keys=True, indent=1) + "\n")
+        # Not sorted: the states' examples keep the field order the program sends them in.
+        write_atomic(self.path, json.dumps(doc, indent=1) + "\n")
 
 
 def _best(history: History, monitor: str) -> float | None:
@@ -105,11 +107,11 @@ def read_checkpoint(path: Path, fingerprint: Mapping[str, Any],
     if not path.exists():
         return None
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        doc = loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, JSONTextError) as exc:  # NaN too: the fit starts over rather than fail
         log.warning("ignoring unreadable checkpoint %s: %s", path, exc)
         return None
-    if doc.get("format") != FORMAT or doc.get("fingerprint") != json.loads(json.dumps(dict(fingerprint))):
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("fingerprint") != json.loads(json.dumps(dict(fingerprint))):
         log.warning("ignoring checkpoint %s: it belongs to another fit (source, settings or data differ)", path)
         return None
     return Resume(doc, untrained)

@@ -10,7 +10,7 @@ the per-label table kept with the test scores.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..runtime.spec import ProgramSpec
 from .records import Scored
@@ -83,3 +83,15 @@ def _true(s: Scored, field: str) -> Any:
 
 def _pred(s: Scored, field: str) -> Any:
     return None if s.trace.output is None else s.trace.output.get(field)
+
+
+def label_summary(tables: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per-label precision, recall and F1 averaged over runs (`tables`: one `Metrics.labels`
+    per run, as the artifact keeps them), with the support: one row per field and label."""
+    rows = []
+    for field, table in (tables[0] if tables else {}).items():
+        for label, first in table["labels"].items():
+            cells = [t[field]["labels"][label] for t in tables]
+            rows.append({"field": field, "label": label, "support": first["support"],
+                         **{k: sum(c[k] for c in cells) / len(cells) for k in ("precision", "recall", "f1")}})
+    return rows

@@ -19,7 +19,7 @@ import logging
 import numbers
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 from pydantic import BaseModel, Field, create_model
@@ -28,7 +28,7 @@ from ..lm.base import Embedder, LMError
 from ..options import EMBEDDING_NAME, FIELDS, LM_NAME, AtLeast, Function, Signature
 from ..runtime.generate import StepFailure
 from .resources import BoundLM, Resources
-from ..user_code import UserCodeError, load_function
+from ..user_code import UserCodeError, load_function, locate
 
 log = logging.getLogger(__name__)
 
@@ -283,17 +283,6 @@ def _as_grade(value: Any) -> Grade:
     return Grade(score, feedback)
 
 
-def takes_three_arguments(function: Callable[..., Any]) -> bool:
-    """Whether `function(x, y_true, y_pred)` binds (true too when its signature cannot be read)."""
-    try:
-        inspect.signature(function).bind(None, None, None)
-    except TypeError:
-        return False
-    except ValueError:
-        pass  # no signature to read (some builtins): assume it fits
-    return True
-
-
 def user_reward(*, function: str, resources: Resources) -> Reward:
     """The user's function `module:function` (from `sys.path` or the .icl file's folder) as a reward.
 
@@ -340,7 +329,8 @@ class Problem:
 
 def problems(name: str, options: Mapping[str, Any], search_path: Sequence[Path]) -> list[Problem]:
     """What is wrong with reward `name` called with `options` that the checker cannot see, found
-    when the file is compiled: an empty `in_mask`, a `python` reward that cannot be imported or called."""
+    when the file is compiled: an empty `in_mask`, a `python` reward that cannot be found or
+    called with three arguments (read from its source: compiling runs no user code)."""
     found = []
     if options.get("in_mask") == []:
         found.append(Problem("in_mask", "`in_mask` is empty, so nothing would be compared", "empty",
@@ -348,14 +338,14 @@ def problems(name: str, options: Mapping[str, Any], search_path: Sequence[Path])
     if name == "python":
         ref = options["function"]
         try:
-            function = load_function(ref, search_path)
+            function = locate(ref, search_path)
         except UserCodeError as exc:
             found.append(Problem("function", f"reward `python`: {exc}", "cannot load", "unknown-function",
                                  "the module must be importable, or sit beside the .icl file"))
         else:
-            if not takes_three_arguments(function):
+            if not function.accepts(3):
                 found.append(Problem("function", f"`{ref}` cannot be called with (x, y_true, y_pred)",
-                                     "wrong parameters", help=f"its parameters are {inspect.signature(function)}; "
+                                     "wrong parameters", help=f"its parameters are {function.signature_text()}; "
                                      "a reward function takes three: the input, the expected output and the "
                                      "prediction"))
     return found

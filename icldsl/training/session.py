@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 
 from ..artifact import freeze
 from ..compiler import Compiled, TrainSpec
+from ..errors import Error
 from ..datasets import Dataset, Example, load_dataset
 from ..datasets.quality import inspect as inspect_data
 from ..lm.base import LMClient
@@ -35,7 +37,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Scores:
-    """Test reward over `runs` repeated evaluations, with the metrics of each run."""
+    """Test reward over `runs` repeated evaluations, with the metrics of each run.
+
+    In the artifact every metric `m` has `m_mean`, `m_std` and `m_runs` (one value per
+    run; the reward's are `rewards`), and `labels` holds one per-label table per run."""
 
     runs: tuple[Evaluation, ...]
     metrics: Metrics | None = None
@@ -51,6 +56,10 @@ class Scores:
     def metric_runs(self) -> list[dict[str, float]]:
         return [self.metrics(r.scored) for r in self.runs] if self.metrics else []
 
+    def label_tables(self) -> list[dict[str, Any]]:
+        """Precision, recall, F1 and support per label of each enum field, one table per run."""
+        return [self.metrics.labels(r.scored) for r in self.runs] if self.metrics else []
+
     def to_json(self) -> dict[str, Any]:
         doc = {
             "reward_mean": self.mean,
@@ -64,7 +73,8 @@ class Scores:
             for key in runs[0]:
                 values = [m[key] for m in runs]
                 doc[f"{key}_mean"], doc[f"{key}_std"] = float(np.mean(values)), float(np.std(values))
-            doc["labels"] = self.metrics.labels(self.runs[-1].scored)
+                doc[f"{key}_runs"] = values
+            doc["labels"] = self.label_tables()
         return doc
 
     @property
@@ -110,8 +120,31 @@ def split(examples: Sequence[Example], fraction: float, rng: np.random.Generator
     return [examples[i] for i in keep], [examples[i] for i in val]
 
 
-class SettingError(ValueError):
+class SettingError(Error, ValueError):
     """A reward or optimizer refused its options (the message names which)."""
+
+
+MAX_FAILED_SHARE = 0.5  # `fit` writes no artifact when more of its test predictions than this failed
+
+
+class FitFailed(Error):
+    """So many predictions failed that the fit measures nothing: most often a wrong key,
+    model name or base_url, which the provider's message says."""
+
+
+def failed_predictions(*scores: Scores) -> tuple[int, int, str | None, int]:
+    """(failed, total) test predictions over every run of `scores`, and the most common
+    failure's message with how often it came."""
+    errors = [s.trace.error or "no output" for score in scores for run in score.runs for s in run.scored
+              if s.trace.output is None]
+    total = sum(len(run.scored) for score in scores for run in score.runs)
+    common = Counter(errors).most_common(1)
+    return len(errors), total, *(common[0] if common else (None, 0))
+
+
+def failure_message(failed: int, total: int, error: str | None, count: int, what: str) -> str:
+    return (f"{failed} of {total} {what} failed; the most common failure ({count} time{'s' if count != 1 else ''}): "
+            f"{error}")
 
 
 def resources_of(compiled: Compiled, cache: LMCache | None, cache_mode: Mode,
@@ -149,11 +182,13 @@ def make_optimizer(train: TrainSpec, resources: Resources) -> Optimizer:
 
 async def score_runs(program: Program, examples: Sequence[Example], reward: Reward, train: TrainSpec,
                      label: str, progress: Progress | None) -> Scores:
+    """`train.runs` evaluations; run r (from 0) sends each LM's seed + r, so at a temperature
+    above 0 every run samples its own answers (the checker refuses `runs` at temperature 0)."""
     runs = []
     for run in range(train.runs):
         tag = label if train.runs == 1 else f"{label} {run + 1}/{train.runs}"
-        runs.append(await evaluate(program, examples, reward, concurrency=train.concurrency, label=tag,
-                                   progress=progress))
+        runs.append(await evaluate(program.reseeded(run) if run else program, examples, reward,
+                                   concurrency=train.concurrency, label=tag, progress=progress))
     return Scores(tuple(runs), Metrics(program.spec))
 
 
@@ -179,6 +214,7 @@ async def fit_compiled(
     program = program_of(compiled, train.program, clients, cache=cache, cache_mode=cache_mode)
     resources = resources_of(compiled, cache, cache_mode, clients)
     try:
+        program.tools()  # imported now: a module that fails to import stops the fit before any LM call
         data = load_data(compiled, train, program)
         data_check = inspect_data(data)
         for warning in data_check.warnings():
@@ -199,6 +235,10 @@ async def fit_compiled(
             log.warning("resuming from %s after epoch %d", checkpoint, resume.epoch)
 
         untrained = await score_runs(program, data.test, reward, train, "test (untrained)", progress)
+        failed, total, error, count = failed_predictions(untrained)
+        if total and failed == total and not untrained.usage_table.total.missing:  # offline misses say so later
+            raise FitFailed(failure_message(failed, total, error, count, "test predictions of the untrained "
+                                            "program") + "; nothing can be learned, so training did not start")
         trained_program, history = await fit(
             program, train_set, val_set, reward, optimizer,
             epochs=train.epochs, batch_size=train.batch_size, rng=rng, concurrency=train.concurrency,
@@ -240,6 +280,7 @@ async def eval_compiled(
     """The program's reward on the test split of its train block's data."""
     resources = resources_of(compiled, program.cache, program.cache_mode)
     try:
+        program.tools()  # imported now: a module that fails to import stops before any LM call
         data = load_data(compiled, train, program)
         return await score_runs(program, data.test, make_reward(train, resources), train, "test", progress)
     finally:

@@ -159,7 +159,7 @@ def test_fit_compiled_logs_metrics_and_per_label_scores(tmp_path) -> None:
     record = report.artifact["training"]
     assert "val_f1_label" in record["history"] and "f1_label" in record["history"]
     assert record["stopped"].startswith("early stopping")  # a constant answer never improves
-    labels = record["scores"]["trained"]["labels"]["label"]["labels"]
+    labels = record["scores"]["trained"]["labels"][0]["label"]["labels"]  # one table per run
     assert labels["neg"]["recall"] == 0.0 and labels["pos"]["recall"] == 1.0
     test_pos = report.trained.runs[0].scored
     share = sum(s.example.y["label"] == "pos" for s in test_pos) / len(test_pos)

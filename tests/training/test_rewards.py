@@ -408,12 +408,12 @@ def diagnostics(tmp_path: Path, reward: str) -> list:
     return list(caught.value.diagnostics)
 
 
-def test_a_python_reward_that_cannot_be_imported_is_reported_at_compile_time(tmp_path, user_module) -> None:
+def test_a_python_reward_that_cannot_be_found_is_reported_at_compile_time(tmp_path, user_module) -> None:
     name = user_module(USER_REWARDS)
     broken = user_module("def oops(:\n")
     cases = {
-        'python("no_such_module_here:f")': "reward `python`: cannot import 'no_such_module_here': "
-                                           "ModuleNotFoundError: No module named 'no_such_module_here'",
+        'python("no_such_module_here:f")': "reward `python`: cannot find module 'no_such_module_here' on "
+                                           "sys.path or beside the .icl file",
         f'python("{name}:missing")': f"reward `python`: module '{name}' has no function 'missing'",
         f'python("{broken}:oops")': f"reward `python`: cannot import '{broken}': SyntaxError",
         'python("no colon")': "reward `python`: 'no colon' is not of the form \"module:function\"",

@@ -1,0 +1,2 @@
+import "/etc/passwd"
+model Q { question: str }

@@ -1,0 +1,1 @@
+model Q { question: str "The	question" }
