@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import logging
 import random
 import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Mapping, Self
+from typing import Any, Awaitable, Callable, Mapping, Self, Sequence
 from urllib.parse import urlsplit
 
 import httpx
 
 from icldsl.lm.base import LMConfigError, LMError
+from icldsl.lm.connections import Connections
+from icldsl.lm.endpoints import Endpoint, Endpoints
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,19 @@ def http_url(url: str, provider: str, example: str) -> str:
     return url
 
 
+def http_urls(base_url: str | Sequence[str], provider: str, example: str) -> tuple[str, ...]:
+    """The endpoints of `base_url`, one URL or a list of them, each checked by `http_url`."""
+    urls = tuple(http_url(url, provider, example)
+                 for url in ((base_url,) if isinstance(base_url, str) else base_url))
+    if not urls:
+        raise LMConfigError(f"{provider} base_url is an empty list (are its env(...) variables set?); "
+                            f"give at least one URL, like {example!r}")
+    twice = next((url for i, url in enumerate(urls) if url in urls[:i]), None)
+    if twice:
+        raise LMConfigError(f"{provider} base_url lists {twice!r} twice")
+    return urls
+
+
 class RateLimiter:
     """At most `rpm` request starts in any window of 60 seconds, first come first served."""
 
@@ -104,6 +120,16 @@ class RateLimiter:
 
 
 @dataclass(frozen=True, slots=True)
+class _Failure:
+    """An attempt worth retrying: why it failed, whether its endpoint is to blame (so
+    another may answer at once), and how long the server asked to wait."""
+
+    reason: str
+    endpoint_down: bool = False
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class KeyHint:
     """How a provider's key is set, for messages: its variable, and whether it sent one."""
 
@@ -114,9 +140,12 @@ class KeyHint:
 class HTTPCaller:
     """POSTs JSON for one LM, with the limits, retries and error messages above.
 
-    `name` prefixes every message (`openai/gpt-4.1-mini`); `secret` is redacted
-    from anything that leaves this object. `sleep` and `clock` are injectable
-    for tests. Use it within one event loop and `aclose()` it.
+    `base_url` is one URL or several (`icldsl.lm.endpoints`): each attempt goes to the
+    least busy endpoint that is up, and a retry after a failure that another server
+    could fix goes to another one at once. `name` prefixes every message
+    (`openai/gpt-4.1-mini`); `secret` is redacted from anything that leaves this
+    object. `transport`, `sleep` and `clock` are injectable for tests. Use it within
+    one event loop and `aclose()` it.
     """
 
     def __init__(
@@ -124,7 +153,7 @@ class HTTPCaller:
         name: str,
         *,
         model: str,
-        base_url: str,
+        base_url: str | Sequence[str],
         limits: Limits,
         headers: Mapping[str, str] | None = None,
         secret: str | None = None,
@@ -133,89 +162,130 @@ class HTTPCaller:
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.monotonic,
     ) -> None:
-        self.name, self.model, self.base_url, self.limits = name, model, base_url, limits
-        self._headers = dict(headers or {})
+        self.name, self.model, self.limits = name, model, limits
+        self.base_urls = (base_url,) if isinstance(base_url, str) else tuple(base_url)
+        self._headers = {"content-type": "application/json", **{k.lower(): v for k, v in (headers or {}).items()}}
         self._secret = secret
         self._key = key
         self._transport = transport
         self._sleep, self._clock = sleep, clock
         self._jitter = random.Random()
-        self._http: httpx.AsyncClient | None = None
+        self._endpoints: Endpoints | None = None
         self._slots: asyncio.Semaphore | None = None
         self._rate = RateLimiter(limits.rpm, clock=clock, sleep=sleep) if limits.rpm else None
 
+    @property
+    def base_url(self) -> str:
+        """The endpoint URL, or the URLs joined by commas."""
+        return ", ".join(self.base_urls)
+
+    @property
+    def endpoints(self) -> Endpoints:
+        if self._endpoints is None:
+            self._endpoints = Endpoints(self.base_urls, lambda url: Connections(
+                url, timeout=self.limits.timeout, transport=self._transport), clock=self._clock)
+        return self._endpoints
+
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        if self._endpoints is not None:
+            await self._endpoints.aclose()
+            self._endpoints = None
 
     async def post(self, path: str, payload: Mapping[str, Any]) -> Any:
-        """POST `payload` to `base_url + path`; the parsed JSON of a 2xx answer.
+        """POST `payload` to `path` under an endpoint's URL; the parsed JSON of a 2xx answer.
 
         Raises LMError: retryable after the retries or the deadline ran out,
         not retryable (at once) for an answer the caller must fix.
         """
-        url = f"{self.base_url}{path}"
-        limits = self.limits
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        limits, endpoints = self.limits, self.endpoints
         attempts = limits.max_retries + 1
         deadline: float | None = None
-        last = ""
         for attempt in range(1, attempts + 1):
-            retry_after: float | None = None
             try:
                 async with self._semaphore():
                     if self._rate is not None:
                         await self._rate.acquire()
                     if deadline is None and limits.total_timeout is not None:
                         deadline = self._clock() + limits.total_timeout
-                    log.debug("%s: POST %s (attempt %d)", self.name, url, attempt)
-                    async with asyncio.timeout(None if deadline is None else self._remaining(deadline)):
-                        response = await self._client().post(url, json=payload)
+                    endpoint = endpoints.pick()
+                    if endpoint is None:
+                        failure = _Failure(f"every endpoint is out ({endpoints.describe()})",
+                                           retry_after=max(endpoints.next_ready(), self._backoff(attempt)))
+                    else:
+                        outcome = await self._attempt(endpoint, path, body, deadline, attempt)
+                        if not isinstance(outcome, _Failure):
+                            return outcome
+                        failure = outcome
             except TimeoutError:
                 last = f"total_timeout of {limits.total_timeout:g} s reached"
                 break
-            except httpx.TimeoutException as exc:
-                last = f"timed out after {limits.timeout:g} s ({type(exc).__name__})"
-            except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                last = f"connection failed ({type(exc).__name__}: {self.redact(str(exc))})"
-            except httpx.TransportError as exc:
-                raise LMError(f"{self.name}: cannot reach {url}: {type(exc).__name__}") from exc
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    return self._json(response)
-                if status not in RETRY_STATUSES and status < 500:
-                    raise self._status_error(response, url)
-                last = f"HTTP {status}{self.server_message(response, prefix=': ')}"
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
+            last = failure.reason
             if attempt == attempts:
                 break
-            delay = retry_after if retry_after is not None else self._backoff(attempt)
+            if failure.endpoint_down and len(endpoints) > 1 and endpoints.pick() is not None:
+                delay = 0.0  # another endpoint is up: go there now
+            else:
+                delay = failure.retry_after if failure.retry_after is not None else self._backoff(attempt)
             if deadline is not None and self._clock() + delay >= deadline:
                 last += f"; the next retry would pass total_timeout ({limits.total_timeout:g} s)"
                 break
             log.warning("%s: %s; retry %d of %d in %.2f s", self.name, last, attempt, limits.max_retries, delay)
-            await self._sleep(delay)
+            if delay:
+                await self._sleep(delay)
         raise LMError(f"{self.name}: no answer after {attempt} attempt(s); last: {last}", retryable=True)
+
+    async def _attempt(self, endpoint: Endpoint, path: str, body: bytes, deadline: float | None,
+                       attempt: int) -> Any:
+        """One request to `endpoint`: the parsed answer, a _Failure worth retrying, or
+        LMError (raised) for one that is not."""
+        url = f"{endpoint.url}{path}"
+        endpoints = self.endpoints
+        where = f" at {endpoint.url}" if len(endpoints) > 1 else ""
+        endpoint.in_flight += 1
+        try:
+            log.debug("%s: POST %s (attempt %d)", self.name, url, attempt)
+            async with asyncio.timeout(None if deadline is None else self._remaining(deadline)):
+                response = await endpoint.connections.post(url, body, self._headers)
+        except httpx.TimeoutException as exc:
+            reason = f"timed out after {self.limits.timeout:g} s ({type(exc).__name__}){where}"
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            reason = f"connection failed ({type(exc).__name__}: {self.redact(str(exc))}){where}"
+        except httpx.TransportError as exc:
+            raise LMError(f"{self.name}: cannot reach {url}: {type(exc).__name__}") from exc
+        else:
+            status = response.status_code
+            if 200 <= status < 300 or (status < 500 and status not in RETRY_STATUSES):
+                endpoints.succeeded(endpoint)  # the server is up, even when the request is wrong
+                if status >= 300:
+                    raise self._status_error(response, url, endpoint.url)
+                return self._json(response, endpoint.url)
+            reason = f"HTTP {status}{self.server_message(response, prefix=': ')}{where}"
+            if status < 500:  # 408, 429: this server is busy, not broken
+                return _Failure(reason, retry_after=parse_retry_after(response.headers.get("retry-after")))
+        finally:
+            endpoint.in_flight -= 1
+        endpoints.failed(endpoint, reason)
+        return _Failure(reason, endpoint_down=True)
 
     # -- messages -----------------------------------------------------------------
 
-    def _json(self, response: httpx.Response) -> Any:
+    def _json(self, response: httpx.Response, base_url: str) -> Any:
         try:
-            return response.json()
+            return json.loads(response.content)
         except ValueError as exc:
             raise LMError(
                 f"{self.name}: the server's answer is not JSON: {self.excerpt(response.text)!r}; "
-                f"is base_url {self.base_url!r} right?"
+                f"is base_url {base_url!r} right?"
             ) from exc
 
-    def _status_error(self, response: httpx.Response, url: str) -> LMError:
+    def _status_error(self, response: httpx.Response, url: str, base_url: str) -> LMError:
         status = response.status_code
         detail = self.server_message(response, prefix=" (server said: ", suffix=")")
         if status in (401, 403):
             env = self._key.env
             if env is None:
-                fix = f"this provider sends no key; check base_url {self.base_url!r}"
+                fix = f"this provider sends no key; check base_url {base_url!r}"
             elif not self._key.sent:
                 fix = f"no API key was sent; set {env} or the api_key option"
             else:
@@ -224,7 +294,7 @@ class HTTPCaller:
         if status == 404:
             return LMError(
                 f"{self.name}: HTTP 404 from {url}: check the model name {self.model!r} "
-                f"and the base_url {self.base_url!r}{detail}"
+                f"and the base_url {base_url!r}{detail}"
             )
         if status == 413:
             return LMError(f"{self.name}: HTTP 413, the request is too large: use fewer or shorter examples{detail}")
@@ -259,16 +329,6 @@ class HTTPCaller:
         return text.replace(self._secret, "<api key>") if self._secret else text
 
     # -- helpers ------------------------------------------------------------------
-
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            # httpx's default pool (at most 20 kept-alive connections) is the fast one: keeping as
-            # many alive as calls in flight made 64 concurrent calls 2.5x (instant server) to 5.6x
-            # (50 ms server) slower here, as httpx's pool scans its idle connections on every
-            # request (bench/README.md, framework overhead).
-            self._http = httpx.AsyncClient(headers=self._headers, timeout=self.limits.timeout,
-                                           transport=self._transport)
-        return self._http
 
     def _semaphore(self) -> asyncio.Semaphore:
         if self._slots is None:
