@@ -12,14 +12,21 @@ default headers) cost about a fifth of a call and do nothing for a JSON POST.
 
 from __future__ import annotations
 
+import functools
 import ssl
 import urllib.request
-from typing import Any
 
 import httpx
 
 # One connection per transport; httpcore closes it after this many idle seconds.
 _ONE = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=30.0)
+
+
+@functools.cache
+def default_ssl() -> ssl.SSLContext:
+    """The SSL context of every connection: httpx would make one per transport, reading
+    the CA bundle each time (~20 ms), even for plain http."""
+    return httpx.create_ssl_context()
 
 
 def proxy_for(url: str) -> httpx.Proxy | None:
@@ -73,13 +80,7 @@ class Connections:
         return response
 
     def _open(self) -> httpx.AsyncBaseTransport:
-        if self._ssl is None and self.url.startswith("https:"):
-            # One context for every connection: making one reads the CA bundle (~20 ms).
-            self._ssl = httpx.create_ssl_context()
-        options: dict[str, Any] = {"limits": _ONE, "proxy": self._proxy}
-        if self._ssl is not None:
-            options["verify"] = self._ssl
-        transport = httpx.AsyncHTTPTransport(**options)
+        transport = httpx.AsyncHTTPTransport(limits=_ONE, proxy=self._proxy, verify=self._ssl or default_ssl())
         self._all.append(transport)
         return transport
 

@@ -245,8 +245,11 @@ class HTTPCaller:
         endpoint.in_flight += 1
         try:
             log.debug("%s: POST %s (attempt %d)", self.name, url, attempt)
-            async with asyncio.timeout(None if deadline is None else self._remaining(deadline)):
+            if deadline is None:
                 response = await endpoint.connections.post(url, body, self._headers)
+            else:
+                async with asyncio.timeout(self._remaining(deadline)):
+                    response = await endpoint.connections.post(url, body, self._headers)
         except httpx.TimeoutException as exc:
             reason = f"timed out after {self.limits.timeout:g} s ({type(exc).__name__}){where}"
         except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
