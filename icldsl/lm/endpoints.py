@@ -60,7 +60,7 @@ class Endpoints:
         ready = [e for e in self.all if e.healthy or (e.out_until <= now and e.in_flight == 0)]
         if not ready:
             return None
-        return min(ready, key=lambda e: (not e.healthy, e.in_flight))
+        return min(ready, key=lambda e: (e.healthy, e.in_flight))  # a due probe first
 
     def next_ready(self) -> float:
         """Seconds until an endpoint that is out may be probed (0 if one may be now)."""
@@ -72,13 +72,14 @@ class Endpoints:
         endpoint.failures, endpoint.out_until, endpoint.last_error = 0, 0.0, ""
 
     def failed(self, endpoint: Endpoint, reason: str) -> None:
-        """Take `endpoint` out for its cooldown (never the only one)."""
+        """Take `endpoint` out for its cooldown (never the only one); the cooldown doubles
+        when the probe after it fails too."""
         endpoint.last_error = reason
-        if len(self.all) == 1:
-            return
+        now = self._clock()
+        if len(self.all) == 1 or endpoint.out_until > now:
+            return  # the only one, or already out: requests sent before it went out failing too
         endpoint.failures += 1
-        cooldown = min(COOLDOWN * 2 ** (endpoint.failures - 1), MAX_COOLDOWN)
-        endpoint.out_until = self._clock() + cooldown
+        endpoint.out_until = now + min(COOLDOWN * 2 ** (endpoint.failures - 1), MAX_COOLDOWN)
 
     def describe(self) -> str:
         """Each endpoint that is out and why, for an error message."""

@@ -251,9 +251,9 @@ class HTTPCaller:
                 async with asyncio.timeout(self._remaining(deadline)):
                     response = await endpoint.connections.post(url, body, self._headers)
         except httpx.TimeoutException as exc:
-            reason = f"timed out after {self.limits.timeout:g} s ({type(exc).__name__}){where}"
+            reason = f"timed out after {self.limits.timeout:g} s ({type(exc).__name__})"
         except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            reason = f"connection failed ({type(exc).__name__}: {self.redact(str(exc))}){where}"
+            reason = f"connection failed ({type(exc).__name__}: {self.redact(str(exc))})"
         except httpx.TransportError as exc:
             raise LMError(f"{self.name}: cannot reach {url}: {type(exc).__name__}") from exc
         else:
@@ -263,13 +263,13 @@ class HTTPCaller:
                 if status >= 300:
                     raise self._status_error(response, url, endpoint.url)
                 return self._json(response, endpoint.url)
-            reason = f"HTTP {status}{self.server_message(response, prefix=': ')}{where}"
+            reason = f"HTTP {status}{self.server_message(response, prefix=': ')}"
             if status < 500:  # 408, 429: this server is busy, not broken
-                return _Failure(reason, retry_after=parse_retry_after(response.headers.get("retry-after")))
+                return _Failure(reason + where, retry_after=parse_retry_after(response.headers.get("retry-after")))
         finally:
             endpoint.in_flight -= 1
         endpoints.failed(endpoint, reason)
-        return _Failure(reason, endpoint_down=True)
+        return _Failure(reason + where, endpoint_down=True)
 
     # -- messages -----------------------------------------------------------------
 
