@@ -169,7 +169,7 @@ class RunProgress(ProgressLine):
     def __init__(self, quiet: bool, total: int | None, *, stream=None) -> None:
         super().__init__(quiet, stream=stream)
         self.total = total
-        self.start = time.monotonic()
+        self.start = self.drawn = time.monotonic()
 
     def update(self, done: int, failed: int, *, finished: bool = False) -> None:
         if self.quiet:
@@ -441,7 +441,7 @@ def _run_file(program, args: argparse.Namespace, fmt: str, out: predict.Predicti
     finally:
         if stream is not sys.stdin:
             stream.close()
-        progress.update(len(out.done) + len(out.failed) - held, len(out.failed), finished=True)
+    progress.update(len(out.done) + len(out.failed) - held, len(out.failed), finished=True)
     return summary
 
 

@@ -21,15 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import BaseModel, ValidationError
 
 from .datasets.base import DataError
-from .datasets.rows import check_columns, summarize, text_cells
+from .datasets.rows import field_names, summarize, text_cells
 from .paths import write_atomic
 from .runtime.program import Program
 
 Format = Literal["jsonl", "csv"]
-_NO_OUTPUT = create_model("NoOutput")  # `check_columns` checks an input and an output model
 
 
 def input_format(path: str, given: str | None) -> Format:
@@ -112,7 +111,11 @@ def _csv(stream: IO[str], name: str, model: type[BaseModel],
             continue
         if header is None:
             header = [c.strip() for c in cells]
-            check_columns(header, {}, model, _NO_OUTPUT, file=name, line=line)
+            missing = [f for f, info in zip(field_names(model), model.model_fields.values())
+                       if info.is_required() and f not in header]
+            if missing:
+                raise DataError(f"no column for input field '{missing[0]}' (columns: {', '.join(header)}); the "
+                                "header must name every field the input needs", file=name, line=line)
             continue
         if len(cells) != len(header):
             yield line, None, f"line {line} has {len(cells)} cells, the header {len(header)}"
