@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from machine import OtherLoad, describe, wait_until_idle  # noqa: E402
-from overhead import served, start_server  # noqa: E402
+from machine import describe  # noqa: E402
+from overhead import interleaved, start_server  # noqa: E402
 from worker import dataset  # noqa: E402
 
 from icldsl import artifact  # noqa: E402
@@ -164,26 +164,10 @@ def main() -> None:
                 program = write_artifact(folder / f"ms{latency}.artifact.json",
                                          f"http://127.0.0.1:{port}/ms{latency}/v1")
             (folder / "template.json").write_text(json.dumps(template(program)))
-            runs = []
-            for rep in range(args.repeat):
-                order = args.runners[rep % len(args.runners):] + args.runners[:rep % len(args.runners)]
-                for latency in args.latency:
-                    for concurrency in args.concurrency:
-                        for runner in order:
-                            wait_until_idle(args.idle, max_wait=60)
-                            served(port, reset=True)
-                            load = OtherLoad([server]).start()
-                            if runner in ICLDSL:
-                                result = run_icldsl(runner, folder, latency, concurrency, args.n)
-                            else:
-                                result = run_bare(runner, folder, port, latency, concurrency, args.n)
-                            run = {"rep": rep, "runner": runner, "latency_ms": latency, "concurrency": concurrency,
-                                   **result, "served": served(port), "other_cpu": round(load.stop(), 2)}
-                            runs.append(run)
-                            print(json.dumps(run), flush=True)
-                            if run["correct"] != args.n or run["served"] != args.n:
-                                print(f"warning: {runner} got {run['correct']}/{args.n} right with "
-                                      f"{run['served']} calls", file=sys.stderr)
+            runs = interleaved(
+                args, args.runners, "runner", port, [server],
+                lambda name, latency, concurrency: run_icldsl(name, folder, latency, concurrency, args.n)
+                if name in ICLDSL else run_bare(name, folder, port, latency, concurrency, args.n))
         if args.json:
             args.json.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "machine": describe(),
                                              "args": {k: str(v) for k, v in vars(args).items()}, "runs": runs},

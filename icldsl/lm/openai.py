@@ -9,6 +9,7 @@ Retries, limits and error messages come from `icldsl.lm.http`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -164,6 +165,7 @@ class VLLMEmbedder(_VLLM, OpenAIEmbedder):
     """`vllm/<model>` embeddings through vLLM's OpenAI-compatible `/embeddings`."""
 
 
+@functools.lru_cache(maxsize=256)
 def schema_name(name: str) -> str:
     """`name` as OpenAI accepts it: only [a-zA-Z0-9_-], at most 64 characters."""
     return re.sub(r"[^a-zA-Z0-9_-]", "_", name)[:64] or "output"
