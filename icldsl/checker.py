@@ -6,7 +6,6 @@ runs them all and raises one CheckError carrying every error found.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections import Counter
 from typing import Iterable, Mapping
@@ -14,8 +13,8 @@ from typing import Iterable, Mapping
 from . import ir
 from .datasets import LOADERS
 from .diagnostics import CheckError, Sink, did_you_mean
-from .lm import EMBEDDERS, PROVIDERS, split_target
-from .options import EMBEDDING_NAME, FIELDS, LM_NAME, Choice, Signature, matches, type_name
+from .lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
+from .options import EMBEDDING_NAME, FIELDS, LM_NAME, Choice, Either, Signature, matches, names_a, type_name
 from .training.registry import OPTIMIZERS, REWARDS
 
 SETTING_TYPES: Mapping[str, type] = {
@@ -190,7 +189,9 @@ def _check_args(args: tuple[ir.Arg, ...], signature: Signature, what: str, sink:
         given[name] = arg
         expected = signature.options[name]
         if not matches(arg.value, expected):
-            near = did_you_mean(arg.value.value, expected.values) if isinstance(expected, Choice) and \
+            kinds = expected.kinds if isinstance(expected, Either) else (expected,)
+            choices = [v for kind in kinds if isinstance(kind, Choice) for v in kind.values]
+            near = did_you_mean(arg.value.value, choices) if choices and \
                 isinstance(arg.value, ir.Literal) and isinstance(arg.value.value, str) else None
             sink.add("wrong-type", f"option `{name}` of {what} must be {type_name(expected)}", arg.value.span,
                      "wrong type", near)
@@ -286,7 +287,7 @@ def check_embeddings(module: ir.Module, sink: Sink) -> None:
                      emb.target.span, "not an embedding provider", did_you_mean(provider, EMBEDDERS)
                      or "write `provider/model`, with provider one of: " + ", ".join(EMBEDDERS))
             continue
-        options = importlib.import_module(EMBEDDERS[provider][0]).OPTIONS
+        options = embedding_options(provider)
         _check_args(emb.options, Signature(options), f"embedding `{emb.name}` ({provider})", sink)
         for arg in emb.options:
             if arg.name in SECRET_OPTIONS and isinstance(arg.value, ir.Literal):
@@ -566,8 +567,10 @@ def check_trains(module: ir.Module, sink: Sink) -> None:
                          else "add for example `optimizer random_few_shot()`")
 
 
-# Which field types a loader's column of a given type can fill.
-FILLS = {"str": ("str",), "float": ("float", "int"), "int": ("int", "float"), "bool": ("bool",)}
+# Which field types a loader's column of a given type can fill ("label": a class name, for
+# an enum listing the labels or a str).
+FILLS = {"str": ("str",), "float": ("float", "int"), "int": ("int", "float"), "bool": ("bool",),
+         "label": ("enum", "str")}
 
 
 def _check_data_shape(train: ir.Train, program: ir.Program, data: ir.Data, output: ir.Model | None,
@@ -580,7 +583,8 @@ def _check_data_shape(train: ir.Train, program: ir.Program, data: ir.Data, outpu
     for side, model, provided in zip(("input", "output"), wanted, loader.provides):
         for f in model.fields if model else ():
             required = not isinstance(f.type, ir.OptionalType)
-            kind = f.type.name if isinstance(f.type, ir.NamedType) else None
+            inner = f.type.inner if isinstance(f.type, ir.OptionalType) else f.type
+            kind = inner.name if isinstance(inner, ir.NamedType) else "enum" if isinstance(inner, ir.EnumType) else None
             if f.name not in provided:
                 if required:
                     sink.add("data-mismatch", f"data `{data.name}` ({data.loader.func}) has no `{f.name}` for the "
@@ -590,7 +594,12 @@ def _check_data_shape(train: ir.Train, program: ir.Program, data: ir.Data, outpu
             elif kind not in FILLS.get(provided[f.name], ()):
                 sink.add("data-mismatch", f"data `{data.name}` gives `{f.name}` as {provided[f.name]}, but "
                          f"`{model.name}.{f.name}` is not", train.data.span, "types differ",
-                         f"declare `{f.name}: {provided[f.name]}`")
+                         f"declare `{f.name}: {_type_for(provided[f.name])}`")
+
+
+def _type_for(provided: str) -> str:
+    """How a field filled by a loader's column of type `provided` may be declared."""
+    return 'enum("...", ...)` or `str' if provided == "label" else provided
 
 
 def _output_model(program: ir.Program, models: Mapping[str, ir.Model]) -> ir.Model | None:
@@ -660,7 +669,7 @@ def _check_references(call: ir.Call, signature: Signature, names: Mapping[str, M
                       sink: Sink) -> None:
     """Options naming an `lm` or an `embedding` name one the file defines."""
     kinds = {name: kind for name, t in signature.options.items()
-             for kind, marker in (("lm", LM_NAME), ("embedding", EMBEDDING_NAME)) if t is marker}
+             for kind, marker in (("lm", LM_NAME), ("embedding", EMBEDDING_NAME)) if names_a(t, marker)}
     for arg in call.args:
         kind = kinds.get(arg.name or "")
         if kind and isinstance(arg.value, ir.Ref) and arg.value.name not in names[kind]:
@@ -677,7 +686,8 @@ def _referenced(module: ir.Module, marker: object) -> set[str]:
                 registry = REWARDS if setting.key == "reward" else OPTIMIZERS
                 function = registry.get(setting.value.func)
                 for arg in setting.value.args if function else ():
-                    if function.signature.options.get(arg.name or "") is marker and isinstance(arg.value, ir.Ref):
+                    if names_a(function.signature.options.get(arg.name or ""), marker) and \
+                            isinstance(arg.value, ir.Ref):
                         found.add(arg.value.name)
     return found
 

@@ -27,7 +27,7 @@ from . import artifact, predict
 from .compiler import Compiled, compile_source
 from .datasets import DataError
 from .diff import diff_docs, format_diff
-from .diagnostics import CheckError, render, render_concise, sort_key
+from .diagnostics import JSON_VERSION, CheckError, render, render_concise, render_github, sort_key, to_json
 from .lm.base import LMConfigError
 from .lm.cache import ENV_DIR, CacheError, LMCache, Mode, default_path
 from .runtime.models import dump
@@ -81,14 +81,14 @@ def _read(path: str) -> Source:
         raise Failure(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _compile(path: str, fmt: str = "full") -> Compiled:
+def _compile(path: str) -> Compiled:
     source = _read(path)
     try:
         compiled = compile_source(source)
     except CheckError as exc:
-        _print_diagnostics(exc.diagnostics, source, exc.sources, fmt)
+        _print_diagnostics(exc.diagnostics, source, exc.sources, "full")
         raise SystemExit(EXIT_INPUT) from None
-    _print_diagnostics(compiled.warnings, source, compiled.sources, fmt)
+    _print_diagnostics(compiled.warnings, source, compiled.sources, "full")
     return compiled
 
 
@@ -210,10 +210,35 @@ def _duration(seconds: float) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    for path in args.files:
-        _compile(path, args.format)
-        _err(f"{path}: ok")
-    return EXIT_OK
+    """Every file is checked, even after one with errors; exit 1 when any had an error."""
+    sources = [_read(path) for path in args.files]
+    checked = []  # (source, its diagnostics, the sources they point into)
+    for source in sources:
+        try:
+            compiled = compile_source(source)
+            checked.append((source, compiled.warnings, compiled.sources))
+        except CheckError as exc:
+            checked.append((source, exc.diagnostics, exc.sources))
+    failed = any(d.severity == "error" for _, diagnostics, _ in checked for d in diagnostics)
+    if args.format == "json":
+        files = []
+        for source, diagnostics, found in checked:
+            found = {source.name: source, **found}
+            errors = sum(d.severity == "error" for d in diagnostics)
+            files.append({"file": source.name, "ok": not errors, "errors": errors,
+                          "warnings": len(diagnostics) - errors,
+                          "diagnostics": [to_json(d, found) for d in sorted(diagnostics, key=sort_key)]})
+        print(json.dumps({"version": JSON_VERSION, "ok": not failed, "files": files}, ensure_ascii=False, indent=2))
+        return EXIT_INPUT if failed else EXIT_OK
+    for source, diagnostics, found in checked:
+        if args.format == "github":
+            for d in sorted(diagnostics, key=sort_key):
+                print(render_github(d, {source.name: source, **found}))
+        else:
+            _print_diagnostics(diagnostics, source, found, args.format)
+        if not any(d.severity == "error" for d in diagnostics):
+            _err(f"{source.name}: ok")
+    return EXIT_INPUT if failed else EXIT_OK
 
 
 def _train_spec(compiled: Compiled, program: str | None):
@@ -633,6 +658,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lsp(args: argparse.Namespace) -> int:
+    try:
+        from .lsp.server import serve  # the LSP library loads only for this verb
+    except ImportError as exc:
+        raise Failure(f"the language server needs the `lsp` extra ({exc.name} is missing): "
+                      "pip install 'icldsl[lsp]'") from None
+    serve()
+    return EXIT_OK
+
+
 def _json_object(text: str, what: str) -> dict:
     try:
         value = json.loads(text)
@@ -651,8 +686,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("check", help="parse and check files; report every mistake",
                          description="Parse and check .icl files without calling any LM.")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--format", choices=("full", "concise"), default="full",
-                   help="full: source line and caret; concise: one line per diagnostic")
+    p.add_argument("--format", choices=("full", "concise", "json", "github"), default="full",
+                   help="full: source line and caret; concise: one line per diagnostic; json: one JSON "
+                        "document on standard output (schema in the README); github: GitHub Actions "
+                        "annotations on standard output")
     p.set_defaults(func=cmd_check)
 
     p = verbs.add_parser("fit", help="evaluate, train, evaluate again, write the artifact",
@@ -759,6 +796,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", action="store_true",
                    help="also write <stem>.report.html (without predictions: the artifact does not keep them)")
     p.set_defaults(func=cmd_plot)
+
+    p = verbs.add_parser("lsp", help="run the language server (for editors) over stdin and stdout",
+                         description="Run the icldsl language server, speaking the Language Server Protocol "
+                                     "over standard input and output: diagnostics as you type, hover, go to "
+                                     "definition, references, completion, document symbols and formatting. "
+                                     "Editors start it; see editors/vscode. Needs the `lsp` extra.")
+    p.set_defaults(func=cmd_lsp)
 
     p = verbs.add_parser("cache", help="show or clear the cache of LM calls",
                          description=f"The on-disk cache of LM calls that fit, eval and run share: "

@@ -13,11 +13,11 @@ from .diagnostics import CheckError, Diagnostic
 from .options import Signature, bind, to_python
 from .imports import load_module
 from .runtime.prompt import DEFAULT_INSTRUCTIONS
-from .runtime.spec import ArmSpec, BranchSpec, FieldSpec, LMSpec, ModelSpec, ProgramSpec, StepSpec, ToolSpec
+from .runtime.spec import (ArmSpec, BranchSpec, EmbeddingSpec, FieldSpec, LMSpec, ModelSpec, ProgramSpec, StepSpec,
+                           ToolSpec)
 from .runtime.state import StepState
 from .training import rewards
 from .training.registry import OPTIMIZERS, REWARDS
-from .training.resources import EmbeddingSpec
 from .runtime.tools import ToolError, load_tool
 from .source import Source
 
@@ -82,14 +82,11 @@ def compile_source(source: Source) -> Compiled:
     """Parse (with imports), check and compile; raises CheckError with every
     diagnostic, and the sources they point into, on failure."""
     module, sources = load_module(source)
+    base_dir = Path(source.name).resolve().parent
     try:
-        warnings = check(module)
+        warnings = check_module(module, base_dir)
     except CheckError as exc:
         raise CheckError(exc.diagnostics, sources) from None
-    base_dir = Path(source.name).resolve().parent
-    tool_errors = _import_tools(module, base_dir) + _check_rewards(module, base_dir)
-    if tool_errors:
-        raise CheckError(tool_errors, sources)
     models = {m.name: m for m in module.of(ir.Model)}
     lms = {lm.name: lm for lm in module.of(ir.LM)}
     tools = {t.name: t for t in module.of(ir.Tool)}
@@ -103,6 +100,16 @@ def compile_source(source: Source) -> Compiled:
         warnings=tuple(warnings),
         sources=sources,
     )
+
+
+def check_module(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
+    """The checker's passes, then importing the tools and rewards the module uses (relative to
+    `base_dir`); raises CheckError with every error, else returns the warnings."""
+    warnings = check(module)
+    errors = _import_tools(module, base_dir) + _check_rewards(module, base_dir)
+    if errors:
+        raise CheckError(errors)
+    return warnings
 
 
 def _import_tools(module: ir.Module, base_dir: Path) -> list[Diagnostic]:

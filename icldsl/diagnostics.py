@@ -1,4 +1,5 @@
-"""Diagnostics: the registry of codes, the sink that gathers them, one renderer."""
+"""Diagnostics: the registry of codes, the sink that gathers them, and their renderings
+(for people: full and concise; for machines: JSON and GitHub workflow annotations)."""
 
 from __future__ import annotations
 
@@ -127,3 +128,52 @@ def render_concise(d: Diagnostic) -> str:
     place = f"{d.span.file}:{d.span.line}:{d.span.column}: " if d.span else ""
     hint = f" ({d.help})" if d.help else ""
     return f"{place}{d.severity}[{d.code}]: {d.message}{hint}"
+
+
+# The version of the JSON form below; it changes only when a key is removed or changes meaning.
+JSON_VERSION = 1
+
+
+def extent(d: Diagnostic, sources: Mapping[str, Source]) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """1-based (line, column) of the first character of a diagnostic's span and of the character
+    just after it (columns count characters); None without a span or its source."""
+    source = sources.get(d.span.file) if d.span else None
+    if source is None:
+        return None
+    return (d.span.line, d.span.column), source.position(max(d.span.end, d.span.start))
+
+
+def to_json(d: Diagnostic, sources: Mapping[str, Source]) -> dict:
+    """One diagnostic as the object `icldsl check --format json` prints (README: "Diagnostics for machines")."""
+    place = extent(d, sources)
+    return {
+        "code": d.code,
+        "severity": d.severity,
+        "message": d.message,
+        "label": d.label or None,
+        "help": d.help,
+        "file": d.span.file if d.span else None,
+        "start": {"line": place[0][0], "column": place[0][1]} if place else None,
+        "end": {"line": place[1][0], "column": place[1][1]} if place else None,
+    }
+
+
+def _escape(text: str, *, prop: bool = False) -> str:
+    """GitHub's escaping of a workflow command's message (and, with `prop`, of a property value)."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def render_github(d: Diagnostic, sources: Mapping[str, Source]) -> str:
+    """A GitHub Actions workflow command that annotates the diagnostic's place in a pull request:
+    `::error file=F,line=L,col=C,endLine=L2,endColumn=C2,title=T::message`."""
+    props = []
+    place = extent(d, sources)
+    if d.span:
+        props.append(f"file={_escape(d.span.file, prop=True)}")
+    if place:
+        (line, col), (end_line, end_col) = place
+        props += [f"line={line}", f"col={col}", f"endLine={end_line}", f"endColumn={end_col}"]
+    props.append(f"title={_escape(f'icldsl {d.code}', prop=True)}")
+    message = d.message + (f"\nhelp: {d.help}" if d.help else "")
+    return f"::{d.severity} {','.join(props)}::{_escape(message)}"

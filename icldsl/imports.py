@@ -23,13 +23,22 @@ def load_module(source: Source) -> tuple[ir.Module, dict[str, Source]]:
 
     Raises CheckError (carrying the sources) on a syntax error or a bad import.
     """
-    sources: dict[str, Source] = {source.name: source}
-    errors: list[Diagnostic] = []
     try:
         module = parse(source)
     except CheckError as exc:
-        exc.sources = sources
+        exc.sources = {source.name: source}
         raise
+    return resolve_imports(module, source)
+
+
+def resolve_imports(module: ir.Module, source: Source) -> tuple[ir.Module, dict[str, Source]]:
+    """`module`, parsed from `source`, with its imports' shared items first, and every source read
+    (the language server parses the file itself, reusing what did not change).
+
+    Raises CheckError (carrying the sources) on a bad import.
+    """
+    sources: dict[str, Source] = {source.name: source}
+    errors: list[Diagnostic] = []
     imported = _shared_items(module, Path(source.name), sources, errors, [Path(source.name).resolve()])
     if errors:
         raise CheckError(errors, sources)

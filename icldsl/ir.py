@@ -293,6 +293,26 @@ class Module:
         return tuple(item for item in self.items if isinstance(item, kind))
 
 
+_NODE_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def moved(node, chars: int, lines: int):
+    """A copy of an IR node (or a tuple of them) with every span moved `chars` characters and
+    `lines` lines further into the file, columns unchanged: the language server parses a changed
+    top-level item alone and moves the items that only shifted."""
+    kind = type(node)
+    if kind is Span:
+        return Span(node.file, node.start + chars, node.end + chars, node.line + lines, node.column)
+    if kind is tuple:
+        return tuple([moved(item, chars, lines) for item in node])
+    names = _NODE_FIELDS.get(kind)
+    if names is None:
+        if not dataclasses.is_dataclass(node):
+            return node  # a plain value: text, number, bool, None
+        names = _NODE_FIELDS.setdefault(kind, tuple(f.name for f in dataclasses.fields(node)))
+    return kind(*[moved(getattr(node, name), chars, lines) for name in names])
+
+
 def dump(node: object, indent: int = 0) -> str:
     """A stable, readable text form of an IR tree, for golden files.
 

@@ -68,6 +68,21 @@ class AtLeast:
 
 
 @dataclass(frozen=True, slots=True)
+class Either:
+    """Option type: a value of any of `kinds`, like `retriever: "bm25"` or `retriever: minilm`."""
+
+    kinds: tuple[Any, ...]
+
+    def accepts(self, marker: Any) -> bool:
+        return marker in self.kinds
+
+
+def names_a(t: Any, marker: Any) -> bool:
+    """Whether option type `t` takes the name of a block of `marker`'s kind (LM_NAME, EMBEDDING_NAME)."""
+    return t is marker or (isinstance(t, Either) and t.accepts(marker))
+
+
+@dataclass(frozen=True, slots=True)
 class Signature:
     """What a callable accepts: option name -> type, which are required, positional order."""
 
@@ -92,6 +107,8 @@ class Function:
 
 
 def type_name(t: Any) -> str:
+    if isinstance(t, Either):
+        return " or ".join(type_name(k) for k in t.kinds)
     if isinstance(t, Choice):
         return "one of " + ", ".join(f'"{v}"' for v in t.values)
     if isinstance(t, AtLeast):
@@ -108,6 +125,8 @@ def type_name(t: Any) -> str:
         return "a mapping of names to whole numbers, like { calls: 500 }"
     if t == list[str]:
         return "a list of strings"
+    if t == list[int]:
+        return "a list of whole numbers, like [4, 8]"
     if t == dict[str, str]:
         return "a mapping of names to strings, like { a: \"x\" }"
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(t, str(t))
@@ -115,6 +134,8 @@ def type_name(t: Any) -> str:
 
 def matches(value: ir.Value, t: Any) -> bool:
     """Whether an IR value fits option type `t` (env(...) stands for a string)."""
+    if isinstance(t, Either):
+        return any(matches(value, kind) for kind in t.kinds)
     if isinstance(t, Choice):
         return isinstance(value, ir.Literal) and value.value in t.values
     if isinstance(t, AtLeast):
@@ -132,6 +153,10 @@ def matches(value: ir.Value, t: Any) -> bool:
                                        and all(matches(v, str) for v in value.items))
     if t is LM_NAME or t is EMBEDDING_NAME:
         return isinstance(value, ir.Ref) and len(value.path) == 1
+    if t == list[int]:
+        return isinstance(value, ir.ListValue) and bool(value.items) and all(
+            isinstance(v, ir.Literal) and type(v.value) is int for v in value.items
+        )
     if t is FIELDS or t == list[str]:
         return isinstance(value, ir.ListValue) and all(
             isinstance(v, ir.Literal) and isinstance(v.value, str) for v in value.items

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from dataclasses import dataclass
 import json
 import re
 from pathlib import Path
@@ -57,6 +58,59 @@ def parse(source: Source, *, keep_comments: bool = False) -> ir.Module:
     if keep_comments:
         module = dataclasses.replace(module, comments=_comments(source))
     return module
+
+
+@dataclass(frozen=True, slots=True)
+class Lexeme:
+    """A token as the parser read it, for editors: `kind` is "keyword", "name", "string",
+    "number", "punctuation" or "comment"; `start` and `end` are offsets in the text."""
+
+    kind: str
+    text: str
+    start: int
+    end: int
+
+
+def _kind(terminal: str) -> str:
+    literal = _literals().get(terminal)
+    if literal is not None:
+        return "keyword" if literal.isidentifier() else "punctuation"
+    return terminal.lower()  # NAME, STRING, NUMBER
+
+
+def tokens(source: Source) -> tuple[Lexeme, ...]:
+    """Every token of a file that parses, comments included, as the parser read it (a word is a
+    keyword only where the grammar expects that keyword); raises CheckError on a syntax error."""
+    _check_depth(source)
+    try:
+        read = _lark().parse_interactive(source.text).exhaust_lexer()
+    except UnexpectedInput as exc:
+        raise CheckError([_syntax_diagnostic(source, exc)]) from None
+    found = [Lexeme(_kind(t.type), t.value, t.start_pos, t.end_pos) for t in read]
+    found += [Lexeme("comment", c.text, c.span.start, c.span.end) for c in _comments(source)]
+    return tuple(sorted(found, key=lambda lexeme: lexeme.start))
+
+
+@dataclass(frozen=True, slots=True)
+class Prefix:
+    """The start of an item being typed: the tokens read, and what the grammar accepts next,
+    as (kind, text) pairs: ("keyword", "using"), ("punctuation", "{"), ("name", "")..."""
+
+    tokens: tuple[Lexeme, ...]
+    accepts: frozenset[tuple[str, str]]
+
+
+def read_prefix(text: str) -> Prefix | None:
+    """Read `text`, the beginning of a file or of a top-level item, up to a point where the
+    user is typing (for completion); None when it does not follow the grammar that far."""
+    parser = _lark().parse_interactive(text)
+    try:
+        read = parser.exhaust_lexer()
+        accepted = parser.accepts()
+    except UnexpectedInput:
+        return None
+    return Prefix(tuple(Lexeme(_kind(t.type), t.value, t.start_pos, t.end_pos) for t in read),
+                  frozenset((_kind(t), _literals().get(t, "")) for t in accepted if t != "$END"))
 
 
 _COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*')

@@ -44,6 +44,7 @@ from .runtime.program import Program
 from .runtime.spec import ArmSpec, BranchSpec, StepSpec
 from .runtime.state import Demo
 from .training.chain import Chain
+from .training.context import Optimizer, learns_from_runs
 from .training.registry import REWARDS
 from .training.resources import Resources
 from .training.session import load_data, make_optimizer, program_of, split
@@ -333,13 +334,12 @@ class _NoConnections(Resources):
         return _Unused(self.embeddings[name].target)
 
 
-def _optimizers(compiled: Compiled, train: TrainSpec) -> tuple[Any, ...]:
-    """The train block's optimizers, built as a fit builds them, on LMs that are never called."""
+def _optimizer(compiled: Compiled, train: TrainSpec) -> Optimizer:
+    """The train block's optimizer, built as a fit builds it, on LMs that are never called."""
     resources = _NoConnections(compiled.lms, compiled.embeddings,
                                clients={name: _Unused(lm.target) for name, lm in compiled.lms.items()},
                                search_path=(compiled.base_dir,))
-    made = make_optimizer(train, resources)
-    return made.optimizers if isinstance(made, Chain) else (made,)
+    return make_optimizer(train, resources)
 
 
 def plan_compiled(compiled: Compiled, train: TrainSpec) -> Plan:
@@ -347,7 +347,9 @@ def plan_compiled(compiled: Compiled, train: TrainSpec) -> Plan:
     program = program_of(compiled, train.program)
     data = load_data(compiled, train, program)
     train_set, val_set = split(data.train, train.validation_split, np.random.default_rng(train.seed))
-    optimizers = _optimizers(compiled, train)
+    optimizer = _optimizer(compiled, train)
+    optimizers = optimizer.optimizers if isinstance(optimizer, Chain) else (optimizer,)
+    trains = learns_from_runs(optimizer, program, train_set) or not train.monitor.startswith("val_")
     shots = max((getattr(o, "nb_max_examples", 0) for o in optimizers), default=0)
     spec = program.spec
     lms = {lm.name: lm for lm in spec.lms}
@@ -384,8 +386,9 @@ def plan_compiled(compiled: Compiled, train: TrainSpec) -> Plan:
     if n_val:
         phases.append(phase("validation, before training", n_val, "validation", 0, True))
     for epoch in range(1, train.epochs + 1):
-        untrained = min(train.batch_size, n_train) if epoch == 1 else 0  # the first batch runs untrained
-        phases.append(phase(f"epoch {epoch}: training", n_train, "train", n_train - untrained, True))
+        if trains:
+            untrained = min(train.batch_size, n_train) if epoch == 1 else 0  # the first batch runs untrained
+            phases.append(phase(f"epoch {epoch}: training", n_train, "train", n_train - untrained, True))
         if n_val:
             phases.append(phase(f"epoch {epoch}: validation", n_val, "validation", n_val, True))
     batches = math.ceil(n_train / train.batch_size)
@@ -416,6 +419,9 @@ def plan_compiled(compiled: Compiled, train: TrainSpec) -> Plan:
                      "(counted for every run; the runs of candidates an optimizer scores are graded too, and not "
                      "counted here); its tokens are not estimated")
 
+    if not trains:
+        notes.append("the optimizers learn from the data alone: training does not run the program on the training "
+                     "examples (no training metrics are logged)")
     notes += _notes(program, train)
     return Plan(
         program=train.program, file=compiled.source.name, data=data.name,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+_NEWLINE = re.compile("\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +37,7 @@ class Source:
     _line_starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        starts = [0] + [i + 1 for i, ch in enumerate(self.text) if ch == "\n"]
+        starts = [0, *(match.end() for match in _NEWLINE.finditer(self.text))]
         object.__setattr__(self, "_line_starts", tuple(starts))
 
     @classmethod
@@ -52,6 +55,13 @@ class Source:
         offset = max(0, min(offset, len(self.text)))
         index = bisect.bisect_right(self._line_starts, offset) - 1
         return index + 1, offset - self._line_starts[index] + 1
+
+    def offset(self, line: int, column: int) -> int:
+        """The character offset of a 1-based (line, column), clamped to the text (inverse of `position`)."""
+        line = max(1, min(line, len(self._line_starts)))
+        start = self._line_starts[line - 1]
+        end = self._line_starts[line] - 1 if line < len(self._line_starts) else len(self.text)
+        return start + max(0, min(column - 1, end - start))
 
     def line_text(self, line: int) -> str:
         """The text of a 1-based line, without its newline."""

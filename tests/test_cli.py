@@ -49,6 +49,34 @@ def test_a_misspelled_mask_field_exits_1_naming_line_and_column(tmp_path: Path) 
     assert concise.stderr.splitlines()[0].startswith(f"{bad}:{line}:{col}: error[unknown-field]")
 
 
+def test_check_json_reports_every_file_even_after_one_with_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.icl"
+    bad.write_text(GSM8K_ICL.read_text(encoding="utf-8").replace('"answer"]', '"anwser"]'), encoding="utf-8")
+    result = run_cli("check", "--format", "json", str(bad), str(GSM8K_ICL))
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["version"] == 1 and report["ok"] is False
+    assert [(f["file"], f["ok"], f["errors"]) for f in report["files"]] == [(str(bad), False, 1), (str(GSM8K_ICL), True, 0)]
+    (d,) = report["files"][0]["diagnostics"]
+    assert d["code"] == "unknown-field" and d["help"] == "did you mean `answer`?"
+    assert d["end"]["column"] - d["start"]["column"] == len('"anwser"')
+    ok = run_cli("check", "--format", "json", str(GSM8K_ICL))
+    assert ok.returncode == 0 and json.loads(ok.stdout)["ok"] is True
+
+
+def test_check_github_prints_one_annotation_per_diagnostic(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.icl"
+    bad.write_text("model A {\n    x: strr\n}\n", encoding="utf-8")
+    result = run_cli("check", "--format", "github", str(bad))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"::warning file={bad},line=1,col=7,endLine=1,endColumn=8,title=icldsl unused-name::"
+        "model `A` is never used%0Ahelp: remove it, or use it in a program",
+        f"::error file={bad},line=2,col=8,endLine=2,endColumn=12,title=icldsl undefined-name::"
+        "unknown type `strr`%0Ahelp: did you mean `str`?",
+    ]
+
+
 @pytest.mark.parametrize("content", [b"\xff\xfe\x00garbage{{{", b"model {", b"train x on y { epochs }" * 50])
 def test_garbage_gives_diagnostics_not_a_traceback(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "bad.icl"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from icldsl.checker import check
-from icldsl.diagnostics import CODES, CheckError, Diagnostic, render, render_concise, sort_key
+from icldsl.diagnostics import CODES, CheckError, Diagnostic, render, render_concise, render_github, sort_key, to_json
 from icldsl.imports import load_module
 from icldsl.source import Source
 from tests.golden import assert_golden
@@ -58,3 +58,26 @@ def test_all_errors_are_gathered_at_once() -> None:
     case = next(c for c in CASES if c.stem == "undefined-name")
     diagnostics, _ = diagnose(Source(case.name, case.read_text(encoding="utf-8")))
     assert sum(d.code == "undefined-name" for d in diagnostics) >= 6
+
+
+def test_json_form_names_code_place_and_help() -> None:
+    case = next(c for c in CASES if c.stem == "unknown-field")
+    source = Source("unknown-field.icl", case.read_text(encoding="utf-8"))
+    diagnostics, sources = diagnose(source)
+    assert [to_json(d, sources) for d in diagnostics] == [{
+        "code": "unknown-field", "severity": "error",
+        "message": "model `NumericalAnswerWithThinking` has no field `anwser`",
+        "label": "not a field of the program's output", "help": "did you mean `answer`?",
+        "file": "unknown-field.icl", "start": {"line": 14, "column": 38}, "end": {"line": 14, "column": 46},
+    }]
+
+
+def test_github_annotation_escapes_what_would_end_its_fields() -> None:
+    source = Source("dir,with:odd%name.icl", 'model A {\n    x: strr "a"\n}\n')
+    diagnostics, sources = diagnose(source)
+    unknown = next(d for d in diagnostics if d.code == "undefined-name")
+    assert render_github(unknown, sources) == (
+        "::error file=dir%2Cwith%3Aodd%25name.icl,line=2,col=8,endLine=2,endColumn=12,"
+        "title=icldsl undefined-name::unknown type `strr`%0Ahelp: did you mean `str`?")
+    unused = next(d for d in diagnostics if d.code == "unused-name")
+    assert render_github(unused, sources).startswith("::warning file=")

@@ -152,7 +152,8 @@ def test_plan_makes_no_lm_call_and_creates_no_client(tmp_path, monkeypatch, comp
 
     for module in ("icldsl.runtime.program", "icldsl.training.resources"):
         monkeypatch.setattr(f"{module}.make_client", refuse)
-    monkeypatch.setattr("icldsl.training.resources.make_embedder", refuse)
+    for module in ("icldsl.runtime.program", "icldsl.training.resources"):
+        monkeypatch.setattr(f"{module}.connect_embedder", refuse)
     with LoopbackServer(right) as server:
         path = project(tmp_path, url=server.openai_url, optimizer="comparing(lm: solver)")
         assert main(["plan", str(path)]) == 0

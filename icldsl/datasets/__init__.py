@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from icldsl.datasets import files, gsm8k
+from icldsl.datasets import clinc150, files, gsm8k
 from icldsl.datasets.base import DataError, Dataset, Example
 
 __all__ = ["LOADERS", "DataError", "Dataset", "Example", "Loader", "load_dataset"]
@@ -38,6 +38,8 @@ LOADERS: Mapping[str, Loader] = MappingProxyType(
     {
         "gsm8k": Loader(MappingProxyType(dict(gsm8k.OPTIONS)), (), gsm8k.load, gsm8k.DOC,
                         provides=({"question": "str"}, {"thinking": "str", "answer": "float"})),
+        "clinc150": Loader(MappingProxyType(dict(clinc150.OPTIONS)), (), clinc150.load, clinc150.DOC,
+                           provides=({"query": "str"}, {"intent": "label"})),
         **{
             fmt.name: Loader(fmt.options, ("path",), fmt.load, fmt.doc, ("path",))
             for fmt in files.FORMATS.values()

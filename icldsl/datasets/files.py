@@ -167,7 +167,7 @@ def _read_json(path: Path, opts: Mapping[str, Any]) -> tuple[Rows, None]:
             arrays = [k for k, v in doc.items() if isinstance(v, list)]
             hint = f"; name the key that holds the rows with `key: \"{arrays[0]}\"`" if arrays else ""
         raise DataError(f"expected {where} to hold an array of objects, got {_JSON_KINDS[type(doc)]}{hint}", file=file)
-    lines = _element_lines(text, keys)
+    lines = element_lines(text, keys)
     rows: Rows = []
     for line, row in zip(lines, doc):
         if not isinstance(row, dict):
@@ -176,7 +176,7 @@ def _read_json(path: Path, opts: Mapping[str, Any]) -> tuple[Rows, None]:
     return rows, None
 
 
-def _element_lines(text: str, keys: tuple[str, ...]) -> list[int]:
+def element_lines(text: str, keys: tuple[str, ...]) -> list[int]:
     """The 1-based line where each element of the array at `keys` starts (text is valid JSON)."""
     newlines = [m.start() for m in re.finditer("\n", text)]
     i = _skip(text, 0)

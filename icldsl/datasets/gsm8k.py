@@ -9,22 +9,20 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pydantic import BaseModel
 
 from icldsl.datasets.base import DataError, Dataset, Example
+from icldsl.datasets.download import cache_dir, download
 from icldsl.datasets.rows import check_options, read_jsonl, resolve, sample, to_example
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com/openai/grade-school-math/master/grade_school_math/data"
 PATH_ENV = "ICLDSL_GSM8K_PATH"
-CACHE_ENV = "ICLDSL_CACHE_DIR"
 FILES = ("train.jsonl", "test.jsonl")
 OPTIONS: Mapping[str, type] = {"path": str, "train_limit": int, "test_limit": int, "seed": int}
 DOC = (
@@ -32,7 +30,6 @@ DOC = (
     f"Read from `path`, else ${PATH_ENV}, else downloaded once into the cache. "
     "train_limit/test_limit take a sample seeded by `seed` (default 0)."
 )
-TIMEOUT = 30.0
 
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
 
@@ -89,18 +86,11 @@ def find_data(path: str | None, *, base_dir: Path, base_url: str = DEFAULT_BASE_
     env = os.environ.get(PATH_ENV)
     if env:
         return _complete(Path(env).expanduser(), f"${PATH_ENV}")
-    cache = cache_dir()
+    cache = cache_dir("gsm8k")
     for file in FILES:
         if not (cache / file).is_file():
-            download(f"{base_url.rstrip('/')}/{file}", cache / file)
+            download(f"{base_url.rstrip('/')}/{file}", cache / file, what="GSM8K", env=PATH_ENV)
     return cache
-
-
-def cache_dir() -> Path:
-    """`$ICLDSL_CACHE_DIR/datasets/gsm8k`, by default under `~/.cache/icldsl`."""
-    root = os.environ.get(CACHE_ENV)
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "icldsl"
-    return base / "datasets" / "gsm8k"
 
 
 def _complete(directory: Path, source: str) -> Path:
@@ -108,38 +98,3 @@ def _complete(directory: Path, source: str) -> Path:
         if not (directory / file).is_file():
             raise DataError(f"no GSM8K {file} in the directory given by {source}", file=str(directory))
     return directory
-
-
-def download(url: str, dest: Path) -> None:
-    """Fetch `url` into `dest` atomically: a temporary file beside it, then `os.replace`."""
-    log.info("downloading %s to %s", url, dest)
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    except OSError as exc:
-        raise DataError(f"cannot create the GSM8K cache: {exc}", file=str(dest.parent)) from exc
-    try:
-        with (
-            os.fdopen(fd, "wb") as out,
-            httpx.stream("GET", url, timeout=TIMEOUT, follow_redirects=True) as resp,
-        ):
-            resp.raise_for_status()
-            for chunk in resp.iter_bytes():
-                out.write(chunk)
-            if not out.tell():
-                raise DataError(_failed(url, "the response was empty"))
-        os.replace(tmp, dest)
-    except httpx.HTTPStatusError as exc:
-        status = f"HTTP {exc.response.status_code} {exc.response.reason_phrase}"
-        raise DataError(_failed(url, status)) from exc
-    except httpx.HTTPError as exc:
-        raise DataError(_failed(url, str(exc) or type(exc).__name__)) from exc
-    except OSError as exc:
-        raise DataError(f"cannot write the GSM8K cache: {exc}", file=str(dest)) from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _failed(url: str, cause: str) -> str:
-    return f"could not download GSM8K from {url}: {cause}; set {PATH_ENV} to a local copy"

@@ -82,12 +82,12 @@ def inspect(dataset: Dataset) -> DataCheck:
     for part, examples in parts.items():
         groups: dict[str, list[str]] = defaultdict(list)
         for ex in examples:
-            groups[_key(ex.x)].append(ex.origin)
+            groups[input_key(ex.x)].append(ex.origin)
         duplicates[part] = tuple(tuple(g) for g in groups.values() if len(g) > 1)
     seen = {}
     for ex in dataset.train:
-        seen.setdefault(_key(ex.x), ex.origin)
-    leaks = tuple((ex.origin, seen[k]) for ex in dataset.test if (k := _key(ex.x)) in seen)
+        seen.setdefault(input_key(ex.x), ex.origin)
+    leaks = tuple((ex.origin, seen[k]) for ex in dataset.test if (k := input_key(ex.x)) in seen)
     return DataCheck(
         name=dataset.name,
         sizes={part: len(examples) for part, examples in parts.items()},
@@ -97,7 +97,8 @@ def inspect(dataset: Dataset) -> DataCheck:
     )
 
 
-def _key(value: Any) -> str:
+def input_key(value: Any) -> str:
+    """What two inputs share when they count as the same (case and runs of white space folded)."""
     return _canonical(_fold(value))
 
 

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from ..options import LM_NAME
 from .base import Embedder, LMClient, LMConfigError, LMError, LMRequest, LMResponse, Message, Usage
+from .cache import CachedEmbedder, LMCache, Mode
 
 # Decoding options any LM accepts; they travel in each request, not to the client.
 DECODING_OPTIONS: Mapping[str, type] = {"temperature": float, "max_tokens": int, "seed": int}
@@ -74,6 +75,11 @@ EMBEDDERS: Mapping[str, tuple[str, str]] = {
 }
 
 
+def embedding_options(provider: str) -> Mapping[str, type]:
+    """The options an `embedding` block of this provider (one of EMBEDDERS) takes."""
+    return importlib.import_module(EMBEDDERS[provider][0]).OPTIONS
+
+
 def make_embedder(target: str, options: Mapping[str, Any] | None = None) -> Embedder:
     """An embedding model for `target` (`openai/text-embedding-3-small`, `ollama/all-minilm`,
     `local/all-minilm-l6-v2`), given its options (already resolved)."""
@@ -85,8 +91,22 @@ def make_embedder(target: str, options: Mapping[str, Any] | None = None) -> Embe
     return getattr(importlib.import_module(module), name)(model, **options)
 
 
+# Embedding options that change the vectors, so they join an embedding's cache key.
+VECTOR_OPTIONS = ("dimensions",)
+
+
+def connect_embedder(target: str, options: Mapping[str, Any], cache: LMCache | None = None,
+                     mode: Mode = "normal") -> Embedder:
+    """`make_embedder`, answering through `cache` when one is given; closing it closes the model."""
+    inner = make_embedder(target, options)
+    if cache is None:
+        return inner
+    return CachedEmbedder(inner, cache, mode, {k: v for k, v in options.items() if k in VECTOR_OPTIONS})
+
+
 __all__ = [
     "DECODING_OPTIONS", "EMBEDDERS", "PROVIDERS", "Provider", "RUNTIME_OPTIONS", "Embedder", "LMClient",
-    "LMConfigError", "LMError", "LMRequest", "LMResponse", "Message", "Usage", "make_client", "make_embedder",
+    "LMConfigError", "LMError", "LMRequest", "LMResponse", "Message", "Usage", "connect_embedder", "make_client",
+    "make_embedder",
     "split_target",
 ]

@@ -10,19 +10,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from ..lm import LMClient, make_client
+from ..lm import Embedder, LMClient, LMError, connect_embedder, make_client
 from ..lm.cache import CachedClient, CallMeter, LMCache, Mode
 from ..lm.fallback import FallbackClient
 from .agent import run_agent
 from .generate import StepFailure, generate, resolve_options
 from .models import build_models, dump
-from .spec import BranchSpec, LMSpec, ProgramSpec, StepSpec
+from .demo import Demo
+from .spec import BranchSpec, EmbeddingSpec, LMSpec, ProgramSpec, StepSpec
 from .state import StepRecord, StepState, Trace
 from .tools import Tool, load_tools
 
 log = logging.getLogger("icldsl.runtime")
+
+VECTORS_KEPT = 4096  # input vectors a program remembers, so candidates compared on the same inputs embed them once
 
 
 class PredictionError(Exception):
@@ -84,6 +88,8 @@ class Program:
         self._tools: dict[str, Tool] | None = None
         self._fields = {name: tuple(m.model_fields[f].alias or f for f in m.model_fields)
                         for name, m in self.models.items()}
+        self._embedders: dict[str, Embedder] = {}  # retrieval's embedding models, by name
+        self._vectors: dict[tuple[str, str], np.ndarray | asyncio.Future] = {}  # inputs' vectors, oldest first
 
     def with_states(self, states: Mapping[str, StepState]) -> "Program":
         """The same program (sharing its LM clients) with other learned state."""
@@ -157,6 +163,15 @@ class Program:
             return None
         answer_model = self.models[step.answer_model]
         lm, client, state = self._lms[step.lm], CallMeter(self.client(step.lm)), self.states[step.path]
+        retrieved: tuple[Demo, ...] = ()
+        if state.retrieval is not None:
+            try:
+                retrieved = await state.retrieval.select(merged, self.embed)
+            except LMError as exc:  # the embedding model failed: this run of the step fails
+                trace.steps[step.path] = StepRecord(merged, None, f"retrieving examples failed: {exc}", lm=step.lm)
+                return None
+            state = state.with_examples(state.examples + retrieved)
+        origins = tuple(d.origin for d in retrieved)
         try:
             if step.kind == "agent":
                 answer, usage = await run_agent(step, answer_model, state, merged, lm, client, self.tools())
@@ -164,9 +179,10 @@ class Program:
                 answer, usage = await generate(answer_model, step.answer_model, state, merged, lm, client)
         except StepFailure as failure:
             log.info("step %s failed: %s", step.path, failure)
-            trace.steps[step.path] = StepRecord(merged, None, str(failure), failure.usage, **_counts(step, client))
+            trace.steps[step.path] = StepRecord(merged, None, str(failure), failure.usage, **_counts(step, client),
+                                                retrieved=origins)
             return None
-        trace.steps[step.path] = StepRecord(merged, answer, None, usage, **_counts(step, client))
+        trace.steps[step.path] = StepRecord(merged, answer, None, usage, **_counts(step, client), retrieved=origins)
         # chain_of_thought's answer carries `thinking`; the step yields its model's fields.
         return {name: answer[name] for name in self._fields[step.model]}
 
@@ -175,6 +191,28 @@ class Program:
         if self._tools is None:
             self._tools = load_tools(self.spec.tools, self.search_path)
         return self._tools
+
+    async def embed(self, spec: EmbeddingSpec, text: str) -> np.ndarray:
+        """`text`'s vector from the embedding model `spec`, computed once per program and text
+        (concurrent steps asking for the same one share the call)."""
+        key = (spec.name, text)
+        known = self._vectors.get(key)
+        if isinstance(known, np.ndarray):
+            return known
+        if known is None:
+            if spec.name not in self._embedders:
+                self._embedders[spec.name] = connect_embedder(spec.target, resolve_options(spec.options),
+                                                              self.cache, self.cache_mode)
+            known = self._vectors[key] = asyncio.ensure_future(self._embedders[spec.name].embed([text]))
+            if len(self._vectors) > VECTORS_KEPT:
+                del self._vectors[next(iter(self._vectors))]
+        try:
+            (vector,) = await asyncio.shield(known)
+        except LMError:
+            self._vectors.pop(key, None)  # not kept: the next call tries again
+            raise
+        self._vectors[key] = array = np.asarray(vector, dtype=np.float32)
+        return array
 
     def client(self, lm_name: str) -> LMClient:
         if lm_name not in self._clients:
@@ -290,6 +328,10 @@ class Program:
         return self._runner.run(self.acall(**inputs))
 
     async def aclose(self) -> None:
+        for embedder in self._embedders.values():
+            await embedder.aclose()
+        self._embedders.clear()
+        self._vectors.clear()
         for name in self._owned:
             self._cached.pop(name, None)
             await self._clients.pop(name).aclose()

@@ -32,6 +32,15 @@ class LMSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class EmbeddingSpec:
+    """An embedding model's target and options, as an `embedding` block declares it."""
+
+    name: str
+    target: str
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class StepSpec:
     """An LM step. `model` is what it yields; `answer_model` is what the LM fills
     (the same, except for chain_of_thought, which adds `thinking` first)."""

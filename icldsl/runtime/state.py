@@ -7,47 +7,43 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..lm.base import Usage
+from .demo import Demo
+from .retrieval import Retrieval
 
-
-@dataclass(frozen=True, slots=True)
-class Demo:
-    """A few-shot example of one step: its input, its output, the reward the whole
-    run earned, and the dataset row it came from."""
-
-    inputs: Mapping[str, Any]
-    output: Mapping[str, Any]
-    reward: float
-    origin: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"inputs": dict(self.inputs), "output": dict(self.output), "reward": self.reward, "origin": self.origin}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Demo":
-        return cls(data["inputs"], data["output"], float(data["reward"]), data["origin"])
+__all__ = ["Demo", "StepRecord", "StepState", "Trace"]
 
 
 @dataclass(frozen=True, slots=True)
 class StepState:
-    """The trainable variables of one LM step."""
+    """The trainable variables of one LM step: its instructions, its fixed examples, and
+    the examples it retrieves for each input (see `retrieval`), which follow the fixed ones."""
 
     instructions: str
     examples: tuple[Demo, ...] = ()
     frozen: bool = False
+    retrieval: Retrieval | None = None
 
     def with_examples(self, examples: tuple[Demo, ...]) -> "StepState":
         return dataclasses.replace(self, examples=examples)
 
+    def with_retrieval(self, retrieval: Retrieval | None) -> "StepState":
+        return dataclasses.replace(self, retrieval=retrieval)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "instructions": self.instructions,
             "examples": [d.to_json() for d in self.examples],
             "frozen": self.frozen,
         }
+        if self.retrieval is not None:  # absent rather than null, so states without one keep their bytes
+            doc["retrieval"] = self.retrieval.to_json()
+        return doc
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "StepState":
-        return cls(data["instructions"], tuple(Demo.from_json(d) for d in data["examples"]), bool(data["frozen"]))
+        retrieval = Retrieval.from_json(data["retrieval"]) if data.get("retrieval") is not None else None
+        return cls(data["instructions"], tuple(Demo.from_json(d) for d in data["examples"]), bool(data["frozen"]),
+                   retrieval)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +65,7 @@ class StepRecord:
     cache_hits: int = 0
     missing: int = 0
     latencies: tuple[float, ...] = ()
+    retrieved: tuple[str, ...] = ()  # origins of the examples retrieved for this input, in prompt order
 
 
 @dataclass(slots=True)

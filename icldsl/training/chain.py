@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from ..datasets.base import Example
+from ..runtime.program import Program
 from ..runtime.state import StepState
-from .context import Context, Optimizer
+from .context import Context, Optimizer, learns_from_runs
 from .records import Scored
 
 
@@ -20,3 +22,7 @@ class Chain:
         for optimizer in self.optimizers:
             current = await optimizer.propose(current, scored, ctx)
         return current
+
+    def needs_runs(self, program: Program, train: Sequence[Example]) -> bool:
+        """Whether any optimizer of the chain learns from the program's runs."""
+        return any(learns_from_runs(o, program, train) for o in self.optimizers)

@@ -44,5 +44,16 @@ class Context:
 
 
 class Optimizer(Protocol):
+    """Proposes new step states after each batch. It may also have `needs_runs(program, train)
+    -> bool`: false when it learns from the data alone, so training need not run the program
+    on the training examples (see `learns_from_runs`)."""
+
     async def propose(self, states: Mapping[str, StepState], scored: Sequence[Scored],
                       ctx: Context) -> dict[str, StepState]: ...
+
+
+def learns_from_runs(optimizer: Optimizer, program: Program, train: Sequence[Example]) -> bool:
+    """Whether training must run the program on the training examples for `optimizer`:
+    unless it says otherwise with `needs_runs`, it must."""
+    asks = getattr(optimizer, "needs_runs", None)
+    return True if asks is None else bool(asks(program, train))

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..datasets.base import Example
 from ..options import AtLeast, Choice, Function, Signature
+from ..runtime.program import Program
 from ..runtime.state import Demo, StepState
 from .context import Context
 from .estimate import Estimate, beats, paired
@@ -32,7 +33,7 @@ T = TypeVar("T", Demo, Scored)
 SAMPLING = Choice(("best", "random", "softmax"))
 
 
-def _demo(run: Scored, path: str) -> Demo | None:
+def step_demo(run: Scored, path: str) -> Demo | None:
     """Step `path`'s input and output in `run`; None when the step did not run or failed."""
     record = run.trace.steps.get(path)
     if record is None or record.output is None:
@@ -40,7 +41,7 @@ def _demo(run: Scored, path: str) -> Demo | None:
     return Demo(record.inputs, record.output, run.reward, run.example.origin)
 
 
-def _best_per_row(items: Iterable[T], origin: Callable[[T], str]) -> list[T]:
+def best_per_row(items: Iterable[T], origin: Callable[[T], str]) -> list[T]:
     """The best-rewarded item of each dataset row, in the order rows first appear."""
     best: dict[str, T] = {}
     for item in items:
@@ -99,7 +100,7 @@ class RandomFewShot:
         for path, state in states.items():
             if state.frozen:
                 continue
-            pool = _best_per_row((d for s in scored if (d := _demo(s, path)) is not None), lambda d: d.origin)
+            pool = best_per_row((d for s in scored if (d := step_demo(s, path)) is not None), lambda d: d.origin)
             if not pool:
                 continue
             k = _count(ctx.rng, self.nb_min_examples, self.nb_max_examples, len(pool))
@@ -162,7 +163,7 @@ class BootstrapFewShot:
 
     async def propose(self, states: Mapping[str, StepState], scored: Sequence[Scored],
                       ctx: Context) -> dict[str, StepState]:
-        runs = _best_per_row((s for s in scored if s.trace.output is not None and s.reward >= self.threshold),
+        runs = best_per_row((s for s in scored if s.trace.output is not None and s.reward >= self.threshold),
                              lambda s: s.example.origin)
         if self.candidates == 1:
             return self._draw(states, runs, ctx.rng)
@@ -182,7 +183,7 @@ class BootstrapFewShot:
         for path, state in states.items():
             if state.frozen:
                 continue
-            demos = tuple(islice((d for i in order if (d := _demo(runs[i], path)) is not None), k))
+            demos = tuple(islice((d for i in order if (d := step_demo(runs[i], path)) is not None), k))
             if demos:
                 proposed[path] = state.with_examples(demos)
         return proposed
@@ -190,27 +191,37 @@ class BootstrapFewShot:
     async def _compare(self, states: Mapping[str, StepState], runs: Sequence[Scored],
                        ctx: Context) -> dict[str, StepState]:
         reason = "no run reached the threshold" if not runs else "no candidate differs from the current states"
-        return await compare_candidates(states, lambda: self._draw(states, runs, ctx.rng), ctx,
-                                        {"optimizer": "bootstrap_few_shot", "runs": len(runs)},
-                                        candidates=self.candidates, compare_on=self.compare_on, empty=reason)
+        drawn = distinct_draws(states, lambda: self._draw(states, runs, ctx.rng), self.candidates)
+        return await compare_candidates(states, drawn, ctx, {"optimizer": "bootstrap_few_shot", "runs": len(runs)},
+                                        compare_on=self.compare_on, empty=reason)
 
 
-async def compare_candidates(states: Mapping[str, StepState], draw: Callable[[], dict[str, StepState]],
-                             ctx: Context, event: dict[str, Any], *, candidates: int, compare_on: int,
-                             empty: str) -> dict[str, StepState]:
-    """Draw up to `candidates` distinct example sets, score them and the current states on the
-    same validation examples (all, or `compare_on` picked by a hash of their origins, the same
-    in every epoch), and return the best only when it beats the current states by more than
-    the standard error of the paired difference. The comparison is noted either way."""
+def distinct_draws(states: Mapping[str, StepState], draw: Callable[[], dict[str, StepState]],
+                   candidates: int) -> list[dict[str, StepState]]:
+    """Up to `candidates` draws that differ from each other and from the current states."""
     seen, drawn = {_key(states)}, []
     for _ in range(candidates):
         candidate = draw()
         if _key(candidate) not in seen:
             seen.add(_key(candidate))
             drawn.append(candidate)
+    return drawn
+
+
+async def compare_candidates(states: Mapping[str, StepState], drawn: Sequence[dict[str, StepState]],
+                             ctx: Context, event: dict[str, Any], *, compare_on: int, empty: str,
+                             describe: Callable[[Mapping[str, StepState]], dict[str, Any]] | None = None,
+                             ) -> dict[str, StepState]:
+    """Score candidate states and the current ones on the same validation examples (all, or
+    `compare_on` picked by a hash of their origins, the same in every epoch), and return the
+    best candidate only when it beats the current states by more than the standard error of
+    the paired difference. The comparison is noted either way, each candidate as `describe`
+    tells (default: the dataset rows its examples came from)."""
+    drawn = [c for c in drawn if _key(c) != _key(states)]
     if not drawn:
         ctx.note({**event, "kept": False, "reason": empty})
         return dict(states)
+    describe = describe or (lambda c: {"origins": _origins(c)})
     examples = _sample(ctx.validation, compare_on)
     if not examples:
         ctx.note({**event, "kept": True, "reason": "no validation examples: the first candidate is kept unscored"})
@@ -225,7 +236,7 @@ async def compare_candidates(states: Mapping[str, StepState], draw: Callable[[],
     kept = bool(beats(scores[best], current))
     ctx.note({
         **event, "compared_on": len(examples), "current": Estimate.of(current).to_json(),
-        "candidates": [{"origins": _origins(c), **Estimate.of(s).to_json()} for c, s in zip(drawn, scores)],
+        "candidates": [{**describe(c), **Estimate.of(s).to_json()} for c, s in zip(drawn, scores)],
         "best": best, "difference": paired(scores[best], current).to_json(), "kept": kept,
     })
     return drawn[best] if kept else dict(states)
@@ -274,20 +285,24 @@ class LabeledFewShot:
         """At most: each epoch scores the current states and every candidate on the compared examples."""
         return epochs * (self.candidates + 1) * min(validation, self.compare_on) * lm_steps
 
+    def needs_runs(self, program: Program, train: Sequence[Example]) -> bool:
+        """None: the examples come from the data, not from the program's predictions."""
+        return False
+
     async def propose(self, states: Mapping[str, StepState], scored: Sequence[Scored],
                       ctx: Context) -> dict[str, StepState]:
         if not ctx.end_of_epoch:
             return dict(states)
         learnable = {path: found for path, state in states.items()
-                     if not state.frozen and (found := _labeled_fields(ctx, path)) is not None}
+                     if not state.frozen and (found := labeled_fields(ctx.program, ctx.train, path)) is not None}
         if not learnable:
             ctx.note({"optimizer": "labeled_few_shot", "kept": False,
                       "reason": "no step reads the program's input alone and answers what the data holds"})
             return dict(states)
-        return await compare_candidates(states, lambda: self._draw(states, learnable, ctx), ctx,
+        drawn = distinct_draws(states, lambda: self._draw(states, learnable, ctx), self.candidates)
+        return await compare_candidates(states, drawn, ctx,
                                         {"optimizer": "labeled_few_shot", "steps": sorted(learnable)},
-                                        candidates=self.candidates, compare_on=self.compare_on,
-                                        empty="no candidate differs from the current states")
+                                        compare_on=self.compare_on, empty="no candidate differs from the current states")
 
     def _draw(self, states: Mapping[str, StepState], learnable: Mapping[str, tuple[tuple[str, ...], str | None]],
               ctx: Context) -> dict[str, StepState]:
@@ -308,16 +323,17 @@ class LabeledFewShot:
         return proposed
 
 
-def _labeled_fields(ctx: Context, path: str) -> tuple[tuple[str, ...], str | None] | None:
+def labeled_fields(program: Program, train: Sequence[Example], path: str) -> tuple[tuple[str, ...], str | None] | None:
     """A step that can learn from the data's expected outputs: its answer's fields and its
-    first enum field (None without one); None for a step that cannot."""
-    spec = ctx.program.spec
+    first enum field (None without one); None for a step that cannot (it reads more than the
+    program's input, or the data does not hold its whole answer)."""
+    spec = program.spec
     step = next((s for s in spec.lm_steps() if s.path == path), None)
-    if step is None or step.sources != (spec.input_name,) or not ctx.train:
+    if step is None or step.sources != (spec.input_name,) or not train:
         return None
-    model = ctx.program.models[step.answer_model]
+    model = program.models[step.answer_model]
     names = tuple(f.alias or name for name, f in model.model_fields.items())
-    if not all(n in ctx.train[0].y for n in names):
+    if not all(n in train[0].y for n in names):
         return None
     enums = [name for name, f in model.model_fields.items()
              if typing.get_origin(f.annotation) is typing.Literal]
@@ -325,8 +341,10 @@ def _labeled_fields(ctx: Context, path: str) -> tuple[tuple[str, ...], str | Non
 
 
 def _key(states: Mapping[str, StepState]) -> tuple:
-    """What tells two candidates apart: the origins of every step's examples."""
-    return tuple((path, tuple(d.origin for d in state.examples)) for path, state in sorted(states.items()))
+    """What tells two candidates apart: the origins of every step's examples, and what it retrieves."""
+    return tuple((path, tuple(d.origin for d in state.examples),
+                  None if state.retrieval is None else state.retrieval.key())
+                 for path, state in sorted(states.items()))
 
 
 def _origins(states: Mapping[str, StepState]) -> list[str]:

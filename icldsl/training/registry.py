@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Mapping
 
 from ..options import Function
-from . import omega, optimizers, reflective, rewards
+from . import nearest, omega, optimizers, reflective, rewards
 
 REWARDS: Mapping[str, Function] = rewards.REWARDS
-OPTIMIZERS: Mapping[str, Function] = {**optimizers.OPTIMIZERS, **omega.OPTIMIZERS, **reflective.OPTIMIZERS}
+OPTIMIZERS: Mapping[str, Function] = {**optimizers.OPTIMIZERS, **nearest.OPTIMIZERS, **omega.OPTIMIZERS,
+                                     **reflective.OPTIMIZERS}

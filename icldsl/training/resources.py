@@ -10,19 +10,12 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel
 
-from ..lm import make_client, make_embedder
+from ..lm import connect_embedder, make_client
 from ..lm.base import Embedder, LMClient
-from ..lm.cache import CachedClient, CachedEmbedder, CallMeter, LMCache, Mode
+from ..lm.cache import CachedClient, CallMeter, LMCache, Mode
 from ..runtime.generate import StepFailure, generate, resolve_options
-from ..runtime.spec import LMSpec
+from ..runtime.spec import EmbeddingSpec, LMSpec
 from ..runtime.state import StepRecord, StepState
-
-
-@dataclass(frozen=True, slots=True)
-class EmbeddingSpec:
-    name: str
-    target: str
-    options: Mapping[str, Any]
 
 
 class BoundLM:
@@ -85,11 +78,8 @@ class Resources:
     def embedder(self, name: str) -> Embedder:
         if name not in self._embedders:
             spec = self.embeddings[name]
-            inner = make_embedder(spec.target, resolve_options(spec.options))
-            self._owned[f"embedding {name}"] = inner
-            self._embedders[name] = inner if self.cache is None else \
-                CachedEmbedder(inner, self.cache, self.cache_mode, {k: v for k, v in spec.options.items()
-                                                                    if k == "dimensions"})
+            self._embedders[name] = self._owned[f"embedding {name}"] = connect_embedder(
+                spec.target, resolve_options(spec.options), self.cache, self.cache_mode)
         return self._embedders[name]
 
     async def aclose(self) -> None:

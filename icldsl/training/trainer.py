@@ -11,7 +11,7 @@ import numpy as np
 from ..datasets.base import Example
 from ..runtime.program import Program
 from ..runtime.state import StepRecord, StepState
-from .context import Context, Optimizer
+from .context import Context, Optimizer, learns_from_runs
 from .records import Scored
 from .resources import Resources
 from .rewards import Reward
@@ -302,7 +302,9 @@ async def fit(
 
     Each epoch shuffles `train` (seeded by `rng`) and runs it batch by batch;
     after each batch the optimizer proposes new states from the epoch's scored
-    predictions so far. The validation set is scored before training and after
+    predictions so far. An optimizer that learns from the data alone (`needs_runs`
+    false) proposes once per epoch instead, and no training metrics are logged,
+    unless `monitor` is one of them. The validation set is scored before training and after
     every epoch; the states with the best `monitor` are kept, and the untrained
     program stays unless an epoch strictly beats it. Training stops early after
     `patience` epochs without improvement, or when `budget` is spent (LM calls of
@@ -328,6 +330,7 @@ async def fit(
         return result
 
     ctx = Context(program, reward, train, validation, rng, resources, evaluate_states, events=history.events)
+    runs = learns_from_runs(optimizer, program, train) or not monitor.startswith("val_")
     if resume is not None:
         states, best_states, best, first_epoch = resume.restore(history, rng)
     elif validation:
@@ -341,6 +344,12 @@ async def fit(
             epoch_scored: list[Scored] = []
             order = rng.permutation(len(train))
             starts = range(0, len(order), batch_size)
+            if not runs:  # the optimizer learns from the data alone: once per epoch, no training runs
+                if budget is not None and budget.reached(spent()):
+                    raise BudgetReached(f"epoch {epoch}")
+                ctx.end_of_epoch = True
+                states = await optimizer.propose(states, epoch_scored, ctx)
+                starts = range(0)
             for start in starts:
                 if budget is not None and budget.reached(spent()):
                     raise BudgetReached(f"epoch {epoch}")
@@ -353,7 +362,7 @@ async def fit(
                 ctx.end_of_epoch = start == starts[-1]
                 states = await optimizer.propose(states, epoch_scored, ctx)
             logs = _logs("", Evaluation(float(np.mean([s.reward for s in epoch_scored])) if epoch_scored else 0.0,
-                                        tuple(epoch_scored)), metrics)
+                                        tuple(epoch_scored)), metrics) if runs else {}
             val = None
             if validation:
                 val = await evaluate_states(states, validation, f"val {epoch}")

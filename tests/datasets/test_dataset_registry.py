@@ -22,8 +22,10 @@ class Out(BaseModel):
 
 
 def test_registry_names_options_and_positionals() -> None:
-    assert set(LOADERS) == {"gsm8k", "jsonl", "json", "csv"}
-    assert LOADERS["gsm8k"].positional == ()
+    assert set(LOADERS) == {"gsm8k", "clinc150", "jsonl", "json", "csv"}
+    assert LOADERS["gsm8k"].positional == LOADERS["clinc150"].positional == ()
+    assert dict(LOADERS["clinc150"].options) == {"path": str, "domain": str, "train_per_intent": int,
+                                                 "test_per_intent": int, "oos": bool, "seed": int}
     assert dict(LOADERS["gsm8k"].options) == {"path": str, "train_limit": int, "test_limit": int, "seed": int}
     common = {"path": str, "test": str, "split": float, "train_limit": int, "test_limit": int, "seed": int,
               "map": dict[str, str]}
@@ -65,5 +67,5 @@ def test_load_dataset_gsm8k(tmp_path: Path) -> None:
 
 
 def test_unknown_loader() -> None:
-    with pytest.raises(DataError, match=r"^unknown dataset loader 'parquet' \(known: csv, gsm8k, json, jsonl\)$"):
+    with pytest.raises(DataError, match=r"^unknown dataset loader 'parquet' \(known: clinc150, csv, gsm8k, json, jsonl\)$"):
         load_dataset("d", "parquet", {}, base_dir=Path("."), x_model=In, y_model=Out)

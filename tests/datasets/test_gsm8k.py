@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from icldsl.datasets import DataError, gsm8k
+from icldsl.datasets.download import cache_dir
 
 
 class Question(BaseModel):
@@ -170,10 +171,10 @@ def test_path_option_missing_test_file(tmp_path: Path) -> None:
 
 def test_cache_dir_default_and_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ICLDSL_CACHE_DIR", str(tmp_path / "c"))
-    assert gsm8k.cache_dir() == tmp_path / "c" / "datasets" / "gsm8k"
+    assert cache_dir("gsm8k") == tmp_path / "c" / "datasets" / "gsm8k"
     monkeypatch.delenv("ICLDSL_CACHE_DIR")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert gsm8k.cache_dir() == tmp_path / "home" / ".cache" / "icldsl" / "datasets" / "gsm8k"
+    assert cache_dir("gsm8k") == tmp_path / "home" / ".cache" / "icldsl" / "datasets" / "gsm8k"
 
 
 # --- downloading ---------------------------------------------------------------------------------

@@ -1,0 +1,229 @@
+"""Retrieved examples: a step's pool of examples, and the k of them nearest each input.
+
+A small model learns in context from examples that resemble its input far better
+than from a fixed set (Liu et al. 2021, "What Makes Good In-Context Examples for
+GPT-3?"). A step with a `Retrieval` gets, at every call, its fixed examples followed
+by the `k` pool examples nearest that call's input.
+
+What is compared: a step whose input is a single string is compared by that text;
+any other input by its compact JSON (fields in order), so structured inputs work too.
+
+Two retrievers:
+- `bm25` (lexical, the default, numpy only): Okapi BM25 with k1 = 1.2, b = 0.75 and
+  Lucene's idf, log(1 + (N - df + 0.5) / (df + 0.5)). Tokens are the runs of Unicode
+  word characters (`\\w+`) of the lowercased text; no stemming, no stop words. The
+  index is rebuilt from the pool when a program loads, and checked against the
+  fingerprint of the postings it had when it was scored.
+- an embedding model: cosine similarity between the input's vector and the pool's,
+  all normalised float32; the pool's vectors travel with the program, so a loaded
+  program embeds only its inputs.
+
+Order: the nearest example goes last, next to the input (`nearest_last`), or first
+(`nearest_first`). Ties in score go to the example earlier in the pool, so the
+choice is deterministic.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .spec import EmbeddingSpec
+from .demo import Demo
+
+ORDERS = ("nearest_last", "nearest_first")
+LEXICAL = "bm25"
+
+_TOKEN = re.compile(r"\w+")
+
+
+class RetrievalError(ValueError):
+    """A retrieval state that cannot be used (a pool and index that do not agree)."""
+
+
+def tokens(text: str) -> list[str]:
+    """The lexical retriever's tokens: runs of Unicode word characters, lowercased."""
+    return _TOKEN.findall(text.lower())
+
+
+def query_text(inputs: Mapping[str, Any]) -> str:
+    """What an input is compared by: its only field when that is a string, else its JSON."""
+    if len(inputs) == 1:
+        (value,) = inputs.values()
+        if isinstance(value, str):
+            return value
+    return json.dumps(dict(inputs), ensure_ascii=False)
+
+
+class BM25:
+    """Okapi BM25 over a pool's texts, as a sparse term -> (documents, weights) index.
+
+    Each posting holds a document's whole contribution for that term, so scoring a
+    query is one scatter-add per query token.
+    """
+
+    kind = LEXICAL
+    k1 = 1.2
+    b = 0.75
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        vocabulary: dict[str, int] = {}
+        term_ids: list[int] = []
+        doc_ids: list[int] = []
+        counts: list[int] = []
+        lengths = np.zeros(len(texts))
+        for doc, text in enumerate(texts):
+            found = tokens(text)
+            lengths[doc] = len(found)
+            for term, count in Counter(found).items():
+                term_ids.append(vocabulary.setdefault(term, len(vocabulary)))
+                doc_ids.append(doc)
+                counts.append(count)
+        terms, docs, tf = (np.asarray(a, dtype=np.int64) for a in (term_ids, doc_ids, counts))
+        by_term = np.lexsort((docs, terms))
+        terms, docs, tf = terms[by_term], docs[by_term], tf[by_term]
+        df = np.bincount(terms, minlength=len(vocabulary))
+        n = len(texts)
+        idf = np.log1p((n - df + 0.5) / (df + 0.5))
+        average = lengths.mean() if n and lengths.mean() > 0 else 1.0
+        norm = self.k1 * (1 - self.b + self.b * lengths[docs] / average)
+        self.vocabulary = vocabulary
+        self.size = n
+        self.starts = np.concatenate(([0], np.cumsum(df)))
+        self.docs = docs
+        self.weights = idf[terms] * tf * (self.k1 + 1) / (tf + norm)
+        # What the index holds, independent of floating point: terms and integer postings.
+        digest = hashlib.sha256("\n".join(vocabulary).encode("utf-8"))
+        for array in (terms, docs, tf):
+            digest.update(array.astype("<i8").tobytes())
+        self.fingerprint = digest.hexdigest()
+
+    def scores(self, text: str) -> np.ndarray:
+        scores = np.zeros(self.size)
+        for term, count in Counter(tokens(text)).items():
+            term_id = self.vocabulary.get(term)
+            if term_id is not None:
+                span = slice(self.starts[term_id], self.starts[term_id + 1])
+                scores[self.docs[span]] += count * self.weights[span]
+        return scores
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "k1": self.k1, "b": self.b, "tokens": "lowercase \\w+",
+                "terms": len(self.vocabulary), "postings": int(len(self.docs)), "sha256": self.fingerprint}
+
+
+class Dense:
+    """Cosine similarity over a pool's embedding vectors (normalised float32, one row per example)."""
+
+    kind = "embedding"
+
+    def __init__(self, embedding: EmbeddingSpec, vectors: np.ndarray) -> None:
+        self.embedding = embedding
+        self.vectors = normalised(vectors)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def scores(self, query: np.ndarray) -> np.ndarray:
+        return self.vectors @ normalised(query[None, :])[0]
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.vectors.astype("<f4").tobytes()
+        return {"kind": self.kind, "embedding": {"name": self.embedding.name, "target": self.embedding.target,
+                                                 "options": dict(self.embedding.options)},
+                "dimension": self.dimension, "vectors": base64.b64encode(data).decode("ascii"),
+                "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def normalised(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length in float32 (a zero row stays zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1).astype(np.float32)
+
+
+Index = BM25 | Dense
+Embed = Callable[[EmbeddingSpec, str], Awaitable[np.ndarray]]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Pool:
+    """The examples a step retrieves from, and their index (shared by candidates of several k)."""
+
+    demos: tuple[Demo, ...]
+    index: Index
+
+    def to_json(self) -> dict[str, Any]:
+        return {"retriever": self.index.to_json(), "examples": [d.to_json() for d in self.demos]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Pool":
+        demos = tuple(Demo.from_json(d) for d in data["examples"])
+        spec = data["retriever"]
+        if spec["kind"] == LEXICAL:
+            index: Index = BM25([query_text(d.inputs) for d in demos])
+            if index.fingerprint != spec["sha256"]:
+                raise RetrievalError("the bm25 index rebuilt from the pool differs from the one that was scored "
+                                     "(a different tokeniser?)")
+        elif spec["kind"] == Dense.kind:
+            data_bytes = base64.b64decode(spec["vectors"], validate=True)
+            if hashlib.sha256(data_bytes).hexdigest() != spec["sha256"]:
+                raise RetrievalError("the pool's vectors do not match their sha256")
+            vectors = np.frombuffer(data_bytes, dtype="<f4").reshape(len(demos), int(spec["dimension"]))
+            embedding = spec["embedding"]
+            index = Dense(EmbeddingSpec(embedding["name"], embedding["target"], embedding["options"]), vectors)
+        else:
+            raise RetrievalError(f"unknown retriever kind {spec['kind']!r}")
+        return cls(demos, index)
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieval:
+    """A step's learned retrieval: its pool, how many examples each call gets, in what order."""
+
+    pool: Pool
+    k: int
+    order: str = "nearest_last"
+
+    async def select(self, inputs: Mapping[str, Any], embed: Embed) -> tuple[Demo, ...]:
+        """The examples a call with `inputs` gets, in prompt order."""
+        index, text = self.pool.index, query_text(inputs)
+        scores = index.scores(await embed(index.embedding, text) if isinstance(index, Dense) else text)
+        chosen = nearest(scores, self.k)
+        if self.order == "nearest_last":
+            chosen = chosen[::-1]
+        return tuple(self.pool.demos[int(i)] for i in chosen)
+
+    def key(self) -> tuple:
+        """What tells two retrievals apart: k, order, the retriever and the pool's rows."""
+        return self.k, self.order, self.pool.index.kind, tuple(d.origin for d in self.pool.demos)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"k": self.k, "order": self.order, **self.pool.to_json()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Retrieval":
+        if data["order"] not in ORDERS:
+            raise RetrievalError(f"unknown order {data['order']!r} (known: {', '.join(ORDERS)})")
+        return cls(Pool.from_json(data), int(data["k"]), data["order"])
+
+
+def nearest(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the `k` highest scores, best first; ties go to the lower index."""
+    n = len(scores)
+    if k >= n:
+        return np.lexsort((np.arange(n), -scores))
+    top = np.argpartition(-scores, k - 1)[:k]
+    kth = scores[top].min()
+    above = np.flatnonzero(scores > kth)
+    tied = np.flatnonzero(scores == kth)[: k - len(above)]
+    chosen = np.concatenate((above, tied))
+    return chosen[np.lexsort((chosen, -scores[chosen]))]

@@ -1,0 +1,168 @@
+"""`nearest_few_shot`: each step retrieves, at every call, the k pool examples nearest its input.
+
+A step's pool is the training data with its expected outputs when the step reads the
+program's input alone and the data holds its answer (as `labeled_few_shot` learns);
+any other step's pool is its own inputs and outputs in the epoch's runs whose reward
+reached `threshold` (as `bootstrap_few_shot` learns). Rows with the same input (case
+and white space folded) enter once, the first kept. Validation rows never enter a pool.
+
+At the end of each epoch one candidate per `k` (each step's k capped at its pool's
+size) is scored against the current states on the same validation examples, and the
+best replaces them only when it wins by more than the standard error of the paired
+difference; every comparison is noted. See `runtime.retrieval` for how examples are
+found and ordered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..datasets.base import Example
+from ..datasets.quality import input_key
+from ..options import EMBEDDING_NAME, AtLeast, Choice, Either, Function, Signature
+from ..runtime.demo import Demo
+from ..runtime.program import Program
+from ..runtime.retrieval import BM25, LEXICAL, ORDERS, Dense, Pool, Retrieval, query_text
+from ..runtime.state import StepState
+from .context import Context
+from .optimizers import best_per_row, compare_candidates, labeled_fields, step_demo
+from .records import Scored
+from .resources import Resources
+
+EMBED_BATCH = 64  # texts per request when a pool is embedded
+
+
+@dataclass(frozen=True, slots=True)
+class NearestFewShot:
+    """Retrieved few-shot examples: the k pool examples nearest each input (module docstring).
+
+    `k` is one count or the candidates to choose from on validation; `retriever` is
+    `"bm25"` or the name of an `embedding` block; `order` puts the nearest example last
+    (next to the input) or first.
+    """
+
+    k: tuple[int, ...] = (4, 8)
+    retriever: str = LEXICAL
+    order: str = "nearest_last"
+    threshold: float = 1.0
+    compare_on: int = 50
+    resources: Resources = field(default_factory=Resources, repr=False)
+
+    def __post_init__(self) -> None:
+        ks = (self.k,) if isinstance(self.k, int) else tuple(self.k)
+        if not ks or any(type(k) is not int or k < 1 for k in ks):
+            raise ValueError(f"nearest_few_shot: k must be a whole number of at least 1, or a list of them, "
+                             f"not {self.k!r}")
+        object.__setattr__(self, "k", tuple(sorted(set(ks))))
+        if self.order not in ORDERS:
+            raise ValueError(f"nearest_few_shot: order must be one of {', '.join(ORDERS)}, not {self.order!r}")
+        if self.retriever != LEXICAL and self.retriever not in self.resources.embeddings:
+            raise ValueError(f"nearest_few_shot: retriever must be \"{LEXICAL}\" or the name of an embedding block, "
+                             f"not {self.retriever!r}")
+        if self.compare_on < 30:
+            raise ValueError(f"nearest_few_shot: compare_on must be at least 30, not {self.compare_on}")
+
+    @property
+    def nb_max_examples(self) -> int:
+        """The most examples one call gets (what `icldsl plan` counts)."""
+        return max(self.k)
+
+    def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
+        """At most: each epoch scores the current states and one candidate per k on the compared examples."""
+        return epochs * (len(self.k) + 1) * min(validation, self.compare_on) * lm_steps
+
+    def needs_runs(self, program: Program, train: Sequence[Example]) -> bool:
+        """Whether some step's pool comes from the program's runs (it cannot learn from the data alone)."""
+        return any(not state.frozen and labeled_fields(program, train, path) is None
+                   for path, state in program.states.items())
+
+    async def propose(self, states: Mapping[str, StepState], scored: Sequence[Scored],
+                      ctx: Context) -> dict[str, StepState]:
+        if not ctx.end_of_epoch:
+            return dict(states)
+        pools: dict[str, Pool] = {}
+        described: dict[str, dict[str, Any]] = {}
+        for path, state in states.items():
+            if state.frozen:
+                continue
+            demos, source = self._pool_demos(path, scored, ctx)
+            unique = _unique(demos)
+            described[path] = {"source": source, "size": len(unique), "duplicates": len(demos) - len(unique)}
+            if unique:
+                pools[path] = Pool(unique, await self._index(unique))
+        event = {"optimizer": "nearest_few_shot", "retriever": self.retriever, "order": self.order,
+                 "pools": described}
+        if not pools:
+            ctx.note({**event, "kept": False, "reason": "every pool is empty: no training row has an answer for "
+                                                        "a step, and no run reached the threshold"})
+            return dict(states)
+        candidates = [{**states, **{path: states[path].with_retrieval(Retrieval(pool, min(k, len(pool.demos)),
+                                                                                 self.order))
+                                    for path, pool in pools.items()}}
+                      for k in self.k]
+        return await compare_candidates(states, _distinct(candidates), ctx, event, compare_on=self.compare_on,
+                                        empty="no candidate differs from the current states", describe=_describe)
+
+    def _pool_demos(self, path: str, scored: Sequence[Scored], ctx: Context) -> tuple[list[Demo], str]:
+        labeled = labeled_fields(ctx.program, ctx.train, path)
+        if labeled is not None:
+            names, _ = labeled
+            return [Demo(dict(row.x), {f: row.y[f] for f in names}, 1.0, row.origin) for row in ctx.train], "data"
+        runs = best_per_row((s for s in scored if s.reward >= self.threshold), lambda s: s.example.origin)
+        return [d for run in runs if (d := step_demo(run, path)) is not None], "runs"
+
+    async def _index(self, demos: Sequence[Demo]) -> BM25 | Dense:
+        texts = [query_text(d.inputs) for d in demos]
+        if self.retriever == LEXICAL:
+            return BM25(texts)
+        embedder = self.resources.embedder(self.retriever)
+        vectors = []
+        for start in range(0, len(texts), EMBED_BATCH):
+            vectors += await embedder.embed(texts[start: start + EMBED_BATCH])
+        return Dense(self.resources.embeddings[self.retriever], np.asarray(vectors, dtype=np.float32))
+
+
+def _unique(demos: Sequence[Demo]) -> tuple[Demo, ...]:
+    """The demos with distinct inputs (folded as the data checks fold them), first kept."""
+    seen: set[str] = set()
+    kept = []
+    for demo in demos:
+        key = input_key(dict(demo.inputs))
+        if key not in seen:
+            seen.add(key)
+            kept.append(demo)
+    return tuple(kept)
+
+
+def _distinct(candidates: list[dict[str, StepState]]) -> list[dict[str, StepState]]:
+    """Candidates whose retrievals differ (two k capped at a small pool's size are the same)."""
+    keys, kept = set(), []
+    for candidate in candidates:
+        key = tuple(s.retrieval.key() if s.retrieval else None for _, s in sorted(candidate.items()))
+        if key not in keys:
+            keys.add(key)
+            kept.append(candidate)
+    return kept
+
+
+def _describe(states: Mapping[str, StepState]) -> dict[str, Any]:
+    return {"k": {path: s.retrieval.k for path, s in sorted(states.items()) if s.retrieval is not None}}
+
+
+OPTIMIZERS: Mapping[str, Function] = {
+    "nearest_few_shot": Function(
+        Signature(
+            {"k": Either((AtLeast(int, 1), list[int])), "retriever": Either((Choice((LEXICAL,)), EMBEDDING_NAME)),
+             "order": Choice(ORDERS), "threshold": float, "compare_on": AtLeast(int, 30)},
+            doc="each call gets the k examples of the step's pool nearest its input (bm25, or an embedding "
+                "model); k chosen on validation among the given counts, kept only when better by more than the "
+                "standard error",
+            defaults={f.name: f.default for f in fields(NearestFewShot) if f.name != "resources"},
+        ),
+        NearestFewShot,
+        resources=True,
+    ),
+}
