@@ -1,8 +1,8 @@
-"""What every HTTP provider shares: one connection pool, a bound on requests in
-flight and per minute, retries with exponential backoff and jitter on transient
-failures (429, 5xx, timeouts, dropped connections) honouring `Retry-After`, a
-deadline per call across its retries, and errors that say what to fix without
-ever showing the key.
+"""What every HTTP provider shares: its endpoints and their connections
+(`endpoints.py`, `connections.py`), a bound on requests in flight and per minute,
+retries with exponential backoff and jitter on transient failures (429, 5xx,
+timeouts, dropped connections) honouring `Retry-After`, a deadline per call across
+its retries, and errors that say what to fix without ever showing the key.
 """
 
 from __future__ import annotations
