@@ -245,11 +245,14 @@ class HTTPCaller:
         endpoint.in_flight += 1
         try:
             log.debug("%s: POST %s (attempt %d)", self.name, url, attempt)
+            # In a task of its own: httpx suspends a dozen times per request, and each resumption
+            # of the caller's task walks its whole chain of awaits (program, step, client, ...).
+            sending = asyncio.ensure_future(endpoint.connections.post(url, body, self._headers))
             if deadline is None:
-                response = await endpoint.connections.post(url, body, self._headers)
+                response = await sending
             else:
                 async with asyncio.timeout(self._remaining(deadline)):
-                    response = await endpoint.connections.post(url, body, self._headers)
+                    response = await sending
         except httpx.TimeoutException as exc:
             reason = f"timed out after {self.limits.timeout:g} s ({type(exc).__name__})"
         except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
