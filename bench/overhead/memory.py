@@ -28,7 +28,7 @@ from worker import dataset  # noqa: E402
 def peak_of(command: list[str], env: dict[str, str]) -> tuple[float, str]:
     """Run `icldsl command` in a child that reports its own peak RSS (ru_maxrss) as it ends;
     (peak in MB, its stderr)."""
-    wrapper = ("import resource, runpy, sys; sys.argv = sys.argv[1:]; "
+    wrapper = ("import resource, runpy, sys\nsys.argv = sys.argv[1:]\n"
                "try:\n    runpy.run_module('icldsl', run_name='__main__')\n"
                "finally:\n    print('peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", wrapper, "icldsl", *command], capture_output=True, text=True,
