@@ -24,7 +24,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from . import artifact, jsontext
+from . import artifact, jsontext, predict
 from .compiler import Compiled, compile_source
 from .diff import diff_docs, format_diff
 from .diagnostics import JSON_VERSION, CheckError, render, render_concise, render_github, sort_key, to_json
@@ -127,7 +127,10 @@ class ProgressLine:
         if not self.tty and not finished:
             return
         self.drawn = now
-        text = self.line(label, done, total, reward, now - start, cache_hits)
+        self.draw(self.line(label, done, total, reward, now - start, cache_hits), finished)
+
+    def draw(self, text: str, finished: bool) -> None:
+        """Show `text`: in place on a terminal (ending the line when `finished`), else as a line."""
         if self.tty:
             columns = shutil.get_terminal_size((100, 20)).columns
             self.stream.write("\r\x1b[2K" + text[: columns - 1] + ("\n" if finished else ""))
@@ -150,6 +153,48 @@ class ProgressLine:
             parts.append(f"~{_duration((total - done) / rate)} left")
         if cache_hits:
             parts.append(f"cache {cache_hits} hit{'s' if cache_hits != 1 else ''}")
+        return "  ".join(parts)
+
+
+class RunProgress(ProgressLine):
+    """`run`'s bar over a file of rows: rows written of those to run, failures, rate and
+    time left (without a total, as from stdin: the count and rate). Redrawn in place on a
+    terminal; otherwise a line every 10 seconds and the last one."""
+
+    EVERY = 10.0  # seconds between lines off a terminal
+
+    def __init__(self, quiet: bool, total: int | None, *, stream=None) -> None:
+        super().__init__(quiet, stream=stream)
+        self.total = total
+        self.start = self.drawn = time.monotonic()
+
+    def update(self, done: int, failed: int, *, finished: bool = False) -> None:
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if not finished and now - self.drawn < (0.1 if self.tty else self.EVERY):
+            return
+        self.drawn = now
+        self.draw(self.run_line(done, self.total, failed, now - self.start), finished)
+
+    @classmethod
+    def run_line(cls, done: int, total: int | None, failed: int, elapsed: float) -> str:
+        """`run [#####-----] done/total pct rate rows/s elapsed ~left failed`."""
+        rate = done / elapsed if done and elapsed > 0 else 0.0
+        if total:
+            fraction = min(done / total, 1.0)
+            filled = round(cls.WIDTH * fraction)
+            parts = [f"run [{'█' * filled}{'░' * (cls.WIDTH - filled)}] {done:>{len(str(total))}}/{total} "
+                     f"{fraction:4.0%}"]
+        else:
+            parts = [f"run {done} rows"]
+        if rate:
+            parts.append(f"{rate:.0f} rows/s")
+        parts.append(_duration(elapsed))
+        if rate and total and done < total:
+            parts.append(f"~{_duration((total - done) / rate)} left")
+        if failed:
+            parts.append(f"{failed} failed")
         return "  ".join(parts)
 
 
@@ -364,6 +409,48 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.input.lstrip().startswith("{"):
+        return _run_one(args)
+    with _lm_cache(args) as (cache, mode):
+        program = artifact.load(args.artifact, cache=cache, cache_mode=mode, verify=args.verify,
+                                lms=_lm_overrides(args.lm))
+        fmt = predict.input_format(args.input, args.format)
+        out = predict.PredictionsFile(args.output, stream=sys.stdout.buffer, retry_failed=args.retry_failed)
+        try:
+            if out.cut:
+                _err(f"warning: cut a torn last line ({out.cut} bytes) off {args.output}")
+            held = len(out.done) + len(out.failed)
+            if held:
+                _err(f"{args.output} holds {held} row{'s' if held != 1 else ''} already; running the others")
+            started = time.monotonic()
+            summary = _run_file(program, args, fmt, out, held)
+        finally:
+            out.close()
+    seconds = time.monotonic() - started
+    if summary is None:
+        written = len(out.done) + len(out.failed) - held
+        raise KeyboardInterrupt(f"{written} rows written to {args.output} by this run; "
+                                "run the same command again to do the rest")
+    _err(f"ran {summary.ran} rows in {_duration(seconds)}"
+         + (f" ({summary.ran / seconds:.0f} rows/s)" if seconds > 0 and summary.ran else "")
+         + f": {summary.succeeded} predicted, {summary.failed} failed"
+         + (f"; {summary.skipped} already in {args.output}" if summary.skipped else ""))
+    for line in summary.first_errors:
+        _err(f"  {line}")
+    if summary.stopped:
+        _err(f"error: stopped early: {summary.stopped}. The rows written are kept; fix the cause and run the "
+             "same command again (with --retry-failed to run the failed rows again)")
+        return EXIT_INPUT
+    if out.failed:
+        where = "" if args.output == "-" else f" in {args.output}"
+        _err(f"error: {len(out.failed)} row{'s' if len(out.failed) != 1 else ''} failed (their lines{where} "
+             "say why); --retry-failed runs them again")
+        return EXIT_INPUT
+    return EXIT_OK
+
+
+def _run_one(args: argparse.Namespace) -> int:
+    """`run --input '{...}'`: one input, its output printed as JSON."""
     inputs = _json_object(args.input, "--input")
     with _lm_cache(args) as (cache, mode):
         program = artifact.load(args.artifact, cache=cache, cache_mode=mode, verify=args.verify,
@@ -374,6 +461,41 @@ def cmd_run(args: argparse.Namespace) -> int:
             program.close()
     print(json.dumps(dump(output), ensure_ascii=False, indent=2))
     return EXIT_OK
+
+
+def _run_file(program, args: argparse.Namespace, fmt: str, out: predict.PredictionsFile,
+              held: int) -> predict.RunSummary | None:
+    """Run the rows of `args.input` into `out`; None when interrupted (Ctrl-C, SIGTERM)."""
+    path = Path(args.input)
+    try:
+        stream = sys.stdin if args.input == "-" else path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise Failure(f"cannot read {args.input}: {exc.strerror}") from None
+    total = None if args.input == "-" else max(predict.count_rows(path, fmt) - held, 0)
+    progress = RunProgress(args.quiet, total)
+    rows = predict.read_rows(stream, fmt, program.input_model, name=args.input, id_field=args.id)
+
+    async def main() -> predict.RunSummary:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals off the main thread
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            return await predict.run_rows(program, rows, out, concurrency=args.concurrency,
+                                          stop_after=args.stop_after, progress=progress.update)
+        finally:
+            await program.aclose()
+
+    summary: predict.RunSummary | None = None
+    try:
+        summary = asyncio.run(main())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        pass
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    progress.update(len(out.done) + len(out.failed) - held, len(out.failed), finished=True)
+    return summary
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -692,10 +814,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--program", help="which program (default: the first)")
     p.set_defaults(func=cmd_render)
 
-    p = verbs.add_parser("run", help="run an artifact on one input",
-                         description="Run a frozen artifact on one input and print its output as JSON.")
+    p = verbs.add_parser("run", help="run an artifact on one input, or on every row of a file",
+                         description="Run a frozen artifact. With --input '{...}' on one input, printing its "
+                                     "output as JSON. With --input FILE (JSONL or CSV; - for stdin) on every row, "
+                                     "writing one JSON line per row to --output: {\"row\": N, \"output\": {...}} "
+                                     "or {\"row\": N, \"error\": \"...\"}, in the order rows finish. Running the "
+                                     "same command again skips the rows the output holds. Exit status 1 when a row "
+                                     "failed.")
     p.add_argument("artifact", metavar="ARTIFACT")
-    p.add_argument("--input", required=True, help="the input as a JSON object")
+    p.add_argument("--input", required=True, metavar="JSON|FILE|-",
+                   help="one input as a JSON object, or a .jsonl/.csv file of inputs, or - for JSONL on stdin")
+    p.add_argument("--output", default="-", metavar="FILE|-",
+                   help="where the predictions of a file's rows go, one JSON line each (default: stdout)")
+    p.add_argument("--format", choices=("jsonl", "csv"), help="the input's format (default: from its suffix)")
+    p.add_argument("--concurrency", type=_positive, default=8, metavar="N", help="rows in flight at once (default 8)")
+    p.add_argument("--id", metavar="FIELD", help="copy this field of each row into its output line as `id`")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="drop the rows that failed from --output and run them again")
+    p.add_argument("--stop-after", type=int, default=100, metavar="N",
+                   help="stop when N rows in a row fail to predict, as when no LM can be reached (default 100; "
+                        "0: never)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _deploy_flags(p)
     _cache_flags(p)
     p.set_defaults(func=cmd_run)
@@ -767,6 +906,16 @@ def _deploy_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lm", action="append", default=[], metavar="NAME.OPTION=VALUE",
                    help="replace a setting of the artifact's lm NAME: its target, base_url, api_key=env:VAR, ... "
                         "(repeat for several; VALUE null removes the option)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _cache_flags(p: argparse.ArgumentParser) -> None:

@@ -40,6 +40,17 @@ class EmbeddingName:
 EMBEDDING_NAME = EmbeddingName()
 
 
+class Urls:
+    """Option type: one URL, or a list of them (`base_url: ["http://a/v1", "http://b/v1"]`);
+    each may be `env("...")`."""
+
+    def __repr__(self) -> str:
+        return "urls"
+
+
+URLS = Urls()
+
+
 @dataclass(frozen=True, slots=True)
 class Choice:
     """Option type: one of a few fixed strings, like `sampling: "best"`."""
@@ -106,6 +117,8 @@ def type_name(t: Any) -> str:
         return "a list of field names"
     if t is LM_NAME:
         return "the name of an lm, like `fallback: backup`"
+    if t is URLS:
+        return 'a URL or a non-empty list of them, like ["http://a:8000/v1", "http://b:8000/v1"]'
     if t is EMBEDDING_NAME:
         return "the name of an embedding, like `embedding: minilm`"
     if t == dict[str, int]:
@@ -135,6 +148,9 @@ def matches(value: ir.Value, t: Any) -> bool:
         return isinstance(value, ir.MapValue) and all(
             isinstance(a.value, ir.Literal) and type(a.value.value) is int for a in value.items
         )
+    if t is URLS:
+        return matches(value, str) or (isinstance(value, ir.ListValue) and bool(value.items)
+                                       and all(matches(v, str) for v in value.items))
     if t is LM_NAME or t is EMBEDDING_NAME:
         return isinstance(value, ir.Ref) and len(value.path) == 1
     if t == list[int]:

@@ -74,6 +74,7 @@ class Request:
     headers: Mapping[str, str]
     body: bytes
     json: Any  # the parsed body, or None when it is not JSON
+    client: tuple[str, int] = ("", 0)  # the client's address: one per connection
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -425,6 +426,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers={k.lower(): v for k, v in self.headers.items()},
             body=raw,
             json=parsed,
+            client=self.client_address,
         )
         owner = self.server.owner
         owner._record(request)

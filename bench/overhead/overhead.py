@@ -22,6 +22,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 VENVS = HERE.parent / ".venvs"
@@ -110,6 +111,32 @@ def table(runs: list[dict], frameworks: list[str], n: int) -> str:
     return "\n".join(lines)
 
 
+def interleaved(args: argparse.Namespace, names: list[str], key: str, port: int, processes: list[subprocess.Popen],
+                measure: Callable[[str, int, int], dict]) -> list[dict]:
+    """Every (latency, concurrency, name) of `args`, `args.repeat` times, the names' order
+    rotating between repetitions, each after waiting for an idle machine; `measure(name,
+    latency, concurrency)` runs one. Each run records the calls the server saw and how busy
+    other processes kept the machine, and is checked: `args.n` calls and right answers."""
+    runs = []
+    for rep in range(args.repeat):
+        order = names[rep % len(names):] + names[:rep % len(names)]
+        for latency in args.latency:
+            for concurrency in args.concurrency:
+                for name in order:
+                    wait_until_idle(args.idle, max_wait=60)
+                    served(port, reset=True)
+                    load = OtherLoad(processes).start()
+                    answer = measure(name, latency, concurrency)
+                    run = {"rep": rep, key: name, "latency_ms": latency, "concurrency": concurrency,
+                           **answer, "served": served(port), "other_cpu": round(load.stop(), 2)}
+                    runs.append(run)
+                    print(json.dumps(run), flush=True)
+                    if run["correct"] != args.n or run["served"] != args.n:
+                        print(f"warning: {name} got {run['correct']}/{args.n} right with "
+                              f"{run['served']} calls", file=sys.stderr)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1000)
@@ -131,26 +158,10 @@ def main() -> None:
         workers = {name: Worker(name, log) for name in args.frameworks}
         versions = {name: w.version for name, w in workers.items()}
         print(json.dumps({"versions": versions}), flush=True)
-        runs = []
-        for rep in range(args.repeat):
-            order = args.frameworks[rep % len(args.frameworks):] + args.frameworks[:rep % len(args.frameworks)]
-            for latency in args.latency:
-                for concurrency in args.concurrency:
-                    for name in order:
-                        wait_until_idle(args.idle, max_wait=60)
-                        served(port, reset=True)
-                        load = OtherLoad([server, *(w.process for w in workers.values())]).start()
-                        answer = json.loads(workers[name].ask({
-                            "base_url": f"http://127.0.0.1:{port}/ms{latency}/v1", "n": args.n,
-                            "concurrency": concurrency,
-                        }))
-                        run = {"rep": rep, "framework": name, "latency_ms": latency, "concurrency": concurrency,
-                               **answer, "served": served(port), "other_cpu": round(load.stop(), 2)}
-                        runs.append(run)
-                        print(json.dumps(run), flush=True)
-                        if run["correct"] != args.n or run["served"] != args.n:
-                            print(f"warning: {name} got {run['correct']}/{args.n} right with "
-                                  f"{run['served']} calls", file=sys.stderr)
+        runs = interleaved(args, args.frameworks, "framework", port, [server, *(w.process for w in workers.values())],
+                           lambda name, latency, concurrency: json.loads(workers[name].ask({
+                               "base_url": f"http://127.0.0.1:{port}/ms{latency}/v1", "n": args.n,
+                               "concurrency": concurrency})))
         if args.json:
             args.json.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "machine": describe(),
                                              "server_alone_per_s": alone, "versions": versions,

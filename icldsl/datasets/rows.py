@@ -252,6 +252,17 @@ def _not_finite(value: Any, path: str = "") -> str | None:
     return None
 
 
+def text_cells(row: Mapping[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """A CSV row whose cells for `model`'s fields are turned into what the fields expect
+    (`_from_text`); other columns stay as they are."""
+    values = dict(row)
+    for name, info in model.model_fields.items():
+        field = info.alias or name
+        if isinstance(values.get(field), str):
+            values[field] = _from_text(values[field], info.annotation)
+    return values
+
+
 def _from_text(cell: str, annotation: Any) -> Any:
     """A CSV cell as the value a field of type `annotation` expects (pydantic coerces the rest)."""
     optional = typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(

@@ -48,14 +48,20 @@ def split_target(target: str) -> tuple[str, str]:
     return (provider, model) if model else ("", target)
 
 
-def make_client(target: str, options: Mapping[str, Any]) -> LMClient:
-    """A client for `target`, given its non-decoding options (already resolved)."""
+def make_client(target: str, options: Mapping[str, Any], *, concurrency: int | None = None) -> LMClient:
+    """A client for `target`, given its non-decoding options (already resolved).
+
+    `concurrency` is how many calls the caller keeps in flight (`Program.map`): an HTTP
+    LM whose options do not set `max_concurrency` then allows that many.
+    """
     provider, model = split_target(target)
     if provider not in PROVIDERS:
         raise LMConfigError(f"unknown LM provider in {target!r}; known: {', '.join(PROVIDERS)}")
     spec = PROVIDERS[provider]
     client_class = getattr(importlib.import_module(spec.module), spec.client)
     client_options = {k: v for k, v in options.items() if k not in DECODING_OPTIONS and k not in RUNTIME_OPTIONS}
+    if concurrency is not None and "max_concurrency" in spec.options and "max_concurrency" not in client_options:
+        client_options["max_concurrency"] = concurrency
     return client_class(model, **client_options)
 
 

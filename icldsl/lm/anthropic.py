@@ -14,11 +14,12 @@ import json
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import httpx
 
 from icldsl.lm import http
+from icldsl.options import URLS
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Usage
 from icldsl.lm.openai import schema_name
 
@@ -30,7 +31,7 @@ API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024  # the API requires max_tokens; used when the lm sets none
 
 # Options an `lm` block may set for this provider, besides the common decoding ones.
-OPTIONS: dict[str, type] = {"base_url": str, "api_key": str, **http.OPTIONS}
+OPTIONS: dict[str, Any] = {"base_url": URLS, "api_key": str, **http.OPTIONS}
 
 
 class AnthropicClient(http.HTTPClient):
@@ -43,7 +44,7 @@ class AnthropicClient(http.HTTPClient):
         self,
         model: str,
         *,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         api_key: str | None = None,
         timeout: float = 120.0,
         max_retries: int = 3,
@@ -55,12 +56,12 @@ class AnthropicClient(http.HTTPClient):
         sleep: http.Sleep = asyncio.sleep,
         clock: http.Clock = time.monotonic,
     ) -> None:
-        base_url = http.http_url(
-            base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL,
+        urls = http.http_urls(
+            base_url if base_url not in (None, "") else os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL,
             "anthropic", DEFAULT_BASE_URL,
         )
         api_key = api_key or os.environ.get("ANTHROPIC_API_KEY") or None
-        if api_key is None and httpx.URL(base_url).host == OFFICIAL_HOST:
+        if api_key is None and any(httpx.URL(u).host == OFFICIAL_HOST for u in urls):
             raise LMConfigError("no Anthropic API key: set ANTHROPIC_API_KEY or api_key: env(\"...\")")
         headers = {"anthropic-version": API_VERSION}
         if api_key:
@@ -68,7 +69,7 @@ class AnthropicClient(http.HTTPClient):
         self.name = f"anthropic/{model}"
         self.model = model
         self._http = http.HTTPCaller(
-            self.name, model=model, base_url=base_url,
+            self.name, model=model, base_url=urls,
             limits=http.Limits(timeout, max_retries, max_concurrency, rpm, total_timeout, backoff_base),
             headers=headers, secret=api_key, key=http.KeyHint("ANTHROPIC_API_KEY", api_key is not None),
             transport=transport, sleep=sleep, clock=clock,

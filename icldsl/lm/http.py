@@ -1,26 +1,30 @@
-"""What every HTTP provider shares: one connection pool, a bound on requests in
-flight and per minute, retries with exponential backoff and jitter on transient
-failures (429, 5xx, timeouts, dropped connections) honouring `Retry-After`, a
-deadline per call across its retries, and errors that say what to fix without
-ever showing the key.
+"""What every HTTP provider shares: its endpoints and their connections
+(`endpoints.py`, `connections.py`), a bound on requests in flight and per minute,
+retries with exponential backoff and jitter on transient failures (429, 5xx,
+timeouts, dropped connections) honouring `Retry-After`, a deadline per call across
+its retries, and errors that say what to fix without ever showing the key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
+import json
 import logging
 import random
 import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Mapping, Self
+from typing import Any, Awaitable, Callable, Mapping, Self, Sequence
 from urllib.parse import urlsplit
 
 import httpx
 
 from icldsl.lm.base import LMConfigError, LMError
+from icldsl.lm.connections import Connections
+from icldsl.lm.endpoints import Endpoint, Endpoints
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +84,19 @@ def http_url(url: str, provider: str, example: str) -> str:
     return url
 
 
+def http_urls(base_url: str | Sequence[str], provider: str, example: str) -> tuple[str, ...]:
+    """The endpoints of `base_url`, one URL or a list of them, each checked by `http_url`."""
+    urls = tuple(http_url(url, provider, example)
+                 for url in ((base_url,) if isinstance(base_url, str) else base_url))
+    if not urls:
+        raise LMConfigError(f"{provider} base_url is an empty list (are its env(...) variables set?); "
+                            f"give at least one URL, like {example!r}")
+    twice = next((url for i, url in enumerate(urls) if url in urls[:i]), None)
+    if twice:
+        raise LMConfigError(f"{provider} base_url lists {twice!r} twice")
+    return urls
+
+
 class RateLimiter:
     """At most `rpm` request starts in any window of 60 seconds, first come first served."""
 
@@ -104,6 +121,16 @@ class RateLimiter:
 
 
 @dataclass(frozen=True, slots=True)
+class _Failure:
+    """An attempt worth retrying: why it failed, whether its endpoint is to blame (so
+    another may answer at once), and how long the server asked to wait."""
+
+    reason: str
+    endpoint_down: bool = False
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class KeyHint:
     """How a provider's key is set, for messages: its variable, and whether it sent one."""
 
@@ -114,9 +141,12 @@ class KeyHint:
 class HTTPCaller:
     """POSTs JSON for one LM, with the limits, retries and error messages above.
 
-    `name` prefixes every message (`openai/gpt-4.1-mini`); `secret` is redacted
-    from anything that leaves this object. `sleep` and `clock` are injectable
-    for tests. Use it within one event loop and `aclose()` it.
+    `base_url` is one URL or several (`icldsl.lm.endpoints`): each attempt goes to the
+    least busy endpoint that is up, and a retry after a failure that another server
+    could fix goes to another one at once. `name` prefixes every message
+    (`openai/gpt-4.1-mini`); `secret` is redacted from anything that leaves this
+    object. `transport`, `sleep` and `clock` are injectable for tests. Use it within
+    one event loop and `aclose()` it.
     """
 
     def __init__(
@@ -124,7 +154,7 @@ class HTTPCaller:
         name: str,
         *,
         model: str,
-        base_url: str,
+        base_url: str | Sequence[str],
         limits: Limits,
         headers: Mapping[str, str] | None = None,
         secret: str | None = None,
@@ -133,96 +163,144 @@ class HTTPCaller:
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.monotonic,
     ) -> None:
-        # Credentials in the URL's user-info (`http://user:pass@host`) travel as Basic auth, as
+        self.name, self.model, self.limits = name, model, limits
+        # Credentials in a URL's user-info (`http://user:pass@host`) travel as Basic auth, as
         # httpx would send them, but the URL kept, logged and quoted in errors is without them.
-        url = httpx.URL(base_url)
-        self._auth = httpx.BasicAuth(url.username, url.password) if url.userinfo else None
-        if url.userinfo:
-            base_url = str(url.copy_with(username=None, password=None))
-        self.name, self.model, self.base_url, self.limits = name, model, base_url, limits
-        self._headers = dict(headers or {})
-        shown = ((secret, "<api key>"), (url.userinfo.decode("ascii"), "<credentials>"), (url.password, "<credentials>"))
+        urls = [httpx.URL(u) for u in ((base_url,) if isinstance(base_url, str) else base_url)]
+        self.base_urls = tuple(str(u.copy_with(username=None, password=None)) if u.userinfo else str(u) for u in urls)
+        self._auth = {clean: _basic_auth(u.username, u.password) for clean, u in zip(self.base_urls, urls) if u.userinfo}
+        self._headers = {"content-type": "application/json", **{k.lower(): v for k, v in (headers or {}).items()}}
+        shown = [(secret, "<api key>")] + [(s, "<credentials>") for u in urls if u.userinfo
+                                           for s in (u.userinfo.decode("ascii"), u.password)]
         self._secrets = tuple((s, label) for s, label in shown if len(s or "") > 2)  # redacted from every message
         self._key = key
         self._transport = transport
         self._sleep, self._clock = sleep, clock
         self._jitter = random.Random()
-        self._http: httpx.AsyncClient | None = None
+        self._endpoints: Endpoints | None = None
         self._slots: asyncio.Semaphore | None = None
         self._rate = RateLimiter(limits.rpm, clock=clock, sleep=sleep) if limits.rpm else None
 
+    @property
+    def base_url(self) -> str:
+        """The endpoint URL, or the URLs joined by commas."""
+        return ", ".join(self.base_urls)
+
+    @property
+    def endpoints(self) -> Endpoints:
+        if self._endpoints is None:
+            self._endpoints = Endpoints(self.base_urls, lambda url: Connections(
+                url, timeout=self.limits.timeout, transport=self._transport), clock=self._clock)
+        return self._endpoints
+
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        if self._endpoints is not None:
+            await self._endpoints.aclose()
+            self._endpoints = None
 
     async def post(self, path: str, payload: Mapping[str, Any]) -> Any:
-        """POST `payload` to `base_url + path`; the parsed JSON of a 2xx answer.
+        """POST `payload` to `path` under an endpoint's URL; the parsed JSON of a 2xx answer.
 
         Raises LMError: retryable after the retries or the deadline ran out,
         not retryable (at once) for an answer the caller must fix.
         """
-        url = f"{self.base_url}{path}"
-        limits = self.limits
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        limits, endpoints = self.limits, self.endpoints
         attempts = limits.max_retries + 1
         deadline: float | None = None
-        last = ""
         for attempt in range(1, attempts + 1):
-            retry_after: float | None = None
             try:
                 async with self._semaphore():
                     if self._rate is not None:
                         await self._rate.acquire()
                     if deadline is None and limits.total_timeout is not None:
                         deadline = self._clock() + limits.total_timeout
-                    log.debug("%s: POST %s (attempt %d)", self.name, url, attempt)
-                    async with asyncio.timeout(None if deadline is None else self._remaining(deadline)):
-                        response = await self._client().post(url, json=payload)
+                    endpoint = endpoints.pick()
+                    if endpoint is None:
+                        failure = _Failure(f"every endpoint is out ({endpoints.describe()})",
+                                           retry_after=max(endpoints.next_ready(), self._backoff(attempt)))
+                    else:
+                        outcome = await self._attempt(endpoint, path, body, deadline, attempt)
+                        if not isinstance(outcome, _Failure):
+                            return outcome
+                        failure = outcome
             except TimeoutError:
                 last = f"total_timeout of {limits.total_timeout:g} s reached"
                 break
-            except httpx.TimeoutException as exc:
-                last = f"timed out after {limits.timeout:g} s ({type(exc).__name__})"
-            except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                last = f"connection failed ({type(exc).__name__}: {self.redact(str(exc))})"
-            except httpx.TransportError as exc:
-                raise LMError(f"{self.name}: cannot reach {url}: {type(exc).__name__}") from exc
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    return self._json(response)
-                if status not in RETRY_STATUSES and status < 500:
-                    raise self._status_error(response, url)
-                last = f"HTTP {status}{self.server_message(response, prefix=': ')}"
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
+            last = failure.reason
             if attempt == attempts:
                 break
-            delay = retry_after if retry_after is not None else self._backoff(attempt)
+            if failure.endpoint_down and len(endpoints) > 1 and endpoints.pick() is not None:
+                delay = 0.0  # another endpoint is up: go there now
+            else:
+                delay = failure.retry_after if failure.retry_after is not None else self._backoff(attempt)
             if deadline is not None and self._clock() + delay >= deadline:
                 last += f"; the next retry would pass total_timeout ({limits.total_timeout:g} s)"
                 break
             log.warning("%s: %s; retry %d of %d in %.2f s", self.name, last, attempt, limits.max_retries, delay)
-            await self._sleep(delay)
+            if delay:
+                await self._sleep(delay)
         raise LMError(f"{self.name}: no answer after {attempt} attempt(s); last: {last}", retryable=True)
+
+    async def _attempt(self, endpoint: Endpoint, path: str, body: bytes, deadline: float | None,
+                       attempt: int) -> Any:
+        """One request to `endpoint`: the parsed answer, a _Failure worth retrying, or
+        LMError (raised) for one that is not."""
+        url = f"{endpoint.url}{path}"
+        endpoints = self.endpoints
+        where = f" at {endpoint.url}" if len(endpoints) > 1 else ""
+        endpoint.in_flight += 1
+        try:
+            log.debug("%s: POST %s (attempt %d)", self.name, url, attempt)
+            # In a task of its own: httpx suspends a dozen times per request, and each resumption
+            # of the caller's task walks its whole chain of awaits (program, step, client, ...).
+            auth = self._auth.get(endpoint.url)
+            headers = self._headers if auth is None else {**self._headers, "authorization": auth}
+            sending = asyncio.ensure_future(endpoint.connections.post(url, body, headers))
+            if deadline is None:
+                response = await sending
+            else:
+                async with asyncio.timeout(self._remaining(deadline)):
+                    response = await sending
+        except httpx.TimeoutException as exc:
+            reason = f"timed out after {self.limits.timeout:g} s ({type(exc).__name__})"
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            reason = f"connection failed ({type(exc).__name__}: {self.redact(str(exc))})"
+        except httpx.TransportError as exc:
+            raise LMError(f"{self.name}: cannot reach {url}: {type(exc).__name__}") from exc
+        else:
+            status = response.status_code
+            if 200 <= status < 300 or (status < 500 and status not in RETRY_STATUSES):
+                endpoints.succeeded(endpoint)  # the server is up, even when the request is wrong
+                if status >= 300:
+                    raise self._status_error(response, url, endpoint.url)
+                return self._json(response, endpoint.url)
+            reason = f"HTTP {status}{self.server_message(response, prefix=': ')}"
+            if status < 500:  # 408, 429: this server is busy, not broken
+                return _Failure(reason + where, retry_after=parse_retry_after(response.headers.get("retry-after")))
+        finally:
+            endpoint.in_flight -= 1
+        endpoints.failed(endpoint, reason)
+        return _Failure(reason + where, endpoint_down=True)
 
     # -- messages -----------------------------------------------------------------
 
-    def _json(self, response: httpx.Response) -> Any:
+    def _json(self, response: httpx.Response, base_url: str) -> Any:
         try:
-            return response.json()
+            return json.loads(response.content)
         except ValueError as exc:
             raise LMError(
                 f"{self.name}: the server's answer is not JSON: {self.excerpt(response.text)!r}; "
-                f"is base_url {self.base_url!r} right?"
+                f"is base_url {base_url!r} right?"
             ) from exc
 
-    def _status_error(self, response: httpx.Response, url: str) -> LMError:
+    def _status_error(self, response: httpx.Response, url: str, base_url: str) -> LMError:
         status = response.status_code
         detail = self.server_message(response, prefix=" (server said: ", suffix=")")
         if status in (401, 403):
             env = self._key.env
             if env is None:
-                fix = f"this provider sends no key; check base_url {self.base_url!r}"
+                fix = f"this provider sends no key; check base_url {base_url!r}"
             elif not self._key.sent:
                 fix = f"no API key was sent; set {env} or the api_key option"
             else:
@@ -231,7 +309,7 @@ class HTTPCaller:
         if status == 404:
             return LMError(
                 f"{self.name}: HTTP 404 from {url}: check the model name {self.model!r} "
-                f"and the base_url {self.base_url!r}{detail}"
+                f"and the base_url {base_url!r}{detail}"
             )
         if status == 413:
             return LMError(f"{self.name}: HTTP 413, the request is too large: use fewer or shorter examples{detail}")
@@ -268,16 +346,6 @@ class HTTPCaller:
         return text
 
     # -- helpers ------------------------------------------------------------------
-
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            # httpx's default pool (at most 20 kept-alive connections) is the fast one: keeping as
-            # many alive as calls in flight made 64 concurrent calls 2.5x (instant server) to 5.6x
-            # (50 ms server) slower here, as httpx's pool scans its idle connections on every
-            # request (bench/README.md, framework overhead).
-            self._http = httpx.AsyncClient(headers=self._headers, timeout=self.limits.timeout,
-                                           transport=self._transport, auth=self._auth)
-        return self._http
 
     def _semaphore(self) -> asyncio.Semaphore:
         if self._slots is None:
@@ -338,3 +406,8 @@ class HTTPClient:
     async def aclose(self) -> None:
         """Close the connection pool; the client may not be used afterwards."""
         await self._http.aclose()
+
+
+def _basic_auth(username: str, password: str) -> str:
+    """The `authorization` header value of HTTP Basic auth (RFC 7617)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")

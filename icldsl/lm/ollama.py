@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import httpx
 
 from icldsl.lm import http
+from icldsl.options import URLS
 from icldsl.lm.base import LMError, LMRequest, LMResponse, Usage
 
 log = logging.getLogger(__name__)
@@ -23,17 +24,16 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "http://127.0.0.1:11434"
 
 # Options an `lm` block may set for this provider, besides the common decoding ones.
-OPTIONS: dict[str, type] = {"base_url": str, "num_ctx": int, **http.OPTIONS}
+OPTIONS: dict[str, Any] = {"base_url": URLS, "num_ctx": int, **http.OPTIONS}
 
 
-def ollama_url(base_url: str | None) -> str:
-    """The server's URL: `base_url`, `$OLLAMA_HOST` (which may omit the scheme, or name
-    the 0.0.0.0 the server listens on), or the default."""
-    url = base_url or os.environ.get("OLLAMA_HOST") or DEFAULT_BASE_URL
-    if "://" not in url:
-        url = f"http://{url}"
-    url = url.replace("://0.0.0.0", "://127.0.0.1")
-    return http.http_url(url, "ollama", DEFAULT_BASE_URL)
+def ollama_urls(base_url: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The servers' URLs: `base_url` (one or a list), `$OLLAMA_HOST` (which may omit the
+    scheme, or name the 0.0.0.0 the server listens on), or the default."""
+    given = base_url if base_url not in (None, "") else os.environ.get("OLLAMA_HOST") or DEFAULT_BASE_URL
+    urls = [given] if isinstance(given, str) else list(given)
+    urls = [(url if "://" in url else f"http://{url}").replace("://0.0.0.0", "://127.0.0.1") for url in urls]
+    return http.http_urls(urls, "ollama", DEFAULT_BASE_URL)
 
 
 class _Ollama(http.HTTPClient):
@@ -47,7 +47,7 @@ class _Ollama(http.HTTPClient):
         self,
         model: str,
         *,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         num_ctx: int | None = None,
         timeout: float = 120.0,
         max_retries: int = 3,
@@ -63,7 +63,7 @@ class _Ollama(http.HTTPClient):
         self.model = model
         self.num_ctx = num_ctx
         self._http = http.HTTPCaller(
-            self.name, model=model, base_url=ollama_url(base_url),
+            self.name, model=model, base_url=ollama_urls(base_url),
             limits=http.Limits(timeout, max_retries, max_concurrency, rpm, total_timeout, backoff_base),
             transport=transport, sleep=sleep, clock=clock,
         )

@@ -9,6 +9,7 @@ Retries, limits and error messages come from `icldsl.lm.http`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -18,12 +19,13 @@ from typing import Any, Sequence
 import httpx
 
 from icldsl.lm import http
+from icldsl.options import URLS
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Usage
 
 log = logging.getLogger(__name__)
 
 # Options an `lm` block may set for this provider, besides the common decoding ones.
-OPTIONS: dict[str, type] = {"base_url": str, "api_key": str, **http.OPTIONS}
+OPTIONS: dict[str, Any] = {"base_url": URLS, "api_key": str, **http.OPTIONS}
 
 EMBED_BATCH = 128  # texts per embeddings request
 
@@ -45,7 +47,7 @@ class _OpenAICompatible(http.HTTPClient):
         self,
         model: str,
         *,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         api_key: str | None = None,
         timeout: float = 120.0,
         max_retries: int = 3,
@@ -57,12 +59,12 @@ class _OpenAICompatible(http.HTTPClient):
         sleep: http.Sleep = asyncio.sleep,
         clock: http.Clock = time.monotonic,
     ) -> None:
-        base_url = http.http_url(
-            base_url or os.environ.get(self.base_url_env) or self.default_base_url,
+        urls = http.http_urls(
+            base_url if base_url not in (None, "") else os.environ.get(self.base_url_env) or self.default_base_url,
             self.provider, "http://localhost:8000/v1",
         )
         api_key = api_key or os.environ.get(self.key_env) or None
-        if api_key is None and self.official_host and httpx.URL(base_url).host == self.official_host:
+        if api_key is None and self.official_host and any(httpx.URL(u).host == self.official_host for u in urls):
             raise LMConfigError(
                 f"no {self.provider} API key: set {self.key_env} or the api_key option "
                 "(servers at a custom base_url may need none)"
@@ -71,7 +73,7 @@ class _OpenAICompatible(http.HTTPClient):
         self.name = f"{self.provider}/{model}"
         self.model = model
         self._http = http.HTTPCaller(
-            self.name, model=model, base_url=base_url, limits=limits,
+            self.name, model=model, base_url=urls, limits=limits,
             headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
             secret=api_key, key=http.KeyHint(self.key_env, api_key is not None),
             transport=transport, sleep=sleep, clock=clock,
@@ -163,6 +165,7 @@ class VLLMEmbedder(_VLLM, OpenAIEmbedder):
     """`vllm/<model>` embeddings through vLLM's OpenAI-compatible `/embeddings`."""
 
 
+@functools.lru_cache(maxsize=256)
 def schema_name(name: str) -> str:
     """`name` as OpenAI accepts it: only [a-zA-Z0-9_-], at most 64 characters."""
     return re.sub(r"[^a-zA-Z0-9_-]", "_", name)[:64] or "output"

@@ -29,10 +29,18 @@ class StepFailure(Exception):
 
 
 def resolve_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """LM options with `{"env": NAME}` replaced by the variable's value (dropped if unset)."""
+    """LM options with `{"env": NAME}` replaced by the variable's value (dropped if unset),
+    also inside a list (`base_url: [env("A"), env("B")]`)."""
+
+    def is_env(value: Any) -> bool:
+        return isinstance(value, dict) and set(value) == {"env"}
+
     resolved = {}
     for key, value in options.items():
-        if isinstance(value, dict) and set(value) == {"env"}:
+        if isinstance(value, list):
+            value = [os.environ.get(v["env"]) if is_env(v) else v for v in value]
+            value = [v for v in value if v is not None]
+        elif is_env(value):
             value = os.environ.get(value["env"])
             if value is None:
                 continue

@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 import json
 import logging
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -36,6 +38,21 @@ class PredictionError(Error):
 
 class InvalidInput(Error, ValueError):
     """The input does not match the program's input model."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """What one input of `Program.map` or `abatch` became: `index` is its position among
+    the inputs (from 0); `output` the output's fields as JSON values, or `error` why
+    there is none (an input that does not match the input model, a failed LM call, an
+    answer that did not validate)."""
+
+    index: int
+    output: dict[str, Any] | None
+    error: str | None = None
+
+
+_END = object()  # `map`'s inputs are used up
 
 
 class Program:
@@ -71,6 +88,7 @@ class Program:
         self._cached: dict[str, CachedClient] = {}
         self._lms = {lm.name: lm for lm in spec.lms}
         self._runner: asyncio.Runner | None = None
+        self._concurrency: int | None = None  # what `map` keeps in flight, for clients made after
         self._tools: dict[str, Tool] | None = None
         self._fields = {name: tuple(m.model_fields[f].alias or f for f in m.model_fields)
                         for name, m in self.models.items()}
@@ -105,15 +123,20 @@ class Program:
         ready = asyncio.get_running_loop().create_future()
         ready.set_result(inputs)
         values: dict[str, asyncio.Future] = {self.spec.input_name: ready}
-        for item in self.spec.steps:  # in dependency order
+        *others, last = self.spec.steps  # in dependency order
+        for item in others:
             values[item.name] = asyncio.ensure_future(self._run_item(item, values, trace))
         try:
+            # The last step runs in this task: a task fewer per call, none for one step.
+            values[last.name] = asyncio.get_running_loop().create_future()
+            values[last.name].set_result(await self._run_item(last, values, trace))
             parts = [await values[name] for name in self.spec.outputs]
             if all(p is not None for p in parts):
                 trace.output = {k: v for part in parts for k, v in part.items()}
             else:
                 trace.error = next((r.error for r in trace.steps.values() if r.error), "no output")
-            await asyncio.gather(*(values[item.name] for item in self.spec.steps))
+            for item in self.spec.steps:  # every step ends (or fails) before the trace is done
+                await values[item.name]
         finally:
             for future in values.values():
                 future.cancel()
@@ -206,7 +229,7 @@ class Program:
     def client(self, lm_name: str) -> LMClient:
         if lm_name not in self._clients:
             lm: LMSpec = self._lms[lm_name]
-            self._clients[lm_name] = make_client(lm.target, resolve_options(lm.options))
+            self._clients[lm_name] = make_client(lm.target, resolve_options(lm.options), concurrency=self._concurrency)
             self._owned.add(lm_name)
             fallback = lm.options.get("fallback")
             if fallback in self._lms:  # tried when this LM's call fails
@@ -227,10 +250,88 @@ class Program:
             raise PredictionError(trace.error or "no output")
         return self.output_model.model_validate(trace.output)
 
-    async def abatch(self, inputs: list[Mapping[str, Any]]) -> list[BaseModel | None]:
-        """Outputs for many inputs, run concurrently; None where a prediction failed."""
-        traces = await asyncio.gather(*(self.run(x) for x in inputs))
-        return [None if t.output is None else self.output_model.model_validate(t.output) for t in traces]
+    async def map(self, inputs: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]], *,
+                  concurrency: int = 8) -> AsyncIterator[Prediction]:
+        """A Prediction for every input, as each finishes (`index` says which input it was).
+
+        Inputs are taken from `inputs` as the previous ones finish, never more than
+        `concurrency` at once, so a stream of any length runs in flat memory. A bad
+        input or a failed prediction is reported in its Prediction; errors that no
+        input could avoid (an LM's settings, a tool that cannot be imported) raise.
+        An LM whose options do not set `max_concurrency` allows `concurrency` calls.
+        """
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self._concurrency = max(self._concurrency or 0, concurrency)
+        taken = 0
+        if isinstance(inputs, AsyncIterable):
+            source, lock = aiter(inputs), asyncio.Lock()  # an async generator takes one anext at a time
+
+            async def take() -> tuple[int, Mapping[str, Any]] | None:
+                nonlocal taken
+                async with lock:
+                    try:
+                        x = await anext(source)
+                    except StopAsyncIteration:
+                        return None
+                    taken += 1
+                    return taken - 1, x
+        else:
+            rows = iter(inputs)
+
+            async def take() -> tuple[int, Mapping[str, Any]] | None:
+                nonlocal taken
+                x = next(rows, _END)
+                if x is _END:
+                    return None
+                taken += 1
+                return taken - 1, x
+
+        # Workers that each run one input at a time, like a hand-written client's loop (no task
+        # per input). `room` counts inputs in flight plus predictions the caller has not read
+        # yet, so a caller that reads slowly holds the workers back.
+        room = asyncio.Semaphore(2 * concurrency)  # twice: a worker rarely waits for the caller
+        finished: asyncio.Queue[Prediction | asyncio.Task[None]] = asyncio.Queue()
+
+        async def work() -> None:
+            while True:
+                await room.acquire()
+                item = await take()
+                if item is None:
+                    room.release()
+                    return
+                finished.put_nowait(await self._predict(*item))
+
+        workers = [asyncio.create_task(work()) for _ in range(concurrency)]
+        for task in workers:
+            task.add_done_callback(finished.put_nowait)  # a worker's end, or the error it met
+        try:
+            ended = 0
+            while ended < len(workers):
+                item = await finished.get()
+                if isinstance(item, Prediction):
+                    yield item
+                    room.release()
+                    continue
+                ended += 1
+                if not item.cancelled() and item.exception() is not None:
+                    raise item.exception()  # type: ignore[misc]
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _predict(self, index: int, x: Mapping[str, Any]) -> Prediction:
+        try:
+            trace = await self.run(x)
+        except InvalidInput as exc:
+            return Prediction(index, None, str(exc))
+        return Prediction(index, trace.output) if trace.output is not None else \
+            Prediction(index, None, trace.error or "no output")
+
+    async def abatch(self, inputs: Iterable[Mapping[str, Any]], *, concurrency: int = 8) -> list[Prediction]:
+        """A Prediction for every input, in the inputs' order; one bad input fails alone."""
+        return sorted([p async for p in self.map(inputs, concurrency=concurrency)], key=lambda p: p.index)
 
     def __call__(self, **inputs: Any) -> BaseModel:
         """Synchronous `acall`, on an event loop this program keeps between calls."""
