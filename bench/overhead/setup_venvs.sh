@@ -22,7 +22,7 @@ make_venv() {  # name python packages...
     "$venvs/$name/bin/python" -m pip freeze --disable-pip-version-check > "$venvs/$name.freeze.txt"
 }
 
-make_venv dspy "$PY311" "dspy==$DSPY_VERSION"
+make_venv dspy "$PY311" "dspy==$DSPY_VERSION" numpy  # numpy: KNNFewShot (bench/retrieval) requires it
 if [ -z "$PY312" ]; then
     echo "no Python 3.12 under ~/.pyenv/versions: set PY312=/path/to/python3.12" >&2
     exit 1
