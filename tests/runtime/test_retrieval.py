@@ -114,3 +114,27 @@ def test_an_unknown_order_or_retriever_is_refused() -> None:
         Retrieval.from_json({**doc, "order": "middle"})
     with pytest.raises(RetrievalError, match="unknown retriever kind 'tfidf'"):
         Retrieval.from_json({**doc, "retriever": {**doc["retriever"], "kind": "tfidf"}})
+
+
+def test_an_artifact_whose_retrieval_embedding_cannot_work_is_refused(tmp_path) -> None:
+    from icldsl import artifact
+    from icldsl.compiler import compile_source
+    from icldsl.errors import Error
+    from icldsl.runtime.program import Program
+    from icldsl.source import Source
+
+    spec, states = compile_source(Source("p.icl", """
+model M { query: str "A message" }
+model I { intent: str "What it asks" }
+lm small = "local/smollm2-135m"
+program p { input m: M  i = generate I from m  output i }
+""")).programs["p"]
+    vectors = np.eye(3, dtype=np.float32)
+    bad = EmbeddingSpec("e", "openai/text-embedding-3-small", {"base_url": "http://elsewhere/v1", "api_key": "sk-x"})
+    retrieval = Retrieval(Pool(demos(TEXTS[:3]), Dense(bad, vectors)), 1)
+    program = Program(spec, {"p/i": states["p/i"].with_retrieval(retrieval)})
+    doc = artifact.freeze(program, source_file="p.icl", source_sha256="0" * 64, training={})
+    path = artifact.write(tmp_path / "p.artifact.json", doc)
+    with pytest.raises(Error, match=r"step `p/i`: the embedding `e` it retrieves with: option `api_key` must name an "
+                                    r"environment variable"):
+        artifact.load(path)
