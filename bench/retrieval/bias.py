@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import math
 import os
 import sqlite3
 import sys
@@ -49,8 +48,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (ROOT, Demo, Pool, Ranker, Retrieval, Task, fmt, load_task, mean_se,  # noqa: E402
-                    minilm_vectors, paired)
+from common import (ROOT, Demo, Pool, Ranker, Retrieval, Task, fmt, load_task, majority,  # noqa: E402
+                    mean_se, minilm_vectors, paired)
 
 from icldsl.lm.base import LMRequest, LMResponse, Message  # noqa: E402
 from icldsl.lm.cache import CachedClient, LMCache  # noqa: E402
@@ -71,6 +70,19 @@ class Condition:
     order: str = "nearest_last"
     cap: int | None = None  # label balance: at most this many examples per label
     reverse_enum: bool = False  # the enum's labels listed in reverse order in the program
+    score: bool = True  # score the labels (with and without content-free inputs), not only generate
+
+    @property
+    def versus(self) -> str | None:
+        """The condition this one changes one thing of (enum order, label cap, or order), to
+        compare on the same rows; None for a base condition."""
+        if self.reverse_enum:
+            return Condition(self.task, self.retriever, self.k, self.order, self.cap).name
+        if self.cap:
+            return Condition(self.task, self.retriever, self.k, self.order).name
+        if self.order == "nearest_first":
+            return Condition(self.task, self.retriever, self.k).name
+        return None
 
     @property
     def name(self) -> str:
@@ -86,10 +98,15 @@ def conditions(task: str) -> list[Condition]:
     out = [Condition(task, None)]
     if task == "intents":
         out.append(Condition(task, None, reverse_enum=True))
-    out += [Condition(task, "minilm", 8, "nearest_last"), Condition(task, "minilm", 8, "nearest_first")]
+    # Scored (calibration) only where it is affordable: the untrained prompts, and one condition
+    # with 8 examples per task (on intents its 90 prompts took 508 s to score on a shared core).
+    out += [Condition(task, "minilm", 8, "nearest_last"), Condition(task, "minilm", 8, "nearest_first", score=False)]
+    out.append(Condition(task, "minilm", 8, "nearest_last", 2 if task == "intents" else 3, score=False))
     if task == "intents":
-        out.append(Condition(task, "bm25", 8, "nearest_last"))
-    out.append(Condition(task, "minilm", 8, "nearest_last", 2 if task == "intents" else 3))
+        out.append(Condition(task, "bm25", 8, "nearest_last", score=False))
+        out.append(Condition(task, "bm25", 8, "nearest_first", score=False))
+        out.append(Condition(task, "minilm", 8, "nearest_last", reverse_enum=True, score=False))
+        out.append(Condition(task, "tfidf_char", 8, "nearest_last", score=False))
     return out
 
 
@@ -299,16 +316,6 @@ def example_labels(request: LMRequest, field: str) -> list[str]:
     return [json.loads(m.content)[field] for m in request.messages if m.role == "assistant"]
 
 
-def majority(labels_in_order: Sequence[str], nearest_last: bool) -> str | None:
-    """The most frequent label among the examples; a tie goes to the label of the nearer example."""
-    if not labels_in_order:
-        return None
-    by_nearness = list(reversed(labels_in_order)) if nearest_last else list(labels_in_order)
-    counts = Counter(by_nearness)
-    top = max(counts.values())
-    return next(label for label in by_nearness if counts[label] == top)
-
-
 async def measure(task: Task, cond: Condition, rankers: Mapping[str, Ranker], vectors: Mapping[str, np.ndarray],
                   cache: LMCache, store: Store, scorer: Scorer | None) -> dict[str, Any]:
     started = time.perf_counter()
@@ -321,7 +328,7 @@ async def measure(task: Task, cond: Condition, rankers: Mapping[str, Ranker], ve
     started = time.perf_counter()
     for row, request, text in zip(task.test, requests, texts):
         scores = {}
-        for variant in (None, *CONTENT_FREE):
+        for variant in ((None, *CONTENT_FREE) if cond.score else ()):
             messages = request.messages if variant is None else content_free(request.messages, input_field, variant)
             key = request_key("labels", messages, [task.field, labels])
             got = store.get(key)
@@ -354,13 +361,14 @@ def analyse(result: dict[str, Any]) -> dict[str, Any]:
     n_err = 0
     for row in result["rows"]:
         gold, answer, shown = row["gold"], row["answer"], row["examples"]
-        p = normalise(row["logprobs"]["input"])
-        cf = np.mean([normalise(row["logprobs"][v]) for v in CONTENT_FREE], axis=0)
-        cal = p / cf
         out["model"].append(float(answer == gold))
-        out["argmax"].append(float(labels[int(p.argmax())] == gold))
-        out["calibrated"].append(float(labels[int(cal.argmax())] == gold))
-        out["agree_argmax"].append(float(labels[int(p.argmax())] == answer))
+        if row["logprobs"]:
+            p = normalise(row["logprobs"]["input"])
+            cf = np.mean([normalise(row["logprobs"][v]) for v in CONTENT_FREE], axis=0)
+            cal = p / cf
+            out["argmax"].append(float(labels[int(p.argmax())] == gold))
+            out["calibrated"].append(float(labels[int(cal.argmax())] == gold))
+            out["agree_argmax"].append(float(labels[int(p.argmax())] == answer))
         if shown:
             nearest = shown[-1] if nearest_last else shown[0]
             maj = majority(shown, nearest_last)
@@ -382,7 +390,8 @@ def analyse(result: dict[str, Any]) -> dict[str, Any]:
                 errors["gold_shown"] += gold in shown
     summary = {k: mean_se(v) for k, v in out.items() if v}
     summary["errors"] = {"count": n_err, **dict(errors)}
-    summary["cal_minus_model"] = paired(out["model"], out["calibrated"])
+    if out["calibrated"]:
+        summary["cal_minus_model"] = paired(out["model"], out["calibrated"])
     summary["predicted"] = dict(Counter(r["answer"] for r in result["rows"]))
     summary["n"] = len(result["rows"])
     return summary
@@ -423,7 +432,7 @@ def position_effect(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def label_bias(results: Sequence[dict[str, Any]], scorer_tokens: Mapping[str, int] | None) -> dict[str, Any]:
+def label_bias(results: Sequence[dict[str, Any]], scorer_tokens: Mapping[str, int]) -> dict[str, Any]:
     """Per label: enum position, tokens, untrained content-free probability, predicted/gold counts."""
     per: dict[str, dict[str, Any]] = {}
     for result in results:
@@ -431,15 +440,30 @@ def label_bias(results: Sequence[dict[str, Any]], scorer_tokens: Mapping[str, in
         labels = result["labels"]
         gold = Counter(r["gold"] for r in result["rows"])
         pred = Counter(r["answer"] for r in result["rows"])
-        cf = np.mean([np.mean([normalise(r["logprobs"][v]) for v in CONTENT_FREE], axis=0) for r in result["rows"]],
-                     axis=0)
+        scored = bool(result["rows"][0]["logprobs"])
+        if scored:
+            cf = np.mean([np.mean([normalise(r["logprobs"][v]) for v in CONTENT_FREE], axis=0)
+                          for r in result["rows"]], axis=0)
         for i, label in enumerate(labels):
-            entry = per.setdefault(label, {"tokens": (scorer_tokens or {}).get(label)})
+            entry = per.setdefault(label, {"tokens": scorer_tokens.get(label)})
             entry.setdefault("position", {})[cond["name"]] = i
             entry.setdefault("predicted", {})[cond["name"]] = pred[label]
             entry.setdefault("gold", gold[label])
-            entry.setdefault("content_free_p", {})[cond["name"]] = round(float(cf[i]), 3)
+            if scored:
+                entry.setdefault("content_free_p", {})[cond["name"]] = round(float(cf[i]), 3)
     return per
+
+
+def versus(results: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
+    """Each condition's model accuracy minus that of the condition it changes one thing of
+    (`Condition.versus`), paired over the same test rows: mean and standard error."""
+    model = {r["condition"]["name"]: [float(row["answer"] == row["gold"]) for row in r["rows"]] for r in results}
+    out = {}
+    for result in results:
+        base = Condition(**{k: v for k, v in result["condition"].items() if k != "name"}).versus
+        if base in model:
+            out[result["condition"]["name"]] = [base, *paired(model[base], model[result["condition"]["name"]])]
+    return out
 
 
 # ---- tables ------------------------------------------------------------------------------------
@@ -449,16 +473,20 @@ def tables(data: dict[str, Any]) -> str:
     lines = []
     for task, results in data["tasks"].items():
         lines.append(f"\n### {task}\n")
-        lines.append("| condition | model (greedy, grammar) | label argmax (scored) | calibrated (CC) | CC - model | "
+        extra = data["analysis"][task]
+        lines.append("| condition | model (greedy, grammar) | model vs the condition it changes (paired) | "
+                     "label argmax (scored) | calibrated (CC) | CC - model | "
                      "nearest-1 label | majority of k | gold among examples | model = majority | model = nearest | "
                      "model agrees with scored argmax |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for result in results:
             s = result["summary"]
 
             def cell(key: str, signed: bool = False) -> str:
                 return fmt(*s[key], signed=signed) if key in s else ""
-            lines.append(f"| {result['condition']['name']} | {cell('model')} | {cell('argmax')} | "
+            vs = extra.get("versus", {}).get(result["condition"]["name"])
+            vs_cell = f"{fmt(vs[1], vs[2], signed=True)} vs {vs[0]}" if vs else ""
+            lines.append(f"| {result['condition']['name']} | {cell('model')} | {vs_cell} | {cell('argmax')} | "
                          f"{cell('calibrated')} | {cell('cal_minus_model', True)} | {cell('nearest1')} | "
                          f"{cell('majority')} | {cell('gold_shown')} | {cell('copies_majority')} | "
                          f"{cell('copies_nearest')} | {cell('agree_argmax')} |")
@@ -474,7 +502,16 @@ def tables(data: dict[str, Any]) -> str:
                 lines.append(f"| {result['condition']['name']} | {e['count']} | {e.get('nearest', 0)} | "
                              f"{e.get('majority', 0)} | {e.get('last', 0)} | {e.get('first', 0)} | "
                              f"{e.get('not_shown', 0)} | {e.get('gold_shown', 0)} |")
-        extra = data["analysis"][task]
+        names = [r["condition"]["name"] for r in results]
+        lines.append("\nPer label: gold count among the test rows, predicted count in each condition, tokens of "
+                     "the label with its closing `\"}`, untrained content-free probability:\n")
+        lines.append("| label | gold | " + " | ".join(names) + " | tokens | content-free p (untrained) |")
+        lines.append("|---|---|" + "---|" * len(names) + "---|---|")
+        for label, entry in extra["labels"].items():
+            cf = entry.get("content_free_p", {}).get("untrained")
+            lines.append(f"| {label} | {entry['gold']} | "
+                         + " | ".join(str(entry["predicted"].get(n, "")) for n in names)
+                         + f" | {entry['tokens'] or ''} | {'' if cf is None else f'{cf:.3f}'} |")
         lines.append("\nP(answer = label) by the label's count among the k examples (n, rate):\n")
         lines.append("| count | gold label | another label |")
         lines.append("|---|---|---|")
@@ -495,7 +532,7 @@ def tables(data: dict[str, Any]) -> str:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     cache = LMCache(Path(args.cache) / "lm.sqlite3")
     store = Store(Path(args.cache) / "bias_scores.sqlite3")
-    scorer = None if args.no_score else Scorer()
+    scorer = Scorer()  # its tokenizer counts the labels' tokens even with --no-score
     data: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "command": " ".join(["python", *sys.argv]),
                             "model": MODEL, "content_free": CONTENT_FREE, "tasks": {}, "analysis": {}}
     for name in args.task:
@@ -503,24 +540,22 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if args.limit:
             task.test = task.test[:args.limit]
         vectors = await minilm_vectors(task)
-        rankers = {kind: Ranker(kind, task, vectors) for kind in ("bm25", "minilm")}
+        rankers = {kind: Ranker(kind, task, vectors) for kind in ("bm25", "minilm", "tfidf_char")}
         results = []
         for cond in conditions(name):
             if args.only and cond.name not in args.only:
                 continue
-            result = await measure(task, cond, rankers, vectors, cache, store, scorer)
+            result = await measure(task, cond, rankers, vectors, cache, store, None if args.no_score else scorer)
             result["summary"] = analyse(result)
             s = result["summary"]
-            print(f"{name} | {cond.name}: model {fmt(*s['model'])}, argmax {fmt(*s['argmax'])}, "
-                  f"calibrated {fmt(*s['calibrated'])} (gen {result['generate_seconds']} s, "
+            scored = f", argmax {fmt(*s['argmax'])}, calibrated {fmt(*s['calibrated'])}" if "argmax" in s else ""
+            print(f"{name} | {cond.name}: model {fmt(*s['model'])}{scored} (gen {result['generate_seconds']} s, "
                   f"score {result['score_seconds']} s)", flush=True)
             results.append(result)
-        token_counts = None
-        if scorer is not None:
-            token_counts = {label: len(scorer.tokens(label + "\"}", False)) for label in task.labels}
+        token_counts = {label: len(scorer.tokens(label + "\"}", False)) for label in task.labels}
         data["tasks"][name] = results
         data["analysis"][name] = {"frequency": frequency_effect(results), "position": position_effect(results),
-                                  "labels": label_bias(results, token_counts)}
+                                  "labels": label_bias(results, token_counts), "versus": versus(results)}
         if args.json:
             args.json.write_text(json.dumps(data, indent=1))
     cache.close()

@@ -12,7 +12,6 @@ Tasks:
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import re
@@ -38,7 +37,6 @@ from icldsl.training.optimizers import labeled_fields  # noqa: E402
 from icldsl.training.session import load_data, program_of  # noqa: E402
 
 MINILM = EmbeddingSpec("minilm", "local/all-minilm-l6-v2", {})
-TASKS = ("intents", "tweets")
 
 
 @dataclass
@@ -171,6 +169,16 @@ async def minilm_vectors(task: Task) -> dict[str, np.ndarray]:
     return dict(zip(texts, vectors))
 
 
+def majority(labels_in_order: Sequence[str], nearest_last: bool) -> str | None:
+    """The most frequent label among the examples; a tie goes to the label of the nearer example."""
+    if not labels_in_order:
+        return None
+    by_nearness = list(reversed(labels_in_order)) if nearest_last else list(labels_in_order)
+    counts = Counter(by_nearness)
+    top = max(counts.values())
+    return next(label for label in by_nearness if counts[label] == top)
+
+
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
     a = np.asarray(values, dtype=float)
     if len(a) < 2:
@@ -187,9 +195,5 @@ def fmt(mean: float, se: float, signed: bool = False) -> str:
     return (f"{mean:+.3f}" if signed else f"{mean:.3f}") + f" ± {se:.3f}"
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
-__all__ = ["Task", "load_task", "Ranker", "CharTfidf", "minilm_vectors", "mean_se", "paired", "fmt", "Pool",
-           "Retrieval", "Demo", "MINILM", "TASKS", "ROOT", "HERE", "run"]
+__all__ = ["Task", "load_task", "Ranker", "CharTfidf", "embed_texts", "minilm_vectors", "majority", "mean_se", "paired",
+           "fmt", "Pool", "Retrieval", "Demo", "MINILM", "ROOT"]

@@ -29,9 +29,9 @@ in the first run of each tool, and in the `untrained` row.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib.util
 import json
-import math
-import os
 import re
 import subprocess
 import sys
@@ -47,9 +47,22 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "training"))
 
-from common import ROOT, load_task, mean_se, minilm_vectors, paired, run as arun  # noqa: E402
+from common import fmt, load_task, mean_se, minilm_vectors, paired  # noqa: E402
 from machine import OtherLoad, describe  # noqa: E402
 
+
+
+def _training_run() -> Any:
+    """bench/training/run.py (the counting server and its per-phase counts), loaded under
+    another name since this file is also `run`."""
+    loader = importlib.util.spec_from_file_location("training_run", HERE.parent / "training" / "run.py")
+    module = importlib.util.module_from_spec(loader)
+    sys.modules["training_run"] = module
+    loader.loader.exec_module(module)
+    return module
+
+
+training_run = _training_run()
 VENV_DSPY = HERE.parent / ".venvs" / "dspy" / "bin" / "python"
 MAX_TOKENS = {"intents": 24, "tweets": 16}  # as the programs' lm blocks say
 
@@ -94,7 +107,7 @@ def task_config(name: str) -> tuple[dict[str, Any], list[dict], list[dict], dict
     }
     train = [{input_field: r.x[input_field], task.field: r.y[task.field]} for r in task.train]
     test = [{input_field: r.x[input_field], task.field: r.y[task.field]} for r in task.test]
-    vectors = {text: [float(x) for x in v / np.linalg.norm(v)] for text, v in arun(minilm_vectors(task)).items()}
+    vectors = {text: [float(x) for x in v / np.linalg.norm(v)] for text, v in asyncio.run(minilm_vectors(task)).items()}
     return spec, train, test, vectors
 
 
@@ -132,14 +145,7 @@ def run_one(name: str, task: str, spec: dict[str, Any], train: list[dict], test:
         raise RuntimeError(f"{name} on {task} failed with exit {process.returncode}; see {log}")
     result = json.loads(result_path.read_text())
     requests = server.get("/log").get(tag, [])
-    phases = {p: {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0} for p, *_ in result["spans"]}
-    for start_t, _, prompt, completion, *_ in requests:
-        for p, t0, t1 in result["spans"]:
-            if t0 <= start_t <= t1:
-                phases[p]["calls"] += 1
-                phases[p]["prompt_tokens"] += prompt
-                phases[p]["completion_tokens"] += completion
-                break
+    phases = training_run.by_phase(requests, result["spans"])
     field = spec["label"]
     rewards = {when: [float(p is not None and p.get(field) == row[field]) for row, p in zip(test, result[when])]
                for when in ("untrained", "trained")}
@@ -156,39 +162,42 @@ def run_one(name: str, task: str, spec: dict[str, Any], train: list[dict], test:
 
 
 def table(data: dict[str, Any]) -> str:
-    lines = ["| task | method | test accuracy | vs untrained (paired) | LM calls: training + trained test "
-             "(reaching the server) | prompt tokens per trained test call | wall s: training + trained test | "
-             "other CPUs busy |", "|---|---|---|---|---|---|---|---|"]
+    """The README's table. Calls are what each tool asked for (icldsl's own count includes the
+    answers its LM cache gave); "reached the server" is the server's count. A DSPy row is also
+    compared, on the same test rows, with icldsl's `nearest_few_shot` over the same vectors
+    and k."""
+    lines = ["| task | method | test accuracy | vs untrained (paired) | vs icldsl nearest minilm, same k (paired) | "
+             "LM calls: training + trained test | of which reached the server | prompt tokens per trained test call | "
+             "wall s: training + trained test |", "|---|---|---|---|---|---|---|---|---|"]
+    runs = data["runs"]
+    icldsl_minilm = {(r["task"], r["run"].rsplit("=", 1)[1]): r["rewards"]["trained"] for r in runs
+                     if r["run"].startswith("nearest minilm")}
     done_untrained: set[tuple[str, str]] = set()
-    for run in data["runs"]:
+    for run in runs:
         task, tool = run["task"], run["tool"]
         r = run["rewards"]
         by = run["server_by_phase"]
+        own = run.get("own_counts")
         if (task, tool) not in done_untrained:
             done_untrained.add((task, tool))
             u = by.get("untrained_eval", {})
-            m, se = mean_se(r["untrained"])
-            lines.append(f"| {task} | untrained ({tool}) | {m:.3f} ± {se:.3f} | | {u.get('calls', 0)} (test pass) | "
-                         f"{u.get('prompt_tokens', 0) / max(1, u.get('calls', 0)):.0f} | "
-                         f"{run['phase_seconds'].get('untrained_eval', 0):.0f} (test pass) | {run['other_cpu']:.2f} |")
-        m, se = mean_se(r["trained"])
-        d, dse = paired(r["untrained"], r["trained"])
+            made = own["untrained_eval"]["calls"] if own else u.get("calls", 0)
+            lines.append(f"| {task} | untrained ({tool}) | {fmt(*mean_se(r['untrained']))} | | | {made} (test pass) | "
+                         f"{u.get('calls', 0)} | {u.get('prompt_tokens', 0) / max(1, u.get('calls', 0)):.0f} | "
+                         f"{run['phase_seconds'].get('untrained_eval', 0):.0f} (test pass) |")
         tr, te = by.get("train", {}), by.get("trained_eval", {})
-        calls = f"{tr.get('calls', 0)} + {te.get('calls', 0)}"
-        own = run.get("own_counts")
-        if own:
-            total = own["train"]["calls"] + own["trained_eval"]["calls"]
-            if total != tr.get("calls", 0) + te.get("calls", 0):
-                calls += f" (icldsl made {own['train']['calls']} + {own['trained_eval']['calls']}, the rest from its cache)"
+        made = (own["train"]["calls"], own["trained_eval"]["calls"]) if own else (tr.get("calls", 0), te.get("calls", 0))
+        state = run.get("trained_state")
+        kept = " (gate kept untrained)" if state and state["retrieval"] is None and state["examples"] == 0 else ""
+        versus = ""
+        if tool == "dspy" and (task, str(run["k"])) in icldsl_minilm:
+            versus = fmt(*paired(r["trained"], icldsl_minilm[(task, str(run["k"]))]), signed=True)
+        tokens = f"{te['prompt_tokens'] / te['calls']:.0f}" if te.get("calls") else "(cached)"
         seconds = run["phase_seconds"]
-        label = run["run"] if tool == "icldsl" else run["run"]
-        kept = ""
-        if tool == "icldsl" and run.get("trained_state") and run["trained_state"]["retrieval"] is None \
-                and run["run"].startswith("nearest"):
-            kept = " (gate kept untrained)"
-        lines.append(f"| {task} | {label}{kept} | {m:.3f} ± {se:.3f} | {d:+.3f} ± {dse:.3f} | {calls} | "
-                     f"{te.get('prompt_tokens', 0) / max(1, te.get('calls', 0)):.0f} | "
-                     f"{seconds.get('train', 0):.0f} + {seconds.get('trained_eval', 0):.0f} | {run['other_cpu']:.2f} |")
+        lines.append(f"| {task} | {run['run']}{kept} | {fmt(*mean_se(r['trained']))} | "
+                     f"{fmt(*paired(r['untrained'], r['trained']), signed=True)} | {versus} | {made[0]} + {made[1]} | "
+                     f"{tr.get('calls', 0)} + {te.get('calls', 0)} | {tokens} | "
+                     f"{seconds.get('train', 0):.0f} + {seconds.get('trained_eval', 0):.0f} |")
     return "\n".join(lines)
 
 
@@ -211,13 +220,6 @@ def main() -> None:
         return
     if any(RUNS[r][0] == "dspy" for r in args.runs) and not VENV_DSPY.exists():
         raise SystemExit(f"no DSPy venv at {VENV_DSPY}; run: bash bench/overhead/setup_venvs.sh")
-    import importlib.util
-
-    loader = importlib.util.spec_from_file_location("training_run", HERE.parent / "training" / "run.py")
-    training_run = importlib.util.module_from_spec(loader)
-    sys.modules["training_run"] = training_run
-    loader.loader.exec_module(training_run)
-    Server = training_run.Server
 
     runs: list[dict[str, Any]] = []
     if args.resume and args.json and args.json.exists():
@@ -225,7 +227,7 @@ def main() -> None:
     started = time.time()
     work = args.work or Path(tempfile.mkdtemp(prefix="icldsl-bench-retrieval-"))
     work.mkdir(parents=True, exist_ok=True)
-    server = Server(argparse.Namespace(n_parallel=args.n_parallel, n_ctx=args.n_ctx), args.log)
+    server = training_run.Server(argparse.Namespace(n_parallel=args.n_parallel, n_ctx=args.n_ctx), args.log)
     failures: list[str] = []
 
     def write() -> None:

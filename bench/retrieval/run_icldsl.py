@@ -26,7 +26,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "training"))
 import icldsl  # noqa: E402
 from icldsl.lm.cache import LMCache  # noqa: E402
 from icldsl.training.session import fit_compiled  # noqa: E402
-from worker import Phases, main  # noqa: E402
+from worker import Phases, main, write_icl_task  # noqa: E402
 
 
 def source(config: dict[str, Any]) -> str:
@@ -68,20 +68,10 @@ train task on rows {{
 
 def run(config: dict[str, Any]) -> dict[str, Any]:
     phases = Phases()
-    counts: dict[str, int] = {}
-
-    def progress(label: str, done: int, total: int, reward: float, *, cache_hits: int = 0) -> None:
-        if done == 0:
-            phases.start({"test (untrained)": "untrained_eval", "test (trained)": "trained_eval"}.get(label, "train"))
-
     cache = LMCache(config["cache"]) if config.get("cache") else None
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("train", "test"):
-            (Path(tmp) / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in config[name]))
-        path = Path(tmp) / "task.icl"
-        path.write_text(source(config))
-        compiled = icldsl.compile_file(path)
-        report = asyncio.run(fit_compiled(compiled, compiled.trains[0], cache=cache, progress=progress))
+        compiled = icldsl.compile_file(write_icl_task(tmp, config, source(config)))
+        report = asyncio.run(fit_compiled(compiled, compiled.trains[0], cache=cache, progress=phases.follow_fit))
         phases.stop()
     if cache is not None:
         cache.close()

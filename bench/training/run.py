@@ -216,6 +216,19 @@ class Server:
 # ---- one run -------------------------------------------------------------------------------
 
 
+def by_phase(requests: list[list[Any]], spans: list[list[Any]]) -> dict[str, dict[str, int]]:
+    """The server's requests (from its `/log`) counted by the runner's phase spans, by start time."""
+    phases = {name: {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0} for name, *_ in spans}
+    for start_t, _, prompt, completion, *_ in requests:
+        for name, t0, t1 in spans:
+            if t0 <= start_t <= t1:
+                phases[name]["calls"] += 1
+                phases[name]["prompt_tokens"] += prompt
+                phases[name]["completion_tokens"] += completion
+                break
+    return phases
+
+
 class RunFailed(Exception):
     """A runner that exited with an error or wrote no result."""
 
@@ -286,14 +299,7 @@ def run_one(tool: str, task: Task, seed: int, args: argparse.Namespace, server: 
     result = json.loads(result_path.read_text())
     stats = server.get("/stats").get(tool, {})
     requests = server.get("/log").get(tool, [])
-    phases = {name: {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0} for name, *_ in result["spans"]}
-    for start_t, _, prompt, completion, *_ in requests:
-        for name, t0, t1 in result["spans"]:
-            if t0 <= start_t <= t1:
-                phases[name]["calls"] += 1
-                phases[name]["prompt_tokens"] += prompt
-                phases[name]["completion_tokens"] += completion
-                break
+    phases = by_phase(requests, result["spans"])
     rewards = {when: [reward(task, row, pred) for row, pred in zip(task.test, result[when])]
                for when in ("untrained", "trained")}
     return {

@@ -19,7 +19,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent))
 
 import icldsl  # noqa: E402
 from icldsl.training.session import fit_compiled  # noqa: E402
-from worker import Phases, main  # noqa: E402
+from worker import Phases, main, write_icl_task  # noqa: E402
 
 
 def field_type(spec: dict[str, Any]) -> str:
@@ -71,18 +71,10 @@ train task on rows {{
 def run(config: dict[str, Any]) -> dict[str, Any]:
     phases = Phases()
 
-    def progress(label: str, done: int, total: int, reward: float, *, cache_hits: int = 0) -> None:
-        if done == 0:
-            phases.start({"test (untrained)": "untrained_eval", "test (trained)": "trained_eval"}.get(label, "train"))
-
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("train", "test"):
-            (Path(tmp) / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in config[name]))
-        path = Path(tmp) / "task.icl"
-        path.write_text(source(config))
-        compiled = icldsl.compile_file(path)
+        compiled = icldsl.compile_file(write_icl_task(tmp, config, source(config)))
         train = compiled.trains[0]
-        report = asyncio.run(fit_compiled(compiled, train, progress=progress))
+        report = asyncio.run(fit_compiled(compiled, train, progress=phases.follow_fit))
         phases.stop()
 
     def outputs(scores: Any) -> list[dict | None]:

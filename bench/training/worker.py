@@ -23,6 +23,7 @@ import os
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 
@@ -58,6 +59,22 @@ class Phases:
         self.start("")
         self._name = None
         self.seconds.pop("", None)
+
+    def follow_fit(self, label: str, done: int, total: int, reward: float, *, cache_hits: int = 0) -> None:
+        """icldsl's `fit_compiled` progress callback: each pass over the test rows is its own
+        phase, and everything between them is training."""
+        if done == 0:
+            self.start({"test (untrained)": "untrained_eval", "test (trained)": "trained_eval"}.get(label, "train"))
+
+
+def write_icl_task(folder: str, config: dict[str, Any], source: str) -> Path:
+    """icldsl's runners: the `.icl` source in `folder`, beside the config's train and test rows
+    as the `train.jsonl` and `test.jsonl` its `data` block reads; the source's path."""
+    for name in ("train", "test"):
+        (Path(folder) / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in config[name]))
+    path = Path(folder) / "task.icl"
+    path.write_text(source)
+    return path
 
 
 def peak_rss_kb() -> int | None:
