@@ -15,9 +15,10 @@ phase (from its request log and the runner's phase spans). Each run is a fresh p
 
 Tasks (common.py): `intents` is programs/intents.icl's data (CLINC150 banking, 300 train /
 90 test); `tweets` is programs/tweets.icl's (200 train / 120 test). Each tool has an LM
-cache per task and benchmark run (empty at the start), so the untrained pass, the same
-requests in every run of a tool and task, reaches the server once: its calls are counted
-in the first run of each tool, and in the `untrained` row.
+cache per task in the `--work` folder (a new one is empty), so the untrained pass, the
+same requests in every run of a tool and task, reaches the server once: its calls are
+counted in the first run of each tool, and in the `untrained` row. With `--resume` and
+the same `--work` folder, runs added later reuse those caches.
 
     bash bench/overhead/setup_venvs.sh     # or only its dspy venv
     python bench/retrieval/run.py --task intents tweets --json bench/results/retrieval.json
