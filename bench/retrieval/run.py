@@ -167,7 +167,7 @@ def table(data: dict[str, Any]) -> str:
     answers its LM cache gave); "reached the server" is the server's count. A DSPy row is also
     compared, on the same test rows, with icldsl's `nearest_few_shot` over the same vectors
     and k."""
-    lines = ["| task | method | test accuracy | vs untrained (paired) | vs icldsl nearest minilm, same k (paired) | "
+    lines = ["| task | method | test accuracy | vs untrained (paired) | icldsl nearest minilm at the same k minus this (paired) | "
              "LM calls: training + trained test | of which reached the server | prompt tokens per trained test call | "
              "wall s: training + trained test |", "|---|---|---|---|---|---|---|---|---|"]
     runs = data["runs"]
