@@ -48,13 +48,17 @@ def answer(request) -> dict:
     return {"answer": sum_of(question) if right else -1.0, "note": NASTY}
 
 
+def fit_in(folder: Path, source: str, rows: list[dict], lm: ScriptedLM):
+    """`source` fitted on `rows` (its d.jsonl) with `lm` as its LM `m`: (folder, the fit)."""
+    (folder / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    compiled = compile_source(Source(str(folder / "adder.icl"), source))
+    return folder, asyncio.run(fit_compiled(compiled, compiled.train(), clients={"m": lm}))
+
+
 @pytest.fixture
 def fitted(tmp_path: Path):
     rows = [{"question": f"{i}+{i + 1}", "answer": 2 * i + 1, "note": "n"} for i in range(20)]
-    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    compiled = compile_source(Source(str(tmp_path / "adder.icl"), SOURCE.format(runs=2)))
-    fit = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"m": ScriptedLM(answer)}))
-    return tmp_path, fit
+    return fit_in(tmp_path, SOURCE.format(runs=2), rows, ScriptedLM(answer))
 
 
 def predictions(fit) -> list[report.PredictionSet]:
@@ -287,10 +291,7 @@ def retrieving_answer(request) -> dict:
 def retrieved(tmp_path: Path):
     rows = [{"question": f"{i}+{i + 1}{MARKUP}", "answer": 2 * i + 1, "thinking": "t",
              "unit": "numbers_without_any_particular_unit_at_all"} for i in range(20)]
-    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    compiled = compile_source(Source(str(tmp_path / "adder.icl"), RETRIEVING.format()))
-    fit = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"m": CountingLM(retrieving_answer)}))
-    return tmp_path, fit
+    return fit_in(tmp_path, RETRIEVING.format(), rows, CountingLM(retrieving_answer))
 
 
 def test_report_shows_the_pool_and_the_examples_each_prediction_retrieved(retrieved) -> None:
