@@ -22,7 +22,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, BinaryIO, Mapping
 
 from pydantic import PydanticUserError, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict  # pydantic reads typing.TypedDict only from 3.12
@@ -31,7 +31,7 @@ from .errors import Error
 from .jsontext import JSONTextError, loads
 from .lm.base import LMClient, LMConfigError
 from .lm.cache import LMCache, Mode
-from .paths import BadEncoding, decode_utf8, read_limited, write_atomic
+from .paths import BadEncoding, decode_utf8, read_limited, read_stream, write_atomic
 from .runtime import spec_check
 from .runtime.program import Program
 from .runtime.spec import LMSpec, ProgramSpec
@@ -125,10 +125,11 @@ def write(path: str | Path, doc: Mapping[str, Any]) -> Path:
     return write_atomic(path, canonical(doc))
 
 
-def read(path: str | Path) -> dict:
-    """Read and verify an artifact; raise ArtifactError if it is not intact."""
+def read(path: str | Path, stream: BinaryIO | None = None) -> dict:
+    """Read and verify an artifact (from `stream`, such as standard input, named `path`,
+    when given); raise ArtifactError if it is not intact."""
     try:
-        doc = loads(decode_utf8(read_limited(path, MAX_BYTES)))
+        doc = loads(decode_utf8(read_limited(path, MAX_BYTES) if stream is None else read_stream(stream, MAX_BYTES)))
     except OSError as exc:
         raise ArtifactError(f"cannot read {path}: {exc.strerror}") from None
     except BadEncoding as exc:
@@ -231,8 +232,8 @@ def stale_source(doc: Mapping[str, Any], path: str | Path | None = None) -> str 
 
 def load(path: str | Path, clients: Mapping[str, LMClient] | None = None, *,
          cache: LMCache | None = None, cache_mode: Mode = "normal", verify: bool | str | bytes = False,
-         lms: Mapping[str, Mapping[str, Any]] | None = None) -> Program:
-    """The runnable program of a verified artifact.
+         lms: Mapping[str, Mapping[str, Any]] | None = None, stream: BinaryIO | None = None) -> Program:
+    """The runnable program of a verified artifact (read from `stream`, named `path`, when given).
 
     With a `cache` (`icldsl.lm.cache.LMCache`), its LM calls are answered from it when they
     can be. `verify` refuses (ArtifactError) an artifact not signed with the key given, or
@@ -240,14 +241,14 @@ def load(path: str | Path, clients: Mapping[str, LMClient] | None = None, *,
     its LMs (see `with_lms`). Warns (StaleArtifactWarning) when its source has changed
     since (see `stale_source`).
     """
-    doc = read(path)
+    doc = read(path, stream)
     if verify is not False:
         verify_signature(doc, signing_key(None if verify is True else verify), path)
     stale = stale_source(doc, path)
     if stale:
         warnings.warn(stale, StaleArtifactWarning, stacklevel=2)
-    return program_from(doc, clients, cache=cache, cache_mode=cache_mode, folder=Path(path).parent, lms=lms,
-                        path=path)
+    folder = Path(path).parent if stream is None else None  # a stream comes from no folder of tools
+    return program_from(doc, clients, cache=cache, cache_mode=cache_mode, folder=folder, lms=lms, path=path)
 
 
 class _StateJSON(TypedDict):

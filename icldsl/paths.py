@@ -7,6 +7,7 @@ import errno
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 
 def stem(artifact_path: str | Path) -> str:
@@ -44,7 +45,12 @@ def read_limited(path: str | Path, limit: int) -> bytes:
     """The bytes of `path`; OSError (EFBIG) when it holds more than `limit`, found without
     reading further, so a device such as /dev/zero or a huge file costs `limit` at most."""
     with open(path, "rb") as f:
-        data = f.read(limit + 1)
+        return read_stream(f, limit)
+
+
+def read_stream(stream: BinaryIO, limit: int) -> bytes:
+    """The bytes of a binary stream (such as standard input) to its end, as `read_limited`."""
+    data = stream.read(limit + 1)
     if len(data) > limit:
         raise OSError(errno.EFBIG, f"larger than {limit / 2**20:g} MB, the most icldsl reads from such a file")
     return data

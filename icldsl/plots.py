@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import textwrap
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from matplotlib.ticker import MaxNLocator
 from .paths import stem
 from .runtime.spec import ProgramSpec
 from .runtime.state import StepState
+from .training.metrics import count_text, direction, is_count
 
 PLOTS = ("graph", "comparison", "runs", "history")  # what `figures` draws, in report order
 DPI = 110
@@ -129,7 +131,7 @@ def program_graph(spec: ProgramSpec, states: Mapping[str, StepState] | None = No
     states = states or {}
     models = {m.name: m for m in spec.models}
     nodes: dict[str, _Node] = {
-        spec.input_name: _Node(spec.input_name, [f"input {spec.input_name}", f"  {spec.input_model}",
+        spec.input_name: _Node(spec.input_name, [f"input {spec.input_name}", _MONO + spec.input_model,
                                                  *_field_lines(models.get(spec.input_model))], _INPUT_COLOUR)
     }
     edges: list[_Edge] = []
@@ -146,7 +148,7 @@ def program_graph(spec: ProgramSpec, states: Mapping[str, StepState] | None = No
             edges.extend(_Edge(step.name, n, field.name, flow=False) for n in items if n in names and n != step.name)
             if value in (None, "", (), [], 0, False) or value == step.model:
                 continue
-            node.lines.append(_clip(f"{field.name}: {', '.join(map(str, items)) if items else value}"))
+            node.lines += _wrapped(f"{field.name}: {', '.join(map(str, items)) if items else value}", mono=False)
         nodes[step.name] = node
         edges.extend(_Edge(source, step.name) for source in step.sources if source in nodes)
         kinds.append(step.kind)
@@ -234,7 +236,12 @@ def _step_node(step: Any, title: str, models: Mapping[str, Any], states: Mapping
         badge = "frozen"
     elif state is not None:
         n = len(state.examples)
-        badge = f"trainable · {n} example{'s' if n != 1 else ''}"
+        fixed = f"{n} example{'s' if n != 1 else ''}"
+        if state.retrieval is None:
+            badge = f"trainable · {fixed}"
+        else:  # the examples each call retrieves from the step's pool
+            nearest = f"{state.retrieval.k} nearest of {len(state.retrieval.pool.demos)}"
+            badge = f"trainable · {fixed + ' + ' if n else ''}{nearest}"
     node = _Node(step.name, lines, kind_colour(step.kind), badge, state is not None and not frozen, frozen)
     return node
 
@@ -248,10 +255,21 @@ _GAP = 0.45    # vertical space between boxes
 def _field_lines(model: Any, limit: int = 4) -> list[str]:
     if model is None:
         return []
-    fields = [f"  {f.name}: {_type_text(f.type)}" for f in model.fields]
+    fields = [f"{f.name}: {_type_text(f.type)}" for f in model.fields]
     if len(fields) > limit:
-        fields = fields[: limit - 1] + [f"  … {len(fields) - limit + 1} more fields"]
-    return [_clip(f) for f in fields]
+        fields = fields[: limit - 1] + [f"… {len(fields) - limit + 1} more fields"]
+    return [line for text in fields for line in _wrapped(text)]
+
+
+_MONO = "  "  # the mark of a line drawn in monospace (a field and its type), not drawn itself
+_WRAP = {True: 36, False: 40}  # characters of 8 pt monospace, or sans-serif, that fit in a box
+
+
+def _wrapped(text: str, *, mono: bool = True) -> list[str]:
+    """`text` as the lines of a box, wrapped rather than cut (a long type, such as an enum of
+    many labels, stays whole); continued monospace lines are indented."""
+    lines = textwrap.wrap(text, _WRAP[mono], subsequent_indent="  " if mono else "", break_on_hyphens=False)
+    return [(_MONO if mono else "") + line for line in lines or [""]]
 
 
 def _type_text(t: Any) -> str:
@@ -273,7 +291,7 @@ def _type_text(t: Any) -> str:
     return f"{key} {value}"
 
 
-def _clip(text: str, width: int = 34) -> str:
+def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -316,8 +334,9 @@ def _draw_node(ax: Any, node: _Node) -> None:
                                 facecolor=node.colour, **style))
     y = node.y + node.height / 2 - 0.11 - _LINE / 2
     for i, line in enumerate(node.lines):
-        mono = line.startswith("  ")
-        ax.text(left + 0.12, y, line.strip() if mono else line, fontsize=8 if i else 9.5, va="center", ha="left",
+        mono = line.startswith(_MONO)
+        ax.text(left + 0.12, y, line.removeprefix(_MONO) if mono else line, fontsize=8 if i else 9.5, va="center",
+                ha="left",
                 fontweight="bold" if i == 0 else "normal", family="monospace" if mono else "sans-serif",
                 color="#333" if mono else "#000")
         y -= _LINE
@@ -399,7 +418,11 @@ def history_plot(
         last = max(len(train), len(val), 1)
         ax.set_xlim((0 if f"val_{name}" in initial else 1) - 0.3, last + 0.3)
         _integer_ticks(ax, 0 if f"val_{name}" in initial else 1, last)
-        _unit_range(ax, [*train, *val, *(v for k, v in initial.items() if k == f"val_{name}")])
+        values = [*train, *val, *(v for k, v in initial.items() if k == f"val_{name}")]
+        if is_count(name):
+            _count_range(ax, values)
+        else:
+            _unit_range(ax, values)
         ax.grid(alpha=0.3)
         if drew:
             ax.legend(fontsize=8, loc="best")
@@ -419,6 +442,12 @@ def _unit_range(ax: Any, values: Sequence[float]) -> None:
     """Scores in [0, 1] get that whole range, so small wiggles do not look like big changes."""
     if values and all(0.0 <= v <= 1.0 for v in values):
         ax.set_ylim(-0.04, 1.04)
+
+
+def _count_range(ax: Any, values: Sequence[float]) -> None:
+    """Counts from 0 with whole-number ticks, so a flat line reads 8, not 7.6 to 8.4."""
+    ax.set_ylim(0, max([*values, 1]) * 1.15)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 # ---- scores over runs ----------------------------------------------------------------------
@@ -451,9 +480,10 @@ def _labelled(scores: Mapping[str, Any]) -> list[tuple[str, dict[str, tuple[floa
 
 
 def runs_plot(scores: Mapping[str, Any], *, program: str = "") -> Figure:
-    """Each run's test score, untrained and trained, with the mean and a ± one std band."""
+    """Each run's test scores (not the counts, which the comparison shows), untrained and
+    trained, with the mean and a ± one std band."""
     labelled = _labelled(scores)
-    names = list(dict.fromkeys(n for _, metrics, _ in labelled for n in metrics)) or ["reward"]
+    names = [n for n in dict.fromkeys(n for _, metrics, _ in labelled for n in metrics) if not is_count(n)] or ["reward"]
     n_runs = max((len(m[n][2]) for _, m, _ in labelled for n in m), default=0)
     fig = Figure(figsize=(5.4 * min(2, len(names)) + 0.4, 3.7 * ((len(names) + 1) // 2) + 0.7),
                  layout="constrained")
@@ -495,36 +525,50 @@ def runs_plot(scores: Mapping[str, Any], *, program: str = "") -> Figure:
 
 
 def comparison_plot(scores: Mapping[str, Any], *, program: str = "") -> Figure:
-    """Untrained beside trained for every metric: bars of the mean, error bars of the std."""
+    """Untrained beside trained: bars of the mean, error bars of the std. The scores share
+    one panel on a 0-1 axis; each count (failures, calls, tokens) has a panel of its own
+    scale, so thousands of tokens do not flatten the scores."""
     labelled = _labelled(scores)
     names = list(dict.fromkeys(n for _, metrics, _ in labelled for n in metrics)) or ["reward"]
+    quality, counts = [n for n in names if not is_count(n)], [n for n in names if is_count(n)]
     runs = max((len(m[n][2]) for _, m, _ in labelled for n in m), default=0)
-    fig = Figure(figsize=(max(6.4, 1.6 * len(names) * max(len(labelled), 1) + 2.0), 4.6), layout="constrained")
+    per_bar = 0.75 * max(len(labelled), 1)
+    widths = [max(2.4, per_bar * len(quality) + 1.0)] + [max(1.6, per_bar + 1.0)] * len(counts)
+    fig = Figure(figsize=(max(7.0, sum(widths) + 0.6), 4.8), layout="constrained")
     fig.suptitle(f"Untrained vs trained{': ' + program if program else ''}", fontsize=13, fontweight="bold")
-    ax = fig.add_subplot()
-    ax.set_title("test set" + (f", mean ± std over {runs} runs" if runs > 1 else ", one run"), fontsize=10)
+    axes = fig.subplots(1, len(widths), squeeze=False, gridspec_kw={"width_ratios": widths})[0]
+    _bars(axes[0], labelled, quality, runs, count=False)
+    axes[0].set_title("test set" + (f", mean ± std over {runs} runs" if runs > 1 else ", one run"), fontsize=10)
+    axes[0].set_ylabel("test score (higher is better)")
+    axes[0].set_ylim(0, 1.12)
+    for ax, name in zip(axes[1:], counts):
+        _bars(ax, labelled, [name], runs, count=True)
+        ax.set_title(name + (" (fewer is better)" if direction(name) < 0 else ""), fontsize=10)
+    if labelled:
+        axes[0].legend(loc="upper left", fontsize=9)
+    else:
+        axes[0].text(0.5, 0.5, "no test scores", ha="center", va="center", transform=axes[0].transAxes,
+                     color="#666")
+    return fig
+
+
+def _bars(ax: Any, labelled: list, names: list[str], runs: int, *, count: bool) -> None:
+    """Bars of each program's mean of `names`, side by side, labelled with their values."""
     width = min(0.32, 0.8 / max(len(labelled), 1))
-    values: list[float] = []
+    top = 0.0
     for i, (label, metrics, colour) in enumerate(labelled):
         xs = [j + (i - (len(labelled) - 1) / 2) * width for j, n in enumerate(names) if n in metrics]
         means = [metrics[n][0] for n in names if n in metrics]
         stds = [metrics[n][1] for n in names if n in metrics]
-        values += [m + s for m, s in zip(means, stds)]
+        top = max([top, *(m + s for m, s in zip(means, stds))])
         bars = ax.bar(xs, means, width * 0.92, yerr=stds if runs > 1 else None, capsize=5, color=colour,
                       label=label, error_kw={"elinewidth": 1.2, "ecolor": "#222"})
-        ax.bar_label(bars, labels=[f"{m:.3f}" for m in means], padding=3, fontsize=9)
+        ax.bar_label(bars, labels=[count_text(m) if count else f"{m:.3f}" for m in means], padding=3, fontsize=9)
     ax.set_xticks(range(len(names)), [n.replace("_", " ") for n in names])
     ax.set_xlim(-0.75, len(names) - 0.25)
-    ax.set_xlabel("metric")
-    ax.set_ylabel("test score")
-    if values and all(0.0 <= v <= 1.0 for v in values):
-        ax.set_ylim(0, 1.12)
+    if count:
+        _count_range(ax, [top])
     ax.grid(axis="y", alpha=0.3)
-    if labelled:
-        ax.legend(loc="upper left", fontsize=9)
-    else:
-        ax.text(0.5, 0.5, "no test scores", ha="center", va="center", transform=ax.transAxes, color="#666")
-    return fig
 
 
 # ---- files beside an artifact ----------------------------------------------------------------

@@ -15,7 +15,7 @@ import json
 import os
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 import jinja2
 
 from .plots import PLOTS, metric_names, plot_paths, score_metrics, stem, write_all
-from .training.metrics import label_summary
+from .training.metrics import count_text, direction, label_summary, metric_text
 from .training.records import Scored
 
 TEMPLATE = "report.html.j2"
@@ -41,6 +41,7 @@ class Prediction:
     output: Mapping[str, Any] | None
     error: str | None
     reward: float
+    retrieved: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # step path -> origins, in prompt order
 
     @property
     def failed(self) -> bool:
@@ -82,7 +83,9 @@ class PredictionSet:
             first = scored[0]
             rows.append(PredictionRow(
                 first.example.origin, dict(first.example.x), dict(first.example.y),
-                tuple(Prediction(s.trace.output, s.trace.error, s.reward) for s in scored),
+                tuple(Prediction(s.trace.output, s.trace.error, s.reward,
+                                 {path: r.retrieved for path, r in s.trace.steps.items() if r.retrieved})
+                      for s in scored),
             ))
         return cls(name, tuple(columns), tuple(rows))
 
@@ -100,7 +103,11 @@ def build(
     )
     env.filters["show"] = show
     env.filters["num"] = _num
+    env.filters["metric"] = metric_text
+    env.filters["count"] = count_text
     env.filters["short_origin"] = short_origin
+    env.filters["reading_order"] = reading_order
+    env.filters["brief"] = brief
     return env.get_template(TEMPLATE).render(**context(doc, images or {}, predictions))
 
 
@@ -147,6 +154,22 @@ def _num(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
 
 
+LONG = 80  # characters: a text value longer than this (such as reasoning) is shown after the short ones
+
+
+def brief(value: Any) -> str:
+    """`show(value)` cut to LONG characters, for a list of retrieved examples."""
+    text = show(value)
+    return text if len(text) <= LONG else text[: LONG - 1] + "…"
+
+
+def reading_order(values: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """A prediction's fields with the short ones (the answer, a label, a number) before long
+    text (the reasoning), each group in the model's order."""
+    items = list(values.items())
+    return sorted(items, key=lambda item: isinstance(item[1], str) and len(item[1]) > LONG)
+
+
 # ---- what the template shows -------------------------------------------------------------------
 
 
@@ -170,6 +193,7 @@ def context(doc: Mapping[str, Any], images: Mapping[str, bytes], predictions: Se
         "steps": _steps(doc),
         "usage": _usage(training),
         "predictions": predictions,
+        "pools": _pools(doc),
     }
 
 
@@ -185,6 +209,7 @@ def _scores(scores: Mapping[str, Any]) -> dict:
             "metric": name,
             "cells": cells,
             "delta": after[0] - before[0] if before and after else None,
+            "direction": direction(name),  # whether a rise is good (1), bad (-1) or a cost (0)
         })
     first = next(iter(scores.values()), {}) if scores else {}
     runs = max((len(v[2]) for m in metrics.values() for v in m.values()), default=0)
@@ -201,8 +226,11 @@ def call_text(call: Any) -> str:
 
 
 def _settings(train: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The train block's settings; those left unset (early stopping, budget) are left out."""
     rows = []
     for key, value in train.items():
+        if value is None:
+            continue
         if key == "reward":
             value = call_text(value)
         elif key == "optimizers":
@@ -212,6 +240,7 @@ def _settings(train: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _history(training: Mapping[str, Any]) -> dict:
+    """Per epoch, each metric and its validation twin (see `metric_text` for how each reads)."""
     history = training.get("history") or {}
     keys = [k for n in metric_names(history) for k in (n, f"val_{n}") if k in history]
     epochs = max((len(v) for v in history.values()), default=0)
@@ -254,8 +283,45 @@ def _steps(doc: Mapping[str, Any]) -> list[dict]:
             "frozen": bool(state.get("frozen") or step.get("frozen")),
             "instructions": state.get("instructions", ""),
             "examples": state.get("examples", []),
+            "retrieval": _retrieval(state.get("retrieval")),
         })
     return out
+
+
+POOL_SHOWN = 20  # rows of a retrieval pool shown at first; the next ones behind a click
+POOL_MAX = 500  # rows of a pool written into the page at all (a pool may hold 10,000)
+
+
+def _retrieval(retrieval: Mapping[str, Any] | None) -> dict | None:
+    """A step's retrieval (`Retrieval.to_json`) as the page shows it: k, order, the retriever
+    in words, and the pool's first rows with its size."""
+    if not retrieval:
+        return None
+    spec, examples = retrieval["retriever"], retrieval["examples"]
+    if spec.get("kind") == "embedding":
+        embedding = spec.get("embedding") or {}
+        retriever = (f"embedding `{embedding.get('name')}` ({embedding.get('target')}), {spec.get('dimension')} "
+                     "dimensions, cosine similarity")
+    else:
+        retriever = (f"{spec.get('kind')} (k1 {spec.get('k1')}, b {spec.get('b')}; tokens: {spec.get('tokens')}; "
+                     f"{spec.get('terms', 0):,} terms, {spec.get('postings', 0):,} postings)")
+    order = {"nearest_last": "the nearest example last, next to the input",
+             "nearest_first": "the nearest example first"}.get(retrieval["order"], retrieval["order"])
+    return {"k": retrieval["k"], "order": order, "retriever": retriever, "size": len(examples),
+            "shown": examples[:POOL_SHOWN], "more": examples[POOL_SHOWN:POOL_MAX]}
+
+
+def _pools(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Step path -> origin -> pool example, to show the examples a prediction retrieved."""
+    pools = {}
+    for path, state in (doc.get("states") or {}).items():
+        retrieval = state.get("retrieval")
+        if retrieval:
+            pool: dict[str, Any] = {}
+            for example in retrieval["examples"]:
+                pool.setdefault(example["origin"], example)
+            pools[path] = pool
+    return pools
 
 
 def _usage(training: Mapping[str, Any]) -> dict:

@@ -7,8 +7,9 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
-from .paths import read_limited
+from .paths import read_limited, read_stream
 
 _NEWLINE = re.compile("\n")
 MAX_BYTES = 4 * 2**20  # an .icl file (or one it imports): far more than a program needs
@@ -47,8 +48,12 @@ class Source:
     def from_path(cls, path: str | Path) -> "Source":
         """Read a file as UTF-8 (undecodable bytes become U+FFFD, never an error); OSError
         (EFBIG) for one larger than MAX_BYTES, read no further."""
-        data = read_limited(path, MAX_BYTES)
-        return cls(str(path), data.decode("utf-8", errors="replace"))
+        return cls(str(path), read_limited(path, MAX_BYTES).decode("utf-8", errors="replace"))
+
+    @classmethod
+    def from_stream(cls, name: str, stream: BinaryIO) -> "Source":
+        """Read a binary stream (such as standard input) to its end, as `from_path` reads a file."""
+        return cls(name, read_stream(stream, MAX_BYTES).decode("utf-8", errors="replace"))
 
     @property
     def sha256(self) -> str:

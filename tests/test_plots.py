@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from matplotlib.collections import LineCollection
-from matplotlib.patches import FancyArrowPatch, Rectangle
+from matplotlib.patches import FancyBboxPatch, FancyArrowPatch, Rectangle
 from matplotlib.text import Text
 
 from icldsl import artifact, plots
@@ -194,6 +194,38 @@ def test_comparison_plot_puts_untrained_beside_trained() -> None:
     assert "0.250" in texts(fig) and "0.600" in texts(fig)
     assert ax.get_title() == "test set, mean ± std over 2 runs"
     assert fig.get_suptitle() == "Untrained vs trained: p"
+
+
+def test_comparison_plot_gives_counts_a_panel_of_their_own_scale() -> None:
+    scores = {label: {**SCORES[label], "tokens_mean": tokens, "tokens_std": 0.0, "tokenss": [tokens, tokens],
+                      "calls_mean": 40.0, "calls_std": 0.0, "callss": [40, 40]}
+              for label, tokens in (("untrained", 3200.0), ("trained", 5400.0))}
+    fig = plots.comparison_plot(scores)
+    quality, *counts = fig.axes
+    assert [t.get_text() for t in quality.get_xticklabels()] == ["reward"] and quality.get_ylim()[1] < 1.2
+    assert {ax.get_title(): ax.get_ylim()[1] for ax in counts}.keys() == {"calls", "tokens"}
+    assert all(ax.get_ylim()[1] >= (5400 if ax.get_title() == "tokens" else 40) for ax in counts)
+    shown = texts(fig)
+    assert "5,400" in shown and "40" in shown and "40.000" not in shown
+
+
+def test_graph_wraps_long_type_labels_inside_their_box() -> None:
+    label = "numbers_without_any_particular_unit_at_all"
+    source = SOURCE.replace('answer: float', f'unit: enum("apples", "{label}") "u"  answer: float')
+    spec, states = compile_source(Source("p.icl", source)).programs["p"]
+    fig = plots.program_graph(spec, states)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    boxes = [p.get_window_extent(renderer) for p in fig.findobj(FancyBboxPatch)]
+    lines = [t for t in fig.axes[0].texts if t.get_text()]
+    assert "".join(t.get_text().strip() for t in lines).count(label) >= 1 and not any("…" in t.get_text()
+                                                                                       for t in lines)
+    for text in lines:
+        extent = text.get_window_extent(renderer)
+        box = next((b for b in boxes if b.x0 <= extent.x0 <= b.x1 and b.y0 <= extent.y0 <= b.y1), None)
+        assert box is None or extent.x1 <= box.x1, f"{text.get_text()!r} runs out of its box"
 
 
 def test_stem_and_paths() -> None:

@@ -48,13 +48,17 @@ def answer(request) -> dict:
     return {"answer": sum_of(question) if right else -1.0, "note": NASTY}
 
 
+def fit_in(folder: Path, source: str, rows: list[dict], lm: ScriptedLM):
+    """`source` fitted on `rows` (its d.jsonl) with `lm` as its LM `m`: (folder, the fit)."""
+    (folder / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    compiled = compile_source(Source(str(folder / "adder.icl"), source))
+    return folder, asyncio.run(fit_compiled(compiled, compiled.train(), clients={"m": lm}))
+
+
 @pytest.fixture
 def fitted(tmp_path: Path):
     rows = [{"question": f"{i}+{i + 1}", "answer": 2 * i + 1, "note": "n"} for i in range(20)]
-    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    compiled = compile_source(Source(str(tmp_path / "adder.icl"), SOURCE.format(runs=2)))
-    fit = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"m": ScriptedLM(answer)}))
-    return tmp_path, fit
+    return fit_in(tmp_path, SOURCE.format(runs=2), rows, ScriptedLM(answer))
 
 
 def predictions(fit) -> list[report.PredictionSet]:
@@ -88,7 +92,7 @@ def test_report_shows_scores_state_usage_and_data(fitted) -> None:
         assert example["origin"] in html
     assert state["instructions"] in html
     usage = doc["training"]["total_usage"]
-    assert f">{usage['calls']}<" in html and f">{usage['prompt_tokens']}<" in html
+    assert f">{usage['calls']:,}<" in html and f">{usage['prompt_tokens']:,}<" in html
     for digest in doc["training"]["data"]["fingerprint"].values():
         assert digest in html
     assert "No duplicated rows" in html
@@ -212,7 +216,7 @@ def test_report_in_a_browser_loads_cleanly_and_filters_failures(fitted, browser)
     assert card.is_displayed() and card.text == f"{scores['trained']['reward_mean']:.3f}"
     assert browser.find_element(By.CSS_SELECTOR, '[data-score="untrained-reward"] .value').text == (
         f"{scores['untrained']['reward_mean']:.3f}")
-    images = browser.find_elements(By.CSS_SELECTOR, "#plots img")
+    images = browser.find_elements(By.CSS_SELECTOR, "#plots figure img")
     assert len(images) == 4 and all(browser.execute_script("return arguments[0].naturalWidth", i) > 300
                                     for i in images)
 
@@ -245,4 +249,125 @@ def test_report_in_a_browser_loads_cleanly_and_filters_failures(fitted, browser)
     assert browser.find_element(By.CSS_SELECTOR, 'table.predictions[data-set="1"]').is_displayed()
     assert browser.find_element(By.ID, "only-changed").get_attribute("disabled") == "true"
     assert count.text == "3 of 3 shown"
+    assert browser.get_log("browser") == []
+
+
+# ---- retrieved examples, and how the page reads at 1300 px ---------------------------------------
+
+RETRIEVING = """
+model Q {{ question: str "Two numbers to add" }}
+model A {{ thinking: str "How the sum is found"  answer: float "Their sum"
+          unit: enum("apples", "numbers_without_any_particular_unit_at_all") "What is counted" }}
+lm m = "openai/x" {{ base_url: "http://127.0.0.1:9/v1" }}
+program adder "Adds two numbers" {{ input q: Q  a = generate A from q  output a }}
+data sums = jsonl("d.jsonl", split: 0.6)
+train adder on sums {{
+    reward exact_match(in_mask: ["answer"])
+    optimizer nearest_few_shot(k: 2)
+    runs 2
+}}
+"""
+MARKUP = "<i>x</i>&"  # in every question, so the pool and the retrieved examples must escape it
+
+
+class CountingLM(ScriptedLM):
+    """Reports prompt tokens by the prompt's length, so a trained prompt costs more."""
+
+    async def complete(self, request):
+        response = await super().complete(request)
+        prompt = sum(len(m.content) for m in request.messages) // 4
+        return type(response)(response.text, type(response.usage)(prompt_tokens=prompt, completion_tokens=5))
+
+
+def retrieving_answer(request) -> dict:
+    """Right only with examples before the input, with reasoning longer than the answer."""
+    question = last_input(request)["question"]
+    a, b = (float(n) for n in question.split(MARKUP)[0].split("+"))
+    return {"thinking": "First I add the ones, then the tens. " * 6, "answer": a + b if len(request.messages) > 2
+            else -1.0, "unit": "numbers_without_any_particular_unit_at_all"}
+
+
+@pytest.fixture
+def retrieved(tmp_path: Path):
+    rows = [{"question": f"{i}+{i + 1}{MARKUP}", "answer": 2 * i + 1, "thinking": "t",
+             "unit": "numbers_without_any_particular_unit_at_all"} for i in range(20)]
+    return fit_in(tmp_path, RETRIEVING.format(), rows, CountingLM(retrieving_answer))
+
+
+def test_report_shows_the_pool_and_the_examples_each_prediction_retrieved(retrieved) -> None:
+    _, fit = retrieved
+    pool = fit.artifact["states"]["adder/a"]["retrieval"]["examples"]
+    html = report.build(fit.artifact, predictions=predictions(fit))
+    section = html[html.index('data-pool="adder/a"'):html.index('<section id="usage"')]
+    assert f"the pool: {len(pool)} examples" in section
+    for example in pool:
+        assert f'title="{example["origin"]}"' in section
+    assert MARKUP not in html and "&lt;i&gt;x&lt;/i&gt;&amp;" in section
+    table = html[html.index('<table class="predictions" data-set="0"'):]
+    rows = table.split('<tr data-failed=')[1:]
+    scored = fit.trained.runs[-1].scored
+    assert len(rows) == len(scored)
+    for row, trained in zip(rows, scored):
+        origins = trained.trace.steps["adder/a"].retrieved
+        assert len(origins) == 2
+        details = row[row.index('<details class="retrieved" data-step="adder/a">'):row.index("</details>")]
+        assert re.findall(r'<li><span class="mono" title="([^"]*)"', details) == list(origins)
+        assert "&lt;i&gt;x&lt;/i&gt;&amp;" in details  # the retrieved example's input, escaped
+        assert details.count("<details") == 1  # only the trained column retrieved anything
+        cell = row[:row.index('<details class="retrieved"')].rsplit('<div class="cell">', 1)[1]
+        assert cell.index("<b>answer</b>") < cell.index("<b>thinking</b>")  # the answer before long reasoning
+
+
+def test_report_reads_well_at_1300_px(retrieved, browser) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    tmp_path, fit = retrieved
+    pngs = {name: plots.render(fig) for name, fig in plots.figures(fit.artifact).items()}
+    page = report.write(tmp_path / "adder.report.html", fit.artifact, images=pngs, predictions=predictions(fit))
+    browser.set_window_size(1300, 1000)
+    browser.get(page.as_uri())
+    width = "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    scroll, client = browser.execute_script(width)
+    assert 1200 < client and scroll <= client  # no horizontal scrollbar
+    for details in browser.find_elements(By.TAG_NAME, "details"):
+        browser.execute_script("arguments[0].open = true", details)
+    scroll, client = browser.execute_script(width)
+    assert scroll <= client, "an opened list of examples widened the page"
+
+    scores = fit.artifact["training"]["scores"]
+    for metric in ("failures", "calls", "tokens"):
+        for label in ("untrained", "trained"):
+            text = browser.find_element(By.CSS_SELECTOR, f'[data-score="{label}-{metric}"] .value').text
+            assert re.fullmatch(r"\d{1,3}(,\d{3})*", text), f"{label} {metric} shows {text!r}, not a whole number"
+            assert text == f"{scores[label][f'{metric}_mean']:,.0f}"
+    assert scores["trained"]["tokens_mean"] > scores["untrained"]["tokens_mean"]  # examples make longer prompts
+    tokens = browser.find_element(By.CSS_SELECTOR, '[data-score="change-tokens"] .value')
+    assert tokens.text.startswith("+") and tokens.get_attribute("class").split() == ["value"]  # a cost: neither good nor bad
+    reward = browser.find_element(By.CSS_SELECTOR, '[data-score="change-reward"] .value')
+    assert "up" in reward.get_attribute("class").split()
+    training = browser.find_element(By.ID, "training").text
+    assert "null" not in training and "None" not in training and "nearest_few_shot(k: 2)" in training
+
+    main_width = browser.execute_script("return document.querySelector('#plots').clientWidth")
+    figures = browser.find_elements(By.CSS_SELECTOR, "#plots figure img")
+    assert len(figures) == len(plots.PLOTS)
+    viewer = browser.find_element(By.ID, "viewer")
+    for image in figures:
+        natural, shown = browser.execute_script("return [arguments[0].naturalWidth, arguments[0].clientWidth]", image)
+        assert shown >= min(natural, main_width) - 4, "a plot is drawn smaller than the page has room for"
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", image)
+        image.click()
+        assert viewer.is_displayed()
+        full = browser.find_element(By.ID, "viewer-image")
+        assert browser.execute_script("return [arguments[0].naturalWidth, arguments[0].clientWidth]", full) == [
+            natural, natural]  # full size
+        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+        assert not viewer.is_displayed()
+
+    row = browser.find_elements(By.CSS_SELECTOR, 'table.predictions[data-set="0"] tbody tr')[0]
+    trained = row.find_elements(By.TAG_NAME, "td")[-2].text
+    assert trained.index("answer:") < trained.index("unit:") < trained.index("thinking:")
+    pool = browser.find_element(By.CSS_SELECTOR, '[data-pool="adder/a"]')
+    assert MARKUP.replace("&", "") not in pool.get_attribute("innerHTML") and "<i>x</i>&" in pool.text
     assert browser.get_log("browser") == []

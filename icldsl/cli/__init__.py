@@ -2,26 +2,40 @@
 
 Exit codes (icldsl/errors.py): 0 success; 1 the input is wrong (diagnostics, bad
 data, bad artifact, unusable LM settings, a failed prediction); 2 bad command-line
-usage; 130 interrupted. Every error a user can fix derives from `icldsl.Error`.
+usage; 130 interrupted; 141 standard output closed early. Every error a user can fix
+derives from `icldsl.Error`.
 
 `arguments` holds the command line; the verbs live by job in `checking`, `training`,
-`running`, `artifacts` and `cache`, sharing `console` (errors, diagnostics, files),
-`progress` and `tables`. A verb's module is imported only when it runs.
+`running`, `artifacts`, `cache` and `project` (init, completion), sharing `console`
+(errors, colour, diagnostics, files and `-`), `progress` and `tables`. A verb's module is
+imported only when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
 import sys
 from typing import Sequence
 
-from ..errors import EXIT_INTERRUPTED, Error
+from ..errors import EXIT_CLOSED_PIPE, EXIT_INTERRUPTED, Error
 from .arguments import build_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # here, where a reader that closed the pipe early is caught, not at exit
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)  # --help and bad usage exit (SystemExit) from here
     except KeyboardInterrupt:
@@ -38,6 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Error as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+
+
+def _closed_pipe() -> int:
+    """Standard output was closed by its reader (`| head -3`): stop without a word, and let
+    the interpreter's last flush of it go nowhere instead of failing again."""
+    with contextlib.suppress(OSError, ValueError):  # stdout may be no file at all (captured in tests)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_CLOSED_PIPE
 
 
 def _command(args: argparse.Namespace):

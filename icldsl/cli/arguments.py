@@ -2,25 +2,53 @@
 
 Each verb names its handler as `module.function` within this package (`command`), so
 parsing the command line imports none of the library: the handler's module is imported
-only when its verb runs.
+only when its verb runs. `completion.py` writes shell completion from this parser.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ..artifact import SIGNING_KEY_ENV
-from ..lm.cache import ENV_DIR
+from .. import __version__
+
+# Named in help texts; the library reads them (artifact.SIGNING_KEY_ENV, lm.cache.ENV_DIR),
+# which a test holds these to, so that `icldsl --help` imports none of it.
+SIGNING_KEY_ENV = "ICLDSL_SIGNING_KEY"
+CACHE_DIR_ENV = "ICLDSL_CACHE_DIR"
+SHELLS = ("bash", "zsh", "fish")
+
+
+def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """The options every verb takes too, before or after it. Below the top they default to
+    SUPPRESS, so a verb's parser never overwrites what was given before the verb."""
+    default = False if top else argparse.SUPPRESS
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="log what the library does")
+    parser.add_argument("--version", action="version", version=f"icldsl {__version__}",
+                        help="print the version of icldsl and exit")
+
+
+class _Verbs:
+    """Adds verbs whose parsers take the common options."""
+
+    def __init__(self, parent: argparse.ArgumentParser, dest: str, metavar: str) -> None:
+        self.group = parent.add_subparsers(dest=dest, required=True, metavar=metavar)
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        parser = self.group.add_parser(name, **kwargs)
+        _common(parser, top=False)
+        return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="icldsl", description="Train LM programs declared in .icl files.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    parser = argparse.ArgumentParser(prog="icldsl", description="Train LM programs declared in .icl files.",
+                                     epilog="Wherever a verb reads or writes a file, - means standard input or "
+                                            "output.")
+    _common(parser, top=True)
+    verbs = _Verbs(parser, "verb", "VERB")
 
     p = verbs.add_parser("check", help="parse and check files; report every mistake",
                          description="Parse and check .icl files without calling any LM.")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help=".icl files to check (- for standard input)")
     p.add_argument("--format", choices=("full", "concise", "json", "github"), default="full",
                    help="full: source line and caret; concise: one line per diagnostic; json: one JSON "
                         "document on standard output (schema in the README); github: GitHub Actions "
@@ -32,9 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      "block says, evaluate it again, and write the frozen artifact. Beside it go "
                                      "<stem>.report.html and the plots <stem>.{graph,history,runs,comparison}.png, "
                                      "where <stem> is the artifact's name without .artifact.json.")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="the .icl file with the program, its data and a train block "
+                                                 "(- for standard input)")
     p.add_argument("--program", help="which train block, by program name (default: the first)")
-    p.add_argument("-o", "--output", help="artifact path (default: <program>.artifact.json)")
+    p.add_argument("-o", "--output", help="artifact path (default: <program>.artifact.json; - for standard "
+                                          "output, with the summary on stderr and nothing written beside it)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-report", action="store_true", help="write only the artifact: no plots, no report.html")
     p.add_argument("--restart", action="store_true",
@@ -47,8 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("eval", help="score a program on its test set",
                          description="Score the untrained program, or a trained artifact, on the test split "
                                      "of the train block's data.")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--artifact", help="evaluate this trained artifact instead of the untrained program")
+    p.add_argument("file", metavar="FILE", help="the .icl file with the program, its data and a train block "
+                                                 "(- for standard input)")
+    p.add_argument("--artifact", help="evaluate this trained artifact instead of the untrained program "
+                                      "(- for standard input)")
     p.add_argument("--program", help="which train block, by program name (default: the first)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     _deploy_flags(p)
@@ -58,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("fmt", help="rewrite files in the canonical layout",
                          description="Rewrite .icl files in one canonical layout, keeping comments. "
                                      "Formatting twice changes nothing.")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help=".icl files to rewrite in place (- reads standard input and writes standard output)")
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not formatted")
     p.add_argument("--diff", action="store_true", help="print what would change; exit 1 if anything would")
     p.set_defaults(command="checking.cmd_fmt")
@@ -67,8 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Print the exact messages each LM step would send: its instructions, "
                                      "output schema, few-shot examples and input. No LM is called. Fields that "
                                      "earlier steps would fill show as <step.field>.")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--artifact", help="use the instructions and examples this trained artifact learned")
+    p.add_argument("file", metavar="FILE", help="the .icl file with the program (- for standard input)")
+    p.add_argument("--artifact", help="use the instructions and examples this trained artifact learned "
+                                      "(- for standard input)")
     p.add_argument("--input", help="the program's input as a JSON object (default: placeholders)")
     p.add_argument("--program", help="which program (default: the first)")
     p.set_defaults(command="running.cmd_render")
@@ -80,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "or {\"row\": N, \"error\": \"...\"}, in the order rows finish. Running the "
                                      "same command again skips the rows the output holds. Exit status 1 when a row "
                                      "failed.")
-    p.add_argument("artifact", metavar="ARTIFACT")
+    p.add_argument("artifact", metavar="ARTIFACT", help="the artifact `fit` wrote (- for standard input)")
     p.add_argument("--input", required=True, metavar="JSON|FILE|-",
                    help="one input as a JSON object, or a .jsonl/.csv file of inputs, or - for JSONL on stdin")
     p.add_argument("--output", default="-", metavar="FILE|-",
@@ -103,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "epoch, optimizer extras, test after training), the program runs, LM calls "
                                      "and estimated prompt and completion tokens, and whether the train block's "
                                      "budget covers training. Loads the data; calls no LM.")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="the .icl file with the program, its data and a train block "
+                                                 "(- for standard input)")
     p.add_argument("--program", help="which train block, by program name (default: the first)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(command="training.cmd_plan")
@@ -113,25 +148,30 @@ def build_parser() -> argparse.ArgumentParser:
                                      "examples and frozen flag, test scores, settings, source and data. "
                                      "Exit status 0 when they are identical, 1 when they differ, 2 when one "
                                      "cannot be read.")
-    p.add_argument("a", metavar="A")
-    p.add_argument("b", metavar="B")
+    p.add_argument("a", metavar="A", help="the artifact before (- for standard input)")
+    p.add_argument("b", metavar="B", help="the artifact after (- for standard input)")
     p.add_argument("--json", action="store_true", help="print the differences as JSON")
     p.set_defaults(command="artifacts.cmd_diff")
 
     p = verbs.add_parser("graph", help="draw a program's graph (PNG or SVG)",
                          description="Draw the program's steps, models and wiring, trainable steps marked. "
                                      "FILE is a .icl file or an artifact (whose learned state is shown).")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("-o", "--output", help="a .png or .svg path (default: <program>.graph.png)")
+    p.add_argument("file", metavar="FILE", help="a .icl file or an artifact (- for standard input, either)")
+    p.add_argument("-o", "--output", help="a .png or .svg path (default: <program>.graph.png; - for standard "
+                                          "output)")
+    p.add_argument("--format", choices=("png", "svg"),
+                   help="the picture's format (default: from the --output suffix, else png)")
     p.add_argument("--program", help="which program of a .icl file (default: each one)")
     p.set_defaults(command="artifacts.cmd_graph")
 
     p = verbs.add_parser("plot", help="redraw the plots of an artifact",
                          description="Redraw the plots that fit wrote beside an artifact: "
                                      "<stem>.{graph,history,runs,comparison}.png (or .svg).")
-    p.add_argument("artifact", metavar="ARTIFACT")
-    p.add_argument("-o", "--output-dir", metavar="DIR", help="where to write them (default: beside the artifact)")
-    p.add_argument("--format", choices=("png", "svg"), default="png")
+    p.add_argument("artifact", metavar="ARTIFACT",
+                   help="the artifact `fit` wrote (- for standard input: the plots are named after its program)")
+    p.add_argument("-o", "--output-dir", metavar="DIR",
+                   help="where to write them (default: beside the artifact, or the working directory)")
+    p.add_argument("--format", choices=("png", "svg"), default="png", help="the plots' format (default: png)")
     p.add_argument("--report", action="store_true",
                    help="also write <stem>.report.html (without predictions: the artifact does not keep them)")
     p.set_defaults(command="artifacts.cmd_plot")
@@ -145,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("cache", help="show or clear the cache of LM calls",
                          description=f"The on-disk cache of LM calls that fit, eval and run share: "
-                                     f"${ENV_DIR}/lm.sqlite3, else ~/.cache/icldsl/lm.sqlite3.")
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+                                     f"${CACHE_DIR_ENV}/lm.sqlite3, else ~/.cache/icldsl/lm.sqlite3.")
+    actions = _Verbs(p, "action", "ACTION")
     a = actions.add_parser("stats", help="entries, size on disk, hits and misses per model",
                            description="Show what the LM cache holds: entries, size on disk, hits and misses, "
                                        "per model.")
@@ -155,6 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
                                                                                "those of one model.")
     a.add_argument("--model", help="only this model's calls, as `provider/model` (see `icldsl cache stats`)")
     a.set_defaults(command="cache.cmd_cache_clear")
+
+    p = verbs.add_parser("init", help="write a starter project: a program, its data, how to fit and run it",
+                         description="Write a small runnable project into DIR: a program (classify.icl) that "
+                                     "labels customer messages, its data (messages.jsonl) and a README.md with "
+                                     "the two commands that fit and run it on the bundled local model. Existing "
+                                     "files are never overwritten.")
+    p.add_argument("dir", nargs="?", default=".", metavar="DIR",
+                   help="the folder to write into, created if need be (default: the working directory)")
+    p.set_defaults(command="project.cmd_init")
+
+    p = verbs.add_parser("completion", help="print a shell completion script (bash, zsh or fish)",
+                         description="Print a script that makes the shell complete icldsl's verbs, options and "
+                                     "their values. bash: eval \"$(icldsl completion bash)\" in ~/.bashrc; zsh: "
+                                     "eval \"$(icldsl completion zsh)\" in ~/.zshrc after compinit; fish: "
+                                     "icldsl completion fish > ~/.config/fish/completions/icldsl.fish.")
+    p.add_argument("shell", choices=SHELLS, metavar="SHELL", help=f"one of {', '.join(SHELLS)}")
+    p.set_defaults(command="project.cmd_completion")
     return parser
 
 

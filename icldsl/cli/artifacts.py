@@ -4,19 +4,23 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import sys
 from pathlib import Path
 
 from .. import artifact
 from ..diff import diff_docs, format_diff
 from ..errors import EXIT_INPUT, EXIT_OK, EXIT_USAGE
-from .console import Failure, compile_or_exit, err
+from ..paths import read_stream
+from .console import STDIN, STDIN_NAME, Failure, compile_or_exit, err, read_artifact, stdin_once
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """Exit status as diff(1)'s: 0 identical, 1 different, 2 an artifact that cannot be read."""
+    stdin_once(A=args.a, B=args.b)
     try:
-        docs = [artifact.read(path) for path in (args.a, args.b)]
+        docs = [read_artifact(path) for path in (args.a, args.b)]
     except artifact.ArtifactError as exc:
         err(f"error: {exc}")
         return EXIT_USAGE
@@ -27,13 +31,25 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
+    """FILE is an artifact when it ends in .json (or, from standard input, when it is a JSON
+    object); `-o -` writes the picture to standard output."""
     from .. import plots  # matplotlib loads only when plots are drawn
 
-    if Path(args.file).suffix == ".json":
-        program = artifact.program_from(artifact.read(args.file), path=args.file)
+    if args.file == STDIN:
+        try:
+            data = read_stream(sys.stdin.buffer, artifact.MAX_BYTES)
+        except OSError as exc:
+            raise Failure(f"cannot read {STDIN_NAME}: {exc.strerror}") from None
+        drawn_from_artifact = data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+    else:
+        data, drawn_from_artifact = None, Path(args.file).suffix == ".json"
+    stream = io.BytesIO(data) if data is not None else None
+    if drawn_from_artifact:
+        name = STDIN_NAME if stream is not None else args.file
+        program = artifact.program_from(artifact.read(name, stream), path=name)
         programs = {program.spec.name: (program.spec, program.states)}
     else:
-        programs = dict(compile_or_exit(args.file).programs)
+        programs = dict(compile_or_exit(args.file, stream).programs)
     if args.program:
         if args.program not in programs:
             raise Failure(f"{args.file} has no program `{args.program}` (it has: {', '.join(programs) or 'none'})")
@@ -42,24 +58,33 @@ def cmd_graph(args: argparse.Namespace) -> int:
         raise Failure(f"{args.file} defines no program to draw")
     if args.output and len(programs) > 1:
         raise Failure(f"{args.file} has {len(programs)} programs; name one with --program to draw it into {args.output}")
-    if args.output and Path(args.output).suffix.lower() not in (".png", ".svg"):
+    suffix = Path(args.output).suffix.lower().lstrip(".") if args.output and args.output != STDIN else None
+    if suffix not in (None, "png", "svg"):
         raise Failure(f"cannot draw {args.output}: use a .png or .svg file name")
+    if suffix and args.format and suffix != args.format:
+        raise Failure(f"--format {args.format} does not fit {args.output}: name it .{args.format}, or leave --format out")
+    fmt = args.format or suffix or "png"
     for name, (spec, states) in programs.items():
-        path = plots.save(plots.program_graph(spec, states), args.output or f"{name}.graph.png")
-        print(f"wrote {path}")
+        figure = plots.program_graph(spec, states)
+        if args.output == STDIN:
+            sys.stdout.buffer.write(plots.render(figure, fmt))
+        else:
+            print(f"wrote {plots.save(figure, args.output or f'{name}.graph.{fmt}')}")
     return EXIT_OK
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from .. import plots, report as html_report  # matplotlib loads only when plots are drawn
 
-    doc = artifact.read(args.artifact)
+    doc = read_artifact(args.artifact)
     artifact.program_from(doc, path=args.artifact)  # an artifact that could not run is refused, not drawn
-    paths = plots.plot_paths(args.artifact, args.output_dir, args.format)
+    # Named after the artifact's file; one from standard input after its program, in the working directory.
+    named = f"{doc['program']['name']}.artifact.json" if args.artifact == STDIN else args.artifact
+    paths = plots.plot_paths(named, args.output_dir, args.format)
     images = plots.write_all(doc, paths)
     written = list(paths.values())
     if args.report:
-        target = html_report.report_path(args.artifact)
+        target = html_report.report_path(named)
         if args.output_dir:
             target = Path(args.output_dir) / target.name
         written.append(html_report.write(target, doc, images=images))

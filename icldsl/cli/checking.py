@@ -12,11 +12,12 @@ from ..compiler import compile_source
 from ..diagnostics import JSON_VERSION, CheckError, render_github, sort_key, to_json
 from ..errors import EXIT_INPUT, EXIT_OK
 from ..formatter import format_source
-from .console import Failure, err, print_diagnostics, read_source
+from .console import STDIN, Failure, err, print_diagnostics, read_source, stdin_once
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Every file is checked, even after one with errors; exit 1 when any had an error."""
+    stdin_once(**{f"FILE {i + 1}": path for i, path in enumerate(args.files)})
     sources = [read_source(path) for path in args.files]
     checked = []  # (source, its diagnostics, the sources they point into)
     for source in sources:
@@ -48,6 +49,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
+    """Files are rewritten in place; `-` is read from standard input and, formatted, written
+    to standard output (as is, when it is already formatted)."""
+    stdin_once(**{f"FILE {i + 1}": path for i, path in enumerate(args.files)})
     changed = []
     for path in args.files:
         source = read_source(path)
@@ -56,17 +60,20 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         except CheckError as exc:
             print_diagnostics(exc.diagnostics, source, exc.sources, "full")
             return EXIT_INPUT
+        if path == STDIN and not (args.check or args.diff):
+            sys.stdout.write(formatted)
         if formatted == source.text:
             continue
-        changed.append(path)
+        changed.append(source.name)
         if args.diff:
             sys.stdout.writelines(difflib.unified_diff(
-                source.text.splitlines(keepends=True), formatted.splitlines(keepends=True), path, path))
-        elif not args.check:
+                source.text.splitlines(keepends=True), formatted.splitlines(keepends=True), source.name,
+                source.name))
+        elif not args.check and path != STDIN:
             Path(path).write_text(formatted, encoding="utf-8")
     verb = "would reformat" if args.check or args.diff else "reformatted"
-    for path in changed:
-        err(f"{verb} {path}")
+    for name in changed:
+        err(f"{verb} {name}")
     return EXIT_INPUT if changed and (args.check or args.diff) else EXIT_OK
 
 

@@ -1,16 +1,18 @@
-"""What every verb shares: its error, printing to stderr, diagnostics, reading and
-compiling a `.icl` file, loading an artifact, the LM cache flags and `--lm` overrides."""
+"""What every verb shares: its error, printing to stderr and colour, diagnostics, reading
+files or standard input (`-`), compiling a `.icl` file, loading an artifact, the LM cache
+flags and `--lm` overrides."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
 import warnings
-from typing import Iterator, Sequence
+from typing import BinaryIO, Iterator, Sequence, TextIO
 
 from .. import jsontext
 from ..diagnostics import CheckError, render, render_concise, sort_key
@@ -26,21 +28,46 @@ def err(text: str = "") -> None:
     print(text, file=sys.stderr)
 
 
-# ---- compile with diagnostics ----------------------------------------------------
+def use_color(stream: TextIO) -> bool:
+    """Whether to colour what goes to `stream`, decided as CPython 3.13 decides for its own
+    output: no with $NO_COLOR set, else yes with $FORCE_COLOR set, else no when $TERM is
+    `dumb`, else whether `stream` is a terminal."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return os.environ.get("TERM") != "dumb" and stream.isatty()
 
 
-def read_source(path: str) -> Source:
+# ---- files, and `-` for standard input -------------------------------------------
+
+STDIN = "-"  # as a file name: standard input (or, for an output, standard output)
+STDIN_NAME = "<stdin>"  # what messages call it
+
+
+def stdin_once(**values: str | None) -> None:
+    """Failure when more than one of the named arguments is `-`: standard input is read once."""
+    named = [name for name, value in values.items() if value == STDIN]
+    if len(named) > 1:
+        raise Failure(f"standard input can be read only once, but {' and '.join(named)} are both -")
+
+
+def read_source(path: str, stream: BinaryIO | None = None) -> Source:
+    """A `.icl` file, or standard input for `-` (its imports are found from the working
+    directory); `stream` is what standard input held, when it was read already."""
     try:
+        if path == STDIN:
+            return Source.from_stream(STDIN_NAME, stream or sys.stdin.buffer)
         return Source.from_path(path)
     except OSError as exc:
-        raise Failure(f"cannot read {path}: {exc.strerror}") from None
+        raise Failure(f"cannot read {STDIN_NAME if path == STDIN else path}: {exc.strerror}") from None
 
 
-def compile_or_exit(path: str):
-    """The compiled file, its warnings printed; its errors printed and exit status 1."""
+def compile_or_exit(path: str, stream: BinaryIO | None = None):
+    """The compiled file (see `read_source`), its warnings printed; its errors printed and exit status 1."""
     from ..compiler import compile_source
 
-    source = read_source(path)
+    source = read_source(path, stream)
     try:
         compiled = compile_source(source)
     except CheckError as exc:
@@ -51,7 +78,7 @@ def compile_or_exit(path: str):
 
 
 def print_diagnostics(diagnostics, source: Source, sources, fmt: str) -> None:
-    color = sys.stderr.isatty()
+    color = use_color(sys.stderr)
     sources = {source.name: source, **sources}
     for d in sorted(diagnostics, key=sort_key):
         err(render_concise(d) if fmt == "concise" else render(d, sources, color=color) + "\n")
@@ -73,10 +100,21 @@ def json_object(text: str, what: str) -> dict:
 # ---- artifacts -------------------------------------------------------------------
 
 
-def load_artifact(path: str, **options):
-    """`artifact.load`, a stale artifact (its source changed since `fit`) reported as a
-    `warning: ...` line; other warnings are shown as Python shows them."""
+def read_artifact(path: str) -> dict:
+    """`artifact.read` of a file, or of standard input for `-`."""
     from .. import artifact
+
+    return artifact.read(STDIN_NAME, sys.stdin.buffer) if path == STDIN else artifact.read(path)
+
+
+def load_artifact(path: str, **options):
+    """`artifact.load` of a file, or of standard input for `-`; a stale artifact (its source
+    changed since `fit`) is reported as a `warning: ...` line, other warnings as Python
+    shows them."""
+    from .. import artifact
+
+    if path == STDIN:
+        path, options = STDIN_NAME, {**options, "stream": sys.stdin.buffer}
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", artifact.StaleArtifactWarning)

@@ -17,11 +17,12 @@ from ..errors import EXIT_INPUT, EXIT_OK
 from ..runtime.models import dump
 from ..runtime.render import render_program
 from ..training.session import program_of
-from .console import Failure, compile_or_exit, err, json_object, lm_cache, lm_overrides, load_artifact
+from .console import Failure, compile_or_exit, err, json_object, lm_cache, lm_overrides, load_artifact, stdin_once
 from .progress import RunProgress, duration
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    stdin_once(ARTIFACT=args.artifact, **{"--input": args.input})
     if args.input.lstrip().startswith("{"):
         return _run_one(args)
     with lm_cache(args) as (cache, mode):
@@ -112,6 +113,7 @@ def _run_file(program, args: argparse.Namespace, fmt: str, out: predict.Predicti
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    stdin_once(FILE=args.file, **{"--artifact": args.artifact})
     compiled = compile_or_exit(args.file)
     name = args.program or next(iter(compiled.programs), None)
     if name not in compiled.programs:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +18,8 @@ from ..plan import format_plan, plan_compiled
 from ..training.session import (MAX_FAILED_SHARE, eval_compiled, failed_predictions, failure_message, fit_compiled,
                                 program_of)
 from . import tables
-from .console import Failure, compile_or_exit, err, finishing, lm_cache, lm_overrides, load_artifact, missing
+from .console import (STDIN, Failure, compile_or_exit, err, finishing, lm_cache, lm_overrides, load_artifact, missing,
+                      stdin_once)
 from .progress import ProgressLine, duration
 
 
@@ -29,40 +32,44 @@ def train_spec(compiled: Compiled, program: str | None):
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    """With `-o -` the artifact goes to standard output, the summary to stderr, and nothing
+    beside it: no report, plots, history or checkpoint (so an interrupted fit starts over)."""
     key = artifact.signing_key() if args.sign else None  # before any work: a missing key stops the fit now
     compiled = compile_or_exit(args.file)
     train = train_spec(compiled, args.program)
+    to_stdout = args.output == STDIN
     out = Path(args.output or f"{train.program}.artifact.json")
-    checkpoint = beside(out, "checkpoint.json")
-    if args.restart:
+    checkpoint = None if to_stdout else beside(out, "checkpoint.json")
+    if args.restart and checkpoint:
         checkpoint.unlink(missing_ok=True)
+    say = functools.partial(print, file=sys.stderr if to_stdout else sys.stdout)
     started = time.monotonic()
     with lm_cache(args) as (cache, mode):
         report = asyncio.run(fit_compiled(compiled, train, cache=cache, cache_mode=mode,
                                           progress=ProgressLine(args.quiet), checkpoint=checkpoint,
-                                          csv_log=beside(out, "history.csv")))
+                                          csv_log=None if to_stdout else beside(out, "history.csv")))
     uncached = report.usage.missing
     history = report.history
-    print(f"\n{train.program}: {report.sizes['train']} train, {report.sizes['validation']} validation, "
+    say(f"\n{train.program}: {report.sizes['train']} train, {report.sizes['validation']} validation, "
           f"{report.sizes['test']} test examples; {history.epochs_run} of {train.epochs} epoch(s) in "
           f"{duration(time.monotonic() - started)}")
     for line in tables.epoch_lines(history):
-        print(line)
+        say(line)
     if history.stopped:
-        print(f"  stopped: {history.stopped}")
+        say(f"  stopped: {history.stopped}")
     kept = history.best_epoch
-    print(f"  kept: {'epoch ' + str(kept) if kept else 'the untrained program (no epoch beat it on ' + train.monitor + ')'}")
+    say(f"  kept: {'epoch ' + str(kept) if kept else 'the untrained program (no epoch beat it on ' + train.monitor + ')'}")
     for line in tables.event_lines(history.events):
-        print(line)
-    print("\ntest set" + ("" if train.runs == 1 else f" ({train.runs} runs, mean ± std over runs)"))
-    print(tables.scores_table([("untrained", report.untrained), ("trained", report.trained)]))
+        say(line)
+    say("\ntest set" + ("" if train.runs == 1 else f" ({train.runs} runs, mean ± std over runs)"))
+    say(tables.scores_table([("untrained", report.untrained), ("trained", report.trained)]))
     labels = tables.labels_table([("untrained", report.untrained), ("trained", report.trained)])
     if labels:
-        print(labels)
+        say(labels)
     difference = tables.difference(report.untrained, report.trained)
     if difference:
-        print(difference)
-    print("\n" + tables.usage_table(report.usage_table))
+        say(difference)
+    say("\n" + tables.usage_table(report.usage_table))
     # Neither an artifact trained on calls that were never made, nor one whose scores are
     # mostly failures, may replace a good one.
     if uncached:
@@ -74,6 +81,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
             f"{MAX_FAILED_SHARE:.0%} failed, so no artifact was written")
         return EXIT_INPUT
     doc = artifact.sign(report.artifact, key) if key else report.artifact
+    if to_stdout:
+        sys.stdout.write(artifact.canonical(doc))
+        say("wrote the artifact to standard output" + (" (signed)" if key else ""))
+        return EXIT_OK
     if not args.no_report:  # before the artifact: a fit interrupted while drawing leaves none, as documented
         from .. import report as html_report  # matplotlib loads only when plots are drawn
 
@@ -81,15 +92,16 @@ def cmd_fit(args: argparse.Namespace) -> int:
         validation = report.history.validation.scored if report.history.validation else ()
         predictions = html_report.predictions_of(*scored, validation)
         written = html_report.write_beside(out, doc, predictions=predictions)
-        print(f"\nwrote {written[-1]} and {len(written) - 1} plots ({', '.join(p.name for p in written[:-1])})")
+        say(f"\nwrote {written[-1]} and {len(written) - 1} plots ({', '.join(p.name for p in written[:-1])})")
     with finishing():
         artifact.write(out, doc)
         checkpoint.unlink(missing_ok=True)
-    print(f"wrote {out}" + (" (signed)" if key else ""))
+    say(f"wrote {out}" + (" (signed)" if key else ""))
     return EXIT_OK
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    stdin_once(FILE=args.file, **{"--artifact": args.artifact})
     compiled = compile_or_exit(args.file)
     train = train_spec(compiled, args.program)
     with lm_cache(args) as (cache, mode):

@@ -16,6 +16,40 @@ from ..runtime.spec import ProgramSpec
 from .records import Scored
 
 
+# The metrics that count: `failures` (fewer is better) and the costs `calls` and `tokens`
+# (more is neither better nor worse by itself). The others are scores in [0, 1], higher better.
+COUNTS: Mapping[str, int] = {"failures": -1, "calls": 0, "tokens": 0}
+
+
+def is_count(name: str) -> bool:
+    """Whether metric `name` (bare or `val_`-prefixed) is a count, not a score in [0, 1]."""
+    return name.removeprefix("val_") in COUNTS
+
+
+def direction(name: str) -> int:
+    """+1 when a rise of metric `name` (bare or `val_`-prefixed) is better, -1 when it is
+    worse, 0 when it is a cost, to be weighed against the scores."""
+    return COUNTS.get(name.removeprefix("val_"), 1)
+
+
+def metric_text(value: Any, name: str, sign: bool = False) -> str:
+    """A metric's value: a score with three decimals, a count (failures, calls, tokens) as a
+    whole number, or with one decimal when it is a mean over runs that is not whole."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "–"
+    if not is_count(name):
+        return f"{value:{'+' if sign else ''}.3f}"
+    return count_text(value, sign)
+
+
+def count_text(value: Any, sign: bool = False) -> str:
+    """A count with thousands separated: whole, or with one decimal when it is a mean that is not."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "–"
+    plus = "+" if sign else ""
+    return f"{value:{plus},.0f}" if float(value).is_integer() else f"{value:{plus},.1f}"
+
+
 def enum_fields(spec: ProgramSpec) -> dict[str, list[str]]:
     """Enum fields of the program's output model, with their labels."""
     model = next(m for m in spec.models if m.name == spec.output_model)
