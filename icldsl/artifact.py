@@ -34,7 +34,7 @@ from .lm.cache import LMCache, Mode
 from .paths import BadEncoding, decode_utf8, read_limited, write_atomic
 from .runtime import spec_check
 from .runtime.program import Program
-from .runtime.spec import LMSpec, ProgramSpec
+from .specs import LMSpec, ProgramSpec
 from .runtime.demo import Demo
 from .runtime.state import StepState
 from .source import Source

@@ -18,18 +18,9 @@ from .lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
 from .parser import MAX_DEPTH
 from .options import (EMBEDDING_NAME, FIELDS, LM_NAME, Choice, Either, Signature, bind, matches, names_a, to_python,
                       type_name)
+from .specs import TRAIN_SETTINGS
 from .training.registry import OPTIMIZERS, REWARDS
 
-SETTING_TYPES: Mapping[str, type] = {
-    "epochs": int,
-    "batch_size": int,
-    "runs": int,
-    "concurrency": int,
-    "seed": int,
-    "validation_split": float,
-    "early_stopping": int,
-    "budget": dict[str, int],
-}
 BUDGET_KEYS = ("calls", "tokens")
 REPEATABLE = ("optimizer",)  # several optimizer lines chain
 # What a checkpoint or early stopping may monitor, besides `f1_<field>` for each enum field
@@ -757,7 +748,7 @@ def _check_setting(setting: ir.Setting, output: ir.Model | None, models: Mapping
             sink.add("invalid-value", f"checkpoint mode must be `max` or `min`, not `{value.mode.name}`",
                      value.mode.span, "unknown mode", did_you_mean(value.mode.name, MODES))
     else:
-        expected = SETTING_TYPES[setting.key]
+        expected = TRAIN_SETTINGS[setting.key].type
         if not matches(value, expected) or not isinstance(value, (ir.Literal, ir.MapValue)):
             sink.add("wrong-type", f"`{setting.key}` must be {type_name(expected)}", value.span, "wrong type")
         elif setting.key == "budget":

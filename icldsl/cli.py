@@ -25,7 +25,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from . import artifact, jsontext, predict
-from .compiler import Compiled, compile_source
+from .compiler import compile_source
+from .specs import Compiled
 from .diff import diff_docs, format_diff
 from .diagnostics import JSON_VERSION, CheckError, render, render_concise, render_github, sort_key, to_json
 from .errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Error

@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .compiler import Compiled, TrainSpec
+from .specs import Compiled, TrainSpec
 from .datasets import Example
 from .lm import split_target
 from .lm.base import LMConfigError, LMRequest, LMResponse, Message
@@ -41,7 +41,7 @@ from .runtime import prompt
 from .runtime.agent import FINISH, _as_finish, turn_model
 from .runtime.models import json_schema
 from .runtime.program import Program
-from .runtime.spec import ArmSpec, BranchSpec, StepSpec
+from .specs import ArmSpec, BranchSpec, StepSpec
 from .runtime.state import Demo
 from .runtime.tools import describe_tools
 from .training.chain import Chain

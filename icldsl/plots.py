@@ -22,7 +22,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 from matplotlib.ticker import MaxNLocator
 
 from .paths import stem
-from .runtime.spec import ProgramSpec
+from .specs import ProgramSpec
 from .runtime.state import StepState
 
 PLOTS = ("graph", "comparison", "runs", "history")  # what `figures` draws, in report order

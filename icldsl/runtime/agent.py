@@ -17,7 +17,7 @@ from ..lm.base import Message, Usage
 from . import prompt
 from .generate import StepFailure, decoding_options, validate_answer
 from .models import IclModel, json_schema
-from .spec import LMSpec, StepSpec
+from ..specs import LMSpec, StepSpec
 from .state import Demo, StepState
 from .tools import Tool
 

@@ -14,7 +14,7 @@ from ..lm.base import LMResponse, Message, Usage
 from ..lm.repair import RepairError, read_object
 from . import prompt
 from .models import dump, json_schema
-from .spec import LMSpec
+from ..specs import LMSpec
 from .state import StepState
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from .agent import run_agent
 from .generate import StepFailure, generate, resolve_options
 from .models import build_models, dump
 from .demo import Demo
-from .spec import BranchSpec, EmbeddingSpec, LMSpec, ProgramSpec, StepSpec
+from ..specs import BranchSpec, EmbeddingSpec, LMSpec, ProgramSpec, StepSpec
 from .state import StepRecord, StepState, Trace
 from .tools import Tool, load_tools
 
@@ -156,12 +155,11 @@ class Program:
         if routed is None:
             return None
         value = routed.get(item.on[1])
-        label = json.dumps(value) if isinstance(value, bool) else str(value)  # true/false as written in a file
-        arm = next((a for a in item.arms if a.label == label), None) or \
-            next((a for a in item.arms if a.label is None), None)
+        arm = item.arm(value)
         if arm is None:
             path = f"{self.spec.name}/{item.name}"
-            trace.steps[path] = StepRecord({item.on[1]: value}, None, f"no arm of `{item.name}` for {label!r}")
+            trace.steps[path] = StepRecord({item.on[1]: value}, None,
+                                           f"no arm of `{item.name}` for {item.label(value)!r}")
             return None
         return await self._run_step(arm.step, values, trace)
 

@@ -18,7 +18,7 @@ from . import prompt
 from .agent import _as_finish, turn_model
 from .models import json_schema
 from .program import Program
-from .spec import StepSpec
+from ..specs import StepSpec
 from .tools import describe_tools
 
 

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from ..lm import PROVIDERS, split_target
 from ..options import URLS, type_name
 from ..user_code import FORM
-from .spec import BranchSpec, ProgramSpec, StepSpec
+from ..specs import BranchSpec, ProgramSpec, StepSpec
 from .state import StepState
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

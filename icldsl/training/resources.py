@@ -14,7 +14,7 @@ from ..lm import connect_embedder, make_client
 from ..lm.base import Embedder, LMClient
 from ..lm.cache import CachedClient, CallMeter, LMCache, Mode
 from ..runtime.generate import StepFailure, generate, resolve_options
-from ..runtime.spec import EmbeddingSpec, LMSpec
+from ..specs import EmbeddingSpec, LMSpec
 from ..runtime.state import StepRecord, StepState
 
 

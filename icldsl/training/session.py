@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..artifact import freeze
-from ..compiler import Compiled, TrainSpec
+from ..specs import Compiled, TrainSpec
 from ..errors import Error
 from ..datasets import Dataset, Example, load_dataset
 from ..datasets.quality import inspect as inspect_data
