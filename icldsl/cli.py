@@ -41,7 +41,8 @@ from .training.estimate import Estimate, paired
 from .training.metrics import label_summary
 from .training.session import (MAX_FAILED_SHARE, Scores, eval_compiled, failed_predictions, failure_message,
                                fit_compiled, program_of)
-from .training.trainer import History, UsageTable
+from .training.history import History
+from .training.usage import UsageTable
 
 class Failure(Error):
     """A user-facing error: printed as `error: ...`, exit status 1."""

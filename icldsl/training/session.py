@@ -30,7 +30,9 @@ from .metrics import Metrics
 from .registry import OPTIMIZERS, REWARDS
 from .resources import Resources
 from .rewards import Reward
-from .trainer import Budget, CallStats, Evaluation, History, Progress, UsageTable, evaluate, fit
+from .history import Evaluation, History
+from .trainer import Budget, Progress, evaluate, fit
+from .usage import CallStats, UsageTable
 
 log = logging.getLogger(__name__)
 
