@@ -153,35 +153,14 @@ class _Characters:
 
 
 class _LocalVocabulary:
-    """A local model's chat template and tokenizer, as its client counts prompt tokens;
-    llama.cpp loads the vocabulary only, not the weights."""
+    """A local model's own count (`lm.local.Vocabulary`), saying how it counted."""
 
     def __init__(self, target: str) -> None:
-        from .lm.local import _bindings, chat_formatter, resolve_model
+        from .lm.local import Vocabulary  # llama.cpp loads only for a local LM
 
-        ll = self._ll = _bindings()
-        params = ll.llama_model_default_params()
-        params.vocab_only = True
-        self._model = ll.llama_model_load_from_file(str(resolve_model(split_target(target)[1])).encode(), params)
-        if not self._model:
-            raise LMConfigError(f"llama.cpp cannot read the vocabulary of {target}")
-        self._vocab = ll.llama_model_get_vocab(self._model)
-        self._format = chat_formatter(ll, self._model, self._vocab)
+        vocabulary = Vocabulary(split_target(target)[1])
+        self.messages, self.text, self.close = vocabulary.messages, vocabulary.text, vocabulary.close
         self.method = f"the chat template and tokenizer of {target} (llama.cpp)"
-
-    def messages(self, messages: Sequence[Message]) -> int:
-        formatted = self._format(messages=[{"role": m.role, "content": m.content} for m in messages])
-        return self._count(formatted.prompt.encode(), add_special=not formatted.added_special)
-
-    def text(self, text: str) -> int:
-        return self._count(text.encode(), add_special=False)
-
-    def _count(self, data: bytes, *, add_special: bool) -> int:
-        n = self._ll.llama_tokenize(self._vocab, data, len(data), None, 0, add_special, True)
-        return -n  # with no room for the tokens, llama.cpp answers minus how many there are
-
-    def close(self) -> None:
-        self._ll.llama_model_free(self._model)
 
 
 def _counter(target: str) -> _Characters | _LocalVocabulary:
