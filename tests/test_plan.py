@@ -150,10 +150,8 @@ def test_plan_makes_no_lm_call_and_creates_no_client(tmp_path, monkeypatch, comp
     def refuse(*args, **kwargs):
         raise AssertionError("plan created an LM client")
 
-    for module in ("icldsl.runtime.program", "icldsl.training.resources"):
-        monkeypatch.setattr(f"{module}.make_client", refuse)
-    for module in ("icldsl.runtime.program", "icldsl.training.resources"):
-        monkeypatch.setattr(f"{module}.connect_embedder", refuse)
+    monkeypatch.setattr("icldsl.lm.connect.make_client", refuse)  # every client is made there
+    monkeypatch.setattr("icldsl.lm.connect.connect_embedder", refuse)
     with LoopbackServer(right) as server:
         path = project(tmp_path, url=server.openai_url, optimizer="comparing(lm: solver)")
         assert main(["plan", str(path)]) == 0

@@ -7,6 +7,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..lm.trace import CallCost
 from ..runtime.state import StepRecord
 from .records import Scored
 
@@ -37,6 +38,12 @@ class CallStats:
     def of_record(cls, record: StepRecord) -> "CallStats":
         return cls(record.calls, int(record.calls > 0 and record.output is None), record.usage.prompt_tokens,
                    record.usage.completion_tokens, record.cache_hits, record.missing, record.latencies)
+
+    @classmethod
+    def of_cost(cls, cost: CallCost) -> "CallStats":
+        """One call (its failure, if any, is its step's to count)."""
+        return cls(1, 0, cost.usage.prompt_tokens, cost.usage.completion_tokens, int(cost.cached), int(cost.missing),
+                   () if cost.latency is None else (cost.latency,))
 
     @classmethod
     def of(cls, scored: Sequence[Scored]) -> "CallStats":
@@ -74,13 +81,17 @@ class UsageTable:
 
     @classmethod
     def of_records(cls, records: Iterable[tuple[str, StepRecord]]) -> "UsageTable":
-        """Usage of (key, record) pairs, by key and by the record's LM."""
+        """Usage of (key, record) pairs, by key and by LM: each call under the LM that answered
+        it (a fallback's answers under the fallback), a failed step under the LM it asked."""
         steps: dict[str, CallStats] = {}
         lms: dict[str, CallStats] = {}
         for key, record in records:
             stats = CallStats.of_record(record)
             steps[key] = steps.get(key, CallStats()) + stats
-            lms[record.lm or "?"] = lms.get(record.lm or "?", CallStats()) + stats
+            asked = record.lm or "?"
+            lms[asked] = lms.get(asked, CallStats()) + CallStats(failures=stats.failures)
+            for cost in record.lm_calls:
+                lms[cost.lm] = lms.get(cost.lm, CallStats()) + CallStats.of_cost(cost)
         return cls(steps, lms)
 
     def __add__(self, other: "UsageTable") -> "UsageTable":

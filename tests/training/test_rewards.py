@@ -121,7 +121,8 @@ class FakeEmbedder:
 def judge(answer) -> tuple[BoundLM, ScriptedLM, list]:
     lm = ScriptedLM(answer)
     records: list = []
-    return BoundLM(LMSpec("judge", "scripted/test", {}), lm, "reward lm_judge", records), lm, records
+    resources = Resources(lms={"judge": LMSpec("judge", "scripted/test", {})}, clients={"judge": lm}, records=records)
+    return resources.lm("judge", "reward lm_judge"), lm, records
 
 
 @pytest.fixture
