@@ -22,7 +22,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from pydantic import PydanticUserError, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict  # pydantic reads typing.TypedDict only from 3.12
@@ -31,6 +31,7 @@ from .errors import Error
 from .jsontext import JSONTextError, loads
 from .lm.base import LMClient, LMConfigError
 from .lm.cache import LMCache, Mode
+from .lm.trace import Tracer
 from .paths import BadEncoding, decode_utf8, read_limited, write_atomic
 from .runtime import spec_check
 from .runtime.program import Program
@@ -171,7 +172,8 @@ def with_lms(spec: ProgramSpec, lms: Mapping[str, Mapping[str, Any]]) -> Program
 
 def program_from(doc: Mapping[str, Any], clients: Mapping[str, LMClient] | None = None, *,
                  cache: LMCache | None = None, cache_mode: Mode = "normal", folder: Path | None = None,
-                 lms: Mapping[str, Mapping[str, Any]] | None = None, path: str | Path = "the artifact") -> Program:
+                 lms: Mapping[str, Mapping[str, Any]] | None = None, path: str | Path = "the artifact",
+                 tracers: Sequence[Tracer] | None = None) -> Program:
     """The program of an artifact document (its LMs' settings changed by `lms`, see `with_lms`);
     ArtifactError, saying what and where, for content that could not run. Its tools are
     imported on first use, from installed modules, never from the artifact's `folder`."""
@@ -198,7 +200,7 @@ def program_from(doc: Mapping[str, Any], clients: Mapping[str, LMClient] | None 
         raise ArtifactError(f"{path} cannot run: {problems[0]}{more}")
     try:
         return Program(spec, states, clients, cache=cache, cache_mode=cache_mode,
-                       barred=(folder.resolve(),) if folder is not None else ())
+                       barred=(folder.resolve(),) if folder is not None else (), tracers=tracers)
     except (PydanticUserError, TypeError, ValueError) as exc:  # models pydantic cannot build
         raise ArtifactError(f"{path} cannot run: its models cannot be built: {str(exc).splitlines()[0]}") from None
 
@@ -231,14 +233,15 @@ def stale_source(doc: Mapping[str, Any], path: str | Path | None = None) -> str 
 
 def load(path: str | Path, clients: Mapping[str, LMClient] | None = None, *,
          cache: LMCache | None = None, cache_mode: Mode = "normal", verify: bool | str | bytes = False,
-         lms: Mapping[str, Mapping[str, Any]] | None = None) -> Program:
+         lms: Mapping[str, Mapping[str, Any]] | None = None, tracers: Sequence[Tracer] | None = None) -> Program:
     """The runnable program of a verified artifact.
 
     With a `cache` (`icldsl.lm.cache.LMCache`), its LM calls are answered from it when they
     can be. `verify` refuses (ArtifactError) an artifact not signed with the key given, or
     with the key in $ICLDSL_SIGNING_KEY when it is True. `lms` replaces the settings of
     its LMs (see `with_lms`). Warns (StaleArtifactWarning) when its source has changed
-    since (see `stale_source`).
+    since (see `stale_source`). `tracers` receive every LM call (`icldsl.lm.trace`; by
+    default OpenTelemetry's spans, when it is installed).
     """
     doc = read(path)
     if verify is not False:
@@ -247,7 +250,7 @@ def load(path: str | Path, clients: Mapping[str, LMClient] | None = None, *,
     if stale:
         warnings.warn(stale, StaleArtifactWarning, stacklevel=2)
     return program_from(doc, clients, cache=cache, cache_mode=cache_mode, folder=Path(path).parent, lms=lms,
-                        path=path)
+                        path=path, tracers=tracers)
 
 
 class _StateJSON(TypedDict):

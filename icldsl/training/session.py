@@ -20,6 +20,7 @@ from ..datasets import Dataset, Example, load_dataset
 from ..datasets.quality import inspect as inspect_data
 from ..lm.base import LMClient
 from ..lm.cache import LMCache, Mode
+from ..lm.trace import Tracer
 from ..options import EMBEDDING_NAME, LM_NAME, Function
 from ..runtime.program import Program
 from .chain import Chain
@@ -99,10 +100,26 @@ class FitReport:
 
 
 def program_of(compiled: Compiled, name: str, clients: Mapping[str, LMClient] | None = None, *,
-               cache: LMCache | None = None, cache_mode: Mode = "normal") -> Program:
+               cache: LMCache | None = None, cache_mode: Mode = "normal",
+               tracers: Sequence[Tracer] | None = None) -> Program:
     """The program `name` of a compiled file; with a `cache`, its LM calls go through it."""
     spec, states = compiled.programs[name]
-    return Program(spec, states, clients, search_path=(compiled.base_dir,), cache=cache, cache_mode=cache_mode)
+    return Program(spec, states, clients, search_path=(compiled.base_dir,), cache=cache, cache_mode=cache_mode,
+                   tracers=tracers)
+
+
+class NoTrainBlock(Error):
+    """`fit`, `eval` and `plan` need a train block, for the program asked for."""
+
+
+def train_block(compiled: Compiled, program: str | None = None) -> TrainSpec:
+    """The train block of `program`, or the file's first."""
+    try:
+        return compiled.train(program)
+    except KeyError:
+        raise NoTrainBlock(f"{compiled.source.name} has no train block"
+                           + (f" for program `{program}`" if program else "")
+                           + "; fit and eval need one (see programs/gsm8k.icl)") from None
 
 
 def load_data(compiled: Compiled, train: TrainSpec, program: Program) -> Dataset:
@@ -150,10 +167,11 @@ def failure_message(failed: int, total: int, error: str | None, count: int, what
 
 
 def resources_of(compiled: Compiled, cache: LMCache | None, cache_mode: Mode,
-                 clients: Mapping[str, LMClient] | None = None) -> Resources:
+                 clients: Mapping[str, LMClient] | None = None,
+                 tracers: Sequence[Tracer] | None = None) -> Resources:
     """The file's lms and embeddings, for rewards and optimizers; given `clients` are used as they are."""
     return Resources(compiled.lms, compiled.embeddings, cache, cache_mode, dict(clients or {}),
-                     (compiled.base_dir,))
+                     (compiled.base_dir,), tracers=tracers)
 
 
 def _make(function: Function, options: Mapping[str, Any], resources: Resources, purpose: str) -> Any:
@@ -204,6 +222,7 @@ async def fit_compiled(
     progress: Progress | None = None,
     checkpoint: Path | None = None,
     csv_log: Path | None = None,
+    tracers: Sequence[Tracer] | None = None,
 ) -> FitReport:
     """Score the untrained program, train it, score it again, and freeze it.
 
@@ -211,10 +230,11 @@ async def fit_compiled(
     re-run, or a run after an interruption, replays the calls already made. With a
     `checkpoint` path, the fit's state is written there after every epoch, and a
     checkpoint left there by an interrupted run of the same fit is resumed from.
-    With `csv_log`, the history is written there as CSV after every epoch.
+    With `csv_log`, the history is written there as CSV after every epoch. `tracers`
+    receive every LM call, the program's and the reward's and optimizers' alike.
     """
-    program = program_of(compiled, train.program, clients, cache=cache, cache_mode=cache_mode)
-    resources = resources_of(compiled, cache, cache_mode, clients)
+    program = program_of(compiled, train.program, clients, cache=cache, cache_mode=cache_mode, tracers=tracers)
+    resources = resources_of(compiled, cache, cache_mode, clients, tracers)
     try:
         program.tools()  # imported now: a module that fails to import stops the fit before any LM call
         data = load_data(compiled, train, program)
@@ -280,7 +300,7 @@ async def eval_compiled(
     progress: Progress | None = None,
 ) -> Scores:
     """The program's reward on the test split of its train block's data."""
-    resources = resources_of(compiled, program.cache, program.cache_mode)
+    resources = resources_of(compiled, program.cache, program.cache_mode, tracers=program.clients.tracers)
     try:
         program.tools()  # imported now: a module that fails to import stops before any LM call
         data = load_data(compiled, train, program)
