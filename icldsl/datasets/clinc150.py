@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,10 +22,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from icldsl.datasets.base import DataError, Dataset, Example
-from icldsl.datasets.download import cache_dir, download
+from icldsl.datasets.base import DataError, Dataset
+from icldsl.datasets.download import Published
 from icldsl.datasets.files import element_lines
-from icldsl.datasets.rows import check_options, read_text, resolve, sample, to_examples
+from icldsl.datasets.rows import check_options, read_text, sample, to_examples
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +33,7 @@ DEFAULT_BASE_URL = "https://raw.githubusercontent.com/clinc/oos-eval/master/data
 PATH_ENV = "ICLDSL_CLINC150_PATH"
 DATA_FILE, DOMAINS_FILE = "data_full.json", "domains.json"
 FILES = (DATA_FILE, DOMAINS_FILE)
+SOURCE = Published("clinc150", "CLINC150", FILES, PATH_ENV, DEFAULT_BASE_URL)
 OOS = "oos"
 OPTIONS: Mapping[str, type] = {"path": str, "domain": str, "train_per_intent": int, "test_per_intent": int,
                                "oos": bool, "seed": int}
@@ -52,14 +52,14 @@ def load(
     base_dir: Path,
     x_model: type[BaseModel],
     y_model: type[BaseModel],
-    base_url: str = DEFAULT_BASE_URL,
+    base_url: str | None = None,
 ) -> Dataset:
     """Load CLINC150 as the `data` block `name`, every row validated by `x_model` and `y_model`."""
     opts = check_options("clinc150", args, OPTIONS)
     for key in ("train_per_intent", "test_per_intent"):
         if opts.get(key, 1) < 1:
             raise DataError(f"clinc150 loader: option '{key}' should be 1 or more, got {opts[key]}")
-    directory = find_data(opts.get("path"), base_dir=base_dir, base_url=base_url)
+    directory = SOURCE.find(opts.get("path"), base_dir=base_dir, base_url=base_url)
     domains = _read_domains(directory / DOMAINS_FILE)
     intents = _intents(domains, opts.get("domain"), directory / DOMAINS_FILE)
     if opts.get("oos", False):
@@ -83,27 +83,6 @@ def load(
     log.info("loaded clinc150 from %s: %d intents, %d train, %d test", directory, len(intents),
              len(dataset.train), len(dataset.test))
     return dataset
-
-
-def find_data(path: str | None, *, base_dir: Path, base_url: str = DEFAULT_BASE_URL) -> Path:
-    """The directory holding data_full.json and domains.json: `path`, the env var, or the cache."""
-    if path is not None:
-        return _complete(resolve(path, base_dir), "the `path` option")
-    env = os.environ.get(PATH_ENV)
-    if env:
-        return _complete(Path(env).expanduser(), f"${PATH_ENV}")
-    cache = cache_dir("clinc150")
-    for file in FILES:
-        if not (cache / file).is_file():
-            download(f"{base_url.rstrip('/')}/{file}", cache / file, what="CLINC150", env=PATH_ENV)
-    return cache
-
-
-def _complete(directory: Path, source: str) -> Path:
-    for file in FILES:
-        if not (directory / file).is_file():
-            raise DataError(f"no CLINC150 {file} in the directory given by {source}", file=str(directory))
-    return directory
 
 
 def _parse(text: str, path: Path) -> dict[str, Any]:

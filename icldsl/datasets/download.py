@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from icldsl.datasets.base import DataError
+from icldsl.datasets.rows import resolve
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +63,39 @@ def download(url: str, dest: Path, *, what: str, env: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """A built-in dataset's files, found where the user says or fetched from `base_url`.
+
+    `name` is its cache folder, `title` how messages name it, `env` the variable that
+    points at a local copy.
+    """
+
+    name: str
+    title: str
+    files: tuple[str, ...]
+    env: str
+    base_url: str
+
+    def find(self, path: str | None, *, base_dir: Path, base_url: str | None = None) -> Path:
+        """The directory holding the files: `path` (relative to `base_dir`), else the
+        variable `env`, else the cache, downloading what it lacks from `base_url`."""
+        if path is not None:
+            return self._complete(resolve(path, base_dir), "the `path` option")
+        env = os.environ.get(self.env)
+        if env:
+            return self._complete(Path(env).expanduser(), f"${self.env}")
+        cache = cache_dir(self.name)
+        for file in self.files:
+            if not (cache / file).is_file():
+                url = f"{(base_url or self.base_url).rstrip('/')}/{file}"
+                download(url, cache / file, what=self.title, env=self.env)
+        return cache
+
+    def _complete(self, directory: Path, source: str) -> Path:
+        for file in self.files:
+            if not (directory / file).is_file():
+                raise DataError(f"no {self.title} {file} in the directory given by {source}", file=str(directory))
+        return directory

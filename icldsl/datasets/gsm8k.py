@@ -7,7 +7,6 @@ x = {"question"}, y = {"thinking": the reasoning, "answer": 1234.0}.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,14 +15,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from icldsl.datasets.base import DataError, Dataset, Example
-from icldsl.datasets.download import cache_dir, download
-from icldsl.datasets.rows import check_options, read_jsonl, resolve, sample, to_example
+from icldsl.datasets.download import Published
+from icldsl.datasets.rows import check_options, read_jsonl, sample, to_example
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com/openai/grade-school-math/master/grade_school_math/data"
 PATH_ENV = "ICLDSL_GSM8K_PATH"
 FILES = ("train.jsonl", "test.jsonl")
+SOURCE = Published("gsm8k", "GSM8K", FILES, PATH_ENV, DEFAULT_BASE_URL)
 OPTIONS: Mapping[str, type] = {"path": str, "train_limit": int, "test_limit": int, "seed": int}
 DOC = (
     "GSM8K grade-school maths (7,473 train, 1,319 test). x: question; y: thinking, answer (float). "
@@ -41,11 +41,11 @@ def load(
     base_dir: Path,
     x_model: type[BaseModel],
     y_model: type[BaseModel],
-    base_url: str = DEFAULT_BASE_URL,
+    base_url: str | None = None,
 ) -> Dataset:
     """Load GSM8K as the `data` block `name`, every row validated by `x_model` and `y_model`."""
     opts = check_options("gsm8k", args, OPTIONS)
-    directory = find_data(opts.get("path"), base_dir=base_dir, base_url=base_url)
+    directory = SOURCE.find(opts.get("path"), base_dir=base_dir, base_url=base_url)
     seed = opts.get("seed", 0)
     train, test = (_examples(directory / file, x_model, y_model, f"{name}:{file}") for file in FILES)
     dataset = Dataset(
@@ -77,24 +77,3 @@ def _examples(path: Path, x_model: type[BaseModel], y_model: type[BaseModel], or
         to_example(parse_row(row, file=file, line=line), x_model, y_model, file=file, line=line, origin=origin)
         for line, row in read_jsonl(path)
     ]
-
-
-def find_data(path: str | None, *, base_dir: Path, base_url: str = DEFAULT_BASE_URL) -> Path:
-    """The directory holding train.jsonl and test.jsonl: `path`, the env var, or the cache."""
-    if path is not None:
-        return _complete(resolve(path, base_dir), "the `path` option")
-    env = os.environ.get(PATH_ENV)
-    if env:
-        return _complete(Path(env).expanduser(), f"${PATH_ENV}")
-    cache = cache_dir("gsm8k")
-    for file in FILES:
-        if not (cache / file).is_file():
-            download(f"{base_url.rstrip('/')}/{file}", cache / file, what="GSM8K", env=PATH_ENV)
-    return cache
-
-
-def _complete(directory: Path, source: str) -> Path:
-    for file in FILES:
-        if not (directory / file).is_file():
-            raise DataError(f"no GSM8K {file} in the directory given by {source}", file=str(directory))
-    return directory

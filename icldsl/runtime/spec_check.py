@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ..lm import PROVIDERS, split_target
+from ..lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
 from ..options import URLS, type_name
 from ..user_code import FORM
 from ..specs import BranchSpec, ProgramSpec, StepSpec
+from .retrieval import Dense
 from .state import StepState
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -62,6 +63,11 @@ def problems(spec: ProgramSpec, states: Mapping[str, StepState]) -> list[str]:
     for name in spec.outputs:
         if name not in values:
             found.append(f"output `{name}` is no step of the program")
+    for path, state in states.items():
+        index = state.retrieval.pool.index if state.retrieval is not None else None
+        if isinstance(index, Dense):  # its target is an address the program sends inputs to, like an lm's
+            found += [f"step `{path}`: the embedding `{index.embedding.name}` it retrieves with: {p}"
+                      for p in embedding_problems(index.embedding.target, index.embedding.options)]
     made = {f for item in spec.steps if item.name in spec.outputs for f in fields.get(item.model, ())}
     output = next((m for m in spec.models if m.name == spec.output_model), None)
     required = [f.name for f in output.fields if not (isinstance(f.type, dict) and "optional" in f.type)] \
@@ -107,7 +113,19 @@ def lm_problems(target: str, options: Mapping[str, Any], lms: Mapping[str, Any])
     provider, _ = split_target(target)
     if provider not in PROVIDERS:
         return [f"unknown provider in {target!r}; known: {', '.join(PROVIDERS)}"]
-    allowed = PROVIDERS[provider].options
+    return _option_problems(provider, PROVIDERS[provider].options, options, lms)
+
+
+def embedding_problems(target: str, options: Mapping[str, Any]) -> list[str]:
+    """What keeps an embedding model of this `target` and `options` from working."""
+    provider, _ = split_target(target)
+    if provider not in EMBEDDERS:
+        return [f"no embedding models for {target!r}; known providers: {', '.join(EMBEDDERS)}"]
+    return _option_problems(provider, embedding_options(provider), options, {})
+
+
+def _option_problems(provider: str, allowed: Mapping[str, Any], options: Mapping[str, Any],
+                     lms: Mapping[str, Any]) -> list[str]:
     found = []
     for key, value in options.items():
         if key not in allowed:

@@ -1,0 +1,193 @@
+"""The command line's grammar: every verb, its arguments and their help.
+
+Each verb names its handler as `module.function` within this package (`command`), so
+parsing the command line imports none of the library: the handler's module is imported
+only when its verb runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..artifact import SIGNING_KEY_ENV
+from ..lm.cache import ENV_DIR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="icldsl", description="Train LM programs declared in .icl files.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = verbs.add_parser("check", help="parse and check files; report every mistake",
+                         description="Parse and check .icl files without calling any LM.")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--format", choices=("full", "concise", "json", "github"), default="full",
+                   help="full: source line and caret; concise: one line per diagnostic; json: one JSON "
+                        "document on standard output (schema in the README); github: GitHub Actions "
+                        "annotations on standard output")
+    p.set_defaults(command="checking.cmd_check")
+
+    p = verbs.add_parser("fit", help="evaluate, train, evaluate again, write the artifact",
+                         description="Evaluate the untrained program on the test set, train it as the train "
+                                     "block says, evaluate it again, and write the frozen artifact. Beside it go "
+                                     "<stem>.report.html and the plots <stem>.{graph,history,runs,comparison}.png, "
+                                     "where <stem> is the artifact's name without .artifact.json.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--program", help="which train block, by program name (default: the first)")
+    p.add_argument("-o", "--output", help="artifact path (default: <program>.artifact.json)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-report", action="store_true", help="write only the artifact: no plots, no report.html")
+    p.add_argument("--restart", action="store_true",
+                   help="ignore the checkpoint an interrupted fit left (<stem>.checkpoint.json) and start over")
+    p.add_argument("--sign", action="store_true",
+                   help=f"sign the artifact (HMAC-SHA256) with the key in ${SIGNING_KEY_ENV}")
+    _cache_flags(p)
+    _trace_flag(p)
+    p.set_defaults(command="training.cmd_fit")
+
+    p = verbs.add_parser("eval", help="score a program on its test set",
+                         description="Score the untrained program, or a trained artifact, on the test split "
+                                     "of the train block's data.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--artifact", help="evaluate this trained artifact instead of the untrained program")
+    p.add_argument("--program", help="which train block, by program name (default: the first)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    _deploy_flags(p)
+    _cache_flags(p)
+    _trace_flag(p)
+    p.set_defaults(command="training.cmd_eval")
+
+    p = verbs.add_parser("fmt", help="rewrite files in the canonical layout",
+                         description="Rewrite .icl files in one canonical layout, keeping comments. "
+                                     "Formatting twice changes nothing.")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not formatted")
+    p.add_argument("--diff", action="store_true", help="print what would change; exit 1 if anything would")
+    p.set_defaults(command="checking.cmd_fmt")
+
+    p = verbs.add_parser("render", help="show the messages every LM step would send, without an LM",
+                         description="Print the exact messages each LM step would send: its instructions, "
+                                     "output schema, few-shot examples and input. No LM is called. Fields that "
+                                     "earlier steps would fill show as <step.field>.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--artifact", help="use the instructions and examples this trained artifact learned")
+    p.add_argument("--input", help="the program's input as a JSON object (default: placeholders)")
+    p.add_argument("--program", help="which program (default: the first)")
+    p.set_defaults(command="running.cmd_render")
+
+    p = verbs.add_parser("run", help="run an artifact on one input, or on every row of a file",
+                         description="Run a frozen artifact. With --input '{...}' on one input, printing its "
+                                     "output as JSON. With --input FILE (JSONL or CSV; - for stdin) on every row, "
+                                     "writing one JSON line per row to --output: {\"row\": N, \"output\": {...}} "
+                                     "or {\"row\": N, \"error\": \"...\"}, in the order rows finish. Running the "
+                                     "same command again skips the rows the output holds. Exit status 1 when a row "
+                                     "failed.")
+    p.add_argument("artifact", metavar="ARTIFACT")
+    p.add_argument("--input", required=True, metavar="JSON|FILE|-",
+                   help="one input as a JSON object, or a .jsonl/.csv file of inputs, or - for JSONL on stdin")
+    p.add_argument("--output", default="-", metavar="FILE|-",
+                   help="where the predictions of a file's rows go, one JSON line each (default: stdout)")
+    p.add_argument("--format", choices=("jsonl", "csv"), help="the input's format (default: from its suffix)")
+    p.add_argument("--concurrency", type=_positive, default=8, metavar="N", help="rows in flight at once (default 8)")
+    p.add_argument("--id", metavar="FIELD", help="copy this field of each row into its output line as `id`")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="drop the rows that failed from --output and run them again")
+    p.add_argument("--stop-after", type=int, default=100, metavar="N",
+                   help="stop when N rows in a row fail to predict, as when no LM can be reached (default 100; "
+                        "0: never)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _deploy_flags(p)
+    _cache_flags(p)
+    _trace_flag(p)
+    p.set_defaults(command="running.cmd_run")
+
+    p = verbs.add_parser("plan", help="the LM calls and tokens a fit will take, without spending any",
+                         description="Print, per phase of the fit (test before training, validation, each "
+                                     "epoch, optimizer extras, test after training), the program runs, LM calls "
+                                     "and estimated prompt and completion tokens, and whether the train block's "
+                                     "budget covers training. Loads the data; calls no LM.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--program", help="which train block, by program name (default: the first)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(command="training.cmd_plan")
+
+    p = verbs.add_parser("diff", help="what changed between two artifacts",
+                         description="Show what changed from artifact A to B: each step's instructions, "
+                                     "examples and frozen flag, test scores, settings, source and data. "
+                                     "Exit status 0 when they are identical, 1 when they differ, 2 when one "
+                                     "cannot be read.")
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B")
+    p.add_argument("--json", action="store_true", help="print the differences as JSON")
+    p.set_defaults(command="artifacts.cmd_diff")
+
+    p = verbs.add_parser("graph", help="draw a program's graph (PNG or SVG)",
+                         description="Draw the program's steps, models and wiring, trainable steps marked. "
+                                     "FILE is a .icl file or an artifact (whose learned state is shown).")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-o", "--output", help="a .png or .svg path (default: <program>.graph.png)")
+    p.add_argument("--program", help="which program of a .icl file (default: each one)")
+    p.set_defaults(command="artifacts.cmd_graph")
+
+    p = verbs.add_parser("plot", help="redraw the plots of an artifact",
+                         description="Redraw the plots that fit wrote beside an artifact: "
+                                     "<stem>.{graph,history,runs,comparison}.png (or .svg).")
+    p.add_argument("artifact", metavar="ARTIFACT")
+    p.add_argument("-o", "--output-dir", metavar="DIR", help="where to write them (default: beside the artifact)")
+    p.add_argument("--format", choices=("png", "svg"), default="png")
+    p.add_argument("--report", action="store_true",
+                   help="also write <stem>.report.html (without predictions: the artifact does not keep them)")
+    p.set_defaults(command="artifacts.cmd_plot")
+
+    p = verbs.add_parser("lsp", help="run the language server (for editors) over stdin and stdout",
+                         description="Run the icldsl language server, speaking the Language Server Protocol "
+                                     "over standard input and output: diagnostics as you type, hover, go to "
+                                     "definition, references, completion, document symbols and formatting. "
+                                     "Editors start it; see editors/vscode. Needs the `lsp` extra.")
+    p.set_defaults(command="checking.cmd_lsp")
+
+    p = verbs.add_parser("cache", help="show or clear the cache of LM calls",
+                         description=f"The on-disk cache of LM calls that fit, eval and run share: "
+                                     f"${ENV_DIR}/lm.sqlite3, else ~/.cache/icldsl/lm.sqlite3.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser("stats", help="entries, size on disk, hits and misses per model",
+                           description="Show what the LM cache holds: entries, size on disk, hits and misses, "
+                                       "per model.")
+    a.set_defaults(command="cache.cmd_cache_stats")
+    a = actions.add_parser("clear", help="delete cached calls", description="Delete every cached LM call, or "
+                                                                               "those of one model.")
+    a.add_argument("--model", help="only this model's calls, as `provider/model` (see `icldsl cache stats`)")
+    a.set_defaults(command="cache.cmd_cache_clear")
+    return parser
+
+
+def _deploy_flags(p: argparse.ArgumentParser) -> None:
+    """How an artifact is trusted and where its LM requests go."""
+    p.add_argument("--verify", action="store_true",
+                   help=f"refuse an artifact not signed with the key in ${SIGNING_KEY_ENV}")
+    p.add_argument("--lm", action="append", default=[], metavar="NAME.OPTION=VALUE",
+                   help="replace a setting of the artifact's lm NAME: its target, base_url, api_key=env:VAR, ... "
+                        "(repeat for several; VALUE null removes the option)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _trace_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trace", metavar="FILE",
+                   help="append one JSON line per LM call to FILE: program, step, LM, messages, answer, parsed "
+                        "output or error, usage, latency, cache, retries, which fallback answered")
+
+
+def _cache_flags(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--no-cache", action="store_true", help="neither read nor write the LM cache")
+    group.add_argument("--offline", action="store_true",
+                       help="answer every LM call from the cache; a call missing from it fails instead of being made")

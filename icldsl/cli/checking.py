@@ -1,0 +1,80 @@
+"""The verbs about `.icl` text: `check`, `fmt`, and `lsp` (the checker for editors)."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from pathlib import Path
+
+from ..compiler import compile_source
+from ..diagnostics import JSON_VERSION, CheckError, render_github, sort_key, to_json
+from ..errors import EXIT_INPUT, EXIT_OK
+from ..formatter import format_source
+from .console import Failure, err, print_diagnostics, read_source
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Every file is checked, even after one with errors; exit 1 when any had an error."""
+    sources = [read_source(path) for path in args.files]
+    checked = []  # (source, its diagnostics, the sources they point into)
+    for source in sources:
+        try:
+            compiled = compile_source(source)
+            checked.append((source, compiled.warnings, compiled.sources))
+        except CheckError as exc:
+            checked.append((source, exc.diagnostics, exc.sources))
+    failed = any(d.severity == "error" for _, diagnostics, _ in checked for d in diagnostics)
+    if args.format == "json":
+        files = []
+        for source, diagnostics, found in checked:
+            found = {source.name: source, **found}
+            errors = sum(d.severity == "error" for d in diagnostics)
+            files.append({"file": source.name, "ok": not errors, "errors": errors,
+                          "warnings": len(diagnostics) - errors,
+                          "diagnostics": [to_json(d, found) for d in sorted(diagnostics, key=sort_key)]})
+        print(json.dumps({"version": JSON_VERSION, "ok": not failed, "files": files}, ensure_ascii=False, indent=2))
+        return EXIT_INPUT if failed else EXIT_OK
+    for source, diagnostics, found in checked:
+        if args.format == "github":
+            for d in sorted(diagnostics, key=sort_key):
+                print(render_github(d, {source.name: source, **found}))
+        else:
+            print_diagnostics(diagnostics, source, found, args.format)
+        if not any(d.severity == "error" for d in diagnostics):
+            err(f"{source.name}: ok")
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    changed = []
+    for path in args.files:
+        source = read_source(path)
+        try:
+            formatted = format_source(source)
+        except CheckError as exc:
+            print_diagnostics(exc.diagnostics, source, exc.sources, "full")
+            return EXIT_INPUT
+        if formatted == source.text:
+            continue
+        changed.append(path)
+        if args.diff:
+            sys.stdout.writelines(difflib.unified_diff(
+                source.text.splitlines(keepends=True), formatted.splitlines(keepends=True), path, path))
+        elif not args.check:
+            Path(path).write_text(formatted, encoding="utf-8")
+    verb = "would reformat" if args.check or args.diff else "reformatted"
+    for path in changed:
+        err(f"{verb} {path}")
+    return EXIT_INPUT if changed and (args.check or args.diff) else EXIT_OK
+
+
+def cmd_lsp(args: argparse.Namespace) -> int:
+    try:
+        from ..lsp.server import serve  # the LSP library loads only for this verb
+    except ImportError as exc:
+        raise Failure(f"the language server needs the `lsp` extra ({exc.name} is missing): "
+                      "pip install 'icldsl[lsp]'") from None
+    serve()
+    return EXIT_OK

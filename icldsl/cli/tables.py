@@ -1,0 +1,110 @@
+"""The text tables and lines `fit` and `eval` print: scores, labels, the paired difference,
+epochs, optimizer comparisons and LM usage."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..training.estimate import Estimate, paired
+from ..training.metrics import label_summary
+
+if TYPE_CHECKING:
+    from ..training.session import Scores
+    from ..training.history import History
+    from ..training.usage import UsageTable
+
+
+def scores_table(rows: list[tuple[str, Scores]]) -> str:
+    """Reward (mean ± std over runs when there are several), metrics, failures, and the
+    examples' standard error, one column per program."""
+    header = f"{'':<12}" + "".join(f"{name:>20}" for name, _ in rows)
+
+    def cell(values: list[float], digits: int = 3) -> str:
+        mean = float(np.mean(values)) if values else 0.0
+        return f"{mean:.{digits}f} ± {float(np.std(values)):.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
+
+    lines = [header, f"{'reward':<12}" + "".join(f"{cell([r.reward for r in s.runs]):>20}" for _, s in rows)]
+    metric_runs = [s.metric_runs() for _, s in rows]
+    keys = [k for k in (metric_runs[0][0] if metric_runs and metric_runs[0] else {})
+            if k == "accuracy" or k.startswith("f1_")]
+    for key in keys:
+        lines.append(f"{key:<12}" + "".join(f"{cell([m[key] for m in runs]):>20}" for runs in metric_runs))
+    lines.append(f"{'failures':<12}" + "".join(f"{sum(r.failures for r in s.runs):>20}" for _, s in rows))
+    spread = [Estimate.of([x.reward for x in s.runs[-1].scored]) if s.runs else Estimate.of([]) for _, s in rows]
+    lines.append(f"{'std. error':<12}" + "".join(f"{f'± {e.stderr:.3f} (n={e.n})':>20}" for e in spread))
+    return "\n".join(lines)
+
+
+def labels_table(rows: list[tuple[str, Scores]]) -> str | None:
+    """Precision / recall / F1 of every label of the output's enum fields (means over runs),
+    one column per program; None when the output has no enum field."""
+    summaries = [label_summary(s.label_tables()) for _, s in rows]
+    if not summaries or not summaries[0]:
+        return None
+    lines = [f"{'per label':<24}" + "".join(f"{name + ' P / R / F1':>26}" for name, _ in rows) + f"{'support':>9}"]
+    for i, first in enumerate(summaries[0]):
+        cells = "".join(f"{'{precision:.3f} / {recall:.3f} / {f1:.3f}'.format(**s[i]):>26}" for s in summaries)
+        lines.append(f"{first['field'] + '=' + first['label']:<24}{cells}{first['support']:>9}")
+    return "\n".join(lines)
+
+
+def difference(untrained: Scores, trained: Scores) -> str | None:
+    """Trained minus untrained on the same test examples (the last run of each), with its standard error."""
+    if not untrained.runs or not trained.runs:
+        return None
+    a, b = ([x.reward for x in s.runs[-1].scored] for s in (trained, untrained))
+    diff = paired(a, b)
+    verdict = "more than" if abs(diff.mean) > 2 * diff.stderr else "within"
+    return (f"trained - untrained: {diff.mean:+.3f} ± {diff.stderr:.3f} (paired over {diff.n} examples; "
+            f"{verdict} two standard errors)")
+
+
+def epoch_lines(history: History) -> list[str]:
+    """One line per epoch: reward and quality metrics, training then validation."""
+    shown = [k for k in history.history if k.removeprefix("val_") in ("reward", "accuracy")
+             or k.removeprefix("val_").startswith("f1_")]
+    lines = []
+    for epoch in range(history.epochs_run):
+        logs = "  ".join(f"{k} {history.history[k][epoch]:.3f}" for k in shown if epoch < len(history.history[k]))
+        lines.append(f"  epoch {epoch + 1}: {logs}")
+    return lines
+
+
+def event_lines(events: list[dict]) -> list[str]:
+    """One line per comparison an optimizer made: the best candidate against the current
+    states on the same examples, and whether the program switched."""
+    lines = []
+    for event in events:
+        diff = event.get("difference")
+        if diff is None:
+            if event.get("reason"):
+                lines.append(f"  epoch {event['epoch']} {event['optimizer']}: {event['reason']}")
+            continue
+        kept = event.get("kept")
+        switched = kept if isinstance(kept, bool) else kept != event.get("incumbent")
+        lines.append(f"  epoch {event['epoch']} {event['optimizer']}: best candidate {diff['mean']:+.3f} "
+                     f"± {diff['stderr']:.3f} against the current states (paired, n={diff['n']}): "
+                     + ("switched" if switched else "kept the current states"))
+    if events:
+        lines.append("  (every comparison is in the artifact: training.optimizer_events)")
+    return lines
+
+
+def usage_table(table: UsageTable) -> str:
+    """Calls, cache hits, failures, tokens and latency per step and per LM."""
+    rows = [(f"step {k}", v) for k, v in table.steps.items()] + [(f"lm {k}", v) for k, v in table.lms.items()]
+    if len(table.steps) > 1:
+        rows.append(("total", table.total))
+    width = max([len(label) for label, _ in rows] + [8]) + 2
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value * 1000:.0f}ms" if value < 10 else f"{value:.1f}s"
+    lines = [f"{'LM usage':<{width}}{'calls':>7}{'cached':>8}{'failed':>8}{'tokens in':>11}{'tokens out':>12}"
+             f"{'latency mean':>14}{'p50':>8}{'p95':>8}"]
+    for label, s in rows:
+        lines.append(f"{'  ' + label:<{width}}{s.calls:>7}{s.cache_hits:>8}{s.failures:>8}{s.prompt_tokens:>11}"
+                     f"{s.completion_tokens:>12}{ms(s.latency()):>14}{ms(s.latency(50)):>8}{ms(s.latency(95)):>8}")
+    if not rows:
+        lines.append("  no LM calls")
+    return "\n".join(lines)

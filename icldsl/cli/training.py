@@ -1,0 +1,94 @@
+"""The verbs that train and score: `fit`, `eval`, and `plan` (what a fit will take)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+from .. import artifact
+from ..errors import EXIT_INPUT, EXIT_OK
+from ..fitting import fit, missing_message
+from ..plan import format_plan, plan_compiled
+from ..specs import TrainSpec
+from ..training.session import FitReport, eval_compiled, program_of, train_block
+from . import tables
+from .console import Failure, compile_or_exit, err, lm_cache, lm_overrides, load_artifact, tracing
+from .progress import ProgressLine, duration
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    if args.sign:
+        artifact.signing_key()  # before any work: a missing key stops the fit now
+    compiled = compile_or_exit(args.file)
+    train = train_block(compiled, args.program)
+    started = time.monotonic()
+    with lm_cache(args) as (cache, mode), tracing(args) as tracers:
+        fitted = fit(compiled, program=args.program, output=args.output, cache=cache, cache_mode=mode,
+                     sign=args.sign, report=not args.no_report, restart=args.restart,
+                     progress=ProgressLine(args.quiet), tracers=tracers,
+                     on_trained=lambda report: _print_fit(report, train, started))
+    if fitted.files:
+        print(f"\nwrote {fitted.files[-1]} and {len(fitted.files) - 1} plots "
+              f"({', '.join(p.name for p in fitted.files[:-1])})")
+    print(f"wrote {fitted.path}" + (" (signed)" if fitted.signed else ""))
+    return EXIT_OK
+
+
+def _print_fit(report: FitReport, train: TrainSpec, started: float) -> None:
+    """What `fit` prints once training is done, before the artifact is written or refused."""
+    history = report.history
+    print(f"\n{train.program}: {report.sizes['train']} train, {report.sizes['validation']} validation, "
+          f"{report.sizes['test']} test examples; {history.epochs_run} of {train.epochs} epoch(s) in "
+          f"{duration(time.monotonic() - started)}")
+    for line in tables.epoch_lines(history):
+        print(line)
+    if history.stopped:
+        print(f"  stopped: {history.stopped}")
+    kept = history.best_epoch
+    print(f"  kept: {'epoch ' + str(kept) if kept else 'the untrained program (no epoch beat it on ' + train.monitor + ')'}")
+    for line in tables.event_lines(history.events):
+        print(line)
+    print("\ntest set" + ("" if train.runs == 1 else f" ({train.runs} runs, mean ± std over runs)"))
+    print(tables.scores_table([("untrained", report.untrained), ("trained", report.trained)]))
+    labels = tables.labels_table([("untrained", report.untrained), ("trained", report.trained)])
+    if labels:
+        print(labels)
+    difference = tables.difference(report.untrained, report.trained)
+    if difference:
+        print(difference)
+    print("\n" + tables.usage_table(report.usage_table))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    compiled = compile_or_exit(args.file)
+    train = train_block(compiled, args.program)
+    with lm_cache(args) as (cache, mode), tracing(args) as tracers:
+        if args.artifact:
+            program = load_artifact(args.artifact, cache=cache, cache_mode=mode, verify=args.verify,
+                                    lms=lm_overrides(args.lm), tracers=tracers)
+            if program.spec.name != train.program:
+                raise Failure(f"{args.artifact} holds program `{program.spec.name}`, not `{train.program}`")
+            label = args.artifact
+        else:
+            program = program_of(compiled, train.program, cache=cache, cache_mode=mode, tracers=tracers)
+            label = "untrained"
+        scores = asyncio.run(eval_compiled(compiled, train, program, progress=ProgressLine(args.quiet)))
+    print(tables.scores_table([(label if len(label) < 20 else "artifact", scores)]))
+    labels = tables.labels_table([(label if len(label) < 20 else "artifact", scores)])
+    if labels:
+        print(labels)
+    table = scores.usage_table
+    print("\n" + tables.usage_table(table))
+    if table.total.missing:
+        err(f"\nerror: {missing_message(table.total.missing)}")
+        return EXIT_INPUT
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    compiled = compile_or_exit(args.file)
+    plan = plan_compiled(compiled, train_block(compiled, args.program))
+    print(json.dumps(plan.to_json(), ensure_ascii=False, indent=2) if args.json else format_plan(plan))
+    return EXIT_OK

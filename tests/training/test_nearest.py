@@ -1,0 +1,236 @@
+"""nearest_few_shot: pools from the data or from runs, k chosen on validation, no training
+runs when the data suffices, the artifact keeping what was scored, and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from icldsl import artifact, cli
+from icldsl.compiler import compile_source
+from icldsl.diff import diff_docs, format_diff
+from icldsl.lm.cache import LMCache
+from icldsl.source import Source
+from icldsl.training.session import fit_compiled
+from tests.scripted import ScriptedLM, last_input
+
+# Queries `<word> <n>`; the intent is the word's. The scripted model answers an input with
+# the intent of the last example whose query starts with the same word (what a model that
+# follows its nearest example does), else "other".
+WORDS = {"freeze": "lock", "balance": "money", "transfer": "move", "card": "plastic"}
+
+SOURCE = """
+model M {{ query: str "A message" }}
+model I {{ intent: enum("lock", "money", "move", "plastic", "other") "What it asks for" }}
+lm small = "local/smollm2-135m" {{ temperature: 0.0 }}
+program p {{ input m: M  i = decide I from m  output i }}
+data d = jsonl("d.jsonl", test: "t.jsonl")
+train p on d {{
+    reward exact_match()
+    optimizer nearest_few_shot({options})
+    {extra}
+}}
+"""
+
+
+def rows(n: int, start: int = 0) -> list[dict]:
+    words = list(WORDS)
+    return [{"query": f"{words[i % 4]} {i}", "intent": WORDS[words[i % 4]]} for i in range(start, start + n)]
+
+
+def write(tmp_path: Path, options: str = "", extra: str = "validation_split 0.25", train: list[dict] | None = None,
+          test: list[dict] | None = None, source: str = SOURCE) -> Source:
+    for name, data in (("d.jsonl", train if train is not None else rows(120)),
+                       ("t.jsonl", test if test is not None else rows(40, 500))):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in data), encoding="utf-8")
+    text = source.format(options=options, extra=extra)
+    (tmp_path / "p.icl").write_text(text, encoding="utf-8")
+    return Source(str(tmp_path / "p.icl"), text)
+
+
+def follower(request) -> dict:
+    word = last_input(request)["query"].split()[0]
+    shown = [json.loads(m.content) for m in request.messages[1:-1]]
+    pairs = list(zip(shown[::2], shown[1::2]))
+    labels = [out["intent"] for inp, out in pairs if inp["query"].split()[0] == word]
+    return {"intent": labels[-1] if labels else "other"}
+
+
+def fit(source: Source, lm: ScriptedLM, cache: LMCache | None = None):
+    compiled = compile_source(source)
+    return asyncio.run(fit_compiled(compiled, compiled.train(), clients={"small": lm}, cache=cache))
+
+
+def test_retrieval_trains_from_the_data_without_training_runs(tmp_path: Path) -> None:
+    lm = ScriptedLM(follower)
+    report = fit(write(tmp_path, "k: [1, 2]"), lm)
+    assert (report.untrained.mean, report.trained.mean) == (0.0, 1.0)
+    # untrained test 40, validation 30 before training, then two candidates on it (the current
+    # states again first), the epoch's validation, the trained test: no run over the 90 training rows.
+    assert len(lm.requests) == 40 + 30 + 3 * 30 + 30 + 40
+    assert "reward" not in report.history.history and report.history.history["val_reward"] == [1.0]
+    state = report.artifact["states"]["p/i"]
+    assert state["examples"] == [] and state["retrieval"]["k"] == 1
+    pool = state["retrieval"]["examples"]
+    validation = {s.example.origin for s in report.history.validation.scored}
+    assert len(pool) == 90 and not validation & {e["origin"] for e in pool}
+    (event,) = report.history.events
+    assert event["optimizer"] == "nearest_few_shot" and event["kept"] is True
+    assert event["pools"] == {"p/i": {"source": "data", "size": 90, "duplicates": 0}}
+    assert [c["k"] for c in event["candidates"]] == [{"p/i": 1}, {"p/i": 2}]
+    assert event["compared_on"] == 30
+
+
+def test_the_loaded_artifact_sends_exactly_what_was_scored(tmp_path: Path) -> None:
+    lm = ScriptedLM(follower)
+    report = fit(write(tmp_path, "k: 3"), lm)
+    path = artifact.write(tmp_path / "p.artifact.json", report.artifact)
+    scored = {json.dumps(last_input(r)): r.messages for r in lm.requests[-40:]}  # the trained test run
+    (tmp_path / "p.icl").unlink()  # loads without its source
+    again = ScriptedLM(follower)
+    loaded = artifact.load(path, clients={"small": again})
+    for row in rows(40, 500)[:5]:
+        assert loaded(query=row["query"]).intent == row["intent"]
+        assert again.requests[-1].messages == scored[json.dumps({"query": row["query"]})]
+    loaded.close()
+
+
+def test_render_shows_the_examples_an_input_would_get(tmp_path: Path, capsys) -> None:
+    report = fit(write(tmp_path, "k: 2"), ScriptedLM(follower))
+    path = artifact.write(tmp_path / "p.artifact.json", report.artifact)
+    assert cli.main(["render", str(tmp_path / "p.icl"), "--artifact", str(path),
+                     "--input", '{"query": "card 7"}']) == 0
+    out = capsys.readouterr().out
+    assert "(retrieved for this input, in prompt order: " in out
+    assert out.count('{"intent": "plastic"}') == 2 and out.rstrip().endswith('{"query": "card 7"}')
+    assert cli.main(["render", str(tmp_path / "p.icl"), "--artifact", str(path)]) == 0
+    assert "(retrieves the 2 examples nearest each input from a pool of 90; give --input to see them)" in \
+        capsys.readouterr().out
+
+
+def test_diff_names_the_pool_rows_that_changed(tmp_path: Path) -> None:
+    a = fit(write(tmp_path, "k: 2"), ScriptedLM(follower)).artifact
+    b = fit(write(tmp_path, "k: 2", train=rows(119) + [{"query": "card 999", "intent": "plastic"}]),
+            ScriptedLM(follower)).artifact
+    result = diff_docs(a, b)
+    pool = result["steps"]["p/i"]["retrieval"]["pool"]
+    in_b = {e["origin"]: e for e in b["states"]["p/i"]["retrieval"]["examples"]}
+    if "d:d.jsonl:120" in in_b:  # the new row went to the pool, not to validation
+        assert pool["changed"] == [{"a": next(e for e in a["states"]["p/i"]["retrieval"]["examples"]
+                                              if e["origin"] == "d:d.jsonl:120"), "b": in_b["d:d.jsonl:120"]}]
+    c = fit(write(tmp_path, "k: 2", train=rows(120, 1000)), ScriptedLM(follower)).artifact
+    result = diff_docs(a, c)
+    pool = result["steps"]["p/i"]["retrieval"]["pool"]
+    assert len(pool["changed"]) == 90  # the same rows (origins), other queries
+    text = format_diff(result, "a", "c")
+    assert "  pool: 90 changed (the first 12 of each shown; --json has them all)" in text
+    assert "retriever.sha256" in text and text.count("    ~ d:d.jsonl:") == 12
+
+
+def test_k_above_the_pool_and_duplicate_rows(tmp_path: Path) -> None:
+    train = rows(4) * 3  # four distinct queries, each three times
+    report = fit(write(tmp_path, "k: [2, 8, 50]", "validation_split 0.1", train=train), ScriptedLM(follower))
+    (event,) = report.history.events
+    (pool,) = event["pools"].values()
+    assert pool["source"] == "data" and pool["size"] + pool["duplicates"] == 11 and pool["size"] <= 4
+    # 8 and 50 both mean "the whole pool": one candidate, not two
+    assert [c["k"]["p/i"] for c in event["candidates"]] == [2, pool["size"]]
+
+
+def test_a_step_that_reads_an_earlier_step_pools_its_successful_runs(tmp_path: Path) -> None:
+    source = SOURCE.replace(
+        'program p {{ input m: M  i = decide I from m  output i }}',
+        'model N {{ note: str "A note" }}\n'
+        'program p {{ input m: M  n = generate N from m  i = decide I from m + n  output i }}')
+
+    def answer(request):
+        if "note" in json.dumps(request.schema):
+            return {"note": last_input(request)["query"].split()[0]}
+        return {"intent": WORDS[last_input(request)["note"]] if "0" in last_input(request)["query"] else "other"}
+
+    report = fit(write(tmp_path, "k: 2", source=source), ScriptedLM(answer))
+    (event,) = report.history.events
+    # neither step's answer is all in the data (no `note` column; p/i reads p/n): both pool their runs,
+    # and only the runs whose reward reached 1 (queries with a 0 in them) count
+    assert {p["source"] for p in event["pools"].values()} == {"runs"}
+    assert 0 < event["pools"]["p/i"]["size"] == event["pools"]["p/n"]["size"] < 90
+
+
+def test_every_pool_empty_is_noted_and_nothing_changes(tmp_path: Path) -> None:
+    source = SOURCE.replace(
+        'program p {{ input m: M  i = decide I from m  output i }}',
+        'model N {{ note: str "A note" }}\n'
+        'program p {{ input m: M  n = frozen generate N from m  i = decide I from m + n  output i }}')
+    lm = ScriptedLM(lambda r: {"note": "x"} if "note" in json.dumps(r.schema) else {"intent": "other"})
+    report = fit(write(tmp_path, "", source=source), lm)
+    (event,) = report.history.events
+    assert event["kept"] is False and "every pool is empty" in event["reason"]
+    assert "retrieval" not in report.artifact["states"]["p/i"]
+
+
+def test_inputs_that_are_not_text_are_compared_by_their_json(tmp_path: Path) -> None:
+    source = SOURCE.replace('model M {{ query: str "A message" }}',
+                            'model M {{ query: str "A message"  urgent: bool "Now?" }}')
+    train = [{**r, "urgent": i % 2 == 0} for i, r in enumerate(rows(60))]
+    test = [{**r, "urgent": True} for r in rows(20, 500)]
+    report = fit(write(tmp_path, "k: 2", train=train, test=test, source=source), ScriptedLM(follower))
+    assert report.trained.mean == 1.0
+
+
+def test_an_embedding_retriever_embeds_each_text_once(tmp_path: Path, monkeypatch) -> None:
+    embedded: list[str] = []
+
+    class Words:
+        """Vectors that count each intent word: a query is nearest its own word's examples."""
+
+        name = "fake/words"
+
+        async def embed(self, texts):
+            embedded.extend(texts)
+            return [[float(t.startswith(w)) for w in WORDS] + [0.1] for t in texts]
+
+        async def aclose(self):
+            pass
+
+    monkeypatch.setattr("icldsl.lm.connect.connect_embedder", lambda *a, **k: Words())
+    source = SOURCE.replace('lm small', 'embedding e = "openai/text-embedding-3-small"\nlm small')
+    report = fit(write(tmp_path, "k: [1, 2], retriever: e", source=source), ScriptedLM(follower))
+    assert report.trained.mean == 1.0
+    assert len(embedded) == len(set(embedded)) == 90 + 30 + 40  # the pool, validation, test: once each
+    retriever = report.artifact["states"]["p/i"]["retrieval"]["retriever"]
+    assert retriever["kind"] == "embedding" and retriever["dimension"] == 5
+    assert retriever["embedding"] == {"name": "e", "target": "openai/text-embedding-3-small", "options": {}}
+
+
+@pytest.mark.parametrize("options, message", [
+    ("retriever: nope", "unknown embedding `nope`"),
+    ('retriever: "bm2"', 'must be one of "bm25" or the name of an embedding'),
+    ('order: "middle"', 'must be one of "nearest_last", "nearest_first"'),
+    ("k: [4, 0]", "k must be a whole number of at least 1"),
+    ("compare_on: 10", "must be an integer of at least 30"),
+])
+def test_bad_settings_get_a_message(tmp_path: Path, capsys, options: str, message: str) -> None:
+    write(tmp_path, options)
+    code = cli.main(["fit", str(tmp_path / "p.icl"), "-q", "--no-report"])
+    assert code == 1 and message in capsys.readouterr().err
+
+
+def test_plan_counts_no_training_runs(tmp_path: Path, capsys) -> None:
+    write(tmp_path, "k: [2, 4]")
+    assert cli.main(["plan", str(tmp_path / "p.icl")]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 1: training" not in out and "optimizer nearest_few_shot" in out
+    assert "the optimizers learn from the data alone" in out
+
+
+def test_a_cached_refit_writes_the_same_bytes(tmp_path: Path) -> None:
+    with LMCache(tmp_path / "c.sqlite3") as cache:
+        first = fit(write(tmp_path, "k: [1, 2]"), ScriptedLM(follower), cache)
+        again = ScriptedLM(follower)
+        second = fit(write(tmp_path, "k: [1, 2]"), again, cache)
+    assert again.requests == [] and artifact.canonical(first.artifact) == artifact.canonical(second.artifact)
+    assert np.isclose(first.trained.mean, 1.0)
