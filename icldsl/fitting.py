@@ -76,43 +76,68 @@ async def afit(source: str | Path | Compiled, *, program: str | None = None, out
     `icldsl.Error` (CheckError, CallsMissing, FitFailed, ...) when the fit cannot give an
     artifact; then none is written.
     """
-    key = artifact.signing_key(None if sign is True else sign) if sign is not False else None  # before any work
-    compiled = source if isinstance(source, Compiled) else compile_file(source)
-    train = train_block(compiled, program)
-    out = Path(output or f"{train.program}.artifact.json")
-    checkpoint = beside(out, "checkpoint.json")
-    if restart:
-        checkpoint.unlink(missing_ok=True)
-    fitted = await fit_compiled(compiled, train, clients=clients, cache=cache, cache_mode=cache_mode,
-                                progress=progress, checkpoint=checkpoint, csv_log=beside(out, "history.csv"),
+    job = _Job(source, program, output, sign, restart)
+    fitted = await fit_compiled(job.compiled, job.train, clients=clients, cache=cache, cache_mode=cache_mode,
+                                progress=progress, checkpoint=job.checkpoint, csv_log=beside(job.out, "history.csv"),
                                 tracers=tracers)
-    if on_trained is not None:
-        on_trained(fitted)
-    # Neither an artifact trained on calls that were never made, nor one whose scores are
-    # mostly failures, may replace a good one.
-    if fitted.usage.missing:
-        raise CallsMissing(f"{missing_message(fitted.usage.missing)}; no artifact written")
-    failed, total, error, count = failed_predictions(fitted.untrained, fitted.trained)
-    if failed > MAX_FAILED_SHARE * total:
-        raise FitFailed(f"{failure_message(failed, total, error, count, 'test predictions')}; more than "
-                        f"{MAX_FAILED_SHARE:.0%} failed, so no artifact was written")
-    doc = artifact.sign(fitted.artifact, key) if key else fitted.artifact
-    files: tuple[Path, ...] = ()
-    if report:  # before the artifact: a fit interrupted while drawing leaves none, as documented
-        from . import report as html_report  # matplotlib loads only when plots are drawn
-
-        scored = [s.runs[-1].scored if s.runs else () for s in (fitted.untrained, fitted.trained)]
-        validation = fitted.history.validation.scored if fitted.history.validation else ()
-        files = tuple(html_report.write_beside(out, doc, predictions=html_report.predictions_of(*scored, validation)))
-    with _finishing():
-        artifact.write(out, doc)
-        checkpoint.unlink(missing_ok=True)
-    return Fitted(fitted, doc, out, files, key is not None)
+    return job.finish(fitted, report, on_trained)
 
 
-def fit(source: str | Path | Compiled, **options) -> Fitted:
-    """`afit` on an event loop of its own (from async code, await `afit`)."""
-    return asyncio.run(afit(source, **options))
+def fit(source: str | Path | Compiled, *, program: str | None = None, output: str | Path | None = None,
+        cache: LMCache | None = None, cache_mode: Mode = "normal", sign: bool | str | bytes = False,
+        report: bool = True, restart: bool = False, progress: Progress | None = None,
+        tracers: Sequence[Tracer] | None = None, clients: dict[str, LMClient] | None = None,
+        on_trained: Callable[[FitReport], None] | None = None) -> Fitted:
+    """`afit` on an event loop of its own (from async code, await `afit`). The artifact is
+    written once the loop has ended, where a Ctrl-C during the write can be held back
+    (asyncio's loop handles SIGINT itself while it runs)."""
+    job = _Job(source, program, output, sign, restart)
+    fitted = asyncio.run(fit_compiled(job.compiled, job.train, clients=clients, cache=cache, cache_mode=cache_mode,
+                                      progress=progress, checkpoint=job.checkpoint,
+                                      csv_log=beside(job.out, "history.csv"), tracers=tracers))
+    return job.finish(fitted, report, on_trained)
+
+
+class _Job:
+    """One fit's inputs resolved before any LM call: the signing key (a missing one stops
+    the fit now), the compiled file, its train block, and where the artifact and its
+    checkpoint go (a `restart` removes the checkpoint)."""
+
+    def __init__(self, source: str | Path | Compiled, program: str | None, output: str | Path | None,
+                 sign: bool | str | bytes, restart: bool) -> None:
+        self.key = artifact.signing_key(None if sign is True else sign) if sign is not False else None
+        self.compiled = source if isinstance(source, Compiled) else compile_file(source)
+        self.train = train_block(self.compiled, program)
+        self.out = Path(output or f"{self.train.program}.artifact.json")
+        self.checkpoint = beside(self.out, "checkpoint.json")
+        if restart:
+            self.checkpoint.unlink(missing_ok=True)
+
+    def finish(self, fitted: FitReport, report: bool, on_trained: Callable[[FitReport], None] | None) -> Fitted:
+        """Refuse, or write the report and plots and then the artifact."""
+        if on_trained is not None:
+            on_trained(fitted)
+        # Neither an artifact trained on calls that were never made, nor one whose scores are
+        # mostly failures, may replace a good one.
+        if fitted.usage.missing:
+            raise CallsMissing(f"{missing_message(fitted.usage.missing)}; no artifact written")
+        failed, total, error, count = failed_predictions(fitted.untrained, fitted.trained)
+        if failed > MAX_FAILED_SHARE * total:
+            raise FitFailed(f"{failure_message(failed, total, error, count, 'test predictions')}; more than "
+                            f"{MAX_FAILED_SHARE:.0%} failed, so no artifact was written")
+        doc = artifact.sign(fitted.artifact, self.key) if self.key else fitted.artifact
+        files: tuple[Path, ...] = ()
+        if report:  # before the artifact: a fit interrupted while drawing leaves none, as documented
+            from . import report as html_report  # matplotlib loads only when plots are drawn
+
+            scored = [s.runs[-1].scored if s.runs else () for s in (fitted.untrained, fitted.trained)]
+            validation = fitted.history.validation.scored if fitted.history.validation else ()
+            files = tuple(html_report.write_beside(self.out, doc,
+                                                   predictions=html_report.predictions_of(*scored, validation)))
+        with _finishing():
+            artifact.write(self.out, doc)
+            self.checkpoint.unlink(missing_ok=True)
+        return Fitted(fitted, doc, self.out, files, self.key is not None)
 
 
 @contextlib.contextmanager

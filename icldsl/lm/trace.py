@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import contextvars
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Mapping, Protocol
+from typing import Any, Mapping, Protocol
 
 from .base import LMRequest, Usage
 
@@ -115,23 +116,33 @@ class Tracer(Protocol):
 
 
 class JSONLTrace:
-    """One JSON line per call, appended to `path` and flushed as each call ends (so a fit
-    stopped by Ctrl-C keeps the lines of its finished calls)."""
+    """One JSON line per call, appended to `path` as each call ends (so a fit stopped by
+    Ctrl-C keeps the lines of its finished calls).
 
-    def __init__(self, path: str | Path | IO[str]) -> None:
-        self._file: IO[str] = path if hasattr(path, "write") else open(path, "a", encoding="utf-8")  # type: ignore[arg-type]
-        self._owned = not hasattr(path, "write")
-        self._lock = threading.Lock()  # Ray actors and threads may share one
+    Each line goes down in one `write` to a file opened for appending, so neither a
+    signal nor another writer (a thread, or another process tracing to the same file)
+    can land inside it: a reader never meets a torn line.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lock = threading.Lock()
 
     def record(self, call: Call) -> None:
-        line = json.dumps(call.to_json(), ensure_ascii=False) + "\n"
+        line = (json.dumps(call.to_json(), ensure_ascii=False) + "\n").encode("utf-8")
         with self._lock:
-            self._file.write(line)
-            self._file.flush()
+            if self._fd < 0:
+                return
+            written = os.write(self._fd, line)
+            while written < len(line):  # only on a full disk or a pipe: finish the line
+                written += os.write(self._fd, line[written:])
 
     def close(self) -> None:
-        if self._owned:
-            self._file.close()
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
 
 class OTelTrace:

@@ -47,6 +47,7 @@ class Scores:
 
     runs: tuple[Evaluation, ...]
     metrics: Metrics | None = None
+    reward_usage: UsageTable = dataclasses.field(default_factory=UsageTable)  # a judge's calls, say
 
     @property
     def mean(self) -> float:
@@ -82,7 +83,8 @@ class Scores:
 
     @property
     def usage_table(self) -> UsageTable:
-        return sum((r.usage_table for r in self.runs), UsageTable())
+        """The program's calls and the reward's."""
+        return sum((r.usage_table for r in self.runs), self.reward_usage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,15 +203,17 @@ def make_optimizer(train: TrainSpec, resources: Resources) -> Optimizer:
 
 
 async def score_runs(program: Program, examples: Sequence[Example], reward: Reward, train: TrainSpec,
-                     label: str, progress: Progress | None) -> Scores:
+                     label: str, progress: Progress | None, resources: Resources) -> Scores:
     """`train.runs` evaluations; run r (from 0) sends each LM's seed + r, so at a temperature
-    above 0 every run samples its own answers (the checker refuses `runs` at temperature 0)."""
+    above 0 every run samples its own answers (the checker refuses `runs` at temperature 0).
+    The calls the reward made through `resources` count in its usage."""
+    spent_before = len(resources.records)
     runs = []
     for run in range(train.runs):
         tag = label if train.runs == 1 else f"{label} {run + 1}/{train.runs}"
         runs.append(await evaluate(program.reseeded(run) if run else program, examples, reward,
                                    concurrency=train.concurrency, label=tag, progress=progress))
-    return Scores(tuple(runs), Metrics(program.spec))
+    return Scores(tuple(runs), Metrics(program.spec), UsageTable.of_records(resources.records[spent_before:]))
 
 
 async def fit_compiled(
@@ -256,7 +260,7 @@ async def fit_compiled(
         if resume is not None:
             log.warning("resuming from %s after epoch %d", checkpoint, resume.epoch)
 
-        untrained = await score_runs(program, data.test, reward, train, "test (untrained)", progress)
+        untrained = await score_runs(program, data.test, reward, train, "test (untrained)", progress, resources)
         failed, total, error, count = failed_predictions(untrained)
         if total and failed == total and not untrained.usage_table.total.missing:  # offline misses say so later
             raise FitFailed(failure_message(failed, total, error, count, "test predictions of the untrained "
@@ -268,7 +272,7 @@ async def fit_compiled(
             budget=Budget(**train.budget) if train.budget else None, metrics=metrics, resources=resources,
             progress=progress, callbacks=callbacks, resume=resume,
         )
-        trained = await score_runs(trained_program, data.test, reward, train, "test (trained)", progress)
+        trained = await score_runs(trained_program, data.test, reward, train, "test (trained)", progress, resources)
     finally:
         await program.aclose()
         await resources.aclose()
@@ -304,7 +308,8 @@ async def eval_compiled(
     try:
         program.tools()  # imported now: a module that fails to import stops before any LM call
         data = load_data(compiled, train, program)
-        return await score_runs(program, data.test, make_reward(train, resources), train, "test", progress)
+        return await score_runs(program, data.test, make_reward(train, resources), train, "test", progress,
+                                resources)
     finally:
         await program.aclose()
         await resources.aclose()

@@ -88,8 +88,9 @@ class UsageTable:
         for key, record in records:
             stats = CallStats.of_record(record)
             steps[key] = steps.get(key, CallStats()) + stats
-            asked = record.lm or "?"
-            lms[asked] = lms.get(asked, CallStats()) + CallStats(failures=stats.failures)
+            if stats.failures:  # under the LM asked: its fallbacks may have failed too
+                asked = record.lm or "?"
+                lms[asked] = lms.get(asked, CallStats()) + CallStats(failures=stats.failures)
             for cost in record.lm_calls:
                 lms[cost.lm] = lms.get(cost.lm, CallStats()) + CallStats.of_cost(cost)
         return cls(steps, lms)
