@@ -89,28 +89,27 @@ def compile_file(path: str | Path) -> Compiled:
     return compile_source(Source.from_path(path))
 
 
-def _type(t: ir.TypeExpr) -> Any:
+class _JSONType(ir.TypeVisitor[Any]):
     """The JSON form of a type (see specs.py); constraints ride along as `{"constrained": ...}`."""
-    if isinstance(t, ir.NamedType):
-        base: Any = t.name if t.name in ir.BUILTIN_TYPES else {"model": t.name}
-    elif isinstance(t, ir.ListType):
-        base = {"list": _type(t.item)}
-    elif isinstance(t, ir.OptionalType):
-        return {"optional": _type(t.inner)}
-    else:
+
+    def named(self, t: ir.NamedType) -> Any:
+        return _constrained(t, t.name if t.name in ir.BUILTIN_TYPES else {"model": t.name})
+
+    def list_(self, t: ir.ListType, item: Any) -> Any:
+        return _constrained(t, {"list": item})
+
+    def optional(self, t: ir.OptionalType, inner: Any) -> Any:
+        return {"optional": inner}
+
+    def enum(self, t: ir.EnumType) -> Any:
         return {"enum": list(t.choices)}
-    if t.constraints:
-        return {"constrained": base, **{a.name: to_python(a.value) for a in t.constraints}}
-    return base
 
 
-def _model_names(t: ir.TypeExpr):
-    if isinstance(t, ir.NamedType) and t.name not in ir.BUILTIN_TYPES:
-        yield t.name
-    elif isinstance(t, ir.ListType):
-        yield from _model_names(t.item)
-    elif isinstance(t, ir.OptionalType):
-        yield from _model_names(t.inner)
+def _constrained(t: ir.NamedType | ir.ListType, base: Any) -> Any:
+    return {"constrained": base, **{a.name: to_python(a.value) for a in t.constraints}} if t.constraints else base
+
+
+_type = _JSONType().visit
 
 
 def _model_specs(names: list[str], models: Mapping[str, ir.Model]) -> list[ModelSpec]:
@@ -124,7 +123,7 @@ def _model_specs(names: list[str], models: Mapping[str, ir.Model]) -> list[Model
             return
         visiting.add(name)
         for f in models[name].fields:
-            for inner in _model_names(f.type):
+            for inner in ir.model_names(f.type):
                 visit(inner)
         ordered.append(name)
 
