@@ -6,6 +6,11 @@ show as `<step.field>` placeholders. A step that retrieves examples shows the
 ones its input would get when that input is known (with an embedding retriever,
 the input is embedded: an embedding call, through the cache); otherwise `note`
 says how many it retrieves.
+
+Not a run against a client that records requests, on purpose: a run takes one arm of
+a branch and needs answers that validate, where render shows every arm with the
+unknown fields as placeholders. It builds each request with the run's own
+`Program.step_request` (runtime/request.py), so what it shows is what a run sends.
 """
 
 from __future__ import annotations
