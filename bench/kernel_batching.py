@@ -15,7 +15,8 @@ import argparse
 import random
 import time
 
-from icldsl.lm.local import FILE_WEIGHTS, WEIGHTS, _bindings, extra_buffer_types, requantized, resolve_model
+from icldsl.lm.local import FILE_WEIGHTS, WEIGHTS, extra_buffer_types, requantized, resolve_model
+from icldsl.lm.local.models import bindings
 
 SEQUENCES = 8
 PROMPT_CHUNK = 67  # new tokens per question in bench/local_throughput.py's requests
@@ -29,7 +30,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="decode steps timed per batch size")
     args = parser.parse_args()
 
-    ll = _bindings()
+    ll = bindings()
     path = resolve_model("smollm2-135m")
     if args.weights != FILE_WEIGHTS:
         path = requantized(path, args.weights)

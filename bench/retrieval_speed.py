@@ -35,7 +35,7 @@ from icldsl.runtime.demo import Demo  # noqa: E402
 from icldsl.runtime.models import json_schema  # noqa: E402
 from icldsl.runtime.program import Program  # noqa: E402
 from icldsl.runtime.retrieval import BM25, Dense, Pool, Retrieval  # noqa: E402
-from icldsl.runtime.spec import EmbeddingSpec  # noqa: E402
+from icldsl.specs import EmbeddingSpec  # noqa: E402
 from icldsl.source import Source  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "datasets" / "clinc150" / "data_full.json"

@@ -1,7 +1,7 @@
 """icldsl: declare LM programs in `.icl` files, train their prompts, ship a frozen artifact.
 
 The data path, each stage a public function:
-`parse` -> `check` -> `compile_source` -> `Program` -> `fit` -> `artifact.write` -> `load`.
+`parse` -> `check` -> `compile_source` -> `Program` -> `fit` (writes the artifact) -> `load`.
 
 The names below are imported when first used, so importing the package is instant: the
 `icldsl` command starts handling Ctrl-C before the heavy modules load.
@@ -21,7 +21,7 @@ _EXPORTS = {
     "ArtifactError": "artifact", "load": "artifact", "check": "checker", "compile_file": "compiler",
     "compile_source": "compiler", "CheckError": "diagnostics", "parse": "parser", "parse_file": "parser",
     "InvalidInput": "runtime.program", "PredictionError": "runtime.program", "Program": "runtime.program",
-    "Source": "source",
+    "Source": "source", "fit": "fitting", "afit": "fitting", "Fitted": "fitting",
 }
 
 __all__ = ["Error", *sorted(_EXPORTS)]

@@ -22,7 +22,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, BinaryIO, Mapping
+from typing import Any, BinaryIO, Mapping, Sequence
 
 from pydantic import PydanticUserError, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict  # pydantic reads typing.TypedDict only from 3.12
@@ -31,10 +31,11 @@ from .errors import Error
 from .jsontext import JSONTextError, loads
 from .lm.base import LMClient, LMConfigError
 from .lm.cache import LMCache, Mode
+from .lm.trace import Tracer
 from .paths import BadEncoding, decode_utf8, read_limited, read_stream, write_atomic
 from .runtime import spec_check
 from .runtime.program import Program
-from .runtime.spec import LMSpec, ProgramSpec
+from .specs import LMSpec, ProgramSpec
 from .runtime.demo import Demo
 from .runtime.state import StepState
 from .source import Source
@@ -172,7 +173,8 @@ def with_lms(spec: ProgramSpec, lms: Mapping[str, Mapping[str, Any]]) -> Program
 
 def program_from(doc: Mapping[str, Any], clients: Mapping[str, LMClient] | None = None, *,
                  cache: LMCache | None = None, cache_mode: Mode = "normal", folder: Path | None = None,
-                 lms: Mapping[str, Mapping[str, Any]] | None = None, path: str | Path = "the artifact") -> Program:
+                 lms: Mapping[str, Mapping[str, Any]] | None = None, path: str | Path = "the artifact",
+                 tracers: Sequence[Tracer] | None = None) -> Program:
     """The program of an artifact document (its LMs' settings changed by `lms`, see `with_lms`);
     ArtifactError, saying what and where, for content that could not run. Its tools are
     imported on first use, from installed modules, never from the artifact's `folder`."""
@@ -199,7 +201,7 @@ def program_from(doc: Mapping[str, Any], clients: Mapping[str, LMClient] | None 
         raise ArtifactError(f"{path} cannot run: {problems[0]}{more}")
     try:
         return Program(spec, states, clients, cache=cache, cache_mode=cache_mode,
-                       barred=(folder.resolve(),) if folder is not None else ())
+                       barred=(folder.resolve(),) if folder is not None else (), tracers=tracers)
     except (PydanticUserError, TypeError, ValueError) as exc:  # models pydantic cannot build
         raise ArtifactError(f"{path} cannot run: its models cannot be built: {str(exc).splitlines()[0]}") from None
 
@@ -232,14 +234,16 @@ def stale_source(doc: Mapping[str, Any], path: str | Path | None = None) -> str 
 
 def load(path: str | Path, clients: Mapping[str, LMClient] | None = None, *,
          cache: LMCache | None = None, cache_mode: Mode = "normal", verify: bool | str | bytes = False,
-         lms: Mapping[str, Mapping[str, Any]] | None = None, stream: BinaryIO | None = None) -> Program:
+         lms: Mapping[str, Mapping[str, Any]] | None = None, stream: BinaryIO | None = None,
+         tracers: Sequence[Tracer] | None = None) -> Program:
     """The runnable program of a verified artifact (read from `stream`, named `path`, when given).
 
     With a `cache` (`icldsl.lm.cache.LMCache`), its LM calls are answered from it when they
     can be. `verify` refuses (ArtifactError) an artifact not signed with the key given, or
     with the key in $ICLDSL_SIGNING_KEY when it is True. `lms` replaces the settings of
     its LMs (see `with_lms`). Warns (StaleArtifactWarning) when its source has changed
-    since (see `stale_source`).
+    since (see `stale_source`). `tracers` receive every LM call (`icldsl.lm.trace`; by
+    default OpenTelemetry's spans, when it is installed).
     """
     doc = read(path, stream)
     if verify is not False:
@@ -248,7 +252,8 @@ def load(path: str | Path, clients: Mapping[str, LMClient] | None = None, *,
     if stale:
         warnings.warn(stale, StaleArtifactWarning, stacklevel=2)
     folder = Path(path).parent if stream is None else None  # a stream comes from no folder of tools
-    return program_from(doc, clients, cache=cache, cache_mode=cache_mode, folder=folder, lms=lms, path=path)
+    return program_from(doc, clients, cache=cache, cache_mode=cache_mode, folder=folder, lms=lms, path=path,
+                        tracers=tracers)
 
 
 class _StateJSON(TypedDict):

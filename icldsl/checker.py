@@ -2,6 +2,11 @@
 
 Each pass is `(module, sink) -> None` and reports through the sink; `check`
 runs them all and raises one CheckError carrying every error found.
+
+Over 500 lines because it is the language's one list of rules: the passes are short
+and independent, but they share the name tables, the option signatures and the
+did-you-mean help, and a reader looking for "what does the checker refuse" reads them
+in order here (each code's golden case is in tests/golden/errors/).
 """
 
 from __future__ import annotations
@@ -18,18 +23,9 @@ from .lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
 from .parser import MAX_DEPTH
 from .options import (EMBEDDING_NAME, FIELDS, LM_NAME, Choice, Either, Signature, bind, matches, names_a, to_python,
                       type_name)
+from .specs import TRAIN_SETTINGS
 from .training.registry import OPTIMIZERS, REWARDS
 
-SETTING_TYPES: Mapping[str, type] = {
-    "epochs": int,
-    "batch_size": int,
-    "runs": int,
-    "concurrency": int,
-    "seed": int,
-    "validation_split": float,
-    "early_stopping": int,
-    "budget": dict[str, int],
-}
 BUDGET_KEYS = ("calls", "tokens")
 REPEATABLE = ("optimizer",)  # several optimizer lines chain
 # What a checkpoint or early stopping may monitor, besides `f1_<field>` for each enum field
@@ -85,30 +81,24 @@ def check_models(module: ir.Module, sink: Sink) -> None:
     models = _first(module.of(ir.Model))
     known = (*ir.BUILTIN_TYPES, *models)
 
-    def visit(t: ir.TypeExpr) -> None:
-        if isinstance(t, ir.NamedType) and t.name not in known:
-            sink.add("undefined-name", f"unknown type `{t.name}`", t.span, "not a builtin type or a model",
-                     did_you_mean(t.name, known) or f"define `model {t.name} {{ ... }}` or use one of "
-                     + ", ".join(ir.BUILTIN_TYPES))
-        elif isinstance(t, ir.ListType):
-            visit(t.item)
-        elif isinstance(t, ir.OptionalType):
-            visit(t.inner)
-        elif isinstance(t, ir.EnumType):
-            repeated = [c for c, n in Counter(t.choices).items() if n > 1]
-            if repeated:
-                sink.add("invalid-value", f"enum choice {repeated[0]!r} is listed twice", t.span)
-        if isinstance(t, (ir.NamedType, ir.ListType)) and t.constraints:
-            _check_constraints(t, sink)
-
     for model in models.values():
         for f in model.fields:
-            visit(f.type)
+            for t in ir.type_parts(f.type):
+                if isinstance(t, ir.NamedType) and t.name not in known:
+                    sink.add("undefined-name", f"unknown type `{t.name}`", t.span, "not a builtin type or a model",
+                             did_you_mean(t.name, known) or f"define `model {t.name} {{ ... }}` or use one of "
+                             + ", ".join(ir.BUILTIN_TYPES))
+                elif isinstance(t, ir.EnumType):
+                    repeated = [c for c, n in Counter(t.choices).items() if n > 1]
+                    if repeated:
+                        sink.add("invalid-value", f"enum choice {repeated[0]!r} is listed twice", t.span)
+                if ir.constraint_kind(t):
+                    _check_constraints(t, sink)
     _check_model_cycles(models, sink)
 
 
 def _check_constraints(t: ir.NamedType | ir.ListType, sink: Sink) -> None:
-    kind = "list" if isinstance(t, ir.ListType) else t.name
+    kind = ir.constraint_kind(t)
     allowed = CONSTRAINTS.get(kind, {})
     what = f"type `{kind}`" if kind in CONSTRAINTS or kind in ir.BUILTIN_TYPES else f"model `{kind}`"
     if not allowed:
@@ -131,14 +121,8 @@ def _check_constraints(t: ir.NamedType | ir.ListType, sink: Sink) -> None:
             sink.add("invalid-value", f"`pattern` is not a regular expression: {exc}", t.span, "bad pattern")
 
 
-def _named(t: ir.TypeExpr, *, through_lists: bool = True) -> Iterable[str]:
-    """Model and builtin names a type mentions (skipping list items unless `through_lists`)."""
-    if isinstance(t, ir.NamedType):
-        yield t.name
-    elif isinstance(t, ir.ListType) and through_lists:
-        yield from _named(t.item)
-    elif isinstance(t, ir.OptionalType):
-        yield from _named(t.inner, through_lists=through_lists)
+def _names(t: ir.TypeExpr, *, through_lists: bool = True) -> Iterable[str]:
+    return (n.name for n in ir.named_types(t, through_lists=through_lists))
 
 
 def _check_model_cycles(models: Mapping[str, ir.Model], sink: Sink) -> None:
@@ -146,7 +130,7 @@ def _check_model_cycles(models: Mapping[str, ir.Model], sink: Sink) -> None:
     of models nests deeper than MAX_DEPTH. Linear in the models' fields, without recursion,
     so thousands of models cost milliseconds."""
     order = {name: i for i, name in enumerate(models)}
-    direct = {m.name: sorted({n for f in m.fields for n in _named(f.type, through_lists=False) if n in models})
+    direct = {m.name: sorted({n for f in m.fields for n in _names(f.type, through_lists=False) if n in models})
               for m in models.values()}
     for component in _components(direct):
         first = min(component, key=order.__getitem__)
@@ -155,7 +139,7 @@ def _check_model_cycles(models: Mapping[str, ir.Model], sink: Sink) -> None:
             sink.add("invalid-value", f"model `{first}` contains itself: {cycle}", models[first].span,
                      "recursive model", "a model can contain itself only through a list, as in "
                      "`children: list[Node]`")
-    nested = {m.name: sorted({n for f in m.fields for n in _named(f.type) if n in models}) for m in models.values()}
+    nested = {m.name: sorted({n for f in m.fields for n in _names(f.type) if n in models}) for m in models.values()}
     depth: dict[str, int] = {}
     for component in _components(nested):  # each after every component it reaches
         inner = max((depth[n] for name in component for n in nested[name] if n not in component), default=0)
@@ -286,9 +270,7 @@ def _check_field_path(item: ir.Literal, output: ir.Model, models: Mapping[str, i
 
 def _inner_model(t: ir.TypeExpr) -> str | None:
     """The model a field holds, through lists and optionals."""
-    while isinstance(t, (ir.ListType, ir.OptionalType)):
-        t = t.item if isinstance(t, ir.ListType) else t.inner
-    return t.name if isinstance(t, ir.NamedType) and t.name not in ir.BUILTIN_TYPES else None
+    return next(ir.model_names(t), None)
 
 
 SECRET_OPTIONS = ("api_key",)  # options that may only come from the environment
@@ -524,7 +506,7 @@ def _check_branch(branch: ir.Branch, values: Mapping[str, str | None], models: M
             sink.add("unknown-field", f"model `{values[on.name]}` has no field `{on.path[1]}`", on.span,
                      "no such field", did_you_mean(on.path[1], fields) or f"fields: {', '.join(fields)}")
         elif field is not None:
-            inner = field.type.inner if isinstance(field.type, ir.OptionalType) else field.type
+            inner = ir.required_part(field.type)
             if isinstance(inner, ir.EnumType):
                 choices = inner.choices
             elif not (isinstance(inner, ir.NamedType) and inner.name in ("str", "bool", "int")):
@@ -691,7 +673,7 @@ def _check_data_shape(train: ir.Train, program: ir.Program, data: ir.Data, outpu
     for side, model, provided in zip(("input", "output"), wanted, loader.provides):
         for f in model.fields if model else ():
             required = not isinstance(f.type, ir.OptionalType)
-            inner = f.type.inner if isinstance(f.type, ir.OptionalType) else f.type
+            inner = ir.required_part(f.type)
             kind = inner.name if isinstance(inner, ir.NamedType) else "enum" if isinstance(inner, ir.EnumType) else None
             if f.name not in provided:
                 if required:
@@ -725,7 +707,7 @@ def _output_model(program: ir.Program, models: Mapping[str, ir.Model]) -> ir.Mod
 def monitors(output: ir.Model | None) -> list[str]:
     """The names a checkpoint or early stopping may monitor for a program with this output."""
     enums = [f"f1_{f.name}" for f in (output.fields if output else ())
-             if isinstance(f.type.inner if isinstance(f.type, ir.OptionalType) else f.type, ir.EnumType)]
+             if isinstance(ir.required_part(f.type), ir.EnumType)]
     return [f"{prefix}{m}" for prefix in ("val_", "") for m in (*METRICS, *enums)]
 
 
@@ -757,7 +739,7 @@ def _check_setting(setting: ir.Setting, output: ir.Model | None, models: Mapping
             sink.add("invalid-value", f"checkpoint mode must be `max` or `min`, not `{value.mode.name}`",
                      value.mode.span, "unknown mode", did_you_mean(value.mode.name, MODES))
     else:
-        expected = SETTING_TYPES[setting.key]
+        expected = TRAIN_SETTINGS[setting.key].type
         if not matches(value, expected) or not isinstance(value, (ir.Literal, ir.MapValue)):
             sink.add("wrong-type", f"`{setting.key}` must be {type_name(expected)}", value.span, "wrong type")
         elif setting.key == "budget":
@@ -803,7 +785,7 @@ def _referenced(module: ir.Module, marker: object) -> set[str]:
 def check_unused(module: ir.Module, sink: Sink) -> None:
     used: set[str] = set()
     for model in module.of(ir.Model):
-        used.update(n for f in model.fields for n in _named(f.type))
+        used.update(n for f in model.fields for n in _names(f.type))
     lms_used: set[str] = set()
     tools_used: set[str] = set()
     lms = _first(module.of(ir.LM))

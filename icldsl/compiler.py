@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -13,8 +12,8 @@ from .diagnostics import CheckError, Diagnostic
 from .options import Signature, bind, to_python
 from .imports import load_module
 from .runtime.prompt import DEFAULT_INSTRUCTIONS
-from .runtime.spec import (ArmSpec, BranchSpec, EmbeddingSpec, FieldSpec, LMSpec, ModelSpec, ProgramSpec, StepSpec,
-                           ToolSpec)
+from .specs import (TRAIN_SETTINGS, ArmSpec, BranchSpec, Compiled, DataSpec, EmbeddingSpec, FieldSpec, LMSpec,
+                    ModelSpec, ProgramSpec, StepSpec, ToolSpec, TrainSpec)
 from .runtime.state import StepState
 from .training import rewards
 from .training.registry import OPTIMIZERS, REWARDS
@@ -22,60 +21,6 @@ from .runtime.tools import ToolError, describe_tool
 from .source import Source
 
 SECRET_OPTIONS = ("api_key",)
-
-
-@dataclass(frozen=True, slots=True)
-class DataSpec:
-    name: str
-    loader: str
-    args: Mapping[str, Any]
-    base_dir: Path
-
-
-@dataclass(frozen=True, slots=True)
-class TrainSpec:
-    """A train block with every default filled in."""
-
-    program: str
-    data: str
-    reward: tuple[str, Mapping[str, Any]]
-    optimizers: tuple[tuple[str, Mapping[str, Any]], ...]  # chained, in order
-    epochs: int = 1
-    batch_size: int = 32
-    runs: int = 1
-    seed: int = 0
-    validation_split: float = 0.2
-    concurrency: int = 4
-    monitor: str = "val_reward"
-    mode: str = "max"
-    early_stopping: int | None = None  # patience, in epochs
-    budget: Mapping[str, int] | None = None  # {"calls": n, "tokens": n}
-
-
-@dataclass(frozen=True, slots=True)
-class Compiled:
-    """Everything one file defines, compiled."""
-
-    source: Source
-    programs: Mapping[str, tuple[ProgramSpec, Mapping[str, StepState]]]
-    data: Mapping[str, DataSpec]
-    trains: tuple[TrainSpec, ...]
-    lms: Mapping[str, LMSpec] = field(default_factory=dict)  # every lm of the file
-    embeddings: Mapping[str, EmbeddingSpec] = field(default_factory=dict)
-    warnings: tuple[Diagnostic, ...] = field(default=())
-    sources: Mapping[str, Source] = field(default_factory=dict)
-
-    @property
-    def base_dir(self) -> Path:
-        """The folder of the file: relative paths and tool modules are looked up there."""
-        return Path(self.source.name).resolve().parent
-
-    def train(self, name: str | None = None) -> TrainSpec:
-        """The train block for program `name`, or the only (first) one."""
-        for spec in self.trains:
-            if name is None or spec.program == name:
-                return spec
-        raise KeyError(name or "no train block")
 
 
 def compile_source(source: Source) -> Compiled:
@@ -144,28 +89,27 @@ def compile_file(path: str | Path) -> Compiled:
     return compile_source(Source.from_path(path))
 
 
-def _type(t: ir.TypeExpr) -> Any:
-    """The JSON form of a type (see runtime/spec.py); constraints ride along as `{"constrained": ...}`."""
-    if isinstance(t, ir.NamedType):
-        base: Any = t.name if t.name in ir.BUILTIN_TYPES else {"model": t.name}
-    elif isinstance(t, ir.ListType):
-        base = {"list": _type(t.item)}
-    elif isinstance(t, ir.OptionalType):
-        return {"optional": _type(t.inner)}
-    else:
+class _JSONType(ir.TypeVisitor[Any]):
+    """The JSON form of a type (see specs.py); constraints ride along as `{"constrained": ...}`."""
+
+    def named(self, t: ir.NamedType) -> Any:
+        return _constrained(t, t.name if t.name in ir.BUILTIN_TYPES else {"model": t.name})
+
+    def list_(self, t: ir.ListType, item: Any) -> Any:
+        return _constrained(t, {"list": item})
+
+    def optional(self, t: ir.OptionalType, inner: Any) -> Any:
+        return {"optional": inner}
+
+    def enum(self, t: ir.EnumType) -> Any:
         return {"enum": list(t.choices)}
-    if t.constraints:
-        return {"constrained": base, **{a.name: to_python(a.value) for a in t.constraints}}
-    return base
 
 
-def _model_names(t: ir.TypeExpr):
-    if isinstance(t, ir.NamedType) and t.name not in ir.BUILTIN_TYPES:
-        yield t.name
-    elif isinstance(t, ir.ListType):
-        yield from _model_names(t.item)
-    elif isinstance(t, ir.OptionalType):
-        yield from _model_names(t.inner)
+def _constrained(t: ir.NamedType | ir.ListType, base: Any) -> Any:
+    return {"constrained": base, **{a.name: to_python(a.value) for a in t.constraints}} if t.constraints else base
+
+
+_type = _JSONType().visit
 
 
 def _model_specs(names: list[str], models: Mapping[str, ir.Model]) -> list[ModelSpec]:
@@ -179,7 +123,7 @@ def _model_specs(names: list[str], models: Mapping[str, ir.Model]) -> list[Model
             return
         visiting.add(name)
         for f in models[name].fields:
-            for inner in _model_names(f.type):
+            for inner in ir.model_names(f.type):
                 visit(inner)
         ordered.append(name)
 
@@ -312,8 +256,7 @@ def _train(train: ir.Train) -> TrainSpec:
         elif setting.key == "checkpoint":
             values["monitor"], values["mode"] = setting.value.monitor.name, setting.value.mode.name
         else:
-            values[setting.key] = to_python(setting.value)
-    if "validation_split" in values:
-        values["validation_split"] = float(values["validation_split"])
+            value = to_python(setting.value)
+            values[setting.key] = float(value) if TRAIN_SETTINGS[setting.key].type is float else value
     return TrainSpec(program=train.program.name, data=train.data.name, **values)
 

@@ -64,13 +64,27 @@ def _args(args: tuple[ir.Arg, ...]) -> str:
     return ", ".join(value(a.value) if a.name is None else f"{a.name}: {value(a.value)}" for a in args)
 
 
-def type_text(t: ir.TypeExpr) -> str:
-    if isinstance(t, ir.OptionalType):
-        return type_text(t.inner) + "?"
-    if isinstance(t, ir.EnumType):
+class _TypeText(ir.TypeVisitor[str]):
+    """A type as the canonical layout writes it."""
+
+    def named(self, t: ir.NamedType) -> str:
+        return t.name + _constraints(t)
+
+    def list_(self, t: ir.ListType, item: str) -> str:
+        return f"list[{item}]" + _constraints(t)
+
+    def optional(self, t: ir.OptionalType, inner: str) -> str:
+        return inner + "?"
+
+    def enum(self, t: ir.EnumType) -> str:
         return "enum(" + ", ".join(json.dumps(c, ensure_ascii=False) for c in t.choices) + ")"
-    base = t.name if isinstance(t, ir.NamedType) else f"list[{type_text(t.item)}]"
-    return base + (f"({_args(t.constraints)})" if t.constraints else "")
+
+
+def _constraints(t: ir.NamedType | ir.ListType) -> str:
+    return f"({_args(t.constraints)})" if t.constraints else ""
+
+
+type_text = _TypeText().visit
 
 
 # ---- layout ----------------------------------------------------------------------

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Union
+from abc import ABC, abstractmethod
+from typing import Generic, Iterator, TypeVar, Union
 
 from .source import Span
 
@@ -46,6 +47,67 @@ class EnumType:
 
 TypeExpr = Union[NamedType, ListType, OptionalType, EnumType]
 BUILTIN_TYPES = ("str", "int", "float", "bool")
+
+R = TypeVar("R")
+
+
+class TypeVisitor(ABC, Generic[R]):
+    """The one dispatch over the four forms of a type expression: a subclass says what
+    each form gives (the compiler's JSON form, the formatter's text); `list_` and
+    `optional` get the value of what they hold. Walks that only look for parts use
+    `type_parts` instead."""
+
+    def visit(self, t: TypeExpr) -> R:
+        if isinstance(t, NamedType):
+            return self.named(t)
+        if isinstance(t, ListType):
+            return self.list_(t, self.visit(t.item))
+        if isinstance(t, OptionalType):
+            return self.optional(t, self.visit(t.inner))
+        return self.enum(t)
+
+    @abstractmethod
+    def named(self, t: NamedType) -> R: ...
+
+    @abstractmethod
+    def list_(self, t: ListType, item: R) -> R: ...
+
+    @abstractmethod
+    def optional(self, t: OptionalType, inner: R) -> R: ...
+
+    @abstractmethod
+    def enum(self, t: EnumType) -> R: ...
+
+
+def type_parts(t: TypeExpr, *, through_lists: bool = True) -> Iterator[TypeExpr]:
+    """`t` and the types inside it, outermost first (a list's item only `through_lists`)."""
+    yield t
+    if isinstance(t, OptionalType):
+        yield from type_parts(t.inner, through_lists=through_lists)
+    elif isinstance(t, ListType) and through_lists:
+        yield from type_parts(t.item)
+
+
+def named_types(t: TypeExpr, *, through_lists: bool = True) -> Iterator[NamedType]:
+    """The builtins and models a type names."""
+    return (p for p in type_parts(t, through_lists=through_lists) if isinstance(p, NamedType))
+
+
+def model_names(t: TypeExpr) -> Iterator[str]:
+    """The models a type holds, through lists and optionals."""
+    return (p.name for p in named_types(t) if p.name not in BUILTIN_TYPES)
+
+
+def constraint_kind(t: TypeExpr) -> str | None:
+    """What a type's constraints are checked against (`list` or its name), when it has any."""
+    if isinstance(t, (NamedType, ListType)) and t.constraints:
+        return "list" if isinstance(t, ListType) else t.name
+    return None
+
+
+def required_part(t: TypeExpr) -> TypeExpr:
+    """The type without its `?`."""
+    return t.inner if isinstance(t, OptionalType) else t
 
 # ---- values -------------------------------------------------------------------
 

@@ -209,7 +209,7 @@ def _control_diagnostic(source: Source, offset: int) -> Diagnostic:
                       f"write it as the escape `{escape}`")
 
 
-_TOP_LEVEL = ("model", "lm", "program", "data", "train")
+_TOP_LEVEL = ("import", "model", "lm", "embedding", "tool", "program", "data", "train")  # `_item` in icl.lark
 
 
 def _missing_brace(source: Source, offset: int) -> str | None:

@@ -25,24 +25,22 @@ and the bound the LMs' `max_tokens` set. No LM client is created.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .compiler import Compiled, TrainSpec
+from .specs import Compiled, TrainSpec
 from .datasets import Example
 from .lm import split_target
 from .lm.base import LMConfigError, LMRequest, LMResponse, Message
 from .options import LM_NAME
 from .runtime import prompt
-from .runtime.agent import FINISH, _as_finish, turn_model
-from .runtime.models import json_schema
 from .runtime.program import Program
-from .runtime.spec import ArmSpec, BranchSpec, StepSpec
-from .runtime.state import Demo
+from .runtime.request import finishing, step_request
+from .runtime.state import Demo, StepState
+from .specs import ArmSpec, BranchSpec, StepSpec
 from .runtime.tools import describe_tools
 from .training.chain import Chain
 from .training.context import Optimizer, learns_from_runs
@@ -153,35 +151,14 @@ class _Characters:
 
 
 class _LocalVocabulary:
-    """A local model's chat template and tokenizer, as its client counts prompt tokens;
-    llama.cpp loads the vocabulary only, not the weights."""
+    """A local model's own count (`lm.local.Vocabulary`), saying how it counted."""
 
     def __init__(self, target: str) -> None:
-        from .lm.local import _bindings, chat_formatter, resolve_model
+        from .lm.local import Vocabulary  # llama.cpp loads only for a local LM
 
-        ll = self._ll = _bindings()
-        params = ll.llama_model_default_params()
-        params.vocab_only = True
-        self._model = ll.llama_model_load_from_file(str(resolve_model(split_target(target)[1])).encode(), params)
-        if not self._model:
-            raise LMConfigError(f"llama.cpp cannot read the vocabulary of {target}")
-        self._vocab = ll.llama_model_get_vocab(self._model)
-        self._format = chat_formatter(ll, self._model, self._vocab)
+        vocabulary = Vocabulary(split_target(target)[1])
+        self.messages, self.text, self.close = vocabulary.messages, vocabulary.text, vocabulary.close
         self.method = f"the chat template and tokenizer of {target} (llama.cpp)"
-
-    def messages(self, messages: Sequence[Message]) -> int:
-        formatted = self._format(messages=[{"role": m.role, "content": m.content} for m in messages])
-        return self._count(formatted.prompt.encode(), add_special=not formatted.added_special)
-
-    def text(self, text: str) -> int:
-        return self._count(text.encode(), add_special=False)
-
-    def _count(self, data: bytes, *, add_special: bool) -> int:
-        n = self._ll.llama_tokenize(self._vocab, data, len(data), None, 0, add_special, True)
-        return -n  # with no room for the tokens, llama.cpp answers minus how many there are
-
-    def close(self) -> None:
-        self._ll.llama_model_free(self._model)
 
 
 def _counter(target: str) -> _Characters | _LocalVocabulary:
@@ -231,19 +208,13 @@ class _Renderer:
                  examples: Mapping[str, int], pool: Sequence[Example]) -> None:
         self.program, self.counters, self.examples = program, counters, examples
         spec = program.spec
+        self.lms = {lm.name: lm for lm in spec.lms}
         self.targets = {lm.name: lm.target for lm in spec.lms}
         self.owner = {a.step.path: item.name for item in spec.steps if isinstance(item, BranchSpec) for a in item.arms}
-        self.schemas = {step.path: self._schema(step) for step in spec.lm_steps()}
+        self.tools = describe_tools(spec.tools, program.search_path)  # plan runs no user code
         walks = [self.walk(x)[1] for x in pool]
         self.demos = {step.path: [Demo(w[step.path][0], w[step.path][1], 1.0, x.origin) for w, x in zip(walks, pool)]
                       for step in spec.lm_steps()}
-
-    def _schema(self, step: StepSpec) -> Mapping[str, Any]:
-        answer = self.program.models[step.answer_model]
-        if step.kind == "agent":
-            tools = describe_tools(self.program.spec.tools, self.program.search_path)  # plan runs no user code
-            return turn_model(answer, tools).model_json_schema(by_alias=True)
-        return json_schema(answer)
 
     def walk(self, example: Example) -> tuple[dict[str, dict], dict[str, tuple[dict, dict]]]:
         """The value of every step for `example`, and each LM step's (inputs, expected answer)."""
@@ -278,25 +249,24 @@ class _Renderer:
         pool = self.demos[step.path]
         demos = tuple(pool[(index + 1 + j) % len(pool)] for j in range(self.examples[step.path])) if pool else ()
         if step.kind == "agent":
-            answer = {"thinking": "", "action": {"tool": FINISH, "output": answer}}
-            state, trained = _as_finish(state), _as_finish(state.with_examples(demos))
-        else:
-            trained = state.with_examples(demos)
-        schema = self.schemas[step.path]
-        untrained = count.messages(prompt.render(state, schema, inputs))
-        tokens = _Tokens(untrained, count.messages(prompt.render(trained, schema, inputs)) if demos else untrained,
+            answer = finishing(answer)
+
+        def prompt_tokens(state: StepState) -> int:
+            return count.messages(step_request(step, state, inputs, self.program.models[step.answer_model],
+                                               self.lms[step.lm], self.tools).request.messages)
+
+        untrained = prompt_tokens(state)
+        tokens = _Tokens(untrained, prompt_tokens(state.with_examples(demos)) if demos else untrained,
                          count.text(prompt.to_json(answer)))
         return tokens.scaled(_step_calls(step))
 
 
 def _arms(item: BranchSpec, values: Mapping[str, Mapping[str, Any]]) -> list[ArmSpec]:
-    """The arm a run takes, as the runtime picks it; every arm when the routed value is unknown."""
+    """The arm a run takes (`BranchSpec.arm`); every arm when the routed value is unknown."""
     value = values[item.on[0]].get(item.on[1])
     if value == f"<{item.on[0]}.{item.on[1]}>":
         return list(item.arms)
-    label = json.dumps(value) if isinstance(value, bool) else str(value)
-    arm = next((a for a in item.arms if a.label == label), None) or \
-        next((a for a in item.arms if a.label is None), None)
+    arm = item.arm(value)
     return [arm] if arm else []
 
 

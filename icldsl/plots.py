@@ -4,6 +4,10 @@ the test scores over repeated runs, and untrained beside trained.
 Everything is drawn from the artifact document (or a compiled program's spec), so
 `icldsl plot` redraws what `icldsl fit` drew. Figures are built with matplotlib's
 object API on the Agg canvas: no pyplot, no display, no global backend switch.
+
+Over 500 lines because the four figures share one look (colours, sizes, fonts, the
+untrained/trained pairing and the saving to PNG or SVG): split by figure, each module
+would import the same helpers and the figures would drift apart.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 from matplotlib.ticker import MaxNLocator
 
 from .paths import stem
-from .runtime.spec import ProgramSpec
+from .specs import ProgramSpec
 from .runtime.state import StepState
 from .training.metrics import count_text, direction, is_count
 

@@ -69,3 +69,13 @@ def test_syntax_errors_are_diagnostics(text: str, line: int, col: int) -> None:
     (d,) = info.value.diagnostics
     assert d.code == "syntax-error"
     assert (d.span.line, d.span.column) == (line, col)
+
+
+@pytest.mark.parametrize("definition", ['import "x.icl"', 'embedding e = "openai/x"', 'tool t = python("m:f")',
+                                        'lm m = "openai/x"', "train p on d { epochs 1 }"])
+def test_a_missing_brace_before_any_top_level_definition_is_pointed_at(definition: str) -> None:
+    with pytest.raises(CheckError) as info:
+        parse(Source("t.icl", "model A {\n  x: str\n" + definition + "\n"))
+    keyword = definition.split()[0]
+    assert [d.help for d in info.value.diagnostics] == [
+        f"is a `}}` missing before line 3? `{keyword}` starts a new definition there"]

@@ -15,7 +15,7 @@ import pytest
 from icldsl.cli import main
 from icldsl.compiler import compile_file, compile_source
 from icldsl.options import LM_NAME, Function, Signature
-from icldsl.plan import _LocalVocabulary, plan_compiled
+from icldsl.plan import plan_compiled
 from icldsl.runtime import prompt
 from icldsl.source import Source
 from icldsl.training import registry
@@ -150,10 +150,8 @@ def test_plan_makes_no_lm_call_and_creates_no_client(tmp_path, monkeypatch, comp
     def refuse(*args, **kwargs):
         raise AssertionError("plan created an LM client")
 
-    for module in ("icldsl.runtime.program", "icldsl.training.resources"):
-        monkeypatch.setattr(f"{module}.make_client", refuse)
-    for module in ("icldsl.runtime.program", "icldsl.training.resources"):
-        monkeypatch.setattr(f"{module}.connect_embedder", refuse)
+    monkeypatch.setattr("icldsl.lm.connect.make_client", refuse)  # every client is made there
+    monkeypatch.setattr("icldsl.lm.connect.connect_embedder", refuse)
     with LoopbackServer(right) as server:
         path = project(tmp_path, url=server.openai_url, optimizer="comparing(lm: solver)")
         assert main(["plan", str(path)]) == 0
@@ -222,13 +220,13 @@ def test_a_judge_rewards_calls_are_counted_one_per_prediction(tmp_path) -> None:
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs the local extra")
 def test_local_prompt_tokens_are_those_the_local_client_counts() -> None:
     from icldsl.lm.base import LMRequest, Message
-    from icldsl.lm.local import LocalClient
+    from icldsl.lm.local import LocalClient, Vocabulary
 
     compiled = compile_file(ROOT / "programs" / "sentiment.icl")
     plan = plan_compiled(compiled, compiled.train())
     assert "llama.cpp" in plan.counting["local/smollm2-135m"]
     messages = (Message("system", "Answer in JSON."), Message("user", '{"text": "Great blender é"}'))
-    vocabulary = _LocalVocabulary("local/smollm2-135m")
+    vocabulary = Vocabulary("smollm2-135m")  # what the plan counts with
     client = LocalClient("smollm2-135m", n_parallel=1)
     try:
         response = asyncio.run(client.complete(LMRequest(messages, max_tokens=1)))

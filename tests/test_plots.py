@@ -14,7 +14,7 @@ from matplotlib.text import Text
 from icldsl import artifact, plots
 from icldsl.cli import main
 from icldsl.compiler import compile_file, compile_source
-from icldsl.runtime.spec import ProgramSpec
+from icldsl.specs import ProgramSpec
 from icldsl.runtime.state import Demo, StepState
 from icldsl.source import Source
 from icldsl.training.session import fit_compiled

@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sign", action="store_true",
                    help=f"sign the artifact (HMAC-SHA256) with the key in ${SIGNING_KEY_ENV}")
     _cache_flags(p)
+    _trace_flag(p)
     p.set_defaults(command="training.cmd_fit")
 
     p = verbs.add_parser("eval", help="score a program on its test set",
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     _deploy_flags(p)
     _cache_flags(p)
+    _trace_flag(p)
     p.set_defaults(command="training.cmd_eval")
 
     p = verbs.add_parser("fmt", help="rewrite files in the canonical layout",
@@ -130,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _deploy_flags(p)
     _cache_flags(p)
+    _trace_flag(p)
     p.set_defaults(command="running.cmd_run")
 
     p = verbs.add_parser("plan", help="the LM calls and tokens a fit will take, without spending any",
@@ -232,6 +235,12 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
     return value
+
+
+def _trace_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trace", metavar="FILE",
+                   help="append one JSON line per LM call to FILE: program, step, LM, messages, answer, parsed "
+                        "output or error, usage, latency, cache, retries, which fallback answered")
 
 
 def _cache_flags(p: argparse.ArgumentParser) -> None:

@@ -8,11 +8,9 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import sys
-import threading
 import warnings
-from typing import BinaryIO, Iterator, Sequence, TextIO
+from typing import BinaryIO, Sequence, TextIO
 
 from .. import jsontext
 from ..diagnostics import CheckError, render, render_concise, sort_key
@@ -153,23 +151,7 @@ def lm_overrides(items: Sequence[str]) -> dict[str, dict]:
     return overrides
 
 
-@contextlib.contextmanager
-def finishing() -> Iterator[None]:
-    """Writing the artifact and removing the checkpoint is the fit's last step; a Ctrl-C
-    pressed during it is ignored, so the fit either wrote no artifact (interrupted before,
-    exit 130) or finished (exit 0), never something between."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield
-        return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-# ---- the LM cache ------------------------------------------------------------------
+# ---- the LM cache and the trace ---------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -190,7 +172,21 @@ def lm_cache(args: argparse.Namespace):
         cache.close()
 
 
-def missing(n: int) -> str:
-    return (f"{n} LM call{'s were' if n != 1 else ' was'} missing from the cache and --offline forbids making "
-            f"{'them' if n != 1 else 'it'}; {'their predictions count' if n != 1 else 'its prediction counts'} "
-            "as failed. Run without --offline to make them")
+@contextlib.contextmanager
+def tracing(args: argparse.Namespace):
+    """The tracers `--trace FILE` asks for (its JSON lines, and OpenTelemetry's spans when
+    that is installed), the file closed afterwards; None (the default tracers) without it."""
+    if not getattr(args, "trace", None):
+        yield None
+        return
+    from ..lm.connect import default_tracers
+    from ..lm.trace import JSONLTrace
+
+    try:
+        trace = JSONLTrace(args.trace)
+    except OSError as exc:
+        raise Failure(f"cannot write the trace to {args.trace}: {exc.strerror}") from None
+    try:
+        yield (trace, *default_tracers())
+    finally:
+        trace.close()

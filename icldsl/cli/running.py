@@ -17,7 +17,8 @@ from ..errors import EXIT_INPUT, EXIT_OK
 from ..runtime.models import dump
 from ..runtime.render import render_program
 from ..training.session import program_of
-from .console import Failure, compile_or_exit, err, json_object, lm_cache, lm_overrides, load_artifact, stdin_once
+from .console import (Failure, compile_or_exit, err, json_object, lm_cache, lm_overrides, load_artifact, stdin_once,
+                      tracing)
 from .progress import RunProgress, duration
 
 
@@ -25,9 +26,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     stdin_once(ARTIFACT=args.artifact, **{"--input": args.input})
     if args.input.lstrip().startswith("{"):
         return _run_one(args)
-    with lm_cache(args) as (cache, mode):
+    with lm_cache(args) as (cache, mode), tracing(args) as tracers:
         program = load_artifact(args.artifact, cache=cache, cache_mode=mode, verify=args.verify,
-                                lms=lm_overrides(args.lm))
+                                lms=lm_overrides(args.lm), tracers=tracers)
         fmt = predict.input_format(args.input, args.format)
         out = predict.PredictionsFile(args.output, stream=sys.stdout.buffer, retry_failed=args.retry_failed)
         try:
@@ -66,9 +67,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_one(args: argparse.Namespace) -> int:
     """`run --input '{...}'`: one input, its output printed as JSON."""
     inputs = json_object(args.input, "--input")
-    with lm_cache(args) as (cache, mode):
+    with lm_cache(args) as (cache, mode), tracing(args) as tracers:
         program = load_artifact(args.artifact, cache=cache, cache_mode=mode, verify=args.verify,
-                                lms=lm_overrides(args.lm))
+                                lms=lm_overrides(args.lm), tracers=tracers)
         try:
             output = program(**inputs)
         finally:

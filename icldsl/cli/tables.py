@@ -12,7 +12,8 @@ from ..training.metrics import label_summary
 
 if TYPE_CHECKING:
     from ..training.session import Scores
-    from ..training.trainer import History, UsageTable
+    from ..training.history import History
+    from ..training.usage import UsageTable
 
 
 def scores_table(rows: list[tuple[str, Scores]]) -> str:

@@ -45,10 +45,12 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class LMResponse:
-    """The raw text the model produced, before any parsing."""
+    """The raw text the model produced, before any parsing. `answered_by` names the lm
+    block whose fallback answered (`fallback: other`), None for the LM asked."""
 
     text: str
     usage: Usage = field(default_factory=Usage)
+    answered_by: str | None = None
 
 
 class LMError(Exception):

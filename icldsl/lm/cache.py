@@ -379,13 +379,15 @@ class CachedClient:
 
 def _encode_response(response: LMResponse) -> str:
     usage = response.usage
-    return json.dumps({"text": response.text, "prompt_tokens": usage.prompt_tokens,
-                       "completion_tokens": usage.completion_tokens}, ensure_ascii=False)
+    entry = {"text": response.text, "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
+    if response.answered_by is not None:  # a fallback's answer replays as the fallback's
+        entry["answered_by"] = response.answered_by
+    return json.dumps(entry, ensure_ascii=False)
 
 
 def _decode_response(value: str) -> CachedResponse:
     data = json.loads(value)
-    return CachedResponse(data["text"], Usage(data["prompt_tokens"], data["completion_tokens"]))
+    return CachedResponse(data["text"], Usage(data["prompt_tokens"], data["completion_tokens"]), data.get("answered_by"))
 
 
 class CachedEmbedder:
@@ -432,43 +434,3 @@ class CachedEmbedder:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-# ---- accounting ---------------------------------------------------------------
-
-
-class CallMeter:
-    """Wraps the client of one step run and counts its calls.
-
-    `calls` counts every request (answered from the cache or not), `cache_hits` those
-    the cache answered, `missing` those refused offline, and `latencies` holds the
-    seconds of each request that reached the LM, failed ones included.
-    """
-
-    def __init__(self, inner: LMClient) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.calls = 0
-        self.cache_hits = 0
-        self.missing = 0
-        self.latencies: list[float] = []
-
-    async def complete(self, request: LMRequest) -> LMResponse:
-        self.calls += 1
-        started = time.perf_counter()
-        try:
-            response = await self.inner.complete(request)
-        except CacheMiss:
-            self.missing += 1
-            raise
-        except LMError:
-            self.latencies.append(time.perf_counter() - started)
-            raise
-        if was_cached(response):
-            self.cache_hits += 1
-        else:
-            self.latencies.append(time.perf_counter() - started)
-        return response
-
-    async def aclose(self) -> None:
-        """Nothing: the program that made the meter owns the client."""

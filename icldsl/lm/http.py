@@ -25,6 +25,7 @@ import httpx
 from icldsl.lm.base import LMConfigError, LMError
 from icldsl.lm.connections import Connections
 from icldsl.lm.endpoints import Endpoint, Endpoints
+from icldsl.lm.trace import note_retry
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +239,7 @@ class HTTPCaller:
                 last += f"; the next retry would pass total_timeout ({limits.total_timeout:g} s)"
                 break
             log.warning("%s: %s; retry %d of %d in %.2f s", self.name, last, attempt, limits.max_retries, delay)
+            note_retry()
             if delay:
                 await self._sleep(delay)
         raise LMError(f"{self.name}: no answer after {attempt} attempt(s); last: {last}", retryable=True)

@@ -174,15 +174,12 @@ class Index:
                     self._visit_call(setting.value, setting.key)
 
     def _visit_type(self, t: ir.TypeExpr) -> None:
-        if isinstance(t, ir.NamedType):
-            self._use("model", t.name, t.span)
-        if isinstance(t, ir.ListType):
-            self._visit_type(t.item)
-        elif isinstance(t, ir.OptionalType):
-            self._visit_type(t.inner)
-        if isinstance(t, (ir.NamedType, ir.ListType)) and t.constraints:
-            kind = "list" if isinstance(t, ir.ListType) else t.name
-            self._visit_options(t.constraints, Signature(CONSTRAINTS.get(kind, {})), f"type `{kind}`")
+        for part in ir.type_parts(t):
+            if isinstance(part, ir.NamedType):
+                self._use("model", part.name, part.span)
+            kind = ir.constraint_kind(part)
+            if kind:
+                self._visit_options(part.constraints, Signature(CONSTRAINTS.get(kind, {})), f"type `{kind}`")
 
     def _visit_options(self, args: tuple[ir.Arg, ...], signature: Signature | None, owner: str) -> None:
         """Option names (for hover), and the lms and embeddings option values name."""

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-from typing import Any, Mapping
 
 from pydantic import BaseModel, ValidationError
 
-from ..lm import DECODING_OPTIONS, LMClient, LMError, LMRequest
-from ..lm.base import LMResponse, Message, Usage
+from ..lm import LMError, LMRequest, Meter
+from ..lm.base import Message, Usage
 from ..lm.repair import RepairError, read_object
-from . import prompt
-from .models import dump, json_schema
-from .spec import LMSpec
-from .state import StepState
+from .models import dump
+from .request import StepRequest
 
 log = logging.getLogger(__name__)
 
@@ -28,33 +24,12 @@ class StepFailure(Exception):
         self.usage = usage or Usage()
 
 
-def resolve_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """LM options with `{"env": NAME}` replaced by the variable's value (dropped if unset),
-    also inside a list (`base_url: [env("A"), env("B")]`)."""
-
-    def is_env(value: Any) -> bool:
-        return isinstance(value, dict) and set(value) == {"env"}
-
-    resolved = {}
-    for key, value in options.items():
-        if isinstance(value, list):
-            value = [os.environ.get(v["env"]) if is_env(v) else v for v in value]
-            value = [v for v in value if v is not None]
-        elif is_env(value):
-            value = os.environ.get(value["env"])
-            if value is None:
-                continue
-        resolved[key] = value
-    return resolved
-
-
-def decoding_options(lm: LMSpec) -> dict[str, Any]:
-    """The options of an LM that travel with each request (temperature, max_tokens, seed)."""
-    return {k: v for k, v in resolve_options(lm.options).items() if k in DECODING_OPTIONS}
-
-
 class InvalidAnswer(StepFailure):
-    """An answer that does not read as the step's model (not JSON, or not valid)."""
+    """An answer (`text`) that does not read as the step's model (not JSON, or not valid)."""
+
+    def __init__(self, message: str, usage: Usage, text: str) -> None:
+        super().__init__(message, usage)
+        self.text = text
 
 
 # The turn that shows a model why its answer was refused, before its one retry.
@@ -70,49 +45,45 @@ def validate_answer(model: type[BaseModel], model_name: str, text: str, usage: U
     try:
         return dump(model.model_validate(read_object(text)))
     except RepairError as exc:
-        raise InvalidAnswer(f"answer is not JSON: {exc}", usage) from None
+        raise InvalidAnswer(f"answer is not JSON: {exc}", usage, text) from None
     except ValidationError as exc:
         errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in exc.errors())
-        raise InvalidAnswer(f"answer does not match `{model_name}`: {errors}", usage) from None
+        raise InvalidAnswer(f"answer does not match `{model_name}`: {errors}", usage, text) from None
 
 
-async def generate(
-    model: type[BaseModel],
-    model_name: str,
-    state: StepState,
-    inputs: Mapping[str, Any],
-    lm: LMSpec,
-    client: LMClient,
-) -> tuple[dict, Usage]:
-    """Prompt the LM with the step's state and `inputs`; return the validated output.
-
-    An answer that does not validate is asked for once more, with the model shown
-    its answer and the error; StepFailure when that one fails too.
-    """
-    schema = json_schema(model)
-    request = LMRequest(
-        messages=prompt.render(state, schema, inputs),
-        schema=schema,
-        schema_name=model_name,
-        **decoding_options(lm),
-    )
-    response = await _complete(client, request, Usage())
+async def generate(first: StepRequest, meter: Meter) -> tuple[dict, Usage]:
+    """Send `first` and read its answer; an answer that does not validate is asked for once
+    more, with the model shown its answer and the error; StepFailure when that one fails too."""
+    request = first.request
     try:
-        return validate_answer(model, model_name, response.text, response.usage), response.usage
+        parsed, _, usage = await answer(meter, request, first.reads, first.reads_name, Usage())
+        return parsed, usage
     except InvalidAnswer as refused:
-        log.debug("%s: %s; retrying once with the error shown", client.name, refused)
+        log.debug("%s: %s; retrying once with the error shown", meter.name, refused)
         retry = dataclasses.replace(request, messages=(
             *request.messages,
-            Message("assistant", response.text.strip() or "(empty answer)"),
+            Message("assistant", refused.text.strip() or "(empty answer)"),
             Message("user", RETRY_PROMPT.format(error=refused)),
         ))
-    second = await _complete(client, retry, response.usage)
-    usage = response.usage + second.usage
-    return validate_answer(model, model_name, second.text, usage), usage
+        spent = refused.usage
+    parsed, _, usage = await answer(meter, retry, first.reads, first.reads_name, spent)
+    return parsed, usage
 
 
-async def _complete(client: LMClient, request: LMRequest, spent: Usage) -> LMResponse:
+async def answer(meter: Meter, request: LMRequest, model: type[BaseModel], model_name: str,
+                 spent: Usage) -> tuple[dict, str, Usage]:
+    """Send `request` and read the answer into `model`: the answer dumped, its text, and
+    the usage so far (`spent` and this call's). StepFailure when no answer comes,
+    InvalidAnswer when it does not validate; the meter is told what was read."""
     try:
-        return await client.complete(request)
+        response = await meter.complete(request)
     except LMError as exc:
         raise StepFailure(f"LM call failed: {exc}", spent) from None
+    usage = spent + response.usage
+    try:
+        parsed = validate_answer(model, model_name, response.text, usage)
+    except InvalidAnswer as refused:
+        meter.read(refused=str(refused))
+        raise
+    meter.read(output=parsed)
+    return parsed, response.text, usage

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from .spec import ModelSpec
+from ..specs import ModelSpec
 
 _PRIMITIVES = {"str": str, "int": int, "float": float, "bool": bool}
 

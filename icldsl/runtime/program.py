@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,14 +14,15 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from ..errors import Error
-from ..lm import Embedder, LMClient, LMError, connect_embedder, make_client
-from ..lm.cache import CachedClient, CallMeter, LMCache, Mode
-from ..lm.fallback import FallbackClient
+from ..lm import Clients, LMClient, LMError
+from ..lm.cache import LMCache, Mode
+from ..lm.trace import Site, Tracer
+from ..specs import BranchSpec, EmbeddingSpec, ProgramSpec, StepSpec
 from .agent import run_agent
-from .generate import StepFailure, generate, resolve_options
-from .models import build_models, dump
 from .demo import Demo
-from .spec import BranchSpec, EmbeddingSpec, LMSpec, ProgramSpec, StepSpec
+from .generate import StepFailure, generate
+from .models import build_models, dump
+from .request import StepRequest, step_request
 from .state import StepRecord, StepState, Trace
 from .tools import Tool, load_tools
 
@@ -59,9 +59,10 @@ class Program:
     """A compiled program with its learned state.
 
     `states` maps each LM step's path to its instructions and examples; training
-    swaps them with `with_states`. LM clients are created on first use from the
-    spec unless given in `clients` (lm name -> client), as tests do. With a `cache`,
-    every client, given or created, answers through it in `cache_mode`.
+    swaps them with `with_states`. LM clients are connected on first use from the
+    spec (`lm.Clients`) unless given in `clients` (lm name -> client), as tests do.
+    With a `cache`, every LM answers through it in `cache_mode`; `tracers` receive
+    every call (by default OpenTelemetry's spans, when it is installed).
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class Program:
         cache: LMCache | None = None,
         cache_mode: Mode = "normal",
         barred: tuple[Path, ...] = (),
+        tracers: Sequence[Tracer] | None = None,
     ) -> None:
         self.spec = spec
         self.search_path = search_path  # where tools' modules may live besides sys.path
@@ -82,17 +84,13 @@ class Program:
         self.models: dict[str, type[BaseModel]] = build_models(spec.models)
         self.input_model = self.models[spec.input_model]
         self.output_model = self.models[spec.output_model]
-        self._clients: dict[str, LMClient] = dict(clients or {})
-        self._owned: set[str] = set()
+        self.clients = Clients(spec.lms, clients=clients, cache=cache, cache_mode=cache_mode, tracers=tracers)
         self.cache, self.cache_mode = cache, cache_mode
-        self._cached: dict[str, CachedClient] = {}
         self._lms = {lm.name: lm for lm in spec.lms}
         self._runner: asyncio.Runner | None = None
-        self._concurrency: int | None = None  # what `map` keeps in flight, for clients made after
         self._tools: dict[str, Tool] | None = None
         self._fields = {name: tuple(m.model_fields[f].alias or f for f in m.model_fields)
                         for name, m in self.models.items()}
-        self._embedders: dict[str, Embedder] = {}  # retrieval's embedding models, by name
         self._vectors: dict[tuple[str, str], np.ndarray | asyncio.Future] = {}  # inputs' vectors, oldest first
 
     def with_states(self, states: Mapping[str, StepState]) -> "Program":
@@ -156,12 +154,11 @@ class Program:
         if routed is None:
             return None
         value = routed.get(item.on[1])
-        label = json.dumps(value) if isinstance(value, bool) else str(value)  # true/false as written in a file
-        arm = next((a for a in item.arms if a.label == label), None) or \
-            next((a for a in item.arms if a.label is None), None)
+        arm = item.arm(value)
         if arm is None:
             path = f"{self.spec.name}/{item.name}"
-            trace.steps[path] = StepRecord({item.on[1]: value}, None, f"no arm of `{item.name}` for {label!r}")
+            trace.steps[path] = StepRecord({item.on[1]: value}, None,
+                                           f"no arm of `{item.name}` for {item.label(value)!r}")
             return None
         return await self._run_step(arm.step, values, trace)
 
@@ -173,30 +170,41 @@ class Program:
         if any(p is None for p in parts):
             trace.steps[step.path] = StepRecord(merged, None, "an earlier step failed")
             return None
-        answer_model = self.models[step.answer_model]
-        lm, client, state = self._lms[step.lm], CallMeter(self.client(step.lm)), self.states[step.path]
-        retrieved: tuple[Demo, ...] = ()
-        if state.retrieval is not None:
-            try:
-                retrieved = await state.retrieval.select(merged, self.embed)
-            except LMError as exc:  # the embedding model failed: this run of the step fails
-                trace.steps[step.path] = StepRecord(merged, None, f"retrieving examples failed: {exc}", lm=step.lm)
-                return None
-            state = state.with_examples(state.examples + retrieved)
+        try:
+            first, retrieved = await self.step_request(step, merged)
+        except LMError as exc:  # the embedding model failed: this run of the step fails
+            trace.steps[step.path] = StepRecord(merged, None, f"retrieving examples failed: {exc}", lm=step.lm)
+            return None
         origins = tuple(d.origin for d in retrieved)
+        meter = self.clients.connect(step.lm).at(Site(step.path, self.spec.name))
         try:
             if step.kind == "agent":
-                answer, usage = await run_agent(step, answer_model, state, merged, lm, client, self.tools())
+                answer, usage = await run_agent(step, first, self.models[step.answer_model], meter, self.tools())
             else:
-                answer, usage = await generate(answer_model, step.answer_model, state, merged, lm, client)
+                answer, usage = await generate(first, meter)
         except StepFailure as failure:
             log.info("step %s failed: %s", step.path, failure)
-            trace.steps[step.path] = StepRecord(merged, None, str(failure), failure.usage, **_counts(step, client),
-                                                retrieved=origins)
+            trace.steps[step.path] = StepRecord(merged, None, str(failure), failure.usage, step.lm, meter.costs,
+                                                origins)
             return None
-        trace.steps[step.path] = StepRecord(merged, answer, None, usage, **_counts(step, client), retrieved=origins)
+        finally:
+            meter.close()
+        trace.steps[step.path] = StepRecord(merged, answer, None, usage, step.lm, meter.costs, origins)
         # chain_of_thought's answer carries `thinking`; the step yields its model's fields.
         return {name: answer[name] for name in self._fields[step.model]}
+
+    async def step_request(self, step: StepSpec, inputs: Mapping[str, Any],
+                           tools: Mapping[str, Tool] | None = None) -> tuple[StepRequest, tuple[Demo, ...]]:
+        """The first request `step` sends for `inputs` with its current state, and the examples
+        it retrieved for them (LMError when the embedding model fails). `tools` describe the
+        program's tools to an agent step (by default, the imported tools)."""
+        state = self.states[step.path]
+        retrieved: tuple[Demo, ...] = ()
+        if state.retrieval is not None:
+            retrieved = await state.retrieval.select(inputs, self.embed)
+            state = state.with_examples(state.examples + retrieved)
+        tools = (self.tools() if tools is None else tools) if step.kind == "agent" else {}
+        return step_request(step, state, inputs, self.models[step.answer_model], self._lms[step.lm], tools), retrieved
 
     def tools(self) -> dict[str, Tool]:
         """The program's tools, imported on first use (ToolError if one cannot be)."""
@@ -212,10 +220,7 @@ class Program:
         if isinstance(known, np.ndarray):
             return known
         if known is None:
-            if spec.name not in self._embedders:
-                self._embedders[spec.name] = connect_embedder(spec.target, resolve_options(spec.options),
-                                                              self.cache, self.cache_mode)
-            known = self._vectors[key] = asyncio.ensure_future(self._embedders[spec.name].embed([text]))
+            known = self._vectors[key] = asyncio.ensure_future(self.clients.embedder(spec).embed([text]))
             if len(self._vectors) > VECTORS_KEPT:
                 del self._vectors[next(iter(self._vectors))]
         try:
@@ -225,21 +230,6 @@ class Program:
             raise
         self._vectors[key] = array = np.asarray(vector, dtype=np.float32)
         return array
-
-    def client(self, lm_name: str) -> LMClient:
-        if lm_name not in self._clients:
-            lm: LMSpec = self._lms[lm_name]
-            self._clients[lm_name] = make_client(lm.target, resolve_options(lm.options), concurrency=self._concurrency)
-            self._owned.add(lm_name)
-            fallback = lm.options.get("fallback")
-            if fallback in self._lms:  # tried when this LM's call fails
-                self.client(fallback)
-                self._clients[lm_name] = FallbackClient(self._clients[lm_name], self._clients[fallback])
-        if self.cache is None:
-            return self._clients[lm_name]
-        if lm_name not in self._cached:
-            self._cached[lm_name] = CachedClient(self._clients[lm_name], self.cache, self.cache_mode)
-        return self._cached[lm_name]
 
     # ---- calling it like a function ------------------------------------------
 
@@ -262,7 +252,7 @@ class Program:
         """
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        self._concurrency = max(self._concurrency or 0, concurrency)
+        self.clients.concurrency = max(self.clients.concurrency or 0, concurrency)
         taken = 0
         if isinstance(inputs, AsyncIterable):
             source, lock = aiter(inputs), asyncio.Lock()  # an async generator takes one anext at a time
@@ -340,14 +330,8 @@ class Program:
         return self._runner.run(self.acall(**inputs))
 
     async def aclose(self) -> None:
-        for embedder in self._embedders.values():
-            await embedder.aclose()
-        self._embedders.clear()
         self._vectors.clear()
-        for name in self._owned:
-            self._cached.pop(name, None)
-            await self._clients.pop(name).aclose()
-        self._owned.clear()
+        await self.clients.aclose()
 
     def close(self) -> None:
         if self._runner is not None:
@@ -355,8 +339,3 @@ class Program:
             self._runner.close()
             self._runner = None
 
-
-def _counts(step: StepSpec, meter: CallMeter) -> dict[str, Any]:
-    """The StepRecord fields that account for a step's LM calls."""
-    return {"lm": step.lm, "calls": meter.calls, "cache_hits": meter.cache_hits, "missing": meter.missing,
-            "latencies": tuple(meter.latencies)}

@@ -6,6 +6,11 @@ show as `<step.field>` placeholders. A step that retrieves examples shows the
 ones its input would get when that input is known (with an embedding retriever,
 the input is embedded: an embedding call, through the cache); otherwise `note`
 says how many it retrieves.
+
+Not a run against a client that records requests, on purpose: a run takes one arm of
+a branch and needs answers that validate, where render shows every arm with the
+unknown fields as placeholders. It builds each request with the run's own
+`Program.step_request` (runtime/request.py), so what it shows is what a run sends.
 """
 
 from __future__ import annotations
@@ -14,11 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..lm.base import Message
-from . import prompt
-from .agent import _as_finish, turn_model
-from .models import json_schema
+from ..specs import StepSpec
 from .program import Program
-from .spec import StepSpec
 from .tools import describe_tools
 
 
@@ -31,7 +33,8 @@ class RenderedStep:
 
 
 async def render_program(program: Program, inputs: Mapping[str, Any] | None = None) -> list[RenderedStep]:
-    """Every LM step's messages, in the order the steps run (branch arms one after another)."""
+    """Every LM step's messages, in the order the steps run (branch arms one after another),
+    as `Program.step_request` builds them for a run."""
     spec = program.spec
     values: dict[str, dict[str, Any]] = {
         spec.input_name: program.validate_input(inputs) if inputs is not None
@@ -43,22 +46,15 @@ async def render_program(program: Program, inputs: Mapping[str, Any] | None = No
     tools = describe_tools(spec.tools, program.search_path)  # from their source: render runs no user code
     for step in spec.lm_steps():
         merged = {k: v for source in step.sources for k, v in values[source].items()}
-        state, retrieved, note = program.states[step.path], (), None
-        if state.retrieval is not None:
-            if inputs is not None and step.sources == (spec.input_name,):
-                demos = await state.retrieval.select(merged, program.embed)
-                state, retrieved = state.with_examples(state.examples + demos), tuple(d.origin for d in demos)
-            else:
-                note = (f"retrieves the {state.retrieval.k} examples nearest each input from a pool of "
-                        f"{len(state.retrieval.pool.demos)}" + ("; give --input to see them" if inputs is None else
-                                                                "; this step's input is known only when it runs"))
-        answer = program.models[step.answer_model]
-        if step.kind == "agent":
-            schema = turn_model(answer, tools).model_json_schema(by_alias=True)
-            state = _as_finish(state)
-        else:
-            schema = json_schema(answer)
-        rendered.append(RenderedStep(step, prompt.render(state, schema, merged), retrieved, note))
+        retrieval, note = program.states[step.path].retrieval, None
+        known = inputs is not None and step.sources == (spec.input_name,)
+        if retrieval is not None and not known:
+            note = (f"retrieves the {retrieval.k} examples nearest each input from a pool of "
+                    f"{len(retrieval.pool.demos)}" + ("; give --input to see them" if inputs is None else
+                                                      "; this step's input is known only when it runs"))
+            program = program.with_states({**program.states, step.path: program.states[step.path].with_retrieval(None)})
+        first, retrieved = await program.step_request(step, merged, tools)
+        rendered.append(RenderedStep(step, first.request.messages, tuple(d.origin for d in retrieved), note))
     return rendered
 
 

@@ -35,7 +35,7 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .spec import EmbeddingSpec
+from ..specs import EmbeddingSpec
 from .demo import Demo
 
 ORDERS = ("nearest_last", "nearest_first")

@@ -13,8 +13,8 @@ from typing import Any, Mapping
 from ..lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
 from ..options import URLS, type_name
 from ..user_code import FORM
+from ..specs import BranchSpec, ProgramSpec, StepSpec
 from .retrieval import Dense
-from .spec import BranchSpec, ProgramSpec, StepSpec
 from .state import StepState
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

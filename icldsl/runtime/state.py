@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..lm.base import Usage
+from ..lm.trace import CallCost
 from .demo import Demo
 from .retrieval import Retrieval
 
@@ -50,10 +51,8 @@ class StepState:
 class StepRecord:
     """What one step saw and produced in one run; `output` is None when it failed.
 
-    `calls` counts the LM requests the step made through its LM `lm`, answered from
-    the cache or not; `cache_hits` those the cache answered; `missing` those refused
-    offline for not being cached; `latencies` the seconds of each request that
-    reached the LM.
+    `lm` is the LM the step asks; `lm_calls` what each of its requests cost, under the
+    LM that answered it (the step's, or a fallback), answered from the cache or not.
     """
 
     inputs: Mapping[str, Any]
@@ -61,11 +60,27 @@ class StepRecord:
     error: str | None = None
     usage: Usage = field(default_factory=Usage)
     lm: str | None = None
-    calls: int = 0
-    cache_hits: int = 0
-    missing: int = 0
-    latencies: tuple[float, ...] = ()
+    lm_calls: tuple[CallCost, ...] = ()
     retrieved: tuple[str, ...] = ()  # origins of the examples retrieved for this input, in prompt order
+
+    @property
+    def calls(self) -> int:
+        """LM requests the step made, answered from the cache or not."""
+        return len(self.lm_calls)
+
+    @property
+    def cache_hits(self) -> int:
+        return sum(c.cached for c in self.lm_calls)
+
+    @property
+    def missing(self) -> int:
+        """Requests refused offline for not being cached."""
+        return sum(c.missing for c in self.lm_calls)
+
+    @property
+    def latencies(self) -> tuple[float, ...]:
+        """Seconds of each request that reached an LM."""
+        return tuple(c.latency for c in self.lm_calls if c.latency is not None)
 
 
 @dataclass(slots=True)

@@ -18,7 +18,8 @@ import numpy as np
 from ..jsontext import JSONTextError, loads
 from ..paths import write_atomic
 from ..runtime.state import StepState
-from .trainer import CallStats, History, UsageTable
+from .history import History
+from .usage import CallStats, UsageTable
 
 log = logging.getLogger(__name__)
 FORMAT = "icldsl-checkpoint"

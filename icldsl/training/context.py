@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from ..datasets.base import Example
 from ..runtime.program import Program
 from ..runtime.state import StepState
+from .history import Evaluation
 from .records import Scored
 from .resources import Resources
 from .rewards import Reward
-
-if TYPE_CHECKING:  # trainer imports this module
-    from .trainer import Evaluation
 
 
 @dataclass
@@ -34,7 +32,7 @@ class Context:
     validation: Sequence[Example]
     rng: np.random.Generator
     resources: Resources
-    evaluate: Callable[[Mapping[str, StepState], Sequence[Example], str], Awaitable["Evaluation"]]
+    evaluate: Callable[[Mapping[str, StepState], Sequence[Example], str], Awaitable[Evaluation]]
     epoch: int = 1
     end_of_epoch: bool = False
     events: list[dict[str, Any]] = field(default_factory=list)

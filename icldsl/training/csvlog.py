@@ -9,7 +9,7 @@ from typing import Mapping
 
 from ..paths import write_atomic
 from ..runtime.state import StepState
-from .trainer import History
+from .history import History
 
 
 class CSVLog:

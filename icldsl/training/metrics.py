@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from ..runtime.spec import ProgramSpec
+from ..specs import ProgramSpec
 from .records import Scored
 
 

@@ -14,3 +14,4 @@ class Scored:
     trace: Trace
     reward: float
     feedback: str | None = None  # the reward's explanation, when it gives one
+

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from pydantic import BaseModel
 
-from ..lm import connect_embedder, make_client
+from ..lm import Clients, Connection
 from ..lm.base import Embedder, LMClient
-from ..lm.cache import CachedClient, CallMeter, LMCache, Mode
-from ..runtime.generate import StepFailure, generate, resolve_options
-from ..runtime.spec import EmbeddingSpec, LMSpec
+from ..lm.cache import LMCache, Mode
+from ..lm.trace import Site, Tracer
+from ..runtime.generate import StepFailure, generate
+from ..runtime.models import json_schema
+from ..runtime.request import StepRequest, request
 from ..runtime.state import StepRecord, StepState
+from ..specs import EmbeddingSpec, LMSpec
 
 
 class BoundLM:
@@ -25,32 +28,33 @@ class BoundLM:
     usage is recorded under it in `records`.
     """
 
-    def __init__(self, spec: LMSpec, client: LMClient, purpose: str, records: list[tuple[str, StepRecord]]):
-        self.spec, self.client, self.purpose, self._records = spec, client, purpose, records
+    def __init__(self, spec: LMSpec, connection: Connection, purpose: str,
+                 records: list[tuple[str, StepRecord]]) -> None:
+        self.spec, self.connection, self.purpose, self._records = spec, connection, purpose, records
         self.name = spec.name
 
     async def ask(self, model: type[BaseModel], instructions: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """The LM's answer to `inputs`, validated into `model`; StepFailure when it gives none."""
-        meter = CallMeter(self.client)
-        state = StepState(instructions)
+        meter = self.connection.at(Site(self.purpose))
+        first = StepRequest(request(StepState(instructions), json_schema(model), model.__name__, inputs, self.spec),
+                            model, model.__name__)
         try:
-            answer, usage = await generate(model, model.__name__, state, inputs, self.spec, meter)
+            answer, usage = await generate(first, meter)
         except StepFailure as failure:
-            self._record(inputs, None, str(failure), failure.usage, meter)
+            self._records.append((self.purpose, StepRecord(dict(inputs), None, str(failure), failure.usage,
+                                                           self.spec.name, meter.costs)))
             raise
-        self._record(inputs, answer, None, usage, meter)
+        finally:
+            meter.close()
+        self._records.append((self.purpose, StepRecord(dict(inputs), answer, None, usage, self.spec.name,
+                                                       meter.costs)))
         return answer
-
-    def _record(self, inputs, output, error, usage, meter: CallMeter) -> None:
-        self._records.append((self.purpose, StepRecord(
-            dict(inputs), output, error, usage, self.spec.name, meter.calls, meter.cache_hits, meter.missing,
-            tuple(meter.latencies))))
 
 
 @dataclass
 class Resources:
-    """Every `lm` and `embedding` of a file, created on first use and closed by `aclose`,
-    and the folders a user's reward or optimizer module is imported from.
+    """Every `lm` and `embedding` of a file, connected on first use (`lm.Clients`) and
+    closed by `aclose`, and the folders a user's reward or optimizer module is imported from.
 
     `records` holds (purpose, StepRecord) for each structured call made through
     `lm(...)`; the trainer counts them in the fit's usage and budget.
@@ -60,31 +64,25 @@ class Resources:
     embeddings: Mapping[str, EmbeddingSpec] = field(default_factory=dict)
     cache: LMCache | None = None
     cache_mode: Mode = "normal"
-    clients: dict[str, LMClient] = field(default_factory=dict)  # given clients (tests) are not closed
+    clients: Mapping[str, LMClient] = field(default_factory=dict)  # given clients (tests) are not closed
     search_path: tuple[Path, ...] = ()  # where a user's Python modules may live (the .icl file's folder)
     records: list[tuple[str, StepRecord]] = field(default_factory=list)
-    _owned: dict[str, Any] = field(default_factory=dict)
-    _embedders: dict[str, Embedder] = field(default_factory=dict)
+    tracers: Sequence[Tracer] | None = None  # None: OpenTelemetry's spans, when it is installed
+    _connected: Clients | None = None
+
+    @property
+    def connected(self) -> Clients:
+        if self._connected is None:
+            self._connected = Clients(self.lms.values(), clients=self.clients, cache=self.cache,
+                                      cache_mode=self.cache_mode, tracers=self.tracers)
+        return self._connected
 
     def lm(self, name: str, purpose: str) -> BoundLM:
-        spec = self.lms[name]
-        if name not in self.clients:
-            self.clients[name] = self._owned[f"lm {name}"] = make_client(spec.target, resolve_options(spec.options))
-        client = self.clients[name]
-        if self.cache is not None:
-            client = CachedClient(client, self.cache, self.cache_mode)
-        return BoundLM(spec, client, purpose, self.records)
+        return BoundLM(self.lms[name], self.connected.connect(name), purpose, self.records)
 
     def embedder(self, name: str) -> Embedder:
-        if name not in self._embedders:
-            spec = self.embeddings[name]
-            self._embedders[name] = self._owned[f"embedding {name}"] = connect_embedder(
-                spec.target, resolve_options(spec.options), self.cache, self.cache_mode)
-        return self._embedders[name]
+        return self.connected.embedder(self.embeddings[name])
 
     async def aclose(self) -> None:
-        for owned in self._owned.values():
-            await owned.aclose()
-        self._owned.clear()
-        self._embedders.clear()
-
+        if self._connected is not None:
+            await self._connected.aclose()

@@ -14,12 +14,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..artifact import freeze
-from ..compiler import Compiled, TrainSpec
+from ..specs import Compiled, TrainSpec
 from ..errors import Error
 from ..datasets import Dataset, Example, load_dataset
 from ..datasets.quality import inspect as inspect_data
 from ..lm.base import LMClient
 from ..lm.cache import LMCache, Mode
+from ..lm.trace import Tracer
 from ..options import EMBEDDING_NAME, LM_NAME, Function
 from ..runtime.program import Program
 from .chain import Chain
@@ -30,7 +31,9 @@ from .metrics import Metrics
 from .registry import OPTIMIZERS, REWARDS
 from .resources import Resources
 from .rewards import Reward
-from .trainer import Budget, CallStats, Evaluation, History, Progress, UsageTable, evaluate, fit
+from .history import Evaluation, History
+from .trainer import Budget, Progress, evaluate, fit
+from .usage import CallStats, UsageTable
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ class Scores:
 
     runs: tuple[Evaluation, ...]
     metrics: Metrics | None = None
+    reward_usage: UsageTable = dataclasses.field(default_factory=UsageTable)  # a judge's calls, say
 
     @property
     def mean(self) -> float:
@@ -79,7 +83,8 @@ class Scores:
 
     @property
     def usage_table(self) -> UsageTable:
-        return sum((r.usage_table for r in self.runs), UsageTable())
+        """The program's calls and the reward's."""
+        return sum((r.usage_table for r in self.runs), self.reward_usage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +102,26 @@ class FitReport:
 
 
 def program_of(compiled: Compiled, name: str, clients: Mapping[str, LMClient] | None = None, *,
-               cache: LMCache | None = None, cache_mode: Mode = "normal") -> Program:
+               cache: LMCache | None = None, cache_mode: Mode = "normal",
+               tracers: Sequence[Tracer] | None = None) -> Program:
     """The program `name` of a compiled file; with a `cache`, its LM calls go through it."""
     spec, states = compiled.programs[name]
-    return Program(spec, states, clients, search_path=(compiled.base_dir,), cache=cache, cache_mode=cache_mode)
+    return Program(spec, states, clients, search_path=(compiled.base_dir,), cache=cache, cache_mode=cache_mode,
+                   tracers=tracers)
+
+
+class NoTrainBlock(Error):
+    """`fit`, `eval` and `plan` need a train block, for the program asked for."""
+
+
+def train_block(compiled: Compiled, program: str | None = None) -> TrainSpec:
+    """The train block of `program`, or the file's first."""
+    try:
+        return compiled.train(program)
+    except KeyError:
+        raise NoTrainBlock(f"{compiled.source.name} has no train block"
+                           + (f" for program `{program}`" if program else "")
+                           + "; fit and eval need one (see programs/gsm8k.icl)") from None
 
 
 def load_data(compiled: Compiled, train: TrainSpec, program: Program) -> Dataset:
@@ -148,10 +169,11 @@ def failure_message(failed: int, total: int, error: str | None, count: int, what
 
 
 def resources_of(compiled: Compiled, cache: LMCache | None, cache_mode: Mode,
-                 clients: Mapping[str, LMClient] | None = None) -> Resources:
+                 clients: Mapping[str, LMClient] | None = None,
+                 tracers: Sequence[Tracer] | None = None) -> Resources:
     """The file's lms and embeddings, for rewards and optimizers; given `clients` are used as they are."""
     return Resources(compiled.lms, compiled.embeddings, cache, cache_mode, dict(clients or {}),
-                     (compiled.base_dir,))
+                     (compiled.base_dir,), tracers=tracers)
 
 
 def _make(function: Function, options: Mapping[str, Any], resources: Resources, purpose: str) -> Any:
@@ -181,15 +203,17 @@ def make_optimizer(train: TrainSpec, resources: Resources) -> Optimizer:
 
 
 async def score_runs(program: Program, examples: Sequence[Example], reward: Reward, train: TrainSpec,
-                     label: str, progress: Progress | None) -> Scores:
+                     label: str, progress: Progress | None, resources: Resources) -> Scores:
     """`train.runs` evaluations; run r (from 0) sends each LM's seed + r, so at a temperature
-    above 0 every run samples its own answers (the checker refuses `runs` at temperature 0)."""
+    above 0 every run samples its own answers (the checker refuses `runs` at temperature 0).
+    The calls the reward made through `resources` count in its usage."""
+    spent_before = len(resources.records)
     runs = []
     for run in range(train.runs):
         tag = label if train.runs == 1 else f"{label} {run + 1}/{train.runs}"
         runs.append(await evaluate(program.reseeded(run) if run else program, examples, reward,
                                    concurrency=train.concurrency, label=tag, progress=progress))
-    return Scores(tuple(runs), Metrics(program.spec))
+    return Scores(tuple(runs), Metrics(program.spec), UsageTable.of_records(resources.records[spent_before:]))
 
 
 async def fit_compiled(
@@ -202,6 +226,7 @@ async def fit_compiled(
     progress: Progress | None = None,
     checkpoint: Path | None = None,
     csv_log: Path | None = None,
+    tracers: Sequence[Tracer] | None = None,
 ) -> FitReport:
     """Score the untrained program, train it, score it again, and freeze it.
 
@@ -209,10 +234,11 @@ async def fit_compiled(
     re-run, or a run after an interruption, replays the calls already made. With a
     `checkpoint` path, the fit's state is written there after every epoch, and a
     checkpoint left there by an interrupted run of the same fit is resumed from.
-    With `csv_log`, the history is written there as CSV after every epoch.
+    With `csv_log`, the history is written there as CSV after every epoch. `tracers`
+    receive every LM call, the program's and the reward's and optimizers' alike.
     """
-    program = program_of(compiled, train.program, clients, cache=cache, cache_mode=cache_mode)
-    resources = resources_of(compiled, cache, cache_mode, clients)
+    program = program_of(compiled, train.program, clients, cache=cache, cache_mode=cache_mode, tracers=tracers)
+    resources = resources_of(compiled, cache, cache_mode, clients, tracers)
     try:
         program.tools()  # imported now: a module that fails to import stops the fit before any LM call
         data = load_data(compiled, train, program)
@@ -234,7 +260,7 @@ async def fit_compiled(
         if resume is not None:
             log.warning("resuming from %s after epoch %d", checkpoint, resume.epoch)
 
-        untrained = await score_runs(program, data.test, reward, train, "test (untrained)", progress)
+        untrained = await score_runs(program, data.test, reward, train, "test (untrained)", progress, resources)
         failed, total, error, count = failed_predictions(untrained)
         if total and failed == total and not untrained.usage_table.total.missing:  # offline misses say so later
             raise FitFailed(failure_message(failed, total, error, count, "test predictions of the untrained "
@@ -246,7 +272,7 @@ async def fit_compiled(
             budget=Budget(**train.budget) if train.budget else None, metrics=metrics, resources=resources,
             progress=progress, callbacks=callbacks, resume=resume,
         )
-        trained = await score_runs(trained_program, data.test, reward, train, "test (trained)", progress)
+        trained = await score_runs(trained_program, data.test, reward, train, "test (trained)", progress, resources)
     finally:
         await program.aclose()
         await resources.aclose()
@@ -278,11 +304,12 @@ async def eval_compiled(
     progress: Progress | None = None,
 ) -> Scores:
     """The program's reward on the test split of its train block's data."""
-    resources = resources_of(compiled, program.cache, program.cache_mode)
+    resources = resources_of(compiled, program.cache, program.cache_mode, tracers=program.clients.tracers)
     try:
         program.tools()  # imported now: a module that fails to import stops before any LM call
         data = load_data(compiled, train, program)
-        return await score_runs(program, data.test, make_reward(train, resources), train, "test", progress)
+        return await score_runs(program, data.test, make_reward(train, resources), train, "test", progress,
+                                resources)
     finally:
         await program.aclose()
         await resources.aclose()

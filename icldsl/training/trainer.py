@@ -3,132 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol, Sequence
+from dataclasses import dataclass
+from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from ..datasets.base import Example
 from ..runtime.program import Program
-from ..runtime.state import StepRecord, StepState
+from ..runtime.state import StepState
+from .checkpoint import Resume
 from .context import Context, Optimizer, learns_from_runs
+from .history import Evaluation, History
 from .records import Scored
 from .resources import Resources
 from .rewards import Reward
-
-if TYPE_CHECKING:  # checkpoint imports this module
-    from .checkpoint import Resume
+from .usage import CallStats, UsageTable
 
 
 class Progress(Protocol):
     """progress(label, done, total, mean reward so far, cache_hits=LM calls the cache answered so far)."""
 
     def __call__(self, label: str, done: int, total: int, reward: float, *, cache_hits: int = 0) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class CallStats:
-    """LM calls made by a set of runs, and what they cost.
-
-    `calls` counts requests whether the cache answered them or not, and tokens are
-    what the requests cost when they were made, so a re-run from the cache counts the
-    same; `failures` counts step runs that called an LM and produced no output;
-    `cache_hits` and `missing` (requests refused offline) depend on the cache, and
-    `latencies` (seconds of the requests that reached an LM) on the clock.
-    """
-
-    calls: int = 0
-    failures: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cache_hits: int = 0
-    missing: int = 0
-    latencies: tuple[float, ...] = ()
-
-    def __add__(self, other: "CallStats") -> "CallStats":
-        return CallStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
-
-    @classmethod
-    def of_record(cls, record: StepRecord) -> "CallStats":
-        return cls(record.calls, int(record.calls > 0 and record.output is None), record.usage.prompt_tokens,
-                   record.usage.completion_tokens, record.cache_hits, record.missing, record.latencies)
-
-    @classmethod
-    def of(cls, scored: Sequence[Scored]) -> "CallStats":
-        return UsageTable.of(scored).total
-
-    @property
-    def sent(self) -> int:
-        """Requests that reached an LM."""
-        return self.calls - self.cache_hits - self.missing
-
-    def latency(self, percentile: float | None = None) -> float | None:
-        """Mean seconds per request sent (or the given percentile); None when none was."""
-        if not self.latencies:
-            return None
-        values = np.asarray(self.latencies)
-        return float(values.mean() if percentile is None else np.percentile(values, percentile))
-
-    def to_json(self) -> dict[str, int]:
-        """The counts a re-run from the cache repeats exactly (for the artifact)."""
-        return {"calls": self.calls, "failures": self.failures, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens}
-
-
-@dataclass(frozen=True, slots=True)
-class UsageTable:
-    """LM usage per step path and per LM name."""
-
-    steps: Mapping[str, CallStats] = field(default_factory=dict)
-    lms: Mapping[str, CallStats] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, scored: Sequence[Scored]) -> "UsageTable":
-        """Usage of the step runs that called an LM, by step path and by LM."""
-        return cls.of_records((path, r) for s in scored for path, r in s.trace.steps.items() if r.calls)
-
-    @classmethod
-    def of_records(cls, records: Iterable[tuple[str, StepRecord]]) -> "UsageTable":
-        """Usage of (key, record) pairs, by key and by the record's LM."""
-        steps: dict[str, CallStats] = {}
-        lms: dict[str, CallStats] = {}
-        for key, record in records:
-            stats = CallStats.of_record(record)
-            steps[key] = steps.get(key, CallStats()) + stats
-            lms[record.lm or "?"] = lms.get(record.lm or "?", CallStats()) + stats
-        return cls(steps, lms)
-
-    def __add__(self, other: "UsageTable") -> "UsageTable":
-        def merge(a: Mapping[str, CallStats], b: Mapping[str, CallStats]) -> dict[str, CallStats]:
-            return {k: a.get(k, CallStats()) + b.get(k, CallStats()) for k in sorted({*a, *b})}
-        return UsageTable(merge(self.steps, other.steps), merge(self.lms, other.lms))
-
-    @property
-    def total(self) -> CallStats:
-        return sum(self.steps.values(), CallStats())
-
-    def to_json(self) -> dict[str, dict[str, dict[str, int]]]:
-        """Counts per step and per LM that a re-run from the cache repeats exactly."""
-        return {"steps": {k: v.to_json() for k, v in sorted(self.steps.items())},
-                "lms": {k: v.to_json() for k, v in sorted(self.lms.items())}}
-
-
-@dataclass(frozen=True, slots=True)
-class Evaluation:
-    reward: float
-    scored: tuple[Scored, ...]
-
-    @property
-    def failures(self) -> int:
-        return sum(s.trace.output is None for s in self.scored)
-
-    @property
-    def usage(self) -> CallStats:
-        return CallStats.of(self.scored)
-
-    @property
-    def usage_table(self) -> UsageTable:
-        return UsageTable.of(self.scored)
 
 
 async def score(
@@ -201,48 +96,6 @@ class BudgetReached(Exception):
     """Raised inside training when the budget is spent; `fit` stops cleanly on it."""
 
 
-@dataclass(slots=True)
-class History:
-    """Per-epoch logs, Keras-style: `reward`, `<metric>`, `val_reward`, `val_<metric>`.
-
-    `events` records what optimizers did (candidates compared, on how many examples,
-    with what spread); `stopped` why training ended before its last epoch, if it did.
-    """
-
-    history: dict[str, list[float]] = field(default_factory=dict)
-    initial: dict[str, float] = field(default_factory=dict)  # validation logs before training
-    best_epoch: int = 0  # 0: the untrained program was never beaten
-    usage_table: UsageTable = field(default_factory=UsageTable)  # LM usage of training and validation
-    validation: "Evaluation | None" = None  # the kept states' validation predictions (not saved)
-    events: list[dict] = field(default_factory=list)
-    stopped: str | None = None
-    epochs_run: int = 0
-
-    @property
-    def usage(self) -> CallStats:
-        return self.usage_table.total
-
-    @property
-    def initial_val_reward(self) -> float | None:
-        return self.initial.get("val_reward")
-
-    def log(self, logs: Mapping[str, float]) -> None:
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-
-    def to_json(self) -> dict:
-        return {
-            "history": self.history,
-            "initial_val_reward": self.initial_val_reward,
-            **{f"initial_{k}": v for k, v in self.initial.items() if k != "val_reward"},
-            "best_epoch": self.best_epoch,
-            "epochs_run": self.epochs_run,
-            "stopped": self.stopped,
-            "optimizer_events": self.events,
-            "usage": self.usage.to_json(),
-        }
-
-
 def _epoch_progress(progress: Progress, earlier: Sequence[Scored], size: int) -> Progress:
     """Reports a batch as the rest of its epoch: counts, running reward and cache hits
     over the whole training set, after the `earlier` batches of the epoch."""
@@ -270,7 +123,7 @@ class EpochEnd(Protocol):
                  history: History) -> None: ...
 
 
-def _logs(prefix: str, evaluation: "Evaluation", metrics: Metrics | None) -> dict[str, float]:
+def _logs(prefix: str, evaluation: Evaluation, metrics: Metrics | None) -> dict[str, float]:
     logs = {f"{prefix}reward": evaluation.reward}
     if metrics is not None:
         logs.update({f"{prefix}{k}": v for k, v in metrics(evaluation.scored).items()})
@@ -296,7 +149,7 @@ async def fit(
     resources: Resources | None = None,
     progress: Progress | None = None,
     callbacks: Sequence[EpochEnd] = (),
-    resume: "Resume | None" = None,
+    resume: Resume | None = None,
 ) -> tuple[Program, History]:
     """Train the program's step states; return the best program and the history.
 

@@ -14,9 +14,12 @@ from typing import Sequence
 import pytest
 
 from icldsl.compiler import compile_source
+from icldsl.lm import Clients
 from icldsl.lm.base import LMError, LMRequest, LMResponse, Message, Usage
+from icldsl.lm.trace import Site
+from icldsl.specs import LMSpec
 from icldsl.lm.cache import (
-    CacheError, CachedClient, CachedEmbedder, CacheMiss, CallMeter, LMCache, cache_key, default_path, was_cached,
+    CacheError, CachedClient, CachedEmbedder, CacheMiss, LMCache, cache_key, default_path, was_cached,
 )
 from icldsl.lm.openai import OpenAIClient
 from icldsl.runtime.program import Program
@@ -328,7 +331,9 @@ def test_a_program_offline_counts_a_missing_call_as_a_failed_step(cache: LMCache
 
 
 def test_the_meter_times_sent_calls_only(cache: LMCache) -> None:
-    meter = CallMeter(CachedClient(ScriptedLM(adder, delay=lambda r: 0.02), cache))
+    clients = Clients([LMSpec("solver", "scripted/x", {})], clients={"solver": ScriptedLM(adder, delay=lambda r: 0.02)},
+                      cache=cache, tracers=())
+    meter = clients.connect("solver").at(Site("p/a", "p"))
     complete(meter, request(), request())
-    assert (meter.calls, meter.cache_hits, meter.missing) == (2, 1, 0)
-    assert len(meter.latencies) == 1 and meter.latencies[0] >= 0.02
+    assert [(c.lm, c.cached, c.missing) for c in meter.costs] == [("solver", False, False), ("solver", True, False)]
+    assert meter.costs[0].latency >= 0.02 and meter.costs[1].latency is None

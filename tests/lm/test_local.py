@@ -360,13 +360,13 @@ def test_local_path_addressing() -> None:
         LocalClient(MODEL, n_parallel=0)
 
 
-def test_common_prefix() -> None:
-    from icldsl.lm.local import _common_prefix
+def testcommon_prefix() -> None:
+    from icldsl.lm.local.engine import common_prefix
 
-    assert _common_prefix([1, 2, 3, 4], [1, 2, 9]) == 2
-    assert _common_prefix([1, 2], [1, 2, 3]) == 2
-    assert _common_prefix([], [1]) == 0
-    assert _common_prefix([5] * 1000 + [1], [5] * 1000 + [2]) == 1000
+    assert common_prefix([1, 2, 3, 4], [1, 2, 9]) == 2
+    assert common_prefix([1, 2], [1, 2, 3]) == 2
+    assert common_prefix([], [1]) == 0
+    assert common_prefix([5] * 1000 + [1], [5] * 1000 + [2]) == 1000
 
 
 def test_thread_choice_gives_way_to_other_processes() -> None:
@@ -388,19 +388,19 @@ def test_thread_choice_gives_way_to_other_processes() -> None:
 def test_thread_choice_sees_the_load_before_the_first_decode(monkeypatch: pytest.MonkeyPatch) -> None:
     # The engine reads /proc/stat as it starts loading the model and chooses once the
     # model is in: on an idle machine the first decode already gets every CPU.
-    from icldsl.lm import local
+    from icldsl.lm.local import machine
 
     others = {"cpus": 0.0}  # CPUs busy with other processes
 
     def reading(now: float) -> tuple[float, int, float]:
         own = 0.5 * now  # this process: half a CPU
-        return now, round((own + others["cpus"] * now) * local._TICKS), own
+        return now, round((own + others["cpus"] * now) * machine.TICKS), own
 
-    monkeypatch.setattr(local.ThreadChoice, "_read", staticmethod(reading))
+    monkeypatch.setattr(machine.ThreadChoice, "_read", staticmethod(reading))
     ticks = iter([0.0, 0.05, 0.2, 0.7, 1.3])
-    choice = local.ThreadChoice(None, clock=lambda: next(ticks))  # reads at 0.0
+    choice = machine.ThreadChoice(None, clock=lambda: next(ticks))  # reads at 0.0
     choice.cpus = 2
-    assert choice.pick() == local.default_threads()  # 0.05 s: too soon to tell
+    assert choice.pick() == machine.default_threads()  # 0.05 s: too soon to tell
     assert choice.pick() == 2  # 0.2 s: idle, both CPUs
     others["cpus"] = 1.0
     assert choice.pick() == 2  # 0.7 s: within a second of the last reading

@@ -109,11 +109,12 @@ def test_fallback_only_covers_lm_errors_not_config_errors() -> None:
 
     primary = ScriptedLM(lambda r: LMError("primary down", retryable=True))
     backup = ScriptedLM(lambda r: {"thinking": "", "answer": 2})
-    client = FallbackClient(primary, backup)
+    client = FallbackClient(primary, backup, "backup")
     from icldsl.lm.base import LMRequest, Message
 
     response = asyncio.run(client.complete(LMRequest((Message("user", "{}"),))))
     assert json.loads(response.text)["answer"] == 2 and len(primary.requests) == len(backup.requests) == 1
+    assert response.answered_by == "backup"
     asyncio.run(client.aclose())
     assert primary.closed and not backup.closed  # the fallback belongs to its own lm
 

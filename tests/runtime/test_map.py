@@ -124,7 +124,7 @@ def test_an_lm_without_max_concurrency_allows_what_map_keeps_in_flight() -> None
     async def go() -> int:
         async for _ in prog.map([], concurrency=32):
             pass
-        limit = prog.client("m")._http.limits.max_concurrency
+        limit = prog.clients.client("m")._http.limits.max_concurrency
         await prog.aclose()
         return limit
 

@@ -12,7 +12,7 @@ import pytest
 
 from icldsl.runtime.demo import Demo
 from icldsl.runtime.retrieval import BM25, Dense, Pool, Retrieval, RetrievalError, nearest, query_text, tokens
-from icldsl.runtime.spec import EmbeddingSpec
+from icldsl.specs import EmbeddingSpec
 
 TEXTS = ["freeze my account now", "what is my balance", "transfer money to my savings account",
          "my card is frozen", "balance please"]

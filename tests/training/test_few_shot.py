@@ -22,7 +22,8 @@ from icldsl.training.records import Scored
 from icldsl.training.registry import OPTIMIZERS
 from icldsl.training.rewards import exact_match
 from icldsl.training.session import fit_compiled
-from icldsl.training.trainer import BudgetReached, Evaluation, fit
+from icldsl.training.history import Evaluation
+from icldsl.training.trainer import BudgetReached, fit
 from tests.scripted import ScriptedLM, last_input
 from tests.training.helpers import context
 from tests.training.test_trainer import PATH, examples, make_program, reward

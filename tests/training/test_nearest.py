@@ -196,8 +196,7 @@ def test_an_embedding_retriever_embeds_each_text_once(tmp_path: Path, monkeypatc
         async def aclose(self):
             pass
 
-    for module in ("icldsl.training.resources", "icldsl.runtime.program"):
-        monkeypatch.setattr(f"{module}.connect_embedder", lambda *a, **k: Words())
+    monkeypatch.setattr("icldsl.lm.connect.connect_embedder", lambda *a, **k: Words())
     source = SOURCE.replace('lm small', 'embedding e = "openai/text-embedding-3-small"\nlm small')
     report = fit(write(tmp_path, "k: [1, 2], retriever: e", source=source), ScriptedLM(follower))
     assert report.trained.mean == 1.0

@@ -13,7 +13,7 @@ from icldsl.compiler import compile_source
 from icldsl.datasets import Example
 from icldsl.lm.base import LMError
 from icldsl.runtime.program import Program
-from icldsl.runtime.spec import LMSpec
+from icldsl.specs import LMSpec
 from icldsl.source import Source
 from icldsl.training.chain import Chain
 from icldsl.training.instructions import Candidate

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from icldsl.cli import main
-from icldsl.compiler import Compiled, compile_source
+from icldsl.compiler import compile_source
+from icldsl.specs import Compiled
 from icldsl.diagnostics import CheckError, render
 from icldsl.lm.base import LMError
-from icldsl.runtime.spec import LMSpec
+from icldsl.specs import LMSpec
 from icldsl.source import Source
 from icldsl.training.registry import REWARDS
 from icldsl.training.resources import BoundLM, Resources
@@ -120,7 +121,8 @@ class FakeEmbedder:
 def judge(answer) -> tuple[BoundLM, ScriptedLM, list]:
     lm = ScriptedLM(answer)
     records: list = []
-    return BoundLM(LMSpec("judge", "scripted/test", {}), lm, "reward lm_judge", records), lm, records
+    resources = Resources(lms={"judge": LMSpec("judge", "scripted/test", {})}, clients={"judge": lm}, records=records)
+    return resources.lm("judge", "reward lm_judge"), lm, records
 
 
 @pytest.fixture

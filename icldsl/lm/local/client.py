@@ -1,0 +1,104 @@
+"""`LocalClient`: the provider's LMClient, which starts an engine on its first call."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import threading
+from typing import Any
+
+from ...options import Choice
+from ..base import LMConfigError, LMError, LMRequest, LMResponse
+from .engine import DEFAULT_PARALLEL, Engine
+from .models import FILE_WEIGHTS, INSTALL_HINT, MODELS, WEIGHTS, requantized, resolve_model
+
+log = logging.getLogger(__name__)
+
+# Options an `lm` block may set for this provider, besides the common decoding ones.
+OPTIONS: dict[str, Any] = {"n_ctx": int, "n_threads": int, "n_parallel": int,
+                           "weights": Choice((FILE_WEIGHTS, *WEIGHTS))}
+
+
+class LocalClient:
+    """`LMClient` for a GGUF model run in this process by llama.cpp.
+
+    The model loads on the first call, in a worker thread. Up to `n_parallel`
+    calls decode together, each with a context window of `n_ctx` tokens; more
+    wait their turn. A request without a seed uses the client's, so the same
+    request gives the same answer. With `weights` other than "file", the model
+    runs requantized (see `requantized`) under the name `<name>@<weights>`, so
+    that cached answers of the two never mix.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_parallel: int = DEFAULT_PARALLEL,
+        seed: int = 0,
+        weights: str = FILE_WEIGHTS,
+    ) -> None:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise LMConfigError(f"the local provider needs llama-cpp-python; run: {INSTALL_HINT}")
+        if n_ctx < 64 or (n_threads is not None and n_threads < 1) or n_parallel < 1:
+            raise LMConfigError(
+                "local options out of range: need n_ctx >= 64, n_threads >= 1 and n_parallel >= 1"
+            )
+        if weights != FILE_WEIGHTS and weights not in WEIGHTS:
+            raise LMConfigError(f"unknown weights {weights!r}; known: {', '.join((FILE_WEIGHTS, *WEIGHTS))}")
+        self.name = f"local/{model}" if model in MODELS else f"local:{model}"
+        if weights != FILE_WEIGHTS:
+            self.name += f"@{weights}"
+        self.path = resolve_model(model)
+        self.weights = weights
+        self.n_ctx, self.n_threads, self.n_parallel, self.seed = n_ctx, n_threads, n_parallel, seed
+        self._engine: Engine | None = None
+        self._starting = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LocalClient({self.name!r}, n_parallel={self.n_parallel})"
+
+    async def complete(self, request: LMRequest) -> LMResponse:
+        engine = self._engine or await asyncio.to_thread(self._start)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[LMResponse] = loop.create_future()
+
+        def deliver(outcome: LMResponse | LMError) -> None:
+            try:
+                loop.call_soon_threadsafe(_settle, answer, outcome)
+            except RuntimeError:  # the caller's loop is gone; nobody waits
+                log.debug("%s: answer for a closed event loop dropped", self.name)
+
+        job = engine.job(request, self.seed if request.seed is None else request.seed, deliver)
+        engine.submit(job)
+        try:
+            return await answer
+        except asyncio.CancelledError:
+            job.cancelled = True
+            raise
+
+    async def aclose(self) -> None:
+        """Finish calls in flight and free the model; a later call loads it again."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await asyncio.to_thread(engine.close)
+
+    def _start(self) -> Engine:
+        with self._starting:
+            if self._engine is None:
+                path = self.path if self.weights == FILE_WEIGHTS else requantized(self.path, self.weights)
+                self._engine = Engine(self.name, path, n_ctx=self.n_ctx, n_threads=self.n_threads,
+                                       n_parallel=self.n_parallel)
+            return self._engine
+
+
+def _settle(future: asyncio.Future[LMResponse], outcome: LMResponse | LMError) -> None:
+    if future.done():  # cancelled meanwhile
+        return
+    if isinstance(outcome, LMError):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
