@@ -69,8 +69,9 @@ def test_a_server_killed_mid_run_loses_no_row_and_the_survivor_takes_the_load() 
     assert sorted(p.index for p in results) == list(range(n))
     assert all(p.error is None and p.output == {"answer": 2 * p.index} for p in results), \
         [p.error for p in results if p.error]
-    # both shared the load before the kill; after it only b answered
-    assert 10 <= served_a < 60 and served_b >= n - served_a + 1
+    # both shared the load before the kill; after it only b answered (and retried whatever a
+    # had in flight when it died: on a loaded machine that may be nothing, so no "+ 1")
+    assert 10 <= served_a < 60 and served_b >= n - served_a
 
 
 def test_requests_go_to_the_least_busy_endpoint() -> None:
