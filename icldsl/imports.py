@@ -71,7 +71,7 @@ def _shared_items(module: ir.Module, path: Path, sources: dict[str, Source], err
             errors.append(Diagnostic("import-error", f"cannot import {imp.path.value!r}: {exc.strerror}",
                                      imp.path.span, "not found", f"the path is relative to {path.parent or '.'}"))
             continue
-        other = Source(name, other.text)
+        other = Source(name, other.text, other.bad_byte)
         sources[name] = other
         try:
             parsed = parse(other)

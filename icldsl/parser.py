@@ -49,6 +49,10 @@ def parse(source: Source, *, keep_comments: bool = False) -> ir.Module:
 
     With `keep_comments`, the module carries its comments (for `icldsl fmt`).
     """
+    if source.bad_byte is not None:
+        offset, byte = source.bad_byte
+        raise CheckError([Diagnostic("syntax-error", f"byte 0x{byte:02x} is not UTF-8", source.span(offset, offset + 1),
+                                     "not UTF-8", "save the file as UTF-8")])
     _check_depth(source)
     try:
         tree = _lark().parse(source.text)

@@ -38,6 +38,7 @@ class Source:
 
     name: str
     text: str
+    bad_byte: tuple[int, int] | None = None  # (offset in `text`, byte) of the first byte that was not UTF-8
     _line_starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -46,14 +47,24 @@ class Source:
 
     @classmethod
     def from_path(cls, path: str | Path) -> "Source":
-        """Read a file as UTF-8 (undecodable bytes become U+FFFD, never an error); OSError
-        (EFBIG) for one larger than MAX_BYTES, read no further."""
-        return cls(str(path), read_limited(path, MAX_BYTES).decode("utf-8", errors="replace"))
+        """Read a file as UTF-8; OSError (EFBIG) for one larger than MAX_BYTES, read no further.
+
+        Bytes that are not UTF-8 become U+FFFD and the first is kept in `bad_byte`, so an
+        editor still gets a text to work on and the parser reports the byte where it is."""
+        return cls._decoded(str(path), read_limited(path, MAX_BYTES))
 
     @classmethod
     def from_stream(cls, name: str, stream: BinaryIO) -> "Source":
         """Read a binary stream (such as standard input) to its end, as `from_path` reads a file."""
-        return cls(name, read_stream(stream, MAX_BYTES).decode("utf-8", errors="replace"))
+        return cls._decoded(name, read_stream(stream, MAX_BYTES))
+
+    @classmethod
+    def _decoded(cls, name: str, data: bytes) -> "Source":
+        try:
+            return cls(name, data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            offset = len(data[:exc.start].decode("utf-8"))  # the bytes before the first bad one are UTF-8
+            return cls(name, data.decode("utf-8", errors="replace"), (offset, data[exc.start]))
 
     @property
     def sha256(self) -> str:

@@ -126,6 +126,16 @@ def test_a_file_larger_than_an_icl_file_may_be_is_refused(tmp_path, capsys) -> N
     assert "cannot read" in refused(["check", str(path)], capsys)
 
 
+@pytest.mark.parametrize("imported", [False, True], ids=["the file", "a file it imports"])
+def test_a_byte_that_is_not_utf8_in_an_icl_file_is_a_diagnostic_where_it_stands(tmp_path, capsys, imported) -> None:
+    bad = tmp_path / ("models.icl" if imported else "p.icl")
+    bad.write_bytes(b'model A {\n  x: str "caf\xe9 au lait"\n}\n')
+    if imported:
+        (tmp_path / "p.icl").write_text('import "models.icl"\n', encoding="utf-8")
+    err = refused(["check", str(tmp_path / "p.icl")], capsys)
+    assert "error[syntax-error]: byte 0xe9 is not UTF-8" in err and f"{bad}:2:14" in err
+
+
 def test_a_chain_of_thousands_of_models_is_a_diagnostic() -> None:
     n = 3000
     text = "".join(f"model M{i} {{ x: M{i + 1} }}\n" for i in range(n)) + f"model M{n} {{ x: str }}\n"

@@ -72,6 +72,19 @@ def test_commands_that_only_read_a_file_never_run_its_python(hostile, monkeypatc
     assert not (folder / f"{module}.ran").exists() and module not in sys.modules
 
 
+@pytest.mark.parametrize("exit_with, shown", [('"this module ran"', "SystemExit: this module ran"),
+                                              ("3", "SystemExit: 3")])
+def test_a_module_that_exits_while_imported_is_a_message(hostile, monkeypatch, capsys, exit_with, shown) -> None:
+    """Commands that do import user code (eval, fit) report a module's exit as any other failure
+    to import it: status 1 and a message, not the status or traceback the module chose."""
+    folder, module = hostile
+    (folder / f"{module}.py").write_text(HOSTILE.replace('"this module ran"', exit_with), encoding="utf-8")
+    monkeypatch.chdir(folder)
+    assert main(["eval", "p.icl", "--no-cache"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot import {module!r}: {shown}" in err and "Traceback" not in err
+
+
 def test_render_describes_a_tool_from_its_source(hostile, monkeypatch, capsys) -> None:
     folder, module = hostile
     monkeypatch.chdir(folder)

@@ -44,8 +44,11 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
         return _command(args)(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    except SystemExit as exc:  # ours carry a status; a message (Python's sys.exit("...")) means status 1
+        if isinstance(exc.code, int) or exc.code is None:
+            return exc.code or 0
+        print(f"error: {exc.code}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
         print("\ninterrupted" + (f": {exc}" if str(exc) else ""), file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -39,7 +39,7 @@ class Tool:
                 result = await result
         except ValidationError as exc:
             return f"error: bad arguments: {exc.errors()[0]['msg']}"
-        except Exception as exc:  # noqa: BLE001 - a user's tool: whatever it raises, the LM reads
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a user's tool: whatever it raises, the LM reads
             return f"error: {type(exc).__name__}: {exc}"
         return str(result)
 

@@ -303,7 +303,7 @@ def user_reward(*, function: str, resources: Resources) -> Reward:
             result = call(*copy.deepcopy((dict(x), dict(y_true), dict(y_pred))))
             if inspect.isawaitable(result):
                 result = await result
-        except Exception as exc:  # noqa: BLE001 - a user's function: whatever it raises scores 0
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a user's function: whatever it raises scores 0
             return failures(f"{function} raised {type(exc).__name__}: {exc}")
         try:
             return _as_grade(result)
