@@ -9,10 +9,8 @@ The names below are imported when first used, so importing the package is instan
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from .errors import Error
+from .lazy import exports
 
 __version__ = "0.1.0"
 
@@ -27,13 +25,4 @@ _EXPORTS = {
 __all__ = ["Error", *sorted(_EXPORTS)]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'icldsl' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = exports(__name__, _EXPORTS)

@@ -15,9 +15,7 @@ from .runtime.prompt import DEFAULT_INSTRUCTIONS
 from .specs import (TRAIN_SETTINGS, ArmSpec, BranchSpec, Compiled, DataSpec, EmbeddingSpec, FieldSpec, LMSpec,
                     ModelSpec, ProgramSpec, StepSpec, ToolSpec, TrainSpec)
 from .runtime.state import StepState
-from .training import rewards
-from .training.registry import OPTIMIZERS, REWARDS
-from .runtime.tools import ToolError, describe_tool
+from .training.registry import OPTIMIZERS, REWARDS, problems
 from .source import Source
 
 SECRET_OPTIONS = ("api_key",)
@@ -62,6 +60,10 @@ def _locate_tools(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
     """Find and parse (never import: checking runs no user code) every tool a program uses,
     so a missing one is reported before any LM call."""
     used = {t.name for p in module.of(ir.Program) for s in p.lm_steps() for t in s.tools}
+    if not used:
+        return []
+    from .runtime.tools import ToolError, describe_tool  # and pydantic with it: only for files with tools
+
     errors = []
     for tool in module.of(ir.Tool):
         if tool.name in used:
@@ -79,7 +81,7 @@ def _check_rewards(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
     for setting in (s for t in module.of(ir.Train) for s in t.settings if s.key == "reward"):
         bound = bind(REWARDS[setting.value.func].signature, setting.value.args)
         options = {k: to_python(v) for k, v in bound.items()}
-        for problem in rewards.problems(setting.value.func, options, (base_dir,)):
+        for problem in problems(setting.value.func, options, (base_dir,)):
             errors.append(Diagnostic(problem.code, problem.message, bound[problem.option].span, problem.label,
                                      problem.help))
     return errors

@@ -3,6 +3,8 @@ LM options, and how IR values are checked against them and turned into Python.""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -90,6 +92,7 @@ class Signature:
     required: tuple[str, ...] = ()
     positional: tuple[str, ...] = ()
     doc: str = ""
+    # Filled only where shown (the language server's hover): a Function's are read from its factory.
     defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -97,13 +100,30 @@ class Signature:
 class Function:
     """A reward or optimizer a file may call: its signature and its factory.
 
+    The factory is a callable, or `"module:name"` imported when first made, so that the
+    checker reads every signature without importing the implementations (and numpy, httpx
+    with them). Its own parameters hold the options' defaults: `defaults` reads them there.
     With `resources`, the factory also receives `resources=` (the session's
     `training.resources.Resources`: its LMs, embeddings and the file's folder).
     """
 
     signature: Signature
-    make: Callable[..., Any]
+    factory: Callable[..., Any] | str
     resources: bool = False
+
+    @property
+    def make(self) -> Callable[..., Any]:
+        if not isinstance(self.factory, str):
+            return self.factory
+        module, _, name = self.factory.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The options' defaults, from the factory's parameters (imports it)."""
+        parameters = inspect.signature(self.make).parameters.values()
+        return {p.name: p.default for p in parameters
+                if p.name in self.signature.options and p.default is not inspect.Parameter.empty}
 
 
 def type_name(t: Any) -> str:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-from dataclasses import dataclass
+import hashlib
+import io
 import json
+import os
 import re
+import stat
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import lark
@@ -15,6 +21,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from . import ir
 from .diagnostics import CheckError, Diagnostic, did_you_mean
+from .paths import cache_root, write_atomic
 from .source import Source
 
 _HERE = Path(__file__).resolve().parent
@@ -32,9 +39,42 @@ def _grammar() -> str:
     raise FileNotFoundError(f"grammar icl.lark not found in {[str(p) for p in GRAMMAR_PATHS]}")
 
 
+_OPTIONS = {"parser": "lalr", "propagate_positions": True}
+CACHE_NAME = "parser.lark"  # in `paths.cache_root()`
+
+
 @functools.cache
 def _lark() -> lark.Lark:
-    return lark.Lark(_grammar(), parser="lalr", propagate_positions=True)
+    """The parser, its tables read from the user's cache when they were built for this grammar,
+    lark and Python (building them is a third of `icldsl check`); else built and cached."""
+    grammar = _grammar()
+    key = hashlib.sha256(f"{grammar}{_OPTIONS}{lark.__version__}{sys.version_info[:2]}".encode()).hexdigest()
+    path = cache_root() / CACHE_NAME
+    cached = _cached(path, key)
+    if cached is not None:
+        return cached
+    parser = lark.Lark(grammar, **_OPTIONS)
+    with contextlib.suppress(OSError):  # a cache that cannot be written costs the next run the build again
+        tables = io.BytesIO()
+        parser.save(tables)
+        write_atomic(path, f"{key}\n".encode() + tables.getvalue())
+    return parser
+
+
+def _cached(path: Path, key: str) -> lark.Lark | None:
+    """The parser pickled at `path` under `key`; None when the file is missing, was written for
+    another grammar or version, is unreadable or corrupt, or could have been written by
+    someone else (a pickle runs code as it loads: only the user's own file is trusted)."""
+    try:
+        with open(path, "rb") as f:
+            status = os.fstat(f.fileno())
+            if not stat.S_ISREG(status.st_mode) or status.st_mode & 0o022 or status.st_uid != os.getuid():
+                return None
+            if f.readline(len(key) + 1) != f"{key}\n".encode():
+                return None
+            return lark.Lark.load(f)
+    except Exception:  # whatever a damaged file makes pickle or lark raise: build the parser instead
+        return None
 
 
 

@@ -5,9 +5,21 @@ from __future__ import annotations
 import codecs
 import errno
 import os
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
+
+
+# Where everything icldsl can rebuild is kept: LM answers, datasets, models, the parser's tables.
+CACHE_DIR_ENV = "ICLDSL_CACHE_DIR"
+
+
+def cache_root() -> Path:
+    """`$ICLDSL_CACHE_DIR`, else `$XDG_CACHE_HOME/icldsl`, else `~/.cache/icldsl` (read on each call,
+    so a test or a process that sets the variable later is followed)."""
+    if base := os.environ.get(CACHE_DIR_ENV):
+        return Path(base).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache") / "icldsl"
 
 
 def stem(artifact_path: str | Path) -> str:
@@ -24,14 +36,17 @@ def beside(artifact_path: str | Path, suffix: str) -> Path:
     return Path(artifact_path).parent / f"{stem(artifact_path)}.{suffix}"
 
 
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write `text` to a temporary file in the same folder, then rename it over `path`."""
+def write_atomic(path: str | Path, content: str | bytes) -> Path:
+    """Write `content` (text as UTF-8) to a temporary file in the same folder, readable by the
+    user alone as mkstemp makes it, then rename it over `path`: a reader never sees half a file."""
+    import tempfile  # here: `icldsl --help` reads this module's CACHE_DIR_ENV, and tempfile costs a tenth of it
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content.encode("utf-8") if isinstance(content, str) else content)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

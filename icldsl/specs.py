@@ -11,15 +11,17 @@ This module sits below the compiler, the runtime and training, and imports none 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
-
-from pydantic import TypeAdapter
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .diagnostics import Diagnostic
 from .source import Source
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +134,7 @@ class ProgramSpec:
         """The spec of its JSON form (`to_json`'s), every part's type checked: pydantic's
         ValidationError (a ValueError) names the first part that is wrong. Whether names
         refer to what exists is `spec_check`'s to say."""
-        return _PROGRAM_JSON.validate_python(data)
+        return _program_json().validate_python(data)
 
     def model(self, name: str) -> ModelSpec:
         return next(m for m in self.models if m.name == name)
@@ -145,7 +147,12 @@ class ProgramSpec:
         )
 
 
-_PROGRAM_JSON = TypeAdapter(ProgramSpec)
+@functools.cache
+def _program_json() -> TypeAdapter[ProgramSpec]:
+    """Built on first use: pydantic and the adapter cost a tenth of `icldsl check`, which never reads an artifact."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(ProgramSpec)
 
 
 @dataclass(frozen=True, slots=True)

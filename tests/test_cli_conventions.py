@@ -17,13 +17,12 @@ from pathlib import Path
 import pytest
 
 import icldsl
-from icldsl import artifact
+from icldsl import artifact, paths
 from icldsl.cli import arguments, main
 from icldsl.cli.arguments import build_parser
 from icldsl.cli.project import STARTER, STARTER_PROGRAM
 from icldsl.compiler import compile_file
 from icldsl.errors import EXIT_CLOSED_PIPE
-from icldsl.lm import cache
 from icldsl.training.session import fit_compiled
 from tests.scripted import ScriptedLM
 from tests.test_cli import GSM8K_ICL, ROOT, project  # noqa: F401 - a fixture
@@ -80,7 +79,7 @@ def test_every_argument_of_every_verb_has_help() -> None:
 
 def test_help_names_the_variables_the_library_reads() -> None:
     assert arguments.SIGNING_KEY_ENV == artifact.SIGNING_KEY_ENV
-    assert arguments.CACHE_DIR_ENV == cache.ENV_DIR
+    assert arguments.CACHE_DIR_ENV == paths.CACHE_DIR_ENV
 
 
 @pytest.mark.parametrize(("env", "coloured"), [({}, False), ({"FORCE_COLOR": "1"}, True),

@@ -16,13 +16,13 @@ from icldsl.cli import main
 from tests.test_cli import ROOT, project  # noqa: F401 - a fixture
 
 # Python with SIGINT handled as in a terminal (a background job inherits it ignored), and
-# KeyboardInterrupt raised where the library imports numpy: Ctrl-C while the command starts.
+# KeyboardInterrupt raised where the library imports lark (the parser): Ctrl-C while the command starts.
 STARTING = """
 import builtins, signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)
 real = builtins.__import__
 def interrupted(name, *args, **kwargs):
-    if name == "numpy":
+    if name == "lark":
         raise KeyboardInterrupt
     return real(name, *args, **kwargs)
 builtins.__import__ = interrupted

@@ -11,8 +11,9 @@ import argparse
 
 from .. import __version__
 
-# Named in help texts; the library reads them (artifact.SIGNING_KEY_ENV, lm.cache.ENV_DIR),
-# which a test holds these to, so that `icldsl --help` imports none of it.
+# Named in help texts; the library reads them (artifact.SIGNING_KEY_ENV, paths.CACHE_DIR_ENV),
+# which a test holds these to, so that `icldsl --help` imports none of it (pathlib alone is a
+# tenth of `--help`).
 SIGNING_KEY_ENV = "ICLDSL_SIGNING_KEY"
 CACHE_DIR_ENV = "ICLDSL_CACHE_DIR"
 SHELLS = ("bash", "zsh", "fish")
@@ -188,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("cache", help="show or clear the cache of LM calls",
                          description=f"The on-disk cache of LM calls that fit, eval and run share: "
-                                     f"${CACHE_DIR_ENV}/lm.sqlite3, else ~/.cache/icldsl/lm.sqlite3.")
+                                     f"lm.sqlite3 in ${CACHE_DIR_ENV}, else in $XDG_CACHE_HOME/icldsl, else in "
+                                     "~/.cache/icldsl.")
     actions = _Verbs(p, "action", "ACTION")
     a = actions.add_parser("stats", help="entries, size on disk, hits and misses per model",
                            description="Show what the LM cache holds: entries, size on disk, hits and misses, "

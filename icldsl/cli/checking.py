@@ -11,7 +11,6 @@ from pathlib import Path
 from ..compiler import compile_source
 from ..diagnostics import JSON_VERSION, CheckError, render_github, sort_key, to_json
 from ..errors import EXIT_INPUT, EXIT_OK
-from ..formatter import format_source
 from .console import STDIN, Failure, err, print_diagnostics, read_source, stdin_once
 
 
@@ -51,6 +50,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_fmt(args: argparse.Namespace) -> int:
     """Files are rewritten in place; `-` is read from standard input and, formatted, written
     to standard output (as is, when it is already formatted)."""
+    from ..formatter import format_source  # here: `check` does without it
+
     stdin_once(**{f"FILE {i + 1}": path for i, path in enumerate(args.files)})
     changed = []
     for path in args.files:

@@ -6,13 +6,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from icldsl.datasets import clinc150, files, gsm8k
 from icldsl.datasets.base import DataError, Dataset, Example
 from icldsl.datasets.rows import option_problems
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 __all__ = ["LOADERS", "DataError", "Dataset", "Example", "Loader", "load_dataset"]
 

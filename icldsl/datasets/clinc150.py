@@ -18,14 +18,15 @@ import logging
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from icldsl.datasets.base import DataError, Dataset
 from icldsl.datasets.download import Published
 from icldsl.datasets.files import element_lines
 from icldsl.datasets.rows import check_options, read_text, sample, to_examples
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Built-in datasets a user has no copy of: fetched once from their public source into
-the user's cache (`$ICLDSL_CACHE_DIR/datasets/<name>`, by default under `~/.cache/icldsl`)."""
+the user's cache (`datasets/<name>` in `paths.cache_root()`, by default `~/.cache/icldsl`)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,18 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from icldsl.datasets.base import DataError
 from icldsl.datasets.rows import resolve
+from icldsl.paths import cache_root
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "ICLDSL_CACHE_DIR"
 TIMEOUT = 30.0
 
 
 def cache_dir(name: str) -> Path:
-    """`$ICLDSL_CACHE_DIR/datasets/<name>`, by default under `~/.cache/icldsl`."""
-    root = os.environ.get(CACHE_ENV)
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "icldsl"
-    return base / "datasets" / name
+    """`datasets/<name>` in the cache folder (`paths.cache_root`)."""
+    return cache_root() / "datasets" / name
 
 
 def download(url: str, dest: Path, *, what: str, env: str) -> None:
@@ -33,6 +29,8 @@ def download(url: str, dest: Path, *, what: str, env: str) -> None:
     `what` names the dataset and `env` the variable that points at a local copy, so a
     failed download says how to do without it.
     """
+    import httpx  # here, not at the top: checking a file names the loaders, and must not load httpx
+
     log.info("downloading %s to %s", url, dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from icldsl.datasets.base import DataError, Dataset, Example
 from icldsl.jsontext import JSONTextError, loads
@@ -36,6 +34,9 @@ from icldsl.datasets.rows import (
     split,
     to_examples,
 )
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,14 @@ import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from icldsl.datasets.base import DataError, Dataset, Example
 from icldsl.datasets.download import Published
 from icldsl.datasets.rows import check_options, read_jsonl, sample, to_example
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,14 @@ import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
-
-import numpy as np
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from icldsl.datasets.base import DataError, Example
 from icldsl.jsontext import JSONTextError, loads
 from icldsl.paths import BadEncoding, decode_utf8, read_limited
+
+if TYPE_CHECKING:  # pydantic and numpy load when rows are read: checking a file reads only `option_problems`
+    from pydantic import BaseModel, ValidationError
 
 T = TypeVar("T")
 
@@ -230,6 +230,8 @@ def _validated(
         if column in row:
             value = row[column]
             values[field] = _from_text(value, info.annotation) if text_cells and isinstance(value, str) else value
+    from pydantic import ValidationError
+
     try:
         validated = model.model_validate(values).model_dump(mode="json", by_alias=True)
     except ValidationError as exc:
@@ -272,6 +274,8 @@ def _from_text(cell: str, annotation: Any) -> Any:
         if not cell.strip():
             return None
         annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    from pydantic import BaseModel
+
     structured = typing.get_origin(annotation) is list or (
         isinstance(annotation, type) and issubclass(annotation, BaseModel)
     )
@@ -308,6 +312,8 @@ def sample(items: Sequence[T], limit: int | None, seed: int) -> tuple[T, ...]:
     """
     if limit is None:
         return tuple(items)
+    import numpy as np
+
     order = np.random.default_rng(seed).permutation(len(items))[:limit]
     return tuple(items[int(i)] for i in order)
 
@@ -319,6 +325,8 @@ def split(items: Sequence[T], fraction: float, seed: int) -> tuple[tuple[T, ...]
     """
     n = len(items)
     cut = min(n, max(1, math.floor(n * fraction + 0.5)))
+    import numpy as np
+
     chosen = set(np.random.default_rng(seed).permutation(n)[:cut].tolist())
     train = tuple(item for i, item in enumerate(items) if i in chosen)
     test = tuple(item for i, item in enumerate(items) if i not in chosen)

@@ -19,7 +19,6 @@ from typing import Any, Sequence
 import httpx
 
 from icldsl.lm import http
-from icldsl.options import URLS
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Usage
 from icldsl.lm.openai import schema_name
 
@@ -31,8 +30,6 @@ API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024  # the API requires max_tokens; used when the lm sets none
 
 # Options an `lm` block may set for this provider, besides the common decoding ones.
-OPTIONS: dict[str, Any] = {"base_url": URLS, "api_key": str, **http.OPTIONS}
-
 
 class AnthropicClient(http.HTTPClient):
     """`LMClient` for the messages API. `seed` is not sent: the API has none.

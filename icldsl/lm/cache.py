@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -26,11 +25,11 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 from ..errors import Error
+from ..paths import CACHE_DIR_ENV, cache_root
 from .base import Embedder, LMClient, LMError, LMRequest, LMResponse, Usage
 
 log = logging.getLogger(__name__)
 
-ENV_DIR = "ICLDSL_CACHE_DIR"
 FILE_NAME = "lm.sqlite3"
 KEY_VERSION = 1  # bump when the key payload changes; old entries then simply miss
 
@@ -58,10 +57,8 @@ CREATE TABLE IF NOT EXISTS counters (
 
 
 def default_path() -> Path:
-    """`$ICLDSL_CACHE_DIR/lm.sqlite3`, else `~/.cache/icldsl/lm.sqlite3`."""
-    base = os.environ.get(ENV_DIR)
-    directory = Path(base).expanduser() if base else Path.home() / ".cache" / "icldsl"
-    return directory / FILE_NAME
+    """`lm.sqlite3` in the cache folder (`paths.cache_root`)."""
+    return cache_root() / FILE_NAME
 
 
 class CacheError(Error):
@@ -180,7 +177,7 @@ class LMCache:
             self._db.close()
             self._db = None
             raise CacheError(
-                f"the LM cache {self.path} is unusable ({exc}); delete the file or set {ENV_DIR} elsewhere"
+                f"the LM cache {self.path} is unusable ({exc}); delete the file or set {CACHE_DIR_ENV} elsewhere"
             ) from None
 
     def __repr__(self) -> str:

@@ -29,15 +29,6 @@ from icldsl.lm.trace import note_retry
 
 log = logging.getLogger(__name__)
 
-# Options every HTTP provider accepts, besides its own (base_url, api_key, ...).
-OPTIONS: dict[str, type] = {
-    "timeout": float,
-    "max_retries": int,
-    "max_concurrency": int,
-    "rpm": int,
-    "total_timeout": float,
-}
-
 MAX_RETRY_AFTER = 60.0  # seconds; a longer Retry-After is cut to this
 ERROR_EXCERPT = 300  # characters of a server's error message kept in an LMError
 RETRY_STATUSES = frozenset({408, 429})  # plus every 5xx

@@ -16,7 +16,6 @@ from typing import Any, Sequence
 import httpx
 
 from icldsl.lm import http
-from icldsl.options import URLS
 from icldsl.lm.base import LMError, LMRequest, LMResponse, Usage
 
 log = logging.getLogger(__name__)
@@ -24,8 +23,6 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "http://127.0.0.1:11434"
 
 # Options an `lm` block may set for this provider, besides the common decoding ones.
-OPTIONS: dict[str, Any] = {"base_url": URLS, "num_ctx": int, **http.OPTIONS}
-
 
 def ollama_urls(base_url: str | Sequence[str] | None) -> tuple[str, ...]:
     """The servers' URLs: `base_url` (one or a list), `$OLLAMA_HOST` (which may omit the

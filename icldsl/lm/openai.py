@@ -19,14 +19,11 @@ from typing import Any, Sequence
 import httpx
 
 from icldsl.lm import http
-from icldsl.options import URLS
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Usage
 
 log = logging.getLogger(__name__)
 
 # Options an `lm` block may set for this provider, besides the common decoding ones.
-OPTIONS: dict[str, Any] = {"base_url": URLS, "api_key": str, **http.OPTIONS}
-
 EMBED_BATCH = 128  # texts per embeddings request
 
 

@@ -1,4 +1,8 @@
-"""The providers: which client class serves `provider/model`, and the options each takes."""
+"""The providers: which client class serves `provider/model`, and the options each takes.
+
+The options are listed here, not beside the clients, so that the checker reads them
+without importing a client (httpx, llama.cpp); a client's constructor takes them by keyword.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +10,46 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..options import LM_NAME
+from ..options import LM_NAME, URLS, Choice
 from .base import Embedder, LMClient, LMConfigError
+from .local.models import FILE_WEIGHTS, WEIGHTS
 
 # Decoding options any LM accepts; they travel in each request, not to the client.
 DECODING_OPTIONS: Mapping[str, type] = {"temperature": float, "max_tokens": int, "seed": int}
 # Options any LM accepts that the runtime acts on: `fallback` names the lm block tried
 # when a call to this one fails.
 RUNTIME_OPTIONS: Mapping[str, Any] = {"fallback": LM_NAME}
+# Options every HTTP provider accepts, besides its own (base_url, api_key, ...).
+HTTP_OPTIONS: Mapping[str, type] = {"timeout": float, "max_retries": int, "max_concurrency": int, "rpm": int,
+                                    "total_timeout": float}
 
 
 @dataclass(frozen=True, slots=True)
 class Provider:
-    module: str  # the module holding the client class and its OPTIONS
+    module: str  # the module holding the client class
     client: str
     doc: str
+    client_options: Mapping[str, Any]  # what the client's constructor takes
 
     @property
-    def options(self) -> Mapping[str, type]:
-        return {**DECODING_OPTIONS, **RUNTIME_OPTIONS, **importlib.import_module(self.module).OPTIONS}
+    def options(self) -> Mapping[str, Any]:
+        return {**DECODING_OPTIONS, **RUNTIME_OPTIONS, **self.client_options}
+
+
+_OPENAI = {"base_url": URLS, "api_key": str, **HTTP_OPTIONS}
 
 
 PROVIDERS: Mapping[str, Provider] = {
-    "openai": Provider("icldsl.lm.openai", "OpenAIClient", "any OpenAI-compatible chat-completions server"),
-    "vllm": Provider("icldsl.lm.openai", "VLLMClient", "a vLLM server (OpenAI-compatible), by default on 127.0.0.1:8000"),
-    "ollama": Provider("icldsl.lm.ollama", "OllamaClient", "an Ollama server's native chat API"),
-    "anthropic": Provider("icldsl.lm.anthropic", "AnthropicClient", "Anthropic's messages API"),
-    "local": Provider("icldsl.lm.local", "LocalClient", "a GGUF model run in process by llama.cpp"),
+    "openai": Provider("icldsl.lm.openai", "OpenAIClient", "any OpenAI-compatible chat-completions server",
+                       _OPENAI),
+    "vllm": Provider("icldsl.lm.openai", "VLLMClient", "a vLLM server (OpenAI-compatible), by default on "
+                     "127.0.0.1:8000", _OPENAI),
+    "ollama": Provider("icldsl.lm.ollama", "OllamaClient", "an Ollama server's native chat API",
+                       {"base_url": URLS, "num_ctx": int, **HTTP_OPTIONS}),
+    "anthropic": Provider("icldsl.lm.anthropic", "AnthropicClient", "Anthropic's messages API",
+                          {"base_url": URLS, "api_key": str, **HTTP_OPTIONS}),
+    "local": Provider("icldsl.lm.local", "LocalClient", "a GGUF model run in process by llama.cpp",
+                      {"n_ctx": int, "n_threads": int, "n_parallel": int, "weights": Choice((FILE_WEIGHTS, *WEIGHTS))}),
 }
 
 
@@ -65,7 +82,7 @@ def make_client(target: str, options: Mapping[str, Any], *, concurrency: int | N
 
 
 # Embedding models by provider: (module, class). Their options are the provider's
-# connection options (base_url, api_key, timeout, ...); `local` takes none.
+# connection options (base_url, api_key, timeout, ...); `local` (in process) takes none.
 EMBEDDERS: Mapping[str, tuple[str, str]] = {
     "openai": ("icldsl.lm.openai", "OpenAIEmbedder"),
     "vllm": ("icldsl.lm.openai", "VLLMEmbedder"),
@@ -76,7 +93,7 @@ EMBEDDERS: Mapping[str, tuple[str, str]] = {
 
 def embedding_options(provider: str) -> Mapping[str, type]:
     """The options an `embedding` block of this provider (one of EMBEDDERS) takes."""
-    return importlib.import_module(EMBEDDERS[provider][0]).OPTIONS
+    return {} if provider == "local" else PROVIDERS[provider].client_options
 
 
 def make_embedder(target: str, options: Mapping[str, Any] | None = None) -> Embedder:

@@ -10,6 +10,7 @@ for hover, with no definition in the file.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -73,7 +74,8 @@ def function_signature(kind: str, func: str) -> tuple[Signature, str] | None:
         return Signature(loader.options, loader.required, loader.positional), loader.doc
     registry = {"reward": REWARDS, "optimizer": OPTIMIZERS}.get(kind, {})
     if func in registry:
-        return registry[func].signature, registry[func].signature.doc
+        function = registry[func]
+        return dataclasses.replace(function.signature, defaults=function.defaults), function.signature.doc
     return None
 
 

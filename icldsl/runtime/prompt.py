@@ -10,21 +10,28 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Mapping
-
-import jinja2
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..lm.base import Message
 from .state import StepState
 
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+if TYPE_CHECKING:
+    import jinja2
 
-SYSTEM = _ENV.from_string(
-    """{{ instructions }}
+SYSTEM = """{{ instructions }}
 
 The input is a JSON object. Answer with one JSON object, and nothing else, that follows this JSON schema:
 {{ schema }}"""
-)
+
+
+@functools.cache
+def _system() -> jinja2.Template:
+    """SYSTEM compiled; jinja2 is imported on the first render, so compiling a file does not load it."""
+    import jinja2
+
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+    return environment.from_string(SYSTEM)
+
 
 DEFAULT_INSTRUCTIONS = "Read the input and write the output fields as the schema describes them."
 
@@ -66,7 +73,7 @@ def schema_text(schema: Mapping[str, Any]) -> str:
 
 @functools.lru_cache(maxsize=_MAX_SCHEMAS)
 def system_message(instructions: str, schema: str) -> str:
-    return SYSTEM.render(instructions=instructions, schema=schema)
+    return _system().render(instructions=instructions, schema=schema)
 
 
 def render(state: StepState, schema: Mapping[str, Any], inputs: Mapping[str, Any]) -> tuple[Message, ...]:

@@ -31,12 +31,13 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Sequence
 
 from ..specs import EmbeddingSpec
 from .demo import Demo
+
+if TYPE_CHECKING:  # numpy is imported where an index is built or scored: checking a file never does
+    import numpy as np
 
 ORDERS = ("nearest_last", "nearest_first")
 LEXICAL = "bm25"
@@ -78,6 +79,8 @@ class BM25:
         term_ids: list[int] = []
         doc_ids: list[int] = []
         counts: list[int] = []
+        import numpy as np
+
         lengths = np.zeros(len(texts))
         for doc, text in enumerate(texts):
             found = tokens(text)
@@ -106,6 +109,8 @@ class BM25:
         self.fingerprint = digest.hexdigest()
 
     def scores(self, text: str) -> np.ndarray:
+        import numpy as np
+
         scores = np.zeros(self.size)
         for term, count in Counter(tokens(text)).items():
             term_id = self.vocabulary.get(term)
@@ -145,13 +150,15 @@ class Dense:
 
 def normalised(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length in float32 (a zero row stays zero)."""
+    import numpy as np
+
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms > 0, norms, 1).astype(np.float32)
 
 
 Index = BM25 | Dense
-Embed = Callable[[EmbeddingSpec, str], Awaitable[np.ndarray]]
+Embed = Callable[[EmbeddingSpec, str], Awaitable["np.ndarray"]]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -177,6 +184,8 @@ class Pool:
             data_bytes = base64.b64decode(spec["vectors"], validate=True)
             if hashlib.sha256(data_bytes).hexdigest() != spec["sha256"]:
                 raise RetrievalError("the pool's vectors do not match their sha256")
+            import numpy as np
+
             vectors = np.frombuffer(data_bytes, dtype="<f4").reshape(len(demos), int(spec["dimension"]))
             embedding = spec["embedding"]
             index = Dense(EmbeddingSpec(embedding["name"], embedding["target"], embedding["options"]), vectors)
@@ -218,6 +227,8 @@ class Retrieval:
 
 def nearest(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the `k` highest scores, best first; ties go to the lower index."""
+    import numpy as np
+
     n = len(scores)
     if k >= n:
         return np.lexsort((np.arange(n), -scores))

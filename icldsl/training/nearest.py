@@ -15,14 +15,13 @@ found and ordered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ..datasets.base import Example
 from ..datasets.quality import input_key
-from ..options import EMBEDDING_NAME, AtLeast, Choice, Either, Function, Signature
 from ..runtime.demo import Demo
 from ..runtime.program import Program
 from ..runtime.retrieval import BM25, LEXICAL, ORDERS, Dense, Pool, Retrieval, query_text
@@ -150,19 +149,3 @@ def _distinct(candidates: list[dict[str, StepState]]) -> list[dict[str, StepStat
 
 def _describe(states: Mapping[str, StepState]) -> dict[str, Any]:
     return {"k": {path: s.retrieval.k for path, s in sorted(states.items()) if s.retrieval is not None}}
-
-
-OPTIMIZERS: Mapping[str, Function] = {
-    "nearest_few_shot": Function(
-        Signature(
-            {"k": Either((AtLeast(int, 1), list[int])), "retriever": Either((Choice((LEXICAL,)), EMBEDDING_NAME)),
-             "order": Choice(ORDERS), "threshold": float, "compare_on": AtLeast(int, 30)},
-            doc="each call gets the k examples of the step's pool nearest its input (bm25, or an embedding "
-                "model); k chosen on validation among the given counts, kept only when better by more than the "
-                "standard error",
-            defaults={f.name: f.default for f in fields(NearestFewShot) if f.name != "resources"},
-        ),
-        NearestFewShot,
-        resources=True,
-    ),
-}

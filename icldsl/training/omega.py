@@ -17,7 +17,6 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from ..lm.base import Embedder, LMError
-from ..options import EMBEDDING_NAME, LM_NAME, AtLeast, Function, Signature
 from ..runtime.state import StepState
 from .context import Context
 from .instructions import Candidate, Pool, ask_instructions, choose, describe_step, worst
@@ -210,22 +209,3 @@ class Omega:
         scorings = sum((1 if epoch == 1 else min(self.population_size, 1 + self.children * (epoch - 1)))
                        + self.children for epoch in range(1, epochs + 1))
         return epochs * self.children + scorings * sample * lm_steps
-
-
-OPTIMIZERS: Mapping[str, Function] = {
-    "omega": Function(
-        Signature(
-            {"lm": LM_NAME, "embedding": EMBEDDING_NAME, "population_size": AtLeast(int, 1),
-             "children": AtLeast(int, 1), "mutation_temperature": AtLeast(float, 0),
-             "crossover_temperature": AtLeast(float, 0), "diversity": AtLeast(float, 0),
-             "sample_size": AtLeast(int, 1), "nb_failures": AtLeast(int, 1)},
-            required=("lm", "embedding"),
-            doc="evolves instructions at the end of each epoch: an LM mutates one step's instructions from "
-                "failing predictions or merges two candidates', each child scored on the same sample; the "
-                "fitter survive, near-duplicates (by embedding) penalised",
-            defaults={"population_size": 8, "children": 4, "mutation_temperature": 0.7,
-                      "crossover_temperature": 0.3, "diversity": 0.1, "sample_size": 50, "nb_failures": 4},
-        ),
-        Omega,
-    ),
-}

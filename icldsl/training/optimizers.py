@@ -21,16 +21,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 import numpy as np
 
 from ..datasets.base import Example
-from ..options import AtLeast, Choice, Function, Signature
 from ..runtime.program import Program
 from ..runtime.state import Demo, StepState
 from .context import Context
 from .estimate import Estimate, beats, paired
 from .records import Scored
+from .registry import SAMPLING
 
 T = TypeVar("T", Demo, Scored)
-
-SAMPLING = Choice(("best", "random", "softmax"))
 
 
 def step_demo(run: Scored, path: str) -> Demo | None:
@@ -350,42 +348,3 @@ def _key(states: Mapping[str, StepState]) -> tuple:
 def _origins(states: Mapping[str, StepState]) -> list[str]:
     """The dataset rows a candidate's unfrozen steps learned from."""
     return sorted({d.origin for state in states.values() if not state.frozen for d in state.examples})
-
-
-def _signature(cls: type, options: Mapping[str, Any], doc: str) -> Signature:
-    return Signature(options, doc=doc, defaults={f.name: f.default for f in fields(cls)})
-
-
-COUNTS = {"nb_min_examples": AtLeast(int, 0), "nb_max_examples": AtLeast(int, 1)}
-
-OPTIMIZERS: Mapping[str, Function] = {
-    "random_few_shot": Function(
-        _signature(
-            RandomFewShot,
-            {**COUNTS, "sampling": SAMPLING, "temperature": AtLeast(float, 0, strict=True)},
-            doc="each step's examples drawn from the epoch's predictions: the best-rewarded first, uniformly, "
-                "or by softmax over rewards; no LM calls",
-        ),
-        RandomFewShot,
-    ),
-    "bootstrap_few_shot": Function(
-        _signature(
-            BootstrapFewShot,
-            {**COUNTS, "threshold": float, "candidates": AtLeast(int, 1), "compare_on": AtLeast(int, 30)},
-            doc="each step's examples are its own inputs and outputs in runs whose reward reached `threshold`; "
-                "with `candidates` above 1, sets compared on validation and kept only when better by more than "
-                "their standard error",
-        ),
-        BootstrapFewShot,
-    ),
-    "labeled_few_shot": Function(
-        _signature(
-            LabeledFewShot,
-            {**COUNTS, "balanced": bool, "candidates": AtLeast(int, 1), "compare_on": AtLeast(int, 30)},
-            doc="each step's examples are training rows with their expected outputs (labels taken in turn with "
-                "`balanced`); candidate sets compared on validation, kept only when better by more than their "
-                "standard error",
-        ),
-        LabeledFewShot,
-    ),
-}

@@ -10,7 +10,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
-from ..options import LM_NAME, AtLeast, Function, Signature
 from ..runtime.state import StepState
 from .context import Context
 from .instructions import Candidate, Pool, ask_instructions, choose, describe_step, predictions
@@ -160,18 +159,3 @@ class Reflective:
         rescoring = sum(1 if epoch == 1 else min(1 + self.proposals * (epoch - 1), sample)
                         for epoch in range(1, epochs + 1))
         return epochs * self.proposals * per_proposal + rescoring * sample * lm_steps
-
-
-OPTIMIZERS: Mapping[str, Function] = {
-    "reflective": Function(
-        Signature(
-            {"lm": LM_NAME, "proposals": AtLeast(int, 1), "minibatch_size": AtLeast(int, 1),
-             "temperature": AtLeast(float, 0), "sample_size": AtLeast(int, 1)},
-            required=("lm",),
-            doc="at the end of each epoch an LM reflects on a step's failures and the reward's feedback and "
-                "proposes instructions; candidates best on at least one validation example stay on a Pareto front",
-            defaults={"proposals": 4, "minibatch_size": 8, "temperature": 0.7, "sample_size": 50},
-        ),
-        Reflective,
-    ),
-}

@@ -18,17 +18,16 @@ import json
 import logging
 import numbers
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 from pydantic import BaseModel, Field, create_model
 
 from ..lm.base import Embedder, LMError
-from ..options import EMBEDDING_NAME, FIELDS, LM_NAME, AtLeast, Function, Signature
 from ..runtime.generate import StepFailure
+from .registry import RETURNS
 from .resources import BoundLM, Resources
-from ..user_code import UserCodeError, load_function, locate
+from ..user_code import load_function
 
 log = logging.getLogger(__name__)
 
@@ -260,9 +259,6 @@ def lm_judge(*, lm: BoundLM, instructions: str = DEFAULT_CRITERIA, scale: int = 
 
 # ---- python ---------------------------------------------------------------------------
 
-RETURNS = 'a number in [0, 1], a bool, (score, feedback) or {"score": ..., "feedback": ...}'
-
-
 def _as_grade(value: Any) -> Grade:
     """What a user's reward function returned, as a Grade; ValueError (saying "returned ...") when it is
     none of `RETURNS`."""
@@ -311,86 +307,3 @@ def user_reward(*, function: str, resources: Resources) -> Reward:
             return failures(f"{function} {exc}")
 
     return reward
-
-
-# ---- checks at compile time -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """A mistake in a reward's options that their types do not show; `option` is the one to point at."""
-
-    option: str
-    message: str
-    label: str
-    code: str = "invalid-value"
-    help: str | None = None
-
-
-def problems(name: str, options: Mapping[str, Any], search_path: Sequence[Path]) -> list[Problem]:
-    """What is wrong with reward `name` called with `options` that the checker cannot see, found
-    when the file is compiled: an empty `in_mask`, a `python` reward that cannot be found or
-    called with three arguments (read from its source: compiling runs no user code)."""
-    found = []
-    if options.get("in_mask") == []:
-        found.append(Problem("in_mask", "`in_mask` is empty, so nothing would be compared", "empty",
-                             help="name the fields to compare, or leave `in_mask` out to compare them all"))
-    if name == "python":
-        ref = options["function"]
-        try:
-            function = locate(ref, search_path)
-        except UserCodeError as exc:
-            found.append(Problem("function", f"reward `python`: {exc}", "cannot load", "unknown-function",
-                                 "the module must be importable, or sit beside the .icl file"))
-        else:
-            if not function.accepts(3):
-                found.append(Problem("function", f"`{ref}` cannot be called with (x, y_true, y_pred)",
-                                     "wrong parameters", help=f"its parameters are {function.signature_text()}; "
-                                     "a reward function takes three: the input, the expected output and the "
-                                     "prediction"))
-    return found
-
-
-MASKS = {"in_mask": FIELDS, "out_mask": FIELDS}
-
-REWARDS: Mapping[str, Function] = {
-    "exact_match": Function(
-        Signature(
-            {**MASKS, "tolerance": AtLeast(float, 0)},
-            doc="1 when the masked output equals the expected one (numbers within an absolute `tolerance`, "
-                "strings with surrounding whitespace ignored), else 0",
-            defaults={"in_mask": None, "out_mask": None, "tolerance": 0.0},
-        ),
-        exact_match,
-    ),
-    "cosine_similarity": Function(
-        Signature(
-            {"embedding": EMBEDDING_NAME, **MASKS},
-            required=("embedding",),
-            doc="cosine similarity of the embeddings of the masked output and the expected one, clipped to [0, 1]",
-            defaults={"in_mask": None, "out_mask": None},
-        ),
-        cosine_similarity,
-    ),
-    "lm_judge": Function(
-        Signature(
-            {"lm": LM_NAME, "instructions": str, "scale": AtLeast(int, 2)},
-            required=("lm",),
-            doc="an LM grades the output against the expected one on the `instructions` criteria, from 1 to "
-                "`scale`, mapped to [0, 1]; its critique is the feedback",
-            defaults={"instructions": DEFAULT_CRITERIA, "scale": 5},
-        ),
-        lm_judge,
-    ),
-    "python": Function(
-        Signature(
-            {"function": str},
-            required=("function",),
-            positional=("function",),
-            doc='your own function, python("module:function"), called with (x, y_true, y_pred); it returns '
-                + RETURNS,
-        ),
-        user_reward,
-        resources=True,
-    ),
-}

@@ -79,6 +79,11 @@ def test_the_default_location_follows_the_environment(tmp_path: Path, monkeypatc
     monkeypatch.setenv("ICLDSL_CACHE_DIR", str(tmp_path / "c"))
     assert default_path() == tmp_path / "c" / "lm.sqlite3"
     monkeypatch.delenv("ICLDSL_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_path() == tmp_path / "xdg" / "icldsl" / "lm.sqlite3"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")  # ignored, as the XDG specification says
+    assert default_path() == Path.home() / ".cache" / "icldsl" / "lm.sqlite3"
+    monkeypatch.delenv("XDG_CACHE_HOME")
     assert default_path() == Path.home() / ".cache" / "icldsl" / "lm.sqlite3"
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Message, Usage
-from icldsl.lm.openai import OPTIONS, OpenAIClient, schema_name
+from icldsl.lm.openai import OpenAIClient, schema_name
+from icldsl.lm.providers import PROVIDERS
 from tests.loopback import LoopbackServer, Reply, error_reply, openai_reply
 
 KEY = "sk-test-0123456789abcdef"
@@ -164,7 +165,7 @@ def test_impossible_settings_are_config_errors(options: dict[str, Any]) -> None:
 
 def test_options_are_constructor_keywords_of_the_declared_types() -> None:
     params = inspect.signature(OpenAIClient).parameters
-    for name, kind in OPTIONS.items():
+    for name, kind in PROVIDERS["openai"].client_options.items():
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY
         default = params[name].default
         assert default is None or isinstance(default, kind), name

@@ -19,7 +19,8 @@ from icldsl.runtime.state import Demo, StepRecord, StepState, Trace
 from icldsl.source import Source
 from icldsl.training.optimizers import BootstrapFewShot, LabeledFewShot, RandomFewShot
 from icldsl.training.records import Scored
-from icldsl.training.registry import OPTIMIZERS
+from icldsl.training.omega import Omega
+from icldsl.training.registry import OPTIMIZERS, REWARDS
 from icldsl.training.rewards import exact_match
 from icldsl.training.session import fit_compiled
 from icldsl.training.history import Evaluation
@@ -199,11 +200,14 @@ def test_check_refuses_too_small_a_comparison(tmp_path, capsys) -> None:
     assert code != 0 and "must be an integer of at least 30" in err
 
 
-def test_registered_signatures_document_their_defaults() -> None:
-    for name in ("random_few_shot", "bootstrap_few_shot"):
-        signature = OPTIMIZERS[name].signature
-        assert signature.doc and set(signature.defaults) == set(signature.options)
-    assert OPTIMIZERS["random_few_shot"].signature.defaults["sampling"] == "best"
+def test_registered_defaults_come_from_the_factories() -> None:
+    """The registry names each factory without importing it; every option it does not
+    require has its default in the factory's own parameters."""
+    for function in (*OPTIMIZERS.values(), *REWARDS.values()):
+        signature = function.signature
+        assert signature.doc and set(function.defaults) == set(signature.options) - set(signature.required)
+    assert OPTIMIZERS["random_few_shot"].defaults["sampling"] == "best"
+    assert OPTIMIZERS["omega"].defaults["population_size"] == Omega.__dataclass_fields__["population_size"].default
 
 
 def test_planned_calls() -> None:

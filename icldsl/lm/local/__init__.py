@@ -23,14 +23,19 @@ type: on x86 CPUs, for weights it repacks (Q4_0 among them) into its extra
 buffer types. The `weights` option runs a model requantized once to such a type
 (`requantized`); extra buffer types are on wherever the CPU does not advertise
 AMX (`extra_buffer_types`).
+
+The names below load with their module when first used: the checker reads `models`
+(the weight types) without loading llama.cpp's bindings.
 """
 
-from .client import OPTIONS, LocalClient
-from .machine import ThreadChoice, advertises_amx, extra_buffer_types
-from .models import FILE_WEIGHTS, INSTALL_HINT, MODELS, WEIGHTS, Vocabulary, requantized, resolve_model
-from .schema import bound_strings, grammar_schema
+from ...lazy import exports
 
-__all__ = [
-    "FILE_WEIGHTS", "INSTALL_HINT", "MODELS", "OPTIONS", "WEIGHTS", "LocalClient", "ThreadChoice", "Vocabulary",
-    "advertises_amx", "bound_strings", "extra_buffer_types", "grammar_schema", "requantized", "resolve_model",
-]
+_EXPORTS = {
+    "LocalClient": "client", "ThreadChoice": "machine", "advertises_amx": "machine", "extra_buffer_types": "machine",
+    "FILE_WEIGHTS": "models", "INSTALL_HINT": "models", "MODELS": "models", "WEIGHTS": "models",
+    "Vocabulary": "models", "requantized": "models", "resolve_model": "models",
+    "bound_strings": "schema", "grammar_schema": "schema",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = exports(__name__, _EXPORTS)

@@ -6,19 +6,12 @@ import asyncio
 import importlib.util
 import logging
 import threading
-from typing import Any
 
-from ...options import Choice
 from ..base import LMConfigError, LMError, LMRequest, LMResponse
 from .engine import DEFAULT_PARALLEL, Engine
 from .models import FILE_WEIGHTS, INSTALL_HINT, MODELS, WEIGHTS, requantized, resolve_model
 
 log = logging.getLogger(__name__)
-
-# Options an `lm` block may set for this provider, besides the common decoding ones.
-OPTIONS: dict[str, Any] = {"n_ctx": int, "n_threads": int, "n_parallel": int,
-                           "weights": Choice((FILE_WEIGHTS, *WEIGHTS))}
-
 
 class LocalClient:
     """`LMClient` for a GGUF model run in this process by llama.cpp.

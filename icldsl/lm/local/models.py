@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..base import LMConfigError, Message
-from ..cache import default_path
+from ...paths import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,11 @@ def resolve_model(model: str) -> Path:
 def requantized(path: Path, weights: str, folder: Path | None = None) -> Path:
     """The model in `path` with `weights`, requantized by llama.cpp once and kept in `folder`.
 
-    `folder` defaults to `models/` beside the LM cache. The copy is named by the
+    `folder` defaults to `models/` in the cache folder. The copy is named by the
     source file's sha256, so an edited file is requantized again, and written
     under a temporary name then renamed, so an interrupted run leaves no half file.
     """
-    folder = folder or default_path().parent / "models"
+    folder = folder or cache_root() / "models"
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 22):
