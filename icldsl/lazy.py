@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any, Callable, Mapping
+
+TYPE_CHECKING = False  # not typing's: importing typing is most of what this package's import would cost
+if TYPE_CHECKING:
+    from typing import Any, Callable, Mapping
 
 
 def exports(package: str, names: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
