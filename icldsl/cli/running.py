@@ -37,6 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             held = len(out.done) + len(out.failed)
             if held:
                 err(f"{args.output} holds {held} row{'s' if held != 1 else ''} already; running the others")
+            program.prepare(args.concurrency)  # like loading the artifact: before the rate's clock
             started = time.monotonic()
             summary = _run_file(program, args, fmt, out, held)
         finally:

@@ -194,6 +194,14 @@ class HTTPCaller:
                 url, timeout=self.limits.timeout, transport=self._transport), clock=self._clock)
         return self._endpoints
 
+    def prepare(self) -> None:
+        """Make the transports of as many requests as may be in flight, shared out between
+        the endpoints as the least-busy choice shares the requests."""
+        endpoints = self.endpoints
+        share = -(-self.limits.max_concurrency // len(endpoints))
+        for endpoint in endpoints.all:
+            endpoint.connections.reserve(share)
+
     async def aclose(self) -> None:
         if self._endpoints is not None:
             await self._endpoints.aclose()
@@ -404,6 +412,10 @@ class HTTPClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    def prepare(self) -> None:
+        """Make ready for `max_concurrency` calls in flight before the first starts."""
+        self._http.prepare()
 
     async def aclose(self) -> None:
         """Close the connection pool; the client may not be used afterwards."""
