@@ -43,6 +43,9 @@ ERROR_EXCERPT = 300  # characters of a server's error message kept in an LMError
 RETRY_STATUSES = frozenset({408, 429})  # plus every 5xx
 WINDOW = 60.0  # seconds over which `rpm` counts
 
+# A request body as JSON text; made once (json.dumps with options makes an encoder per call).
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
 Sleep = Callable[[float], Awaitable[Any]]
 Clock = Callable[[], float]
 
@@ -213,7 +216,7 @@ class HTTPCaller:
         Raises LMError: retryable after the retries or the deadline ran out,
         not retryable (at once) for an answer the caller must fix.
         """
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        body = _encode(payload).encode()
         limits, endpoints = self.limits, self.endpoints
         attempts = limits.max_retries + 1
         deadline: float | None = None
