@@ -194,7 +194,8 @@ class HTTPCaller:
     def endpoints(self) -> Endpoints:
         if self._endpoints is None:
             self._endpoints = Endpoints(self.base_urls, lambda url: Connections(
-                url, timeout=self.limits.timeout, transport=self._transport), clock=self._clock)
+                url, timeout=self.limits.timeout, headers=self._headers_for(url), transport=self._transport),
+                clock=self._clock)
         return self._endpoints
 
     def prepare(self) -> None:
@@ -267,9 +268,7 @@ class HTTPCaller:
             log.debug("%s: POST %s (attempt %d)", self.name, url, attempt)
             # In a task of its own: httpx suspends a dozen times per request, and each resumption
             # of the caller's task walks its whole chain of awaits (program, step, client, ...).
-            auth = self._auth.get(endpoint.url)
-            headers = self._headers if auth is None else {**self._headers, "authorization": auth}
-            sending = asyncio.ensure_future(endpoint.connections.post(url, body, headers))
+            sending = asyncio.ensure_future(endpoint.connections.post(url, body))
             if deadline is None:
                 response = await sending
             else:
@@ -359,6 +358,11 @@ class HTTPCaller:
         return text
 
     # -- helpers ------------------------------------------------------------------
+
+    def _headers_for(self, base_url: str) -> dict[str, str]:
+        """The headers of every request to the endpoint at `base_url`."""
+        auth = self._auth.get(base_url)
+        return self._headers if auth is None else {**self._headers, "authorization": auth}
 
     def _semaphore(self) -> asyncio.Semaphore:
         if self._slots is None:
