@@ -30,6 +30,8 @@ from .runtime.program import Program
 
 Format = Literal["jsonl", "csv"]
 
+_encode = json.JSONEncoder(ensure_ascii=False).encode  # an output line; one encoder for all of them
+
 
 def input_format(path: str, given: str | None) -> Format:
     """The format of an input: as given, else from the file's suffix (stdin: JSONL)."""
@@ -199,7 +201,7 @@ class PredictionsFile:
         else:
             record["error"] = error
             self.failed.add(row)
-        data = (json.dumps(record, ensure_ascii=False) + "\n").encode()
+        data = (_encode(record) + "\n").encode()
         if self._fd is None:
             assert self._stream is not None
             self._stream.write(data)

@@ -4,6 +4,7 @@ nothing written lost, and a run that is interrupted or re-run does each row once
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from icldsl import artifact
+from icldsl import artifact, predict
 from icldsl.cli import main
 from icldsl.compiler import compile_source
 from icldsl.runtime.program import Program
@@ -88,6 +89,24 @@ def test_every_row_gets_a_line_and_bad_rows_say_why(served, capsys) -> None:
     assert "ran 20 rows" in err and "17 predicted, 3 failed" in err and "row 5: line 5 is not JSON" in err
     assert "3 rows failed" in err
     assert len(server.requests) == 17
+
+
+def test_the_garbage_collector_waits_longer_during_a_run_and_is_set_back_after(served, monkeypatch) -> None:
+    tmp_path, _ = served
+    (tmp_path / "rows.jsonl").write_text(json.dumps({"name": "a", "tags": []}) + "\n")
+    before, seen = gc.get_threshold(), []
+    run_rows = predict.run_rows
+
+    async def watched(*args, **kwargs):
+        seen.append((gc.get_threshold(), gc.get_freeze_count()))
+        return await run_rows(*args, **kwargs)
+
+    monkeypatch.setattr(predict, "run_rows", watched)
+    assert main(["run", "t.artifact.json", "--input", "rows.jsonl", "--output", "preds.jsonl", "--concurrency", "64",
+                 "--no-cache"]) == 0
+    [(threshold, frozen)] = seen
+    assert threshold == (max(before[0], 6400), *before[1:]) and frozen > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
 def test_csv_cells_become_the_fields_types(served, capsys) -> None:

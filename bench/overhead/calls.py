@@ -53,7 +53,7 @@ program qa "Answers questions" {{
     output answer
 }}
 """
-BARE = ("one-client", "16-clients", "client-per-connection", "transports")
+BARE = ("one-client", "16-clients", "client-per-connection", "transports", "transports-gc")
 ICLDSL = ("icldsl run --no-cache", "icldsl run")
 
 

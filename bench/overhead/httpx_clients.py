@@ -9,7 +9,9 @@ Variants (`--variant`):
 - `16-clients`: 16 AsyncClients with concurrency/16 connections each (the best in issue 13);
 - `client-per-connection`: one AsyncClient of one connection per worker;
 - `transports`: one `httpx.AsyncHTTPTransport` of one connection per worker, requests sent
-  to it directly, without AsyncClient (what `icldsl.lm.connections` does).
+  to it directly, without AsyncClient (what `icldsl.lm.connections` does);
+- `transports-gc`: the same, with Python's garbage collector set before the clock starts
+  as `icldsl run` sets it (`gc.freeze()`, a young collection every 100 objects per worker).
 
     python bench/overhead/httpx_clients.py --url http://127.0.0.1:8765/ms0/v1 --template t.json \
         --n 5000 --concurrency 64 --variant transports
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import ssl
 import sys
@@ -31,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from worker import dataset  # noqa: E402
 
 TIMEOUT = 60.0
-VARIANTS = ("one-client", "16-clients", "client-per-connection", "transports")
+VARIANTS = ("one-client", "16-clients", "client-per-connection", "transports", "transports-gc")
 
 
 class Transport:
@@ -73,6 +76,10 @@ def clients(variant: str, concurrency: int) -> list:
 
 async def run(url: str, template: dict, n: int, concurrency: int, variant: str) -> dict:
     pool = clients(variant, concurrency)
+    if variant.endswith("-gc"):  # as icldsl/cli/running.py's _collecting_less
+        gc.freeze()
+        young, *older = gc.get_threshold()
+        gc.set_threshold(max(young, 100 * concurrency), *older)
     questions = iter(dataset(n))
     correct = 0
 

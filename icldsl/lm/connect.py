@@ -195,6 +195,17 @@ class Clients:
             self._connections[name] = Connection(name, client, self.tracers)
         return self._connections[name]
 
+    def prepare(self, names: Iterable[str]) -> None:
+        """Connect the lms `names` (with their fallbacks) now, and have each client made here
+        that can (`prepare()`, an HTTP client) make ready for its calls in flight, so that
+        work comes before the first call rather than in it."""
+        for name in names:
+            self.connect(name)
+        for client in self._made.values():
+            prepare = getattr(client, "prepare", None)
+            if prepare is not None:
+                prepare()
+
     def embedder(self, spec: EmbeddingSpec) -> Embedder:
         """The embedding model `spec` names, through the cache."""
         if spec.name not in self._embedders:

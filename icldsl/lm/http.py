@@ -34,6 +34,9 @@ ERROR_EXCERPT = 300  # characters of a server's error message kept in an LMError
 RETRY_STATUSES = frozenset({408, 429})  # plus every 5xx
 WINDOW = 60.0  # seconds over which `rpm` counts
 
+# A request body as JSON text; made once (json.dumps with options makes an encoder per call).
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
 Sleep = Callable[[float], Awaitable[Any]]
 Clock = Callable[[], float]
 
@@ -182,8 +185,17 @@ class HTTPCaller:
     def endpoints(self) -> Endpoints:
         if self._endpoints is None:
             self._endpoints = Endpoints(self.base_urls, lambda url: Connections(
-                url, timeout=self.limits.timeout, transport=self._transport), clock=self._clock)
+                url, timeout=self.limits.timeout, headers=self._headers_for(url), transport=self._transport),
+                clock=self._clock)
         return self._endpoints
+
+    def prepare(self) -> None:
+        """Make the transports of as many requests as may be in flight, shared out between
+        the endpoints as the least-busy choice shares the requests."""
+        endpoints = self.endpoints
+        share = -(-self.limits.max_concurrency // len(endpoints))
+        for endpoint in endpoints.all:
+            endpoint.connections.reserve(share)
 
     async def aclose(self) -> None:
         if self._endpoints is not None:
@@ -196,7 +208,7 @@ class HTTPCaller:
         Raises LMError: retryable after the retries or the deadline ran out,
         not retryable (at once) for an answer the caller must fix.
         """
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        body = _encode(payload).encode()
         limits, endpoints = self.limits, self.endpoints
         attempts = limits.max_retries + 1
         deadline: float | None = None
@@ -247,9 +259,7 @@ class HTTPCaller:
             log.debug("%s: POST %s (attempt %d)", self.name, url, attempt)
             # In a task of its own: httpx suspends a dozen times per request, and each resumption
             # of the caller's task walks its whole chain of awaits (program, step, client, ...).
-            auth = self._auth.get(endpoint.url)
-            headers = self._headers if auth is None else {**self._headers, "authorization": auth}
-            sending = asyncio.ensure_future(endpoint.connections.post(url, body, headers))
+            sending = asyncio.ensure_future(endpoint.connections.post(url, body))
             if deadline is None:
                 response = await sending
             else:
@@ -340,6 +350,11 @@ class HTTPCaller:
 
     # -- helpers ------------------------------------------------------------------
 
+    def _headers_for(self, base_url: str) -> dict[str, str]:
+        """The headers of every request to the endpoint at `base_url`."""
+        auth = self._auth.get(base_url)
+        return self._headers if auth is None else {**self._headers, "authorization": auth}
+
     def _semaphore(self) -> asyncio.Semaphore:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.limits.max_concurrency)
@@ -395,6 +410,10 @@ class HTTPClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    def prepare(self) -> None:
+        """Make ready for `max_concurrency` calls in flight before the first starts."""
+        self._http.prepare()
 
     async def aclose(self) -> None:
         """Close the connection pool; the client may not be used afterwards."""

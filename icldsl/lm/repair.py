@@ -27,6 +27,9 @@ _LITERALS = {"true": True, "false": False, "null": None, "True": True, "False": 
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
+_LENIENT = json.JSONDecoder(strict=False)  # control characters inside strings pass; one for every answer
+
+
 class RepairError(ValueError):
     """The text holds no JSON object, even read leniently."""
 
@@ -34,7 +37,7 @@ class RepairError(ValueError):
 def read_object(text: str) -> dict[str, Any]:
     """The JSON object in an LM's answer, repaired when it is not clean JSON."""
     try:
-        value = json.loads(text, strict=False)
+        value = _LENIENT.decode(text)
     except json.JSONDecodeError:
         pass
     else:

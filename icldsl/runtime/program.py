@@ -250,9 +250,7 @@ class Program:
         input could avoid (an LM's settings, a tool that cannot be imported) raise.
         An LM whose options do not set `max_concurrency` allows `concurrency` calls.
         """
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        self.clients.concurrency = max(self.clients.concurrency or 0, concurrency)
+        self._expect(concurrency)
         taken = 0
         if isinstance(inputs, AsyncIterable):
             source, lock = aiter(inputs), asyncio.Lock()  # an async generator takes one anext at a time
@@ -310,6 +308,19 @@ class Program:
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+
+    def prepare(self, concurrency: int) -> None:
+        """Connect the program's LMs now, ready for `map(..., concurrency=concurrency)`: an
+        HTTP LM makes the transports of its calls in flight, which `map` would otherwise
+        make as its first calls start (LMConfigError for an LM that cannot connect)."""
+        self._expect(concurrency)
+        self.clients.prepare(step.lm for step in self.spec.lm_steps())
+
+    def _expect(self, concurrency: int) -> None:
+        """Let an LM whose options do not set `max_concurrency` allow `concurrency` calls."""
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.clients.concurrency = max(self.clients.concurrency or 0, concurrency)
 
     async def _predict(self, index: int, x: Mapping[str, Any]) -> Prediction:
         try:

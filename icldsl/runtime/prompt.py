@@ -36,9 +36,12 @@ def _system() -> jinja2.Template:
 DEFAULT_INSTRUCTIONS = "Read the input and write the output fields as the schema describes them."
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=False)  # one for every call: json.dumps makes one per call
+
+
 def to_json(value: Mapping[str, Any]) -> str:
     """Compact, key-ordered JSON as the prompt shows it."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=False)
+    return _ENCODER.encode(value)
 
 
 def prompt_schema(schema: Mapping[str, Any]) -> dict[str, Any]:

@@ -333,6 +333,30 @@ def test_in_flight_requests_are_bounded(server: LoopbackServer, limit: int, call
         assert server.max_in_flight > 2
 
 
+def test_prepare_makes_the_transports_of_the_calls_in_flight_before_the_first(server: LoopbackServer) -> None:
+    server.script = lambda request: Reply(delay=0.1, body=openai_reply("ok").body)
+    client = OpenAIClient("m", base_url=server.openai_url, max_concurrency=4)
+    client.prepare()
+    (endpoint,) = client._http.endpoints.all
+    assert len(endpoint.connections) == 4 and not server.requests  # made, none used yet
+
+    async def go() -> list[LMResponse]:
+        async with client:
+            answers = await asyncio.gather(*(client.complete(PLAIN) for _ in range(8)))
+            assert len(endpoint.connections) == 4  # the calls found them: none made on the way
+            return answers
+
+    assert [r.text for r in asyncio.run(go())] == ["ok"] * 8
+    assert server.max_in_flight == 4
+
+
+def test_prepare_shares_the_transports_between_endpoints() -> None:
+    client = OpenAIClient("m", base_url=["http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1"], max_concurrency=5)
+    client.prepare()
+    assert [len(e.connections) for e in client._http.endpoints.all] == [3, 3]
+    asyncio.run(client.aclose())
+
+
 # -- the loopback server itself ------------------------------------------------------
 
 

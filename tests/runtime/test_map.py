@@ -129,3 +129,13 @@ def test_an_lm_without_max_concurrency_allows_what_map_keeps_in_flight() -> None
         return limit
 
     assert asyncio.run(go()) == 32
+
+
+def test_prepare_connects_the_lms_ready_for_what_map_keeps_in_flight() -> None:
+    spec, states = compile_source(Source("m.icl", SOURCE)).programs["p"]
+    prog = Program(spec, states)
+    prog.prepare(32)
+    http = prog.clients.client("m")._http
+    assert http.limits.max_concurrency == 32
+    assert [len(e.connections) for e in http.endpoints.all] == [32]  # before any call
+    asyncio.run(prog.aclose())
