@@ -252,8 +252,8 @@ def load_function(ref: str, search_path: Sequence[Path] = (), *, barred: Sequenc
     importlib.invalidate_caches()  # a module written since the last import is found
     try:
         module = importlib.import_module(module_name)
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a user's module: whatever importing it raises
-        raise UserCodeError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None  # or exits
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a user's module: whatever importing it raises, or its exit
+        raise UserCodeError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
     finally:
         for entry in extra:
             sys.path.remove(entry)

@@ -29,7 +29,6 @@ OFFICIAL_HOST = "api.anthropic.com"
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024  # the API requires max_tokens; used when the lm sets none
 
-# Options an `lm` block may set for this provider, besides the common decoding ones.
 
 class AnthropicClient(http.HTTPClient):
     """`LMClient` for the messages API. `seed` is not sent: the API has none.

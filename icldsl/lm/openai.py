@@ -23,7 +23,6 @@ from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Usage
 
 log = logging.getLogger(__name__)
 
-# Options an `lm` block may set for this provider, besides the common decoding ones.
 EMBED_BATCH = 128  # texts per embeddings request
 
 

@@ -36,18 +36,17 @@ class Provider:
         return {**DECODING_OPTIONS, **RUNTIME_OPTIONS, **self.client_options}
 
 
-_OPENAI = {"base_url": URLS, "api_key": str, **HTTP_OPTIONS}
+_KEYED_HTTP = {"base_url": URLS, "api_key": str, **HTTP_OPTIONS}  # a server that takes an API key
 
 
 PROVIDERS: Mapping[str, Provider] = {
     "openai": Provider("icldsl.lm.openai", "OpenAIClient", "any OpenAI-compatible chat-completions server",
-                       _OPENAI),
+                       _KEYED_HTTP),
     "vllm": Provider("icldsl.lm.openai", "VLLMClient", "a vLLM server (OpenAI-compatible), by default on "
-                     "127.0.0.1:8000", _OPENAI),
+                     "127.0.0.1:8000", _KEYED_HTTP),
     "ollama": Provider("icldsl.lm.ollama", "OllamaClient", "an Ollama server's native chat API",
                        {"base_url": URLS, "num_ctx": int, **HTTP_OPTIONS}),
-    "anthropic": Provider("icldsl.lm.anthropic", "AnthropicClient", "Anthropic's messages API",
-                          {"base_url": URLS, "api_key": str, **HTTP_OPTIONS}),
+    "anthropic": Provider("icldsl.lm.anthropic", "AnthropicClient", "Anthropic's messages API", _KEYED_HTTP),
     "local": Provider("icldsl.lm.local", "LocalClient", "a GGUF model run in process by llama.cpp",
                       {"n_ctx": int, "n_threads": int, "n_parallel": int, "weights": Choice((FILE_WEIGHTS, *WEIGHTS))}),
 }

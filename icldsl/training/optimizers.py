@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 

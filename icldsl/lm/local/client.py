@@ -13,6 +13,7 @@ from .models import FILE_WEIGHTS, INSTALL_HINT, MODELS, WEIGHTS, requantized, re
 
 log = logging.getLogger(__name__)
 
+
 class LocalClient:
     """`LMClient` for a GGUF model run in this process by llama.cpp.
 
