@@ -3,7 +3,7 @@ epochs, optimizer comparisons and LM usage."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -61,6 +61,20 @@ def difference(untrained: Scores, trained: Scores) -> str | None:
             f"{verdict} two standard errors)")
 
 
+def baseline_lines(baselines: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The retriever alone on the test rows, per step that retrieves examples and answers a
+    label (training.baselines): majority vote and 1-nearest, and trained - vote, paired."""
+    lines = []
+    for b in baselines:
+        diff = b["trained_minus_vote"]
+        verdict = "more than" if abs(diff["mean"]) > 2 * diff["se"] else "within"
+        lines += [f"retrieval alone ({b['step']}, {b['field']}, k={b['k']}): vote of the retrieved labels "
+                  f"{b['vote']['mean']:.3f}, 1-nearest {b['nearest1']['mean']:.3f}",
+                  f"trained - vote: {diff['mean']:+.3f} ± {diff['se']:.3f} (paired over {diff['n']} examples; "
+                  f"{verdict} two standard errors)"]
+    return lines
+
+
 def epoch_lines(history: History) -> list[str]:
     """One line per epoch: reward and quality metrics, training then validation."""
     shown = [k for k in history.history if k.removeprefix("val_") in ("reward", "accuracy")
@@ -93,7 +107,8 @@ def event_lines(events: list[dict]) -> list[str]:
 
 
 def usage_table(table: UsageTable) -> str:
-    """Calls, cache hits, failures, tokens and latency per step and per LM."""
+    """Calls, cache hits, failures, tokens and latency per step and per LM; and, when some step
+    runs were answered by their unanimous retrieved examples, how many (no call made)."""
     rows = [(f"step {k}", v) for k, v in table.steps.items()] + [(f"lm {k}", v) for k, v in table.lms.items()]
     if len(table.steps) > 1:
         rows.append(("total", table.total))
@@ -102,9 +117,13 @@ def usage_table(table: UsageTable) -> str:
         return "-" if value is None else f"{value * 1000:.0f}ms" if value < 10 else f"{value:.1f}s"
     lines = [f"{'LM usage':<{width}}{'calls':>7}{'cached':>8}{'failed':>8}{'tokens in':>11}{'tokens out':>12}"
              f"{'latency mean':>14}{'p50':>8}{'p95':>8}"]
+    cascade = any(s.cascaded for _, s in rows)
+    if cascade:
+        lines[0] += f"{'no call (cascade)':>19}"
     for label, s in rows:
         lines.append(f"{'  ' + label:<{width}}{s.calls:>7}{s.cache_hits:>8}{s.failures:>8}{s.prompt_tokens:>11}"
-                     f"{s.completion_tokens:>12}{ms(s.latency()):>14}{ms(s.latency(50)):>8}{ms(s.latency(95)):>8}")
+                     f"{s.completion_tokens:>12}{ms(s.latency()):>14}{ms(s.latency(50)):>8}{ms(s.latency(95)):>8}"
+                     + (f"{s.cascaded:>19}" if cascade else ""))
     if not rows:
         lines.append("  no LM calls")
     return "\n".join(lines)

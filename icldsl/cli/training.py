@@ -70,6 +70,8 @@ def _print_fit(report: FitReport, train: TrainSpec, started: float, say: Callabl
     difference = tables.difference(report.untrained, report.trained)
     if difference:
         say(difference)
+    for line in tables.baseline_lines(report.baselines):
+        say(line)
     say("\n" + tables.usage_table(report.usage_table))
 
 

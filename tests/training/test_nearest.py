@@ -234,3 +234,113 @@ def test_a_cached_refit_writes_the_same_bytes(tmp_path: Path) -> None:
         second = fit(write(tmp_path, "k: [1, 2]"), again, cache)
     assert again.requests == [] and artifact.canonical(first.artifact) == artifact.canonical(second.artifact)
     assert np.isclose(first.trained.mean, 1.0)
+
+
+# A tiny pool for the retriever-alone baselines and the restricted labels (bm25, by hand:
+# "red" is in three of four queries, every other word in one; all queries are two words long).
+POOL = [("red apple", "lock"), ("red car", "move"), ("red bus", "move"), ("green pear", "lock")]
+# query, truth, and what 3 nearest it retrieves (nearest first): vote, 1-nearest
+PROBES = [("red apple", "lock"),    # red apple L, red car M, red bus M: vote M (0), 1-nearest L (1)
+          ("red bus", "move"),      # red bus M, red apple L, red car M: vote M (1), 1-nearest M (1)
+          ("green apple", "lock"),  # red apple L, green pear L (tie: earlier first), red car M: L (1), L (1)
+          ("blue pear", "move")]    # green pear L, red apple L, red car M: vote L (0), 1-nearest L (0)
+
+
+def tiny_program(lm: ScriptedLM, k: int = 3, **retrieval):
+    from icldsl.runtime.retrieval import BM25, Pool, Retrieval
+    from icldsl.runtime.state import Demo
+    from icldsl.training.session import program_of
+
+    compiled = compile_source(Source("p.icl", SOURCE.format(options="", extra="")))
+    program = program_of(compiled, "p", {"small": lm})
+    demos = tuple(Demo({"query": q}, {"intent": i}, 1.0, f"pool:{n}") for n, (q, i) in enumerate(POOL))
+    pool = Pool(demos, BM25([q for q, _ in POOL]))
+    state = program.states["p/i"].with_retrieval(Retrieval(pool, k, **retrieval))
+    return program.with_states({"p/i": state})
+
+
+def score_probes(program):
+    from icldsl.datasets.base import Example
+    from icldsl.training.rewards import exact_match
+    from icldsl.training.trainer import evaluate
+
+    examples = [Example({"query": q}, {"intent": i}, f"t:{n}") for n, (q, i) in enumerate(PROBES)]
+    return asyncio.run(evaluate(program, examples, exact_match()))
+
+
+def test_the_retriever_alone_votes_and_takes_the_nearest_without_an_lm_call() -> None:
+    from icldsl.training.baselines import baselines, vote
+
+    lm = ScriptedLM(lambda r: {"intent": "move"})
+    program = tiny_program(lm)
+    evaluation = score_probes(program)
+    assert len(lm.requests) == 4  # the program's calls; the baselines make none
+    (found,) = baselines(program, evaluation.scored)
+    assert found["step"] == "p/i" and found["field"] == "intent" and found["k"] == 3
+    assert found["vote"]["mean"] == 0.5 and found["nearest1"]["mean"] == 0.75
+    # trained (always "move") [0, 1, 0, 1] - vote [0, 1, 1, 0]
+    diff = found["trained_minus_vote"]
+    assert diff["mean"] == 0.0 and diff["n"] == 4 and np.isclose(diff["se"], np.sqrt(2 / 3) / 2)
+    assert np.isclose(found["vote"]["se"], np.sqrt(1 / 3) / 2)
+    assert vote(["a", "b", "b", "a"]) == "a" and vote(["a", "b", "b"]) == "b" and vote([]) is None
+    assert len(lm.requests) == 4
+
+
+def test_fit_prints_and_stores_the_baselines(tmp_path: Path, capsys) -> None:
+    def half(request):  # follows its examples for `card` queries only
+        return follower(request) if last_input(request)["query"].startswith("card") else {"intent": "other"}
+
+    report = fit(write(tmp_path, "k: 2"), ScriptedLM(half))
+    (found,) = report.artifact["training"]["baselines"]
+    # every query's nearest examples share its word, so the retriever alone is always right
+    assert found["vote"] == {"mean": 1.0, "se": 0.0} and found["nearest1"]["mean"] == 1.0
+    assert found["trained_minus_vote"]["mean"] == -0.75 and found["trained_minus_vote"]["n"] == 40
+    from icldsl.cli import tables
+
+    lines = tables.baseline_lines(report.baselines)
+    assert lines == ["retrieval alone (p/i, intent, k=2): vote of the retrieved labels 1.000, 1-nearest 1.000",
+                     "trained - vote: -0.750 ± 0.069 (paired over 40 examples; more than two standard errors)"]
+
+
+def test_retrieved_labels_restrict_the_enum_in_the_prompt_and_the_request() -> None:
+    lm = ScriptedLM(lambda r: {"intent": r.schema["properties"]["intent"]["enum"][0]})
+    program = tiny_program(lm, labels="retrieved")
+    evaluation = score_probes(program)
+    enums = [r.schema["properties"]["intent"]["enum"] for r in lm.requests]
+    by_query = {last_input(r)["query"]: e for r, e in zip(lm.requests, enums)}
+    assert by_query == {"red apple": ["lock", "move"], "red bus": ["lock", "move"], "green apple": ["lock", "move"],
+                        "blue pear": ["lock", "move"]}
+    system = lm.requests[0].messages[0].content
+    assert '"enum": ["lock", "move"]' in system and "plastic" not in system
+    assert [s.trace.output for s in evaluation.scored] == [{"intent": "lock"}] * 4
+    # k=1: one label, shown alone
+    lm = ScriptedLM(lambda r: {"intent": r.schema["properties"]["intent"]["enum"][0]})
+    score_probes(tiny_program(lm, k=1, labels="retrieved"))
+    assert [r.schema["properties"]["intent"]["enum"] for r in lm.requests] == [["lock"], ["move"], ["lock"], ["lock"]]
+
+
+def test_render_shows_the_retrieved_labels(tmp_path: Path, capsys) -> None:
+    report = fit(write(tmp_path, 'k: 2, labels: "retrieved"'), ScriptedLM(follower))
+    assert report.artifact["states"]["p/i"]["retrieval"]["labels"] == "retrieved"
+    path = artifact.write(tmp_path / "p.artifact.json", report.artifact)
+    assert cli.main(["render", str(tmp_path / "p.icl"), "--artifact", str(path),
+                     "--input", '{"query": "card 7"}']) == 0
+    out = capsys.readouterr().out
+    assert '"enum": ["plastic"]' in out and '"lock"' not in out.split("{\"query\"")[0]
+
+
+def test_a_cascade_answers_unanimous_examples_without_a_call() -> None:
+    lm = ScriptedLM(lambda r: {"intent": "other"})
+    program = tiny_program(lm, k=2, cascade=True)
+    evaluation = score_probes(program)
+    # 2 nearest: red apple L + red car M; red bus M + red apple L; red apple L + green pear L (unanimous);
+    # green pear L + red apple L (unanimous)
+    asked = [last_input(r)["query"] for r in lm.requests]
+    assert asked == ["red apple", "red bus"]
+    records = [s.trace.steps["p/i"] for s in evaluation.scored]
+    assert [r.cascaded for r in records] == [False, False, True, True]
+    assert [s.trace.output for s in evaluation.scored][2:] == [{"intent": "lock"}] * 2
+    from icldsl.training.usage import UsageTable
+
+    total = UsageTable.of(evaluation.scored).total
+    assert (total.calls, total.cascaded) == (2, 2) and total.to_json()["cascaded"] == 2
