@@ -37,16 +37,28 @@ def scores_table(rows: list[tuple[str, Scores]]) -> str:
     return "\n".join(lines)
 
 
-def labels_table(rows: list[tuple[str, Scores]]) -> str | None:
+LABELS_SHOWN = 10  # labels `fit -q` shows: the worst by the last column's F1 (the report has them all)
+
+
+def labels_table(rows: list[tuple[str, Scores]], worst: int | None = None) -> str | None:
     """Precision / recall / F1 of every label of the output's enum fields (means over runs),
-    one column per program; None when the output has no enum field."""
+    one column per program; None when the output has no enum field. With `worst`, only that
+    many labels, those with the lowest F1 in the last column (ties in the declared order),
+    and a line saying how many were left out."""
     summaries = [label_summary(s.label_tables()) for _, s in rows]
     if not summaries or not summaries[0]:
         return None
+    shown = list(range(len(summaries[0])))
+    if worst is not None and len(shown) > worst:
+        shown = sorted(sorted(shown, key=lambda i: summaries[-1][i]["f1"])[:worst])
     lines = [f"{'per label':<24}" + "".join(f"{name + ' P / R / F1':>26}" for name, _ in rows) + f"{'support':>9}"]
-    for i, first in enumerate(summaries[0]):
+    for i in shown:
+        first = summaries[0][i]
         cells = "".join(f"{'{precision:.3f} / {recall:.3f} / {f1:.3f}'.format(**s[i]):>26}" for s in summaries)
         lines.append(f"{first['field'] + '=' + first['label']:<24}{cells}{first['support']:>9}")
+    if len(shown) < len(summaries[0]):
+        lines.append(f"(the {len(shown)} labels with the lowest {rows[-1][0]} F1 of {len(summaries[0])}; "
+                     "report.html and the artifact have them all)")
     return "\n".join(lines)
 
 
@@ -100,7 +112,8 @@ def event_lines(events: list[dict]) -> list[str]:
         switched = kept if isinstance(kept, bool) else kept != event.get("incumbent")
         lines.append(f"  epoch {event['epoch']} {event['optimizer']}: best candidate {diff['mean']:+.3f} "
                      f"± {diff['stderr']:.3f} against the current states (paired, n={diff['n']}): "
-                     + ("switched" if switched else "kept the current states"))
+                     + ("switched" if switched else "kept the current states")
+                     + (f" (refused: {event['refused']})" if event.get("refused") else ""))
     if events:
         lines.append("  (every comparison is in the artifact: training.optimizer_events)")
     return lines

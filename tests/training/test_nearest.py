@@ -175,7 +175,7 @@ def test_every_pool_empty_is_noted_and_nothing_changes(tmp_path: Path) -> None:
 def test_inputs_that_are_not_text_are_compared_by_their_json(tmp_path: Path) -> None:
     source = SOURCE.replace('model M {{ query: str "A message" }}',
                             'model M {{ query: str "A message"  urgent: bool "Now?" }}')
-    train = [{**r, "urgent": i % 2 == 0} for i, r in enumerate(rows(60))]
+    train = [{**r, "urgent": i % 2 == 0} for i, r in enumerate(rows(120))]  # 30 validation rows: enough to switch
     test = [{**r, "urgent": True} for r in rows(20, 500)]
     report = fit(write(tmp_path, "k: 2", train=train, test=test, source=source), ScriptedLM(follower))
     assert report.trained.mean == 1.0
@@ -300,6 +300,11 @@ def test_fit_prints_and_stores_the_baselines(tmp_path: Path, capsys) -> None:
     lines = tables.baseline_lines(report.baselines)
     assert lines == ["retrieval alone (p/i, intent, k=2): vote of the retrieved labels 1.000, 1-nearest 1.000",
                      "trained - vote: -0.750 ± 0.069 (paired over 40 examples; more than two standard errors)"]
+    # `fit -q` shows only the worst labels (by the trained F1; ties in declared order)
+    table = tables.labels_table([("untrained", report.untrained), ("trained", report.trained)], worst=2).splitlines()
+    assert [line.split()[0] for line in table[1:3]] == ["intent=lock", "intent=money"]
+    assert table[3] == "(the 2 labels with the lowest trained F1 of 5; report.html and the artifact have them all)"
+    assert len(tables.labels_table([("trained", report.trained)]).splitlines()) == 6
 
 
 def test_retrieved_labels_restrict_the_enum_in_the_prompt_and_the_request() -> None:
@@ -344,3 +349,19 @@ def test_a_cascade_answers_unanimous_examples_without_a_call() -> None:
 
     total = UsageTable.of(evaluation.scored).total
     assert (total.calls, total.cascaded) == (2, 2) and total.to_json()["cascaded"] == 2
+
+
+def test_a_switch_on_fewer_validation_rows_than_the_minimum_is_refused(tmp_path: Path, capsys) -> None:
+    from icldsl.training.estimate import MIN_COMPARED
+
+    report = fit(write(tmp_path, "k: 2", train=rows(48)), ScriptedLM(follower))  # 12 validation rows
+    (event,) = report.history.events
+    assert event["compared_on"] == 12 < MIN_COMPARED and event["kept"] is False
+    assert event["difference"]["mean"] == 1.0  # it won by far, yet on too few rows
+    assert event["refused"] == ("+1.000 ± 0.000 on 12 validation rows, fewer than the 30 a switch needs "
+                                "(raise validation_split, or compare_on)")
+    assert "retrieval" not in report.artifact["states"]["p/i"] and report.trained.mean == 0.0
+    from icldsl.cli import tables
+
+    assert "kept the current states (refused: +1.000 ± 0.000 on 12 validation rows" in \
+        "\n".join(tables.event_lines(report.history.events))
