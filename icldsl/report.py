@@ -182,6 +182,7 @@ def context(doc: Mapping[str, Any], images: Mapping[str, bytes], predictions: Se
         "source": doc.get("source") or {},
         "content_sha256": doc.get("content_sha256", ""),
         "scores": _scores(scores),
+        "baselines": list(training.get("baselines") or []),
         "images": [
             {"name": name, "caption": CAPTIONS.get(name, ""),
              "uri": "data:image/png;base64," + base64.b64encode(images[name]).decode("ascii")}

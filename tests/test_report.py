@@ -264,6 +264,7 @@ data sums = jsonl("d.jsonl", split: 0.6)
 train adder on sums {{
     reward exact_match(in_mask: ["answer"])
     optimizer nearest_few_shot(k: 2)
+    validation_split 0.5
     runs 2
 }}
 """
@@ -290,7 +291,7 @@ def retrieving_answer(request) -> dict:
 @pytest.fixture
 def retrieved(tmp_path: Path):
     rows = [{"question": f"{i}+{i + 1}{MARKUP}", "answer": 2 * i + 1, "thinking": "t",
-             "unit": "numbers_without_any_particular_unit_at_all"} for i in range(20)]
+             "unit": "numbers_without_any_particular_unit_at_all"} for i in range(100)]  # 30 validation rows
     return fit_in(tmp_path, RETRIEVING.format(), rows, CountingLM(retrieving_answer))
 
 
@@ -303,6 +304,10 @@ def test_report_shows_the_pool_and_the_examples_each_prediction_retrieved(retrie
     for example in pool:
         assert f'title="{example["origin"]}"' in section
     assert MARKUP not in html and "&lt;i&gt;x&lt;/i&gt;&amp;" in section
+    (baseline,) = fit.artifact["training"]["baselines"]  # the retriever alone, on the enum field
+    assert baseline["field"] == "unit" and baseline["vote"]["mean"] == 1.0
+    assert ("Retrieval alone, step <code>adder/a</code> (<code>unit</code>, k = 2): vote of the retrieved labels "
+            "1.000 ± 0.000, 1-nearest 1.000 ± 0.000; trained − vote +0.000 ± 0.000 (paired over 40 examples") in html
     table = html[html.index('<table class="predictions" data-set="0"'):]
     rows = table.split('<tr data-failed=')[1:]
     scored = fit.trained.runs[-1].scored

@@ -50,8 +50,8 @@ def beats(a: Sequence[float], b: Sequence[float], z: float = 1.0) -> bool:
 
 # The fewest validation rows a switch may be decided on: below it, the standard error of a
 # paired difference is itself too uncertain to gate on (a rise of 2 rows of 12 looks like
-# 1.5 standard errors). Optimizers refuse to switch on fewer; the epoch checkpoint asks the
-# same paired gate without this minimum (a small validation set still lets an epoch count).
+# 1.5 standard errors). Optimizers refuse to switch on fewer; the epoch checkpoint gates on
+# at least this many, and below it keeps an epoch that is strictly better (as before the gate).
 MIN_COMPARED = 30
 
 

@@ -13,7 +13,7 @@ from ..runtime.program import Program
 from ..runtime.state import StepState
 from .checkpoint import Resume
 from .context import Context, Optimizer, learns_from_runs
-from .estimate import refusal
+from .estimate import MIN_COMPARED, refusal
 from .history import Evaluation, History
 from .records import Scored
 from .resources import Resources
@@ -119,12 +119,14 @@ def _better(value: float, best: float, mode: str) -> bool:
 def _epoch_refusal(monitor: str, mode: str, val: Evaluation | None, best: Evaluation | None) -> str | None:
     """Why an epoch whose `val_reward` beats the best so far may still not replace it: the
     optimizers' gate (`estimate.refusal`) on the two states' validation rewards, paired.
-    Other monitors, and a resumed fit's first epochs (the best's predictions are not
-    saved), need only be better."""
-    if monitor != "val_reward" or val is None or best is None or len(val.scored) != len(best.scored):
+    Other monitors, validation sets of fewer than `MIN_COMPARED` rows (whose standard
+    error means little; the optimizers refuse to switch on them) and a resumed fit's first
+    epochs (the best's predictions are not saved) need only be better."""
+    if monitor != "val_reward" or val is None or best is None or len(val.scored) != len(best.scored) \
+            or len(val.scored) < MIN_COMPARED:
         return None
     sign = 1.0 if mode == "max" else -1.0
-    return refusal([sign * s.reward for s in val.scored], [sign * s.reward for s in best.scored], minimum=0)
+    return refusal([sign * s.reward for s in val.scored], [sign * s.reward for s in best.scored])
 
 
 class EpochEnd(Protocol):
@@ -172,9 +174,9 @@ async def fit(
     unless `monitor` is one of them. The validation set is scored before training and after
     every epoch; the states with the best `monitor` are kept, and the untrained
     program stays unless an epoch beats it: by more than the standard error of the paired
-    difference of their validation rewards when `monitor` is `val_reward` (the optimizers'
-    gate, without their minimum of rows; a refused epoch is noted in the history's events),
-    strictly for any other monitor. Training stops early after
+    difference of their validation rewards when `monitor` is `val_reward` and validation
+    has at least `estimate.MIN_COMPARED` rows (the optimizers' gate; a refused epoch is
+    noted in the history's events), strictly otherwise. Training stops early after
     `patience` epochs without improvement, or when `budget` is spent (LM calls of
     the program, of rewards and of optimizers all count); the best states so far
     are kept either way. `resume` continues a fit from its last finished epoch.
