@@ -365,3 +365,18 @@ def test_a_switch_on_fewer_validation_rows_than_the_minimum_is_refused(tmp_path:
 
     assert "kept the current states (refused: +1.000 ± 0.000 on 12 validation rows" in \
         "\n".join(tables.event_lines(report.history.events))
+
+
+def test_labels_given_as_a_list_are_chosen_on_validation_with_each_k(tmp_path: Path) -> None:
+    lm = ScriptedLM(follower)
+    report = fit(write(tmp_path, 'k: [1, 2], labels: ["all", "retrieved"], cascade: true'), lm)
+    (event,) = report.history.events
+    assert [(c["k"]["p/i"], c.get("labels", {}).get("p/i", "all")) for c in event["candidates"]] == \
+        [(1, "all"), (1, "retrieved"), (2, "all"), (2, "retrieved")]
+    assert event["cascade"] is True and event["kept"] is True
+    # every query's nearest examples agree: the cascade answers all of them; the calls are the untrained
+    # program's (test, validation 0, the current states in the comparison)
+    assert len(lm.requests) == 40 + 30 + 30
+    usage = report.artifact["training"]["usage_by_step"]["p/i"]
+    assert usage["cascaded"] == 4 * 30 + 30 + 40 and report.trained.mean == 1.0
+    assert report.artifact["states"]["p/i"]["retrieval"]["cascade"] is True
