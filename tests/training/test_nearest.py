@@ -380,3 +380,22 @@ def test_labels_given_as_a_list_are_chosen_on_validation_with_each_k(tmp_path: P
     usage = report.artifact["training"]["usage_by_step"]["p/i"]
     assert usage["cascaded"] == 4 * 30 + 30 + 40 and report.trained.mean == 1.0
     assert report.artifact["states"]["p/i"]["retrieval"]["cascade"] is True
+
+
+def test_only_labels_restricts_plain_and_optional_enums_and_keeps_the_rest() -> None:
+    from icldsl.runtime.request import only_labels
+    from icldsl.runtime.state import Demo
+
+    schema = {"properties": {
+        "a": {"enum": ["x", "y", "z"], "type": "string"},
+        "b": {"anyOf": [{"enum": ["p", "q"], "type": "string"}, {"type": "null"}], "default": None},
+        "c": {"type": "string"}, "d": {"enum": ["u", "v"], "type": "string"}}, "type": "object"}
+    shown = [Demo({}, {"a": "z", "b": "q", "c": "t", "d": "w"}, 1.0, "1"), Demo({}, {"a": "x", "b": None}, 1.0, "2")]
+    restricted = only_labels(schema, shown)
+    assert restricted["properties"]["a"] == {"enum": ["x", "z"], "type": "string"}  # the declared order
+    assert restricted["properties"]["b"]["anyOf"][0]["enum"] == ["q"] and restricted["properties"]["b"]["default"] is None
+    assert restricted["properties"]["c"] == schema["properties"]["c"]
+    assert restricted["properties"]["d"] == schema["properties"]["d"]  # no example carries one of its labels
+    assert schema["properties"]["a"]["enum"] == ["x", "y", "z"]  # the shared schema is left alone
+    assert only_labels(schema, shown) is restricted  # one object per label set
+    assert only_labels(schema, [Demo({}, {"a": "q"}, 1.0, "3")]) is schema
