@@ -3,7 +3,8 @@
 The pool is built as `icldsl fit` builds it (the training rows after the validation split,
 with their expected outputs); each variant sets k, order, labels and cascade, and is scored
 on the test rows with the retriever-alone baselines (`training.baselines`), the mean prompt
-tokens per LM call, the LM calls and the calls the cascade saved. No training: this is for
+tokens per LM call, the LM calls, the calls the cascade saved, and the paired difference
+from the first variant. No training: this is for
 comparing variants quickly; the figures that count come from `icldsl fit`.
 
     python bench/retrieval/variants.py programs/intents.icl \\
@@ -24,6 +25,7 @@ from icldsl.compiler import compile_file
 from icldsl.lm.cache import LMCache, default_path
 from icldsl.runtime.retrieval import Retrieval
 from icldsl.training.baselines import baselines
+from icldsl.training.estimate import paired
 from icldsl.training.metrics import enum_fields
 from icldsl.training.nearest import NearestFewShot, _unique
 from icldsl.training.optimizers import labeled_fields
@@ -81,8 +83,13 @@ async def main(args: argparse.Namespace) -> list[dict]:
                 row.update(vote=b["vote"]["mean"], nearest1=b["nearest1"]["mean"],
                            trained_minus_vote=b["trained_minus_vote"]["mean"],
                            trained_minus_vote_se=b["trained_minus_vote"]["se"])
+            rewards = [s.reward for s in evaluation.scored]
+            if results:  # paired against the first variant, on the same test rows
+                diff = paired(rewards, results[0]["rewards"])
+                row.update(minus_first=diff.mean, minus_first_se=diff.stderr)
+            row["rewards"] = rewards
             results.append(row)
-            print(json.dumps(row), flush=True)
+            print(json.dumps({k: v for k, v in row.items() if k != "rewards"}), flush=True)
     finally:
         await program.aclose()
         await resources.aclose()
