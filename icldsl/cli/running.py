@@ -17,6 +17,7 @@ from pathlib import Path
 from .. import predict
 from ..errors import EXIT_INPUT, EXIT_OK
 from ..runtime.models import dump
+from ..runtime.bounds import bounds_text
 from ..runtime.render import render_program
 from ..training.session import program_of
 from .console import (Failure, compile_or_exit, err, json_object, lm_cache, lm_overrides, load_artifact, stdin_once,
@@ -160,6 +161,8 @@ def cmd_render(args: argparse.Namespace) -> int:
             print(f"(retrieved for this input, in prompt order: {', '.join(rendered.retrieved)})")
         if rendered.note:
             print(f"({rendered.note})")
+        if rendered.bounds:
+            print(f"(string bounds: {bounds_text(rendered.bounds)})")
         for message in rendered.messages:
             print(f"--- {message.role}\n{message.content}")
         print()

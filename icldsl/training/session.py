@@ -22,6 +22,7 @@ from ..lm.base import LMClient
 from ..lm.cache import LMCache, Mode
 from ..lm.trace import Tracer
 from ..options import EMBEDDING_NAME, LM_NAME, Function
+from ..runtime import bounds
 from ..runtime.program import Program
 from .chain import Chain
 from .checkpoint import CheckpointWriter, read_checkpoint
@@ -216,6 +217,14 @@ async def score_runs(program: Program, examples: Sequence[Example], reward: Rewa
     return Scores(tuple(runs), Metrics(program.spec), UsageTable.of_records(resources.records[spent_before:]))
 
 
+def with_data_bounds(program: Program, examples: Sequence[Example]) -> Program:
+    """`program` with the string bounds its steps take from the expected outputs of the
+    training `examples` (runtime/bounds.py); `fit` and `plan` both make them so."""
+    found = bounds.from_training(program, [e.y for e in examples])
+    return program.with_states({path: state.with_bounds(found[path]) if path in found else state
+                                for path, state in program.states.items()})
+
+
 async def fit_compiled(
     compiled: Compiled,
     train: TrainSpec,
@@ -245,6 +254,9 @@ async def fit_compiled(
         data_check = inspect_data(data)
         for warning in data_check.warnings():
             log.warning("%s", warning)
+        program = with_data_bounds(program, data.train)
+        for problem in bounds.shortfalls(program):
+            log.warning("%s", problem)
         rng = np.random.default_rng(train.seed)
         train_set, val_set = split(data.train, train.validation_split, rng)
         reward = make_reward(train, resources)
