@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,18 @@ def test_render_states_the_bounds_of_the_source_and_of_an_artifact(tmp_path: Pat
     city = dict(program.states["slots/s"].bounds)["city"]
     assert f"(string bounds: city ≤ {city}, time_range ≤ 16 characters (training data)" in out
     assert f'"maxLength": {city}' in out  # the schema in the prompt carries the data bound
+
+
+@pytest.mark.parametrize("bounds, message", [
+    ({"city": 0}, "states.slots/s.bounds.city: Input should be greater than or equal to 1"),
+    ({"town": 20}, "a string bound on `town`, which its answer (`Slots`) does not have"),
+])
+def test_an_artifact_with_a_bound_it_cannot_apply_is_refused(tmp_path: Path, bounds: dict, message: str) -> None:
+    path = project(tmp_path)
+    compiled = compile_file(path)
+    doc = artifact.freeze(program_of(compiled, "slots"), source_file=str(path), source_sha256=compiled.source.sha256,
+                          training={})
+    doc["states"]["slots/s"]["bounds"] = bounds
+    doc[artifact.HASH_KEY] = artifact.content_hash(doc)
+    with pytest.raises(artifact.ArtifactError, match=re.escape(message)):
+        artifact.program_from(doc)
