@@ -314,12 +314,17 @@ async def eval_compiled(
     program: Program,
     *,
     progress: Progress | None = None,
+    data_bounds: bool = False,
 ) -> Scores:
-    """The program's reward on the test split of its train block's data."""
+    """The program's reward on the test split of its train block's data; with `data_bounds`
+    (the untrained program of a source file), with the string bounds a fit takes from the
+    training data, so that it scores as `fit`'s untrained program does."""
     resources = resources_of(compiled, program.cache, program.cache_mode, tracers=program.clients.tracers)
     try:
         program.tools()  # imported now: a module that fails to import stops before any LM call
         data = load_data(compiled, train, program)
+        if data_bounds:
+            program = with_data_bounds(program, data.train)
         return await score_runs(program, data.test, make_reward(train, resources), train, "test", progress,
                                 resources)
     finally:

@@ -18,8 +18,10 @@ from icldsl.lm.local import bound_strings, needed_tokens
 from icldsl.plan import format_plan, plan_compiled
 from icldsl.runtime import bounds
 from icldsl.runtime.state import StepState
-from icldsl.training.session import fit_compiled, program_of, with_data_bounds
+from icldsl.lm.cache import LMCache
+from icldsl.training.session import eval_compiled, fit_compiled, program_of, with_data_bounds
 from tests.scripted import ScriptedLM, last_input
+from tests.test_fidelity import Unreachable
 
 FILE = """
 model Query {{ text: str }}
@@ -167,3 +169,16 @@ def test_an_artifact_with_a_bound_it_cannot_apply_is_refused(tmp_path: Path, bou
     doc[artifact.HASH_KEY] = artifact.content_hash(doc)
     with pytest.raises(artifact.ArtifactError, match=re.escape(message)):
         artifact.program_from(doc)
+
+
+def test_eval_of_the_source_scores_the_untrained_program_as_fit_did(tmp_path: Path) -> None:
+    compiled = compile_file(project(tmp_path))
+    train = compiled.train()
+    lm = ScriptedLM(lambda r: {"city": "Paris", "time_range": None, "code": "x", "kind": "a"})
+    with LMCache(tmp_path / "lm.sqlite3") as cache:
+        report = asyncio.run(fit_compiled(compiled, train, clients={"small": lm}, cache=cache))
+    with LMCache(tmp_path / "lm.sqlite3") as cache:
+        program = program_of(compiled, "slots", {"small": Unreachable()}, cache=cache, cache_mode="offline")
+        scores = asyncio.run(eval_compiled(compiled, train, program, data_bounds=True))
+    assert scores.usage_table.total.missing == 0  # every request is one the fit made: the same bounded schema
+    assert scores.mean == report.untrained.mean
