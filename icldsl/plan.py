@@ -37,7 +37,7 @@ from .lm import split_target
 from .lm.base import LMConfigError, LMRequest, LMResponse, Message
 from .options import LM_NAME
 from .runtime import prompt
-from .runtime.bounds import FieldBound, bounds_text, describe, shortfalls
+from .runtime.bounds import FieldBound, bounds_text, describe, starved
 from .runtime.program import Program
 from .runtime.request import finishing, step_request
 from .runtime.state import Demo, StepState
@@ -321,7 +321,7 @@ def plan_compiled(compiled: Compiled, train: TrainSpec) -> Plan:
     """What fitting `train` will take; loads the data, calls no LM."""
     program = program_of(compiled, train.program)
     data = load_data(compiled, train, program)
-    program = with_data_bounds(program, data.train)  # as the fit bounds the strings
+    program, cut = with_data_bounds(program, data.train)  # as the fit bounds the strings
     train_set, val_set = split(data.train, train.validation_split, np.random.default_rng(train.seed))
     optimizer = _optimizer(compiled, train)
     optimizers = optimizer.optimizers if isinstance(optimizer, Chain) else (optimizer,)
@@ -408,7 +408,7 @@ def plan_compiled(compiled: Compiled, train: TrainSpec) -> Plan:
         upper_bound=any(isinstance(i, BranchSpec) for i in spec.steps) or any(s.kind == "agent" for s in steps),
         steps=steps, phases=tuple(phases), budget=dict(train.budget) if train.budget else None,
         counting={target: counter.method for target, counter in counters.items()}, notes=tuple(notes),
-        warnings=tuple(shortfalls(program)),
+        warnings=cut + tuple(w for s in steps if (w := starved(s.path, s.bounds))),
     )
 
 

@@ -2,15 +2,19 @@
 
 A string field with a declared `max_length` keeps it. Otherwise a fit bounds it by the
 data: the longest value of that field among the training outputs, plus half as much again,
-at least MIN_BOUND characters (`from_data`); the bound is part of the step's state, so the
-artifact keeps it and a loaded program decodes as the scored one. `bounded_schema` puts
-the bounds in the answer's JSON schema as `maxLength`, so the schema in the prompt shows
-them and a local model's grammar holds to them. A string still unbounded gets, from the
-local client alone, an equal share of `max_tokens` (`lm.local.schema.bound_strings`).
+at least MIN_BOUND characters (`from_data`). For a local LM with `max_tokens` the bounds
+must also fit the budget its grammar guarantees (a token is at least one character, see
+`lm.local.schema`): when they do not, the budget is shared out so that a field needing less
+than an equal share keeps its data bound and the others split the rest equally (`fitted`),
+and `fit` and `plan` warn with the numbers and the `max_tokens` that would hold them all.
+The bounds are part of the step's state, so the artifact keeps them and a loaded program
+decodes as the scored one. `bounded_schema` puts them in the answer's JSON schema as
+`maxLength`, so the schema in the prompt shows them and a local model's grammar holds to
+them. A string still unbounded (a field the data does not hold) gets, from the local client
+alone, an equal share of what `max_tokens` leaves (`lm.local.schema.bound_strings`).
 
 `describe` says which bound applies to each top-level string field of a step's answer and
-why; `tokens_needed` what the bounded answer may take, which `plan` and `fit` hold against
-the LM's `max_tokens`.
+why.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel
 
-from ..lm.local.schema import bound_strings, needed_tokens
+from ..lm.local.schema import MIN_SHARE, bound_strings, needed_tokens
 from ..lm.providers import split_target
 from ..specs import LMSpec
 from .models import json_schema
@@ -131,39 +135,75 @@ def tokens_needed(model: type[BaseModel], bounds: Bounds) -> int | None:
     return needed_tokens(bounded_schema(model, bounds))
 
 
-def shortfall(model: type[BaseModel], bounds: Bounds, lm: LMSpec) -> str | None:
-    """A warning when `lm` is local and its `max_tokens` cannot hold the bounded answer (the
-    grammar then cannot close the object in time), with the fix; else None."""
+def fitted(model: type[BaseModel], wanted: Bounds, lm: LMSpec) -> Bounds:
+    """`wanted` cut to what `lm`'s `max_tokens` holds, when `lm` is local and sets one: the
+    characters left after the answer's other values and punctuation go first to the fields
+    wanting less than an equal share, in full, and the rest in equal shares (at least
+    MIN_SHARE characters, as the local client's own share). A free field the data does not hold wants
+    an equal share of what is left."""
     max_tokens = lm.options.get("max_tokens")
-    needed = tokens_needed(model, bounds)
-    if not is_local(lm) or not max_tokens or needed is None or needed <= max_tokens:
+    if not wanted or not is_local(lm) or not max_tokens:
+        return wanted
+    free = free_fields(model)
+    left = max_tokens - needed_tokens(bounded_schema(model, tuple((name, 0) for name in free)))
+    want = dict(wanted)
+    given: dict[str, int] = {}
+    queue = sorted(free, key=lambda name: want.get(name, math.inf))
+    while queue:
+        share = max(MIN_SHARE, left // len(queue))
+        name = queue.pop(0)
+        given[name] = min(want.get(name, share), share)
+        left -= given[name]
+    return tuple((name, given[name]) for name, _ in wanted)
+
+
+def shortfall(model: type[BaseModel], wanted: Bounds, applied: Bounds, lm: LMSpec) -> str | None:
+    """A warning when the data bounds had to be cut to fit `lm`'s `max_tokens`, with the fix."""
+    cut = [(name, limit, dict(applied)[name]) for name, limit in wanted if dict(applied)[name] < limit]
+    if not cut:
         return None
-    fields = ", ".join(f"{name} {limit}" for name, limit in bounds)
-    return (f"the answer may need {needed} tokens with its string bounds ({fields} characters), more than "
-            f"lm `{lm.name}`'s max_tokens {max_tokens}: a long answer is cut and fails; raise max_tokens to "
-            f"{needed}, or set a smaller `max_length` on the fields")
+    needed = tokens_needed(model, wanted)
+    fields = ", ".join(f"{name} {limit} -> {now}" for name, limit, now in cut)
+    fix = f"raise max_tokens to {needed}" if needed is not None else "raise max_tokens"
+    return (f"lm `{lm.name}`'s max_tokens {lm.options['max_tokens']} cannot hold the string bounds the training "
+            f"data needs, so they are cut ({fields} characters) and answers as long as the data's cannot be "
+            f"given; {fix}, or set a `max_length` on the fields")
 
 
-def from_training(program: Any, outputs: Sequence[Mapping[str, Any]]) -> dict[str, Bounds]:
+def starved(step: str, found: Sequence[FieldBound]) -> str | None:
+    """A warning when free strings get no more than the smallest share of max_tokens: what
+    the other values leave is gone (the local grammar then cuts them at MIN_SHARE characters)."""
+    names = [b.field for b in found if b.origin.startswith("a share") and b.limit is not None and b.limit <= MIN_SHARE]
+    if not names:
+        return None
+    budget = next(b.origin for b in found if b.field == names[0]).removeprefix("a share of ")
+    gets, them = ("gets", "it") if len(names) == 1 else ("get", "them")
+    return (f"step {step}: {', '.join(names)} {gets} only {MIN_SHARE} characters: {budget} leaves {them} nothing after "
+            "the answer's other values; raise max_tokens, or give a `max_length` (or training data that holds the "
+            "field)")
+
+
+@dataclass(frozen=True, slots=True)
+class DataBounds:
+    """What a fit takes from the data: each step's bounds (by path) and the warnings of the cut ones."""
+
+    bounds: Mapping[str, Bounds]
+    warnings: tuple[str, ...]
+
+
+def from_training(program: Any, outputs: Sequence[Mapping[str, Any]]) -> DataBounds:
     """The data bounds of every LM step (not an agent) whose answer has a free string field
-    that the expected `outputs` hold, by step path."""
-    found = {}
+    that the expected `outputs` hold, fitted to its LM's `max_tokens`."""
+    lms = {lm.name: lm for lm in program.spec.lms}
+    found, warnings = {}, []
     for step in program.spec.lm_steps():
         if step.kind == "agent":
             continue
-        bounds = from_data(program.models[step.answer_model], outputs)
-        if bounds:
-            found[step.path] = bounds
-    return found
-
-
-def shortfalls(program: Any) -> list[str]:
-    """`shortfall` of every LM step of `program` (not an agent) with its current bounds."""
-    lms = {lm.name: lm for lm in program.spec.lms}
-    found = []
-    for step in program.spec.lm_steps():
-        if step.kind != "agent":
-            problem = shortfall(program.models[step.answer_model], program.states[step.path].bounds, lms[step.lm])
+        model = program.models[step.answer_model]
+        wanted = from_data(model, outputs)
+        if wanted:
+            found[step.path] = fitted(model, wanted, lms[step.lm])
+            problem = shortfall(model, wanted, found[step.path], lms[step.lm])
             if problem:
-                found.append(f"step {step.path}: {problem}")
-    return found
+                warnings.append(f"step {step.path}: {problem}")
+    return DataBounds(found, tuple(warnings))

@@ -217,12 +217,13 @@ async def score_runs(program: Program, examples: Sequence[Example], reward: Rewa
     return Scores(tuple(runs), Metrics(program.spec), UsageTable.of_records(resources.records[spent_before:]))
 
 
-def with_data_bounds(program: Program, examples: Sequence[Example]) -> Program:
+def with_data_bounds(program: Program, examples: Sequence[Example]) -> tuple[Program, tuple[str, ...]]:
     """`program` with the string bounds its steps take from the expected outputs of the
-    training `examples` (runtime/bounds.py); `fit` and `plan` both make them so."""
+    training `examples` (runtime/bounds.py), and the warnings of bounds its LMs' `max_tokens`
+    cut; `fit`, `plan` and `eval` of a source all make them so."""
     found = bounds.from_training(program, [e.y for e in examples])
-    return program.with_states({path: state.with_bounds(found[path]) if path in found else state
-                                for path, state in program.states.items()})
+    return program.with_states({path: state.with_bounds(found.bounds[path]) if path in found.bounds else state
+                                for path, state in program.states.items()}), found.warnings
 
 
 async def fit_compiled(
@@ -254,9 +255,9 @@ async def fit_compiled(
         data_check = inspect_data(data)
         for warning in data_check.warnings():
             log.warning("%s", warning)
-        program = with_data_bounds(program, data.train)
-        for problem in bounds.shortfalls(program):
-            log.warning("%s", problem)
+        program, cut = with_data_bounds(program, data.train)
+        for warning in cut:
+            log.warning("%s", warning)
         rng = np.random.default_rng(train.seed)
         train_set, val_set = split(data.train, train.validation_split, rng)
         reward = make_reward(train, resources)
@@ -324,7 +325,7 @@ async def eval_compiled(
         program.tools()  # imported now: a module that fails to import stops before any LM call
         data = load_data(compiled, train, program)
         if data_bounds:
-            program = with_data_bounds(program, data.train)
+            program, _ = with_data_bounds(program, data.train)  # fit warned of a cut
         return await score_runs(program, data.test, make_reward(train, resources), train, "test", progress,
                                 resources)
     finally:

@@ -5,6 +5,7 @@ request (the prompt's and the local grammar's), kept in the artifact, and stated
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from icldsl import artifact
 from icldsl.cli import main
 from icldsl.compiler import compile_file
-from icldsl.lm.local import bound_strings, needed_tokens
+from icldsl.lm.local import bound_strings
 from icldsl.plan import format_plan, plan_compiled
 from icldsl.runtime import bounds
 from icldsl.runtime.state import StepState
@@ -118,22 +119,49 @@ def test_describe_says_where_each_bound_comes_from(tmp_path: Path) -> None:
         ("city", None), ("time_range", None), ("code", 5)]  # only the local grammar shares max_tokens
 
 
-def test_max_tokens_too_small_for_the_bounds_is_a_warning_with_the_numbers_and_the_fix(tmp_path: Path) -> None:
-    compiled = compile_file(project(tmp_path, max_tokens=40))
-    program = with_data_bounds(program_of(compiled, "slots"), program_and_data(compiled)[1])
-    state = program.states["slots/s"]
-    needed = bounds.tokens_needed(program.models["Slots"], state.bounds)
-    assert needed == needed_tokens(bounds.bounded_schema(program.models["Slots"], state.bounds)) > 40
-    (warning,) = bounds.shortfalls(program)
-    assert f"may need {needed} tokens" in warning and "max_tokens 40" in warning
-    assert f"raise max_tokens to {needed}" in warning
-    plan = plan_compiled(compiled, compiled.train())
-    assert plan.warnings == (warning,)
+def test_bounds_a_local_max_tokens_cannot_hold_are_cut_fairly_and_said_with_the_fix(tmp_path: Path) -> None:
+    compiled = compile_file(project(tmp_path, max_tokens=60))
+    model = program_of(compiled, "slots").models["Slots"]
+    lm = compiled.programs["slots"][0].lms[0]
+    wanted = (("city", 21), ("time_range", 16))
+    # the rest of the answer: punctuation 16, two nulls 4 each, four quotes, code 5 + 2, the label "a" 3
+    rest = bounds.tokens_needed(model, (("city", 0), ("time_range", 0)))
+    assert rest == 16 + 2 * (4 + 2) + 7 + 3 == 38
+    at = lambda max_tokens: dataclasses.replace(lm, options={**lm.options, "max_tokens": max_tokens})
+    assert bounds.fitted(model, wanted, at(75)) == wanted  # 38 + 21 + 16 = 75: all of it fits
+    assert bounds.fitted(model, wanted, at(70)) == (("city", 16), ("time_range", 16))  # 32 left: 16 each
+    assert bounds.fitted(model, wanted, at(66)) == (("city", 14), ("time_range", 14))
+    assert bounds.fitted(model, (("city", 10), ("time_range", 40)), at(66)) == (("city", 10), ("time_range", 18))
+    assert bounds.fitted(model, (("city", 40),), at(70)) == (("city", 16),)  # time_range, not in the data, keeps a share
+    assert bounds.fitted(model, wanted, at(40)) == (("city", 8), ("time_range", 8))  # never below 8
+    remote = dataclasses.replace(lm, target="openai/gpt-4.1-mini")
+    assert bounds.fitted(model, wanted, remote) == wanted  # only the local grammar is held to max_tokens
+    # without data bounds, the local client's equal shares: at its floor, a warning
+    assert bounds.starved("slots/s", bounds.describe(model, (), at(40))) == (
+        "step slots/s: city, time_range get only 8 characters: max_tokens 40 leaves them nothing after the answer's "
+        "other values; raise max_tokens, or give a `max_length` (or training data that holds the field)")
+    assert bounds.starved("slots/s", bounds.describe(model, (("city", 10),), at(40))).startswith(
+        "step slots/s: time_range gets only 8 characters")
+    assert bounds.starved("slots/s", bounds.describe(model, (), at(200))) is None
+
+    assert bounds.shortfall(model, wanted, wanted, at(75)) is None
+    warning = bounds.shortfall(model, wanted, (("city", 16), ("time_range", 16)), at(70))
+    assert warning == ("lm `small`'s max_tokens 70 cannot hold the string bounds the training data needs, so they "
+                       "are cut (city 21 -> 16 characters) and answers as long as the data's cannot be given; raise "
+                       "max_tokens to 75, or set a `max_length` on the fields")
+
+    plan = plan_compiled(compiled, compiled.train())  # the data's bounds, cut to max_tokens 60
+    (warning,) = plan.warnings
+    assert warning.startswith("step slots/s: lm `small`'s max_tokens 60 cannot hold") and "raise max_tokens to" in warning
     text = format_plan(plan)
     assert f"warning: {warning}" in text
-    city = dict(state.bounds)["city"]
-    assert f"string bounds: city ≤ {city}, time_range ≤ 16 characters (training data); code ≤ 5 characters " \
-           "(max_length)" in text
+    program, cut = with_data_bounds(program_of(compiled, "slots"), program_and_data(compiled)[1])
+    assert cut == plan.warnings
+    city, time_range = (dict(program.states["slots/s"].bounds)[f] for f in ("city", "time_range"))
+    assert 38 + city + time_range <= 60
+    assert f"string bounds: city ≤ {city}, time_range ≤ {time_range} characters (training data); code ≤ 5 " \
+           "characters (max_length)" in text
+    needed = int(warning.split("raise max_tokens to ")[1].split(",")[0])
     roomy = compile_file(project(tmp_path, max_tokens=needed))
     assert plan_compiled(roomy, roomy.train()).warnings == ()
 
@@ -146,7 +174,7 @@ def test_render_states_the_bounds_of_the_source_and_of_an_artifact(tmp_path: Pat
     assert '"maxLength": 5' in out  # the declared bound is in the schema the prompt shows
 
     compiled = compile_file(path)
-    program = with_data_bounds(program_of(compiled, "slots"), program_and_data(compiled)[1])
+    program, _ = with_data_bounds(program_of(compiled, "slots"), program_and_data(compiled)[1])
     doc = artifact.freeze(program, source_file=str(path), source_sha256=compiled.source.sha256, training={})
     artifact.write(tmp_path / "a.artifact.json", doc)
     assert main(["render", str(path), "--artifact", str(tmp_path / "a.artifact.json")]) == 0

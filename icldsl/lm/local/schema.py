@@ -56,6 +56,7 @@ def grammar_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
 # character per token: a token is at least one character, so the bound holds
 # for any text.
 RESERVED_TOKENS = 16  # braces, keys, quotes, commas
+MIN_SHARE = 8  # characters: a share is never smaller, even past max_tokens
 # The longest value llama.cpp's JSON grammar admits: 16 integral digits, 16
 # decimals and an exponent of 16 digits for a number; 16 digits for an integer.
 VALUE_TOKENS = {"number": 52, "integer": 18, "boolean": 5, "null": 4}
@@ -96,7 +97,7 @@ def bound_strings(schema: Mapping[str, Any], max_tokens: int) -> dict[str, Any]:
     """`schema` with a `maxLength` on every free string, sharing the token budget."""
     bounded, free, reserved = _walk(schema)
     if free:
-        share = max(8, (max_tokens - reserved) // len(free))
+        share = max(MIN_SHARE, (max_tokens - reserved) // len(free))
         for node in free:
             node["maxLength"] = share
     return bounded
