@@ -93,6 +93,7 @@ class FieldBound:
     limit: int | None
     origin: str  # "max_length", "training data", "a share of max_tokens N", "none"
 
+
 def bounds_text(found: Sequence[FieldBound]) -> str:
     """The bounds as `render` and `plan` print them, fields of the same origin together:
     `city ≤ 36, state ≤ 21 characters (training data); note ≤ 40 characters (max_length)`."""
@@ -139,8 +140,8 @@ def fitted(model: type[BaseModel], wanted: Bounds, lm: LMSpec) -> Bounds:
     """`wanted` cut to what `lm`'s `max_tokens` holds, when `lm` is local and sets one: the
     characters left after the answer's other values and punctuation go first to the fields
     wanting less than an equal share, in full, and the rest in equal shares (at least
-    MIN_SHARE characters, as the local client's own share). A free field the data does not hold wants
-    an equal share of what is left."""
+    MIN_SHARE characters, as the local client's own share). A free field the data does not
+    hold wants an equal share of what is left."""
     max_tokens = lm.options.get("max_tokens")
     if not wanted or not is_local(lm) or not max_tokens:
         return wanted
@@ -192,8 +193,9 @@ class DataBounds:
 
 
 def from_training(program: Any, outputs: Sequence[Mapping[str, Any]]) -> DataBounds:
-    """The data bounds of every LM step (not an agent) whose answer has a free string field
-    that the expected `outputs` hold, fitted to its LM's `max_tokens`."""
+    """The data bounds of every LM step (not an agent) of `program` (a runtime `Program`, which
+    imports this module) whose answer has a free string field that the expected `outputs`
+    hold, fitted to its LM's `max_tokens`."""
     lms = {lm.name: lm for lm in program.spec.lms}
     found, warnings = {}, []
     for step in program.spec.lm_steps():

@@ -46,8 +46,8 @@ CITIES = ["Paris", "Oslo", "Rio de Janeiro", "Llanfairpwllgwyngyll-gogerychwyrnd
 
 
 def project(tmp_path: Path, *, target: str = "local/smollm2-135m", max_tokens: int = 200) -> Path:
-    rows = [{"text": f"weather in {CITIES[i % 3]} at {i}", "city": CITIES[i % 3], "time_range": f"at {i}" if i % 2 else None,
-             "code": "x", "kind": "a"} for i in range(30)]
+    rows = [{"text": f"weather in {CITIES[i % 3]} at {i}", "city": CITIES[i % 3],
+             "time_range": f"at {i}" if i % 2 else None, "code": "x", "kind": "a"} for i in range(30)]
     rows.append({"text": "weather far away", "city": CITIES[3], "time_range": None, "code": "x", "kind": "b"})
     (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     path = tmp_path / "slots.icl"
@@ -56,7 +56,9 @@ def project(tmp_path: Path, *, target: str = "local/smollm2-135m", max_tokens: i
 
 
 def properties(schema: dict) -> dict:
-    return {name: [n.get("maxLength") for n in [prop, *prop.get("anyOf", ())] if n.get("type") == "string" and "enum" not in n]
+    """Each field's strings' maxLength (None: none), enums left out."""
+    return {name: [n.get("maxLength") for n in [prop, *prop.get("anyOf", ())]
+                   if n.get("type") == "string" and "enum" not in n]
             for name, prop in schema["properties"].items()}
 
 
@@ -132,7 +134,8 @@ def test_bounds_a_local_max_tokens_cannot_hold_are_cut_fairly_and_said_with_the_
     assert bounds.fitted(model, wanted, at(70)) == (("city", 16), ("time_range", 16))  # 32 left: 16 each
     assert bounds.fitted(model, wanted, at(66)) == (("city", 14), ("time_range", 14))
     assert bounds.fitted(model, (("city", 10), ("time_range", 40)), at(66)) == (("city", 10), ("time_range", 18))
-    assert bounds.fitted(model, (("city", 40),), at(70)) == (("city", 16),)  # time_range, not in the data, keeps a share
+    # time_range, which the data does not hold, keeps a share
+    assert bounds.fitted(model, (("city", 40),), at(70)) == (("city", 16),)
     assert bounds.fitted(model, wanted, at(40)) == (("city", 8), ("time_range", 8))  # never below 8
     remote = dataclasses.replace(lm, target="openai/gpt-4.1-mini")
     assert bounds.fitted(model, wanted, remote) == wanted  # only the local grammar is held to max_tokens
@@ -152,7 +155,8 @@ def test_bounds_a_local_max_tokens_cannot_hold_are_cut_fairly_and_said_with_the_
 
     plan = plan_compiled(compiled, compiled.train())  # the data's bounds, cut to max_tokens 60
     (warning,) = plan.warnings
-    assert warning.startswith("step slots/s: lm `small`'s max_tokens 60 cannot hold") and "raise max_tokens to" in warning
+    assert warning.startswith("step slots/s: lm `small`'s max_tokens 60 cannot hold")
+    assert "raise max_tokens to" in warning
     text = format_plan(plan)
     assert f"warning: {warning}" in text
     program, cut = with_data_bounds(program_of(compiled, "slots"), program_and_data(compiled)[1])
