@@ -105,7 +105,7 @@ def _run_file(program, args: argparse.Namespace, fmt: str, out: predict.Predicti
     """Run the rows of `args.input` into `out`; None when interrupted (Ctrl-C, SIGTERM)."""
     path = Path(args.input)
     try:
-        stream = sys.stdin if args.input == "-" else path.open(encoding="utf-8-sig", newline="")
+        stream = sys.stdin.buffer if args.input == "-" else path.open("rb")
     except OSError as exc:
         raise Failure(f"cannot read {args.input}: {exc.strerror}") from None
     total = None if args.input == "-" else max(predict.count_rows(path, fmt) - held, 0)
@@ -129,7 +129,7 @@ def _run_file(program, args: argparse.Namespace, fmt: str, out: predict.Predicti
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     finally:
-        if stream is not sys.stdin:
+        if stream is not sys.stdin.buffer:
             stream.close()
     progress.update(len(out.done) + len(out.failed) - held, len(out.failed), finished=True)
     return summary
