@@ -19,8 +19,8 @@ from ..errors import EXIT_INPUT, EXIT_OK
 from ..runtime.models import dump
 from ..runtime.render import render_program
 from ..training.session import program_of
-from .console import (Failure, compile_or_exit, err, json_object, lm_cache, lm_overrides, load_artifact, stdin_once,
-                      tracing)
+from .console import (Failure, compile_or_exit, err, json_object, lm_cache, lm_overrides, load_artifact,
+                      source_given, stdin_once, tracing)
 from .progress import RunProgress, duration
 
 
@@ -143,7 +143,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise Failure(f"{args.file} has no program" + (f" `{name}`" if name else ""))
     program = program_of(compiled, name)
     if args.artifact:
-        trained = load_artifact(args.artifact)
+        trained = load_artifact(args.artifact, check_source=source_given(args.file))
         if trained.spec.name != name:
             raise Failure(f"{args.artifact} holds program `{trained.spec.name}`, not `{name}`")
         program = program.with_states(trained.states)
