@@ -197,6 +197,15 @@ def test_a_file_without_a_train_block_cannot_be_planned(capsys) -> None:
     assert "has no train block" in capsys.readouterr().err
 
 
+def test_a_data_file_name_holding_a_nul_is_a_message(tmp_path, capsys) -> None:
+    path = project(tmp_path)
+    path.write_text(path.read_text(encoding="utf-8").replace('"sums.jsonl"', '"su\\u0000ms.jsonl"'), encoding="utf-8")
+    assert main(["plan", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (f"error: {tmp_path}/su\\u0000ms.jsonl: the file name holds a NUL character (\\u0000), "
+                           "which no file name can")
+
+
 def test_a_judge_rewards_calls_are_counted_one_per_prediction(tmp_path) -> None:
     path = project(tmp_path)
     text = path.read_text()
