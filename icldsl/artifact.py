@@ -151,6 +151,15 @@ def read(path: str | Path, stream: BinaryIO | None = None) -> dict:
     return doc
 
 
+def read_verified(path: str | Path, verify: bool | str | bytes = False, stream: BinaryIO | None = None) -> dict:
+    """`read`, then with `verify` ArtifactError unless it is signed with that key (True: the
+    key in $ICLDSL_SIGNING_KEY), as `load` and `icldsl.ray.predict` take it."""
+    doc = read(path, stream)
+    if verify is not False:
+        verify_signature(doc, signing_key(None if verify is True else verify), path)
+    return doc
+
+
 def with_lms(spec: ProgramSpec, lms: Mapping[str, Mapping[str, Any]]) -> ProgramSpec:
     """`spec` with some LMs' settings replaced, so the deployment decides where requests go:
     `{"solver": {"base_url": "https://llm.internal/v1", "api_key": {"env": "PROD_KEY"}}}`.
@@ -284,9 +293,7 @@ def load(path: str | Path, clients: Mapping[str, LMClient] | None = None, *,
     given (a signed artifact names its signer's file). It warns (StaleArtifactWarning)
     when that source has changed since (see `stale_source`).
     """
-    doc = read(path, stream)
-    if verify is not False:
-        verify_signature(doc, signing_key(None if verify is True else verify), path)
+    doc = read_verified(path, verify, stream)
     if check_source is None:
         check_source = verify is not False
     if check_source is not False:
