@@ -351,8 +351,9 @@ class PredictionsFile:
             raise  # standard output closed by its reader: the command line's to handle
         except OSError as exc:
             where = "standard output" if self._fd is None else self.path
-            raise OutputError(f"cannot write to {where}: {exc.strerror}; the {self.written} rows written by this "
-                              "run before are kept (a line cut short is cut off when the file is opened again): "
+            rows = f"{self.written} row{'s' if self.written != 1 else ''}"
+            raise OutputError(f"cannot write to {where}: {exc.strerror}; the {rows} written by this run before "
+                              "are kept (a line cut short is cut off when the file is opened again): "
                               "make room and run the same command again") from None
         (self.done if error is None else self.failed).add(row)
         self.written += 1
