@@ -137,7 +137,7 @@ def _run_file(program, args: argparse.Namespace, fmt: str, out: predict.Predicti
 
 def cmd_render(args: argparse.Namespace) -> int:
     stdin_once(FILE=args.file, **{"--artifact": args.artifact})
-    compiled = compile_or_exit(args.file)
+    compiled = compile_or_exit(args.file, data=False)
     name = args.program or next(iter(compiled.programs), None)
     if name not in compiled.programs:
         raise Failure(f"{args.file} has no program" + (f" `{name}`" if name else ""))
