@@ -194,6 +194,7 @@ def test_the_server_survives_any_text_and_keeps_answering(tmp_path: Path) -> Non
     texts += ["model A { x: " + "list[" * 5000 + "int" + "]" * 5000 + " }", program]
     huge = generate_program(20_000)
     write_data(tmp_path)
+    shutil.copytree(ROOT / "programs" / "data", tmp_path / "data")  # support.icl's
 
     async def session() -> None:
         async with language_server(tmp_path) as s:
