@@ -9,6 +9,7 @@ fix); a file whose folder does not exist yet is a warning (data a later step mak
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -51,15 +52,22 @@ def check_data_files(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
             key = (data.loader.func, resolve(literal.value, base_dir), options.get("delimiter"), options.get("key"))
             if key not in peeked:
                 try:
-                    peeked[key] = peek(data.loader.func, key[1], options)
+                    stat = key[1].stat()
+                    peeked[key] = _peek(*key, stat.st_mtime_ns, stat.st_size)
                 except OSError as exc:
                     peeked[key] = exc
             seen = peeked[key]
             if isinstance(seen, OSError):
                 found.append(_unreadable(data, literal, base_dir, seen))
             elif seen.columns is not None:
-                found += _columns(data, literal.value, seen, mapping, users.get(data.name, ()))
+                found += _columns(data, literal.value, seen, mapping, bound.get("map"), users.get(data.name, ()))
     return _unique(found)
+
+
+@functools.lru_cache(maxsize=256)
+def _peek(loader: str, path: Path, delimiter: str | None, key: str | None, mtime: int, size: int) -> Peek:
+    """`peek`, once per version of a file: the language server checks at each change of the text."""
+    return peek(loader, path, {k: v for k, v in (("delimiter", delimiter), ("key", key)) if v is not None})
 
 
 def _users(module: ir.Module) -> dict[str, list[tuple[str, ir.Model]]]:
@@ -134,7 +142,7 @@ def _replaced(near: Suggestion | None, written: str, path: Path, part: Path) -> 
     return Suggestion(f"did you mean `{corrected}`?", written, corrected)
 
 
-def _columns(data: ir.Data, file: str, seen: Peek, mapping: Mapping[str, ir.Arg],
+def _columns(data: ir.Data, file: str, seen: Peek, mapping: Mapping[str, ir.Arg], given: ir.Value | None,
              sides: Iterable[tuple[str, ir.Model]]) -> Iterator[Diagnostic]:
     """A column for every required field (and, when every column is known, every mapped field)."""
     columns = sorted(seen.columns or ())
@@ -155,20 +163,22 @@ def _columns(data: ir.Data, file: str, seen: Peek, mapping: Mapping[str, ir.Arg]
                                      item.value.span, f"columns: {shown}",
                                      did_you_mean(column, free or columns) or f"columns: {shown}")
             elif required and f.name not in seen.columns:
-                yield _unmapped(data, file, role, model, f, free, shown, mapping)
+                yield _unmapped(data, file, role, model, f, free, shown, given)
 
 
 def _unmapped(data: ir.Data, file: str, role: str, model: ir.Model, f: ir.Field, free: list[str], shown: str,
-              mapping: Mapping[str, ir.Arg]) -> Diagnostic:
+              given: ir.Value | None) -> Diagnostic:
     message = f"`{file}` has no column `{f.name}` for the program's {role} field `{model.name}.{f.name}`"
     near = did_you_mean(f.name, free)
     if near is None:
         return Diagnostic("data-mismatch", message, data.span, f"columns: {shown}",
                           f'name the column it reads with `map: {{ {f.name}: "column" }}`, or make it optional')
     entry = f'{f.name}: "{near.choice}"'
-    if mapping:  # after its last entry
-        last = list(mapping.values())[-1].span
+    if isinstance(given, ir.MapValue) and given.items:  # after its last entry
+        last = given.items[-1].span
         fix = Fix(_at(last, last.end), "", f", {entry}", f"Add `{entry}` to `map`")
+    elif isinstance(given, ir.MapValue):  # inside `{}`
+        fix = Fix(_at(given.span, given.span.start + 1), "", f" {entry} ", f"Add `{entry}` to `map`")
     else:  # after the loader's last argument (a file loader has one: its path)
         last = data.loader.args[-1].span
         fix = Fix(_at(last, last.end), "", f", map: {{ {entry} }}", f"Add `map: {{ {entry} }}`")

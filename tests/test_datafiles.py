@@ -69,6 +69,9 @@ def test_the_fix_adds_to_a_map_already_there(folder: Path) -> None:
     text, [d] = diagnostics(folder, 'csv("data/reviews.csv", map: { label: "verdict" })')
     assert d.help == 'add map: { txt: "text" }'
     assert recheck(folder, fixed(text, d)) == []
+    (folder / "data" / "reviews.csv").write_text("text,label\nnice,positive\n", encoding="utf-8")
+    text, [d] = diagnostics(folder, 'csv("data/reviews.csv", map: {})')
+    assert 'map: { txt: "text" }' in fixed(text, d) and recheck(folder, fixed(text, d)) == []
 
 
 def test_a_mapped_column_that_is_not_there_gets_the_nearest(folder: Path) -> None:
