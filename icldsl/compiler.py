@@ -22,9 +22,9 @@ from .source import Source
 SECRET_OPTIONS = ("api_key",)
 
 
-def compile_source(source: Source, *, data: bool = True) -> Compiled:
-    """Parse (with imports), check (opening the data files, unless not `data`) and compile;
-    raises CheckError with every diagnostic, and the sources they point into, on failure."""
+def compile_source(source: Source, *, data: bool = False) -> Compiled:
+    """Parse (with imports), check (with `data`, opening the data files as `icldsl check` does)
+    and compile; raises CheckError with every diagnostic, and the sources they point into, on failure."""
     module, sources = load_module(source)
     base_dir = Path(source.name).resolve().parent
     try:
@@ -46,7 +46,7 @@ def compile_source(source: Source, *, data: bool = True) -> Compiled:
     )
 
 
-def check_module(module: ir.Module, base_dir: Path, *, data: bool = True) -> list[Diagnostic]:
+def check_module(module: ir.Module, base_dir: Path, *, data: bool = False) -> list[Diagnostic]:
     """The checker's passes, then finding the tools and rewards the module uses (relative to
     `base_dir`) by reading their source, never importing it, and (with `data`) opening the data
     files; raises CheckError with every diagnostic when there is an error, else returns the warnings."""

@@ -60,6 +60,9 @@ class Suggestion(str):
         made.word, made.choice = word, choice
         return made
 
+    def __getnewargs__(self) -> tuple[str, str, str]:  # copied and pickled whole
+        return str(self), self.word, self.choice
+
 
 @dataclass(frozen=True, slots=True)
 class Fix:

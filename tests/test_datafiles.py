@@ -29,7 +29,7 @@ train classify on reviews {{ reward exact_match() optimizer random_few_shot() }}
 def diagnostics(folder: Path, data: str) -> tuple[str, list[Diagnostic]]:
     text = PROGRAM.format(data=data)
     try:
-        return text, list(compile_source(Source(str(folder / "p.icl"), text)).warnings)
+        return text, list(compile_source(Source(str(folder / "p.icl"), text), data=True).warnings)
     except CheckError as exc:
         return text, list(exc.diagnostics)
 
@@ -41,7 +41,7 @@ def fixed(text: str, d: Diagnostic) -> str:
 
 def recheck(folder: Path, text: str) -> list[Diagnostic]:
     try:
-        return list(compile_source(Source(str(folder / "p.icl"), text)).warnings)
+        return list(compile_source(Source(str(folder / "p.icl"), text), data=True).warnings)
     except CheckError as exc:
         return list(exc.diagnostics)
 
@@ -105,7 +105,8 @@ def test_a_missing_folder_is_a_warning_and_no_data_opens_nothing(folder: Path) -
 def test_a_folder_named_as_the_file_and_a_builtin_loaders_path(folder: Path) -> None:
     _, [d] = diagnostics(folder, 'csv("data", map: { txt: "text" })')
     assert d.code == "missing-data" and d.message.endswith("which is a folder, not a file")
-    text = PROGRAM.format(data='csv("data/reviews.csv", map: { txt: "text" })') + 'data more = clinc150(path: "clinc")\n'
+    text = PROGRAM.format(data='csv("data/reviews.csv", map: { txt: "text" })')
+    text += 'data more = clinc150(path: "clinc")\n'
     [d] = recheck(folder, text)
     assert d.message == "data `more` reads `clinc`, but there is no such folder"
 
