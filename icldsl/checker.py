@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from urllib.parse import urlsplit
 from typing import Iterable, Mapping
 
 from . import ir
@@ -22,7 +21,7 @@ from .diagnostics import CheckError, Sink, did_you_mean
 from .lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
 from .parser import MAX_DEPTH
 from .options import (EMBEDDING_NAME, FIELDS, LM_NAME, Choice, Either, Signature, bind, matches, names_a, to_python,
-                      type_name)
+                      type_name, url_secrets)
 from .specs import TRAIN_SETTINGS
 from .training.registry import OPTIMIZERS, REWARDS
 
@@ -292,19 +291,17 @@ def _check_fallback(lm: ir.LM, ref: ir.Ref, lms: Mapping[str, ir.LM], sink: Sink
                  ref.span, "fallback cycle", "a fallback must end at an lm without one")
 
 
-def _url_credentials(value: ir.Literal, owner: str, option: str, sink: Sink) -> bool:
-    """A URL with a user name or password in it (`http://user:key@host`) holds a secret too."""
-    if not isinstance(value.value, str) or "@" not in value.value:
-        return False
-    try:
-        parts = urlsplit(value.value)
-        found = bool(parts.scheme and parts.netloc and (parts.username or parts.password))
-    except ValueError:
-        return False
-    if found:
-        sink.add("secret-in-source", f"`{option}` of {owner} holds credentials in its URL", value.span,
-                 "a secret in the source", f'put the URL, credentials and all, in a variable: `{option}: env("NAME")`')
-    return found
+def _url_credentials(value: ir.Value, owner: str, option: str, sink: Sink) -> bool:
+    """A URL with a user name, password or token in it (`http://user:key@host`,
+    `http://host/v1?api_key=...`) holds a secret too, alone or in a list of URLs."""
+    items = value.items if isinstance(value, ir.ListValue) else (value,)
+    found = [item for item in items if isinstance(item, ir.Literal) and isinstance(item.value, str)
+             and url_secrets(item.value)]
+    for item in found:
+        sink.add("secret-in-source", f"`{option}` of {owner} holds credentials in its URL", item.span,
+                 "a secret in the source", f'put the URL, credentials and all, in a variable: `{option}: env("NAME")`'
+                 + (' (a list may hold env(...) items)' if isinstance(value, ir.ListValue) else ""))
+    return bool(found)
 
 
 def check_lms(module: ir.Module, sink: Sink) -> None:
@@ -325,13 +322,13 @@ def check_lms(module: ir.Module, sink: Sink) -> None:
             value = arg.value
             if arg.name == "fallback" and matches(value, LM_NAME):
                 _check_fallback(lm, value, lms, sink)
+            if _url_credentials(value, f"lm `{lm.name}`", arg.name, sink):
+                continue
             if not isinstance(value, ir.Literal) or not matches(value, options.get(arg.name, object)):
                 continue
             if arg.name in SECRET_OPTIONS:
                 sink.add("secret-in-source", f"`{arg.name}` of lm `{lm.name}` is written in the file", value.span,
                          "a key in the source", f'read it from the environment: `{arg.name}: env("NAME")`')
-                continue
-            if _url_credentials(value, f"lm `{lm.name}`", arg.name, sink):
                 continue
             if arg.name == "temperature" and not 0 <= value.value <= 2:
                 sink.add("invalid-value", "temperature must be between 0 and 2", value.span)
@@ -357,7 +354,7 @@ def check_embeddings(module: ir.Module, sink: Sink) -> None:
                 sink.add("secret-in-source", f"`{arg.name}` of embedding `{emb.name}` is written in the file",
                          arg.value.span, "a key in the source",
                          f'read it from the environment: `{arg.name}: env("NAME")`')
-            elif isinstance(arg.value, ir.Literal):
+            else:
                 _url_credentials(arg.value, f"embedding `{emb.name}`", arg.name, sink)
 
 

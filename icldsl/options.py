@@ -6,8 +6,10 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import ir
 
@@ -51,6 +53,30 @@ class Urls:
 
 
 URLS = Urls()
+
+# A query parameter of a URL whose name holds one of these (`?token=`, `?key=`, `api_key=`,
+# `access_token=`, `sig=`) carries a secret, as the user name and password of `http://user:pw@host` do.
+SECRET_QUERY = re.compile(r"key|token|secret|passw|auth|sig|credential", re.IGNORECASE)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets written in `url`: its user-info (`user:password`, and the password alone)
+    and the values of its secret-named query parameters, each as written and decoded;
+    [] for a URL without them or text that is no URL."""
+    try:
+        parts = urlsplit(url)
+        if not (parts.scheme and parts.netloc):
+            return []
+        userinfo = parts.netloc.rpartition("@")[0]
+        password = parts.password if userinfo else None
+        query = parse_qsl(parts.query, keep_blank_values=False)
+    except ValueError:
+        return []
+    raw = dict(pair.partition("=")[::2] for pair in parts.query.split("&"))
+    found = [userinfo, password or "", *(v for k, v in query if SECRET_QUERY.search(k)),
+             *(v for k, v in raw.items() if SECRET_QUERY.search(unquote(k)))]
+    found += [unquote(s) for s in found]
+    return [s for s in dict.fromkeys(found) if s]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import re
 from typing import Any, Mapping
 
 from ..lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
-from ..options import URLS, type_name
+from ..options import URLS, type_name, url_secrets
 from ..user_code import FORM
 from ..specs import BranchSpec, ProgramSpec, StepSpec
 from .retrieval import Dense
@@ -135,6 +135,9 @@ def _option_problems(provider: str, allowed: Mapping[str, Any], options: Mapping
                 found.append(f"falls back to `{value}`, which is not among its lms")
         elif key in SECRET_OPTIONS and not _is_env(value):
             found.append(f"option `{key}` must name an environment variable, as {{\"env\": NAME}}")
+        elif any(isinstance(v, str) and url_secrets(v) for v in (value if isinstance(value, list) else [value])):
+            found.append(f"option `{key}` holds credentials in a URL; a URL with them must come from an environment "
+                         f"variable, as {{\"env\": NAME}}")
         elif not _fits(value, allowed[key]):
             found.append(f"option `{key}` must be {type_name(allowed[key])}" + (
                 ' or {"env": NAME}' if allowed[key] is str else ""))

@@ -35,9 +35,10 @@ PLAIN = LMRequest(messages=(Message("user", "hi"),))
 def run(server: LoopbackServer, request: LMRequest = PLAIN, **options: Any) -> LMResponse:
     """One `complete` call with a fresh client that is always closed."""
     options.setdefault("backoff_base", 0.001)
+    options.setdefault("base_url", server.openai_url)
 
     async def go() -> LMResponse:
-        async with OpenAIClient("test-model", base_url=server.openai_url, **options) as client:
+        async with OpenAIClient("test-model", **options) as client:
             return await client.complete(request)
 
     return asyncio.run(go())
@@ -294,6 +295,35 @@ def test_the_key_never_appears_in_retry_logs_or_errors(
     assert "retry 1 of 1" in caplog.text
     assert "internal error for key" in caplog.text and "internal error for key" in str(error)
     assert KEY not in caplog.text and KEY not in str(error)
+
+
+def test_a_token_in_the_url_is_sent_before_the_path_and_never_shown(
+    server: LoopbackServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.push(openai_reply("ok"), error_reply(500, "down"), error_reply(404, "no such model"))
+    caplog.set_level(logging.DEBUG)
+    url = f"{server.openai_url}?api-key=tok-sekrit&v=2"
+    assert run(server, base_url=url).text == "ok"
+    error = fail(server, base_url=url, max_retries=1)
+    assert [(r.path, r.query) for r in server.requests] == [("/v1/chat/completions", "api-key=tok-sekrit&v=2")] * 3
+    assert "HTTP 404" in str(error) and f"{server.openai_url}/chat/completions?api-key=<credentials>&v=2" in str(error)
+    assert "retry 1 of 1" in caplog.text and "POST" in caplog.text
+    assert "sekrit" not in str(error) + caplog.text
+
+
+def test_basic_auth_a_server_echoes_is_redacted(server: LoopbackServer, caplog: pytest.LogCaptureFixture) -> None:
+    import base64
+
+    token = base64.b64encode(b"bob:hunter22").decode()
+    echo = f"bad header Authorization: Basic {token}; also saw Basic {base64.b64encode(b'eve:other99').decode()}"
+    server.push(error_reply(500, echo), error_reply(401, echo))
+    caplog.set_level(logging.DEBUG)
+    error = fail(server, base_url=server.openai_url.replace("://", "://bob:hunter22@"), max_retries=1)
+    assert server.requests[0].headers["authorization"] == f"Basic {token}"
+    assert "HTTP 401" in str(error) and "Authorization: Basic <credentials>" in str(error)
+    assert "retry 1 of 1" in caplog.text
+    for text in (str(error), caplog.text):
+        assert token not in text and "hunter22" not in text and "ZXZlOm90aGVyOTk" not in text
 
 
 @pytest.mark.parametrize(
