@@ -20,6 +20,7 @@ from .datasets import LOADERS
 from .diagnostics import CheckError, Sink, did_you_mean
 from .lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
 from .parser import MAX_DEPTH
+from .patterns import pattern_problem
 from .options import (EMBEDDING_NAME, FIELDS, LM_NAME, Choice, Either, Signature, bind, matches, names_a, to_python,
                       type_name, url_secrets)
 from .specs import TRAIN_SETTINGS
@@ -113,11 +114,11 @@ def _check_constraints(t: ir.NamedType | ir.ListType, sink: Sink) -> None:
     for name in ("min_length", "max_length", "min_items", "max_items"):
         if given.get(name, 0) < 0:
             sink.add("invalid-value", f"`{name}` cannot be negative", t.span)
-    if "pattern" in given:
-        try:
-            re.compile(given["pattern"])
-        except re.error as exc:
-            sink.add("invalid-value", f"`pattern` is not a regular expression: {exc}", t.span, "bad pattern")
+    pattern = next((a.value for a in t.constraints if a.name == "pattern" and "pattern" in given), None)
+    problem = pattern_problem(pattern.value) if pattern is not None else None
+    if problem:
+        sink.add("invalid-value", f"`pattern` cannot be used: {problem}", pattern.span, "bad pattern",
+                 "field patterns follow Rust's regex syntax: no look-around or back-references, and a bounded size")
 
 
 def _names(t: ir.TypeExpr, *, through_lists: bool = True) -> Iterable[str]:

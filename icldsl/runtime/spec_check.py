@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from ..lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
 from ..options import URLS, type_name, url_secrets
+from ..patterns import pattern_problem
 from ..user_code import FORM
 from ..specs import BranchSpec, ProgramSpec, StepSpec
 from .retrieval import Dense
@@ -89,11 +90,9 @@ def _type_problems(t: Any, models: set[str]) -> list[str]:
         allowed = CONSTRAINTS.get(kind or "", {})
         bad = [f"constraint {k!r} does not fit {kind or 'this type'}" for k, v in t.items() if k != "constrained"
                and (k not in allowed or not isinstance(v, allowed[k]) or isinstance(v, bool))]
-        if "pattern" in t and not bad:
-            try:
-                re.compile(t["pattern"])
-            except re.error as exc:
-                bad.append(f"pattern is not a regular expression: {exc}")
+        problem = pattern_problem(t["pattern"]) if "pattern" in t and not bad else None
+        if problem:
+            bad.append(f"pattern {t['pattern'][:40]!r} cannot be used: {problem}")
         return bad or _type_problems(base, models)
     if len(t) != 1:
         return [f"unknown type {t!r}"[:80]]
