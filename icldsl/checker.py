@@ -21,8 +21,8 @@ from .diagnostics import CheckError, Sink, did_you_mean
 from .lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
 from .parser import MAX_DEPTH
 from .patterns import pattern_problem
-from .options import (EMBEDDING_NAME, FIELDS, LM_NAME, Choice, Either, Signature, bind, matches, names_a, to_python,
-                      type_name, url_secrets)
+from .options import (EMBEDDING_NAME, FIELDS, LM_NAME, MAX_CONCURRENCY, Choice, Either, Signature, Within, bind,
+                      matches, names_a, to_python, type_name, url_secrets)
 from .specs import TRAIN_SETTINGS
 from .training.registry import OPTIMIZERS, REWARDS
 
@@ -236,7 +236,10 @@ def _check_args(args: tuple[ir.Arg, ...], signature: Signature, what: str, sink:
             continue
         given[name] = arg
         expected = signature.options[name]
-        if not matches(arg.value, expected):
+        if isinstance(expected, Within) and matches(arg.value, expected.kind) and not matches(arg.value, expected):
+            sink.add("invalid-value", f"option `{name}` of {what} must be {type_name(expected)}", arg.value.span,
+                     "out of range")
+        elif not matches(arg.value, expected):
             kinds = expected.kinds if isinstance(expected, Either) else (expected,)
             choices = [v for kind in kinds if isinstance(kind, Choice) for v in kind.values]
             near = did_you_mean(arg.value.value, choices) if choices and \
@@ -751,6 +754,9 @@ def _check_setting(setting: ir.Setting, output: ir.Model | None, models: Mapping
             sink.add("invalid-value", "`validation_split` must be between 0 and 1 (exclusive)", value.span)
         elif setting.key != "seed" and expected is int and value.value < 1:
             sink.add("invalid-value", f"`{setting.key}` must be at least 1", value.span)
+        elif setting.key == "concurrency" and value.value > MAX_CONCURRENCY:
+            sink.add("invalid-value", f"`concurrency` must be at most {MAX_CONCURRENCY}", value.span, "too many",
+                     "rows in flight at once; more would exhaust connections and memory before a server answers")
 
 
 def _check_references(call: ir.Call, signature: Signature, names: Mapping[str, Mapping[str, object]],

@@ -96,6 +96,22 @@ class AtLeast:
 
 
 @dataclass(frozen=True, slots=True)
+class Within:
+    """Option type: an `int` or `float` from `low` to `high`, both included."""
+
+    kind: type
+    low: int | float
+    high: int | float
+
+
+# The most calls one LM keeps in flight (its `max_concurrency`), and the most rows `icldsl run
+# --concurrency`, `Program.map` or a train block's `concurrency` keep in flight: each is a
+# connection (a file descriptor) and a task, and far more than any server answers at once.
+MAX_CONCURRENCY = 1024
+CONCURRENCY = Within(int, 1, MAX_CONCURRENCY)
+
+
+@dataclass(frozen=True, slots=True)
 class Either:
     """Option type: a value of any of `kinds`, like `retriever: "bm25"` or `retriever: minilm`."""
 
@@ -159,6 +175,8 @@ def type_name(t: Any) -> str:
         return "one of " + ", ".join(f'"{v}"' for v in t.values)
     if isinstance(t, AtLeast):
         return f"{type_name(t.kind)} {'above' if t.strict else 'of at least'} {t.low}"
+    if isinstance(t, Within):
+        return f"{type_name(t.kind)} from {t.low} to {t.high}"
     if t is FIELDS:
         return "a list of field names"
     if t is LM_NAME:
@@ -186,6 +204,8 @@ def matches(value: ir.Value, t: Any) -> bool:
         return isinstance(value, ir.Literal) and value.value in t.values
     if isinstance(t, AtLeast):
         return matches(value, t.kind) and (value.value > t.low if t.strict else value.value >= t.low)
+    if isinstance(t, Within):
+        return matches(value, t.kind) and t.low <= value.value <= t.high
     if t == dict[str, str]:
         return isinstance(value, ir.MapValue) and all(
             isinstance(a.value, ir.Literal) and isinstance(a.value.value, str) for a in value.items

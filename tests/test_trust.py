@@ -225,6 +225,7 @@ def test_a_deployment_decides_where_an_artifacts_requests_go(adder, monkeypatch,
     for flag, message in [("other.base_url=http://h/v1", "cannot override lm `other`: the program's lms are solver"),
                           ("solver.api_key=sk-123", "option `api_key` must name an environment variable"),
                           ("solver.base_url=http://h/v1?key=sk-123", "option `base_url` holds credentials in a URL"),
+                          ("solver.max_concurrency=100000000", "option `max_concurrency` must be an integer from 1 to 1024"),
                           ("solver.weights=q4_0", "openai has no option `weights`"),
                           ("solver", "write NAME.OPTION=VALUE")]:
         assert main(["run", "adder.artifact.json", "--input", "{}", "--lm", flag]) == 1

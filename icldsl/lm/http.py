@@ -28,7 +28,7 @@ from icldsl.lm.base import LMConfigError, LMError
 from icldsl.lm.connections import Connections
 from icldsl.lm.endpoints import Endpoint, Endpoints
 from icldsl.lm.trace import note_retry
-from icldsl.options import url_secrets
+from icldsl.options import MAX_CONCURRENCY, url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ class Limits:
     backoff_base: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.max_concurrency > MAX_CONCURRENCY:
+            raise LMConfigError(f"max_concurrency {self.max_concurrency} is more than the most allowed, "
+                                f"{MAX_CONCURRENCY}: each call in flight holds a connection")
         if (
             self.timeout <= 0 or self.max_retries < 0 or self.max_concurrency < 1 or self.backoff_base < 0
             or (self.rpm is not None and self.rpm < 1)

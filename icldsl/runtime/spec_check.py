@@ -11,7 +11,7 @@ import re
 from typing import Any, Mapping
 
 from ..lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
-from ..options import URLS, type_name, url_secrets
+from ..options import URLS, Within, type_name, url_secrets
 from ..patterns import pattern_problem
 from ..user_code import FORM
 from ..specs import BranchSpec, ProgramSpec, StepSpec
@@ -149,6 +149,8 @@ def _is_env(value: Any) -> bool:
 
 def _fits(value: Any, kind: Any) -> bool:
     """Whether a stored option value fits its type; strings may be stored as {"env": NAME}."""
+    if isinstance(kind, Within):
+        return _fits(value, kind.kind) and kind.low <= value <= kind.high
     if kind is URLS:
         items = value if isinstance(value, list) else [value]
         return bool(items) and all(isinstance(v, str) or _is_env(v) for v in items)

@@ -13,6 +13,7 @@ import pytest
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Message, Usage
 from icldsl.lm.openai import OpenAIClient, schema_name
 from icldsl.lm.providers import PROVIDERS
+from icldsl.options import Within
 from tests.loopback import LoopbackServer, Reply, error_reply, openai_reply
 
 KEY = "sk-test-0123456789abcdef"
@@ -154,6 +155,7 @@ def test_missing_key_for_the_official_host_is_a_config_error(base_url: str | Non
     [
         {"base_url": "localhost:8000/v1"},
         {"max_concurrency": 0},
+        {"max_concurrency": 100_000_000},  # above options.MAX_CONCURRENCY: refused before any transport is made
         {"timeout": 0},
         {"max_retries": -1},
     ],
@@ -169,7 +171,9 @@ def test_options_are_constructor_keywords_of_the_declared_types() -> None:
     for name, kind in PROVIDERS["openai"].client_options.items():
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY
         default = params[name].default
-        assert default is None or isinstance(default, kind), name
+        assert default is None or isinstance(default, getattr(kind, "kind", kind)), name
+        if isinstance(kind, Within):  # a bounded option's default is within its bounds
+            assert kind.low <= default <= kind.high, name
 
 
 # -- retries --------------------------------------------------------------------
