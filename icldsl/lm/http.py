@@ -112,7 +112,8 @@ def http_urls(base_url: str | Sequence[str], provider: str, example: str) -> tup
     if not urls:
         raise LMConfigError(f"{provider} base_url is an empty list (are its env(...) variables set?); "
                             f"give at least one URL, like {example!r}")
-    twice = next((url for i, url in enumerate(urls) if url in urls[:i]), None)
+    seen: set[str] = set()
+    twice = next((url for url in urls if url in seen or seen.add(url)), None)  # linear in a list of any length
     if twice:
         raise LMConfigError(f"{provider} base_url lists {redact_url(twice)!r} twice")
     return urls
@@ -219,10 +220,12 @@ class HTTPCaller:
 
     def prepare(self) -> None:
         """Make the transports of as many requests as may be in flight, shared out between
-        the endpoints as the least-busy choice shares the requests."""
+        the endpoints as the least-busy choice shares the requests (with more endpoints
+        than calls in flight, one each for as many as there are calls: fewer than twice
+        `max_concurrency` in all, however long the list)."""
         endpoints = self.endpoints
         share = -(-self.limits.max_concurrency // len(endpoints))
-        for endpoint in endpoints.all:
+        for endpoint in endpoints.all[:self.limits.max_concurrency]:
             endpoint.connections.reserve(share)
 
     async def aclose(self) -> None:

@@ -389,6 +389,11 @@ def test_prepare_shares_the_transports_between_endpoints() -> None:
     client.prepare()
     assert [len(e.connections) for e in client._http.endpoints.all] == [3, 3]
     asyncio.run(client.aclose())
+    many = OpenAIClient("m", base_url=[f"http://127.0.0.1:{port}/v1" for port in range(1, 2001)], max_concurrency=4)
+    many.prepare()
+    assert [len(e.connections) for e in many._http.endpoints.all[:6]] == [1, 1, 1, 1, 0, 0]
+    assert sum(len(e.connections) for e in many._http.endpoints.all) == 4
+    asyncio.run(many.aclose())
 
 
 # -- the loopback server itself ------------------------------------------------------
