@@ -178,7 +178,7 @@ def extent(d: Diagnostic, sources: Mapping[str, Source]) -> tuple[tuple[int, int
 
 
 def to_json(d: Diagnostic, sources: Mapping[str, Source]) -> dict:
-    """One diagnostic as the object `icldsl check --format json` prints (README: "Diagnostics for machines")."""
+    """One diagnostic as the object `icldsl check --format json` prints (docs/diagnostics.md)."""
     place = extent(d, sources)
     return {
         "code": d.code,
