@@ -38,8 +38,9 @@ RETRY_STATUSES = frozenset({408, 429})  # plus every 5xx
 WINDOW = 60.0  # seconds over which `rpm` counts
 
 # Credentials a server may echo back in an error (`Authorization: Basic dXNlcjpwdw==`),
-# whichever they are; those this client sends are also redacted by value.
-_AUTHORIZATION = re.compile(r"\b(Basic|Bearer)(\s+)[A-Za-z0-9+/=._~-]{6,}", re.IGNORECASE)
+# whichever they are: a token of 8 or more characters with a digit or a symbol in it (so
+# "Basic authentication failed" stays as it is); those this client sends are also redacted by value.
+_AUTHORIZATION = re.compile(r"\b(Basic|Bearer)(\s+)(?=[\w+/=.~-]*[\d+/=._~-])[A-Za-z0-9+/=._~-]{8,}", re.IGNORECASE)
 
 # A request body as JSON text; made once (json.dumps with options makes an encoder per call).
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode

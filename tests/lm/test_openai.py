@@ -319,15 +319,17 @@ def test_basic_auth_a_server_echoes_is_redacted(server: LoopbackServer, caplog: 
     import base64
 
     token = base64.b64encode(b"bob:hunter22").decode()
-    echo = f"bad header Authorization: Basic {token}; also saw Basic {base64.b64encode(b'eve:other99').decode()}"
+    echo = (f"Basic authentication failed: bad header Authorization: Basic {token}; "
+            f"also saw Basic {base64.b64encode(b'eve:other99').decode()} and Bearer sk-abc_123XYZ")
     server.push(error_reply(500, echo), error_reply(401, echo))
     caplog.set_level(logging.DEBUG)
     error = fail(server, base_url=server.openai_url.replace("://", "://bob:hunter22@"), max_retries=1)
     assert server.requests[0].headers["authorization"] == f"Basic {token}"
     assert "HTTP 401" in str(error) and "Authorization: Basic <credentials>" in str(error)
+    assert "Basic authentication failed" in str(error) and "Bearer <credentials>" in str(error)
     assert "retry 1 of 1" in caplog.text
     for text in (str(error), caplog.text):
-        assert token not in text and "hunter22" not in text and "ZXZlOm90aGVyOTk" not in text
+        assert token not in text and "hunter22" not in text and "ZXZlOm90aGVyOTk" not in text and "sk-abc" not in text
 
 
 @pytest.mark.parametrize(
