@@ -18,6 +18,7 @@ from ..errors import EXIT_STATUSES
 # tenth of `--help`).
 SIGNING_KEY_ENV = "ICLDSL_SIGNING_KEY"
 CACHE_DIR_ENV = "ICLDSL_CACHE_DIR"
+MAX_CONCURRENCY = 1024  # options.MAX_CONCURRENCY, which a test holds this to
 SHELLS = ("bash", "zsh", "fish")
 
 
@@ -124,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="-", metavar="FILE|-",
                    help="where the predictions of a file's rows go, one JSON line each (default: stdout)")
     p.add_argument("--format", choices=("jsonl", "csv"), help="the input's format (default: from its suffix)")
-    p.add_argument("--concurrency", type=_positive, default=8, metavar="N", help="rows in flight at once (default 8)")
+    p.add_argument("--concurrency", type=_concurrency, default=8, metavar="N",
+                   help=f"rows in flight at once (default 8, at most {MAX_CONCURRENCY})")
     p.add_argument("--id", metavar="FIELD", help="copy this field of each row into its output line as `id`")
     p.add_argument("--retry-failed", action="store_true",
                    help="drop the rows that failed from --output and run them again")
@@ -251,6 +253,13 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _concurrency(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"at most {MAX_CONCURRENCY} rows may be in flight at once, got {text!r}")
     return value
 
 
