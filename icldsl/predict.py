@@ -43,7 +43,7 @@ from .runtime.program import Program
 Format = Literal["jsonl", "csv"]
 
 _encode = json.JSONEncoder(ensure_ascii=False).encode  # an output line; one encoder for all of them
-MAX_ROW_BYTES = 8 * 2**20  # a line of the input; a longer one is a bad row, never read whole (README)
+MAX_ROW_BYTES = 8 * 2**20  # a line of the input; a longer one is a bad row, never read whole (docs/predicting.md)
 
 
 class OutputError(Error):
@@ -162,7 +162,8 @@ def _jsonl(lines: _Lines) -> Iterator[tuple[int, dict | None, str | None]]:
         try:
             value = loads(text)
         except JSONTextError as exc:
-            yield line, None, f"line {line} is not JSON: {exc.reason}" + (f" (column {exc.column})" if exc.column else "")
+            where = f" (column {exc.column})" if exc.column else ""
+            yield line, None, f"line {line} is not JSON: {exc.reason}{where}"
             continue
         if not isinstance(value, dict):
             yield line, None, f"line {line} is not a JSON object"

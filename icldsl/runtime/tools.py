@@ -29,7 +29,7 @@ from ..errors import Error
 from ..user_code import UserCodeError, load_function, locate
 
 
-TIMEOUT = 30.0  # seconds a tool call may take (README, `tool`)
+TIMEOUT = 30.0  # seconds a tool call may take (docs/language/tool.md)
 
 
 class ToolError(Error):
