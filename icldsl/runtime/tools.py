@@ -4,7 +4,8 @@
 parameters and docstring from the module's source without running it, for the commands
 that show requests without making them (`render`, `plan`).
 
-A call runs off the event loop, in a thread of its own, and may take `TIMEOUT` seconds;
+A call of a plain function runs off the event loop, in a thread of its own (an `async def`
+tool runs on the loop, and must not block it); either may take `TIMEOUT` seconds;
 then the LM reads that it timed out and the program goes on. A thread cannot be stopped:
 a tool still busy then runs on in the background (a daemon thread, which does not keep
 the process alive), and one long C-level operation that holds the interpreter (such as
