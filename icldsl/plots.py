@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -47,10 +48,17 @@ KIND_COLOURS = {
 _SPARE_COLOURS = ("#e9f5c9", "#fde2f3", "#d8f0fb", "#f3e8d2", "#e2e2f7", "#dff3df")
 _INPUT_COLOUR = "#eef0f3"
 
+# Every string is drawn as it is written: matplotlib would read `$...$` in a label, a name or
+# a description as TeX-like mathtext, and fail on one that does not parse (an enum label
+# `price_$_{low`). Text made while drawing (ticks, legends) reads the setting then too, so
+# the figures are both built and rendered under it.
+_AS_TEXT = {"text.parse_math": False}
+
 
 # ---- saving -------------------------------------------------------------------------------
 
 
+@rc_context(_AS_TEXT)
 def render(fig: Figure, fmt: str = "png") -> bytes:
     """The figure as PNG or SVG bytes (no timestamps, so the same figure gives the same bytes)."""
     buffer = io.BytesIO()
@@ -71,6 +79,7 @@ def save(fig: Figure, path: str | Path) -> Path:
     return path
 
 
+@rc_context(_AS_TEXT)
 def figures(doc: Mapping[str, Any]) -> dict[str, Figure]:
     """Every plot of an artifact document, by name (see PLOTS)."""
     spec = ProgramSpec.from_json(doc["program"])
@@ -123,6 +132,7 @@ def kind_colour(kind: str) -> str:
     return KIND_COLOURS.get(kind) or _SPARE_COLOURS[zlib.crc32(kind.encode()) % len(_SPARE_COLOURS)]
 
 
+@rc_context(_AS_TEXT)
 def program_graph(spec: ProgramSpec, states: Mapping[str, StepState] | None = None) -> Figure:
     """The program's steps as boxes from its input to its outputs, wired by what each step reads.
 
@@ -381,6 +391,7 @@ def metric_names(history: Mapping[str, Sequence[float]]) -> list[str]:
     return sorted(names, key=lambda n: (n != "reward", names.index(n)))
 
 
+@rc_context(_AS_TEXT)
 def history_plot(
     history: Mapping[str, Sequence[float]],
     *,
@@ -483,6 +494,7 @@ def _labelled(scores: Mapping[str, Any]) -> list[tuple[str, dict[str, tuple[floa
             for label in order if isinstance(scores[label], Mapping)]
 
 
+@rc_context(_AS_TEXT)
 def runs_plot(scores: Mapping[str, Any], *, program: str = "") -> Figure:
     """Each run's test scores (not the counts, which the comparison shows), untrained and
     trained, with the mean and a ± one std band."""
@@ -528,6 +540,7 @@ def runs_plot(scores: Mapping[str, Any], *, program: str = "") -> Figure:
     return fig
 
 
+@rc_context(_AS_TEXT)
 def comparison_plot(scores: Mapping[str, Any], *, program: str = "") -> Figure:
     """Untrained beside trained: bars of the mean, error bars of the std. The scores share
     one panel on a 0-1 axis; each count (failures, calls, tokens) has a panel of its own
