@@ -170,10 +170,13 @@ def failure_message(failed: int, total: int, error: str | None, count: int, what
 
 def resources_of(compiled: Compiled, cache: LMCache | None, cache_mode: Mode,
                  clients: Mapping[str, LMClient] | None = None,
-                 tracers: Sequence[Tracer] | None = None) -> Resources:
-    """The file's lms and embeddings, for rewards and optimizers; given `clients` are used as they are."""
+                 tracers: Sequence[Tracer] | None = None, program: Program | None = None) -> Resources:
+    """The file's lms and embeddings, for rewards and optimizers; given `clients` are used as
+    they are. With `program`, they connect through the program's clients: one client per lm
+    name for the whole session, which the program closes."""
     return Resources(compiled.lms, compiled.embeddings, cache, cache_mode, dict(clients or {}),
-                     (compiled.base_dir,), tracers=tracers)
+                     (compiled.base_dir,), tracers=tracers,
+                     connections=program.clients if program is not None else None)
 
 
 def _make(function: Function, options: Mapping[str, Any], resources: Resources, purpose: str) -> Any:
@@ -238,7 +241,7 @@ async def fit_compiled(
     receive every LM call, the program's and the reward's and optimizers' alike.
     """
     program = program_of(compiled, train.program, clients, cache=cache, cache_mode=cache_mode, tracers=tracers)
-    resources = resources_of(compiled, cache, cache_mode, clients, tracers)
+    resources = resources_of(compiled, cache, cache_mode, clients, tracers, program)
     try:
         program.tools()  # imported now: a module that fails to import stops the fit before any LM call
         data = load_data(compiled, train, program)
@@ -304,7 +307,8 @@ async def eval_compiled(
     progress: Progress | None = None,
 ) -> Scores:
     """The program's reward on the test split of its train block's data."""
-    resources = resources_of(compiled, program.cache, program.cache_mode, tracers=program.clients.tracers)
+    resources = resources_of(compiled, program.cache, program.cache_mode, tracers=program.clients.tracers,
+                             program=program)
     try:
         program.tools()  # imported now: a module that fails to import stops before any LM call
         data = load_data(compiled, train, program)
