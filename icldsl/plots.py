@@ -81,7 +81,9 @@ def save(fig: Figure, path: str | Path) -> Path:
 
 @rc_context(_AS_TEXT)
 def figures(doc: Mapping[str, Any]) -> dict[str, Figure]:
-    """Every plot of an artifact document, by name (see PLOTS)."""
+    """The plots of an artifact document, by name, in PLOTS' order: every one but "runs"
+    when the test set was scored once (one dot per program says nothing the comparison
+    does not)."""
     spec = ProgramSpec.from_json(doc["program"])
     states = {path: StepState.from_json(s) for path, s in doc.get("states", {}).items()}
     training = doc.get("training") or {}
@@ -93,7 +95,12 @@ def figures(doc: Mapping[str, Any]) -> dict[str, Figure]:
         "history": lambda: history_plot(training.get("history") or {}, program=spec.name, initial=_initial(training),
                                         best_epoch=training.get("best_epoch")),
     }
-    return {name: drawn[name]() for name in PLOTS}
+    return {name: drawn[name]() for name in PLOTS if name != "runs" or run_count(scores) > 1}
+
+
+def run_count(scores: Mapping[str, Any]) -> int:
+    """How many times the test set was scored: the most runs any program's metric has."""
+    return max((len(v[2]) for _, metrics, _ in _labelled(scores) for v in metrics.values()), default=0)
 
 
 def _initial(training: Mapping[str, Any]) -> dict[str, float]:
@@ -598,15 +605,17 @@ def plot_paths(artifact_path: str | Path, directory: str | Path | None = None, f
 
 
 def write_all(doc: Mapping[str, Any], paths: Mapping[str, Path]) -> dict[str, bytes]:
-    """Draw every plot of an artifact document into `paths` (by plot name; the suffix picks
-    the format); returns each plot's PNG bytes, for a report to inline."""
+    """Draw the plots of an artifact document (`figures`) into `paths` (by plot name; the
+    suffix picks the format) and remove the file of a plot it does not draw, so none is
+    left from an earlier fit; returns each drawn plot's PNG bytes, for a report to inline."""
     pngs = {}
-    for name, fig in figures(doc).items():
-        if name not in paths:
+    drawn = figures(doc)
+    for name, path in paths.items():
+        if name not in drawn:
+            path.unlink(missing_ok=True)
             continue
-        path = paths[name]
         path.parent.mkdir(parents=True, exist_ok=True)
-        png = render(fig, "png")
-        path.write_bytes(png if path.suffix.lower() == ".png" else render(fig, path.suffix.lower().lstrip(".")))
+        png = render(drawn[name], "png")
+        path.write_bytes(png if path.suffix.lower() == ".png" else render(drawn[name], path.suffix.lower().lstrip(".")))
         pngs[name] = png
     return pngs

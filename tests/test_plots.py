@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import json
 import logging
@@ -286,6 +287,19 @@ def test_plot_redraws_beside_the_artifact_or_in_a_folder(trained_artifact: Path,
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [f"adder.{n}.svg" for n in plots.PLOTS] + ["adder.report.html"])
     assert "No predictions in this report" in (out / "adder.report.html").read_text()
+
+
+def test_a_one_run_fit_draws_no_runs_plot_and_leaves_none_from_before(trained_artifact: Path) -> None:
+    doc = artifact.read(trained_artifact)
+    paths = plots.plot_paths(trained_artifact)
+    assert list(plots.write_all(doc, paths)) == list(plots.PLOTS) and paths["runs"].exists()  # two runs
+    one = copy.deepcopy(doc)
+    for score in one["training"]["scores"].values():
+        for key in [k for k in score if k.endswith("_runs") or k == "rewards"]:
+            score[key] = score[key][:1]
+    assert plots.run_count(one["training"]["scores"]) == 1
+    assert list(plots.write_all(one, paths)) == ["graph", "comparison", "history"]
+    assert not paths["runs"].exists()  # the earlier fit's, which would pass for this one's
 
 
 def test_plot_refuses_a_tampered_artifact(trained_artifact: Path, capsys) -> None:

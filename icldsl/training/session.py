@@ -27,6 +27,7 @@ from .chain import Chain
 from .checkpoint import CheckpointWriter, read_checkpoint
 from .context import Optimizer
 from .csvlog import CSVLog
+from .estimate import Estimate, paired
 from .metrics import Metrics
 from .registry import OPTIMIZERS, REWARDS
 from .resources import Resources
@@ -85,6 +86,14 @@ class Scores:
     def usage_table(self) -> UsageTable:
         """The program's calls and the reward's."""
         return sum((r.usage_table for r in self.runs), self.reward_usage)
+
+
+def trained_minus_untrained(untrained: Scores, trained: Scores) -> Estimate | None:
+    """The reward of trained minus untrained, paired over the same test examples (the last
+    run of each), with its standard error; None without runs to compare."""
+    if not untrained.runs or not trained.runs:
+        return None
+    return paired([s.reward for s in trained.runs[-1].scored], [s.reward for s in untrained.runs[-1].scored])
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +299,8 @@ async def fit_compiled(
                  "args": dict(compiled.data[train.data].args), "sizes": sizes, **data_check.to_json()},
         **history.to_json(),
         "scores": {"untrained": untrained.to_json(), "trained": trained.to_json()},
+        **({"trained_minus_untrained": {"mean": gain.mean, "se": gain.stderr, "n": gain.n}}
+           if (gain := trained_minus_untrained(untrained, trained)) is not None else {}),
         "total_usage": usage.to_json(),
         "usage_by_step": by["steps"],
         "usage_by_lm": by["lms"],
