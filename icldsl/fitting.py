@@ -76,7 +76,8 @@ async def afit(source: str | Path | Compiled, *, program: str | None = None, out
     cache); `sign` signs with the key given, or with $ICLDSL_SIGNING_KEY when True;
     `report` writes the plots and report.html; `restart` ignores a checkpoint; `tracers`
     receive every LM call (`icldsl.lm.trace`); `clients` stand in for LMs (tests);
-    `on_trained` sees the report before anything is refused or written; `write=False`
+    `on_trained` sees the report once the artifact is written (or before the fit refuses
+    to write one, raising), before the plots are drawn; `write=False`
     writes no file at all (no checkpoint, history, report or artifact: the caller takes
     `Fitted.artifact`, as `icldsl fit -o -` does). Raises an
     `icldsl.Error` (CheckError, CallsMissing, FitFailed, ...) when the fit cannot give an
@@ -120,25 +121,37 @@ class _Job:
             self.checkpoint.unlink(missing_ok=True)
 
     def finish(self, fitted: FitReport, report: bool, on_trained: Callable[[FitReport], None] | None) -> Fitted:
-        """Refuse, or write the artifact and then the plots and report."""
+        """Refuse, or write the artifact and then show the training (`on_trained`) and draw
+        the plots and report: nothing decorative comes before the artifact, so a summary
+        that cannot be printed (standard output closed) loses no training either."""
+        refusal = _refusal(fitted)
+        if refusal is not None:
+            if on_trained is not None:
+                on_trained(fitted)
+            raise refusal
+        doc = artifact.sign(fitted.artifact, self.key) if self.key else fitted.artifact
+        if self.out is not None:
+            with _finishing():
+                artifact.write(self.out, doc)
+                self.checkpoint.unlink(missing_ok=True)  # type: ignore[union-attr]  # set with out
         if on_trained is not None:
             on_trained(fitted)
-        # Neither an artifact trained on calls that were never made, nor one whose scores are
-        # mostly failures, may replace a good one.
-        if fitted.usage.missing:
-            raise CallsMissing(f"{missing_message(fitted.usage.missing)}; no artifact written")
-        failed, total, error, count = failed_predictions(fitted.untrained, fitted.trained)
-        if failed > MAX_FAILED_SHARE * total:
-            raise FitFailed(f"{failure_message(failed, total, error, count, 'test predictions')}; more than "
-                            f"{MAX_FAILED_SHARE:.0%} failed, so no artifact was written")
-        doc = artifact.sign(fitted.artifact, self.key) if self.key else fitted.artifact
         if self.out is None:
             return Fitted(fitted, doc, None, (), self.key is not None)
-        with _finishing():
-            artifact.write(self.out, doc)
-            self.checkpoint.unlink(missing_ok=True)  # type: ignore[union-attr]  # set with out
         files = _draw(self.out, fitted, doc) if report else ()
         return Fitted(fitted, doc, self.out, files, self.key is not None)
+
+
+def _refusal(fitted: FitReport) -> Error | None:
+    """Why no artifact may be written: neither one trained on calls that were never made, nor
+    one whose scores are mostly failures, may replace a good one."""
+    if fitted.usage.missing:
+        return CallsMissing(f"{missing_message(fitted.usage.missing)}; no artifact written")
+    failed, total, error, count = failed_predictions(fitted.untrained, fitted.trained)
+    if failed > MAX_FAILED_SHARE * total:
+        return FitFailed(f"{failure_message(failed, total, error, count, 'test predictions')}; more than "
+                         f"{MAX_FAILED_SHARE:.0%} failed, so no artifact was written")
+    return None
 
 
 def _draw(out: Path, fitted: FitReport, doc: dict) -> tuple[Path, ...]:

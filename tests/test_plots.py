@@ -406,3 +406,17 @@ def test_a_plot_that_fails_leaves_a_verified_artifact_and_one_warning(tmp_path: 
     assert "\n" not in message and "Image size of 99999x99999 pixels is too large" in message
     assert f"icldsl plot {tmp_path / 'pricer.artifact.json'} --report" in message
     assert icldsl.load(fitted.path, verify="k" * 32).spec.name == "pricer"
+
+
+def test_a_summary_that_cannot_be_printed_loses_no_training(tmp_path: Path) -> None:
+    source = priced(tmp_path)
+
+    def closed(report) -> None:  # standard output closed (`icldsl fit ... | head -1`)
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        icldsl.fit(source, output=tmp_path / "pricer.artifact.json", clients={"m": ScriptedLM(band_of)},
+                   on_trained=closed)
+    doc = artifact.read(tmp_path / "pricer.artifact.json")
+    assert doc["training"]["scores"]["trained"]["reward_mean"] == 1.0
+    assert not (tmp_path / "pricer.checkpoint.json").exists()
