@@ -95,8 +95,35 @@ def sort_key(d: Diagnostic) -> tuple:
     return (d.span.file, d.span.start) if d.span else ("", -1)
 
 
-def render(d: Diagnostic, sources: Mapping[str, Source], *, color: bool = False) -> str:
-    """Ruff-style full rendering: header, place, source line, caret, help."""
+def secret_spans(diagnostics: Iterable[Diagnostic]) -> tuple[Span, ...]:
+    """The spans of the secrets some of `diagnostics` point at: every excerpt of a line
+    masks them, whichever diagnostic shows that line."""
+    return tuple(d.span for d in diagnostics if d.code in SECRET_CODES and d.span is not None)
+
+
+def _masked(text: str, line: int, source: Source, secrets: Iterable[Span]) -> str:
+    """Line `line` of `source` (`text`) with the characters of each secret on it turned into
+    `*`, its first and last (the quotes) kept."""
+    chars = list(text)
+    for span in secrets:
+        if span.file != source.name:
+            continue
+        first_line, first_col = source.position(span.start)
+        last_line, last_col = source.position(max(span.end, span.start + 1) - 1)
+        if not first_line <= line <= last_line:
+            continue
+        start = first_col if first_line == line else 0  # the character after the opening quote
+        stop = last_col - 1 if last_line == line else len(chars)  # the closing quote's index
+        chars[start:stop] = "*" * max(0, stop - start)
+    return "".join(chars)
+
+
+def render(d: Diagnostic, sources: Mapping[str, Source], *, color: bool = False,
+           secrets: Iterable[Span] = ()) -> str:
+    """Ruff-style full rendering: header, place, source line, caret, help.
+
+    The line shown masks the secret of `d` (a secret-in-source) and every span of `secrets`
+    on it: pass `secret_spans` of all the diagnostics shown together (`render_all` does)."""
     red, blue, bold, reset = ("\x1b[31m", "\x1b[34m", "\x1b[1m", "\x1b[0m") if color else ("",) * 4
     tint = red if d.severity == "error" else "\x1b[33m" if color else ""
     lines = [f"{tint}{bold}{d.severity}[{d.code}]{reset}{bold}: {d.message}{reset}"]
@@ -104,12 +131,10 @@ def render(d: Diagnostic, sources: Mapping[str, Source], *, color: bool = False)
     if d.span and source:
         line, col = d.span.line, d.span.column
         gutter = " " * len(str(line))
-        text = source.line_text(line)
+        text = _masked(source.line_text(line), line, source, (*secret_spans((d,)), *secrets))
         end_line, end_col = source.position(max(d.span.end, d.span.start + 1) - 1)
         width = (end_col - col + 1) if end_line == line else len(text) - col + 1
         caret = " " * (col - 1) + "^" * max(1, width)
-        if d.code in SECRET_CODES:  # the span is a secret: show its quotes, not its text
-            text = text[:col] + "*" * max(0, width - 2) + text[col + width - 2:]
         lines += [
             f"{gutter}{blue}-->{reset} {d.span.file}:{line}:{col}",
             f"{gutter} {blue}|{reset}",
@@ -122,6 +147,14 @@ def render(d: Diagnostic, sources: Mapping[str, Source], *, color: bool = False)
     if d.help:
         lines.append(f"{bold}help{reset}: {d.help}")
     return "\n".join(lines)
+
+
+def render_all(diagnostics: Iterable[Diagnostic], sources: Mapping[str, Source], *,
+               color: bool = False) -> list[str]:
+    """Each diagnostic rendered in file order, every secret any of them found masked in all."""
+    ordered = sorted(diagnostics, key=sort_key)
+    secrets = secret_spans(ordered)
+    return [render(d, sources, color=color, secrets=secrets) for d in ordered]
 
 
 def render_concise(d: Diagnostic) -> str:
@@ -145,7 +178,7 @@ def extent(d: Diagnostic, sources: Mapping[str, Source]) -> tuple[tuple[int, int
 
 
 def to_json(d: Diagnostic, sources: Mapping[str, Source]) -> dict:
-    """One diagnostic as the object `icldsl check --format json` prints (README: "Diagnostics for machines")."""
+    """One diagnostic as the object `icldsl check --format json` prints (docs/diagnostics.md)."""
     place = extent(d, sources)
     return {
         "code": d.code,

@@ -5,7 +5,7 @@ from a checkpoint left beside the artifact, fit (`training.session.fit_compiled`
 to write an artifact trained on calls that were never made (offline) or whose test
 predictions mostly failed, write the artifact (a fit interrupted at any moment before
 leaves none), and then, as decoration that can fail without losing the training, the
-plots and report (see the README's "Files beside the artifact").
+plots and report (docs/language/train.md, "Files beside the artifact").
 """
 
 from __future__ import annotations
