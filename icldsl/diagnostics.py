@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Literal, Mapping
 
@@ -35,6 +36,8 @@ CODES: Mapping[str, tuple[Severity, str]] = {
     "branch-mismatch": ("error", "the arms of a branch make different models"),
     "cycle": ("error", "a step that depends on itself"),
     "data-mismatch": ("error", "a dataset that cannot fill the program's input or expected output"),
+    "missing-data": ("error", "a data file that is not there or cannot be read (`check --no-data` skips data files)"),
+    "missing-data-folder": ("warning", "a data file whose folder does not exist yet"),
     "import-error": ("error", "an imported file that cannot be read, or imports that go in a circle"),
     "incomplete-branch": ("warning", "a branch with labels that no arm handles"),
     "unused-name": ("warning", "a model or LM that nothing uses"),
@@ -45,6 +48,45 @@ CODES: Mapping[str, tuple[Severity, str]] = {
 SECRET_CODES = frozenset({"secret-in-source"})
 
 
+class Suggestion(str):
+    """A `help:` text that proposes `choice` in place of `word`: a diagnostic given one as its
+    help carries the edit (`Fix`) that applies it."""
+
+    word: str
+    choice: str
+
+    def __new__(cls, text: str, word: str, choice: str) -> "Suggestion":
+        made = super().__new__(cls, text)
+        made.word, made.choice = word, choice
+        return made
+
+    def __getnewargs__(self) -> tuple[str, str, str]:  # copied and pickled whole
+        return str(self), self.word, self.choice
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """The edit that does what a diagnostic's help says: `new` replaces the first `old` inside
+    `span` (the whole word, when `old` is a name), or, with `old` empty, goes in at `span.start`.
+    `title` says it in a few words, for an editor's menu of fixes."""
+
+    span: Span
+    old: str
+    new: str
+    title: str
+
+    def locate(self, text: str) -> tuple[int, int] | None:
+        """The offsets in `text` (the whole file the span is in) of what the fix replaces, or None
+        when that text no longer holds `old` there."""
+        inside = text[self.span.start:self.span.end]
+        if not self.old:
+            return self.span.start, self.span.start
+        # A name is matched whole: `fo` is not found inside `foo`.
+        before, after = (r"\b" if re.match(r"\w", c) else "" for c in (self.old[0], self.old[-1]))
+        found = re.search(before + re.escape(self.old) + after, inside)
+        return (self.span.start + found.start(), self.span.start + found.end()) if found else None
+
+
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
     code: str
@@ -52,6 +94,12 @@ class Diagnostic:
     span: Span | None
     label: str = ""
     help: str | None = None
+    fix: Fix | None = None  # given, or made from a `Suggestion` help
+
+    def __post_init__(self) -> None:
+        if self.fix is None and isinstance(self.help, Suggestion) and self.span is not None:
+            title = f"Replace `{self.help.word}` with `{self.help.choice}`"
+            object.__setattr__(self, "fix", Fix(self.span, self.help.word, self.help.choice, title))
 
     @property
     def severity(self) -> Severity:
@@ -64,10 +112,11 @@ class Sink:
 
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
-    def add(self, code: str, message: str, span: Span | None, label: str = "", help: str | None = None) -> None:
+    def add(self, code: str, message: str, span: Span | None, label: str = "", help: str | None = None,
+            fix: Fix | None = None) -> None:
         if code not in CODES:
             raise KeyError(f"unregistered diagnostic code {code!r}")
-        self.diagnostics.append(Diagnostic(code, message, span, label, help))
+        self.diagnostics.append(Diagnostic(code, message, span, label, help, fix))
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -85,10 +134,11 @@ class CheckError(Error):
         super().__init__(f"{errors} error(s)")
 
 
-def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
-    """A `help:` line suggesting the closest candidate, if one is close (similarity at least `cutoff`)."""
+def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> Suggestion | None:
+    """A `help:` line suggesting the closest candidate, if one is close (similarity at least `cutoff`);
+    the diagnostic it is given to can then replace `word` with it."""
     match = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=cutoff)
-    return f"did you mean `{match[0]}`?" if match else None
+    return Suggestion(f"did you mean `{match[0]}`?", word, match[0]) if match else None
 
 
 def sort_key(d: Diagnostic) -> tuple:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from icldsl.checker import check
+from icldsl.compiler import check_module
 from icldsl.diagnostics import (CODES, CheckError, Diagnostic, render_all, render_concise, render_github, sort_key,
                                 to_json)
 from icldsl.imports import load_module
@@ -18,10 +18,10 @@ CASES = sorted((Path(__file__).parent / "golden" / "errors").glob("*.icl"))
 
 
 def diagnose(source: Source) -> tuple[list[Diagnostic], dict[str, Source]]:
-    """Every diagnostic of a file (imports followed), and the sources they point into."""
+    """Every diagnostic of a file (imports followed, data files opened), and the sources they point into."""
     try:
         module, sources = load_module(source)
-        return sorted(check(module), key=sort_key), sources
+        return sorted(check_module(module, Path(source.name).resolve().parent, data=True), key=sort_key), sources
     except CheckError as exc:
         return sorted(exc.diagnostics, key=sort_key), {source.name: source, **exc.sources}
 

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="full: source line and caret; concise: one line per diagnostic; json: one JSON "
                         "document on standard output (schema: docs/diagnostics.md); github: GitHub Actions "
                         "annotations on standard output")
+    p.add_argument("--no-data", dest="data", action="store_false",
+                   help="open no data file (by default a missing file, or columns that cannot fill the program's "
+                        "fields, is an error, and a missing folder a warning)")
     p.set_defaults(command="checking.cmd_check")
 
     p = verbs.add_parser("fit", help="evaluate, train, evaluate again, write the artifact",

@@ -61,13 +61,14 @@ def read_source(path: str, stream: BinaryIO | None = None) -> Source:
         raise Failure(f"cannot read {STDIN_NAME if path == STDIN else path}: {exc.strerror}") from None
 
 
-def compile_or_exit(path: str, stream: BinaryIO | None = None):
-    """The compiled file (see `read_source`), its warnings printed; its errors printed and exit status 1."""
+def compile_or_exit(path: str, stream: BinaryIO | None = None, *, data: bool = True):
+    """The compiled file (see `read_source`), its warnings printed; its errors printed and exit status 1.
+    Its data files are opened when the verb reads the data (`data`)."""
     from ..compiler import compile_source
 
     source = read_source(path, stream)
     try:
-        compiled = compile_source(source)
+        compiled = compile_source(source, data=data)
     except CheckError as exc:
         print_diagnostics(exc.diagnostics, source, exc.sources, "full")
         raise SystemExit(EXIT_INPUT) from None
