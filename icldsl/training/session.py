@@ -299,12 +299,13 @@ async def fit_compiled(
                  "args": dict(compiled.data[train.data].args), "sizes": sizes, **data_check.to_json()},
         **history.to_json(),
         "scores": {"untrained": untrained.to_json(), "trained": trained.to_json()},
-        **({"trained_minus_untrained": {"mean": gain.mean, "se": gain.stderr, "n": gain.n}}
-           if (gain := trained_minus_untrained(untrained, trained)) is not None else {}),
         "total_usage": usage.to_json(),
         "usage_by_step": by["steps"],
         "usage_by_lm": by["lms"],
     }
+    gain = trained_minus_untrained(untrained, trained)
+    if gain is not None:  # what the report's headline shows
+        record["trained_minus_untrained"] = {"mean": gain.mean, "se": float(gain.stderr), "n": gain.n}
     doc = freeze(trained_program, source_file=str(Path(compiled.source.name)),
                  source_sha256=compiled.source.sha256, training=record)
     return FitReport(trained_program, history, untrained, trained, sizes, usage, doc, table)
