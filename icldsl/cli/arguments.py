@@ -63,9 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("fit", help="evaluate, train, evaluate again, write the artifact",
                          description="Evaluate the untrained program on the test set, train it as the train "
-                                     "block says, evaluate it again, and write the frozen artifact. Beside it go "
-                                     "<stem>.report.html and the plots <stem>.{graph,history,runs,comparison}.png, "
-                                     "where <stem> is the artifact's name without .artifact.json.")
+                                     "block says, evaluate it again, and write the frozen artifact. Then, beside it, "
+                                     "<stem>.report.html and the plots <stem>.{graph,history,comparison}.png (and "
+                                     "<stem>.runs.png with runs above 1), where <stem> is the artifact's name "
+                                     "without .artifact.json; a plot that cannot be drawn is a warning.")
     p.add_argument("file", metavar="FILE", help="the .icl file with the program, its data and a train block "
                                                  "(- for standard input)")
     p.add_argument("--program", help="which train block, by program name (default: the first)")
@@ -180,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("plot", help="redraw the plots of an artifact",
                          description="Redraw the plots that fit wrote beside an artifact: "
-                                     "<stem>.{graph,history,runs,comparison}.png (or .svg).")
+                                     "<stem>.{graph,history,comparison}.png (or .svg), and <stem>.runs.png when "
+                                     "the test set was scored more than once.")
     p.add_argument("artifact", metavar="ARTIFACT",
                    help="the artifact `fit` wrote (- for standard input: the plots are named after its program)")
     p.add_argument("-o", "--output-dir", metavar="DIR",

@@ -82,7 +82,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     named = f"{doc['program']['name']}.artifact.json" if args.artifact == STDIN else args.artifact
     paths = plots.plot_paths(named, args.output_dir, args.format)
     images = plots.write_all(doc, paths)
-    written = list(paths.values())
+    written = [paths[name] for name in images]
     if args.report:
         target = html_report.report_path(named)
         if args.output_dir:
