@@ -33,7 +33,7 @@ def check_data_files(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
     on them read; the built-in loaders' `path` folders are there (without one they download)."""
     found: list[Diagnostic] = []
     users = _users(module)
-    peeked: dict[tuple, Peek | OSError] = {}  # a file many data blocks read is opened once
+    peeked: dict[tuple, Peek | OSError | ValueError] = {}  # a file many data blocks read is opened once
     for data in _first(module.of(ir.Data)).values():
         loader = LOADERS.get(data.loader.func)
         if loader is None:
@@ -54,10 +54,10 @@ def check_data_files(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
                 try:
                     stat = key[1].stat()
                     peeked[key] = _peek(*key, stat.st_mtime_ns, stat.st_size)
-                except OSError as exc:
+                except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
                     peeked[key] = exc
             seen = peeked[key]
-            if isinstance(seen, OSError):
+            if isinstance(seen, (OSError, ValueError)):
                 found.append(_unreadable(data, literal, base_dir, seen))
             elif seen.columns is not None:
                 found += _columns(data, literal.value, seen, mapping, bound.get("map"), users.get(data.name, ()))
@@ -84,7 +84,11 @@ def _users(module: ir.Module) -> dict[str, list[tuple[str, ir.Model]]]:
     return users
 
 
-def _unreadable(data: ir.Data, literal: ir.Literal, base_dir: Path, exc: OSError) -> Diagnostic:
+def _unreadable(data: ir.Data, literal: ir.Literal, base_dir: Path, exc: OSError | ValueError) -> Diagnostic:
+    if not isinstance(exc, OSError):
+        return Diagnostic("missing-data", f"data `{data.name}` reads a file whose name holds a NUL character "
+                          "(\\u0000), which no file name can", literal.span, "not a file name",
+                          "remove the \\u0000 from the path")
     if isinstance(exc, FileNotFoundError):
         return _missing(data, literal, base_dir, folder=False)
     what = "a folder, not a file" if isinstance(exc, IsADirectoryError) else f"unreadable: {exc.strerror}"

@@ -112,12 +112,16 @@ def sourced(tmp_path: Path, folder: str = ".") -> tuple[Path, Path]:
 def test_a_changed_source_beside_the_artifact_makes_it_stale(tmp_path: Path, monkeypatch) -> None:
     source, path = sourced(tmp_path)
     monkeypatch.chdir(tmp_path.parent)  # found beside the artifact, not in the working directory
-    artifact.load(path)  # unchanged: no warning (pytest turns warnings into errors)
+    artifact.load(path, check_source=True)  # unchanged: no warning (pytest turns warnings into errors)
     source.write_text(SOURCE.replace("Solve:", "Solve now:"), encoding="utf-8")
     with pytest.warns(artifact.StaleArtifactWarning, match=r"a\.json is stale: its source .*prog\.icl has changed"):
-        artifact.load(path)
+        artifact.load(path, check_source=True)
+    artifact.load(path)  # not asked to look: the source is not read
+    with pytest.warns(artifact.StaleArtifactWarning):
+        artifact.load(path, check_source=source)  # the artifact's source, named
+    artifact.load(path, check_source=tmp_path / "other.icl")  # not the artifact's source: not compared
     source.unlink()
-    artifact.load(path)  # deployed without its source: not stale
+    artifact.load(path, check_source=True)  # deployed without its source: not stale
 
 
 def test_a_changed_source_in_the_working_directory_makes_it_stale(tmp_path: Path, monkeypatch) -> None:
@@ -125,9 +129,87 @@ def test_a_changed_source_in_the_working_directory_makes_it_stale(tmp_path: Path
     monkeypatch.chdir(tmp_path)
     source.write_text(SOURCE + "// changed\n", encoding="utf-8")
     with pytest.warns(artifact.StaleArtifactWarning):
-        artifact.load(path)
+        artifact.load(path, check_source=True)
     monkeypatch.chdir(path.parent)  # neither beside the artifact nor here
-    artifact.load(path)
+    artifact.load(path, check_source=True)
+
+
+def test_a_verified_load_looks_at_the_source_by_default(tmp_path: Path, monkeypatch) -> None:
+    source, path = sourced(tmp_path)
+    key = "k" * 32
+    artifact.write(path, artifact.sign(artifact.read(path), key.encode()))
+    monkeypatch.chdir(tmp_path)
+    source.write_text(SOURCE + "// changed\n", encoding="utf-8")
+    with pytest.warns(artifact.StaleArtifactWarning):
+        artifact.load(path, verify=key)
+    artifact.load(path, verify=key, check_source=False)
+
+
+def named_source(tmp_path: Path, name: str) -> Path:
+    """An artifact in tmp_path whose `source.file` is `name`, with a sha256 no file has."""
+    doc = artifact.freeze(trained_program(), source_file=name, source_sha256="1" * 64, training={})
+    return artifact.write(tmp_path / "a.json", doc)
+
+
+def loads_without_hanging(path: Path, **options) -> None:
+    """`artifact.load(path, **options)` in a thread that must end within 20 s (a hang fails the test
+    instead of freezing the run), and no StaleArtifactWarning."""
+    import threading
+    import warnings
+
+    outcome: list[object] = []
+
+    def work() -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            artifact.load(path, **options)
+        outcome.append([str(w.message) for w in caught])
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(20)
+    assert outcome == [[]], "load hung or warned"
+
+
+def test_a_source_that_is_a_fifo_or_a_device_is_never_read(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "prog.icl")  # opened for reading, a FIFO with no writer blocks
+    path = named_source(tmp_path, "prog.icl")
+    monkeypatch.chdir(tmp_path)
+    loads_without_hanging(path)
+    loads_without_hanging(path, check_source=True)
+    loads_without_hanging(path, check_source=tmp_path / "prog.icl")
+    for device in ("/dev/stdin", "/dev/zero", "/proc/self/fd/0", "/dev/fd/0"):
+        loads_without_hanging(named_source(tmp_path, device), check_source=True)
+    (tmp_path / "link.icl").symlink_to("/dev/zero")
+    loads_without_hanging(named_source(tmp_path, "link.icl"), check_source=True)
+
+
+def test_run_from_stdin_keeps_its_rows_whatever_source_the_artifact_names(tmp_path: Path) -> None:
+    """`source.file` = /dev/stdin used to swallow the rows of `run --input -`, signed or not."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.loopback import LoopbackServer
+
+    key = "k" * 32
+    text = SOURCE.replace('"openai/gpt-x" { api_key: env("SOME_KEY"), ', '"openai/x" {{ base_url: "{url}", ')
+    root = Path(__file__).resolve().parents[1]
+    answer = {"thinking": "", "answer": 1.0, "kind": "a"}
+    with LoopbackServer(lambda request: answer) as server:
+        compiled = compile_source(Source("prog.icl", text.replace("{{", "{").replace("{url}", server.openai_url)))
+        doc = artifact.freeze(Program(*compiled.programs["p"]), source_file="/dev/stdin",
+                              source_sha256="1" * 64, training={})
+        path = artifact.write(tmp_path / "a.json", artifact.sign(doc, key.encode()))
+        rows = "".join(json.dumps({"question": f"{i}+1"}) + "\n" for i in range(3))
+        for verify in ([], ["--verify"]):
+            done = subprocess.run([sys.executable, "-m", "icldsl", "run", str(path), "--input", "-", "-q",
+                                   "--no-cache", *verify], input=rows, capture_output=True, text=True, timeout=60,
+                                  cwd=root, env={**os.environ, "ICLDSL_SIGNING_KEY": key, "PYTHONPATH": str(root)})
+            assert done.returncode == 0, done.stderr
+            assert sorted(json.loads(line)["row"] for line in done.stdout.splitlines()) == [1, 2, 3]
 
 
 def test_the_cli_says_an_artifact_is_stale_on_stderr(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "writing one JSON line per row to --output: {\"row\": N, \"output\": {...}} "
                                      "or {\"row\": N, \"error\": \"...\"}, in the order rows finish. Running the "
                                      "same command again skips the rows the output holds. Exit status 1 when a row "
-                                     "failed.")
+                                     "failed, 75 when another run is writing the same --output.")
     p.add_argument("artifact", metavar="ARTIFACT", help="the artifact `fit` wrote (- for standard input)")
     p.add_argument("--input", required=True, metavar="JSON|FILE|-",
                    help="one input as a JSON object, or a .jsonl/.csv file of inputs, or - for JSONL on stdin")

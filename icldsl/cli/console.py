@@ -110,10 +110,16 @@ def read_artifact(path: str) -> dict:
     return artifact.read(STDIN_NAME, sys.stdin.buffer) if path == STDIN else artifact.read(path)
 
 
+def source_given(path: str) -> str | bool:
+    """What `artifact.load`'s `check_source` is for a verb given the `.icl` FILE `path`
+    (`render`, `eval`): that file, when the artifact was trained from it; stdin, nothing."""
+    return False if path == STDIN else path
+
+
 def load_artifact(path: str, **options):
     """`artifact.load` of a file, or of standard input for `-`; a stale artifact (its source
-    changed since `fit`) is reported as a `warning: ...` line, other warnings as Python
-    shows them."""
+    changed since `fit`, when `load` was asked to look) is reported as a `warning: ...` line,
+    other warnings as Python shows them."""
     from .. import artifact
 
     if path == STDIN:

@@ -19,8 +19,8 @@ from ..errors import EXIT_INPUT, EXIT_OK
 from ..runtime.models import dump
 from ..runtime.render import render_program, render_text
 from ..training.session import program_of
-from .console import (Failure, compile_or_exit, err, json_object, lm_cache, lm_overrides, load_artifact, stdin_once,
-                      tracing)
+from .console import (Failure, compile_or_exit, err, json_object, lm_cache, lm_overrides, load_artifact,
+                      source_given, stdin_once, tracing)
 from .progress import RunProgress, duration
 
 
@@ -105,7 +105,7 @@ def _run_file(program, args: argparse.Namespace, fmt: str, out: predict.Predicti
     """Run the rows of `args.input` into `out`; None when interrupted (Ctrl-C, SIGTERM)."""
     path = Path(args.input)
     try:
-        stream = sys.stdin if args.input == "-" else path.open(encoding="utf-8-sig", newline="")
+        stream = sys.stdin.buffer if args.input == "-" else path.open("rb")
     except OSError as exc:
         raise Failure(f"cannot read {args.input}: {exc.strerror}") from None
     total = None if args.input == "-" else max(predict.count_rows(path, fmt) - held, 0)
@@ -129,7 +129,7 @@ def _run_file(program, args: argparse.Namespace, fmt: str, out: predict.Predicti
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     finally:
-        if stream is not sys.stdin:
+        if stream is not sys.stdin.buffer:
             stream.close()
     progress.update(len(out.done) + len(out.failed) - held, len(out.failed), finished=True)
     return summary
@@ -143,7 +143,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise Failure(f"{args.file} has no program" + (f" `{name}`" if name else ""))
     program = program_of(compiled, name)
     if args.artifact:
-        trained = load_artifact(args.artifact)
+        trained = load_artifact(args.artifact, check_source=source_given(args.file))
         if trained.spec.name != name:
             raise Failure(f"{args.artifact} holds program `{trained.spec.name}`, not `{name}`")
         program = program.with_states(trained.states)
