@@ -8,14 +8,17 @@ only when its verb runs. `completion.py` writes shell completion from this parse
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 from .. import __version__
+from ..errors import EXIT_STATUSES
 
 # Named in help texts; the library reads them (artifact.SIGNING_KEY_ENV, paths.CACHE_DIR_ENV),
 # which a test holds these to, so that `icldsl --help` imports none of it (pathlib alone is a
 # tenth of `--help`).
 SIGNING_KEY_ENV = "ICLDSL_SIGNING_KEY"
 CACHE_DIR_ENV = "ICLDSL_CACHE_DIR"
+MAX_CONCURRENCY = 1024  # options.MAX_CONCURRENCY, which a test holds this to
 SHELLS = ("bash", "zsh", "fish")
 
 
@@ -42,8 +45,7 @@ class _Verbs:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="icldsl", description="Train LM programs declared in .icl files.",
-                                     epilog="Wherever a verb reads or writes a file, - means standard input or "
-                                            "output.")
+                                     epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(parser, top=True)
     verbs = _Verbs(parser, "verb", "VERB")
 
@@ -52,15 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE", help=".icl files to check (- for standard input)")
     p.add_argument("--format", choices=("full", "concise", "json", "github"), default="full",
                    help="full: source line and caret; concise: one line per diagnostic; json: one JSON "
-                        "document on standard output (schema in the README); github: GitHub Actions "
+                        "document on standard output (schema: docs/diagnostics.md); github: GitHub Actions "
                         "annotations on standard output")
+    p.add_argument("--no-data", dest="data", action="store_false",
+                   help="open no data file (by default a missing file, or columns that cannot fill the program's "
+                        "fields, is an error, and a missing folder a warning)")
     p.set_defaults(command="checking.cmd_check")
 
     p = verbs.add_parser("fit", help="evaluate, train, evaluate again, write the artifact",
                          description="Evaluate the untrained program on the test set, train it as the train "
-                                     "block says, evaluate it again, and write the frozen artifact. Beside it go "
-                                     "<stem>.report.html and the plots <stem>.{graph,history,runs,comparison}.png, "
-                                     "where <stem> is the artifact's name without .artifact.json.")
+                                     "block says, evaluate it again, and write the frozen artifact. Then, beside it, "
+                                     "<stem>.report.html and the plots <stem>.{graph,history,comparison}.png (and "
+                                     "<stem>.runs.png with runs above 1), where <stem> is the artifact's name "
+                                     "without .artifact.json; a plot that cannot be drawn is a warning.")
     p.add_argument("file", metavar="FILE", help="the .icl file with the program, its data and a train block "
                                                  "(- for standard input)")
     p.add_argument("--program", help="which train block, by program name (default: the first)")
@@ -77,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(command="training.cmd_fit")
 
     p = verbs.add_parser("eval", help="score a program on its test set",
-                         description="Score the untrained program, or a trained artifact, on the test split "
-                                     "of the train block's data.")
+                         description="Score the untrained program (with the string bounds fit takes from the "
+                                     "training data), or a trained artifact, on the test split of the train "
+                                     "block's data.")
     p.add_argument("file", metavar="FILE", help="the .icl file with the program, its data and a train block "
                                                  "(- for standard input)")
     p.add_argument("--artifact", help="evaluate this trained artifact instead of the untrained program "
@@ -101,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("render", help="show the messages every LM step would send, without an LM",
                          description="Print the exact messages each LM step would send: its instructions, "
-                                     "output schema, few-shot examples and input. No LM is called. Fields that "
-                                     "earlier steps would fill show as <step.field>.")
+                                     "output schema, few-shot examples and input, and the length bound of each "
+                                     "string field of its answer. No LM is called. Fields that earlier steps "
+                                     "would fill show as <step.field>.")
     p.add_argument("file", metavar="FILE", help="the .icl file with the program (- for standard input)")
     p.add_argument("--artifact", help="use the instructions and examples this trained artifact learned "
                                       "(- for standard input)")
@@ -116,14 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
                                      "writing one JSON line per row to --output: {\"row\": N, \"output\": {...}} "
                                      "or {\"row\": N, \"error\": \"...\"}, in the order rows finish. Running the "
                                      "same command again skips the rows the output holds. Exit status 1 when a row "
-                                     "failed.")
+                                     "failed, 75 when another run is writing the same --output.")
     p.add_argument("artifact", metavar="ARTIFACT", help="the artifact `fit` wrote (- for standard input)")
     p.add_argument("--input", required=True, metavar="JSON|FILE|-",
                    help="one input as a JSON object, or a .jsonl/.csv file of inputs, or - for JSONL on stdin")
     p.add_argument("--output", default="-", metavar="FILE|-",
                    help="where the predictions of a file's rows go, one JSON line each (default: stdout)")
     p.add_argument("--format", choices=("jsonl", "csv"), help="the input's format (default: from its suffix)")
-    p.add_argument("--concurrency", type=_positive, default=8, metavar="N", help="rows in flight at once (default 8)")
+    p.add_argument("--concurrency", type=_concurrency, default=8, metavar="N",
+                   help=f"rows in flight at once (default 8, at most {MAX_CONCURRENCY})")
     p.add_argument("--id", metavar="FIELD", help="copy this field of each row into its output line as `id`")
     p.add_argument("--retry-failed", action="store_true",
                    help="drop the rows that failed from --output and run them again")
@@ -139,8 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("plan", help="the LM calls and tokens a fit will take, without spending any",
                          description="Print, per phase of the fit (test before training, validation, each "
                                      "epoch, optimizer extras, test after training), the program runs, LM calls "
-                                     "and estimated prompt and completion tokens, and whether the train block's "
-                                     "budget covers training. Loads the data; calls no LM.")
+                                     "(an upper bound with a branch or an agent) and estimated prompt and "
+                                     "completion tokens (a local LM's own tokenizer, else characters / 4), "
+                                     "whether the train block's budget covers training, and each step's string "
+                                     "bounds, with a warning when max_tokens cannot hold them. Loads the data; "
+                                     "calls no LM.")
     p.add_argument("file", metavar="FILE", help="the .icl file with the program, its data and a train block "
                                                  "(- for standard input)")
     p.add_argument("--program", help="which train block, by program name (default: the first)")
@@ -148,8 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(command="training.cmd_plan")
 
     p = verbs.add_parser("diff", help="what changed between two artifacts",
-                         description="Show what changed from artifact A to B: each step's instructions, "
-                                     "examples and frozen flag, test scores, settings, source and data. "
+                         description="Show what changed from artifact A to B: each step's instructions (a "
+                                     "unified diff), examples added, removed or changed (by dataset row, with "
+                                     "their rewards) and frozen flag; test scores (mean and std per metric); "
+                                     "settings, source hash, data fingerprints. "
                                      "Exit status 0 when they are identical, 1 when they differ, 2 when one "
                                      "cannot be read.")
     p.add_argument("a", metavar="A", help="the artifact before (- for standard input)")
@@ -170,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("plot", help="redraw the plots of an artifact",
                          description="Redraw the plots that fit wrote beside an artifact: "
-                                     "<stem>.{graph,history,runs,comparison}.png (or .svg).")
+                                     "<stem>.{graph,history,comparison}.png (or .svg), and <stem>.runs.png when "
+                                     "the test set was scored more than once.")
     p.add_argument("artifact", metavar="ARTIFACT",
                    help="the artifact `fit` wrote (- for standard input: the plots are named after its program)")
     p.add_argument("-o", "--output-dir", metavar="DIR",
@@ -220,6 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _epilog() -> str:
+    """The top-level help's closing lines: the `-` convention and what each exit status means."""
+    lines = ["Wherever a verb reads or writes a file, - means standard input or output.", "", "exit status:"]
+    for status, meaning in EXIT_STATUSES:
+        wrapped = textwrap.wrap(meaning, width=72)
+        lines.append(f"  {status:<5}{wrapped[0]}")
+        lines.extend(f"       {line}" for line in wrapped[1:])
+    return "\n".join(lines)
+
+
 def _deploy_flags(p: argparse.ArgumentParser) -> None:
     """How an artifact is trusted and where its LM requests go."""
     p.add_argument("--verify", action="store_true",
@@ -236,6 +261,13 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _concurrency(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"at most {MAX_CONCURRENCY} rows may be in flight at once, got {text!r}")
     return value
 
 

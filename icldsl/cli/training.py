@@ -17,7 +17,8 @@ from ..plan import format_plan, plan_compiled
 from ..specs import TrainSpec
 from ..training.session import FitReport, eval_compiled, program_of, train_block
 from . import tables
-from .console import STDIN, Failure, compile_or_exit, err, lm_cache, lm_overrides, load_artifact, stdin_once, tracing
+from .console import (STDIN, Failure, compile_or_exit, err, lm_cache, lm_overrides, load_artifact, source_given,
+                      stdin_once, tracing)
 from .progress import ProgressLine, duration
 
 
@@ -49,7 +50,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _print_fit(report: FitReport, train: TrainSpec, started: float, say: Callable[..., None]) -> None:
-    """What `fit` prints once training is done, before the artifact is written or refused."""
+    """What `fit` prints once training is done: once the artifact is written, or before the fit refuses to write it."""
     history = report.history
     say(f"\n{train.program}: {report.sizes['train']} train, {report.sizes['validation']} validation, "
           f"{report.sizes['test']} test examples; {history.epochs_run} of {train.epochs} epoch(s) in "
@@ -80,7 +81,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with lm_cache(args) as (cache, mode), tracing(args) as tracers:
         if args.artifact:
             program = load_artifact(args.artifact, cache=cache, cache_mode=mode, verify=args.verify,
-                                    lms=lm_overrides(args.lm), tracers=tracers)
+                                    lms=lm_overrides(args.lm), tracers=tracers, check_source=source_given(args.file))
             if program.spec.name != train.program:
                 raise Failure(f"{args.artifact} holds program `{program.spec.name}`, not `{train.program}`")
             label = args.artifact
