@@ -23,9 +23,9 @@ import os
 import stat
 import warnings
 from pathlib import Path
-from typing import Any, BinaryIO, Mapping, Sequence
+from typing import Annotated, Any, BinaryIO, Mapping, Sequence
 
-from pydantic import PydanticUserError, TypeAdapter, ValidationError
+from pydantic import Field, PydanticUserError, TypeAdapter, ValidationError
 from pydantic_core import SchemaError
 from typing_extensions import NotRequired, TypedDict  # pydantic reads typing.TypedDict only from 3.12
 
@@ -314,6 +314,7 @@ class _StateJSON(TypedDict):
     examples: list[Demo]
     frozen: bool
     retrieval: NotRequired[dict[str, Any] | None]
+    bounds: NotRequired[dict[str, Annotated[int, Field(ge=1)]]]
 
 
 _STATES = TypeAdapter(dict[str, _StateJSON])

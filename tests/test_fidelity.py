@@ -57,7 +57,8 @@ def learner(examples) -> Callable[[LMRequest], Any]:
         y = expected.get(json.dumps(x, sort_keys=True))
         if y and _rng(request).random() < (0.8 if shown else 0.2):
             target = value["action"].get("output", {}) if "action" in value else value
-            target.update({k: y[k] for k in target if k in y})
+            fields = target.keys() | request.schema.get("properties", {}).keys()  # optional ones the faker left out
+            target.update({k: y[k] for k in fields if k in y})
         return value
 
     return answer

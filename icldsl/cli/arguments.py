@@ -83,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(command="training.cmd_fit")
 
     p = verbs.add_parser("eval", help="score a program on its test set",
-                         description="Score the untrained program, or a trained artifact, on the test split "
-                                     "of the train block's data.")
+                         description="Score the untrained program (with the string bounds fit takes from the "
+                                     "training data), or a trained artifact, on the test split of the train "
+                                     "block's data.")
     p.add_argument("file", metavar="FILE", help="the .icl file with the program, its data and a train block "
                                                  "(- for standard input)")
     p.add_argument("--artifact", help="evaluate this trained artifact instead of the untrained program "
@@ -107,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("render", help="show the messages every LM step would send, without an LM",
                          description="Print the exact messages each LM step would send: its instructions, "
-                                     "output schema, few-shot examples and input. No LM is called. Fields that "
-                                     "earlier steps would fill show as <step.field>.")
+                                     "output schema, few-shot examples and input, and the length bound of each "
+                                     "string field of its answer. No LM is called. Fields that earlier steps "
+                                     "would fill show as <step.field>.")
     p.add_argument("file", metavar="FILE", help="the .icl file with the program (- for standard input)")
     p.add_argument("--artifact", help="use the instructions and examples this trained artifact learned "
                                       "(- for standard input)")
@@ -147,9 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Print, per phase of the fit (test before training, validation, each "
                                      "epoch, optimizer extras, test after training), the program runs, LM calls "
                                      "(an upper bound with a branch or an agent) and estimated prompt and "
-                                     "completion tokens (a local LM's own tokenizer, else characters / 4), and "
-                                     "whether the train block's budget covers training. Loads the data; calls no "
-                                     "LM.")
+                                     "completion tokens (a local LM's own tokenizer, else characters / 4), "
+                                     "whether the train block's budget covers training, and each step's string "
+                                     "bounds, with a warning when max_tokens cannot hold them. Loads the data; "
+                                     "calls no LM.")
     p.add_argument("file", metavar="FILE", help="the .icl file with the program, its data and a train block "
                                                  "(- for standard input)")
     p.add_argument("--program", help="which train block, by program name (default: the first)")

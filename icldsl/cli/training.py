@@ -88,7 +88,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         else:
             program = program_of(compiled, train.program, cache=cache, cache_mode=mode, tracers=tracers)
             label = "untrained"
-        scores = asyncio.run(eval_compiled(compiled, train, program, progress=ProgressLine(args.quiet)))
+        scores = asyncio.run(eval_compiled(compiled, train, program, progress=ProgressLine(args.quiet),
+                                           data_bounds=not args.artifact))
     print(tables.scores_table([(label if len(label) < 20 else "artifact", scores)]))
     labels = tables.labels_table([(label if len(label) < 20 else "artifact", scores)])
     if labels:

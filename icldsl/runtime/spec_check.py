@@ -182,4 +182,7 @@ def _step_problems(step: StepSpec, values: set[str], fields: Mapping[str, set[st
         found.append("an agent needs max_steps of at least 1")
     if step.path not in states:
         found.append("no learned state (instructions and examples) for it")
+    elif step.answer_model in fields:
+        found += [f"a string bound on `{name}`, which its answer (`{step.answer_model}`) does not have"
+                  for name, _ in states[step.path].bounds if name not in fields[step.answer_model]]
     return found

@@ -22,6 +22,7 @@ from ..lm.base import LMClient
 from ..lm.cache import LMCache, Mode
 from ..lm.trace import Tracer
 from ..options import EMBEDDING_NAME, LM_NAME, Function
+from ..runtime import bounds
 from ..runtime.program import Program
 from .chain import Chain
 from .checkpoint import CheckpointWriter, read_checkpoint
@@ -228,6 +229,15 @@ async def score_runs(program: Program, examples: Sequence[Example], reward: Rewa
     return Scores(tuple(runs), Metrics(program.spec), UsageTable.of_records(resources.records[spent_before:]))
 
 
+def with_data_bounds(program: Program, examples: Sequence[Example]) -> tuple[Program, tuple[str, ...]]:
+    """`program` with the string bounds its steps take from the expected outputs of the
+    training `examples` (runtime/bounds.py), and the warnings of bounds its LMs' `max_tokens`
+    cut; `fit`, `plan` and `eval` of a source all make them so."""
+    found = bounds.from_training(program, [e.y for e in examples])
+    return program.with_states({path: state.with_bounds(found.bounds[path]) if path in found.bounds else state
+                                for path, state in program.states.items()}), found.warnings
+
+
 async def fit_compiled(
     compiled: Compiled,
     train: TrainSpec,
@@ -256,6 +266,9 @@ async def fit_compiled(
         data = load_data(compiled, train, program)
         data_check = inspect_data(data)
         for warning in data_check.warnings():
+            log.warning("%s", warning)
+        program, cut = with_data_bounds(program, data.train)
+        for warning in cut:
             log.warning("%s", warning)
         rng = np.random.default_rng(train.seed)
         train_set, val_set = split(data.train, train.validation_split, rng)
@@ -317,13 +330,18 @@ async def eval_compiled(
     program: Program,
     *,
     progress: Progress | None = None,
+    data_bounds: bool = False,
 ) -> Scores:
-    """The program's reward on the test split of its train block's data."""
+    """The program's reward on the test split of its train block's data; with `data_bounds`
+    (the untrained program of a source file), with the string bounds a fit takes from the
+    training data, so that it scores as `fit`'s untrained program does."""
     resources = resources_of(compiled, program.cache, program.cache_mode, tracers=program.clients.tracers,
                              program=program)
     try:
         program.tools()  # imported now: a module that fails to import stops before any LM call
         data = load_data(compiled, train, program)
+        if data_bounds:
+            program, _ = with_data_bounds(program, data.train)  # fit warned of a cut
         return await score_runs(program, data.test, make_reward(train, resources), train, "test", progress,
                                 resources)
     finally:
