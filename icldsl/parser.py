@@ -6,22 +6,21 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
-import io
 import json
-import os
 import re
-import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import lark
 from lark import Token, Transformer
+from lark.grammar import Rule
+from lark.lexer import TerminalDef
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from . import ir
 from .diagnostics import CheckError, Diagnostic, did_you_mean
-from .paths import cache_root, write_atomic
+from .paths import cache_root, private_folder, read_private, write_atomic
 from .source import Source
 
 _HERE = Path(__file__).resolve().parent
@@ -40,42 +39,59 @@ def _grammar() -> str:
 
 
 _OPTIONS = {"parser": "lalr", "propagate_positions": True}
-CACHE_NAME = "parser.lark"  # in `paths.cache_root()`
+CACHE_NAME = "parser.json"  # in `paths.cache_root()`
+CACHE_LIMIT = 4 * 2**20  # bytes; the tables take ~150 KB
+# Options a file of tables could name that hold code (hooks, classes): always set here, never read.
+_SAFE_LOAD = {"postlex": None, "transformer": None, "lexer_callbacks": {}, "tree_class": None, "_plugins": {},
+              "regex": False, "use_bytes": False, "g_regex_flags": 0, "debug": False, "propagate_positions": True}
+# What a damaged or forged file of tables makes JSON or lark's deserialisation raise.
+_DAMAGED = (ValueError, KeyError, TypeError, AttributeError, IndexError, AssertionError, RecursionError,
+            re.error, lark.exceptions.LarkError)
 
 
 @functools.cache
 def _lark() -> lark.Lark:
     """The parser, its tables read from the user's cache when they were built for this grammar,
-    lark and Python (building them is a third of `icldsl check`); else built and cached."""
+    lark and Python (building them is a third of `icldsl check`); else built and cached.
+
+    The tables are kept as JSON (lark's own serialisation, which builds only lark's grammar and
+    lexer classes), never as a pickle: reading the cache runs no code whoever wrote it, and it is
+    read only from a folder and file that are the user's own (`paths.read_private`)."""
     grammar = _grammar()
     key = hashlib.sha256(f"{grammar}{_OPTIONS}{lark.__version__}{sys.version_info[:2]}".encode()).hexdigest()
-    path = cache_root() / CACHE_NAME
-    cached = _cached(path, key)
+    folder = cache_root()
+    cached = _cached(read_private(folder, CACHE_NAME, CACHE_LIMIT), key)
     if cached is not None:
         return cached
     parser = lark.Lark(grammar, **_OPTIONS)
+    data, memo = parser.memo_serialize([TerminalDef, Rule])
     with contextlib.suppress(OSError):  # a cache that cannot be written costs the next run the build again
-        tables = io.BytesIO()
-        parser.save(tables)
-        write_atomic(path, f"{key}\n".encode() + tables.getvalue())
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if private_folder(folder):  # nothing is left where others could change it
+            write_atomic(folder / CACHE_NAME, json.dumps({"key": key, "data": data, "memo": memo}))
     return parser
 
 
-def _cached(path: Path, key: str) -> lark.Lark | None:
-    """The parser pickled at `path` under `key`; None when the file is missing, was written for
-    another grammar or version, is unreadable or corrupt, or could have been written by
-    someone else (a pickle runs code as it loads: only the user's own file is trusted)."""
+def _cached(content: bytes | None, key: str) -> lark.Lark | None:
+    """The parser whose tables `content` holds under `key`; None when there is no content, or it
+    was written for another grammar or version, or is damaged."""
+    if content is None:
+        return None
     try:
-        with open(path, "rb") as f:
-            status = os.fstat(f.fileno())
-            if not stat.S_ISREG(status.st_mode) or status.st_mode & 0o022 or status.st_uid != os.getuid():
-                return None
-            if f.readline(len(key) + 1) != f"{key}\n".encode():
-                return None
-            return lark.Lark.load(f)
-    except Exception:  # whatever a damaged file makes pickle or lark raise: build the parser instead
+        tables = json.loads(content, object_pairs_hook=_int_keys)
+        if not isinstance(tables, dict) or tables.get("key") != key:
+            return None
+        loaded = lark.Lark._load_from_dict(tables["data"], tables["memo"], **_SAFE_LOAD)
+        for terminal in loaded.terminals:  # the lexer compiles some only when it first meets them
+            re.compile(terminal.pattern.to_regexp())
+        return loaded
+    except _DAMAGED:  # build the parser instead
         return None
 
+
+def _int_keys(pairs: list[tuple[str, object]]) -> dict:
+    """JSON objects with their integer keys back (lark's tables key states and memos by number)."""
+    return {int(k) if k.isascii() and k.isdigit() else k: v for k, v in pairs}
 
 
 @functools.cache
