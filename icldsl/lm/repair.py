@@ -38,7 +38,7 @@ def read_object(text: str) -> dict[str, Any]:
     """The JSON object in an LM's answer, repaired when it is not clean JSON."""
     try:
         value = _LENIENT.decode(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # nested past Python's limit: read below, to MAX_DEPTH
         pass
     else:
         if isinstance(value, dict):
