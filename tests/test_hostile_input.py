@@ -7,6 +7,7 @@ documents and `exit` while a huge one is being checked."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from lsprotocol import types as lsp
 
 from icldsl import jsontext, parser
+from icldsl.cli import main
 from icldsl.diagnostics import CheckError
 from icldsl.formatter import format_source
 from icldsl.lm.repair import RepairError, read_object
@@ -165,3 +167,39 @@ def test_the_language_server_answers_others_and_exits_while_checking_a_huge_docu
             # leaving the context sends shutdown and exit, and requires exit code 0 within 30 s
 
     asyncio.run(scenario())
+
+
+# ---- the front end's own hostile cases (issue 22.10): a diagnostic at the import or tool, never a traceback
+
+
+def check_json(path: Path, capsys: pytest.CaptureFixture) -> list[dict]:
+    assert main(["check", "--format", "json", str(path)]) == 1
+    return json.loads(capsys.readouterr().out)["files"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("a\\u0000.icl", "cannot hold a NUL character"),
+    ("a" * 5000 + ".icl", "File name too long"),
+    ("loop1.icl", "symbolic links go round in a circle"),
+])
+def test_an_import_of_a_name_no_file_can_have_is_a_diagnostic(tmp_path: Path, capsys, name: str, reason: str) -> None:
+    (tmp_path / "loop1.icl").symlink_to(tmp_path / "loop2.icl")
+    (tmp_path / "loop2.icl").symlink_to(tmp_path / "loop1.icl")
+    main_file = tmp_path / "main.icl"
+    main_file.write_text(f'model A {{ x: str }}\nimport "{name}"\n', encoding="utf-8")
+    (diagnostic,) = check_json(main_file, capsys)
+    assert diagnostic["code"] == "import-error" and reason in diagnostic["message"]
+    assert diagnostic["start"] == {"line": 2, "column": 8}
+    assert len(diagnostic["message"]) < 200  # a long name is shortened
+
+
+def test_a_tool_module_nested_past_pythons_parser_is_a_diagnostic(tmp_path: Path, capsys) -> None:
+    (tmp_path / "deep_tools.py").write_text("X = " + "+".join(["1"] * 200_000) + "\n\ndef f(x: int) -> int:\n"
+                                           "    return x\n", encoding="utf-8")
+    program = tmp_path / "agent.icl"
+    program.write_text('model Q { question: str }\nmodel A { answer: float }\nlm solver = "local/smollm2-135m"\n'
+                       'tool deep = python("deep_tools:f")\nprogram p {\n    input q: Q\n'
+                       '    answer = agent A from q tools [deep] max_steps 2\n    output answer\n}\n', encoding="utf-8")
+    diagnostics = check_json(program, capsys)
+    assert [d["start"] for d in diagnostics] == [{"line": 4, "column": 13}]  # at `python`
+    assert "nested too deeply" in diagnostics[0]["message"]
