@@ -85,14 +85,26 @@ class CheckError(Error):
         super().__init__(f"{errors} error(s)")
 
 
+_SUGGESTION = "did you mean `{}`?"
+
+
 def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
     """A `help:` line suggesting the closest candidate, if one is close (similarity at least `cutoff`)."""
     match = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=cutoff)
-    return f"did you mean `{match[0]}`?" if match else None
+    return _SUGGESTION.format(match[0]) if match else None
+
+
+def suggested(d: Diagnostic) -> str | None:
+    """The name a diagnostic's `did_you_mean` help suggests, if it has one."""
+    prefix, suffix = _SUGGESTION.split("{}")
+    if d.help and d.help.startswith(prefix) and d.help.endswith(suffix):
+        return d.help[len(prefix):-len(suffix)]
+    return None
 
 
 def sort_key(d: Diagnostic) -> tuple:
-    return (d.span.file, d.span.start) if d.span else ("", -1)
+    """Errors first, then warnings; each in the order of the files and places they point at."""
+    return (d.severity != "error", *((d.span.file, d.span.start) if d.span else ("", -1)))
 
 
 def render(d: Diagnostic, sources: Mapping[str, Source], *, color: bool = False) -> str:
