@@ -4,7 +4,7 @@ The steps: check the signing key (before any work), compile, pick the train bloc
 from a checkpoint left beside the artifact, fit (`training.session.fit_compiled`), refuse
 to write an artifact trained on calls that were never made (offline) or whose test
 predictions mostly failed, then write the report and plots and, last, the artifact, so a
-fit interrupted at any moment before leaves none (see the README's "Files beside the artifact").
+fit interrupted at any moment before leaves none (docs/language/train.md, "Files beside the artifact").
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from lark.lexer import TerminalDef
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from . import ir
-from .diagnostics import CheckError, Diagnostic, did_you_mean
+from .diagnostics import CheckError, Diagnostic, Fix, did_you_mean
 from .paths import cache_root, private_folder, read_private, write_atomic
 from .source import Source
 
@@ -270,9 +270,10 @@ _STRING_TEXT = re.compile(r'[^"\\\x00-\x1f]*(?:\\.[^"\\\x00-\x1f]*)*')
 def _control_diagnostic(source: Source, offset: int) -> Diagnostic:
     char = source.text[offset]
     name, escape = _CONTROLS.get(char, ("", f"\\u{ord(char):04x}"))
+    span = source.span(offset, offset + 1)
     return Diagnostic("syntax-error", f"control character U+{ord(char):04X}{f' ({name})' if name else ''} in a string",
-                      source.span(offset, offset + 1), "not allowed in a string",
-                      f"write it as the escape `{escape}`")
+                      span, "not allowed in a string", f"write it as the escape `{escape}`",
+                      Fix(span, char, escape, f"Write `{escape}`"))
 
 
 _TOP_LEVEL = ("import", "model", "lm", "embedding", "tool", "program", "data", "train")  # `_item` in icl.lark

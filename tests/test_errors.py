@@ -1,4 +1,4 @@
-"""One root for the errors a user can fix, each with the exit status the README gives it."""
+"""One root for the errors a user can fix, each with the exit status the docs give it (errors.EXIT_STATUSES)."""
 
 from __future__ import annotations
 

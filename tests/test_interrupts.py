@@ -1,5 +1,5 @@
 """Ctrl-C at any moment of a command: exit status 130, a line saying so, no traceback, and
-after a fit the files the README names (no artifact unless the fit finished)."""
+after a fit the files the docs name (no artifact unless the fit finished)."""
 
 from __future__ import annotations
 

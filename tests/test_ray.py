@@ -47,7 +47,7 @@ def test_a_dataset_of_1000_rows_is_predicted_by_two_workers(local_ray, tmp_path:
     assert len(requests) == n - 1
     # 10 batches over 2 workers: each kept its connections (at most 4 each) from batch to batch
     assert len({r.client for r in requests}) <= 2 * 4
-    print(f"ray: {n} rows in {seconds:.1f} s")  # shown with -s; the README quotes it
+    print(f"ray: {n} rows in {seconds:.1f} s")  # shown with -s; docs/ray.md quotes it
 
 
 def test_a_bad_artifact_or_a_column_clash_fails_at_once(local_ray, tmp_path: Path) -> None:

@@ -112,7 +112,7 @@ def test_an_interrupted_fit_resumes_from_the_cache_and_ends_like_an_uninterrupte
     else:
         assert interrupted.returncode == -signal.SIGKILL
     assert len(server.requests) >= INTERRUPT_AT
-    assert not (tmp_path / "resumed.json").exists()  # as the README says
+    assert not (tmp_path / "resumed.json").exists()  # as the docs say
     assert (tmp_path / "resumed.history.csv").exists() == (tmp_path / "resumed.checkpoint.json").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no half-written artifact
     saved = entries(tmp_path / "cache")

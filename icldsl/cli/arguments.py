@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
 from .. import __version__
+from ..errors import EXIT_STATUSES
 
 # Named in help texts; the library reads them (artifact.SIGNING_KEY_ENV, paths.CACHE_DIR_ENV),
 # which a test holds these to, so that `icldsl --help` imports none of it (pathlib alone is a
 # tenth of `--help`).
 SIGNING_KEY_ENV = "ICLDSL_SIGNING_KEY"
 CACHE_DIR_ENV = "ICLDSL_CACHE_DIR"
+MAX_CONCURRENCY = 1024  # options.MAX_CONCURRENCY, which a test holds this to
 SHELLS = ("bash", "zsh", "fish")
 
 
@@ -66,7 +69,7 @@ class _Verbs:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="icldsl", description="Train LM programs declared in .icl files.",
-                     epilog="Wherever a verb reads or writes a file, - means standard input or output.")
+                     epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(parser, top=True)
     verbs = _Verbs(parser, "verb", "VERB")
 
@@ -75,8 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE", help=".icl files to check (- for standard input)")
     p.add_argument("--format", choices=("full", "concise", "json", "github"), default="full",
                    help="full: source line and caret; concise: one line per diagnostic; json: one JSON "
-                        "document on standard output (schema in the README); github: GitHub Actions "
+                        "document on standard output (schema: docs/diagnostics.md); github: GitHub Actions "
                         "annotations on standard output")
+    p.add_argument("--no-data", dest="data", action="store_false",
+                   help="open no data file (by default a missing file, or columns that cannot fill the program's "
+                        "fields, is an error, and a missing folder a warning)")
     p.set_defaults(command="checking.cmd_check")
 
     p = verbs.add_parser("fit", help="evaluate, train, evaluate again, write the artifact",
@@ -144,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="-", metavar="FILE|-",
                    help="where the predictions of a file's rows go, one JSON line each (default: stdout)")
     p.add_argument("--format", choices=("jsonl", "csv"), help="the input's format (default: from its suffix)")
-    p.add_argument("--concurrency", type=_positive, default=8, metavar="N", help="rows in flight at once (default 8)")
+    p.add_argument("--concurrency", type=_concurrency, default=8, metavar="N",
+                   help=f"rows in flight at once (default 8, at most {MAX_CONCURRENCY})")
     p.add_argument("--id", metavar="FIELD", help="copy this field of each row into its output line as `id`")
     p.add_argument("--retry-failed", action="store_true",
                    help="drop the rows that failed from --output and run them again")
@@ -159,8 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("plan", help="the LM calls and tokens a fit will take, without spending any",
                          description="Print, per phase of the fit (test before training, validation, each "
                                      "epoch, optimizer extras, test after training), the program runs, LM calls "
-                                     "and estimated prompt and completion tokens, and whether the train block's "
-                                     "budget covers training. Loads the data; calls no LM.")
+                                     "(an upper bound with a branch or an agent) and estimated prompt and "
+                                     "completion tokens (a local LM's own tokenizer, else characters / 4), and "
+                                     "whether the train block's budget covers training. Loads the data; calls no "
+                                     "LM.")
     p.add_argument("file", metavar="FILE", help="the .icl file with the program, its data and a train block "
                                                  "(- for standard input)")
     p.add_argument("--program", help="which train block, by program name (default: the first)")
@@ -168,8 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(command="training.cmd_plan")
 
     p = verbs.add_parser("diff", help="what changed between two artifacts",
-                         description="Show what changed from artifact A to B: each step's instructions, "
-                                     "examples and frozen flag, test scores, settings, source and data. "
+                         description="Show what changed from artifact A to B: each step's instructions (a "
+                                     "unified diff), examples added, removed or changed (by dataset row, with "
+                                     "their rewards) and frozen flag; test scores (mean and std per metric); "
+                                     "settings, source hash, data fingerprints. "
                                      "Exit status 0 when they are identical, 1 when they differ, 2 when one "
                                      "cannot be read.")
     p.add_argument("a", metavar="A", help="the artifact before (- for standard input)")
@@ -241,6 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _epilog() -> str:
+    """The top-level help's closing lines: the `-` convention and what each exit status means."""
+    lines = ["Wherever a verb reads or writes a file, - means standard input or output.", "", "exit status:"]
+    for status, meaning in EXIT_STATUSES:
+        wrapped = textwrap.wrap(meaning, width=72)
+        lines.append(f"  {status:<5}{wrapped[0]}")
+        lines.extend(f"       {line}" for line in wrapped[1:])
+    return "\n".join(lines)
+
+
 def _deploy_flags(p: argparse.ArgumentParser) -> None:
     """How an artifact is trusted and where its LM requests go."""
     p.add_argument("--verify", action="store_true",
@@ -257,6 +278,13 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _concurrency(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"at most {MAX_CONCURRENCY} rows may be in flight at once, got {text!r}")
     return value
 
 
