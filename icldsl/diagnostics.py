@@ -184,8 +184,9 @@ def render(d: Diagnostic, sources: Mapping[str, Source], *, color: bool = False,
         gutter = " " * len(str(line))
         text = _masked(source.line_text(line), line, source, (*secret_spans((d,)), *secrets))
         end_line, end_col = source.position(max(d.span.end, d.span.start + 1) - 1)
-        width = (end_col - col + 1) if end_line == line else len(text) - col + 1
-        caret = " " * (col - 1) + "^" * max(1, width)
+        width = max(1, (end_col - col + 1) if end_line == line else len(text) - col + 1)
+        text, start, width = _window(text, col - 1, width)
+        caret = " " * start + "^" * width
         lines += [
             f"{gutter}{blue}-->{reset} {d.span.file}:{line}:{col}",
             f"{gutter} {blue}|{reset}",
@@ -198,6 +199,20 @@ def render(d: Diagnostic, sources: Mapping[str, Source], *, color: bool = False,
     if d.help:
         lines.append(f"{bold}help{reset}: {d.help}")
     return "\n".join(lines)
+
+
+MAX_LINE_SHOWN = 200  # characters of a source line quoted under a diagnostic
+
+
+def _window(text: str, start: int, width: int) -> tuple[str, int, int]:
+    """A long line cut to MAX_LINE_SHOWN characters around the span at `start` (`...` where it
+    is cut), with the span's start and width in what is shown: a 4 MB line is not printed whole."""
+    if len(text) <= MAX_LINE_SHOWN:
+        return text, start, width
+    low = max(0, start - MAX_LINE_SHOWN // 4)
+    high = min(len(text), low + MAX_LINE_SHOWN)
+    shown = ("..." if low else "") + text[low:high] + ("..." if high < len(text) else "")
+    return shown, start - low + (3 if low else 0), max(1, min(width, high - start))
 
 
 def render_all(diagnostics: Iterable[Diagnostic], sources: Mapping[str, Source], *,

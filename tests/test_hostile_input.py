@@ -203,3 +203,15 @@ def test_a_tool_module_nested_past_pythons_parser_is_a_diagnostic(tmp_path: Path
     diagnostics = check_json(program, capsys)
     assert [d["start"] for d in diagnostics] == [{"line": 4, "column": 13}]  # at `python`
     assert "nested too deeply" in diagnostics[0]["message"]
+
+
+def test_a_diagnostic_on_a_4mb_line_quotes_a_window_of_it(tmp_path: Path, capsys) -> None:
+    hostile = tmp_path / "one-line.icl"
+    hostile.write_text("model A { x: " + "a" * (SIZE - 100) + " ] }", encoding="utf-8")
+    assert main(["check", str(hostile)]) == 1
+    shown = capsys.readouterr().err
+    assert len(shown) < 2_000
+    source_line, caret_line = [line for line in shown.splitlines() if line.startswith(("1 |", "  |")) and
+                               ("..." in line or "^" in line)]
+    caret = caret_line.index("^")
+    assert source_line[caret] == "]" and source_line.endswith("...") is False and "..." in source_line
