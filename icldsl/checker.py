@@ -22,7 +22,7 @@ from .lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
 from .parser import MAX_DEPTH
 from .patterns import pattern_problem
 from .options import (EMBEDDING_NAME, FIELDS, LM_NAME, MAX_CONCURRENCY, Choice, Either, Signature, Within, bind,
-                      matches, names_a, to_python, type_name, url_secrets)
+                      expected_found, matches, names_a, to_python, type_name, url_secrets)
 from .specs import TRAIN_SETTINGS
 from .training.registry import OPTIMIZERS, REWARDS
 
@@ -245,7 +245,7 @@ def _check_args(args: tuple[ir.Arg, ...], signature: Signature, what: str, sink:
             near = did_you_mean(arg.value.value, choices) if choices and \
                 isinstance(arg.value, ir.Literal) and isinstance(arg.value.value, str) else None
             sink.add("wrong-type", f"option `{name}` of {what} must be {type_name(expected)}", arg.value.span,
-                     "wrong type", near)
+                     "wrong type", near or expected_found(arg.value, expected))
         elif expected is FIELDS and output is not None:
             for item in arg.value.items:
                 _check_field_path(item, output, models or {}, sink)
@@ -742,7 +742,8 @@ def _check_setting(setting: ir.Setting, output: ir.Model | None, models: Mapping
     else:
         expected = TRAIN_SETTINGS[setting.key].type
         if not matches(value, expected) or not isinstance(value, (ir.Literal, ir.MapValue)):
-            sink.add("wrong-type", f"`{setting.key}` must be {type_name(expected)}", value.span, "wrong type")
+            sink.add("wrong-type", f"`{setting.key}` must be {type_name(expected)}", value.span, "wrong type",
+                     expected_found(value, expected))
         elif setting.key == "budget":
             for item in value.items:
                 if item.name not in BUDGET_KEYS:
@@ -787,11 +788,13 @@ def _referenced(module: ir.Module, marker: object) -> set[str]:
 
 
 def check_unused(module: ir.Module, sink: Sink) -> None:
-    used: set[str] = set()
+    """Warn of what nothing uses; a name an error already suggested (`using smal` -> did you mean
+    `small`?) counts as used: the typo is the one mistake, said once."""
+    typos = {d.fix.new for d in sink.diagnostics if d.code == "undefined-name" and d.fix is not None and d.fix.old}
+    used: set[str] = set(typos)
     for model in module.of(ir.Model):
         used.update(n for f in model.fields for n in _names(f.type))
-    lms_used: set[str] = set()
-    tools_used: set[str] = set()
+    lms_used, tools_used, embeddings_used = set(typos), set(typos), set(typos)
     lms = _first(module.of(ir.LM))
     for program in module.of(ir.Program):
         used.update(i.model.name for i in program.inputs)
@@ -815,7 +818,7 @@ def check_unused(module: ir.Module, sink: Sink) -> None:
     lms_used.update(str(a.value) for lm in lms.values() for a in lm.options
                     if a.name == "fallback" and matches(a.value, LM_NAME))
     lms_used.update(_referenced(module, LM_NAME))
-    embeddings_used = _referenced(module, EMBEDDING_NAME)
+    embeddings_used.update(_referenced(module, EMBEDDING_NAME))
     for emb in module.of(ir.Embedding):
         if emb.name not in embeddings_used:
             sink.add("unused-name", f"embedding `{emb.name}` is never used", emb.span, "unused",

@@ -142,7 +142,8 @@ def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> S
 
 
 def sort_key(d: Diagnostic) -> tuple:
-    return (d.span.file, d.span.start) if d.span else ("", -1)
+    """Errors first, then warnings; each in the order of the files and places they point at."""
+    return (d.severity != "error", *((d.span.file, d.span.start) if d.span else ("", -1)))
 
 
 def secret_spans(diagnostics: Iterable[Diagnostic]) -> tuple[Span, ...]:
@@ -183,8 +184,9 @@ def render(d: Diagnostic, sources: Mapping[str, Source], *, color: bool = False,
         gutter = " " * len(str(line))
         text = _masked(source.line_text(line), line, source, (*secret_spans((d,)), *secrets))
         end_line, end_col = source.position(max(d.span.end, d.span.start + 1) - 1)
-        width = (end_col - col + 1) if end_line == line else len(text) - col + 1
-        caret = " " * (col - 1) + "^" * max(1, width)
+        width = max(1, (end_col - col + 1) if end_line == line else len(text) - col + 1)
+        text, start, width = _window(text, col - 1, width)
+        caret = " " * start + "^" * width
         lines += [
             f"{gutter}{blue}-->{reset} {d.span.file}:{line}:{col}",
             f"{gutter} {blue}|{reset}",
@@ -199,9 +201,24 @@ def render(d: Diagnostic, sources: Mapping[str, Source], *, color: bool = False,
     return "\n".join(lines)
 
 
+MAX_LINE_SHOWN = 200  # characters of a source line quoted under a diagnostic
+
+
+def _window(text: str, start: int, width: int) -> tuple[str, int, int]:
+    """A long line cut to MAX_LINE_SHOWN characters around the span at `start` (`...` where it
+    is cut), with the span's start and width in what is shown: a 4 MB line is not printed whole."""
+    if len(text) <= MAX_LINE_SHOWN:
+        return text, start, width
+    low = max(0, start - MAX_LINE_SHOWN // 4)
+    high = min(len(text), low + MAX_LINE_SHOWN)
+    shown = ("..." if low else "") + text[low:high] + ("..." if high < len(text) else "")
+    return shown, start - low + (3 if low else 0), max(1, min(width, high - start))
+
+
 def render_all(diagnostics: Iterable[Diagnostic], sources: Mapping[str, Source], *,
                color: bool = False) -> list[str]:
-    """Each diagnostic rendered in file order, every secret any of them found masked in all."""
+    """Each diagnostic rendered, errors first and each in file order, every secret any of them found
+    masked in all."""
     ordered = sorted(diagnostics, key=sort_key)
     secrets = secret_spans(ordered)
     return [render(d, sources, color=color, secrets=secrets) for d in ordered]

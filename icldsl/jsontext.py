@@ -15,8 +15,11 @@ from typing import Any
 
 MAX_DEPTH = 100  # arrays and objects inside each other; recursive models nest far less
 
-# Strings as runs between escapes ("unrolled"): linear time and little memory on any text.
-_SCAN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[{]|[\]}]|-?Infinity|NaN')
+# Strings as runs between escapes ("unrolled"), the closing quote optional: an unterminated
+# string is read to the end once (json.loads then says where it starts) instead of being tried
+# again from every quote inside it, which made `"` followed by many `\"` quadratic. Nothing in
+# the pattern can match in two ways, so it never backtracks: linear time on any text.
+_SCAN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[{]|[\]}]|-?Infinity|NaN', re.DOTALL)
 
 
 class JSONTextError(ValueError):

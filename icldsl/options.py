@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -194,6 +195,46 @@ def type_name(t: Any) -> str:
     if t == dict[str, str]:
         return "a mapping of names to strings, like { a: \"x\" }"
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(t, str(t))
+
+
+def value_name(value: ir.Value) -> str:
+    """What a value written in a file is, for "found ..." in a message."""
+    if isinstance(value, ir.Literal):
+        if isinstance(value.value, bool):
+            return "true" if value.value else "false"
+        if isinstance(value.value, str):
+            shown = value.value if len(value.value) <= 30 else value.value[:27] + "..."
+            return f"the string {json.dumps(shown, ensure_ascii=False)}"
+        return f"the {'integer' if isinstance(value.value, int) else 'number'} {value.value}"
+    if isinstance(value, ir.ListValue):
+        return f"a list of {len(value.items)}" if value.items else "an empty list"
+    if isinstance(value, ir.MapValue):
+        return "a mapping"
+    if isinstance(value, ir.EnvValue):
+        return f'`env("{value.var}")`, a string'
+    if isinstance(value, ir.Ref):
+        return f"the name `{value.name}`"
+    if isinstance(value, ir.Call):
+        return f"a call of `{value.func}`"
+    return type(value).__name__.lower()
+
+
+def expected_found(value: ir.Value, expected: Any) -> str:
+    """The help of a wrong-type error: `expected X, found Y`, and how to write a number that was
+    quoted (`"75%"` -> `0.75`)."""
+    help_ = f"expected {type_name(expected)}, found {value_name(value)}"
+    if isinstance(value, ir.Literal) and isinstance(value.value, str) and any(
+            matches(ir.Literal(number, value.span), expected) for number in (1, 1.0, 0.5)):
+        text = value.value.strip()
+        percent = text.endswith("%")
+        try:
+            number = float(text[:-1] if percent else text)
+        except ValueError:
+            return help_
+        if percent:
+            return f"{help_}; write a percentage as a fraction, without quotes: {number / 100:g}"
+        return f"{help_}; write the number without quotes: {number:g}"
+    return help_
 
 
 def matches(value: ir.Value, t: Any) -> bool:

@@ -95,3 +95,37 @@ def test_a_secret_is_masked_in_every_excerpt_of_its_line() -> None:
     assert len(rendered) == 3 and all(
         '"**************"' in text and '"http://a/v1", "************************"' in text for text in rendered)
     assert not any("sk-live" in text or "hunter22" in text or "bob" in text for text in rendered)
+
+
+# ---- polish (issue 24.4): the order, one message per typo, expected and found
+
+TYPO = '''model Q { question: str }
+model A { answer: str }
+lm small = "local/smollm2-135m"
+lm unused = "local/smollm2-135m"
+program p {
+    input q: Q
+    answer = generate A from q using smal
+    output answer
+}
+data d = jsonl("d.jsonl", split: "75%")
+'''
+
+
+def test_errors_come_before_warnings_each_in_file_order() -> None:
+    diagnostics, _ = diagnose(Source("typo.icl", TYPO))
+    assert [(d.severity, d.span.line) for d in diagnostics] == [("error", 7), ("error", 10), ("warning", 4)]
+
+
+def test_a_typo_does_not_also_make_the_name_it_meant_unused() -> None:
+    diagnostics, _ = diagnose(Source("typo.icl", TYPO))
+    typo = next(d for d in diagnostics if d.code == "undefined-name")
+    assert typo.help == "did you mean `small`?"
+    assert [d.message for d in diagnostics if d.code == "unused-name"] == ["lm `unused` is never used"]
+
+
+def test_a_wrong_type_says_what_was_expected_and_what_was_found() -> None:
+    diagnostics, _ = diagnose(Source("typo.icl", TYPO))
+    wrong = next(d for d in diagnostics if d.code == "wrong-type")
+    assert wrong.help == ('expected a number, found the string "75%"; write a percentage as a fraction, '
+                          "without quotes: 0.75")

@@ -150,7 +150,7 @@ def test_diagnostics_follow_edits_with_code_range_and_help(tmp_path: Path) -> No
             (syntax,) = await s.diagnostics(uri, version)
             assert syntax.code == "syntax-error" and "expected" in syntax.message
             version = s.edit(uri, lsp.Position(2, 0), lsp.Position(2, 0), "}")
-            assert [d.code for d in await s.diagnostics(uri, version)] == ["unused-name", "undefined-name"]
+            assert [d.code for d in await s.diagnostics(uri, version)] == ["undefined-name", "unused-name"]  # errors first
 
     run(session)
 

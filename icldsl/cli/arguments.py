@@ -8,6 +8,7 @@ only when its verb runs. `completion.py` writes shell completion from this parse
 from __future__ import annotations
 
 import argparse
+import sys
 import textwrap
 
 from .. import __version__
@@ -27,8 +28,29 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     SUPPRESS, so a verb's parser never overwrites what was given before the verb."""
     default = False if top else argparse.SUPPRESS
     parser.add_argument("-v", "--verbose", action="store_true", default=default, help="log what the library does")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="print less: no progress, no `ok` or `reformatted` lines (diagnostics, results and "
+                             "errors are still printed)")
     parser.add_argument("--version", action="version", version=f"icldsl {__version__}",
                         help="print the version of icldsl and exit")
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser that, given a verb it does not know, names the verb that was meant."""
+
+    verbs: tuple[str, ...] = ()
+
+    def parse_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's signature
+        argv = sys.argv[1:] if args is None else list(args)
+        # Before the verb come only flags (-h, -v, -q, --version): the first other word is the verb.
+        word = next((a for a in argv if not a.startswith("-")), None)
+        if self.verbs and word is not None and word not in self.verbs:
+            import difflib  # here: only a mistyped verb needs it
+
+            meant = difflib.get_close_matches(word, self.verbs, n=1, cutoff=0.6)
+            if meant:
+                self.error(f"unknown verb {word!r}; did you mean `{meant[0]}`?")
+        return super().parse_args(args, namespace)
 
 
 class _Verbs:
@@ -36,16 +58,18 @@ class _Verbs:
 
     def __init__(self, parent: argparse.ArgumentParser, dest: str, metavar: str) -> None:
         self.group = parent.add_subparsers(dest=dest, required=True, metavar=metavar)
+        self.names: list[str] = []
 
     def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
         parser = self.group.add_parser(name, **kwargs)
         _common(parser, top=False)
+        self.names.append(name)
         return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="icldsl", description="Train LM programs declared in .icl files.",
-                                     epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="icldsl", description="Train LM programs declared in .icl files.",
+                     epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(parser, top=True)
     verbs = _Verbs(parser, "verb", "VERB")
 
@@ -72,7 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--program", help="which train block, by program name (default: the first)")
     p.add_argument("-o", "--output", help="artifact path (default: <program>.artifact.json; - for standard "
                                           "output, with the summary on stderr and nothing written beside it)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-report", action="store_true", help="write only the artifact: no plots, no report.html")
     p.add_argument("--restart", action="store_true",
                    help="ignore the checkpoint an interrupted fit left (<stem>.checkpoint.json) and start over")
@@ -91,7 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--artifact", help="evaluate this trained artifact instead of the untrained program "
                                       "(- for standard input)")
     p.add_argument("--program", help="which train block, by program name (default: the first)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     _deploy_flags(p)
     _cache_flags(p)
     _trace_flag(p)
@@ -139,7 +161,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after", type=int, default=100, metavar="N",
                    help="stop when N rows in a row fail to predict, as when no LM can be reached (default 100; "
                         "0: never)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _deploy_flags(p)
     _cache_flags(p)
     _trace_flag(p)
@@ -232,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "icldsl completion fish > ~/.config/fish/completions/icldsl.fish.")
     p.add_argument("shell", choices=SHELLS, metavar="SHELL", help=f"one of {', '.join(SHELLS)}")
     p.set_defaults(command="project.cmd_completion")
+    parser.verbs = tuple(verbs.names)
     return parser
 
 

@@ -42,7 +42,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(render_github(d, {source.name: source, **found}))
         else:
             print_diagnostics(diagnostics, source, found, args.format)
-        if not any(d.severity == "error" for d in diagnostics):
+        if not args.quiet and not any(d.severity == "error" for d in diagnostics):
             err(f"{source.name}: ok")
     return EXIT_INPUT if failed else EXIT_OK
 
@@ -73,7 +73,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         elif not args.check and path != STDIN:
             Path(path).write_text(formatted, encoding="utf-8")
     verb = "would reformat" if args.check or args.diff else "reformatted"
-    for name in changed:
+    for name in changed if not args.quiet or args.check or args.diff else ():
         err(f"{verb} {name}")
     return EXIT_INPUT if changed and (args.check or args.diff) else EXIT_OK
 

@@ -2,7 +2,9 @@
 
 Each open document has a task that checks its latest text in a worker thread, one check at
 a time: a change that arrives while a check runs waits for it, and the stale result is not
-published, so bursts of typing cost one check each way. Requests that read positions wait
+published, so bursts of typing cost one check each way. Documents are checked side by side
+(CHECK_THREADS), so a huge document being checked does not hold up the others, and the server
+leaves on `exit` without waiting for a check to end. Requests that read positions wait
 for the check of the current text; completion uses the last index (it needs only names).
 """
 
@@ -48,6 +50,7 @@ COMPLETION_KINDS = {"keyword": lsp.CompletionItemKind.Keyword, "model": lsp.Comp
                     "monitor": lsp.CompletionItemKind.EnumMember, "mode": lsp.CompletionItemKind.EnumMember}
 RENDER_COMMAND = "icldsl.render"  # arguments: the document's uri, then {"program", "input", "artifact"}, all optional
 REQUEST_WAIT = 10.0  # seconds a request waits for the check of the current text before using the last one
+CHECK_THREADS = 4  # documents checked at once; each document's checks still run one at a time
 
 
 @dataclass(eq=False)
@@ -70,7 +73,7 @@ class IclLanguageServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("icldsl", __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental)
         self.documents: dict[str, Document] = {}
-        self.checks = ThreadPoolExecutor(1, thread_name_prefix="icldsl-check")
+        self.checks = ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="icldsl-check")
 
     # ---- the check of each document
     def changed(self, uri: str) -> None:
@@ -351,4 +354,17 @@ def serve() -> None:
     protocol_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    make_server().start_io(sys.stdin.buffer, protocol_out)
+    server = make_server()
+    shut_down = []
+
+    @server.feature(lsp.SHUTDOWN)
+    def on_shutdown(_ls: IclLanguageServer, _params: None) -> None:
+        shut_down.append(True)
+
+    server.start_io(sys.stdin.buffer, protocol_out)
+    # Leave now: the interpreter's exit would wait for a check still running in a worker thread
+    # (minutes for a huge document), and a check's result is of no use any more. The code is
+    # the protocol's: 0 after a `shutdown` request, else 1.
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(0 if shut_down else 1)

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from ..datasets.rows import summarize
 from ..errors import Error
 from ..options import MAX_CONCURRENCY
 from ..lm import Clients, LMClient, LMError
@@ -145,7 +146,7 @@ class Program:
         try:
             return dump(self.input_model.model_validate(x))
         except ValidationError as exc:
-            raise InvalidInput(f"input does not match `{self.spec.input_model}`: {exc}") from None
+            raise InvalidInput(f"input does not match `{self.spec.input_model}`: {summarize(exc)}") from None
 
     async def _run_item(self, item: StepSpec | BranchSpec, values: Mapping[str, asyncio.Future],
                         trace: Trace) -> dict | None:
