@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from . import artifact
+from . import artifact, drawing
 from .compiler import compile_file
 from .errors import Error
 from .lm.base import LMClient
@@ -50,6 +50,7 @@ class Fitted:
     path: Path | None  # None with write=False
     files: tuple[Path, ...]  # the plots, then report.html; none with report=False or write=False
     signed: bool
+    note: str | None = None  # why no plots or report were drawn although asked for (no matplotlib)
 
     @property
     def untrained(self) -> Scores:
@@ -131,7 +132,10 @@ class _Job:
         if self.out is None:
             return Fitted(fitted, doc, None, (), self.key is not None)
         files: tuple[Path, ...] = ()
-        if report:  # before the artifact: a fit interrupted while drawing leaves none, as documented
+        note = None
+        if report and not drawing.available():
+            note = drawing.missing_note("no plots or report.html")
+        elif report:  # before the artifact: a fit interrupted while drawing leaves none, as documented
             from . import report as html_report  # matplotlib loads only when plots are drawn
 
             scored = [s.runs[-1].scored if s.runs else () for s in (fitted.untrained, fitted.trained)]
@@ -141,7 +145,7 @@ class _Job:
         with _finishing():
             artifact.write(self.out, doc)
             self.checkpoint.unlink(missing_ok=True)  # type: ignore[union-attr]  # set with out
-        return Fitted(fitted, doc, self.out, files, self.key is not None)
+        return Fitted(fitted, doc, self.out, files, self.key is not None, note)
 
 
 @contextlib.contextmanager
