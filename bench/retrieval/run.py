@@ -85,7 +85,8 @@ DEFAULT_ORDER = ["nearest minilm k=8", "nearest bm25 k=8", "dspy knn-labeled k=8
                  "dspy knn k=2"]
 
 
-def task_config(name: str) -> tuple[dict[str, Any], list[dict], list[dict], dict[str, list[float]]]:
+def task_config(name: str, vectors: bool = True) -> tuple[dict[str, Any], list[dict], list[dict], dict[str, list[float]]]:
+    """The task's spec, rows and, with `vectors`, the MiniLM vectors of its texts (for DSPy's KNN)."""
     task = load_task(name)  # a .icl path or a name in programs/
     program = task.program()
     (input_field,) = list(task.train[0].x)
@@ -112,8 +113,10 @@ def task_config(name: str) -> tuple[dict[str, Any], list[dict], list[dict], dict
     }
     train = [{input_field: r.x[input_field], task.field: r.y[task.field]} for r in task.train]
     test = [{input_field: r.x[input_field], task.field: r.y[task.field]} for r in task.test]
-    vectors = {text: [float(x) for x in v / np.linalg.norm(v)] for text, v in asyncio.run(minilm_vectors(task)).items()}
-    return spec, train, test, vectors
+    if not vectors:
+        return spec, train, test, {}
+    found = asyncio.run(minilm_vectors(task))
+    return spec, train, test, {text: [float(x) for x in v / np.linalg.norm(v)] for text, v in found.items()}
 
 
 def run_one(name: str, task: str, spec: dict[str, Any], train: list[dict], test: list[dict],
@@ -245,7 +248,7 @@ def main() -> None:
 
     try:
         for given in args.task:
-            spec, train, test, vectors = task_config(given)
+            spec, train, test, vectors = task_config(given, vectors=any(RUNS[r][0] == "dspy" for r in args.runs))
             task = spec["program"]  # the file's name without .icl
             if args.limit:
                 train, test = train[:args.limit * 4], test[:args.limit]
