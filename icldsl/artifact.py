@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Mapping, Sequence
 
 from pydantic import PydanticUserError, TypeAdapter, ValidationError
+from pydantic_core import SchemaError
 from typing_extensions import NotRequired, TypedDict  # pydantic reads typing.TypedDict only from 3.12
 
 from .errors import Error
@@ -202,7 +203,7 @@ def program_from(doc: Mapping[str, Any], clients: Mapping[str, LMClient] | None 
     try:
         return Program(spec, states, clients, cache=cache, cache_mode=cache_mode,
                        barred=(folder.resolve(),) if folder is not None else (), tracers=tracers)
-    except (PydanticUserError, TypeError, ValueError) as exc:  # models pydantic cannot build
+    except (PydanticUserError, SchemaError, TypeError, ValueError) as exc:  # models pydantic cannot build
         raise ArtifactError(f"{path} cannot run: its models cannot be built: {str(exc).splitlines()[0]}") from None
 
 

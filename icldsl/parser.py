@@ -20,7 +20,7 @@ from lark import Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from . import ir
-from .diagnostics import CheckError, Diagnostic, did_you_mean
+from .diagnostics import CheckError, Diagnostic, Fix, did_you_mean
 from .paths import cache_root, write_atomic
 from .source import Source
 
@@ -248,9 +248,10 @@ def _control_in_string(text: str, quote: int) -> int | None:
 def _control_diagnostic(source: Source, offset: int) -> Diagnostic:
     char = source.text[offset]
     name, escape = _CONTROLS.get(char, ("", f"\\u{ord(char):04x}"))
+    span = source.span(offset, offset + 1)
     return Diagnostic("syntax-error", f"control character U+{ord(char):04X}{f' ({name})' if name else ''} in a string",
-                      source.span(offset, offset + 1), "not allowed in a string",
-                      f"write it as the escape `{escape}`")
+                      span, "not allowed in a string", f"write it as the escape `{escape}`",
+                      Fix(span, char, escape, f"Write `{escape}`"))
 
 
 _TOP_LEVEL = ("import", "model", "lm", "embedding", "tool", "program", "data", "train")  # `_item` in icl.lark

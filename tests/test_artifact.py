@@ -12,6 +12,7 @@ import pytest
 
 from icldsl import artifact
 from icldsl.cli import main
+from icldsl.diagnostics import CheckError
 from icldsl.compiler import compile_file, compile_source
 from icldsl.runtime.program import Program
 from icldsl.runtime.state import Demo
@@ -159,3 +160,43 @@ train p on sums { reward exact_match(in_mask: ["answer"])  optimizer random_few_
     assert examples and all(re.fullmatch(r"sums:rows\.jsonl:\d+", e["origin"]) for e in examples)
     for example in examples:  # the row its origin names is the one it was made from
         assert rows[int(example["origin"].rsplit(":", 1)[1]) - 1]["question"] == example["inputs"]["question"]
+
+
+PATTERNED = """
+model Q { question: str(pattern: "{pattern}") }
+model A { answer: float }
+lm solver = "openai/gpt-x" { temperature: 0.0 }
+program p { input q: Q  a = generate A from q  output a }
+"""
+
+
+@pytest.mark.parametrize("pattern, reason", [
+    ("^(?=a)(a+)+$", "look-around, including look-ahead and look-behind, is not supported (at character 2)"),
+    ("(a{1000}){1000}", "Compiled regex exceeds size limit of 10485760 bytes"),
+    ("(a)\\\\1", "backreferences are not supported (at character 4)"),
+])
+def test_a_pattern_the_runtime_cannot_build_is_a_diagnostic_and_an_artifact_error(
+        tmp_path: Path, pattern: str, reason: str) -> None:
+    with pytest.raises(CheckError) as info:
+        compile_source(Source("p.icl", PATTERNED.replace("{pattern}", pattern)))
+    (d,) = info.value.diagnostics
+    assert (d.code, d.message, d.span.line, d.span.column) == \
+        ("invalid-value", f"`pattern` cannot be used: {reason}", 2, 34)
+    path = write(tmp_path)
+    doc = artifact.read(path)
+    doc["program"]["models"][0]["fields"][0]["type"] = {"constrained": "str", "pattern": pattern.replace("\\\\", "\\")}
+    doc[artifact.HASH_KEY] = artifact.content_hash(doc)
+    artifact.write(path, doc)
+    with pytest.raises(artifact.ArtifactError, match=re.escape(f"cannot be used: {reason}")):
+        artifact.load(path)
+
+
+def test_a_pattern_python_refuses_but_the_runtime_runs_is_accepted() -> None:
+    spec, states = compile_source(Source("p.icl", PATTERNED.replace("{pattern}", "^\\\\pL+$"))).programs["p"]
+    program = Program(spec, states, clients={"solver": ScriptedLM(lambda r: {"answer": 1})})
+    try:
+        assert program(question="été").answer == 1.0
+        with pytest.raises(Exception, match="String should match pattern"):
+            program(question="2+2")
+    finally:
+        program.close()

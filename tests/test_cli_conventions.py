@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import icldsl
-from icldsl import artifact, paths
+from icldsl import artifact, options, paths
 from icldsl.cli import arguments, main
 from icldsl.cli.arguments import build_parser
 from icldsl.cli.project import STARTER, STARTER_PROGRAM
@@ -80,6 +80,7 @@ def test_every_argument_of_every_verb_has_help() -> None:
 def test_help_names_the_variables_the_library_reads() -> None:
     assert arguments.SIGNING_KEY_ENV == artifact.SIGNING_KEY_ENV
     assert arguments.CACHE_DIR_ENV == paths.CACHE_DIR_ENV
+    assert arguments.MAX_CONCURRENCY == options.MAX_CONCURRENCY
 
 
 @pytest.mark.parametrize(("env", "coloured"), [({}, False), ({"FORCE_COLOR": "1"}, True),

@@ -44,6 +44,16 @@ def test_check_loads_no_heavy_library(tmp_path: Path) -> None:
     assert [m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY] == []
 
 
+def test_check_of_a_pattern_loads_only_the_regex_engine_that_runs_it(tmp_path: Path) -> None:
+    program = tmp_path / "p.icl"
+    program.write_text(GSM8K.read_text(encoding="utf-8").replace("question: str", 'question: str(pattern: "\\\\S")', 1),
+                       encoding="utf-8")
+    assert "pattern" in program.read_text(encoding="utf-8")
+    modules = loaded_by(tmp_path, "check", str(program))
+    assert "pydantic_core" in modules  # pydantic's engine judges the pattern (icldsl.patterns)
+    assert [m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY] == []
+
+
 @pytest.fixture
 def fresh_parser():
     """The parser built or read again by the next `parse`, and forgotten after the test."""

@@ -18,6 +18,7 @@ from ..errors import EXIT_STATUSES
 # tenth of `--help`).
 SIGNING_KEY_ENV = "ICLDSL_SIGNING_KEY"
 CACHE_DIR_ENV = "ICLDSL_CACHE_DIR"
+MAX_CONCURRENCY = 1024  # options.MAX_CONCURRENCY, which a test holds this to
 SHELLS = ("bash", "zsh", "fish")
 
 
@@ -55,13 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="full: source line and caret; concise: one line per diagnostic; json: one JSON "
                         "document on standard output (schema: docs/diagnostics.md); github: GitHub Actions "
                         "annotations on standard output")
+    p.add_argument("--no-data", dest="data", action="store_false",
+                   help="open no data file (by default a missing file, or columns that cannot fill the program's "
+                        "fields, is an error, and a missing folder a warning)")
     p.set_defaults(command="checking.cmd_check")
 
     p = verbs.add_parser("fit", help="evaluate, train, evaluate again, write the artifact",
                          description="Evaluate the untrained program on the test set, train it as the train "
-                                     "block says, evaluate it again, and write the frozen artifact. Beside it go "
-                                     "<stem>.report.html and the plots <stem>.{graph,history,runs,comparison}.png, "
-                                     "where <stem> is the artifact's name without .artifact.json.")
+                                     "block says, evaluate it again, and write the frozen artifact. Then, beside it, "
+                                     "<stem>.report.html and the plots <stem>.{graph,history,comparison}.png (and "
+                                     "<stem>.runs.png with runs above 1), where <stem> is the artifact's name "
+                                     "without .artifact.json; a plot that cannot be drawn is a warning.")
     p.add_argument("file", metavar="FILE", help="the .icl file with the program, its data and a train block "
                                                  "(- for standard input)")
     p.add_argument("--program", help="which train block, by program name (default: the first)")
@@ -124,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="-", metavar="FILE|-",
                    help="where the predictions of a file's rows go, one JSON line each (default: stdout)")
     p.add_argument("--format", choices=("jsonl", "csv"), help="the input's format (default: from its suffix)")
-    p.add_argument("--concurrency", type=_positive, default=8, metavar="N", help="rows in flight at once (default 8)")
+    p.add_argument("--concurrency", type=_concurrency, default=8, metavar="N",
+                   help=f"rows in flight at once (default 8, at most {MAX_CONCURRENCY})")
     p.add_argument("--id", metavar="FIELD", help="copy this field of each row into its output line as `id`")
     p.add_argument("--retry-failed", action="store_true",
                    help="drop the rows that failed from --output and run them again")
@@ -175,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("plot", help="redraw the plots of an artifact",
                          description="Redraw the plots that fit wrote beside an artifact: "
-                                     "<stem>.{graph,history,runs,comparison}.png (or .svg).")
+                                     "<stem>.{graph,history,comparison}.png (or .svg), and <stem>.runs.png when "
+                                     "the test set was scored more than once.")
     p.add_argument("artifact", metavar="ARTIFACT",
                    help="the artifact `fit` wrote (- for standard input: the plots are named after its program)")
     p.add_argument("-o", "--output-dir", metavar="DIR",
@@ -251,6 +258,13 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _concurrency(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"at most {MAX_CONCURRENCY} rows may be in flight at once, got {text!r}")
     return value
 
 

@@ -50,7 +50,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
         program = artifact.program_from(artifact.read(name, stream), path=name)
         programs = {program.spec.name: (program.spec, program.states)}
     else:
-        programs = dict(compile_or_exit(args.file, stream).programs)
+        programs = dict(compile_or_exit(args.file, stream, data=False).programs)
     if args.program:
         if args.program not in programs:
             raise Failure(f"{args.file} has no program `{args.program}` (it has: {', '.join(programs) or 'none'})")
@@ -84,7 +84,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     named = f"{doc['program']['name']}.artifact.json" if args.artifact == STDIN else args.artifact
     paths = plots.plot_paths(named, args.output_dir, args.format)
     images = plots.write_all(doc, paths)
-    written = list(paths.values())
+    written = [paths[name] for name in images]
     if args.report:
         target = html_report.report_path(named)
         if args.output_dir:

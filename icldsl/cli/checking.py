@@ -21,7 +21,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     checked = []  # (source, its diagnostics, the sources they point into)
     for source in sources:
         try:
-            compiled = compile_source(source)
+            compiled = compile_source(source, data=args.data)
             checked.append((source, compiled.warnings, compiled.sources))
         except CheckError as exc:
             checked.append((source, exc.diagnostics, exc.sources))

@@ -51,7 +51,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _print_fit(report: FitReport, train: TrainSpec, started: float, say: Callable[..., None]) -> None:
-    """What `fit` prints once training is done, before the artifact is written or refused."""
+    """What `fit` prints once training is done: once the artifact is written, or before the fit refuses to write it."""
     history = report.history
     say(f"\n{train.program}: {report.sizes['train']} train, {report.sizes['validation']} validation, "
           f"{report.sizes['test']} test examples; {history.epochs_run} of {train.epochs} epoch(s) in "

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from ..errors import Error
+from ..options import MAX_CONCURRENCY
 from ..lm import Clients, LMClient, LMError
 from ..lm.cache import LMCache, Mode
 from ..lm.trace import Site, Tracer
@@ -318,8 +319,8 @@ class Program:
 
     def _expect(self, concurrency: int) -> None:
         """Let an LM whose options do not set `max_concurrency` allow `concurrency` calls."""
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise ValueError(f"concurrency must be from 1 to {MAX_CONCURRENCY}, got {concurrency}")
         self.clients.concurrency = max(self.clients.concurrency or 0, concurrency)
 
     async def _predict(self, index: int, x: Mapping[str, Any]) -> Prediction:

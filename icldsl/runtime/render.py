@@ -60,3 +60,20 @@ async def render_program(program: Program, inputs: Mapping[str, Any] | None = No
 
 def _placeholders(name: str, model) -> dict[str, Any]:
     return {field.alias or key: f"<{name}.{field.alias or key}>" for key, field in model.model_fields.items()}
+
+
+def render_text(program: Program, steps: list[RenderedStep]) -> str:
+    """What `icldsl render` prints (and the editor's preview shows): each step's header, what it
+    retrieved or why not, and its messages."""
+    lines = []
+    for rendered in steps:
+        step = rendered.step
+        target = next((lm.target for lm in program.spec.lms if lm.name == step.lm), step.lm)
+        lines.append(f"=== {step.path}: {step.kind} {step.model} using {step.lm} ({target}) ===")
+        if rendered.retrieved:
+            lines.append(f"(retrieved for this input, in prompt order: {', '.join(rendered.retrieved)})")
+        if rendered.note:
+            lines.append(f"({rendered.note})")
+        lines += [f"--- {message.role}\n{message.content}" for message in rendered.messages]
+        lines.append("")
+    return "\n".join(lines) + "\n" if lines else ""

@@ -27,6 +27,7 @@ from .chain import Chain
 from .checkpoint import CheckpointWriter, read_checkpoint
 from .context import Optimizer
 from .csvlog import CSVLog
+from .estimate import Estimate, paired
 from .metrics import Metrics
 from .registry import OPTIMIZERS, REWARDS
 from .resources import Resources
@@ -85,6 +86,14 @@ class Scores:
     def usage_table(self) -> UsageTable:
         """The program's calls and the reward's."""
         return sum((r.usage_table for r in self.runs), self.reward_usage)
+
+
+def trained_minus_untrained(untrained: Scores, trained: Scores) -> Estimate | None:
+    """The reward of trained minus untrained, paired over the same test examples (the last
+    run of each), with its standard error; None without runs to compare."""
+    if not untrained.runs or not trained.runs:
+        return None
+    return paired([s.reward for s in trained.runs[-1].scored], [s.reward for s in untrained.runs[-1].scored])
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,10 +179,13 @@ def failure_message(failed: int, total: int, error: str | None, count: int, what
 
 def resources_of(compiled: Compiled, cache: LMCache | None, cache_mode: Mode,
                  clients: Mapping[str, LMClient] | None = None,
-                 tracers: Sequence[Tracer] | None = None) -> Resources:
-    """The file's lms and embeddings, for rewards and optimizers; given `clients` are used as they are."""
+                 tracers: Sequence[Tracer] | None = None, program: Program | None = None) -> Resources:
+    """The file's lms and embeddings, for rewards and optimizers; given `clients` are used as
+    they are. With `program`, they connect through the program's clients: one client per lm
+    name for the whole session, which the program closes."""
     return Resources(compiled.lms, compiled.embeddings, cache, cache_mode, dict(clients or {}),
-                     (compiled.base_dir,), tracers=tracers)
+                     (compiled.base_dir,), tracers=tracers,
+                     connections=program.clients if program is not None else None)
 
 
 def _make(function: Function, options: Mapping[str, Any], resources: Resources, purpose: str) -> Any:
@@ -238,7 +250,7 @@ async def fit_compiled(
     receive every LM call, the program's and the reward's and optimizers' alike.
     """
     program = program_of(compiled, train.program, clients, cache=cache, cache_mode=cache_mode, tracers=tracers)
-    resources = resources_of(compiled, cache, cache_mode, clients, tracers)
+    resources = resources_of(compiled, cache, cache_mode, clients, tracers, program)
     try:
         program.tools()  # imported now: a module that fails to import stops the fit before any LM call
         data = load_data(compiled, train, program)
@@ -291,6 +303,9 @@ async def fit_compiled(
         "usage_by_step": by["steps"],
         "usage_by_lm": by["lms"],
     }
+    gain = trained_minus_untrained(untrained, trained)
+    if gain is not None:  # what the report's headline shows
+        record["trained_minus_untrained"] = {"mean": gain.mean, "se": float(gain.stderr), "n": gain.n}
     doc = freeze(trained_program, source_file=str(Path(compiled.source.name)),
                  source_sha256=compiled.source.sha256, training=record)
     return FitReport(trained_program, history, untrained, trained, sizes, usage, doc, table)
@@ -304,7 +319,8 @@ async def eval_compiled(
     progress: Progress | None = None,
 ) -> Scores:
     """The program's reward on the test split of its train block's data."""
-    resources = resources_of(compiled, program.cache, program.cache_mode, tracers=program.clients.tracers)
+    resources = resources_of(compiled, program.cache, program.cache_mode, tracers=program.clients.tracers,
+                             program=program)
     try:
         program.tools()  # imported now: a module that fails to import stops before any LM call
         data = load_data(compiled, train, program)

@@ -467,7 +467,7 @@ program p {{ input q: Q  a = generate A from q using solver  output a }}
 data rows = jsonl("rows.jsonl")
 {trains}""", encoding="utf-8")
     try:
-        assert main(["check", str(tmp_path / "examples.icl")]) == 0
+        assert main(["check", "--no-data", str(tmp_path / "examples.icl")]) == 0  # no rows.jsonl
     finally:
         sys.modules.pop("my_rewards", None)
     err = capsys.readouterr().err
