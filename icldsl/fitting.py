@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from . import artifact
+from . import artifact, drawing
 from .compiler import compile_file
 from .errors import Error
 from .lm.base import LMClient
@@ -54,6 +54,7 @@ class Fitted:
     path: Path | None  # None with write=False
     files: tuple[Path, ...]  # the plots, then report.html; none with report=False or write=False
     signed: bool
+    note: str | None = None  # why no plots or report were drawn although asked for (no matplotlib)
 
     @property
     def untrained(self) -> Scores:
@@ -138,6 +139,9 @@ class _Job:
             on_trained(fitted)
         if self.out is None:
             return Fitted(fitted, doc, None, (), self.key is not None)
+        if report and not drawing.available():
+            return Fitted(fitted, doc, self.out, (), self.key is not None,
+                          drawing.missing_note("no plots or report.html"))
         files = _draw(self.out, fitted, doc) if report else ()
         return Fitted(fitted, doc, self.out, files, self.key is not None)
 

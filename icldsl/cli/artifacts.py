@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from .. import artifact
+from .. import artifact, drawing
 from ..diff import diff_docs, format_diff
 from ..errors import EXIT_INPUT, EXIT_OK, EXIT_USAGE
 from ..paths import read_stream
@@ -33,6 +33,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_graph(args: argparse.Namespace) -> int:
     """FILE is an artifact when it ends in .json (or, from standard input, when it is a JSON
     object); `-o -` writes the picture to standard output."""
+    drawing.require("a program's graph")
     from .. import plots  # matplotlib loads only when plots are drawn
 
     if args.file == STDIN:
@@ -74,6 +75,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    drawing.require("an artifact's plots")
     from .. import plots, report as html_report  # matplotlib loads only when plots are drawn
 
     doc = read_artifact(args.artifact)

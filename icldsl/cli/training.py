@@ -42,6 +42,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         sys.stdout.write(artifact.canonical(fitted.artifact))
         say("wrote the artifact to standard output" + signed)
         return EXIT_OK
+    if fitted.note:
+        say(f"\nnote: {fitted.note}")
     if fitted.files:
         say(f"\nwrote {fitted.files[-1]} and {len(fitted.files) - 1} plots "
             f"({', '.join(p.name for p in fitted.files[:-1])})")
