@@ -10,7 +10,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from icldsl import predict
 from icldsl.cli import main
 from icldsl.errors import EXIT_BUSY
 from tests.loopback import LoopbackServer
-from tests.test_predict import ROOT, label, lines, slow, write_artifact
+from tests.test_predict import label, lines, run_command, slow, write_artifact
 
 ROW = json.dumps({"name": "a", "tags": []})
 
@@ -139,12 +138,7 @@ def test_a_disk_that_fills_up_mid_run_loses_nothing_written(served, capsys, monk
 def test_a_second_run_on_the_same_output_is_refused_while_the_first_writes(tmp_path: Path) -> None:
     n = 200
     with LoopbackServer(slow(0.05)) as server:
-        path = write_artifact(tmp_path / "t.artifact.json", [server.openai_url])
-        (tmp_path / "rows.jsonl").write_text("".join(json.dumps({"name": f"n{i}", "tags": []}) + "\n"
-                                                     for i in range(n)))
-        command = [sys.executable, "-m", "icldsl", "run", str(path), "--input", "rows.jsonl", "--output",
-                   "p.jsonl", "--concurrency", "2", "-q", "--no-cache"]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        command, env = run_command(tmp_path, server, n, concurrency=2)
         first = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 60
