@@ -301,7 +301,7 @@ def _url_credentials(value: ir.Value, owner: str, option: str, sink: Sink) -> bo
     items = value.items if isinstance(value, ir.ListValue) else (value,)
     found = [item for item in items if isinstance(item, ir.Literal) and isinstance(item.value, str)
              and url_secrets(item.value)]
-    instead = f'[env("NAME"), ...]' if isinstance(value, ir.ListValue) else 'env("NAME")'
+    instead = '[env("NAME"), ...]' if isinstance(value, ir.ListValue) else 'env("NAME")'
     for item in found:
         sink.add("secret-in-source", f"`{option}` of {owner} holds credentials in its URL", item.span,
                  "a secret in the source", f"put the URL, credentials and all, in a variable: `{option}: {instead}`")
