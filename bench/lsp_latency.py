@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from lsprotocol import types as lsp  # noqa: E402
 
 from tests.lsp_client import language_server  # noqa: E402
-from tests.program_generator import generate_program  # noqa: E402
+from tests.program_generator import generate_program, write_data  # noqa: E402
 
 
 def summary(times: list[float]) -> str:
@@ -38,6 +38,7 @@ async def measure(lines: int, edits: int) -> None:
     text = generate_program(lines)
     rows = [i for i, line in enumerate(text.splitlines()) if "The input text" in line]
     with tempfile.TemporaryDirectory() as folder:
+        write_data(Path(folder))
         async with language_server(Path(folder)) as s:
             started = time.perf_counter()
             uri = s.open(Path(folder) / "bench.icl", text)

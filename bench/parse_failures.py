@@ -35,9 +35,12 @@ sys.path.insert(0, str(ROOT))
 from icldsl.compiler import compile_file  # noqa: E402
 from icldsl.lm import make_client  # noqa: E402
 from icldsl.lm.base import LMClient, LMRequest, LMResponse  # noqa: E402
+from icldsl.lm.connect import Connection, resolve_options  # noqa: E402
 from icldsl.lm.repair import RepairError, read_object  # noqa: E402
-from icldsl.runtime.generate import StepFailure, generate, resolve_options  # noqa: E402
+from icldsl.lm.trace import Site  # noqa: E402
+from icldsl.runtime.generate import StepFailure, generate  # noqa: E402
 from icldsl.runtime.models import build_models  # noqa: E402
+from icldsl.runtime.request import step_request  # noqa: E402
 
 
 class Recorder:
@@ -97,8 +100,8 @@ async def run_mode(constrained: bool, questions: list[tuple[str, float]], progra
     step = spec.steps[0]
     lm = next(lm for lm in spec.lms if lm.name == step.lm)
     models = build_models(spec.models)
-    model = models[step.model]
-    inner = make_client(lm.target, {k: v for k, v in resolve_options(lm.options).items()})
+    model = models[step.answer_model]
+    inner = make_client(lm.target, resolve_options(lm.options))
     limit = asyncio.Semaphore(concurrency)
     rows: list[dict[str, Any]] = [{} for _ in questions]
 
@@ -106,7 +109,8 @@ async def run_mode(constrained: bool, questions: list[tuple[str, float]], progra
         recorder = Recorder(inner, constrained)
         async with limit:
             try:
-                out, _ = await generate(model, step.model, states[step.path], {"question": question}, lm, recorder)
+                first = step_request(step, states[step.path], {"question": question}, model, lm, {})
+                out, _ = await generate(first, Connection(lm.name, recorder, ()).at(Site(step.path, spec.name)))
                 ok, correct, error = True, abs(float(out["answer"]) - gold) < 1e-6, None
             except StepFailure as failure:
                 ok, correct, error = False, False, str(failure)[:200]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -38,7 +39,7 @@ from icldsl.runtime.retrieval import BM25, Dense, Pool, Retrieval  # noqa: E402
 from icldsl.specs import EmbeddingSpec  # noqa: E402
 from icldsl.source import Source  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "datasets" / "clinc150" / "data_full.json"
+DATA = Path(os.environ.get("ICLDSL_CLINC150_PATH") or ROOT.parent / "shared" / "datasets" / "clinc150") / "data_full.json"
 SOURCE = """
 model M { query: str "A message" }
 model I { intent: str "What it asks for" }

@@ -4,8 +4,8 @@ JSON with fixed indentation and no timestamps, a sha256 of its own content check
 on every read, written to a temporary file and renamed. Keys keep the order they were
 built in, never sorted: an example's input and output reach the LM in the field order
 the trained program sent them, so the loaded program sends the same requests. It
-names its `.icl` source and that file's sha256; `load` warns (StaleArtifactWarning)
-when the source is there and has changed since.
+names its `.icl` source and that file's sha256; `load`, when asked to look, warns
+(StaleArtifactWarning) when the source is there and has changed since.
 
 The sha256 catches accidents, not tampering: whoever can edit the file can hash it
 again. `sign` adds an HMAC-SHA256 of the content under a secret key, which `load(...,
@@ -20,11 +20,13 @@ import hashlib
 import hmac
 import json
 import os
+import stat
 import warnings
 from pathlib import Path
-from typing import Any, BinaryIO, Mapping, Sequence
+from typing import Annotated, Any, BinaryIO, Mapping, Sequence
 
-from pydantic import PydanticUserError, TypeAdapter, ValidationError
+from pydantic import Field, PydanticUserError, TypeAdapter, ValidationError
+from pydantic_core import SchemaError
 from typing_extensions import NotRequired, TypedDict  # pydantic reads typing.TypedDict only from 3.12
 
 from .errors import Error
@@ -38,7 +40,7 @@ from .runtime.program import Program
 from .specs import LMSpec, ProgramSpec
 from .runtime.demo import Demo
 from .runtime.state import StepState
-from .source import Source
+from .source import MAX_BYTES as SOURCE_MAX_BYTES, Source
 
 FORMAT = "icldsl-artifact"
 FORMAT_VERSION = 1
@@ -150,6 +152,15 @@ def read(path: str | Path, stream: BinaryIO | None = None) -> dict:
     return doc
 
 
+def read_verified(path: str | Path, verify: bool | str | bytes = False, stream: BinaryIO | None = None) -> dict:
+    """`read`, then with `verify` ArtifactError unless it is signed with that key (True: the
+    key in $ICLDSL_SIGNING_KEY), as `load` and `icldsl.ray.predict` take it."""
+    doc = read(path, stream)
+    if verify is not False:
+        verify_signature(doc, signing_key(None if verify is True else verify), path)
+    return doc
+
+
 def with_lms(spec: ProgramSpec, lms: Mapping[str, Mapping[str, Any]]) -> ProgramSpec:
     """`spec` with some LMs' settings replaced, so the deployment decides where requests go:
     `{"solver": {"base_url": "https://llm.internal/v1", "api_key": {"env": "PROD_KEY"}}}`.
@@ -202,16 +213,20 @@ def program_from(doc: Mapping[str, Any], clients: Mapping[str, LMClient] | None 
     try:
         return Program(spec, states, clients, cache=cache, cache_mode=cache_mode,
                        barred=(folder.resolve(),) if folder is not None else (), tracers=tracers)
-    except (PydanticUserError, TypeError, ValueError) as exc:  # models pydantic cannot build
+    except (PydanticUserError, SchemaError, TypeError, ValueError) as exc:  # models pydantic cannot build
         raise ArtifactError(f"{path} cannot run: its models cannot be built: {str(exc).splitlines()[0]}") from None
 
 
-def stale_source(doc: Mapping[str, Any], path: str | Path | None = None) -> str | None:
+def stale_source(doc: Mapping[str, Any], path: str | Path | None = None, *,
+                 given: str | Path | None = None) -> str | None:
     """Why the artifact `doc` (read from `path`) is stale, or None.
 
     Its source file is looked up as named, relative to the artifact's folder and to
     the working directory; it is stale when the file is there and none found has the
-    recorded sha256. An artifact deployed without its source is not stale.
+    recorded sha256. An artifact deployed without its source is not stale. With `given`
+    (a file the user named, such as `render FILE`), only that file is read, and only
+    when it is one of those places. Only regular files are read: never a device, a FIFO
+    or standard input, whatever the artifact names (see `_source_sha256`).
     """
     source = doc.get("source")
     name, recorded = (source.get("file"), source.get("sha256")) if isinstance(source, dict) else (None, None)
@@ -219,12 +234,17 @@ def stale_source(doc: Mapping[str, Any], path: str | Path | None = None) -> str 
         return None
     file = Path(name)
     places = [file] if file.is_absolute() else [*([Path(path).parent / file] if path else []), Path.cwd() / file]
+    if given is not None:
+        try:
+            wanted = os.path.realpath(given)
+            places = [place for place in places if os.path.realpath(place) == wanted][:1]
+        except (OSError, ValueError):  # a name the file system refuses
+            return None
     found = {}
     for place in dict.fromkeys(places):
-        try:
-            found[place] = Source.from_path(place).sha256
-        except OSError:  # not there (or unreadable): nothing to compare
-            continue
+        sha = _source_sha256(place)
+        if sha is not None:
+            found[place] = sha
     if not found or recorded in found.values():
         return None
     place, sha = next(iter(found.items()))
@@ -232,25 +252,55 @@ def stale_source(doc: Mapping[str, Any], path: str | Path | None = None) -> str 
             f"(sha256 {sha[:12]}, was {recorded[:12]}); fit it again to use the change")
 
 
+_NEVER_READ = ("/dev/", "/proc/", "/sys/")  # /dev/stdin, /proc/self/fd/0, ...: not a source, whatever their kind
+
+
+def _source_sha256(place: Path) -> str | None:
+    """The sha256 of `place` as a `.icl` source, or None when it is not a regular file
+    (checked before opening it and again, on what was opened, with fstat), is under
+    /dev, /proc or /sys, is larger than a source may be, or cannot be read. It is opened
+    non-blocking, so a FIFO put there after the first check cannot hang the caller."""
+    try:
+        real = os.path.realpath(place)
+        if real.startswith(_NEVER_READ) or not stat.S_ISREG(os.stat(real).st_mode):
+            return None
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except (OSError, ValueError):  # not there, unreadable, or a name the file system refuses
+        return None
+    with open(fd, "rb") as f:
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > SOURCE_MAX_BYTES:
+                return None
+            return Source.from_stream(str(place), f).sha256
+        except OSError:
+            return None
+
+
 def load(path: str | Path, clients: Mapping[str, LMClient] | None = None, *,
          cache: LMCache | None = None, cache_mode: Mode = "normal", verify: bool | str | bytes = False,
          lms: Mapping[str, Mapping[str, Any]] | None = None, stream: BinaryIO | None = None,
-         tracers: Sequence[Tracer] | None = None) -> Program:
+         tracers: Sequence[Tracer] | None = None, check_source: bool | str | Path | None = None) -> Program:
     """The runnable program of a verified artifact (read from `stream`, named `path`, when given).
 
     With a `cache` (`icldsl.lm.cache.LMCache`), its LM calls are answered from it when they
     can be. `verify` refuses (ArtifactError) an artifact not signed with the key given, or
     with the key in $ICLDSL_SIGNING_KEY when it is True. `lms` replaces the settings of
-    its LMs (see `with_lms`). Warns (StaleArtifactWarning) when its source has changed
-    since (see `stale_source`). `tracers` receive every LM call (`icldsl.lm.trace`; by
+    its LMs (see `with_lms`). `tracers` receive every LM call (`icldsl.lm.trace`; by
     default OpenTelemetry's spans, when it is installed).
+
+    The source file the artifact names is read only when asked: `check_source=True`, or
+    a path (that file, when it is the artifact's source), or by default when `verify` is
+    given (a signed artifact names its signer's file). It warns (StaleArtifactWarning)
+    when that source has changed since (see `stale_source`).
     """
-    doc = read(path, stream)
-    if verify is not False:
-        verify_signature(doc, signing_key(None if verify is True else verify), path)
-    stale = stale_source(doc, path)
-    if stale:
-        warnings.warn(stale, StaleArtifactWarning, stacklevel=2)
+    doc = read_verified(path, verify, stream)
+    if check_source is None:
+        check_source = verify is not False
+    if check_source is not False:
+        stale = stale_source(doc, path, given=None if check_source is True else check_source)
+        if stale:
+            warnings.warn(stale, StaleArtifactWarning, stacklevel=2)
     folder = Path(path).parent if stream is None else None  # a stream comes from no folder of tools
     return program_from(doc, clients, cache=cache, cache_mode=cache_mode, folder=folder, lms=lms, path=path,
                         tracers=tracers)
@@ -264,6 +314,7 @@ class _StateJSON(TypedDict):
     examples: list[Demo]
     frozen: bool
     retrieval: NotRequired[dict[str, Any] | None]
+    bounds: NotRequired[dict[str, Annotated[int, Field(ge=1)]]]
 
 
 _STATES = TypeAdapter(dict[str, _StateJSON])

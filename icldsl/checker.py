@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from urllib.parse import urlsplit
 from typing import Iterable, Mapping
 
 from . import ir
@@ -21,8 +20,9 @@ from .datasets import LOADERS
 from .diagnostics import CheckError, Sink, did_you_mean
 from .lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
 from .parser import MAX_DEPTH
-from .options import (EMBEDDING_NAME, FIELDS, LM_NAME, Choice, Either, Signature, bind, matches, names_a, to_python,
-                      type_name)
+from .patterns import pattern_problem
+from .options import (EMBEDDING_NAME, FIELDS, LM_NAME, MAX_CONCURRENCY, Choice, Either, Signature, Within, bind,
+                      expected_found, matches, names_a, to_python, type_name, url_secrets)
 from .specs import TRAIN_SETTINGS
 from .training.registry import OPTIMIZERS, REWARDS
 
@@ -114,11 +114,11 @@ def _check_constraints(t: ir.NamedType | ir.ListType, sink: Sink) -> None:
     for name in ("min_length", "max_length", "min_items", "max_items"):
         if given.get(name, 0) < 0:
             sink.add("invalid-value", f"`{name}` cannot be negative", t.span)
-    if "pattern" in given:
-        try:
-            re.compile(given["pattern"])
-        except re.error as exc:
-            sink.add("invalid-value", f"`pattern` is not a regular expression: {exc}", t.span, "bad pattern")
+    pattern = next((a.value for a in t.constraints if a.name == "pattern" and "pattern" in given), None)
+    problem = pattern_problem(pattern.value) if pattern is not None else None
+    if problem:
+        sink.add("invalid-value", f"`pattern` cannot be used: {problem}", pattern.span, "bad pattern",
+                 "field patterns follow Rust's regex syntax: no look-around or back-references, and a bounded size")
 
 
 def _names(t: ir.TypeExpr, *, through_lists: bool = True) -> Iterable[str]:
@@ -236,13 +236,16 @@ def _check_args(args: tuple[ir.Arg, ...], signature: Signature, what: str, sink:
             continue
         given[name] = arg
         expected = signature.options[name]
-        if not matches(arg.value, expected):
+        if isinstance(expected, Within) and matches(arg.value, expected.kind) and not matches(arg.value, expected):
+            sink.add("invalid-value", f"option `{name}` of {what} must be {type_name(expected)}", arg.value.span,
+                     "out of range")
+        elif not matches(arg.value, expected):
             kinds = expected.kinds if isinstance(expected, Either) else (expected,)
             choices = [v for kind in kinds if isinstance(kind, Choice) for v in kind.values]
             near = did_you_mean(arg.value.value, choices) if choices and \
                 isinstance(arg.value, ir.Literal) and isinstance(arg.value.value, str) else None
             sink.add("wrong-type", f"option `{name}` of {what} must be {type_name(expected)}", arg.value.span,
-                     "wrong type", near)
+                     "wrong type", near or expected_found(arg.value, expected))
         elif expected is FIELDS and output is not None:
             for item in arg.value.items:
                 _check_field_path(item, output, models or {}, sink)
@@ -292,19 +295,17 @@ def _check_fallback(lm: ir.LM, ref: ir.Ref, lms: Mapping[str, ir.LM], sink: Sink
                  ref.span, "fallback cycle", "a fallback must end at an lm without one")
 
 
-def _url_credentials(value: ir.Literal, owner: str, option: str, sink: Sink) -> bool:
-    """A URL with a user name or password in it (`http://user:key@host`) holds a secret too."""
-    if not isinstance(value.value, str) or "@" not in value.value:
-        return False
-    try:
-        parts = urlsplit(value.value)
-        found = bool(parts.scheme and parts.netloc and (parts.username or parts.password))
-    except ValueError:
-        return False
-    if found:
-        sink.add("secret-in-source", f"`{option}` of {owner} holds credentials in its URL", value.span,
-                 "a secret in the source", f'put the URL, credentials and all, in a variable: `{option}: env("NAME")`')
-    return found
+def _url_credentials(value: ir.Value, owner: str, option: str, sink: Sink) -> bool:
+    """A URL with a user name, password or token in it (`http://user:key@host`,
+    `http://host/v1?api_key=...`) holds a secret too, alone or in a list of URLs."""
+    items = value.items if isinstance(value, ir.ListValue) else (value,)
+    found = [item for item in items if isinstance(item, ir.Literal) and isinstance(item.value, str)
+             and url_secrets(item.value)]
+    instead = '[env("NAME"), ...]' if isinstance(value, ir.ListValue) else 'env("NAME")'
+    for item in found:
+        sink.add("secret-in-source", f"`{option}` of {owner} holds credentials in its URL", item.span,
+                 "a secret in the source", f"put the URL, credentials and all, in a variable: `{option}: {instead}`")
+    return bool(found)
 
 
 def check_lms(module: ir.Module, sink: Sink) -> None:
@@ -325,13 +326,13 @@ def check_lms(module: ir.Module, sink: Sink) -> None:
             value = arg.value
             if arg.name == "fallback" and matches(value, LM_NAME):
                 _check_fallback(lm, value, lms, sink)
+            if _url_credentials(value, f"lm `{lm.name}`", arg.name, sink):
+                continue
             if not isinstance(value, ir.Literal) or not matches(value, options.get(arg.name, object)):
                 continue
             if arg.name in SECRET_OPTIONS:
                 sink.add("secret-in-source", f"`{arg.name}` of lm `{lm.name}` is written in the file", value.span,
                          "a key in the source", f'read it from the environment: `{arg.name}: env("NAME")`')
-                continue
-            if _url_credentials(value, f"lm `{lm.name}`", arg.name, sink):
                 continue
             if arg.name == "temperature" and not 0 <= value.value <= 2:
                 sink.add("invalid-value", "temperature must be between 0 and 2", value.span)
@@ -357,7 +358,7 @@ def check_embeddings(module: ir.Module, sink: Sink) -> None:
                 sink.add("secret-in-source", f"`{arg.name}` of embedding `{emb.name}` is written in the file",
                          arg.value.span, "a key in the source",
                          f'read it from the environment: `{arg.name}: env("NAME")`')
-            elif isinstance(arg.value, ir.Literal):
+            else:
                 _url_credentials(arg.value, f"embedding `{emb.name}`", arg.name, sink)
 
 
@@ -741,7 +742,8 @@ def _check_setting(setting: ir.Setting, output: ir.Model | None, models: Mapping
     else:
         expected = TRAIN_SETTINGS[setting.key].type
         if not matches(value, expected) or not isinstance(value, (ir.Literal, ir.MapValue)):
-            sink.add("wrong-type", f"`{setting.key}` must be {type_name(expected)}", value.span, "wrong type")
+            sink.add("wrong-type", f"`{setting.key}` must be {type_name(expected)}", value.span, "wrong type",
+                     expected_found(value, expected))
         elif setting.key == "budget":
             for item in value.items:
                 if item.name not in BUDGET_KEYS:
@@ -753,6 +755,9 @@ def _check_setting(setting: ir.Setting, output: ir.Model | None, models: Mapping
             sink.add("invalid-value", "`validation_split` must be between 0 and 1 (exclusive)", value.span)
         elif setting.key != "seed" and expected is int and value.value < 1:
             sink.add("invalid-value", f"`{setting.key}` must be at least 1", value.span)
+        elif setting.key == "concurrency" and value.value > MAX_CONCURRENCY:
+            sink.add("invalid-value", f"`concurrency` must be at most {MAX_CONCURRENCY}", value.span, "too many",
+                     "rows in flight at once; more would exhaust connections and memory before a server answers")
 
 
 def _check_references(call: ir.Call, signature: Signature, names: Mapping[str, Mapping[str, object]],
@@ -783,11 +788,13 @@ def _referenced(module: ir.Module, marker: object) -> set[str]:
 
 
 def check_unused(module: ir.Module, sink: Sink) -> None:
-    used: set[str] = set()
+    """Warn of what nothing uses; a name an error already suggested (`using smal` -> did you mean
+    `small`?) counts as used: the typo is the one mistake, said once."""
+    typos = {d.fix.new for d in sink.diagnostics if d.code == "undefined-name" and d.fix is not None and d.fix.old}
+    used: set[str] = set(typos)
     for model in module.of(ir.Model):
         used.update(n for f in model.fields for n in _names(f.type))
-    lms_used: set[str] = set()
-    tools_used: set[str] = set()
+    lms_used, tools_used, embeddings_used = set(typos), set(typos), set(typos)
     lms = _first(module.of(ir.LM))
     for program in module.of(ir.Program):
         used.update(i.model.name for i in program.inputs)
@@ -811,7 +818,7 @@ def check_unused(module: ir.Module, sink: Sink) -> None:
     lms_used.update(str(a.value) for lm in lms.values() for a in lm.options
                     if a.name == "fallback" and matches(a.value, LM_NAME))
     lms_used.update(_referenced(module, LM_NAME))
-    embeddings_used = _referenced(module, EMBEDDING_NAME)
+    embeddings_used.update(_referenced(module, EMBEDDING_NAME))
     for emb in module.of(ir.Embedding):
         if emb.name not in embeddings_used:
             sink.add("unused-name", f"embedding `{emb.name}` is never used", emb.span, "unused",

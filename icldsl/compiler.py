@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from . import ir
 from .checker import check
+from .datafiles import check_data_files
 from .datasets import LOADERS
 from .diagnostics import CheckError, Diagnostic
 from .options import Signature, bind, to_python
@@ -21,13 +22,13 @@ from .source import Source
 SECRET_OPTIONS = ("api_key",)
 
 
-def compile_source(source: Source) -> Compiled:
-    """Parse (with imports), check and compile; raises CheckError with every
-    diagnostic, and the sources they point into, on failure."""
+def compile_source(source: Source, *, data: bool = False) -> Compiled:
+    """Parse (with imports), check (with `data`, opening the data files as `icldsl check` does)
+    and compile; raises CheckError with every diagnostic, and the sources they point into, on failure."""
     module, sources = load_module(source)
     base_dir = Path(source.name).resolve().parent
     try:
-        warnings = check_module(module, base_dir)
+        warnings = check_module(module, base_dir, data=data)
     except CheckError as exc:
         raise CheckError(exc.diagnostics, sources) from None
     models = {m.name: m for m in module.of(ir.Model)}
@@ -45,15 +46,16 @@ def compile_source(source: Source) -> Compiled:
     )
 
 
-def check_module(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
+def check_module(module: ir.Module, base_dir: Path, *, data: bool = False) -> list[Diagnostic]:
     """The checker's passes, then finding the tools and rewards the module uses (relative to
-    `base_dir`) by reading their source, never importing it; raises CheckError with every
-    error, else returns the warnings."""
+    `base_dir`) by reading their source, never importing it, and (with `data`) opening the data
+    files; raises CheckError with every diagnostic when there is an error, else returns the warnings."""
     warnings = check(module)
-    errors = _locate_tools(module, base_dir) + _check_rewards(module, base_dir)
-    if errors:
-        raise CheckError(errors)
-    return warnings
+    found = _locate_tools(module, base_dir) + _check_rewards(module, base_dir)
+    found += check_data_files(module, base_dir) if data else []
+    if any(d.severity == "error" for d in found):
+        raise CheckError([*warnings, *found])
+    return [*warnings, *found]
 
 
 def _locate_tools(module: ir.Module, base_dir: Path) -> list[Diagnostic]:

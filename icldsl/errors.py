@@ -8,6 +8,7 @@ line catches one class and library users can too (`except icldsl.Error`).
 from __future__ import annotations
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_BUSY = 75  # the output is being written by another run (sysexits.h's EX_TEMPFAIL: try again later)
 EXIT_CLOSED_PIPE = 141  # standard output closed early (`icldsl eval ... | head -3`), as a shell reports SIGPIPE
 
 # What each exit status means: `icldsl --help`'s epilog and the docs' command-line reference
@@ -16,9 +17,11 @@ EXIT_STATUSES = (
     (EXIT_OK, "success (warnings may have been printed)"),
     (EXIT_INPUT, "the input is wrong: errors in a .icl file, a bad data row, a tampered, unsigned (with "
                  "--verify) or unreadable artifact, unusable LM settings, a tool that cannot be imported, a "
-                 "failed prediction in run, a fit whose test predictions mostly failed; fmt --check/--diff "
+                 "failed prediction in run, an --output of run that cannot be written (a missing folder, a "
+                 "folder, a full disk), a fit whose test predictions mostly failed; fmt --check/--diff "
                  "found a file to reformat; diff: the artifacts differ"),
     (EXIT_USAGE, "bad command-line usage (diff: an artifact cannot be read)"),
+    (EXIT_BUSY, "run: another icldsl run is writing the same --output (try again when it ends)"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C at any moment, with a line saying so and no traceback; in Python's "
                        "own start-up, its first 10 ms or so, Python reports it itself); finished LM calls are "
                        "kept in the cache"),

@@ -50,25 +50,30 @@ def _shared_items(module: ir.Module, path: Path, sources: dict[str, Source], err
                   chain: list[Path]) -> list[ir.Item]:
     items: list[ir.Item] = []
     for imp in module.of(ir.Import):
-        target = (path.parent / imp.path.value).resolve()
         name = str(path.parent / imp.path.value)
+        try:
+            target = _resolved(path.parent / imp.path.value)
+        except ImportPathError as exc:
+            errors.append(Diagnostic("import-error", f"cannot import {_shown(imp.path.value)}: {exc}", imp.path.span,
+                                     "cannot be read", exc.help))
+            continue
         if target in chain:
             cycle = " -> ".join(p.name for p in [*chain[chain.index(target):], target])
             errors.append(Diagnostic("import-error", f"imports go round in a circle: {cycle}", imp.span,
                                      "circular import", "move what both files need into a third file"))
             continue
-        if any(Path(s).resolve() == target for s in sources):
+        if any(_resolved(Path(s)) == target for s in sources):  # each was resolved when it was read
             continue  # already imported along another path
         if target.suffix != ".icl" or (target.exists() and not target.is_file()):
             # Never read another kind of file: its text would be quoted in a syntax error.
-            errors.append(Diagnostic("import-error", f"cannot import {imp.path.value!r}: only .icl files can be "
+            errors.append(Diagnostic("import-error", f"cannot import {_shown(imp.path.value)}: only .icl files can be "
                                      "imported", imp.path.span, "not an .icl file",
                                      "import a file of models, LMs and tools whose name ends in .icl"))
             continue
         try:
             other = Source.from_path(target)
         except OSError as exc:
-            errors.append(Diagnostic("import-error", f"cannot import {imp.path.value!r}: {exc.strerror}",
+            errors.append(Diagnostic("import-error", f"cannot import {_shown(imp.path.value)}: {exc.strerror}",
                                      imp.path.span, "not found", f"the path is relative to {path.parent or '.'}"))
             continue
         other = Source(name, other.text, other.bad_byte)
@@ -81,3 +86,35 @@ def _shared_items(module: ir.Module, path: Path, sources: dict[str, Source], err
         items += _shared_items(parsed, Path(name), sources, errors, [*chain, target])
         items += [item for item in parsed.items if isinstance(item, SHARED)]
     return items
+
+
+class ImportPathError(ValueError):
+    """A path that names no file that could be read, with the help to give."""
+
+    def __init__(self, message: str, help_: str) -> None:
+        super().__init__(message)
+        self.help = help_
+
+
+def _resolved(path: Path) -> Path:
+    """`path` made absolute with its symbolic links followed; ImportPathError when that cannot be
+    done: a NUL character in the name, a name longer than the system allows, links in a loop."""
+    if "\x00" in str(path):
+        raise ImportPathError("a file name cannot hold a NUL character (`\\u0000`)", "remove it from the path")
+    try:
+        resolved = path.resolve()
+        resolved.stat()
+    except RuntimeError:  # Python 3.11's pathlib for links that lead to each other
+        raise ImportPathError("its symbolic links go round in a circle", "point the link at a real file") from None
+    except (FileNotFoundError, NotADirectoryError):
+        return resolved  # missing: said where it is read
+    except OSError as exc:  # too long a name (ENAMETOOLONG), a loop (ELOOP) met by stat
+        raise ImportPathError(exc.strerror or str(exc), "shorten the path, or fix the links along it") from None
+    return resolved
+
+
+MAX_SHOWN = 80  # characters of an import path quoted in a message
+
+
+def _shown(path: str) -> str:
+    return repr(path if len(path) <= MAX_SHOWN else path[:MAX_SHOWN] + "...")

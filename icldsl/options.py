@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import ir
 
@@ -52,6 +55,30 @@ class Urls:
 
 URLS = Urls()
 
+# A query parameter of a URL whose name holds one of these (`?token=`, `?key=`, `api_key=`,
+# `access_token=`, `sig=`) carries a secret, as the user name and password of `http://user:pw@host` do.
+SECRET_QUERY = re.compile(r"key|token|secret|passw|auth|sig|credential", re.IGNORECASE)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets written in `url`: its user-info (`user:password`, and the password alone)
+    and the values of its secret-named query parameters, each as written and decoded;
+    [] for a URL without them or text that is no URL."""
+    try:
+        parts = urlsplit(url)
+        if not (parts.scheme and parts.netloc):
+            return []
+        userinfo = parts.netloc.rpartition("@")[0]
+        password = parts.password if userinfo else None
+        query = parse_qsl(parts.query, keep_blank_values=False)
+    except ValueError:
+        return []
+    raw = dict(pair.partition("=")[::2] for pair in parts.query.split("&"))
+    found = [userinfo, password or "", *(v for k, v in query if SECRET_QUERY.search(k)),
+             *(v for k, v in raw.items() if SECRET_QUERY.search(unquote(k)))]
+    found += [unquote(s) for s in found]
+    return [s for s in dict.fromkeys(found) if s]
+
 
 @dataclass(frozen=True, slots=True)
 class Choice:
@@ -67,6 +94,22 @@ class AtLeast:
     kind: type
     low: int | float
     strict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Within:
+    """Option type: an `int` or `float` from `low` to `high`, both included."""
+
+    kind: type
+    low: int | float
+    high: int | float
+
+
+# The most calls one LM keeps in flight (its `max_concurrency`), and the most rows `icldsl run
+# --concurrency`, `Program.map` or a train block's `concurrency` keep in flight: each is a
+# connection (a file descriptor) and a task, and far more than any server answers at once.
+MAX_CONCURRENCY = 1024
+CONCURRENCY = Within(int, 1, MAX_CONCURRENCY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +176,8 @@ def type_name(t: Any) -> str:
         return "one of " + ", ".join(f'"{v}"' for v in t.values)
     if isinstance(t, AtLeast):
         return f"{type_name(t.kind)} {'above' if t.strict else 'of at least'} {t.low}"
+    if isinstance(t, Within):
+        return f"{type_name(t.kind)} from {t.low} to {t.high}"
     if t is FIELDS:
         return "a list of field names"
     if t is LM_NAME:
@@ -152,6 +197,46 @@ def type_name(t: Any) -> str:
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(t, str(t))
 
 
+def value_name(value: ir.Value) -> str:
+    """What a value written in a file is, for "found ..." in a message."""
+    if isinstance(value, ir.Literal):
+        if isinstance(value.value, bool):
+            return "true" if value.value else "false"
+        if isinstance(value.value, str):
+            shown = value.value if len(value.value) <= 30 else value.value[:27] + "..."
+            return f"the string {json.dumps(shown, ensure_ascii=False)}"
+        return f"the {'integer' if isinstance(value.value, int) else 'number'} {value.value}"
+    if isinstance(value, ir.ListValue):
+        return f"a list of {len(value.items)}" if value.items else "an empty list"
+    if isinstance(value, ir.MapValue):
+        return "a mapping"
+    if isinstance(value, ir.EnvValue):
+        return f'`env("{value.var}")`, a string'
+    if isinstance(value, ir.Ref):
+        return f"the name `{value.name}`"
+    if isinstance(value, ir.Call):
+        return f"a call of `{value.func}`"
+    return type(value).__name__.lower()
+
+
+def expected_found(value: ir.Value, expected: Any) -> str:
+    """The help of a wrong-type error: `expected X, found Y`, and how to write a number that was
+    quoted (`"75%"` -> `0.75`)."""
+    help_ = f"expected {type_name(expected)}, found {value_name(value)}"
+    if isinstance(value, ir.Literal) and isinstance(value.value, str) and any(
+            matches(ir.Literal(number, value.span), expected) for number in (1, 1.0, 0.5)):
+        text = value.value.strip()
+        percent = text.endswith("%")
+        try:
+            number = float(text[:-1] if percent else text)
+        except ValueError:
+            return help_
+        if percent:
+            return f"{help_}; write a percentage as a fraction, without quotes: {number / 100:g}"
+        return f"{help_}; write the number without quotes: {number:g}"
+    return help_
+
+
 def matches(value: ir.Value, t: Any) -> bool:
     """Whether an IR value fits option type `t` (env(...) stands for a string)."""
     if isinstance(t, Either):
@@ -160,6 +245,8 @@ def matches(value: ir.Value, t: Any) -> bool:
         return isinstance(value, ir.Literal) and value.value in t.values
     if isinstance(t, AtLeast):
         return matches(value, t.kind) and (value.value > t.low if t.strict else value.value >= t.low)
+    if isinstance(t, Within):
+        return matches(value, t.kind) and t.low <= value.value <= t.high
     if t == dict[str, str]:
         return isinstance(value, ir.MapValue) and all(
             isinstance(a.value, ir.Literal) and isinstance(a.value.value, str) for a in value.items

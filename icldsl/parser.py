@@ -6,22 +6,22 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
-import io
+import itertools
 import json
-import os
 import re
-import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import lark
 from lark import Token, Transformer
+from lark.grammar import Rule
+from lark.lexer import TerminalDef
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from . import ir
-from .diagnostics import CheckError, Diagnostic, did_you_mean
-from .paths import cache_root, write_atomic
+from .diagnostics import CheckError, Diagnostic, Fix, did_you_mean
+from .paths import cache_root, private_folder, read_private, write_atomic
 from .source import Source
 
 _HERE = Path(__file__).resolve().parent
@@ -40,42 +40,59 @@ def _grammar() -> str:
 
 
 _OPTIONS = {"parser": "lalr", "propagate_positions": True}
-CACHE_NAME = "parser.lark"  # in `paths.cache_root()`
+CACHE_NAME = "parser.json"  # in `paths.cache_root()`
+CACHE_LIMIT = 4 * 2**20  # bytes; the tables take ~150 KB
+# Options a file of tables could name that hold code (hooks, classes): always set here, never read.
+_SAFE_LOAD = {"postlex": None, "transformer": None, "lexer_callbacks": {}, "tree_class": None, "_plugins": {},
+              "regex": False, "use_bytes": False, "g_regex_flags": 0, "debug": False, "propagate_positions": True}
+# What a damaged or forged file of tables makes JSON or lark's deserialisation raise.
+_DAMAGED = (ValueError, KeyError, TypeError, AttributeError, IndexError, AssertionError, RecursionError,
+            re.error, lark.exceptions.LarkError)
 
 
 @functools.cache
 def _lark() -> lark.Lark:
     """The parser, its tables read from the user's cache when they were built for this grammar,
-    lark and Python (building them is a third of `icldsl check`); else built and cached."""
+    lark and Python (building them is a third of `icldsl check`); else built and cached.
+
+    The tables are kept as JSON (lark's own serialisation, which builds only lark's grammar and
+    lexer classes), never as a pickle: reading the cache runs no code whoever wrote it, and it is
+    read only from a folder and file that are the user's own (`paths.read_private`)."""
     grammar = _grammar()
     key = hashlib.sha256(f"{grammar}{_OPTIONS}{lark.__version__}{sys.version_info[:2]}".encode()).hexdigest()
-    path = cache_root() / CACHE_NAME
-    cached = _cached(path, key)
+    folder = cache_root()
+    cached = _cached(read_private(folder, CACHE_NAME, CACHE_LIMIT), key)
     if cached is not None:
         return cached
     parser = lark.Lark(grammar, **_OPTIONS)
+    data, memo = parser.memo_serialize([TerminalDef, Rule])
     with contextlib.suppress(OSError):  # a cache that cannot be written costs the next run the build again
-        tables = io.BytesIO()
-        parser.save(tables)
-        write_atomic(path, f"{key}\n".encode() + tables.getvalue())
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if private_folder(folder):  # nothing is left where others could change it
+            write_atomic(folder / CACHE_NAME, json.dumps({"key": key, "data": data, "memo": memo}))
     return parser
 
 
-def _cached(path: Path, key: str) -> lark.Lark | None:
-    """The parser pickled at `path` under `key`; None when the file is missing, was written for
-    another grammar or version, is unreadable or corrupt, or could have been written by
-    someone else (a pickle runs code as it loads: only the user's own file is trusted)."""
+def _cached(content: bytes | None, key: str) -> lark.Lark | None:
+    """The parser whose tables `content` holds under `key`; None when there is no content, or it
+    was written for another grammar or version, or is damaged."""
+    if content is None:
+        return None
     try:
-        with open(path, "rb") as f:
-            status = os.fstat(f.fileno())
-            if not stat.S_ISREG(status.st_mode) or status.st_mode & 0o022 or status.st_uid != os.getuid():
-                return None
-            if f.readline(len(key) + 1) != f"{key}\n".encode():
-                return None
-            return lark.Lark.load(f)
-    except Exception:  # whatever a damaged file makes pickle or lark raise: build the parser instead
+        tables = json.loads(content, object_pairs_hook=_int_keys)
+        if not isinstance(tables, dict) or tables.get("key") != key:
+            return None
+        loaded = lark.Lark._load_from_dict(tables["data"], tables["memo"], **_SAFE_LOAD)
+        for terminal in loaded.terminals:  # the lexer compiles some only when it first meets them
+            re.compile(terminal.pattern.to_regexp())
+        return loaded
+    except _DAMAGED:  # build the parser instead
         return None
 
+
+def _int_keys(pairs: list[tuple[str, object]]) -> dict:
+    """JSON objects with their integer keys back (lark's tables key states and memos by number)."""
+    return {int(k) if k.isascii() and k.isdigit() else k: v for k, v in pairs}
 
 
 @functools.cache
@@ -157,7 +174,10 @@ def read_prefix(text: str) -> Prefix | None:
                   frozenset((_kind(t), _literals().get(t, "")) for t in accepted if t != "$END"))
 
 
-_COMMENT_OR_STRING = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"|//[^\n]*')
+# A string (its closing quote optional: an unterminated one is read to the end of its line once,
+# not tried again from each quote inside it) or a comment. Linear: nothing matches two ways.
+STRING_PATTERN = r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"?'
+_COMMENT_OR_STRING = re.compile(STRING_PATTERN + r"|//[^\n]*")
 
 
 def _comments(source: Source) -> tuple[ir.Comment, ...]:
@@ -174,22 +194,27 @@ def parse_file(path: str | Path) -> tuple[Source, ir.Module]:
 
 
 MAX_DEPTH = 64  # nesting of brackets in types and values; far beyond what a program needs
-_BRACKETS = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"|//[^\n]*|[\[\]{}()]')  # strings unrolled: linear
+_BRACKETS = re.compile(STRING_PATTERN + r"|//[^\n]*|[\[\]{}()]")
+
+
+_DEPTH_CHANGE = {"[": 1, "{": 1, "(": 1, "]": -1, "}": -1, ")": -1}
 
 
 def _check_depth(source: Source) -> None:
-    """Refuse text nested deeper than MAX_DEPTH before passes that recurse meet it."""
-    depth = 0
-    for match in _BRACKETS.finditer(source.text):
-        char = match.group()
-        if char in "[{(":
-            depth += 1
-            if depth > MAX_DEPTH:
-                span = source.span(match.start(), match.end())
-                raise CheckError([Diagnostic("nesting-too-deep", f"nested more than {MAX_DEPTH} levels deep", span,
-                                             "too deep", "flatten the type or value, or give its inner part a name")])
-        elif char in "]})":
-            depth = max(0, depth - 1)
+    """Refuse text nested deeper than MAX_DEPTH before passes that recurse meet it.
+
+    The depth is summed in C (findall, map, accumulate), not bracket by bracket in Python: 4 MB
+    of brackets cost a fraction of a second. A stray closing bracket lowers it below what it
+    is after; the parser stops at that bracket, before anything deeper is read."""
+    pieces = _BRACKETS.findall(source.text)  # strings, comments and brackets, in order
+    depths = list(itertools.accumulate(map(_DEPTH_CHANGE.get, pieces, itertools.repeat(0))))
+    if not depths or max(depths) <= MAX_DEPTH:
+        return
+    index = depths.index(MAX_DEPTH + 1)  # steps of one: the first too deep is one too deep
+    match = next(itertools.islice(_BRACKETS.finditer(source.text), index, None))
+    span = source.span(match.start(), match.end())
+    raise CheckError([Diagnostic("nesting-too-deep", f"nested more than {MAX_DEPTH} levels deep", span,
+                                 "too deep", "flatten the type or value, or give its inner part a name")])
 
 
 def _describe(terminal: str) -> str:
@@ -234,23 +259,21 @@ _CONTROLS = {"\t": ("tab", "\\t"), "\r": ("carriage return", "\\r"), "\b": ("bac
 def _control_in_string(text: str, quote: int) -> int | None:
     """The offset of the first control character (other than a line break) in the string
     that opens at `quote`, before it ends."""
-    i = quote + 1
-    while i < len(text) and text[i] not in '"\n':
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text[i] < " ":
-            return i
-        i += 1
-    return None
+    end = _STRING_TEXT.match(text, quote + 1).end()
+    return end if end < len(text) and text[end] < " " and text[end] != "\n" else None
+
+
+# The text of a string up to its end or a control character (escapes skipped whole): linear.
+_STRING_TEXT = re.compile(r'[^"\\\x00-\x1f]*(?:\\.[^"\\\x00-\x1f]*)*')
 
 
 def _control_diagnostic(source: Source, offset: int) -> Diagnostic:
     char = source.text[offset]
     name, escape = _CONTROLS.get(char, ("", f"\\u{ord(char):04x}"))
+    span = source.span(offset, offset + 1)
     return Diagnostic("syntax-error", f"control character U+{ord(char):04X}{f' ({name})' if name else ''} in a string",
-                      source.span(offset, offset + 1), "not allowed in a string",
-                      f"write it as the escape `{escape}`")
+                      span, "not allowed in a string", f"write it as the escape `{escape}`",
+                      Fix(span, char, escape, f"Write `{escape}`"))
 
 
 _TOP_LEVEL = ("import", "model", "lm", "embedding", "tool", "program", "data", "train")  # `_item` in icl.lark
@@ -258,11 +281,16 @@ _TOP_LEVEL = ("import", "model", "lm", "embedding", "tool", "program", "data", "
 
 def _missing_brace(source: Source, offset: int) -> str | None:
     """When a top-level keyword was read as a name inside a block, a `}` is missing before it."""
-    match = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*$", source.text[:offset])
-    if match and match.group(1) in _TOP_LEVEL:
-        line, _ = source.position(match.start(1))
-        return f"is a `}}` missing before line {line}? `{match.group(1)}` starts a new definition there"
+    before = source.text[:offset].rstrip()  # not a regex search: that is quadratic in a long name
+    for keyword in _TOP_LEVEL:
+        start = len(before) - len(keyword)
+        if before.endswith(keyword) and not (start > 0 and _NAME_CHAR.match(before, start - 1)):
+            line, _ = source.position(start)
+            return f"is a `}}` missing before line {line}? `{keyword}` starts a new definition there"
     return None
+
+
+_NAME_CHAR = re.compile(r"[A-Za-z0-9_]")
 
 
 def _join(words: list[str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import errno
 import os
+import stat
 from pathlib import Path
 from typing import BinaryIO
 
@@ -54,6 +55,45 @@ def write_atomic(path: str | Path, content: str | bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def private_folder(path: str | Path) -> bool:
+    """Whether `path` is a folder only the user could have put files in: not a symbolic link,
+    owned by the user, and writable by no group or other user."""
+    try:
+        return _private(os.stat(path, follow_symlinks=False), stat.S_ISDIR)
+    except OSError:
+        return False
+
+
+def read_private(folder: str | Path, name: str, limit: int) -> bytes | None:
+    """The bytes of the file `name` in `folder` when only the user could have placed it there
+    (folder and file owned by the user, writable by no one else, neither a symbolic link, the
+    file a regular file); None when it is missing, unreadable, larger than `limit`, or could
+    have been placed by someone else. For caches: what another user (or a repository) could
+    have put in a shared folder is never read."""
+    try:
+        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        if not _private(os.fstat(folder_fd), stat.S_ISDIR):
+            return None
+        # O_NONBLOCK: opening a FIFO planted under the name returns at once (and is refused below).
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder_fd)
+        with os.fdopen(fd, "rb") as f:
+            if not _private(os.fstat(f.fileno()), stat.S_ISREG):
+                return None
+            data = f.read(limit + 1)
+        return data if len(data) <= limit else None
+    except OSError:
+        return None
+    finally:
+        os.close(folder_fd)
+
+
+def _private(status: os.stat_result, kind) -> bool:
+    return kind(status.st_mode) and status.st_uid == os.getuid() and not status.st_mode & 0o022
 
 
 def read_limited(path: str | Path, limit: int) -> bytes:

@@ -37,6 +37,7 @@ from .lm import split_target
 from .lm.base import LMConfigError, LMRequest, LMResponse, Message
 from .options import LM_NAME
 from .runtime import prompt
+from .runtime.bounds import FieldBound, bounds_text, describe, starved
 from .runtime.program import Program
 from .runtime.request import finishing, step_request
 from .runtime.state import Demo, StepState
@@ -46,7 +47,7 @@ from .training.chain import Chain
 from .training.context import Optimizer, learns_from_runs
 from .training.registry import REWARDS
 from .training.resources import Resources
-from .training.session import load_data, make_optimizer, program_of, split
+from .training.session import load_data, make_optimizer, program_of, split, with_data_bounds
 
 SAMPLE = 32  # examples of each split whose prompts are rendered and counted
 
@@ -64,6 +65,7 @@ class StepPlan:
     max_tokens: int | None
     frozen: bool
     examples: int
+    bounds: tuple[FieldBound, ...] = ()  # the length bound of each string field of the answer (not an agent's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,7 @@ class Plan:
     budget: Mapping[str, int] | None
     counting: Mapping[str, str]  # LM target -> how its tokens were counted
     notes: tuple[str, ...]
+    warnings: tuple[str, ...] = ()  # settings that make the fit fail or learn less, with the fix
 
     @property
     def total(self) -> Phase:
@@ -318,6 +321,7 @@ def plan_compiled(compiled: Compiled, train: TrainSpec) -> Plan:
     """What fitting `train` will take; loads the data, calls no LM."""
     program = program_of(compiled, train.program)
     data = load_data(compiled, train, program)
+    program, cut = with_data_bounds(program, data.train)  # as the fit bounds the strings
     train_set, val_set = split(data.train, train.validation_split, np.random.default_rng(train.seed))
     optimizer = _optimizer(compiled, train)
     optimizers = optimizer.optimizers if isinstance(optimizer, Chain) else (optimizer,)
@@ -327,7 +331,9 @@ def plan_compiled(compiled: Compiled, train: TrainSpec) -> Plan:
     lms = {lm.name: lm for lm in spec.lms}
     steps = tuple(
         StepPlan(s.path, s.kind, s.lm, lms[s.lm].target, _step_calls(s), lms[s.lm].options.get("max_tokens"),
-                 program.states[s.path].frozen, 0 if program.states[s.path].frozen else min(shots, len(train_set)))
+                 program.states[s.path].frozen, 0 if program.states[s.path].frozen else min(shots, len(train_set)),
+                 () if s.kind == "agent" else describe(program.models[s.answer_model], program.states[s.path].bounds,
+                                                       lms[s.lm]))
         for s in spec.lm_steps())
     counters = {lm.target: _counter(lm.target) for lm in spec.lms}
     try:
@@ -402,6 +408,7 @@ def plan_compiled(compiled: Compiled, train: TrainSpec) -> Plan:
         upper_bound=any(isinstance(i, BranchSpec) for i in spec.steps) or any(s.kind == "agent" for s in steps),
         steps=steps, phases=tuple(phases), budget=dict(train.budget) if train.budget else None,
         counting={target: counter.method for target, counter in counters.items()}, notes=tuple(notes),
+        warnings=cut + tuple(w for s in steps if (w := starved(s.path, s.bounds))),
     )
 
 
@@ -454,6 +461,8 @@ def format_plan(plan: Plan) -> str:
         trained = ", frozen" if step.frozen else f", {step.examples} few-shot example(s) once trained"
         lines.append(f"  step {step.path}: {step.kind}, lm {step.lm} ({step.target}), {calls} when reached, "
                      f"max_tokens {_n(step.max_tokens)}{trained}")
+        if step.bounds:
+            lines.append(f"    string bounds: {bounds_text(step.bounds)}")
     for target, method in plan.counting.items():
         lines.append(f"  tokens of {target}: {method}")
     rows = [(p.name, p, False) for p in plan.phases] + [
@@ -477,6 +486,7 @@ def format_plan(plan: Plan) -> str:
                          f"{verdict}")
     else:
         lines.append("budget: none (`budget { calls: N, tokens: N }` in the train block stops training when reached)")
+    lines += [f"warning: {warning}" for warning in plan.warnings]
     lines += ["notes:", *(f"  - {note}" for note in plan.notes),
               "  - tokens are estimates (~): prompts rendered for a sample of each split; completion ~ is the "
               "expected answer as JSON, completion max what max_tokens allows"]

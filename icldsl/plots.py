@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -47,10 +48,17 @@ KIND_COLOURS = {
 _SPARE_COLOURS = ("#e9f5c9", "#fde2f3", "#d8f0fb", "#f3e8d2", "#e2e2f7", "#dff3df")
 _INPUT_COLOUR = "#eef0f3"
 
+# Every string is drawn as it is written: matplotlib would read `$...$` in a label, a name or
+# a description as TeX-like mathtext, and fail on one that does not parse (an enum label
+# `price_$_{low`). Text made while drawing (ticks, legends) reads the setting then too, so
+# the figures are both built and rendered under it.
+_AS_TEXT = {"text.parse_math": False}
+
 
 # ---- saving -------------------------------------------------------------------------------
 
 
+@rc_context(_AS_TEXT)
 def render(fig: Figure, fmt: str = "png") -> bytes:
     """The figure as PNG or SVG bytes (no timestamps, so the same figure gives the same bytes)."""
     buffer = io.BytesIO()
@@ -71,8 +79,11 @@ def save(fig: Figure, path: str | Path) -> Path:
     return path
 
 
+@rc_context(_AS_TEXT)
 def figures(doc: Mapping[str, Any]) -> dict[str, Figure]:
-    """Every plot of an artifact document, by name (see PLOTS)."""
+    """The plots of an artifact document, by name, in PLOTS' order: every one but "runs"
+    when the test set was scored once (one dot per program says nothing the comparison
+    does not)."""
     spec = ProgramSpec.from_json(doc["program"])
     states = {path: StepState.from_json(s) for path, s in doc.get("states", {}).items()}
     training = doc.get("training") or {}
@@ -84,7 +95,12 @@ def figures(doc: Mapping[str, Any]) -> dict[str, Figure]:
         "history": lambda: history_plot(training.get("history") or {}, program=spec.name, initial=_initial(training),
                                         best_epoch=training.get("best_epoch")),
     }
-    return {name: drawn[name]() for name in PLOTS}
+    return {name: drawn[name]() for name in PLOTS if name != "runs" or run_count(scores) > 1}
+
+
+def run_count(scores: Mapping[str, Any]) -> int:
+    """How many times the test set was scored: the most runs any program's metric has."""
+    return max((len(v[2]) for _, metrics, _ in _labelled(scores) for v in metrics.values()), default=0)
 
 
 def _initial(training: Mapping[str, Any]) -> dict[str, float]:
@@ -123,6 +139,7 @@ def kind_colour(kind: str) -> str:
     return KIND_COLOURS.get(kind) or _SPARE_COLOURS[zlib.crc32(kind.encode()) % len(_SPARE_COLOURS)]
 
 
+@rc_context(_AS_TEXT)
 def program_graph(spec: ProgramSpec, states: Mapping[str, StepState] | None = None) -> Figure:
     """The program's steps as boxes from its input to its outputs, wired by what each step reads.
 
@@ -381,6 +398,7 @@ def metric_names(history: Mapping[str, Sequence[float]]) -> list[str]:
     return sorted(names, key=lambda n: (n != "reward", names.index(n)))
 
 
+@rc_context(_AS_TEXT)
 def history_plot(
     history: Mapping[str, Sequence[float]],
     *,
@@ -483,6 +501,7 @@ def _labelled(scores: Mapping[str, Any]) -> list[tuple[str, dict[str, tuple[floa
             for label in order if isinstance(scores[label], Mapping)]
 
 
+@rc_context(_AS_TEXT)
 def runs_plot(scores: Mapping[str, Any], *, program: str = "") -> Figure:
     """Each run's test scores (not the counts, which the comparison shows), untrained and
     trained, with the mean and a ± one std band."""
@@ -528,6 +547,7 @@ def runs_plot(scores: Mapping[str, Any], *, program: str = "") -> Figure:
     return fig
 
 
+@rc_context(_AS_TEXT)
 def comparison_plot(scores: Mapping[str, Any], *, program: str = "") -> Figure:
     """Untrained beside trained: bars of the mean, error bars of the std. The scores share
     one panel on a 0-1 axis; each count (failures, calls, tokens) has a panel of its own
@@ -585,15 +605,17 @@ def plot_paths(artifact_path: str | Path, directory: str | Path | None = None, f
 
 
 def write_all(doc: Mapping[str, Any], paths: Mapping[str, Path]) -> dict[str, bytes]:
-    """Draw every plot of an artifact document into `paths` (by plot name; the suffix picks
-    the format); returns each plot's PNG bytes, for a report to inline."""
+    """Draw the plots of an artifact document (`figures`) into `paths` (by plot name; the
+    suffix picks the format) and remove the file of a plot it does not draw, so none is
+    left from an earlier fit; returns each drawn plot's PNG bytes, for a report to inline."""
     pngs = {}
-    for name, fig in figures(doc).items():
-        if name not in paths:
+    drawn = figures(doc)
+    for name, path in paths.items():
+        if name not in drawn:
+            path.unlink(missing_ok=True)
             continue
-        path = paths[name]
         path.parent.mkdir(parents=True, exist_ok=True)
-        png = render(fig, "png")
-        path.write_bytes(png if path.suffix.lower() == ".png" else render(fig, path.suffix.lower().lstrip(".")))
+        png = render(drawn[name], "png")
+        path.write_bytes(png if path.suffix.lower() == ".png" else render(drawn[name], path.suffix.lower().lstrip(".")))
         pngs[name] = png
     return pngs

@@ -1,6 +1,9 @@
 """`report.html`: one self-contained page about a fit, built from the artifact document.
 
-It shows the scores before and after training, the plots (inlined as PNG data URIs),
+It opens with one headline, what training gained (trained minus untrained reward on the
+test set, with its standard error) and the retrieval baseline beside it when the fit
+measured one; every other score, the per-label table and the confusion matrices of enum
+outputs are folded below it. Then the plots (inlined as PNG data URIs),
 the training settings and history, the data with its fingerprints and warnings, the
 learned instructions and examples of every step, LM usage, and tables of predictions
 that can be filtered to the failures. No network, no external file: inline CSS and a
@@ -13,7 +16,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
 from .plots import PLOTS, metric_names, plot_paths, score_metrics, stem, write_all
-from .training.metrics import count_text, direction, label_summary, metric_text
+from .specs import ProgramSpec
+from .training.metrics import count_text, direction, enum_fields, label_summary, metric_text
 from .training.records import Scored
 
 TEMPLATE = "report.html.j2"
@@ -33,6 +40,7 @@ CAPTIONS = {
     "history": "Training and validation scores per epoch; epoch 0 is the validation score before training.",
     "graph": "The program: its input, its steps (trainable ones have a thick border) and its outputs.",
 }
+TEST_SET = "test set"  # the name of the prediction set of the test examples
 FAILED_BELOW = 1.0  # a prediction is a failure when it has no output or a reward below this
 
 
@@ -108,6 +116,8 @@ def build(
     env.filters["short_origin"] = short_origin
     env.filters["reading_order"] = reading_order
     env.filters["brief"] = brief
+    env.filters["breakable"] = breakable
+    env.filters["origin_width"] = origin_width
     return env.get_template(TEMPLATE).render(**context(doc, images or {}, predictions))
 
 
@@ -154,6 +164,35 @@ def _num(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
 
 
+_PARTS = re.compile(r"(?<=[:/])")  # an origin's or a name's parts: `intents:` `data_full.json:` `12`
+_WITHIN = re.compile(r"(?<=[._-])")  # where a part itself may break, when it is wider than its column
+
+
+def breakable(text: Any) -> Markup:
+    """`text` escaped, with line breaks allowed only between its parts (after `:` and `/`)
+    and, within a part too wide for its column, after `.`, `_` and `-`; never in the middle
+    of a word. Each part is an inline block, so a column breaks `intents:data_full.json:12`
+    at a colon before it breaks inside `data_full.json`."""
+    def wrappable(part: str) -> Markup:
+        return Markup("<wbr>").join(escape(piece) for piece in _WITHIN.split(part))
+
+    parts = [p for p in _PARTS.split(str(text)) if p]
+    if len(parts) <= 1:
+        return wrappable(str(text))
+    return Markup("<wbr>").join(Markup('<span class="part">{}</span>').format(wrappable(p)) for p in parts)
+
+
+ORIGIN_MAX = 26  # characters: a longer origin breaks at its parts rather than widen its column more
+
+
+def origin_width(origins: Sequence[str]) -> str:
+    """The CSS width of a "from" column that holds the (short) `origins` on one line each,
+    up to ORIGIN_MAX characters; `ch` of the table's font, which is wider than the
+    monospace the origins are set in, so the padding fits too."""
+    longest = max((len(short_origin(o)) for o in origins), default=0)
+    return f"{max(min(longest, ORIGIN_MAX), 4) + 3}ch"
+
+
 LONG = 80  # characters: a text value longer than this (such as reasoning) is shown after the short ones
 
 
@@ -181,8 +220,9 @@ def context(doc: Mapping[str, Any], images: Mapping[str, bytes], predictions: Se
         "program": program,
         "source": doc.get("source") or {},
         "content_sha256": doc.get("content_sha256", ""),
+        "headline": _headline(training),
         "scores": _scores(scores),
-        "baselines": list(training.get("baselines") or []),
+        "confusions": _confusions(program, predictions),
         "images": [
             {"name": name, "caption": CAPTIONS.get(name, ""),
              "uri": "data:image/png;base64," + base64.b64encode(images[name]).decode("ascii")}
@@ -218,6 +258,54 @@ def _scores(scores: Mapping[str, Any]) -> dict:
     per_label = {label: label_summary(scores[label].get("labels") or []) for label in metrics}
     return {"labels": list(metrics), "rows": rows, "runs": runs, "examples": first.get("examples"),
             "failures": failures, "per_label": per_label if any(per_label.values()) else None}
+
+
+def _headline(training: Mapping[str, Any]) -> dict | None:
+    """What training gained: trained minus untrained reward on the test set, paired over its
+    examples with the standard error (an artifact from before it was recorded gives the
+    difference of the means alone), and the retrieval baselines of `training["baselines"]`."""
+    scores = training.get("scores") or {}
+    rewards = [score_metrics(scores[label]).get("reward") if isinstance(scores.get(label), Mapping) else None
+               for label in ("untrained", "trained")]
+    if None in rewards:
+        return None
+    (before, *_), (after, *_) = rewards  # type: ignore[misc]
+    gain = training.get("trained_minus_untrained") or {}
+    mean, se = gain.get("mean", after - before), gain.get("se")
+    return {"untrained": before, "trained": after, "mean": mean, "se": se, "n": gain.get("n"),
+            "clear": se is not None and abs(mean) > 2 * se,
+            "baselines": [b for b in training.get("baselines") or () if isinstance(b, Mapping)]}
+
+
+NO_OUTPUT = "(no output)"  # the confusion matrices' column of the predictions that have none
+
+
+def _confusions(program: Mapping[str, Any], predictions: Sequence[PredictionSet]) -> list[dict]:
+    """Per enum field of the program's output, the test set's predictions counted by expected
+    label (rows) and predicted label (columns), for each program state the set has, the
+    trained program's first. Labels in the order the enum declares them."""
+    test = next((p for p in predictions if p.name == TEST_SET), None)
+    if test is None or not test.rows:
+        return []
+    out = []
+    for name, labels in enum_fields(ProgramSpec.from_json(program)).items():
+        expected = [show(row.expected.get(name)) for row in test.rows]
+        matrices = []
+        for i, column in reversed(list(enumerate(test.columns))):
+            predicted = [NO_OUTPUT if row.predictions[i].output is None else show(row.predictions[i].output.get(name))
+                         for row in test.rows]
+            order = list(dict.fromkeys([*map(show, labels), *expected, *predicted]))
+            columns = [label for label in order if label != NO_OUTPUT and (label in expected or label in predicted)]
+            columns += [NO_OUTPUT] if NO_OUTPUT in predicted else []
+            pairs = Counter(zip(expected, predicted))
+            rows = [{"label": e, "total": expected.count(e),
+                     "cells": [{"n": pairs[e, p], "share": pairs[e, p] / expected.count(e), "right": p == e}
+                               for p in columns]}
+                    for e in order if e in expected]
+            matrices.append({"column": column, "predicted": columns, "rows": rows,
+                             "right": sum(pairs[e, e] for e in set(expected)), "total": len(expected)})
+        out.append({"field": name, "matrices": matrices})
+    return out
 
 
 def call_text(call: Any) -> str:
@@ -348,7 +436,7 @@ def predictions_of(untrained: Sequence[Scored], trained: Sequence[Scored],
                    validation: Sequence[Scored] = ()) -> list[PredictionSet]:
     """The prediction tables of a fit: the test set before and after training (of the last
     run), and the validation set when its predictions were kept."""
-    sets = [PredictionSet.of("test set", {"untrained": untrained, "trained": trained})]
+    sets = [PredictionSet.of(TEST_SET, {"untrained": untrained, "trained": trained})]
     if validation:
         sets.append(PredictionSet.of("validation set", {"trained": validation}))
     return sets
@@ -356,8 +444,9 @@ def predictions_of(untrained: Sequence[Scored], trained: Sequence[Scored],
 
 def write_beside(artifact_path: str | Path, doc: Mapping[str, Any], *,
                  predictions: Sequence[PredictionSet] = ()) -> list[Path]:
-    """The plots (`<stem>.<plot>.png`) and `<stem>.report.html` beside an artifact; returns their paths."""
+    """The plots (`<stem>.<plot>.png`, see `plots.figures`) and `<stem>.report.html` beside an
+    artifact; returns the paths written."""
     paths = plot_paths(artifact_path)
     images = write_all(doc, paths)
     report = write(report_path(artifact_path), doc, images=images, predictions=predictions)
-    return [*paths.values(), report]
+    return [*(paths[name] for name in images), report]

@@ -10,8 +10,13 @@ _BINARY = {
     ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
 }
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
-MAX_EXPONENT = 100
 MAX_LENGTH = 500
+# Python's ints grow without bound and one `**` of them holds the interpreter until it ends
+# ((((9**99)**99)**99)**99 would take hours), so no whole number may pass MAX_BITS bits: a
+# power is refused from its operands' sizes before it is computed, any other result after
+# (its operands are bounded, so it is cheap). A float answer ends below 2**1024 anyway;
+# float arithmetic overflows at once.
+MAX_BITS = 4096
 
 
 def calculator(expression: str) -> float:
@@ -19,17 +24,30 @@ def calculator(expression: str) -> float:
     if len(expression) > MAX_LENGTH:
         raise ValueError(f"expression longer than {MAX_LENGTH} characters")
     tree = ast.parse(expression.replace("^", "**").replace(",", ""), mode="eval")
-    return float(_evaluate(tree.body))
+    try:
+        return float(_evaluate(tree.body))
+    except OverflowError:
+        raise ValueError("the result is too large for a float") from None
 
 
-def _evaluate(node: ast.AST) -> float:
+def _evaluate(node: ast.AST) -> int | float:
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        return node.value
+        return _bounded(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _evaluate(node.left), _evaluate(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
-            raise ValueError(f"exponent larger than {MAX_EXPONENT}")
-        return _BINARY[type(node.op)](left, right)
+        if isinstance(node.op, ast.Pow) and isinstance(left, int) and isinstance(right, int) and right > 0:
+            # |left| ** right has at least (bit_length - 1) * right + 1 bits
+            if abs(left) > 1 and (left.bit_length() - 1) * right >= MAX_BITS:
+                raise ValueError(f"the result has more than {MAX_BITS} bits")
+        return _bounded(_BINARY[type(node.op)](left, right))
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_evaluate(node.operand))
     raise ValueError(f"not arithmetic: {ast.unparse(node)!r}")
+
+
+def _bounded(value: int | float | complex) -> int | float:
+    if isinstance(value, complex):  # (-8) ** 0.5
+        raise ValueError("the result is not a real number")
+    if isinstance(value, int) and value.bit_length() > MAX_BITS:
+        raise ValueError(f"the result has more than {MAX_BITS} bits")
+    return value

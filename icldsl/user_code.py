@@ -153,6 +153,9 @@ def parse_module(path: Path, name: str) -> ast.Module:
     except (SyntaxError, ValueError) as exc:  # ValueError: NUL bytes in the source
         where = f" ({path}:{exc.lineno})" if isinstance(exc, SyntaxError) and exc.lineno else f" ({path})"
         raise UserCodeError(f"cannot import {name!r}: {type(exc).__name__}: {exc.args[0]}{where}") from None
+    except (RecursionError, MemoryError):  # an expression nested past what Python's parser builds
+        raise UserCodeError(f"cannot read module {name!r} ({path}): an expression in it is nested too deeply "
+                            "for Python to parse") from None
 
 
 def _binding(body: list[ast.stmt], name: str) -> ast.AST | None:

@@ -414,6 +414,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if len(raw) < length:
+            # the connection was cut mid-body (stop() shuts sockets down): no request arrived,
+            # so there is nothing to record or script an answer for
+            self.close_connection = True
+            return
         try:
             parsed = json.loads(raw) if raw else None
         except ValueError:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+DATA_FILE = "rows.jsonl"  # every data block's file, beside the program (`write_data`)
+
 
 def generate_program(lines: int) -> str:
     """A valid file of about `lines` lines: models, LMs, programs with every step kind, data, train."""
@@ -37,7 +42,7 @@ def generate_program(lines: int) -> str:
             "    output answer",
             "}",
             "",
-            f'data d{n} = jsonl("data{n}.jsonl", split: 0.8)',
+            f'data d{n} = jsonl("{DATA_FILE}", split: 0.8)',
             "",
             f"train p{n} on d{n} {{",
             '    reward     exact_match(in_mask: ["answer"])',
@@ -48,3 +53,9 @@ def generate_program(lines: int) -> str:
         ]
         block += 1
     return "\n".join(out) + "\n"
+
+
+def write_data(folder: Path) -> None:
+    """The data file the programs' data blocks read, in `folder` (where the program is)."""
+    row = {"text": "one and two", "count": 2, "answer": 3.0, "notes": ["added"]}
+    (folder / DATA_FILE).write_text(json.dumps(row) + "\n", encoding="utf-8")

@@ -12,6 +12,7 @@ import pytest
 
 from icldsl import artifact
 from icldsl.cli import main
+from icldsl.diagnostics import CheckError
 from icldsl.compiler import compile_file, compile_source
 from icldsl.runtime.program import Program
 from icldsl.runtime.state import Demo
@@ -111,12 +112,16 @@ def sourced(tmp_path: Path, folder: str = ".") -> tuple[Path, Path]:
 def test_a_changed_source_beside_the_artifact_makes_it_stale(tmp_path: Path, monkeypatch) -> None:
     source, path = sourced(tmp_path)
     monkeypatch.chdir(tmp_path.parent)  # found beside the artifact, not in the working directory
-    artifact.load(path)  # unchanged: no warning (pytest turns warnings into errors)
+    artifact.load(path, check_source=True)  # unchanged: no warning (pytest turns warnings into errors)
     source.write_text(SOURCE.replace("Solve:", "Solve now:"), encoding="utf-8")
     with pytest.warns(artifact.StaleArtifactWarning, match=r"a\.json is stale: its source .*prog\.icl has changed"):
-        artifact.load(path)
+        artifact.load(path, check_source=True)
+    artifact.load(path)  # not asked to look: the source is not read
+    with pytest.warns(artifact.StaleArtifactWarning):
+        artifact.load(path, check_source=source)  # the artifact's source, named
+    artifact.load(path, check_source=tmp_path / "other.icl")  # not the artifact's source: not compared
     source.unlink()
-    artifact.load(path)  # deployed without its source: not stale
+    artifact.load(path, check_source=True)  # deployed without its source: not stale
 
 
 def test_a_changed_source_in_the_working_directory_makes_it_stale(tmp_path: Path, monkeypatch) -> None:
@@ -124,9 +129,87 @@ def test_a_changed_source_in_the_working_directory_makes_it_stale(tmp_path: Path
     monkeypatch.chdir(tmp_path)
     source.write_text(SOURCE + "// changed\n", encoding="utf-8")
     with pytest.warns(artifact.StaleArtifactWarning):
-        artifact.load(path)
+        artifact.load(path, check_source=True)
     monkeypatch.chdir(path.parent)  # neither beside the artifact nor here
-    artifact.load(path)
+    artifact.load(path, check_source=True)
+
+
+def test_a_verified_load_looks_at_the_source_by_default(tmp_path: Path, monkeypatch) -> None:
+    source, path = sourced(tmp_path)
+    key = "k" * 32
+    artifact.write(path, artifact.sign(artifact.read(path), key.encode()))
+    monkeypatch.chdir(tmp_path)
+    source.write_text(SOURCE + "// changed\n", encoding="utf-8")
+    with pytest.warns(artifact.StaleArtifactWarning):
+        artifact.load(path, verify=key)
+    artifact.load(path, verify=key, check_source=False)
+
+
+def named_source(tmp_path: Path, name: str) -> Path:
+    """An artifact in tmp_path whose `source.file` is `name`, with a sha256 no file has."""
+    doc = artifact.freeze(trained_program(), source_file=name, source_sha256="1" * 64, training={})
+    return artifact.write(tmp_path / "a.json", doc)
+
+
+def loads_without_hanging(path: Path, **options) -> None:
+    """`artifact.load(path, **options)` in a thread that must end within 20 s (a hang fails the test
+    instead of freezing the run), and no StaleArtifactWarning."""
+    import threading
+    import warnings
+
+    outcome: list[object] = []
+
+    def work() -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            artifact.load(path, **options)
+        outcome.append([str(w.message) for w in caught])
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(20)
+    assert outcome == [[]], "load hung or warned"
+
+
+def test_a_source_that_is_a_fifo_or_a_device_is_never_read(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "prog.icl")  # opened for reading, a FIFO with no writer blocks
+    path = named_source(tmp_path, "prog.icl")
+    monkeypatch.chdir(tmp_path)
+    loads_without_hanging(path)
+    loads_without_hanging(path, check_source=True)
+    loads_without_hanging(path, check_source=tmp_path / "prog.icl")
+    for device in ("/dev/stdin", "/dev/zero", "/proc/self/fd/0", "/dev/fd/0"):
+        loads_without_hanging(named_source(tmp_path, device), check_source=True)
+    (tmp_path / "link.icl").symlink_to("/dev/zero")
+    loads_without_hanging(named_source(tmp_path, "link.icl"), check_source=True)
+
+
+def test_run_from_stdin_keeps_its_rows_whatever_source_the_artifact_names(tmp_path: Path) -> None:
+    """`source.file` = /dev/stdin used to swallow the rows of `run --input -`, signed or not."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.loopback import LoopbackServer
+
+    key = "k" * 32
+    text = SOURCE.replace('"openai/gpt-x" { api_key: env("SOME_KEY"), ', '"openai/x" {{ base_url: "{url}", ')
+    root = Path(__file__).resolve().parents[1]
+    answer = {"thinking": "", "answer": 1.0, "kind": "a"}
+    with LoopbackServer(lambda request: answer) as server:
+        compiled = compile_source(Source("prog.icl", text.replace("{{", "{").replace("{url}", server.openai_url)))
+        doc = artifact.freeze(Program(*compiled.programs["p"]), source_file="/dev/stdin",
+                              source_sha256="1" * 64, training={})
+        path = artifact.write(tmp_path / "a.json", artifact.sign(doc, key.encode()))
+        rows = "".join(json.dumps({"question": f"{i}+1"}) + "\n" for i in range(3))
+        for verify in ([], ["--verify"]):
+            done = subprocess.run([sys.executable, "-m", "icldsl", "run", str(path), "--input", "-", "-q",
+                                   "--no-cache", *verify], input=rows, capture_output=True, text=True, timeout=60,
+                                  cwd=root, env={**os.environ, "ICLDSL_SIGNING_KEY": key, "PYTHONPATH": str(root)})
+            assert done.returncode == 0, done.stderr
+            assert sorted(json.loads(line)["row"] for line in done.stdout.splitlines()) == [1, 2, 3]
 
 
 def test_the_cli_says_an_artifact_is_stale_on_stderr(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -159,3 +242,43 @@ train p on sums { reward exact_match(in_mask: ["answer"])  optimizer random_few_
     assert examples and all(re.fullmatch(r"sums:rows\.jsonl:\d+", e["origin"]) for e in examples)
     for example in examples:  # the row its origin names is the one it was made from
         assert rows[int(example["origin"].rsplit(":", 1)[1]) - 1]["question"] == example["inputs"]["question"]
+
+
+PATTERNED = """
+model Q { question: str(pattern: "{pattern}") }
+model A { answer: float }
+lm solver = "openai/gpt-x" { temperature: 0.0 }
+program p { input q: Q  a = generate A from q  output a }
+"""
+
+
+@pytest.mark.parametrize("pattern, reason", [
+    ("^(?=a)(a+)+$", "look-around, including look-ahead and look-behind, is not supported (at character 2)"),
+    ("(a{1000}){1000}", "Compiled regex exceeds size limit of 10485760 bytes"),
+    ("(a)\\\\1", "backreferences are not supported (at character 4)"),
+])
+def test_a_pattern_the_runtime_cannot_build_is_a_diagnostic_and_an_artifact_error(
+        tmp_path: Path, pattern: str, reason: str) -> None:
+    with pytest.raises(CheckError) as info:
+        compile_source(Source("p.icl", PATTERNED.replace("{pattern}", pattern)))
+    (d,) = info.value.diagnostics
+    assert (d.code, d.message, d.span.line, d.span.column) == \
+        ("invalid-value", f"`pattern` cannot be used: {reason}", 2, 34)
+    path = write(tmp_path)
+    doc = artifact.read(path)
+    doc["program"]["models"][0]["fields"][0]["type"] = {"constrained": "str", "pattern": pattern.replace("\\\\", "\\")}
+    doc[artifact.HASH_KEY] = artifact.content_hash(doc)
+    artifact.write(path, doc)
+    with pytest.raises(artifact.ArtifactError, match=re.escape(f"cannot be used: {reason}")):
+        artifact.load(path)
+
+
+def test_a_pattern_python_refuses_but_the_runtime_runs_is_accepted() -> None:
+    spec, states = compile_source(Source("p.icl", PATTERNED.replace("{pattern}", "^\\\\pL+$"))).programs["p"]
+    program = Program(spec, states, clients={"solver": ScriptedLM(lambda r: {"answer": 1})})
+    try:
+        assert program(question="été").answer == 1.0
+        with pytest.raises(Exception, match="String should match pattern"):
+            program(question="2+2")
+    finally:
+        program.close()

@@ -69,11 +69,11 @@ def test_check_github_prints_one_annotation_per_diagnostic(tmp_path: Path) -> No
     bad.write_text("model A {\n    x: strr\n}\n", encoding="utf-8")
     result = run_cli("check", "--format", "github", str(bad))
     assert result.returncode == 1
-    assert result.stdout.splitlines() == [
-        f"::warning file={bad},line=1,col=7,endLine=1,endColumn=8,title=icldsl unused-name::"
-        "model `A` is never used%0Ahelp: remove it, or use it in a program",
+    assert result.stdout.splitlines() == [  # errors first
         f"::error file={bad},line=2,col=8,endLine=2,endColumn=12,title=icldsl undefined-name::"
         "unknown type `strr`%0Ahelp: did you mean `str`?",
+        f"::warning file={bad},line=1,col=7,endLine=1,endColumn=8,title=icldsl unused-name::"
+        "model `A` is never used%0Ahelp: remove it, or use it in a program",
     ]
 
 

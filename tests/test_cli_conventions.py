@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import icldsl
-from icldsl import artifact, paths
+from icldsl import artifact, options, paths
 from icldsl.cli import arguments, main
 from icldsl.cli.arguments import build_parser
 from icldsl.cli.project import STARTER, STARTER_PROGRAM
@@ -69,6 +69,42 @@ def test_not_verbose_unless_asked() -> None:
     assert build_parser().parse_args(["cache", "stats"]).verbose is False
 
 
+def test_quiet_on_every_verb_before_or_after_it() -> None:
+    for path, parser in parsers(build_parser()):
+        if any(isinstance(a, argparse._SubParsersAction) for a in parser._actions):
+            continue  # `icldsl` and `icldsl cache`: the verbs below them are tried
+        words = path.split()[1:]
+        positional = [a for a in parser._actions if not a.option_strings and a.required]
+        required = [word for a in parser._actions if a.option_strings and a.required for word in (a.option_strings[0], "x")]
+        argv = [*words, *required, *(["x"] * len(positional))]
+        if path.endswith("completion"):
+            argv = [*words, "bash"]
+        assert build_parser().parse_args([*argv, "-q"]).quiet is True, path
+        assert build_parser().parse_args(["-q", *argv]).quiet is True, path
+        assert build_parser().parse_args(argv).quiet is False, path
+
+
+def test_check_quiet_prints_diagnostics_but_no_ok(tmp_path: Path, capsys) -> None:
+    good = tmp_path / "good.icl"
+    good.write_text(GSM8K_ICL.read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["check", "-q", str(good)]) == 0
+    assert capsys.readouterr().err == ""
+    bad = tmp_path / "bad.icl"
+    bad.write_text("model A {\n    x: strr\n}\n", encoding="utf-8")
+    assert main(["check", "-q", str(bad)]) == 1
+    assert "unknown type `strr`" in capsys.readouterr().err
+
+
+def test_a_misspelled_verb_is_named(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["-v", "chek", "x.icl"])
+    assert exc.value.code == 2
+    assert "unknown verb 'chek'; did you mean `check`?" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["programs/x.icl"])  # nothing close: argparse's own list of verbs
+    assert "invalid choice" in capsys.readouterr().err
+
+
 def test_every_argument_of_every_verb_has_help() -> None:
     missing = [f"{path} {action.dest}" for path, parser in parsers(build_parser()) for action in parser._actions
                if not isinstance(action, argparse._SubParsersAction) and not (action.help or "").strip()]
@@ -80,6 +116,7 @@ def test_every_argument_of_every_verb_has_help() -> None:
 def test_help_names_the_variables_the_library_reads() -> None:
     assert arguments.SIGNING_KEY_ENV == artifact.SIGNING_KEY_ENV
     assert arguments.CACHE_DIR_ENV == paths.CACHE_DIR_ENV
+    assert arguments.MAX_CONCURRENCY == options.MAX_CONCURRENCY
 
 
 @pytest.mark.parametrize(("env", "coloured"), [({}, False), ({"FORCE_COLOR": "1"}, True),
@@ -101,7 +138,8 @@ def test_check_reads_standard_input() -> None:
     ok = icldsl_cmd("check", "-", stdin=GSM8K_ICL.read_bytes())
     assert ok.returncode == 0 and ok.stderr.decode() == "<stdin>: ok\n"
     bad = icldsl_cmd("check", "--format", "concise", "-", stdin=BAD)
-    assert bad.returncode == 1 and "\n<stdin>:2:8: error[undefined-name]: unknown type `strr`" in bad.stderr.decode()
+    assert bad.returncode == 1 and bad.stderr.decode().startswith(  # errors before warnings
+        "<stdin>:2:8: error[undefined-name]: unknown type `strr`")
 
 
 def test_fmt_of_standard_input_writes_standard_output() -> None:

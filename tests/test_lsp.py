@@ -11,7 +11,7 @@ from pathlib import Path
 from lsprotocol import types as lsp
 
 from tests.lsp_client import Session, language_server
-from tests.program_generator import generate_program
+from tests.program_generator import generate_program, write_data
 from tests.test_robustness import SEEDS, mutate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,7 +150,7 @@ def test_diagnostics_follow_edits_with_code_range_and_help(tmp_path: Path) -> No
             (syntax,) = await s.diagnostics(uri, version)
             assert syntax.code == "syntax-error" and "expected" in syntax.message
             version = s.edit(uri, lsp.Position(2, 0), lsp.Position(2, 0), "}")
-            assert [d.code for d in await s.diagnostics(uri, version)] == ["unused-name", "undefined-name"]
+            assert [d.code for d in await s.diagnostics(uri, version)] == ["undefined-name", "unused-name"]  # errors first
 
     run(session)
 
@@ -193,6 +193,8 @@ def test_the_server_survives_any_text_and_keeps_answering(tmp_path: Path) -> Non
     texts += [program[:n] for n in range(0, len(program), 11)]  # every stage of typing it
     texts += ["model A { x: " + "list[" * 5000 + "int" + "]" * 5000 + " }", program]
     huge = generate_program(20_000)
+    write_data(tmp_path)
+    shutil.copytree(ROOT / "programs" / "data", tmp_path / "data")  # support.icl's
 
     async def session() -> None:
         async with language_server(tmp_path) as s:

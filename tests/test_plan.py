@@ -14,6 +14,8 @@ import pytest
 
 from icldsl.cli import main
 from icldsl.compiler import compile_file, compile_source
+from icldsl.datasets.base import DataError
+from icldsl.datasets.rows import read_text
 from icldsl.options import LM_NAME, Function, Signature
 from icldsl.plan import plan_compiled
 from icldsl.runtime import prompt
@@ -195,6 +197,17 @@ def test_frozen_steps_get_no_examples_and_train_blocks_are_chosen_by_program(cap
 def test_a_file_without_a_train_block_cannot_be_planned(capsys) -> None:
     assert main(["plan", str(ROOT / "programs" / "outline.icl")]) == 1
     assert "has no train block" in capsys.readouterr().err
+
+
+def test_a_data_file_name_holding_a_nul_is_a_diagnostic(tmp_path, capsys) -> None:
+    path = project(tmp_path)
+    path.write_text(path.read_text(encoding="utf-8").replace('"sums.jsonl"', '"su\\u0000ms.jsonl"'), encoding="utf-8")
+    assert main(["plan", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error[missing-data]: data `sums` reads a file whose name holds a NUL character (\\u0000)")
+    assert "adder.icl:6:" in err and "Traceback" not in err
+    with pytest.raises(DataError, match=r"su\\u0000ms.jsonl: the file name holds a NUL character"):
+        read_text(tmp_path / "su\0ms.jsonl")  # what a loader says when the data was not checked first
 
 
 def test_a_judge_rewards_calls_are_counted_one_per_prediction(tmp_path) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
+import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.patches import FancyBboxPatch, FancyArrowPatch, Rectangle
 from matplotlib.text import Text
 
+import icldsl
 from icldsl import artifact, plots
 from icldsl.cli import main
 from icldsl.compiler import compile_file, compile_source
@@ -285,6 +289,19 @@ def test_plot_redraws_beside_the_artifact_or_in_a_folder(trained_artifact: Path,
     assert "No predictions in this report" in (out / "adder.report.html").read_text()
 
 
+def test_a_one_run_fit_draws_no_runs_plot_and_leaves_none_from_before(trained_artifact: Path) -> None:
+    doc = artifact.read(trained_artifact)
+    paths = plots.plot_paths(trained_artifact)
+    assert list(plots.write_all(doc, paths)) == list(plots.PLOTS) and paths["runs"].exists()  # two runs
+    one = copy.deepcopy(doc)
+    for score in one["training"]["scores"].values():
+        for key in [k for k in score if k.endswith("_runs") or k == "rewards"]:
+            score[key] = score[key][:1]
+    assert plots.run_count(one["training"]["scores"]) == 1
+    assert list(plots.write_all(one, paths)) == ["graph", "comparison", "history"]
+    assert not paths["runs"].exists()  # the earlier fit's, which would pass for this one's
+
+
 def test_plot_refuses_a_tampered_artifact(trained_artifact: Path, capsys) -> None:
     trained_artifact.write_text(trained_artifact.read_text().replace('"adder"', '"other"', 1))
     assert main(["plot", str(trained_artifact)]) == 1
@@ -316,3 +333,90 @@ def test_graph_of_a_file_with_several_programs(tmp_path: Path, monkeypatch, caps
     assert "has 2 programs; name one with --program" in capsys.readouterr().err
     assert main(["graph", "two.icl", "--program", "p2", "-o", "one.png"]) == 0
     assert (tmp_path / "one.png").is_file()
+
+
+# ---- labels that look like TeX, and drawing that fails -------------------------------------------
+
+# Strings matplotlib would read as mathtext (`$...$`) and fail to parse, as enum labels and a description.
+PRICES = ("price_$_{low", "$5 \\to $10", "$x^{$")
+PRICED = """
+model Q {{ question: str "q" }}
+model A {{ band: enum({labels}) "the price band" }}
+lm m = "openai/x" {{ base_url: "http://127.0.0.1:9/v1" }}
+program pricer "Costs $1 \\\\frac{{ to $2" {{ input q: Q  a = generate A from q  output a }}
+data prices = jsonl("d.jsonl", split: 0.7)
+train pricer on prices {{ reward exact_match() optimizer random_few_shot(nb_max_examples: 2) epochs 1 runs 2 }}
+"""
+
+
+def priced(folder: Path) -> Path:
+    labels = ", ".join('"' + label.replace("\\", "\\\\") + '"' for label in PRICES)
+    rows = [{"question": str(i), "band": PRICES[i % len(PRICES)]} for i in range(12)]
+    (folder / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (folder / "pricer.icl").write_text(PRICED.format(labels=labels), encoding="utf-8")
+    return folder / "pricer.icl"
+
+
+def band_of(request) -> dict:
+    return {"band": PRICES[int(last_input(request)["question"]) % len(PRICES)] if len(request.messages) > 2
+            else PRICES[0]}
+
+
+def test_labels_that_look_like_tex_are_drawn_as_written(tmp_path: Path, monkeypatch, capsys) -> None:
+    source = priced(tmp_path)
+    spec, states = compile_file(source).programs["pricer"]
+    assert spec.description == "Costs $1 \\frac{ to $2"
+    fig = plots.program_graph(spec, states)
+    assert plots.render(fig).startswith(PNG)
+    shown = "".join(t.strip() for t in texts(fig))
+    assert all(label in shown for label in PRICES) and "Program pricer: Costs $1 \\frac{ to $2" in texts(fig)
+
+    fitted = icldsl.fit(source, output=tmp_path / "pricer.artifact.json", clients={"m": ScriptedLM(band_of)})
+    assert artifact.read(fitted.path) == fitted.artifact
+    assert sorted(p.name for p in fitted.files) == sorted(
+        [*(f"pricer.{name}.png" for name in plots.PLOTS), "pricer.report.html"])
+    for path in fitted.files[:-1]:
+        assert path.read_bytes().startswith(PNG)
+    html = fitted.files[-1].read_text(encoding="utf-8")
+    assert all(label in html for label in PRICES)
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["graph", "pricer.icl", "-o", "g.svg"]) == 0
+    assert main(["graph", "pricer.artifact.json", "-o", "g.png"]) == 0
+    assert main(["plot", "pricer.artifact.json", "--format", "svg"]) == 0
+    svg = (tmp_path / "g.svg").read_text(encoding="utf-8")
+    assert "<svg" in svg and "price_$_{low" in svg  # the text itself, not a formula's glyphs
+
+
+def test_a_plot_that_fails_leaves_a_verified_artifact_and_one_warning(tmp_path: Path, monkeypatch, caplog) -> None:
+    source = priced(tmp_path)
+
+    def refused(fig, fmt="png"):
+        raise ValueError("Image size of 99999x99999 pixels is too large.\nIt must be less than 2^16 in each direction.")
+
+    monkeypatch.setattr(plots, "render", refused)
+    with caplog.at_level(logging.WARNING, logger="icldsl"):
+        fitted = icldsl.fit(source, output=tmp_path / "pricer.artifact.json", clients={"m": ScriptedLM(band_of)},
+                            sign="k" * 32)
+    assert fitted.files == () and fitted.signed
+    assert artifact.read(fitted.path) == fitted.artifact  # written whole
+    assert not (tmp_path / "pricer.checkpoint.json").exists()
+    (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING and "not drawn" in r.getMessage()]
+    message = warning.getMessage()
+    assert "\n" not in message and "Image size of 99999x99999 pixels is too large" in message
+    assert f"icldsl plot {tmp_path / 'pricer.artifact.json'} --report" in message
+    assert icldsl.load(fitted.path, verify="k" * 32).spec.name == "pricer"
+
+
+def test_a_summary_that_cannot_be_printed_loses_no_training(tmp_path: Path) -> None:
+    source = priced(tmp_path)
+
+    def closed(report) -> None:  # standard output closed (`icldsl fit ... | head -1`)
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        icldsl.fit(source, output=tmp_path / "pricer.artifact.json", clients={"m": ScriptedLM(band_of)},
+                   on_trained=closed)
+    doc = artifact.read(tmp_path / "pricer.artifact.json")
+    assert doc["training"]["scores"]["trained"]["reward_mean"] == 1.0
+    assert not (tmp_path / "pricer.checkpoint.json").exists()

@@ -53,6 +53,17 @@ def slow(delay: float):
     return answer
 
 
+def run_command(tmp_path: Path, server: LoopbackServer, n: int, concurrency: int) -> tuple[list[str], dict]:
+    """An artifact on `server` and `n` rows beside it: the `icldsl run` command line over them
+    (output p.jsonl) and the environment that runs this tree's icldsl."""
+    path = write_artifact(tmp_path / "t.artifact.json", [server.openai_url])
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps({"name": f"n{i}", "tags": []}) + "\n"
+                                                 for i in range(n)))
+    command = [sys.executable, "-m", "icldsl", "run", str(path), "--input", "rows.jsonl", "--output",
+               "p.jsonl", "--concurrency", str(concurrency), "-q", "--no-cache"]
+    return command, {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
 def lines(path: Path) -> list[dict]:
     text = path.read_text()
     assert text == "" or text.endswith("\n")
@@ -196,12 +207,7 @@ def test_unreachable_endpoints_stop_the_run_with_a_message(tmp_path: Path, monke
 def test_an_interrupted_run_resumes_and_does_every_row_once(tmp_path: Path) -> None:
     n = 300
     with LoopbackServer(slow(0.02)) as server:
-        path = write_artifact(tmp_path / "t.artifact.json", [server.openai_url])
-        (tmp_path / "rows.jsonl").write_text("".join(json.dumps({"name": f"n{i}", "tags": []}) + "\n"
-                                                     for i in range(n)))
-        command = [sys.executable, "-m", "icldsl", "run", str(path), "--input", "rows.jsonl", "--output",
-                   "p.jsonl", "--concurrency", "8", "-q", "--no-cache"]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        command, env = run_command(tmp_path, server, n, concurrency=8)
         process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (not (tmp_path / "p.jsonl").exists()

@@ -9,6 +9,7 @@ import asyncio
 import csv
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import icldsl
-from icldsl import artifact
+from icldsl import artifact, jsontext, parser
 from icldsl.cli import main
 from icldsl.compiler import compile_file, compile_source
 from icldsl.datasets import load_dataset
+from icldsl.diagnostics import CheckError
+from icldsl.lm.repair import RepairError, read_object
+from icldsl.lsp.completion import _in_comment
+from icldsl.lsp.incremental import IncrementalParser, item_starts
 from icldsl.runtime.program import Program
 from icldsl.runtime.state import Demo
 from icldsl.source import Source
@@ -235,3 +240,42 @@ def test_any_bytes_through_check_give_diagnostics_or_a_compiled_file(tmp_path_fa
     status = main(["check", "--format", "concise", str(path)])
     event(f"exit {status}")
     assert status in (0, 1)
+
+
+# ---- scanners under adversarial text ------------------------------------------------------------
+
+# Pieces that once made a scanner backtrack or rescan: quotes, escapes, brackets, comment marks.
+_HOSTILE_PIECES = ['"', '\\"', "\\\\", "\\", "//", "/*", "*/", "[", "]", "{", "}", "(", ")", "\n", "\\u", "'",
+                   "model ", "a", " ", ":", ",", "`", "```"]
+hostile_text = st.lists(st.tuples(st.sampled_from(_HOSTILE_PIECES), st.integers(1, 20_000)), min_size=1,
+                        max_size=6).map(lambda runs: "".join(piece * n for piece, n in runs))
+SCAN_CPU_BOUND = 2.0  # CPU seconds for at most ~500 KB; each example takes milliseconds
+
+
+def _scans(text: str) -> list[tuple[str, Any]]:
+    source = Source("hostile.icl", text)
+    return [
+        ("parse", (lambda: parser.parse(source, keep_comments=True), CheckError)),
+        ("tokens", (lambda: parser.tokens(source), CheckError)),
+        ("read_prefix", (lambda: parser.read_prefix(text), ())),
+        ("item_starts", (lambda: item_starts(text), ())),
+        ("incremental", (lambda: IncrementalParser().parse(source), ())),
+        ("in_comment", (lambda: _in_comment(text), ())),
+        ("jsontext", (lambda: jsontext.loads(text), jsontext.JSONTextError)),
+        ("json in a string", (lambda: jsontext.loads('{"a": "' + text), jsontext.JSONTextError)),
+        ("answer", (lambda: read_object(text), RepairError)),
+        ("answer in an object", (lambda: read_object('{"a": "' + text), RepairError)),
+    ]
+
+
+@settings(QUICK, max_examples=60)
+@given(text=hostile_text)
+def test_every_scanner_reads_adversarial_text_in_bounded_time(text: str) -> None:
+    for name, (action, refusal) in _scans(text):
+        start = time.process_time()
+        try:
+            action()
+        except refusal:
+            pass
+        took = time.process_time() - start
+        assert took < SCAN_CPU_BOUND, f"{name} took {took:.2f} s on {len(text)} characters"

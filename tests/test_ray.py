@@ -15,6 +15,7 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
 
 from icldsl import artifact  # noqa: E402
+from icldsl.lm.base import LMConfigError  # noqa: E402
 from icldsl.ray import predict  # noqa: E402
 from tests.loopback import LoopbackServer  # noqa: E402
 from tests.test_predict import label, write_artifact  # noqa: E402
@@ -61,3 +62,20 @@ def test_a_bad_artifact_or_a_column_clash_fails_at_once(local_ray, tmp_path: Pat
     path.write_text(json.dumps(doc))
     with pytest.raises(artifact.ArtifactError, match="modified"):
         predict(dataset, path)
+
+
+def test_verify_and_lms_are_those_of_load(local_ray, tmp_path: Path) -> None:
+    key = "k" * 32
+    dataset = ray.data.from_items([{"name": f"n{i}", "tags": []} for i in range(4)])
+    with LoopbackServer(label) as server:
+        path = write_artifact(tmp_path / "t.artifact.json", ["http://127.0.0.1:9/v1"])  # nothing listens there
+        with pytest.raises(artifact.ArtifactError, match="is not signed"):
+            predict(dataset, path, verify=key)
+        artifact.write(path, artifact.sign(artifact.read(path), key.encode()))
+        with pytest.raises(artifact.ArtifactError, match="not with this key"):
+            predict(dataset, path, verify="x" * 32)
+        with pytest.raises(LMConfigError, match="cannot override lm `nope`"):
+            predict(dataset, path, verify=key, lms={"nope": {"target": "x"}})
+        result = predict(dataset, path, verify=key, lms={"m": {"base_url": [server.openai_url]}}).take_all()
+    assert sorted(row["label"] for row in result) == ["N0/0", "N1/0", "N2/0", "N3/0"]
+    assert len(server.requests) == 4

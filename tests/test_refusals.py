@@ -63,6 +63,10 @@ def edited(tmp_path: Path, change) -> Path:
     (lambda d: d["program"]["steps"][0].update(sources=["nowhere"]), "step `p/a`: reads `nowhere`, which no earlier"),
     (lambda d: d["program"]["models"][0]["fields"][0].update(type={"list": "complex"}), "unknown type 'complex'"),
     (lambda d: d["program"]["tools"][0].update(ref="os.system"), "'os.system' is not of the form"),
+    (lambda d: d["program"]["lms"][0].update(target="openai/m", options={"max_concurrency": 1_000_000_000}),
+     "cannot run: lm `m`: option `max_concurrency` must be an integer from 1 to 1024"),
+    (lambda d: d["program"]["lms"][0].update(target="openai/m", options={"base_url": ["http://h/v1", "http://b:pw@h/v1"]}),
+     "cannot run: lm `m`: option `base_url` holds credentials in a URL"),
 ])
 def test_an_edited_artifact_that_could_not_run_is_refused_when_loaded(tmp_path, capsys, change, message) -> None:
     path = edited(tmp_path, change)
@@ -174,3 +178,37 @@ def test_a_fit_where_most_predictions_failed_writes_no_artifact(adder, capsys) -
     assert "error: 6 of 8 test predictions failed; the most common failure (6 times): " in err
     assert "context length exceeded" in err and "more than 50% failed, so no artifact was written" in err
     assert not (folder / "adder.artifact.json").exists()
+
+
+# ---- caps on what is in flight ----------------------------------------------------------------
+
+
+def test_concurrency_beyond_the_maximum_is_refused_in_a_file_a_flag_and_python(tmp_path, capsys) -> None:
+    from icldsl.options import MAX_CONCURRENCY
+    from icldsl.runtime.program import Program
+    from tests.scripted import ScriptedLM
+
+    source = ('model Q { question: str }\nmodel A { answer: float }\n'
+              'lm solver = "openai/gpt-x" { max_concurrency: 1000000000 }\n'
+              'program p { input q: Q  a = generate A from q  output a }\n')
+    with pytest.raises(CheckError) as info:
+        compile_source(Source("p.icl", source))
+    (d,) = info.value.diagnostics
+    assert (d.code, d.message, d.span.line, d.span.column) == (
+        "invalid-value", f"option `max_concurrency` of lm `solver` (openai) must be an integer from 1 to {MAX_CONCURRENCY}",
+        3, 47)
+    train = source.replace("1000000000", "8") + 'data d = gsm8k()\ntrain p on d { reward exact_match() ' \
+        'optimizer random_few_shot()  concurrency 5000 }\n'
+    with pytest.raises(CheckError) as info:
+        compile_source(Source("p.icl", train))
+    assert [d.message for d in info.value.diagnostics] == [f"`concurrency` must be at most {MAX_CONCURRENCY}"]
+
+    with pytest.raises(SystemExit):
+        main(["run", "a.json", "--input", "{}", "--concurrency", "100000000"])
+    assert f"at most {MAX_CONCURRENCY} rows may be in flight at once, got '100000000'" in capsys.readouterr().err
+
+    spec, states = compile_source(Source("p.icl", source.replace("1000000000", "8"))).programs["p"]
+    program = Program(spec, states, clients={"solver": ScriptedLM(lambda r: {"answer": 1})})
+    with pytest.raises(ValueError, match=f"concurrency must be from 1 to {MAX_CONCURRENCY}, got 100000000"):
+        program.prepare(100_000_000)
+    program.close()

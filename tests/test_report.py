@@ -4,8 +4,10 @@ the plots, and (in a real headless Chromium) that it loads cleanly and its filte
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import re
+import statistics
 import shutil
 from pathlib import Path
 
@@ -126,6 +128,92 @@ def test_report_without_predictions_or_training(fitted) -> None:
     assert "adder" in bare and "No epochs were run" in bare
 
 
+# ---- the headline, the folded rest, confusion matrices ---------------------------------------------
+
+BASELINE = {"step": "adder/a", "field": "unit", "k": 5, "vote": {"mean": 0.625, "se": 0.09},
+            "nearest1": {"mean": 0.5, "se": 0.1}, "trained_minus_vote": {"mean": 0.125, "se": 0.06, "n": 8}}
+
+
+def scores_section(html: str) -> str:
+    return html[html.index('<section id="scores">'):html.index('<section id="plots">')]
+
+
+def test_the_headline_is_what_training_gained_with_its_standard_error(fitted) -> None:
+    _, fit = fitted
+    gain = fit.artifact["training"]["trained_minus_untrained"]
+    last = [s.reward for s in fit.trained.runs[-1].scored], [s.reward for s in fit.untrained.runs[-1].scored]
+    differences = [a - b for a, b in zip(*last)]
+    assert gain["n"] == len(differences) and gain["mean"] == pytest.approx(sum(differences) / len(differences))
+    assert gain["se"] == pytest.approx(statistics.stdev(differences) / len(differences) ** 0.5)
+
+    section = scores_section(report.build(fit.artifact, predictions=predictions(fit)))
+    headline = section[:section.index("<details")]
+    assert f"{gain['mean']:+.3f} <span class=\"se\">± {gain['se']:.3f}</span>" in headline
+    scores = fit.artifact["training"]["scores"]
+    assert f"untrained {scores['untrained']['reward_mean']:.3f} → trained {scores['trained']['reward_mean']:.3f}" \
+        in headline
+    assert f"paired over {gain['n']} test examples" in headline and "retrieval baseline" not in headline
+    assert "data-score=\"trained-" not in headline  # every other score is folded below it
+    assert 'data-score="trained-reward"' in section and 'data-score="change-tokens"' in section
+
+    older = copy.deepcopy(fit.artifact)  # an artifact from before the standard error was recorded
+    del older["training"]["trained_minus_untrained"]
+    headline = scores_section(report.build(older))
+    change = scores["trained"]["reward_mean"] - scores["untrained"]["reward_mean"]
+    assert f"{change:+.3f}</div>" in headline and "records no standard error" in headline
+
+
+def test_the_retrieval_baseline_stands_beside_the_headline(fitted) -> None:
+    _, fit = fitted
+    doc = copy.deepcopy(fit.artifact)
+    doc["training"]["baselines"] = [BASELINE]  # as the retrieval baseline records it
+    section = scores_section(report.build(doc))
+    baseline = section[section.index('data-baseline="adder/a"'):section.index("<details")]
+    assert "the 5 nearest training examples vote on <code>unit</code> of adder/a" in baseline
+    assert '0.625 <span class="se">± 0.090</span>' in baseline
+    assert "the nearest one alone 0.500 ± 0.100" in baseline
+    assert "trained − vote <b>+0.125</b> ± 0.060 (n=8)" in baseline
+
+
+def test_confusion_matrices_count_expected_by_predicted_labels(retrieved) -> None:
+    _, fit = retrieved
+    apples, numbers = "apples", "numbers_without_any_particular_unit_at_all"
+
+    def row(expected: str, untrained: str | None, trained: str | None) -> report.PredictionRow:
+        def made(unit):
+            return report.Prediction(None if unit is None else {"answer": 1.0, "unit": unit, "thinking": "t"},
+                                     None if unit else "no answer", 1.0 if unit == expected else 0.0)
+        return report.PredictionRow("d.jsonl:1", {"question": "1+0"}, {"answer": 1.0, "unit": expected, "thinking": "t"},
+                                    (made(untrained), made(trained)))
+
+    rows = (row(apples, apples, apples), row(apples, numbers, numbers), row(numbers, apples, numbers),
+            row(numbers, numbers, numbers), row(numbers, numbers, None))
+    test_set = report.PredictionSet(report.TEST_SET, ("untrained", "trained"), rows)
+    (unit,) = report.context(fit.artifact, {}, [test_set])["confusions"]
+    trained, untrained = unit["matrices"]
+    assert unit["field"] == "unit" and (trained["column"], untrained["column"]) == ("trained", "untrained")
+    assert trained["predicted"] == [apples, numbers, report.NO_OUTPUT] and untrained["predicted"] == [apples, numbers]
+    assert [(r["label"], [c["n"] for c in r["cells"]]) for r in trained["rows"]] == [(apples, [1, 1, 0]),
+                                                                                  (numbers, [0, 2, 1])]
+    assert [(r["label"], [c["n"] for c in r["cells"]]) for r in untrained["rows"]] == [(apples, [1, 1]),
+                                                                                    (numbers, [1, 2])]
+    assert (trained["right"], untrained["right"], trained["total"]) == (3, 3, 5)
+    html = report.build(fit.artifact, predictions=[test_set])
+    matrix = html[html.index('data-confusion="unit" data-column="trained"'):]
+    matrix = matrix[:matrix.index("</table>")]
+    assert "trained: 3 of 5 right" in matrix and "numbers_<wbr>without_<wbr>any_<wbr>particular_" in matrix
+    assert [int(n) for n in re.findall(r'<td class="num[^"]*"[^>]*>(\d+)</td>', matrix)] == [1, 1, 2, 2, 1, 3]  # each row, then its total
+    assert report.context(fit.artifact, {}, [])["confusions"] == []  # none without the test predictions
+
+
+def test_breakable_breaks_between_parts_never_inside_a_word() -> None:
+    assert report.breakable("intents:data_full.json:12") == (
+        '<span class="part">intents:</span><wbr><span class="part">data_<wbr>full.<wbr>json:</span><wbr>'
+        '<span class="part">12</span>')
+    assert report.breakable("<b>_x") == "&lt;b&gt;_<wbr>x"
+    assert report.origin_width(["a:b:1"]) == "8ch" and report.origin_width(["x" * 90]) == f"{report.ORIGIN_MAX + 3}ch"
+
+
 # ---- what `icldsl fit` writes --------------------------------------------------------------------
 
 CLI_SOURCE = SOURCE.replace('{{ base_url: "http://127.0.0.1:9/v1" }}', '{{ base_url: "{url}" }}')
@@ -150,15 +238,17 @@ def test_fit_writes_the_report_and_the_plots_beside_the_artifact(cli_project: Pa
     monkeypatch.chdir(cli_project)
     assert main(["fit", "adder.icl", "--quiet", "-o", "out/adder.artifact.json"]) == 0
     out = capsys.readouterr().out
+    drawn = [name for name in plots.PLOTS if name != "runs"]  # one run: no plot of the runs
     written = sorted(p.name for p in (cli_project / "out").iterdir())
     assert written == sorted(["adder.artifact.json", "adder.report.html", "adder.history.csv",
-                              *(f"adder.{name}.png" for name in plots.PLOTS)])
-    assert f"wrote {Path('out') / 'adder.report.html'} and 4 plots" in out
+                              *(f"adder.{name}.png" for name in drawn)])
+    assert f"wrote {Path('out') / 'adder.report.html'} and 3 plots (adder.graph.png, adder.comparison.png, " \
+           "adder.history.png)" in out
     html = (cli_project / "out" / "adder.report.html").read_text(encoding="utf-8")
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 3 and 'id="plot-runs"' not in html
     doc = artifact.read(cli_project / "out" / "adder.artifact.json")
     assert f"{doc['training']['scores']['trained']['reward_mean']:.3f}" in html
-    for name in plots.PLOTS:
+    for name in drawn:
         assert (cli_project / "out" / f"adder.{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -212,7 +302,12 @@ def test_report_in_a_browser_loads_cleanly_and_filters_failures(fitted, browser)
     problems = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
     assert problems == []
     scores = fit.artifact["training"]["scores"]
+    gain = fit.artifact["training"]["trained_minus_untrained"]
+    headline = browser.find_element(By.CSS_SELECTOR, '[data-score="headline"] .value')
+    assert headline.is_displayed() and headline.text == f"{gain['mean']:+.3f} ± {gain['se']:.3f}"
     card = browser.find_element(By.CSS_SELECTOR, '[data-score="trained-reward"] .value')
+    assert not card.is_displayed()  # every other score is folded under the headline
+    browser.find_element(By.CSS_SELECTOR, "#all-scores > summary").click()
     assert card.is_displayed() and card.text == f"{scores['trained']['reward_mean']:.3f}"
     assert browser.find_element(By.CSS_SELECTOR, '[data-score="untrained-reward"] .value').text == (
         f"{scores['untrained']['reward_mean']:.3f}")
@@ -260,8 +355,8 @@ model A {{ thinking: str "How the sum is found"  answer: float "Their sum"
           unit: enum("apples", "numbers_without_any_particular_unit_at_all") "What is counted" }}
 lm m = "openai/x" {{ base_url: "http://127.0.0.1:9/v1" }}
 program adder "Adds two numbers" {{ input q: Q  a = generate A from q  output a }}
-data sums = jsonl("d.jsonl", split: 0.6)
-train adder on sums {{
+data arithmetic_questions_set = jsonl("d.jsonl", split: 0.6)
+train adder on arithmetic_questions_set {{
     reward exact_match(in_mask: ["answer"])
     optimizer nearest_few_shot(k: 2)
     validation_split 0.5
@@ -306,8 +401,10 @@ def test_report_shows_the_pool_and_the_examples_each_prediction_retrieved(retrie
     assert MARKUP not in html and "&lt;i&gt;x&lt;/i&gt;&amp;" in section
     (baseline,) = fit.artifact["training"]["baselines"]  # the retriever alone, on the enum field
     assert baseline["field"] == "unit" and baseline["vote"]["mean"] == 1.0
-    assert ("Retrieval alone, step <code>adder/a</code> (<code>unit</code>, k = 2): vote of the retrieved labels "
-            "1.000 ± 0.000, 1-nearest 1.000 ± 0.000; trained − vote +0.000 ± 0.000 (paired over 40 examples") in html
+    # what the fit stored is what the headline shows
+    shown = html[html.index('data-baseline="adder/a"'):]
+    assert "the 2 nearest training examples vote on <code>unit</code> of adder/a" in shown
+    assert "trained − vote <b>+0.000</b> ± 0.000 (n=40)" in shown
     table = html[html.index('<table class="predictions" data-set="0"'):]
     rows = table.split('<tr data-failed=')[1:]
     scored = fit.trained.runs[-1].scored
@@ -328,17 +425,39 @@ def test_report_reads_well_at_1300_px(retrieved, browser) -> None:
     from selenium.webdriver.common.keys import Keys
 
     tmp_path, fit = retrieved
-    pngs = {name: plots.render(fig) for name, fig in plots.figures(fit.artifact).items()}
-    page = report.write(tmp_path / "adder.report.html", fit.artifact, images=pngs, predictions=predictions(fit))
+    doc = copy.deepcopy(fit.artifact)
+    doc["training"]["baselines"] = [BASELINE]
+    pngs = {name: plots.render(fig) for name, fig in plots.figures(doc).items()}
+    page = report.write(tmp_path / "adder.report.html", doc, images=pngs, predictions=predictions(fit))
     browser.set_window_size(1300, 1000)
     browser.get(page.as_uri())
     width = "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
     scroll, client = browser.execute_script(width)
     assert 1200 < client and scroll <= client  # no horizontal scrollbar
+    # One headline, the baseline beside it, and every other score folded.
+    gain = browser.find_element(By.CSS_SELECTOR, '[data-score="headline"]')
+    baseline = browser.find_element(By.CSS_SELECTOR, '[data-baseline="adder/a"]')
+    assert gain.is_displayed() and baseline.is_displayed() and gain.location["y"] == baseline.location["y"]
+    assert baseline.location["x"] > gain.location["x"] + gain.size["width"]
+    assert not any(e.is_displayed() for e in browser.find_elements(By.CSS_SELECTOR, "#scores td, #scores table"))
     for details in browser.find_elements(By.TAG_NAME, "details"):
         browser.execute_script("arguments[0].open = true", details)
     scroll, client = browser.execute_script(width)
     assert scroll <= client, "an opened list of examples widened the page"
+    matrix = browser.find_element(By.CSS_SELECTOR, 'table.confusion[data-column="trained"]')
+    assert matrix.is_displayed() and "trained: " in matrix.text
+    # The "from" column breaks a long origin between its parts, never inside one.
+    origins = browser.find_elements(By.CSS_SELECTOR, 'table.predictions[data-set="0"] div.origin')
+    text = "return arguments[0].textContent"
+    assert origins and all(browser.execute_script(text, o).startswith("arithmetic_questions_set:d.jsonl:") for o in origins)
+    wrapped = ("var parts = arguments[0].querySelectorAll('.part'); return parts[0].getBoundingClientRect().top"
+               " < parts[parts.length - 1].getBoundingClientRect().top")
+    assert all(browser.execute_script(wrapped, o) for o in origins)  # too long for one line: wrapped at a colon,
+    lines = "return arguments[0].getClientRects().length"
+    assert all(browser.execute_script(lines, part) == 1  # and no part broken inside
+               for part in browser.find_elements(By.CSS_SELECTOR, 'table.predictions[data-set="0"] div.origin .part'))
+    assert all(browser.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth", o)
+               for o in origins)
 
     scores = fit.artifact["training"]["scores"]
     for metric in ("failures", "calls", "tokens"):

@@ -11,7 +11,7 @@ import pytest
 from icldsl.compiler import compile_source
 from icldsl.diagnostics import CheckError
 from icldsl.source import Source
-from tests.program_generator import generate_program
+from tests.program_generator import generate_program, write_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = sorted([*ROOT.glob("programs/*.icl"), *ROOT.glob("tests/golden/parse/*.icl")])
@@ -71,9 +71,10 @@ def test_random_bytes_are_diagnostics() -> None:
             assert exc.diagnostics
 
 
-def test_a_huge_valid_file_compiles() -> None:
+def test_a_huge_valid_file_compiles(tmp_path: Path) -> None:
     text = generate_program(20_000)
-    compiled = compile_source(Source("huge.icl", text))
+    write_data(tmp_path)
+    compiled = compile_source(Source(str(tmp_path / "huge.icl"), text))
     assert len(compiled.programs) > 500 and not compiled.warnings
 
 

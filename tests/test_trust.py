@@ -224,6 +224,8 @@ def test_a_deployment_decides_where_an_artifacts_requests_go(adder, monkeypatch,
         program.close()
     for flag, message in [("other.base_url=http://h/v1", "cannot override lm `other`: the program's lms are solver"),
                           ("solver.api_key=sk-123", "option `api_key` must name an environment variable"),
+                          ("solver.base_url=http://h/v1?key=sk-123", "option `base_url` holds credentials in a URL"),
+                          ("solver.max_concurrency=100000000", "option `max_concurrency` must be an integer from 1 to 1024"),
                           ("solver.weights=q4_0", "openai has no option `weights`"),
                           ("solver", "write NAME.OPTION=VALUE")]:
         assert main(["run", "adder.artifact.json", "--input", "{}", "--lm", flag]) == 1
@@ -249,6 +251,30 @@ def test_credentials_in_a_url_never_reach_a_log_an_artifact_or_a_report(adder, m
     assert server.requests[-1].headers["authorization"] == "Basic " + base64.b64encode(b"team:sekrit-pass").decode()
 
     (folder / "adder.icl").write_text(text.replace(json.dumps(server.openai_url), '"http://team:sekrit-pass@h/v1"'))
+    assert main(["check", "adder.icl"]) == 1
+    err = capsys.readouterr().err
+    assert "error[secret-in-source]" in err and "sekrit" not in err
+
+
+def test_a_token_in_an_env_url_is_sent_but_never_logged_traced_or_stored(adder, monkeypatch, capsys, caplog) -> None:
+    import logging
+
+    folder, server = adder
+    monkeypatch.setenv("ADDER_URL", f"{server.openai_url}?token=sekrit-tok")
+    text = (folder / "adder.icl").read_text(encoding="utf-8")
+    (folder / "adder.icl").write_text(text.replace(json.dumps(server.openai_url), 'env("ADDER_URL")'), encoding="utf-8")
+    with caplog.at_level(logging.DEBUG):
+        assert main(["-v", "fit", "adder.icl", "-q", "--trace", "fit.trace.jsonl"]) == 0
+        assert main(["-v", "run", "adder.artifact.json", "--input", '{"question": "1+2"}', "--no-cache",
+                     "--trace", "run.trace.jsonl"]) == 0
+    captured = capsys.readouterr()
+    assert {(r.path, r.query) for r in server.requests} == {("/v1/chat/completions", "token=sekrit-tok")}
+    assert caplog.records and "sekrit" not in caplog.text + captured.out + captured.err
+    written = [p for p in folder.iterdir() if p.is_file() and p.suffix in (".json", ".jsonl", ".html", ".csv")]
+    assert folder / "run.trace.jsonl" in written
+    assert all("sekrit" not in p.read_text(encoding="utf-8", errors="replace") for p in written)
+
+    (folder / "adder.icl").write_text(text.replace(json.dumps(server.openai_url), '["http://h/v1?token=sekrit-tok"]'))
     assert main(["check", "adder.icl"]) == 1
     err = capsys.readouterr().err
     assert "error[secret-in-source]" in err and "sekrit" not in err

@@ -105,15 +105,35 @@ def test_grammar_scopes_every_program(node_modules: Path) -> None:
     print(f"\ngrammar: {len(PROGRAMS)} files, {sum(checked.values())} tokens checked: {checked}")
 
 
-def test_the_extension_packages_into_a_vsix(node_modules: Path, tmp_path: Path) -> None:
+def test_the_extension_packages_into_a_bundled_vsix(node_modules: Path, tmp_path: Path) -> None:
     out = tmp_path / "icldsl.vsix"
     subprocess.run(["npm", "run", "package", "--", "--out", str(out)], cwd=EXTENSION, check=True,
                    capture_output=True, timeout=300)
-    names = set(zipfile.ZipFile(out).namelist())
-    for part in ("package.json", "extension.js", "language-configuration.json", "syntaxes/icl.tmLanguage.json",
-                 "node_modules/vscode-languageclient/package.json"):
-        assert f"extension/{part}" in names
-    assert not any(n.startswith(("extension/test/", "extension/node_modules/vscode-textmate/")) for n in names)
-    manifest = json.loads(zipfile.ZipFile(out).read("extension/package.json"))
+    vsix = zipfile.ZipFile(out)
+    names = {n.removeprefix("extension/") for n in vsix.namelist() if n.startswith("extension/")}
+    # One bundle (esbuild) instead of the sources and their 300 npm files; nothing else.
+    assert names == {"package.json", "dist/extension.js", "language-configuration.json", "syntaxes/icl.tmLanguage.json",
+                     "images/icon.png", "readme.md", "changelog.md", "LICENSE.txt"}
+    manifest = json.loads(vsix.read("extension/package.json"))
     assert manifest["contributes"]["configuration"]["properties"]["icldsl.server.command"]["default"] == ["icldsl", "lsp"]
-    subprocess.run(["node", "--check", str(EXTENSION / "extension.js")], check=True, timeout=60)
+    assert manifest["main"] == "./dist/extension.js" and manifest["repository"]["url"].startswith("https://")
+    assert vsix.read("extension/images/icon.png").startswith(b"\x89PNG") and manifest["icon"] == "images/icon.png"
+    assert manifest["version"] in vsix.read("extension/changelog.md").decode()
+    assert [c["command"] for c in manifest["contributes"]["commands"]] == ["icldsl.renderPreview"]
+    bundle = tmp_path / "extension.js"
+    bundle.write_bytes(vsix.read("extension/dist/extension.js"))
+    loaded = json.loads(subprocess.run(["node", str(EXTENSION / "test" / "bundle.js"), str(bundle)], check=True,
+                                       capture_output=True, text=True, timeout=60).stdout)
+    assert loaded == {"exports": ["activate", "deactivate"], "required": []}  # needs `vscode` alone
+
+
+def test_the_server_is_found_in_the_workspace_venv_then_python_then_path(node_modules: Path, tmp_path: Path) -> None:
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "icldsl").write_text("")
+    found = json.loads(subprocess.run(["node", str(EXTENSION / "test" / "find.js"), str(tmp_path), "/usr/bin/python3"],
+                                      check=True, capture_output=True, text=True, timeout=60).stdout)
+    assert found["configured"]["command"] == "/opt/icldsl"  # the setting, when the user gave one
+    assert (found["venv"]["command"], found["venv"]["args"]) == (str(tmp_path / ".venv" / "bin" / "icldsl"), ["lsp"])
+    assert found["windows"]["command"] == "C:\\work\\venv\\Scripts\\icldsl.exe"
+    assert (found["python"]["command"], found["python"]["args"]) == ("/usr/bin/python3", ["-m", "icldsl", "lsp"])
+    assert (found["path"]["command"], found["path"]["args"]) == ("icldsl", ["lsp"])

@@ -151,7 +151,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--runners", nargs="+", default=[*ICLDSL, *BARE], choices=[*ICLDSL, *BARE])
     parser.add_argument("--idle", type=float, default=0.25,
-                        help="before each run, wait (up to 60 s) until other processes use under this many CPUs")
+                        help="before each run, wait (up to 60 s) until other processes use under this many CPUs "
+                             "(0: do not wait)")
     parser.add_argument("--json", type=Path, help="write every measurement here")
     args = parser.parse_args()
 

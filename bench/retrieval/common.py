@@ -1,8 +1,10 @@
-"""What the retrieval benchmarks share: the two tasks' data as icldsl loads them, the
-step's example pool, the retrievers (icldsl's own BM25 and MiniLM, and a TF-IDF over
-character n-grams written here for comparison), and paired statistics.
+"""What the retrieval benchmarks share: a task's data as icldsl loads it, the step's
+example pool, the retrievers (icldsl's own BM25 and MiniLM, and a TF-IDF over character
+n-grams written here for comparison), and paired statistics.
 
-Tasks:
+A task is a `.icl` file whose first train block trains a program of one labelled step
+(an enum field the data holds, as `labeled_few_shot` learns), with its data as the file
+says (paths relative to the file), or the name of one in programs/:
 - `intents`: programs/intents.icl's data, CLINC150 banking (15 intents), 20 training and
   6 test queries per intent (300 / 90). Needs ICLDSL_CLINC150_PATH (default here:
   ../shared/datasets/clinc150 beside the repository).
@@ -32,7 +34,7 @@ import icldsl  # noqa: E402
 from icldsl.lm import connect_embedder  # noqa: E402
 from icldsl.runtime.demo import Demo  # noqa: E402
 from icldsl.runtime.retrieval import BM25, Dense, Pool, Retrieval, nearest, query_text  # noqa: E402
-from icldsl.runtime.spec import EmbeddingSpec  # noqa: E402
+from icldsl.specs import EmbeddingSpec  # noqa: E402
 from icldsl.training.optimizers import labeled_fields  # noqa: E402
 from icldsl.training.session import load_data, program_of  # noqa: E402
 
@@ -63,8 +65,15 @@ class Task:
         return [r.y[self.field] for r in (self.test if rows is None else rows)]
 
 
-def load_task(name: str) -> Task:
-    compiled = icldsl.compile_file(ROOT / "programs" / f"{name}.icl")
+def task_path(task: str) -> Path:
+    """A `.icl` path as given, or the name of a program in programs/."""
+    return Path(task) if task.endswith(".icl") else ROOT / "programs" / f"{task}.icl"
+
+
+def load_task(task: str) -> Task:
+    path = task_path(task)
+    name = path.stem
+    compiled = icldsl.compile_file(path)
     train_spec = compiled.trains[0]
     program = program_of(compiled, train_spec.program)
     data = load_data(compiled, train_spec, program)
@@ -195,5 +204,5 @@ def fmt(mean: float, se: float, signed: bool = False) -> str:
     return (f"{mean:+.3f}" if signed else f"{mean:.3f}") + f" ± {se:.3f}"
 
 
-__all__ = ["Task", "load_task", "Ranker", "CharTfidf", "embed_texts", "minilm_vectors", "majority", "mean_se", "paired",
+__all__ = ["Task", "load_task", "task_path", "Ranker", "CharTfidf", "embed_texts", "minilm_vectors", "majority", "mean_se", "paired",
            "fmt", "Pool", "Retrieval", "Demo", "MINILM", "ROOT"]

@@ -13,8 +13,11 @@ phase (from its request log and the runner's phase spans). Each run is a fresh p
   JSONAdapter (the server declared as taking response schemas), then `KNNFewShot` over the
   same MiniLM vectors icldsl's `embedding minilm = "local/all-minilm-l6-v2"` computes.
 
-Tasks (common.py): `intents` is programs/intents.icl's data (CLINC150 banking, 300 train /
-90 test); `tweets` is programs/tweets.icl's (200 train / 120 test). Each tool has an LM
+Tasks (common.py): any `.icl` file of one labelled step (`--task path/to/file.icl`, its data
+as the file gives it), or a name in programs/: `intents` is programs/intents.icl's data
+(CLINC150 banking, 300 train / 90 test); `tweets` is programs/tweets.icl's (200 train / 120
+test). The LM's `max_tokens` is the program's; `random_few_shot` and `labeled_few_shot`
+train for the train block's `epochs`, the retrieval runs for one. Each tool has an LM
 cache per task in the `--work` folder (a new one is empty), so the untrained pass, the
 same requests in every run of a tool and task, reaches the server once: its calls are
 counted in the first run of each tool, and in the `untrained` row. With `--resume` and
@@ -65,7 +68,6 @@ def _training_run() -> Any:
 
 training_run = _training_run()
 VENV_DSPY = HERE.parent / ".venvs" / "dspy" / "bin" / "python"
-MAX_TOKENS = {"intents": 24, "tweets": 16}  # as the programs' lm blocks say
 
 # name -> (tool, what the runner gets)
 RUNS: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -83,13 +85,15 @@ DEFAULT_ORDER = ["nearest minilm k=8", "nearest bm25 k=8", "dspy knn-labeled k=8
                  "dspy knn k=2"]
 
 
-def task_config(name: str) -> tuple[dict[str, Any], list[dict], list[dict], dict[str, list[float]]]:
-    task = load_task(name)
+def task_config(name: str, vectors: bool = True) -> tuple[dict[str, Any], list[dict], list[dict], dict[str, list[float]]]:
+    """The task's spec, rows and, with `vectors`, the MiniLM vectors of its texts (for DSPy's KNN)."""
+    task = load_task(name)  # a .icl path or a name in programs/
     program = task.program()
     (input_field,) = list(task.train[0].x)
     in_schema = program.input_model.model_json_schema()
     step = next(s for s in program.spec.steps if getattr(s, "path", None) == task.path)
     out_schema = program.models[step.answer_model].model_json_schema()
+    lm = next(lm for lm in program.spec.lms if lm.name == step.lm)
 
     def description(schema: dict[str, Any], field: str) -> str:
         node = schema["properties"][field]
@@ -100,30 +104,33 @@ def task_config(name: str) -> tuple[dict[str, Any], list[dict], list[dict], dict
         return inner.get("description", "")
 
     spec = {
-        "program": name, "input": input_field,
+        "program": task.name, "input": input_field,
         "input_description": in_schema["properties"][input_field].get("description", ""),
         "label": task.field, "labels": list(task.labels),
         "label_description": description(out_schema, task.field),
         "instructions": program.states[task.path].instructions,
+        "max_tokens": lm.options.get("max_tokens", 64), "epochs": task.train_spec.epochs,
     }
     train = [{input_field: r.x[input_field], task.field: r.y[task.field]} for r in task.train]
     test = [{input_field: r.x[input_field], task.field: r.y[task.field]} for r in task.test]
-    vectors = {text: [float(x) for x in v / np.linalg.norm(v)] for text, v in asyncio.run(minilm_vectors(task)).items()}
-    return spec, train, test, vectors
+    if not vectors:
+        return spec, train, test, {}
+    found = asyncio.run(minilm_vectors(task))
+    return spec, train, test, {text: [float(x) for x in v / np.linalg.norm(v)] for text, v in found.items()}
 
 
 def run_one(name: str, task: str, spec: dict[str, Any], train: list[dict], test: list[dict],
             vectors: dict[str, list[float]], server: Any, work: Path, log: Path,
             args: argparse.Namespace) -> dict[str, Any]:
     tool, extra = RUNS[name]
-    tag = re.sub(r"[^a-z0-9]+", "-", f"{task} {name}".lower()).strip("-")
-    epochs = 2 if (task == "tweets" and name in ("random_few_shot", "labeled_few_shot")) else 1
+    tag = re.sub(r"[^a-z0-9]+", "-", f"{spec['program']} {name}".lower()).strip("-")
+    epochs = spec["epochs"] if name in ("random_few_shot", "labeled_few_shot") else 1
     config = {
-        "task": spec, "base_url": server.url(tag), "lm": {"model": server.model, "max_tokens": MAX_TOKENS[task]},
+        "task": spec, "base_url": server.url(tag), "lm": {"model": server.model, "max_tokens": spec["max_tokens"]},
         "settings": {"seed": 0, "epochs": epochs, "batch_size": 16, "concurrency": args.concurrency,
                      "validation_split": 0.2},
         "train": train, "test": test,
-        "cache": str(work / f"cache-{tool}-{task}" / ("lm.sqlite3" if tool == "icldsl" else "")),
+        "cache": str(work / f"cache-{tool}-{spec['program']}" / ("lm.sqlite3" if tool == "icldsl" else "")),
         **extra,
     }
     if tool == "dspy":
@@ -204,7 +211,8 @@ def table(data: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", nargs="+", default=["intents", "tweets"])
+    parser.add_argument("--task", nargs="+", default=["intents", "tweets"],
+                        help="a .icl file of one labelled step (its data as the file says), or a name in programs/")
     parser.add_argument("--runs", nargs="+", default=DEFAULT_ORDER, choices=list(RUNS))
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--n-parallel", type=int, default=8)
@@ -239,8 +247,9 @@ def main() -> None:
                 indent=1))
 
     try:
-        for task in args.task:
-            spec, train, test, vectors = task_config(task)
+        for given in args.task:
+            spec, train, test, vectors = task_config(given, vectors=any(RUNS[r][0] == "dspy" for r in args.runs))
+            task = spec["program"]  # the file's name without .icl
             if args.limit:
                 train, test = train[:args.limit * 4], test[:args.limit]
             print(json.dumps({"task": task, "train": len(train), "test": len(test), "spec": spec}), flush=True)

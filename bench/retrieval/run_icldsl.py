@@ -32,7 +32,7 @@ from worker import Phases, main, write_icl_task  # noqa: E402
 def source(config: dict[str, Any]) -> str:
     task, s = config["task"], config["settings"]
     labels = ", ".join(json.dumps(label) for label in task["labels"])
-    return f"""// Written by bench/retrieval/run_icldsl.py from programs/{task['program']}.icl
+    return f"""// Written by bench/retrieval/run_icldsl.py from {task['program']}.icl
 model TaskInput {{
     {task['input']}: str {json.dumps(task['input_description'])}
 }}

@@ -1,9 +1,7 @@
 """The `icldsl` command: the only package that prints or exits.
 
-Exit codes (icldsl/errors.py): 0 success; 1 the input is wrong (diagnostics, bad
-data, bad artifact, unusable LM settings, a failed prediction); 2 bad command-line
-usage; 130 interrupted; 141 standard output closed early. Every error a user can fix
-derives from `icldsl.Error`.
+Exit codes: `icldsl.errors.EXIT_STATUSES`. Every error a user can fix derives from
+`icldsl.Error`.
 
 `arguments` holds the command line; the verbs live by job in `checking`, `training`,
 `running`, `artifacts`, `cache` and `project` (init, completion), sharing `console`

@@ -8,6 +8,7 @@ only when its verb runs. `completion.py` writes shell completion from this parse
 from __future__ import annotations
 
 import argparse
+import sys
 import textwrap
 
 from .. import __version__
@@ -18,6 +19,7 @@ from ..errors import EXIT_STATUSES
 # tenth of `--help`).
 SIGNING_KEY_ENV = "ICLDSL_SIGNING_KEY"
 CACHE_DIR_ENV = "ICLDSL_CACHE_DIR"
+MAX_CONCURRENCY = 1024  # options.MAX_CONCURRENCY, which a test holds this to
 SHELLS = ("bash", "zsh", "fish")
 
 
@@ -26,8 +28,29 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     SUPPRESS, so a verb's parser never overwrites what was given before the verb."""
     default = False if top else argparse.SUPPRESS
     parser.add_argument("-v", "--verbose", action="store_true", default=default, help="log what the library does")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="print less: no progress, no `ok` or `reformatted` lines (diagnostics, results and "
+                             "errors are still printed)")
     parser.add_argument("--version", action="version", version=f"icldsl {__version__}",
                         help="print the version of icldsl and exit")
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser that, given a verb it does not know, names the verb that was meant."""
+
+    verbs: tuple[str, ...] = ()
+
+    def parse_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's signature
+        argv = sys.argv[1:] if args is None else list(args)
+        # Before the verb come only flags (-h, -v, -q, --version): the first other word is the verb.
+        word = next((a for a in argv if not a.startswith("-")), None)
+        if self.verbs and word is not None and word not in self.verbs:
+            import difflib  # here: only a mistyped verb needs it
+
+            meant = difflib.get_close_matches(word, self.verbs, n=1, cutoff=0.6)
+            if meant:
+                self.error(f"unknown verb {word!r}; did you mean `{meant[0]}`?")
+        return super().parse_args(args, namespace)
 
 
 class _Verbs:
@@ -35,16 +58,18 @@ class _Verbs:
 
     def __init__(self, parent: argparse.ArgumentParser, dest: str, metavar: str) -> None:
         self.group = parent.add_subparsers(dest=dest, required=True, metavar=metavar)
+        self.names: list[str] = []
 
     def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
         parser = self.group.add_parser(name, **kwargs)
         _common(parser, top=False)
+        self.names.append(name)
         return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="icldsl", description="Train LM programs declared in .icl files.",
-                                     epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="icldsl", description="Train LM programs declared in .icl files.",
+                     epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(parser, top=True)
     verbs = _Verbs(parser, "verb", "VERB")
 
@@ -55,19 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="full: source line and caret; concise: one line per diagnostic; json: one JSON "
                         "document on standard output (schema: docs/diagnostics.md); github: GitHub Actions "
                         "annotations on standard output")
+    p.add_argument("--no-data", dest="data", action="store_false",
+                   help="open no data file (by default a missing file, or columns that cannot fill the program's "
+                        "fields, is an error, and a missing folder a warning)")
     p.set_defaults(command="checking.cmd_check")
 
     p = verbs.add_parser("fit", help="evaluate, train, evaluate again, write the artifact",
                          description="Evaluate the untrained program on the test set, train it as the train "
-                                     "block says, evaluate it again, and write the frozen artifact. Beside it go "
-                                     "<stem>.report.html and the plots <stem>.{graph,history,runs,comparison}.png, "
-                                     "where <stem> is the artifact's name without .artifact.json.")
+                                     "block says, evaluate it again, and write the frozen artifact. Then, beside it, "
+                                     "<stem>.report.html and the plots <stem>.{graph,history,comparison}.png (and "
+                                     "<stem>.runs.png with runs above 1), where <stem> is the artifact's name "
+                                     "without .artifact.json; a plot that cannot be drawn is a warning.")
     p.add_argument("file", metavar="FILE", help="the .icl file with the program, its data and a train block "
                                                  "(- for standard input)")
     p.add_argument("--program", help="which train block, by program name (default: the first)")
     p.add_argument("-o", "--output", help="artifact path (default: <program>.artifact.json; - for standard "
                                           "output, with the summary on stderr and nothing written beside it)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-report", action="store_true", help="write only the artifact: no plots, no report.html")
     p.add_argument("--restart", action="store_true",
                    help="ignore the checkpoint an interrupted fit left (<stem>.checkpoint.json) and start over")
@@ -78,14 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(command="training.cmd_fit")
 
     p = verbs.add_parser("eval", help="score a program on its test set",
-                         description="Score the untrained program, or a trained artifact, on the test split "
-                                     "of the train block's data.")
+                         description="Score the untrained program (with the string bounds fit takes from the "
+                                     "training data), or a trained artifact, on the test split of the train "
+                                     "block's data.")
     p.add_argument("file", metavar="FILE", help="the .icl file with the program, its data and a train block "
                                                  "(- for standard input)")
     p.add_argument("--artifact", help="evaluate this trained artifact instead of the untrained program "
                                       "(- for standard input)")
     p.add_argument("--program", help="which train block, by program name (default: the first)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     _deploy_flags(p)
     _cache_flags(p)
     _trace_flag(p)
@@ -102,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("render", help="show the messages every LM step would send, without an LM",
                          description="Print the exact messages each LM step would send: its instructions, "
-                                     "output schema, few-shot examples and input. No LM is called. Fields that "
-                                     "earlier steps would fill show as <step.field>.")
+                                     "output schema, few-shot examples and input, and the length bound of each "
+                                     "string field of its answer. No LM is called. Fields that earlier steps "
+                                     "would fill show as <step.field>.")
     p.add_argument("file", metavar="FILE", help="the .icl file with the program (- for standard input)")
     p.add_argument("--artifact", help="use the instructions and examples this trained artifact learned "
                                       "(- for standard input)")
@@ -117,21 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
                                      "writing one JSON line per row to --output: {\"row\": N, \"output\": {...}} "
                                      "or {\"row\": N, \"error\": \"...\"}, in the order rows finish. Running the "
                                      "same command again skips the rows the output holds. Exit status 1 when a row "
-                                     "failed.")
+                                     "failed, 75 when another run is writing the same --output.")
     p.add_argument("artifact", metavar="ARTIFACT", help="the artifact `fit` wrote (- for standard input)")
     p.add_argument("--input", required=True, metavar="JSON|FILE|-",
                    help="one input as a JSON object, or a .jsonl/.csv file of inputs, or - for JSONL on stdin")
     p.add_argument("--output", default="-", metavar="FILE|-",
                    help="where the predictions of a file's rows go, one JSON line each (default: stdout)")
     p.add_argument("--format", choices=("jsonl", "csv"), help="the input's format (default: from its suffix)")
-    p.add_argument("--concurrency", type=_positive, default=8, metavar="N", help="rows in flight at once (default 8)")
+    p.add_argument("--concurrency", type=_concurrency, default=8, metavar="N",
+                   help=f"rows in flight at once (default 8, at most {MAX_CONCURRENCY})")
     p.add_argument("--id", metavar="FIELD", help="copy this field of each row into its output line as `id`")
     p.add_argument("--retry-failed", action="store_true",
                    help="drop the rows that failed from --output and run them again")
     p.add_argument("--stop-after", type=int, default=100, metavar="N",
                    help="stop when N rows in a row fail to predict, as when no LM can be reached (default 100; "
                         "0: never)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _deploy_flags(p)
     _cache_flags(p)
     _trace_flag(p)
@@ -141,9 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Print, per phase of the fit (test before training, validation, each "
                                      "epoch, optimizer extras, test after training), the program runs, LM calls "
                                      "(an upper bound with a branch or an agent) and estimated prompt and "
-                                     "completion tokens (a local LM's own tokenizer, else characters / 4), and "
-                                     "whether the train block's budget covers training. Loads the data; calls no "
-                                     "LM.")
+                                     "completion tokens (a local LM's own tokenizer, else characters / 4), "
+                                     "whether the train block's budget covers training, and each step's string "
+                                     "bounds, with a warning when max_tokens cannot hold them. Loads the data; "
+                                     "calls no LM.")
     p.add_argument("file", metavar="FILE", help="the .icl file with the program, its data and a train block "
                                                  "(- for standard input)")
     p.add_argument("--program", help="which train block, by program name (default: the first)")
@@ -175,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("plot", help="redraw the plots of an artifact",
                          description="Redraw the plots that fit wrote beside an artifact: "
-                                     "<stem>.{graph,history,runs,comparison}.png (or .svg).")
+                                     "<stem>.{graph,history,comparison}.png (or .svg), and <stem>.runs.png when "
+                                     "the test set was scored more than once.")
     p.add_argument("artifact", metavar="ARTIFACT",
                    help="the artifact `fit` wrote (- for standard input: the plots are named after its program)")
     p.add_argument("-o", "--output-dir", metavar="DIR",
@@ -222,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "icldsl completion fish > ~/.config/fish/completions/icldsl.fish.")
     p.add_argument("shell", choices=SHELLS, metavar="SHELL", help=f"one of {', '.join(SHELLS)}")
     p.set_defaults(command="project.cmd_completion")
+    parser.verbs = tuple(verbs.names)
     return parser
 
 
@@ -251,6 +283,13 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _concurrency(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"at most {MAX_CONCURRENCY} rows may be in flight at once, got {text!r}")
     return value
 
 

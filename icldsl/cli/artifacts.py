@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from .. import artifact
+from .. import artifact, drawing
 from ..diff import diff_docs, format_diff
 from ..errors import EXIT_INPUT, EXIT_OK, EXIT_USAGE
 from ..paths import read_stream
@@ -33,6 +33,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_graph(args: argparse.Namespace) -> int:
     """FILE is an artifact when it ends in .json (or, from standard input, when it is a JSON
     object); `-o -` writes the picture to standard output."""
+    drawing.require("a program's graph")
     from .. import plots  # matplotlib loads only when plots are drawn
 
     if args.file == STDIN:
@@ -49,7 +50,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
         program = artifact.program_from(artifact.read(name, stream), path=name)
         programs = {program.spec.name: (program.spec, program.states)}
     else:
-        programs = dict(compile_or_exit(args.file, stream).programs)
+        programs = dict(compile_or_exit(args.file, stream, data=False).programs)
     if args.program:
         if args.program not in programs:
             raise Failure(f"{args.file} has no program `{args.program}` (it has: {', '.join(programs) or 'none'})")
@@ -74,6 +75,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    drawing.require("an artifact's plots")
     from .. import plots, report as html_report  # matplotlib loads only when plots are drawn
 
     doc = read_artifact(args.artifact)
@@ -82,7 +84,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     named = f"{doc['program']['name']}.artifact.json" if args.artifact == STDIN else args.artifact
     paths = plots.plot_paths(named, args.output_dir, args.format)
     images = plots.write_all(doc, paths)
-    written = list(paths.values())
+    written = [paths[name] for name in images]
     if args.report:
         target = html_report.report_path(named)
         if args.output_dir:

@@ -21,7 +21,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     checked = []  # (source, its diagnostics, the sources they point into)
     for source in sources:
         try:
-            compiled = compile_source(source)
+            compiled = compile_source(source, data=args.data)
             checked.append((source, compiled.warnings, compiled.sources))
         except CheckError as exc:
             checked.append((source, exc.diagnostics, exc.sources))
@@ -42,7 +42,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(render_github(d, {source.name: source, **found}))
         else:
             print_diagnostics(diagnostics, source, found, args.format)
-        if not any(d.severity == "error" for d in diagnostics):
+        if not args.quiet and not any(d.severity == "error" for d in diagnostics):
             err(f"{source.name}: ok")
     return EXIT_INPUT if failed else EXIT_OK
 
@@ -73,7 +73,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         elif not args.check and path != STDIN:
             Path(path).write_text(formatted, encoding="utf-8")
     verb = "would reformat" if args.check or args.diff else "reformatted"
-    for name in changed:
+    for name in changed if not args.quiet or args.check or args.diff else ():
         err(f"{verb} {name}")
     return EXIT_INPUT if changed and (args.check or args.diff) else EXIT_OK
 

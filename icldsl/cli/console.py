@@ -13,7 +13,7 @@ import warnings
 from typing import BinaryIO, Sequence, TextIO
 
 from .. import jsontext
-from ..diagnostics import CheckError, render, render_concise, sort_key
+from ..diagnostics import CheckError, render_all, render_concise, sort_key
 from ..errors import EXIT_INPUT, Error
 from ..source import Source
 
@@ -61,13 +61,14 @@ def read_source(path: str, stream: BinaryIO | None = None) -> Source:
         raise Failure(f"cannot read {STDIN_NAME if path == STDIN else path}: {exc.strerror}") from None
 
 
-def compile_or_exit(path: str, stream: BinaryIO | None = None):
-    """The compiled file (see `read_source`), its warnings printed; its errors printed and exit status 1."""
+def compile_or_exit(path: str, stream: BinaryIO | None = None, *, data: bool = True):
+    """The compiled file (see `read_source`), its warnings printed; its errors printed and exit status 1.
+    Its data files are opened when the verb reads the data (`data`)."""
     from ..compiler import compile_source
 
     source = read_source(path, stream)
     try:
-        compiled = compile_source(source)
+        compiled = compile_source(source, data=data)
     except CheckError as exc:
         print_diagnostics(exc.diagnostics, source, exc.sources, "full")
         raise SystemExit(EXIT_INPUT) from None
@@ -78,8 +79,12 @@ def compile_or_exit(path: str, stream: BinaryIO | None = None):
 def print_diagnostics(diagnostics, source: Source, sources, fmt: str) -> None:
     color = use_color(sys.stderr)
     sources = {source.name: source, **sources}
-    for d in sorted(diagnostics, key=sort_key):
-        err(render_concise(d) if fmt == "concise" else render(d, sources, color=color) + "\n")
+    if fmt == "concise":
+        for d in sorted(diagnostics, key=sort_key):
+            err(render_concise(d))
+    else:
+        for text in render_all(diagnostics, sources, color=color):
+            err(text + "\n")
     errors = sum(d.severity == "error" for d in diagnostics)
     if errors:
         err(f"{source.name}: {errors} error{'s' if errors != 1 else ''}, not compiled")
@@ -105,10 +110,16 @@ def read_artifact(path: str) -> dict:
     return artifact.read(STDIN_NAME, sys.stdin.buffer) if path == STDIN else artifact.read(path)
 
 
+def source_given(path: str) -> str | bool:
+    """What `artifact.load`'s `check_source` is for a verb given the `.icl` FILE `path`
+    (`render`, `eval`): that file, when the artifact was trained from it; stdin, nothing."""
+    return False if path == STDIN else path
+
+
 def load_artifact(path: str, **options):
     """`artifact.load` of a file, or of standard input for `-`; a stale artifact (its source
-    changed since `fit`) is reported as a `warning: ...` line, other warnings as Python
-    shows them."""
+    changed since `fit`, when `load` was asked to look) is reported as a `warning: ...` line,
+    other warnings as Python shows them."""
     from .. import artifact
 
     if path == STDIN:

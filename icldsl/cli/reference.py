@@ -18,8 +18,10 @@ HEADER = """# Command-line reference
 
 <!-- Written by `python -m icldsl.cli.reference docs/cli.md` from icldsl/cli/arguments.py; do not edit. -->
 
-Every verb also takes `-h`/`--help`, `-v`/`--verbose` (log what the library does; before or
-after the verb) and `--version`. How the verbs behave together (standard input and output,
+Every verb also takes `-h`/`--help`, `-v`/`--verbose` (log what the library does),
+`-q`/`--quiet` (print less: no progress, no `ok` or `reformatted` lines; diagnostics, results
+and errors are still printed), each before or after the verb, and `--version`. A misspelled
+verb gets a suggestion (`icldsl chek` -> did you mean `check`?). How the verbs behave together (standard input and output,
 colour, progress, the LM cache flags, traces, the files `fit` writes) is in
 [Using the command line](commands.md).
 """
@@ -63,7 +65,7 @@ def _verb(parser: argparse.ArgumentParser, level: int) -> list[str]:
         lines += [_text(parser.description), ""]
     own = [a for a in parser._actions
            if not isinstance(a, (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction))
-           and a.dest != "verbose"]
+           and a.dest not in ("verbose", "quiet")]
     if own:
         lines += ["| argument | meaning |", "|---|---|"]
         lines += [f"| {_argument(action)} | {_help(action)} |" for action in own]

@@ -17,10 +17,10 @@ from pathlib import Path
 from .. import predict
 from ..errors import EXIT_INPUT, EXIT_OK
 from ..runtime.models import dump
-from ..runtime.render import render_program
+from ..runtime.render import render_program, render_text
 from ..training.session import program_of
-from .console import (Failure, compile_or_exit, err, json_object, lm_cache, lm_overrides, load_artifact, stdin_once,
-                      tracing)
+from .console import (Failure, compile_or_exit, err, json_object, lm_cache, lm_overrides, load_artifact,
+                      source_given, stdin_once, tracing)
 from .progress import RunProgress, duration
 
 
@@ -105,7 +105,7 @@ def _run_file(program, args: argparse.Namespace, fmt: str, out: predict.Predicti
     """Run the rows of `args.input` into `out`; None when interrupted (Ctrl-C, SIGTERM)."""
     path = Path(args.input)
     try:
-        stream = sys.stdin if args.input == "-" else path.open(encoding="utf-8-sig", newline="")
+        stream = sys.stdin.buffer if args.input == "-" else path.open("rb")
     except OSError as exc:
         raise Failure(f"cannot read {args.input}: {exc.strerror}") from None
     total = None if args.input == "-" else max(predict.count_rows(path, fmt) - held, 0)
@@ -129,7 +129,7 @@ def _run_file(program, args: argparse.Namespace, fmt: str, out: predict.Predicti
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     finally:
-        if stream is not sys.stdin:
+        if stream is not sys.stdin.buffer:
             stream.close()
     progress.update(len(out.done) + len(out.failed) - held, len(out.failed), finished=True)
     return summary
@@ -137,13 +137,13 @@ def _run_file(program, args: argparse.Namespace, fmt: str, out: predict.Predicti
 
 def cmd_render(args: argparse.Namespace) -> int:
     stdin_once(FILE=args.file, **{"--artifact": args.artifact})
-    compiled = compile_or_exit(args.file)
+    compiled = compile_or_exit(args.file, data=False)
     name = args.program or next(iter(compiled.programs), None)
     if name not in compiled.programs:
         raise Failure(f"{args.file} has no program" + (f" `{name}`" if name else ""))
     program = program_of(compiled, name)
     if args.artifact:
-        trained = load_artifact(args.artifact)
+        trained = load_artifact(args.artifact, check_source=source_given(args.file))
         if trained.spec.name != name:
             raise Failure(f"{args.artifact} holds program `{trained.spec.name}`, not `{name}`")
         program = program.with_states(trained.states)
@@ -152,15 +152,5 @@ def cmd_render(args: argparse.Namespace) -> int:
         steps = asyncio.run(render_program(program, inputs))
     finally:
         asyncio.run(program.aclose())
-    for rendered in steps:
-        step, lm = rendered.step, program.spec.lms
-        target = next((l.target for l in lm if l.name == step.lm), step.lm)
-        print(f"=== {step.path}: {step.kind} {step.model} using {step.lm} ({target}) ===")
-        if rendered.retrieved:
-            print(f"(retrieved for this input, in prompt order: {', '.join(rendered.retrieved)})")
-        if rendered.note:
-            print(f"({rendered.note})")
-        for message in rendered.messages:
-            print(f"--- {message.role}\n{message.content}")
-        print()
+    sys.stdout.write(render_text(program, steps))
     return EXIT_OK

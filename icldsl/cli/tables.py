@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from ..training.estimate import Estimate, paired
+from ..training.estimate import Estimate
 from ..training.metrics import label_summary
 
 if TYPE_CHECKING:
@@ -64,10 +64,11 @@ def labels_table(rows: list[tuple[str, Scores]], worst: int | None = None) -> st
 
 def difference(untrained: Scores, trained: Scores) -> str | None:
     """Trained minus untrained on the same test examples (the last run of each), with its standard error."""
-    if not untrained.runs or not trained.runs:
+    from ..training.session import trained_minus_untrained  # tables load without the training session
+
+    diff = trained_minus_untrained(untrained, trained)
+    if diff is None:
         return None
-    a, b = ([x.reward for x in s.runs[-1].scored] for s in (trained, untrained))
-    diff = paired(a, b)
     verdict = "more than" if abs(diff.mean) > 2 * diff.stderr else "within"
     return (f"trained - untrained: {diff.mean:+.3f} ± {diff.stderr:.3f} (paired over {diff.n} examples; "
             f"{verdict} two standard errors)")

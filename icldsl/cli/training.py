@@ -17,7 +17,8 @@ from ..plan import format_plan, plan_compiled
 from ..specs import TrainSpec
 from ..training.session import FitReport, eval_compiled, program_of, train_block
 from . import tables
-from .console import STDIN, Failure, compile_or_exit, err, lm_cache, lm_overrides, load_artifact, stdin_once, tracing
+from .console import (STDIN, Failure, compile_or_exit, err, lm_cache, lm_overrides, load_artifact, source_given,
+                      stdin_once, tracing)
 from .progress import ProgressLine, duration
 
 
@@ -41,6 +42,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         sys.stdout.write(artifact.canonical(fitted.artifact))
         say("wrote the artifact to standard output" + signed)
         return EXIT_OK
+    if fitted.note:
+        say(f"\nnote: {fitted.note}")
     if fitted.files:
         say(f"\nwrote {fitted.files[-1]} and {len(fitted.files) - 1} plots "
             f"({', '.join(p.name for p in fitted.files[:-1])})")
@@ -50,7 +53,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def _print_fit(report: FitReport, train: TrainSpec, started: float, say: Callable[..., None],
                quiet: bool = False) -> None:
-    """What `fit` prints once training is done, before the artifact is written or refused
+    """What `fit` prints once training is done: once the artifact is written, or before the fit refuses to write it
     (with `quiet`, the per-label table only for the worst `tables.LABELS_SHOWN` labels)."""
     history = report.history
     say(f"\n{train.program}: {report.sizes['train']} train, {report.sizes['validation']} validation, "
@@ -85,14 +88,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with lm_cache(args) as (cache, mode), tracing(args) as tracers:
         if args.artifact:
             program = load_artifact(args.artifact, cache=cache, cache_mode=mode, verify=args.verify,
-                                    lms=lm_overrides(args.lm), tracers=tracers)
+                                    lms=lm_overrides(args.lm), tracers=tracers, check_source=source_given(args.file))
             if program.spec.name != train.program:
                 raise Failure(f"{args.artifact} holds program `{program.spec.name}`, not `{train.program}`")
             label = args.artifact
         else:
             program = program_of(compiled, train.program, cache=cache, cache_mode=mode, tracers=tracers)
             label = "untrained"
-        scores = asyncio.run(eval_compiled(compiled, train, program, progress=ProgressLine(args.quiet)))
+        scores = asyncio.run(eval_compiled(compiled, train, program, progress=ProgressLine(args.quiet),
+                                           data_bounds=not args.artifact))
     print(tables.scores_table([(label if len(label) < 20 else "artifact", scores)]))
     labels = tables.labels_table([(label if len(label) < 20 else "artifact", scores)])
     if labels:

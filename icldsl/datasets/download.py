@@ -3,19 +3,14 @@ the user's cache (`datasets/<name>` in `paths.cache_root()`, by default `~/.cach
 
 from __future__ import annotations
 
-import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from icldsl.datasets.base import DataError
 from icldsl.datasets.rows import resolve
+from icldsl.download import DownloadError, fetch
 from icldsl.paths import cache_root
-
-log = logging.getLogger(__name__)
-
-TIMEOUT = 30.0
 
 
 def cache_dir(name: str) -> Path:
@@ -24,43 +19,17 @@ def cache_dir(name: str) -> Path:
 
 
 def download(url: str, dest: Path, *, what: str, env: str) -> None:
-    """Fetch `url` into `dest` atomically: a temporary file beside it, then `os.replace`.
+    """Fetch `url` into `dest` atomically (`icldsl.download.fetch`).
 
     `what` names the dataset and `env` the variable that points at a local copy, so a
     failed download says how to do without it.
     """
-    import httpx  # here, not at the top: checking a file names the loaders, and must not load httpx
-
-    log.info("downloading %s to %s", url, dest)
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    except OSError as exc:
-        raise DataError(f"cannot create the {what} cache: {exc}", file=str(dest.parent)) from exc
-
-    def failed(cause: str) -> str:
-        return f"could not download {what} from {url}: {cause}; set {env} to a local copy"
-
-    try:
-        with (
-            os.fdopen(fd, "wb") as out,
-            httpx.stream("GET", url, timeout=TIMEOUT, follow_redirects=True) as resp,
-        ):
-            resp.raise_for_status()
-            for chunk in resp.iter_bytes():
-                out.write(chunk)
-            if not out.tell():
-                raise DataError(failed("the response was empty"))
-        os.replace(tmp, dest)
-    except httpx.HTTPStatusError as exc:
-        raise DataError(failed(f"HTTP {exc.response.status_code} {exc.response.reason_phrase}")) from exc
-    except httpx.HTTPError as exc:
-        raise DataError(failed(str(exc) or type(exc).__name__)) from exc
+        fetch(url, dest)
+    except DownloadError as exc:
+        raise DataError(f"could not download {what} from {url}: {exc}; set {env} to a local copy") from exc
     except OSError as exc:
         raise DataError(f"cannot write the {what} cache: {exc}", file=str(dest)) from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,9 @@ def read_text(path: Path) -> str:
     """The UTF-8 text of a data file, a leading byte order mark dropped (in every format);
     DataError naming the file, and the line of a byte that is not UTF-8, when it cannot be read."""
     file = str(path)
+    if "\0" in file:  # open() would raise ValueError
+        raise DataError("the file name holds a NUL character (\\u0000), which no file name can",
+                        file=file.replace("\0", "\\u0000"))
     try:
         return decode_utf8(read_limited(path, MAX_FILE_BYTES))
     except FileNotFoundError:

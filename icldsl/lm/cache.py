@@ -8,15 +8,23 @@ call and a re-run replays them. Failed calls (`LMError`) are never stored.
 
 The file is in WAL mode, so readers never wait for writers, and inserts are atomic; when
 two processes answer the same request, the first answer stored is the one kept.
+
+The answers are trusted as the LM's and the prompts are private: the file is the user's
+own, mode 0600, and its folder one that no other user can write into (`_private`). A row
+that cannot be read (damaged, or written by another version) is a miss, replaced by the
+fresh answer; each kind of trouble with the file is logged once per cache, not per call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import logging
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections import Counter
@@ -54,6 +62,10 @@ CREATE TABLE IF NOT EXISTS counters (
     misses INTEGER NOT NULL DEFAULT 0
 );
 """
+
+
+_PRIVATE = 0o600  # the file and its WAL and shared-memory files: prompts are the user's alone
+_SIDE_FILES = ("-wal", "-shm")  # SQLite gives them the database file's mode
 
 
 def default_path() -> Path:
@@ -159,10 +171,13 @@ class LMCache:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
         self._pending = 0
+        self._warned: set[str] = set()  # the kinds of trouble already logged
+        self.unreadable = 0  # rows that could not be read, counted as misses
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise CacheError(f"cannot create the cache directory {self.path.parent}: {exc.strerror}") from None
+        _private(self.path)
         try:
             self._db: sqlite3.Connection | None = sqlite3.connect(
                 self.path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
@@ -208,9 +223,21 @@ class LMCache:
             with self._lock:
                 row = self._conn().execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
         except sqlite3.Error as exc:
-            log.warning("LM cache %s: cannot read (%s); calling the LM instead", self.path, exc)
+            self._warn("read", "cannot read (%s); calling the LM instead", exc)
             return None
         return None if row is None else row[0]
+
+    def discard(self, key: str, problem: Exception) -> None:
+        """Drop the entry of `key`, which could not be read (`problem`), so that the fresh
+        answer takes its place; counted in `unreadable`, logged once per cache."""
+        self.unreadable += 1
+        self._warn("unreadable", "an entry cannot be read (%s: %s), so it counts as a miss; "
+                   "later ones are counted, not logged", type(problem).__name__, problem)
+        try:
+            with self._lock:
+                self._conn().execute("DELETE FROM entries WHERE key = ?", (key,))
+        except sqlite3.Error as exc:
+            self._warn("write", "cannot store answers (%s); a re-run will call the LM again", exc)
 
     def put(self, key: str, kind: str, model: str, value: str) -> bool:
         """Store `value` unless `key` is already there (the first answer stays).
@@ -225,9 +252,17 @@ class LMCache:
                     (key, kind, model, value, time.time()),
                 )
         except sqlite3.Error as exc:
-            log.warning("LM cache %s: cannot store an answer (%s); a re-run will call the LM again", self.path, exc)
+            self._warn("write", "cannot store answers (%s); a re-run will call the LM again", exc)
             return False
         return True
+
+    def _warn(self, kind: str, message: str, *args: object) -> None:
+        """Log `message` the first time this cache meets trouble of `kind` (a full disk
+        would otherwise log once per answer). Called under `_lock` too, so it takes none."""
+        if kind in self._warned:
+            return
+        self._warned.add(kind)
+        log.warning("LM cache %s: " + message, self.path, *args)
 
     def count(self, model: str, *, hits: int = 0, misses: int = 0) -> None:
         """Count lookups for `stats()`."""
@@ -253,7 +288,7 @@ class LMCache:
                     rows,
                 )
             except sqlite3.Error as exc:
-                log.warning("LM cache %s: cannot record hit counts (%s)", self.path, exc)
+                self._warn("count", "cannot record hit counts (%s)", exc)
 
     # -- maintenance --------------------------------------------------------------
 
@@ -299,6 +334,45 @@ class LMCache:
         if self._db is None:
             raise CacheError(f"the LM cache {self.path} is closed")
         return self._db
+
+
+def _private(path: Path) -> None:
+    """Check that no other user could have placed or changed the cache at `path`, and make
+    it the user's alone: its folder is the user's (or root's) and not writable by group or
+    others, the file (created here if missing) is a regular file of the user's, not a link,
+    and it and its side files get mode 0600. CacheError says what is wrong otherwise."""
+    if not hasattr(os, "getuid"):  # no POSIX owners (Windows): the folder's ACLs decide
+        return
+    folder = path.parent
+    status = os.stat(folder)
+    move = f"use a folder of your own: set {CACHE_DIR_ENV}, or pass another path"
+    if status.st_uid not in (os.getuid(), 0):
+        raise CacheError(f"the LM cache folder {folder} belongs to another user (uid {status.st_uid}), who could "
+                         f"plant answers in it or read its prompts; {move}")
+    if status.st_mode & 0o022:
+        raise CacheError(f"the LM cache folder {folder} is writable by other users (mode "
+                         f"{stat.S_IMODE(status.st_mode):o}), who could plant answers in it; "
+                         f"run `chmod go-w {folder}`, or {move}")
+    for name, create in ((path.name, True), *((path.name + s, False) for s in _SIDE_FILES)):
+        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(folder / name, flags | (os.O_CREAT if create else 0), _PRIVATE)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            why = "is a symbolic link" if exc.errno == errno.ELOOP else f"cannot be opened ({exc.strerror})"
+            raise CacheError(f"the LM cache file {folder / name} {why}; remove it, or {move}") from None
+        try:
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
+                raise CacheError(f"the LM cache file {folder / name} is not a regular file; remove it, or {move}")
+            if status.st_uid != os.getuid():
+                raise CacheError(f"the LM cache file {folder / name} belongs to another user (uid {status.st_uid}); "
+                                 f"remove it, or {move}")
+            if stat.S_IMODE(status.st_mode) != _PRIVATE:
+                os.fchmod(fd, _PRIVATE)
+        finally:
+            os.close(fd)
 
 
 # ---- clients ------------------------------------------------------------------
@@ -351,8 +425,13 @@ class CachedClient:
         while True:
             value = self.cache.get(key)
             if value is not None:
-                self.cache.count(self.name, hits=1)
-                return _decode_response(value)
+                try:
+                    response = _decode_response(value)
+                except (ValueError, KeyError, TypeError) as exc:
+                    self.cache.discard(key, exc)
+                else:
+                    self.cache.count(self.name, hits=1)
+                    return response
             pending = self._in_flight.get(key)
             if pending is None:
                 break
@@ -382,9 +461,24 @@ def _encode_response(response: LMResponse) -> str:
     return json.dumps(entry, ensure_ascii=False)
 
 
-def _decode_response(value: str) -> CachedResponse:
+def _decode_response(value: Any) -> CachedResponse:
+    """The answer stored as `value`; ValueError, KeyError or TypeError for a row that is
+    not one (damaged, or written by another program)."""
     data = json.loads(value)
-    return CachedResponse(data["text"], Usage(data["prompt_tokens"], data["completion_tokens"]), data.get("answered_by"))
+    text, answered_by = data["text"], data.get("answered_by")
+    tokens = data["prompt_tokens"], data["completion_tokens"]
+    if not isinstance(text, str) or not all(type(n) is int for n in tokens) \
+            or not isinstance(answered_by, (str, type(None))):
+        raise TypeError("not an answer: its text, token counts or answering lm have the wrong type")
+    return CachedResponse(text, Usage(*tokens), answered_by)
+
+
+def _decode_vector(value: Any) -> list[float]:
+    """The vector stored as `value`; ValueError or TypeError for a row that is not one."""
+    vector = json.loads(value)
+    if not isinstance(vector, list) or not all(type(x) in (int, float) for x in vector):
+        raise TypeError("not an embedding: not a list of numbers")
+    return vector
 
 
 class CachedEmbedder:
@@ -415,7 +509,10 @@ class CachedEmbedder:
         for key in dict.fromkeys(keys):
             value = self.cache.get(key)
             if value is not None:
-                vectors[key] = json.loads(value)
+                try:
+                    vectors[key] = _decode_vector(value)
+                except (ValueError, TypeError) as exc:
+                    self.cache.discard(key, exc)
         todo = {key: text for key, text in zip(keys, texts) if key not in vectors}
         self.cache.count(self.name, hits=len(keys) - len(todo), misses=len(todo))
         if todo and self.mode == "offline":

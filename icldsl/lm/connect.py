@@ -146,8 +146,9 @@ class Meter:
 
 
 class Clients:
-    """The clients of a set of lm blocks (a program's, or a file's for its rewards and
-    optimizers) and of embedding models, each made on first use and closed by `aclose`.
+    """The clients of a set of lm blocks and of embedding models, each made on first use
+    and closed by `aclose`: one per name, so a program and the rewards and optimizers
+    training it share them (one rate limit, one concurrency limit, one local model).
 
     `clients` (lm name -> client) stand in for the provider's clients, as tests do; the
     caller keeps them (they are not closed). `concurrency` is how many calls the caller
@@ -168,6 +169,13 @@ class Clients:
         self._chains: dict[str, LMClient] = {}
         self._connections: dict[str, Connection] = {}
         self._embedders: dict[str, Embedder] = {}
+
+    def include(self, lms: Iterable[LMSpec]) -> "Clients":
+        """Know the lm blocks `lms` too, for a reward or optimizer that shares these clients
+        (a name known already keeps its block, so each lm name has one client); returns self."""
+        for lm in lms:
+            self.lms.setdefault(lm.name, lm)
+        return self
 
     def client(self, name: str) -> LMClient:
         """The provider's client of lm `name` (given, or made from its options)."""

@@ -2,7 +2,8 @@
 (`endpoints.py`, `connections.py`), a bound on requests in flight and per minute,
 retries with exponential backoff and jitter on transient failures (429, 5xx,
 timeouts, dropped connections) honouring `Retry-After`, a deadline per call across
-its retries, and errors that say what to fix without ever showing the key.
+its retries, and errors and logs that say what to fix without ever showing a secret: the
+key, a URL's user-info (sent as Basic auth) or its token (`?token=...`, sent as is).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import email.utils
 import json
 import logging
 import random
+import re
 import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Awaitable, Callable, Mapping, Self, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -26,6 +28,7 @@ from icldsl.lm.base import LMConfigError, LMError
 from icldsl.lm.connections import Connections
 from icldsl.lm.endpoints import Endpoint, Endpoints
 from icldsl.lm.trace import note_retry
+from icldsl.options import MAX_CONCURRENCY, url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,11 @@ MAX_RETRY_AFTER = 60.0  # seconds; a longer Retry-After is cut to this
 ERROR_EXCERPT = 300  # characters of a server's error message kept in an LMError
 RETRY_STATUSES = frozenset({408, 429})  # plus every 5xx
 WINDOW = 60.0  # seconds over which `rpm` counts
+
+# Credentials a server may echo back in an error (`Authorization: Basic dXNlcjpwdw==`),
+# whichever they are: a token of 8 or more characters with a digit or a symbol in it (so
+# "Basic authentication failed" stays as it is); those this client sends are also redacted by value.
+_AUTHORIZATION = re.compile(r"\b(Basic|Bearer)(\s+)(?=[\w+/=.~-]*[\d+/=._~-])[A-Za-z0-9+/=._~-]{8,}", re.IGNORECASE)
 
 # A request body as JSON text; made once (json.dumps with options makes an encoder per call).
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
@@ -59,6 +67,9 @@ class Limits:
     backoff_base: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.max_concurrency > MAX_CONCURRENCY:
+            raise LMConfigError(f"max_concurrency {self.max_concurrency} is more than the most allowed, "
+                                f"{MAX_CONCURRENCY}: each call in flight holds a connection")
         if (
             self.timeout <= 0 or self.max_retries < 0 or self.max_concurrency < 1 or self.backoff_base < 0
             or (self.rpm is not None and self.rpm < 1)
@@ -75,8 +86,24 @@ def http_url(url: str, provider: str, example: str) -> str:
     url = url.rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise LMConfigError(f"{provider} base_url {url!r} is not an http(s) URL; write it like {example!r}")
+        raise LMConfigError(f"{provider} base_url {redact_url(url)!r} is not an http(s) URL; write it like {example!r}")
     return url
+
+
+def redact_url(url: str) -> str:
+    """`url` with its secrets (user-info, token) replaced by `<credentials>`."""
+    for secret in sorted(url_secrets(url), key=len, reverse=True):
+        url = url.replace(secret, "<credentials>")
+    return url
+
+
+def join_url(base: str, path: str) -> str:
+    """`path` appended to the path of `base`, before its query: `http://h/v1?key=k` and
+    `/chat/completions` give `http://h/v1/chat/completions?key=k`."""
+    if "?" not in base and "#" not in base:
+        return base + path
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + path, fragment=""))
 
 
 def http_urls(base_url: str | Sequence[str], provider: str, example: str) -> tuple[str, ...]:
@@ -86,9 +113,10 @@ def http_urls(base_url: str | Sequence[str], provider: str, example: str) -> tup
     if not urls:
         raise LMConfigError(f"{provider} base_url is an empty list (are its env(...) variables set?); "
                             f"give at least one URL, like {example!r}")
-    twice = next((url for i, url in enumerate(urls) if url in urls[:i]), None)
+    seen: set[str] = set()
+    twice = next((url for url in urls if url in seen or seen.add(url)), None)  # linear in a list of any length
     if twice:
-        raise LMConfigError(f"{provider} base_url lists {twice!r} twice")
+        raise LMConfigError(f"{provider} base_url lists {redact_url(twice)!r} twice")
     return urls
 
 
@@ -165,9 +193,11 @@ class HTTPCaller:
         self.base_urls = tuple(str(u.copy_with(username=None, password=None)) if u.userinfo else str(u) for u in urls)
         self._auth = {clean: _basic_auth(u.username, u.password) for clean, u in zip(self.base_urls, urls) if u.userinfo}
         self._headers = {"content-type": "application/json", **{k.lower(): v for k, v in (headers or {}).items()}}
-        shown = [(secret, "<api key>")] + [(s, "<credentials>") for u in urls if u.userinfo
-                                           for s in (u.userinfo.decode("ascii"), u.password)]
-        self._secrets = tuple((s, label) for s, label in shown if len(s or "") > 2)  # redacted from every message
+        shown = [(secret, "<api key>")] + [(s, "<credentials>") for u in urls for s in url_secrets(str(u))]
+        shown += [(auth.removeprefix("Basic "), "<credentials>") for auth in self._auth.values()]
+        # Redacted from every message, longest first (a password inside its user-info goes with it).
+        self._secrets = tuple(sorted(((s, label) for s, label in shown if len(s or "") > 2),
+                                     key=lambda pair: len(pair[0]), reverse=True))
         self._key = key
         self._transport = transport
         self._sleep, self._clock = sleep, clock
@@ -178,8 +208,8 @@ class HTTPCaller:
 
     @property
     def base_url(self) -> str:
-        """The endpoint URL, or the URLs joined by commas."""
-        return ", ".join(self.base_urls)
+        """The endpoint URL, or the URLs joined by commas, without their secrets."""
+        return self.redact(", ".join(self.base_urls))
 
     @property
     def endpoints(self) -> Endpoints:
@@ -191,10 +221,12 @@ class HTTPCaller:
 
     def prepare(self) -> None:
         """Make the transports of as many requests as may be in flight, shared out between
-        the endpoints as the least-busy choice shares the requests."""
+        the endpoints as the least-busy choice shares the requests (with more endpoints
+        than calls in flight, one each for as many as there are calls: fewer than twice
+        `max_concurrency` in all, however long the list)."""
         endpoints = self.endpoints
         share = -(-self.limits.max_concurrency // len(endpoints))
-        for endpoint in endpoints.all:
+        for endpoint in endpoints.all[:self.limits.max_concurrency]:
             endpoint.connections.reserve(share)
 
     async def aclose(self) -> None:
@@ -241,22 +273,23 @@ class HTTPCaller:
             if deadline is not None and self._clock() + delay >= deadline:
                 last += f"; the next retry would pass total_timeout ({limits.total_timeout:g} s)"
                 break
-            log.warning("%s: %s; retry %d of %d in %.2f s", self.name, last, attempt, limits.max_retries, delay)
+            log.warning("%s: %s; retry %d of %d in %.2f s", self.name, self.redact(last), attempt, limits.max_retries,
+                        delay)
             note_retry()
             if delay:
                 await self._sleep(delay)
-        raise LMError(f"{self.name}: no answer after {attempt} attempt(s); last: {last}", retryable=True)
+        raise LMError(self.redact(f"{self.name}: no answer after {attempt} attempt(s); last: {last}"), retryable=True)
 
     async def _attempt(self, endpoint: Endpoint, path: str, body: bytes, deadline: float | None,
                        attempt: int) -> Any:
         """One request to `endpoint`: the parsed answer, a _Failure worth retrying, or
         LMError (raised) for one that is not."""
-        url = f"{endpoint.url}{path}"
+        url = join_url(endpoint.url, path)
         endpoints = self.endpoints
         where = f" at {endpoint.url}" if len(endpoints) > 1 else ""
         endpoint.in_flight += 1
         try:
-            log.debug("%s: POST %s (attempt %d)", self.name, url, attempt)
+            log.debug("%s: POST %s (attempt %d)", self.name, self.redact(url), attempt)
             # In a task of its own: httpx suspends a dozen times per request, and each resumption
             # of the caller's task walks its whole chain of awaits (program, step, client, ...).
             sending = asyncio.ensure_future(endpoint.connections.post(url, body))
@@ -270,7 +303,7 @@ class HTTPCaller:
         except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             reason = f"connection failed ({type(exc).__name__}: {self.redact(str(exc))})"
         except httpx.TransportError as exc:
-            raise LMError(f"{self.name}: cannot reach {url}: {type(exc).__name__}") from exc
+            raise LMError(self.redact(f"{self.name}: cannot reach {url}: {type(exc).__name__}")) from exc
         else:
             status = response.status_code
             if 200 <= status < 300 or (status < 500 and status not in RETRY_STATUSES):
@@ -292,12 +325,16 @@ class HTTPCaller:
         try:
             return json.loads(response.content)
         except ValueError as exc:
-            raise LMError(
+            raise LMError(self.redact(
                 f"{self.name}: the server's answer is not JSON: {self.excerpt(response.text)!r}; "
                 f"is base_url {base_url!r} right?"
-            ) from exc
+            )) from exc
 
     def _status_error(self, response: httpx.Response, url: str, base_url: str) -> LMError:
+        """The LMError of an answer with a status the caller must fix (4xx), without secrets."""
+        return LMError(self.redact(self._status_message(response, url, base_url)))
+
+    def _status_message(self, response: httpx.Response, url: str, base_url: str) -> str:
         status = response.status_code
         detail = self.server_message(response, prefix=" (server said: ", suffix=")")
         if status in (401, 403):
@@ -308,18 +345,14 @@ class HTTPCaller:
                 fix = f"no API key was sent; set {env} or the api_key option"
             else:
                 fix = f"check {env} or the api_key option and what the key may access"
-            return LMError(f"{self.name}: HTTP {status}, the server refused the request: {fix}{detail}")
+            return f"{self.name}: HTTP {status}, the server refused the request: {fix}{detail}"
         if status == 404:
-            return LMError(
-                f"{self.name}: HTTP 404 from {url}: check the model name {self.model!r} "
-                f"and the base_url {base_url!r}{detail}"
-            )
+            return (f"{self.name}: HTTP 404 from {url}: check the model name {self.model!r} "
+                    f"and the base_url {base_url!r}{detail}")
         if status == 413:
-            return LMError(f"{self.name}: HTTP 413, the request is too large: use fewer or shorter examples{detail}")
-        return LMError(
-            f"{self.name}: HTTP {status}, the server rejected the request{detail}; "
-            "check the lm options (max_tokens, temperature) and that the model supports JSON schema output"
-        )
+            return f"{self.name}: HTTP 413, the request is too large: use fewer or shorter examples{detail}"
+        return (f"{self.name}: HTTP {status}, the server rejected the request{detail}; "
+                "check the lm options (max_tokens, temperature) and that the model supports JSON schema output")
 
     def server_message(self, response: httpx.Response, prefix: str = "", suffix: str = "") -> str:
         """The error message in a failed response's body, redacted and truncated.
@@ -344,9 +377,11 @@ class HTTPCaller:
         return text if len(text) <= ERROR_EXCERPT else text[:ERROR_EXCERPT] + "..."
 
     def redact(self, text: str) -> str:
+        """`text` without the secrets this client sends (its key, its URLs' credentials and
+        tokens) or an authorization a server echoed."""
         for secret, label in self._secrets:
             text = text.replace(secret, label)
-        return text
+        return _AUTHORIZATION.sub(r"\1\2<credentials>", text)
 
     # -- helpers ------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..options import LM_NAME, URLS, Choice
+from ..options import CONCURRENCY, LM_NAME, URLS, Choice
 from .base import Embedder, LMClient, LMConfigError
 from .local.models import FILE_WEIGHTS, WEIGHTS
 
@@ -20,8 +20,8 @@ DECODING_OPTIONS: Mapping[str, type] = {"temperature": float, "max_tokens": int,
 # when a call to this one fails.
 RUNTIME_OPTIONS: Mapping[str, Any] = {"fallback": LM_NAME}
 # Options every HTTP provider accepts, besides its own (base_url, api_key, ...).
-HTTP_OPTIONS: Mapping[str, type] = {"timeout": float, "max_retries": int, "max_concurrency": int, "rpm": int,
-                                    "total_timeout": float}
+HTTP_OPTIONS: Mapping[str, Any] = {"timeout": float, "max_retries": int, "max_concurrency": CONCURRENCY, "rpm": int,
+                                   "total_timeout": float}
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ def read_object(text: str) -> dict[str, Any]:
     """The JSON object in an LM's answer, repaired when it is not clean JSON."""
     try:
         value = _LENIENT.decode(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # nested past Python's limit: read below, to MAX_DEPTH
         pass
     else:
         if isinstance(value, dict):
@@ -71,6 +71,17 @@ class _Reader:
 
     def __init__(self, text: str, pos: int) -> None:
         self.text, self.pos = text, pos
+        self._comment_end = (len(text), -1)  # (searched from, found): the next `*/`, found once
+
+    def _close_of_comment(self, start: int) -> int:
+        """Where the first `*/` at or after `start` is (-1: none). Remembered: each stray quote in
+        a string looks past a comment after it, and finding the same far `*/` again for each
+        made text such as `" /*` repeated, then `*/`, quadratic."""
+        searched, found = self._comment_end
+        if not (searched <= start and (found < 0 or found >= start)):
+            found = self.text.find("*/", start)
+            self._comment_end = (start, found)
+        return found
 
     def at_end(self) -> bool:
         return self.pos >= len(self.text)
@@ -90,7 +101,7 @@ class _Reader:
                 end = self.text.find("\n", self.pos)
                 self.pos = len(self.text) if end < 0 else end
             elif self.text.startswith("/*", self.pos):
-                end = self.text.find("*/", self.pos + 2)
+                end = self._close_of_comment(self.pos + 2)
                 self.pos = len(self.text) if end < 0 else end + 2
             else:
                 break

@@ -53,7 +53,7 @@ def analyze(source: Source, parser: IncrementalParser, version: int | None = Non
         diagnostics = import_error.diagnostics
     else:
         try:
-            diagnostics = tuple(check_module(module, Path(source.name).resolve().parent))
+            diagnostics = tuple(check_module(module, Path(source.name).resolve().parent, data=True))
         except CheckError as exc:
             diagnostics = exc.diagnostics
     return Analysis(version, source, module, sources, tuple(sorted(diagnostics, key=sort_key)), parsed.error is None)

@@ -17,14 +17,14 @@ from ..checker import BUDGET_KEYS, CONSTRAINTS, MODES, monitors
 from ..datasets import LOADERS
 from ..formatter import type_text
 from ..options import EMBEDDING_NAME, LM_NAME, Choice, Signature, type_name
-from ..parser import Lexeme, read_prefix
+from ..parser import STRING_PATTERN, Lexeme, read_prefix
 from ..training.registry import OPTIMIZERS, REWARDS
 from .incremental import item_starts
 from .symbols import Index, embedding_signature, function_signature, lm_signature
 
 MAX_ITEM = 200_000  # characters of an item read again at each completion request; longer ones get none
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_LINE_CODE = re.compile(r'"(?:[^"\\\n]|\\.)*"|//')
+_LINE_CODE = re.compile(STRING_PATTERN + "|//")
 
 
 @dataclass(frozen=True, slots=True)

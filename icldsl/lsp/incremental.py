@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .. import ir
 from ..diagnostics import CheckError
-from ..parser import parse, read_prefix
+from ..parser import STRING_PATTERN, parse, read_prefix
 from ..source import Source
 
 
@@ -25,7 +25,7 @@ def _pieces_pattern() -> re.Pattern:
     """Strings and comments (skipped), brackets, and a line starting with an item keyword
     (the keywords the grammar accepts at the start of a file)."""
     keywords = sorted(text for kind, text in read_prefix("").accepts if kind == "keyword")
-    return re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|(?P<open>[\[{(])|(?P<close>[\]})])'
+    return re.compile(STRING_PATTERN + r'|//[^\n]*|(?P<open>[\[{(])|(?P<close>[\]})])'
                       r"|(?P<item>\n[ \t]*(?=(?:" + "|".join(keywords) + r")\b))")
 
 

@@ -2,7 +2,9 @@
 
 Each open document has a task that checks its latest text in a worker thread, one check at
 a time: a change that arrives while a check runs waits for it, and the stale result is not
-published, so bursts of typing cost one check each way. Requests that read positions wait
+published, so bursts of typing cost one check each way. Documents are checked side by side
+(CHECK_THREADS), so a huge document being checked does not hold up the others, and the server
+leaves on `exit` without waiting for a check to end. Requests that read positions wait
 for the check of the current text; completion uses the last index (it needs only names).
 """
 
@@ -26,6 +28,8 @@ from ..source import Source, Span
 from .analysis import Analysis, analyze
 from .completion import complete
 from .incremental import IncrementalParser
+from .preview import render_preview
+from .rename import Refused, rename, renamable
 from .symbols import hover
 
 logger = logging.getLogger(__name__)
@@ -44,7 +48,9 @@ COMPLETION_KINDS = {"keyword": lsp.CompletionItemKind.Keyword, "model": lsp.Comp
                     "optimizer": lsp.CompletionItemKind.Function, "loader": lsp.CompletionItemKind.Function,
                     "option": lsp.CompletionItemKind.Property, "value": lsp.CompletionItemKind.Value,
                     "monitor": lsp.CompletionItemKind.EnumMember, "mode": lsp.CompletionItemKind.EnumMember}
+RENDER_COMMAND = "icldsl.render"  # arguments: the document's uri, then {"program", "input", "artifact"}, all optional
 REQUEST_WAIT = 10.0  # seconds a request waits for the check of the current text before using the last one
+CHECK_THREADS = 4  # documents checked at once; each document's checks still run one at a time
 
 
 @dataclass(eq=False)
@@ -67,7 +73,7 @@ class IclLanguageServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("icldsl", __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental)
         self.documents: dict[str, Document] = {}
-        self.checks = ThreadPoolExecutor(1, thread_name_prefix="icldsl-check")
+        self.checks = ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="icldsl-check")
 
     # ---- the check of each document
     def changed(self, uri: str) -> None:
@@ -245,6 +251,66 @@ def make_server() -> IclLanguageServer:
         end = ls.position(source, len(source.text))
         return [lsp.TextEdit(range=lsp.Range(lsp.Position(0, 0), end), new_text=formatted)]
 
+    @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION,
+                    lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]))
+    async def on_code_action(ls: IclLanguageServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+        """The fix of each diagnostic (of the current text) that touches the range asked about."""
+        uri = params.text_document.uri
+        analysis = await ls.current(uri)
+        if analysis is None:
+            return []
+        source, actions = analysis.source, []
+        start, end = ls.offset(source, params.range.start), ls.offset(source, params.range.end)
+        for d in analysis.diagnostics:
+            place = d.fix.locate(source.text) if d.fix and d.fix.span.file == source.name else None
+            if place is None or d.span.start > end or max(d.span.end, d.span.start) < start:
+                continue
+            edit = lsp.TextEdit(range=lsp.Range(ls.position(source, place[0]), ls.position(source, place[1])),
+                                new_text=d.fix.new)
+            actions.append(lsp.CodeAction(title=d.fix.title, kind=lsp.CodeActionKind.QuickFix,
+                                          diagnostics=[ls._diagnostic(d, analysis)], is_preferred=True,
+                                          edit=lsp.WorkspaceEdit(changes={uri: [edit]})))
+        return actions
+
+    @server.feature(lsp.TEXT_DOCUMENT_PREPARE_RENAME)
+    async def on_prepare_rename(ls: IclLanguageServer, params: lsp.PrepareRenameParams) -> lsp.Range | None:
+        analysis = await ls.current(params.text_document.uri)
+        if analysis is None:
+            return None
+        try:
+            found = renamable(analysis.index.at(ls.offset(analysis.source, params.position)), analysis.source)
+        except Refused as exc:
+            raise ValueError(str(exc)) from None  # pygls answers with an error the editor shows
+        return ls.range(analysis.source, found.span)
+
+    @server.feature(lsp.TEXT_DOCUMENT_RENAME, lsp.RenameOptions(prepare_provider=True))
+    async def on_rename(ls: IclLanguageServer, params: lsp.RenameParams) -> lsp.WorkspaceEdit | None:
+        uri = params.text_document.uri
+        analysis = await ls.current(uri)
+        if analysis is None:
+            return None
+        try:
+            spans = rename(analysis.index, analysis.index.at(ls.offset(analysis.source, params.position)),
+                           params.new_name)
+        except Refused as exc:
+            raise ValueError(str(exc)) from None
+        return lsp.WorkspaceEdit(changes={uri: [lsp.TextEdit(range=ls.range(analysis.source, s),
+                                                             new_text=params.new_name) for s in spans]})
+
+    @server.command(RENDER_COMMAND)
+    async def on_render(ls: IclLanguageServer, *args: object) -> dict:
+        """The messages `icldsl render` shows for a program of the document, for an input."""
+        uri = args[0] if args and isinstance(args[0], str) else None
+        asked = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
+        if uri is None:
+            return {"error": f"{RENDER_COMMAND} takes the document's uri, then {{program, input, artifact}}"}
+        source = Source(_name(uri), ls.workspace.get_text_document(uri).source)
+        inputs = asked.get("input")
+        if inputs is not None and not isinstance(inputs, dict):
+            return {"error": "the input must be a JSON object of the program's input fields"}
+        return await asyncio.get_running_loop().run_in_executor(
+            ls.checks, render_preview, source, asked.get("program"), inputs, asked.get("artifact"))
+
     return server
 
 
@@ -288,4 +354,17 @@ def serve() -> None:
     protocol_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    make_server().start_io(sys.stdin.buffer, protocol_out)
+    server = make_server()
+    shut_down = []
+
+    @server.feature(lsp.SHUTDOWN)
+    def on_shutdown(_ls: IclLanguageServer, _params: None) -> None:
+        shut_down.append(True)
+
+    server.start_io(sys.stdin.buffer, protocol_out)
+    # Leave now: the interpreter's exit would wait for a check still running in a worker thread
+    # (minutes for a huge document), and a check's result is of no use any more. The code is
+    # the protocol's: 0 after a `shutdown` request, else 1.
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(0 if shut_down else 1)

@@ -13,7 +13,9 @@ from typing import Any, Mapping
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from ..datasets.rows import summarize
 from ..errors import Error
+from ..options import MAX_CONCURRENCY
 from ..lm import Clients, LMClient, LMError
 from ..lm.cache import LMCache, Mode
 from ..lm.trace import Site, Tracer
@@ -144,7 +146,7 @@ class Program:
         try:
             return dump(self.input_model.model_validate(x))
         except ValidationError as exc:
-            raise InvalidInput(f"input does not match `{self.spec.input_model}`: {exc}") from None
+            raise InvalidInput(f"input does not match `{self.spec.input_model}`: {summarize(exc)}") from None
 
     async def _run_item(self, item: StepSpec | BranchSpec, values: Mapping[str, asyncio.Future],
                         trace: Trace) -> dict | None:
@@ -325,8 +327,8 @@ class Program:
 
     def _expect(self, concurrency: int) -> None:
         """Let an LM whose options do not set `max_concurrency` allow `concurrency` calls."""
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise ValueError(f"concurrency must be from 1 to {MAX_CONCURRENCY}, got {concurrency}")
         self.clients.concurrency = max(self.clients.concurrency or 0, concurrency)
 
     async def _predict(self, index: int, x: Mapping[str, Any]) -> Prediction:

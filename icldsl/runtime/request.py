@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field, create_model
 from ..lm import LMRequest, decoding_options
 from ..specs import LMSpec, StepSpec
 from . import prompt
-from .models import IclModel, json_schema
+from .bounds import bounded_schema
+from .models import IclModel
 from .state import Demo, StepState
 from .tools import Tool
 
@@ -50,7 +51,7 @@ def step_request(step: StepSpec, state: StepState, inputs: Mapping[str, Any], an
         turn = turn_model(answer, tools)
         schema = turn.model_json_schema(by_alias=True)  # a new turn model each run: not cached
         return StepRequest(request(as_finish(state), schema, "agent_turn", inputs, lm), turn, "agent turn")
-    schema = json_schema(answer)
+    schema = bounded_schema(answer, state.bounds)  # the bounds a fit took from the data, as maxLength
     if state.retrieval is not None and state.retrieval.labels == "retrieved" and retrieved:
         schema = only_labels(schema, retrieved)
     return StepRequest(request(state, schema, step.answer_model, inputs, lm), answer, step.answer_model)

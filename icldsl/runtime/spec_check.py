@@ -11,7 +11,8 @@ import re
 from typing import Any, Mapping
 
 from ..lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
-from ..options import URLS, type_name
+from ..options import URLS, Within, type_name, url_secrets
+from ..patterns import pattern_problem
 from ..user_code import FORM
 from ..specs import BranchSpec, ProgramSpec, StepSpec
 from .retrieval import Dense
@@ -89,11 +90,9 @@ def _type_problems(t: Any, models: set[str]) -> list[str]:
         allowed = CONSTRAINTS.get(kind or "", {})
         bad = [f"constraint {k!r} does not fit {kind or 'this type'}" for k, v in t.items() if k != "constrained"
                and (k not in allowed or not isinstance(v, allowed[k]) or isinstance(v, bool))]
-        if "pattern" in t and not bad:
-            try:
-                re.compile(t["pattern"])
-            except re.error as exc:
-                bad.append(f"pattern is not a regular expression: {exc}")
+        problem = pattern_problem(t["pattern"]) if "pattern" in t and not bad else None
+        if problem:
+            bad.append(f"pattern {t['pattern'][:40]!r} cannot be used: {problem}")
         return bad or _type_problems(base, models)
     if len(t) != 1:
         return [f"unknown type {t!r}"[:80]]
@@ -135,6 +134,9 @@ def _option_problems(provider: str, allowed: Mapping[str, Any], options: Mapping
                 found.append(f"falls back to `{value}`, which is not among its lms")
         elif key in SECRET_OPTIONS and not _is_env(value):
             found.append(f"option `{key}` must name an environment variable, as {{\"env\": NAME}}")
+        elif any(isinstance(v, str) and url_secrets(v) for v in (value if isinstance(value, list) else [value])):
+            found.append(f"option `{key}` holds credentials in a URL; a URL with them must come from an environment "
+                         f"variable, as {{\"env\": NAME}}")
         elif not _fits(value, allowed[key]):
             found.append(f"option `{key}` must be {type_name(allowed[key])}" + (
                 ' or {"env": NAME}' if allowed[key] is str else ""))
@@ -147,6 +149,8 @@ def _is_env(value: Any) -> bool:
 
 def _fits(value: Any, kind: Any) -> bool:
     """Whether a stored option value fits its type; strings may be stored as {"env": NAME}."""
+    if isinstance(kind, Within):
+        return _fits(value, kind.kind) and kind.low <= value <= kind.high
     if kind is URLS:
         items = value if isinstance(value, list) else [value]
         return bool(items) and all(isinstance(v, str) or _is_env(v) for v in items)
@@ -178,4 +182,7 @@ def _step_problems(step: StepSpec, values: set[str], fields: Mapping[str, set[st
         found.append("an agent needs max_steps of at least 1")
     if step.path not in states:
         found.append("no learned state (instructions and examples) for it")
+    elif step.answer_model in fields:
+        found += [f"a string bound on `{name}`, which its answer (`{step.answer_model}`) does not have"
+                  for name, _ in states[step.path].bounds if name not in fields[step.answer_model]]
     return found

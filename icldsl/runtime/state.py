@@ -16,19 +16,25 @@ __all__ = ["Demo", "StepRecord", "StepState", "Trace"]
 
 @dataclass(frozen=True, slots=True)
 class StepState:
-    """The trainable variables of one LM step: its instructions, its fixed examples, and
-    the examples it retrieves for each input (see `retrieval`), which follow the fixed ones."""
+    """The trainable variables of one LM step: its instructions, its fixed examples, the
+    examples it retrieves for each input (see `retrieval`), which follow the fixed ones, and
+    the length bounds a fit took from the data for its answer's free strings (`bounds`:
+    (field, characters) pairs, see runtime/bounds.py)."""
 
     instructions: str
     examples: tuple[Demo, ...] = ()
     frozen: bool = False
     retrieval: Retrieval | None = None
+    bounds: tuple[tuple[str, int], ...] = ()
 
     def with_examples(self, examples: tuple[Demo, ...]) -> "StepState":
         return dataclasses.replace(self, examples=examples)
 
     def with_retrieval(self, retrieval: Retrieval | None) -> "StepState":
         return dataclasses.replace(self, retrieval=retrieval)
+
+    def with_bounds(self, bounds: tuple[tuple[str, int], ...]) -> "StepState":
+        return dataclasses.replace(self, bounds=tuple(bounds))
 
     def to_json(self) -> dict[str, Any]:
         doc = {
@@ -38,13 +44,16 @@ class StepState:
         }
         if self.retrieval is not None:  # absent rather than null, so states without one keep their bytes
             doc["retrieval"] = self.retrieval.to_json()
+        if self.bounds:  # likewise
+            doc["bounds"] = dict(self.bounds)
         return doc
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "StepState":
         retrieval = Retrieval.from_json(data["retrieval"]) if data.get("retrieval") is not None else None
+        bounds = tuple((str(k), int(v)) for k, v in (data.get("bounds") or {}).items())
         return cls(data["instructions"], tuple(Demo.from_json(d) for d in data["examples"]), bool(data["frozen"]),
-                   retrieval)
+                   retrieval, bounds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,11 +3,22 @@
 `load_tool` imports the function (the program is about to run); `describe_tool` reads its
 parameters and docstring from the module's source without running it, for the commands
 that show requests without making them (`render`, `plan`).
+
+A call of a plain function runs off the event loop, in a thread of its own (an `async def`
+tool runs on the loop, and must not block it); either may take `TIMEOUT` seconds;
+then the LM reads that it timed out and the program goes on. A thread cannot be stopped:
+a tool still busy then runs on in the background (a daemon thread, which does not keep
+the process alive), and one long C-level operation that holds the interpreter (such as
+an enormous `**` of Python ints) stalls everything until it ends, which is why the
+bundled calculator bounds its numbers before computing them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
+import threading
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +28,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from ..errors import Error
 from ..user_code import UserCodeError, load_function, locate
+
+
+TIMEOUT = 30.0  # seconds a tool call may take (docs/language/tool.md)
 
 
 class ToolError(Error):
@@ -29,19 +43,57 @@ class Tool:
     function: Callable[..., Any] | None  # None: described from its source, not imported, never called
     arguments: type[BaseModel]  # validates the LM's arguments; its schema reaches the LM
     description: str
+    timeout: float = TIMEOUT
 
     async def call(self, arguments: dict[str, Any]) -> str:
-        """Run the tool; what it returns or raises becomes the text the LM reads next."""
+        """Run the tool (see the module's docstring); what it returns or raises becomes the
+        text the LM reads next, and so does a call that takes longer than `timeout`."""
         try:
             kwargs = self.arguments.model_validate(arguments).model_dump()
-            result = self.function(**kwargs)
-            if inspect.isawaitable(result):
-                result = await result
         except ValidationError as exc:
             return f"error: bad arguments: {exc.errors()[0]['msg']}"
+        try:
+            async with asyncio.timeout(self.timeout):
+                if inspect.iscoroutinefunction(self.function):
+                    result = await self.function(**kwargs)
+                else:
+                    result = await _in_thread(self.function, kwargs)
+                    if inspect.isawaitable(result):
+                        result = await result
+        except TimeoutError:
+            return f"error: the tool did not finish in {self.timeout:g} seconds"
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - a user's tool: whatever it raises, the LM reads
             return f"error: {type(exc).__name__}: {exc}"
-        return str(result)
+        return result if isinstance(result, str) else str(result)
+
+
+def _in_thread(function: Callable[..., Any], kwargs: dict[str, Any]) -> asyncio.Future:
+    """`function(**kwargs)` in a daemon thread of its own (its result made text there, so a
+    huge one is not converted on the event loop); the future of what it returns or raises."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():  # timed out or cancelled meanwhile
+            return
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+
+    def work() -> None:
+        result, error = None, None
+        try:
+            result = function(**kwargs)
+            if not inspect.isawaitable(result):
+                result = str(result)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a user's tool: whatever it raises, the LM reads
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop was closed before the tool ended
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name=f"icldsl tool {getattr(function, '__name__', '')}", daemon=True).start()
+    return future
 
 
 def load_tool(name: str, ref: str, search_path: Sequence[Path] = (), *, barred: Sequence[Path] = ()) -> Tool:
@@ -90,4 +142,4 @@ def describe_tools(specs: Sequence[Any], search_path: Sequence[Path] = ()) -> di
     return {spec.name: describe_tool(spec.name, spec.ref, search_path) for spec in specs}
 
 
-__all__ = ["Tool", "ToolError", "describe_tool", "describe_tools", "load_tool", "load_tools"]
+__all__ = ["TIMEOUT", "Tool", "ToolError", "describe_tool", "describe_tools", "load_tool", "load_tools"]

@@ -25,9 +25,11 @@ MASKS = {"in_mask": FIELDS, "out_mask": FIELDS}
 REWARDS: Mapping[str, Function] = {
     "exact_match": Function(
         Signature(
-            {**MASKS, "tolerance": AtLeast(float, 0)},
+            {**MASKS, "tolerance": AtLeast(float, 0), "per_field": Choice(("accuracy", "f1"))},
             doc="1 when the masked output equals the expected one (numbers within an absolute `tolerance`, "
-                "strings with surrounding whitespace ignored), else 0",
+                "strings with surrounding whitespace ignored), else 0; with `per_field`, the share of fields "
+                "that match (\"accuracy\") or the micro F1 over fields (\"f1\": a null on both sides counts "
+                "as neither)",
         ),
         "icldsl.training.rewards:exact_match",
     ),

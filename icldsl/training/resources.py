@@ -56,8 +56,11 @@ class Resources:
     """Every `lm` and `embedding` of a file, connected on first use (`lm.Clients`) and
     closed by `aclose`, and the folders a user's reward or optimizer module is imported from.
 
-    `records` holds (purpose, StepRecord) for each structured call made through
-    `lm(...)`; the trainer counts them in the fit's usage and budget.
+    With `connections` (the program's clients, as a fit and an evaluation give them), an
+    lm or embedding the program uses too is the program's own client, not a second one:
+    one rate limit, one concurrency limit and one loaded model per name. Their owner, the
+    program, closes them. `records` holds (purpose, StepRecord) for each structured call
+    made through `lm(...)`; the trainer counts them in the fit's usage and budget.
     """
 
     lms: Mapping[str, LMSpec] = field(default_factory=dict)
@@ -68,13 +71,17 @@ class Resources:
     search_path: tuple[Path, ...] = ()  # where a user's Python modules may live (the .icl file's folder)
     records: list[tuple[str, StepRecord]] = field(default_factory=list)
     tracers: Sequence[Tracer] | None = None  # None: OpenTelemetry's spans, when it is installed
+    connections: Clients | None = None  # the program's clients, shared (the program closes them)
     _connected: Clients | None = None
 
     @property
     def connected(self) -> Clients:
         if self._connected is None:
-            self._connected = Clients(self.lms.values(), clients=self.clients, cache=self.cache,
-                                      cache_mode=self.cache_mode, tracers=self.tracers)
+            if self.connections is not None:
+                self._connected = self.connections.include(self.lms.values())
+            else:
+                self._connected = Clients(self.lms.values(), clients=self.clients, cache=self.cache,
+                                          cache_mode=self.cache_mode, tracers=self.tracers)
         return self._connected
 
     def lm(self, name: str, purpose: str) -> BoundLM:
@@ -84,5 +91,6 @@ class Resources:
         return self.connected.embedder(self.embeddings[name])
 
     async def aclose(self) -> None:
-        if self._connected is not None:
+        """Close the clients made here (shared `connections` stay open for their owner)."""
+        if self._connected is not None and self.connections is None:
             await self._connected.aclose()

@@ -155,22 +155,78 @@ def _listing(lines: list[str], most: int = 3) -> str:
 
 
 def exact_match(*, in_mask: list[str] | None = None, out_mask: list[str] | None = None,
-                tolerance: float = 0.0) -> Reward:
+                tolerance: float = 0.0, per_field: str | None = None) -> Reward:
     """1.0 when the masked prediction equals the masked expected output, else 0.0.
 
     Numbers (also nested) match when |expected - got| <= `tolerance`, an absolute
     tolerance (for a relative one, write a `python` reward); 3 and 3.0 are equal.
     Strings match after stripping leading and trailing whitespace; case counts.
     Lists match item by item. On a miss the feedback names the differing fields.
+
+    With `per_field`, each top-level field left by the masks is compared alone (as
+    above) and the score is the share of fields that match (`"accuracy"`) or the
+    micro F1 over fields (`"f1"`, see `field_f1`).
     """
+    if per_field not in (None, "accuracy", "f1"):
+        raise ValueError(f'exact_match: per_field must be "accuracy" or "f1", not {per_field!r}')
 
     async def reward(x: Mapping[str, Any], y_true: Mapping[str, Any], y_pred: Mapping[str, Any] | None) -> Grade:
         if y_pred is None:
             return Grade(0.0, NO_OUTPUT)
-        lines = _differences(mask(y_true, in_mask, out_mask), mask(y_pred, in_mask, out_mask), tolerance)
-        return Grade(0.0, _listing(lines)) if lines else Grade(1.0)
+        expected, got = mask(y_true, in_mask, out_mask), mask(y_pred, in_mask, out_mask)
+        if per_field is None:
+            lines = _differences(expected, got, tolerance)
+            return Grade(0.0, _listing(lines)) if lines else Grade(1.0)
+        score, lines = (field_accuracy if per_field == "accuracy" else field_f1)(expected, got, tolerance)
+        return Grade(score, _listing(lines) if lines else None)
 
     return reward
+
+
+def _by_field(expected: Mapping[str, Any], got: Mapping[str, Any],
+              tolerance: float) -> list[tuple[Any, Any, list[str]]]:
+    """Each top-level field of either side: its expected value, its predicted one (_MISSING
+    when absent) and the lines saying where they differ (none when they match; two empty
+    values, see `_filled`, match)."""
+    return [(e, g, [] if not _filled(e) and not _filled(g) else _differences(e, g, tolerance, key))
+            for key in dict.fromkeys([*expected, *got])
+            for e, g in [(expected.get(key, _MISSING), got.get(key, _MISSING))]]
+
+
+def field_accuracy(expected: Mapping[str, Any], got: Mapping[str, Any],
+                   tolerance: float = 0.0) -> tuple[float, list[str]]:
+    """The share of fields (of either side) whose values match, with the lines naming the
+    others; an empty field (null, absent or blank) matches an empty one. No fields: 1."""
+    fields = _by_field(expected, got, tolerance)
+    wrong = [line for _, _, lines in fields for line in lines]
+    right = sum(not lines for _, _, lines in fields)
+    return (right / len(fields) if fields else 1.0), wrong
+
+
+def _filled(value: Any) -> bool:
+    """Whether a field holds a value: not absent, null or a string of white space alone."""
+    return value is not _MISSING and value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def field_f1(expected: Mapping[str, Any], got: Mapping[str, Any],
+             tolerance: float = 0.0) -> tuple[float, list[str]]:
+    """Micro F1 over fields, as slot filling is scored: a field predicted with a value is a
+    true positive when the expected value is the same, else a false positive; an expected
+    value not predicted (empty or different) is a false negative. So a wrong value counts
+    once as each, and a field empty on both sides (null, absent or a blank string) as neither.
+    F1 = 2 TP / (2 TP + FP + FN); 1 when both sides have no value at all."""
+    tp = fp = fn = 0
+    wrong = []
+    for e, g, lines in _by_field(expected, got, tolerance):
+        if not _filled(e) and not _filled(g):
+            continue
+        if lines:
+            wrong += lines
+            fp += _filled(g)
+            fn += _filled(e)
+        else:
+            tp += 1
+    return (2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0), wrong
 
 
 # ---- cosine_similarity ------------------------------------------------------------------

@@ -22,12 +22,14 @@ from ..lm.base import LMClient
 from ..lm.cache import LMCache, Mode
 from ..lm.trace import Tracer
 from ..options import EMBEDDING_NAME, LM_NAME, Function
+from ..runtime import bounds
 from ..runtime.program import Program
 from .baselines import baselines
 from .chain import Chain
 from .checkpoint import CheckpointWriter, read_checkpoint
 from .context import Optimizer
 from .csvlog import CSVLog
+from .estimate import Estimate, paired
 from .metrics import Metrics
 from .registry import OPTIMIZERS, REWARDS
 from .resources import Resources
@@ -86,6 +88,14 @@ class Scores:
     def usage_table(self) -> UsageTable:
         """The program's calls and the reward's."""
         return sum((r.usage_table for r in self.runs), self.reward_usage)
+
+
+def trained_minus_untrained(untrained: Scores, trained: Scores) -> Estimate | None:
+    """The reward of trained minus untrained, paired over the same test examples (the last
+    run of each), with its standard error; None without runs to compare."""
+    if not untrained.runs or not trained.runs:
+        return None
+    return paired([s.reward for s in trained.runs[-1].scored], [s.reward for s in untrained.runs[-1].scored])
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,10 +182,13 @@ def failure_message(failed: int, total: int, error: str | None, count: int, what
 
 def resources_of(compiled: Compiled, cache: LMCache | None, cache_mode: Mode,
                  clients: Mapping[str, LMClient] | None = None,
-                 tracers: Sequence[Tracer] | None = None) -> Resources:
-    """The file's lms and embeddings, for rewards and optimizers; given `clients` are used as they are."""
+                 tracers: Sequence[Tracer] | None = None, program: Program | None = None) -> Resources:
+    """The file's lms and embeddings, for rewards and optimizers; given `clients` are used as
+    they are. With `program`, they connect through the program's clients: one client per lm
+    name for the whole session, which the program closes."""
     return Resources(compiled.lms, compiled.embeddings, cache, cache_mode, dict(clients or {}),
-                     (compiled.base_dir,), tracers=tracers)
+                     (compiled.base_dir,), tracers=tracers,
+                     connections=program.clients if program is not None else None)
 
 
 def _make(function: Function, options: Mapping[str, Any], resources: Resources, purpose: str) -> Any:
@@ -218,6 +231,15 @@ async def score_runs(program: Program, examples: Sequence[Example], reward: Rewa
     return Scores(tuple(runs), Metrics(program.spec), UsageTable.of_records(resources.records[spent_before:]))
 
 
+def with_data_bounds(program: Program, examples: Sequence[Example]) -> tuple[Program, tuple[str, ...]]:
+    """`program` with the string bounds its steps take from the expected outputs of the
+    training `examples` (runtime/bounds.py), and the warnings of bounds its LMs' `max_tokens`
+    cut; `fit`, `plan` and `eval` of a source all make them so."""
+    found = bounds.from_training(program, [e.y for e in examples])
+    return program.with_states({path: state.with_bounds(found.bounds[path]) if path in found.bounds else state
+                                for path, state in program.states.items()}), found.warnings
+
+
 async def fit_compiled(
     compiled: Compiled,
     train: TrainSpec,
@@ -240,12 +262,15 @@ async def fit_compiled(
     receive every LM call, the program's and the reward's and optimizers' alike.
     """
     program = program_of(compiled, train.program, clients, cache=cache, cache_mode=cache_mode, tracers=tracers)
-    resources = resources_of(compiled, cache, cache_mode, clients, tracers)
+    resources = resources_of(compiled, cache, cache_mode, clients, tracers, program)
     try:
         program.tools()  # imported now: a module that fails to import stops the fit before any LM call
         data = load_data(compiled, train, program)
         data_check = inspect_data(data)
         for warning in data_check.warnings():
+            log.warning("%s", warning)
+        program, cut = with_data_bounds(program, data.train)
+        for warning in cut:
             log.warning("%s", warning)
         rng = np.random.default_rng(train.seed)
         train_set, val_set = split(data.train, train.validation_split, rng)
@@ -295,6 +320,9 @@ async def fit_compiled(
         "usage_by_step": by["steps"],
         "usage_by_lm": by["lms"],
     }
+    gain = trained_minus_untrained(untrained, trained)
+    if gain is not None:  # what the report's headline shows
+        record["trained_minus_untrained"] = {"mean": gain.mean, "se": float(gain.stderr), "n": gain.n}
     doc = freeze(trained_program, source_file=str(Path(compiled.source.name)),
                  source_sha256=compiled.source.sha256, training=record)
     return FitReport(trained_program, history, untrained, trained, sizes, usage, doc, table, tuple(retriever_alone))
@@ -306,12 +334,18 @@ async def eval_compiled(
     program: Program,
     *,
     progress: Progress | None = None,
+    data_bounds: bool = False,
 ) -> Scores:
-    """The program's reward on the test split of its train block's data."""
-    resources = resources_of(compiled, program.cache, program.cache_mode, tracers=program.clients.tracers)
+    """The program's reward on the test split of its train block's data; with `data_bounds`
+    (the untrained program of a source file), with the string bounds a fit takes from the
+    training data, so that it scores as `fit`'s untrained program does."""
+    resources = resources_of(compiled, program.cache, program.cache_mode, tracers=program.clients.tracers,
+                             program=program)
     try:
         program.tools()  # imported now: a module that fails to import stops before any LM call
         data = load_data(compiled, train, program)
+        if data_bounds:
+            program, _ = with_data_bounds(program, data.train)  # fit warned of a cut
         return await score_runs(program, data.test, make_reward(train, resources), train, "test", progress,
                                 resources)
     finally:

@@ -241,6 +241,107 @@ def test_a_file_that_is_not_a_cache_is_a_clear_error(tmp_path: Path) -> None:
         LMCache(path)
 
 
+def test_the_file_is_the_users_alone_and_an_old_open_one_is_closed(tmp_path: Path) -> None:
+    with LMCache(tmp_path / "new" / "lm.sqlite3") as store:
+        complete(CachedClient(ScriptedLM(adder), store), request())
+        modes = {f.name: f.stat().st_mode & 0o777 for f in store.path.parent.iterdir()}
+    assert modes == {"lm.sqlite3": 0o600, "lm.sqlite3-wal": 0o600, "lm.sqlite3-shm": 0o600}
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700
+    old = tmp_path / "old.sqlite3"
+    LMCache(old).close()
+    old.chmod(0o644)  # as versions before this one left it
+    LMCache(old).close()
+    assert old.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o775, 0o757])
+def test_a_folder_others_can_write_is_refused(tmp_path: Path, mode: int) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    with pytest.raises(CacheError, match=rf"folder {shared} is writable by other users .*chmod go-w"):
+        LMCache(shared / "lm.sqlite3")
+    assert not (shared / "lm.sqlite3").exists()
+
+
+def test_a_planted_link_or_folder_is_refused(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.sqlite3"
+    (tmp_path / "lm.sqlite3").symlink_to(elsewhere)
+    with pytest.raises(CacheError, match="is a symbolic link"):
+        LMCache(tmp_path / "lm.sqlite3")
+    assert not elsewhere.exists()
+    (tmp_path / "dir.sqlite3").mkdir()
+    with pytest.raises(CacheError, match="cannot be opened|not a regular file"):
+        LMCache(tmp_path / "dir.sqlite3")
+
+
+def test_a_folder_or_file_of_another_user_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "lm.sqlite3").touch()
+    if os.getuid() == 0:  # root may give them away
+        other = 65534
+        os.chown(theirs, other, -1)
+        os.chown(mine / "lm.sqlite3", other, -1)
+    else:  # else they are "someone else's" by the uid icldsl compares with
+        other = os.getuid()
+        monkeypatch.setattr(os, "getuid", lambda: other + 1)
+        mine = theirs
+    with pytest.raises(CacheError, match=rf"folder {theirs} belongs to another user \(uid {other}\)"):
+        LMCache(theirs / "lm.sqlite3")
+    if mine is not theirs:
+        with pytest.raises(CacheError, match=rf"file {mine}/lm.sqlite3 belongs to another user"):
+            LMCache(mine / "lm.sqlite3")
+
+
+@pytest.mark.parametrize("value", ["not json", "[1, 2]", '{"text": 5}', '{"answer": 2}',
+                                   '{"text": "x", "prompt_tokens": "10", "completion_tokens": 5}', "null"])
+def test_a_damaged_or_foreign_row_is_a_miss_logged_once_and_replaced(
+        cache: LMCache, value: str, caplog: pytest.LogCaptureFixture) -> None:
+    client = CachedClient(ScriptedLM(adder), cache)
+    keys = [client.key(request(q)) for q in ("1+1", "2+2")]
+    for key in keys:
+        cache.put(key, "complete", "scripted/test", value)
+    lm = ScriptedLM(adder)
+    with caplog.at_level("WARNING", logger="icldsl.lm.cache"):
+        answers = complete(CachedClient(lm, cache), request("1+1"), request("2+2"))
+    assert [json.loads(a.text) for a in answers] == [{"answer": 2}, {"answer": 4}]
+    assert len(lm.requests) == 2 and cache.unreadable == 2
+    assert [r.message for r in caplog.records] == [caplog.records[0].message]
+    assert "cannot be read" in caplog.records[0].message and "counts as a miss" in caplog.records[0].message
+    again = complete(CachedClient(ScriptedLM(adder), cache), request("1+1"), request("2+2"))
+    assert all(map(was_cached, again))  # the fresh answers took the bad rows' places
+
+
+def test_a_damaged_vector_is_a_miss(cache: LMCache) -> None:
+    inner = Embedder()
+    embedder = CachedEmbedder(inner, cache)
+    cache.put(embedder.key("a"), "embed", inner.name, '{"not": "a vector"}')
+    assert asyncio.run(embedder.embed(["a"])) == [[1.0, 0.1]]
+    assert inner.calls == [["a"]] and cache.unreadable == 1
+
+
+def test_a_full_disk_is_one_warning_per_cache(cache: LMCache, monkeypatch: pytest.MonkeyPatch,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    class Full:
+        def execute(self, *args):
+            raise sqlite3.OperationalError("database or disk is full")
+
+        executemany = execute
+
+    monkeypatch.setattr(cache, "_conn", lambda: Full())
+    lm = ScriptedLM(adder)
+    with caplog.at_level("WARNING", logger="icldsl.lm.cache"):
+        complete(CachedClient(lm, cache), *(request(f"{i}+1") for i in range(50)))
+    assert len(lm.requests) == 50
+    stored = [r.message for r in caplog.records if "cannot store" in r.message]
+    assert len(stored) == 1 and "disk is full" in stored[0]
+
+
 def test_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "lm.sqlite3"
     script = textwrap.dedent(f"""

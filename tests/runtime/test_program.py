@@ -120,3 +120,17 @@ def test_lm_settings_never_hold_a_key() -> None:
     spec, _ = compile_source(Source("t.icl", text)).programs["p"]
     assert spec.lms[0].options["api_key"] == {"env": "MY_KEY"}
     assert spec.lms[0].options["base_url"] == {"env": "MY_URL"}
+
+
+def test_an_invalid_input_names_the_field_in_icldsls_words() -> None:
+    program = gsm_program(ScriptedLM(lambda r: {"answer": "lots"}))
+    try:
+        with pytest.raises(InvalidInput) as missing:
+            program(text="x")
+        with pytest.raises(InvalidInput) as wrong:
+            program(question=["a", 5])
+    finally:
+        program.close()
+    assert str(missing.value) == "input does not match `Q`: field 'question': Field required"
+    assert str(wrong.value) == "input does not match `Q`: field 'question': Input should be a valid string (got ['a', 5])"
+    assert "pydantic" not in str(wrong.value) and "\n" not in str(wrong.value)

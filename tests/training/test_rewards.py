@@ -97,6 +97,53 @@ def test_a_miss_names_each_differing_field_with_expected_and_got() -> None:
     assert grade(exact_match(), {"a": 1}, {}).feedback == "a: expected 1, got nothing"
 
 
+SLOTS = {"city": "Boston", "state": "MA", "country": None, "time_range": "tomorrow", "condition": None}
+
+
+def test_per_field_accuracy_is_the_share_of_fields_that_match() -> None:
+    accuracy = exact_match(per_field="accuracy")
+    assert grade(accuracy, SLOTS, SLOTS) == Grade(1.0)
+    # city wrong, condition predicted where none is expected: 3 of 5 fields match
+    got = {**SLOTS, "city": "Boston MA", "condition": "rain"}
+    assert grade(accuracy, SLOTS, got) == Grade(0.6, 'city: expected "Boston", got "Boston MA"; '
+                                                     'condition: expected null, got "rain"')
+    # an empty field matches an empty one: null, absent and a blank string alike
+    assert grade(accuracy, {"a": None, "b": "x"}, {"b": "x"}) == Grade(1.0)
+    assert grade(accuracy, {"a": None, "b": "x"}, {"a": " ", "b": "x"}) == Grade(1.0)
+    # a field only the prediction has counts among the fields
+    assert grade(accuracy, {"a": "x"}, {"a": "x", "b": 1}).score == 0.5
+    assert grade(exact_match(per_field="accuracy", in_mask=["city", "state"]), SLOTS,
+                 {**SLOTS, "time_range": "today"}) == Grade(1.0)
+
+
+def test_per_field_f1_is_micro_f1_over_slots_with_empty_fields_counting_as_neither() -> None:
+    f1 = exact_match(per_field="f1")
+    assert grade(f1, SLOTS, SLOTS) == Grade(1.0)
+    # 3 expected values: city right (TP); state missed (FN); time_range wrong (FP and FN);
+    # condition predicted where none is expected (FP); country null on both sides (neither)
+    got = {"city": "Boston", "state": None, "country": None, "time_range": "today", "condition": "rain"}
+    score = 2 * 1 / (2 * 1 + 2 + 2)
+    assert grade(f1, SLOTS, got) == Grade(score, 'state: expected "MA", got null; time_range: expected '
+                                                 '"tomorrow", got "today"; condition: expected null, got "rain"')
+    # nothing expected and nothing predicted is right; a value where nothing is expected is not
+    empty = dict.fromkeys(SLOTS)
+    assert grade(f1, empty, {}) == Grade(1.0)
+    assert grade(f1, empty, {**empty, "city": "Paris"}).score == 0.0
+    assert grade(f1, SLOTS, empty).score == 0.0
+    # whitespace around a value is ignored, case is not, as in the whole-output form
+    assert grade(f1, {"city": "Boston"}, {"city": " Boston "}) == Grade(1.0)
+    assert grade(f1, {"city": "Boston"}, {"city": "boston"}).score == 0.0
+    assert grade(f1, SLOTS, None) == Grade(0.0, "the program produced no output")
+
+
+def test_per_field_is_declared_with_its_choices() -> None:
+    options = REWARDS["exact_match"].signature.options
+    assert options["per_field"].values == ("accuracy", "f1")
+    assert REWARDS["exact_match"].defaults["per_field"] is None
+    with pytest.raises(ValueError, match="per_field"):
+        exact_match(per_field="macro")
+
+
 # ---- every reward and a failed program ------------------------------------------------------
 
 
@@ -467,7 +514,7 @@ program p {{ input q: Q  a = generate A from q using solver  output a }}
 data rows = jsonl("rows.jsonl")
 {trains}""", encoding="utf-8")
     try:
-        assert main(["check", str(tmp_path / "examples.icl")]) == 0
+        assert main(["check", "--no-data", str(tmp_path / "examples.icl")]) == 0  # no rows.jsonl
     finally:
         sys.modules.pop("my_rewards", None)
     err = capsys.readouterr().err

