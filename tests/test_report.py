@@ -359,6 +359,7 @@ data arithmetic_questions_set = jsonl("d.jsonl", split: 0.6)
 train adder on arithmetic_questions_set {{
     reward exact_match(in_mask: ["answer"])
     optimizer nearest_few_shot(k: 2)
+    validation_split 0.5
     runs 2
 }}
 """
@@ -385,7 +386,7 @@ def retrieving_answer(request) -> dict:
 @pytest.fixture
 def retrieved(tmp_path: Path):
     rows = [{"question": f"{i}+{i + 1}{MARKUP}", "answer": 2 * i + 1, "thinking": "t",
-             "unit": "numbers_without_any_particular_unit_at_all"} for i in range(20)]
+             "unit": "numbers_without_any_particular_unit_at_all"} for i in range(100)]  # 30 validation rows
     return fit_in(tmp_path, RETRIEVING.format(), rows, CountingLM(retrieving_answer))
 
 
@@ -398,6 +399,12 @@ def test_report_shows_the_pool_and_the_examples_each_prediction_retrieved(retrie
     for example in pool:
         assert f'title="{example["origin"]}"' in section
     assert MARKUP not in html and "&lt;i&gt;x&lt;/i&gt;&amp;" in section
+    (baseline,) = fit.artifact["training"]["baselines"]  # the retriever alone, on the enum field
+    assert baseline["field"] == "unit" and baseline["vote"]["mean"] == 1.0
+    # what the fit stored is what the headline shows
+    shown = html[html.index('data-baseline="adder/a"'):]
+    assert "the 2 nearest training examples vote on <code>unit</code> of adder/a" in shown
+    assert "trained − vote <b>+0.000</b> ± 0.000 (n=40)" in shown
     table = html[html.index('<table class="predictions" data-set="0"'):]
     rows = table.split('<tr data-failed=')[1:]
     scored = fit.trained.runs[-1].scored

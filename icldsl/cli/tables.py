@@ -3,7 +3,7 @@ epochs, optimizer comparisons and LM usage."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -37,16 +37,28 @@ def scores_table(rows: list[tuple[str, Scores]]) -> str:
     return "\n".join(lines)
 
 
-def labels_table(rows: list[tuple[str, Scores]]) -> str | None:
+LABELS_SHOWN = 10  # labels `fit -q` shows: the worst by the last column's F1 (the report has them all)
+
+
+def labels_table(rows: list[tuple[str, Scores]], worst: int | None = None) -> str | None:
     """Precision / recall / F1 of every label of the output's enum fields (means over runs),
-    one column per program; None when the output has no enum field."""
+    one column per program; None when the output has no enum field. With `worst`, only that
+    many labels, those with the lowest F1 in the last column (ties in the declared order),
+    and a line saying how many were left out."""
     summaries = [label_summary(s.label_tables()) for _, s in rows]
     if not summaries or not summaries[0]:
         return None
+    shown = list(range(len(summaries[0])))
+    if worst is not None and len(shown) > worst:
+        shown = sorted(sorted(shown, key=lambda i: summaries[-1][i]["f1"])[:worst])
     lines = [f"{'per label':<24}" + "".join(f"{name + ' P / R / F1':>26}" for name, _ in rows) + f"{'support':>9}"]
-    for i, first in enumerate(summaries[0]):
+    for i in shown:
+        first = summaries[0][i]
         cells = "".join(f"{'{precision:.3f} / {recall:.3f} / {f1:.3f}'.format(**s[i]):>26}" for s in summaries)
         lines.append(f"{first['field'] + '=' + first['label']:<24}{cells}{first['support']:>9}")
+    if len(shown) < len(summaries[0]):
+        lines.append(f"(the {len(shown)} labels with the lowest {rows[-1][0]} F1 of {len(summaries[0])}; "
+                     "report.html and the artifact have them all)")
     return "\n".join(lines)
 
 
@@ -60,6 +72,20 @@ def difference(untrained: Scores, trained: Scores) -> str | None:
     verdict = "more than" if abs(diff.mean) > 2 * diff.stderr else "within"
     return (f"trained - untrained: {diff.mean:+.3f} ± {diff.stderr:.3f} (paired over {diff.n} examples; "
             f"{verdict} two standard errors)")
+
+
+def baseline_lines(baselines: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The retriever alone on the test rows, per step that retrieves examples and answers a
+    label (training.baselines): majority vote and 1-nearest, and trained - vote, paired."""
+    lines = []
+    for b in baselines:
+        diff = b["trained_minus_vote"]
+        verdict = "more than" if abs(diff["mean"]) > 2 * diff["se"] else "within"
+        lines += [f"retrieval alone ({b['step']}, {b['field']}, k={b['k']}): vote of the retrieved labels "
+                  f"{b['vote']['mean']:.3f}, 1-nearest {b['nearest1']['mean']:.3f}",
+                  f"trained - vote: {diff['mean']:+.3f} ± {diff['se']:.3f} (paired over {diff['n']} examples; "
+                  f"{verdict} two standard errors)"]
+    return lines
 
 
 def epoch_lines(history: History) -> list[str]:
@@ -87,14 +113,16 @@ def event_lines(events: list[dict]) -> list[str]:
         switched = kept if isinstance(kept, bool) else kept != event.get("incumbent")
         lines.append(f"  epoch {event['epoch']} {event['optimizer']}: best candidate {diff['mean']:+.3f} "
                      f"± {diff['stderr']:.3f} against the current states (paired, n={diff['n']}): "
-                     + ("switched" if switched else "kept the current states"))
+                     + ("switched" if switched else "kept the current states")
+                     + (f" (refused: {event['refused']})" if event.get("refused") else ""))
     if events:
         lines.append("  (every comparison is in the artifact: training.optimizer_events)")
     return lines
 
 
 def usage_table(table: UsageTable) -> str:
-    """Calls, cache hits, failures, tokens and latency per step and per LM."""
+    """Calls, cache hits, failures, tokens and latency per step and per LM; and, when some step
+    runs were answered by their unanimous retrieved examples, how many (no call made)."""
     rows = [(f"step {k}", v) for k, v in table.steps.items()] + [(f"lm {k}", v) for k, v in table.lms.items()]
     if len(table.steps) > 1:
         rows.append(("total", table.total))
@@ -103,9 +131,13 @@ def usage_table(table: UsageTable) -> str:
         return "-" if value is None else f"{value * 1000:.0f}ms" if value < 10 else f"{value:.1f}s"
     lines = [f"{'LM usage':<{width}}{'calls':>7}{'cached':>8}{'failed':>8}{'tokens in':>11}{'tokens out':>12}"
              f"{'latency mean':>14}{'p50':>8}{'p95':>8}"]
+    cascade = any(s.cascaded for _, s in rows)
+    if cascade:
+        lines[0] += f"{'no call (cascade)':>19}"
     for label, s in rows:
         lines.append(f"{'  ' + label:<{width}}{s.calls:>7}{s.cache_hits:>8}{s.failures:>8}{s.prompt_tokens:>11}"
-                     f"{s.completion_tokens:>12}{ms(s.latency()):>14}{ms(s.latency(50)):>8}{ms(s.latency(95)):>8}")
+                     f"{s.completion_tokens:>12}{ms(s.latency()):>14}{ms(s.latency(50)):>8}{ms(s.latency(95)):>8}"
+                     + (f"{s.cascaded:>19}" if cascade else ""))
     if not rows:
         lines.append("  no LM calls")
     return "\n".join(lines)

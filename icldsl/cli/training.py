@@ -36,7 +36,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         fitted = fit(compiled, program=args.program, output=args.output, cache=cache, cache_mode=mode,
                      sign=args.sign, report=not args.no_report, restart=args.restart,
                      progress=ProgressLine(args.quiet), tracers=tracers, write=not to_stdout,
-                     on_trained=lambda report: _print_fit(report, train, started, say))
+                     on_trained=lambda report: _print_fit(report, train, started, say, args.quiet))
     signed = " (signed)" if fitted.signed else ""
     if fitted.path is None:
         sys.stdout.write(artifact.canonical(fitted.artifact))
@@ -51,8 +51,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_fit(report: FitReport, train: TrainSpec, started: float, say: Callable[..., None]) -> None:
-    """What `fit` prints once training is done: once the artifact is written, or before the fit refuses to write it."""
+def _print_fit(report: FitReport, train: TrainSpec, started: float, say: Callable[..., None],
+               quiet: bool = False) -> None:
+    """What `fit` prints once training is done: once the artifact is written, or before the fit refuses to write it
+    (with `quiet`, the per-label table only for the worst `tables.LABELS_SHOWN` labels)."""
     history = report.history
     say(f"\n{train.program}: {report.sizes['train']} train, {report.sizes['validation']} validation, "
           f"{report.sizes['test']} test examples; {history.epochs_run} of {train.epochs} epoch(s) in "
@@ -67,12 +69,15 @@ def _print_fit(report: FitReport, train: TrainSpec, started: float, say: Callabl
         say(line)
     say("\ntest set" + ("" if train.runs == 1 else f" ({train.runs} runs, mean ± std over runs)"))
     say(tables.scores_table([("untrained", report.untrained), ("trained", report.trained)]))
-    labels = tables.labels_table([("untrained", report.untrained), ("trained", report.trained)])
+    labels = tables.labels_table([("untrained", report.untrained), ("trained", report.trained)],
+                                 worst=tables.LABELS_SHOWN if quiet else None)
     if labels:
         say(labels)
     difference = tables.difference(report.untrained, report.trained)
     if difference:
         say(difference)
+    for line in tables.baseline_lines(report.baselines):
+        say(line)
     say("\n" + tables.usage_table(report.usage_table))
 
 

@@ -178,6 +178,12 @@ class Program:
             trace.steps[step.path] = StepRecord(merged, None, f"retrieving examples failed: {exc}", lm=step.lm)
             return None
         origins = tuple(d.origin for d in retrieved)
+        retrieval = self.states[step.path].retrieval
+        agreed = retrieval.unanimous(retrieved) if retrieval is not None and step.kind != "agent" else None
+        if agreed is not None and all(name in agreed.output for name in self._fields[step.answer_model]):
+            answer = dict(agreed.output)  # every retrieved example says the same: no LM call (cascade)
+            trace.steps[step.path] = StepRecord(merged, answer, None, lm=step.lm, retrieved=origins, cascaded=True)
+            return {name: answer[name] for name in self._fields[step.model]}
         meter = self.clients.connect(step.lm).at(Site(step.path, self.spec.name))
         try:
             if step.kind == "agent":
@@ -206,7 +212,8 @@ class Program:
             retrieved = await state.retrieval.select(inputs, self.embed)
             state = state.with_examples(state.examples + retrieved)
         tools = (self.tools() if tools is None else tools) if step.kind == "agent" else {}
-        return step_request(step, state, inputs, self.models[step.answer_model], self._lms[step.lm], tools), retrieved
+        return step_request(step, state, inputs, self.models[step.answer_model], self._lms[step.lm], tools,
+                            retrieved), retrieved
 
     def tools(self) -> dict[str, Tool]:
         """The program's tools, imported on first use (ToolError if one cannot be)."""

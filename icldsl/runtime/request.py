@@ -11,7 +11,7 @@ turn (think, then call a tool or finish), with its examples shown as finishing t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Union
+from typing import Any, Literal, Mapping, Sequence, Union
 
 from pydantic import BaseModel, Field, create_model
 
@@ -41,16 +41,68 @@ class StepRequest:
 
 
 def step_request(step: StepSpec, state: StepState, inputs: Mapping[str, Any], answer: type[BaseModel],
-                 lm: LMSpec, tools: Mapping[str, Tool]) -> StepRequest:
+                 lm: LMSpec, tools: Mapping[str, Tool], retrieved: Sequence[Demo] = ()) -> StepRequest:
     """The first request of `step` with `state` (retrieved examples already among its
     examples) for `inputs`; `answer` is the model of the step's answer, `tools` the
-    program's (read by an agent step only)."""
+    program's (read by an agent step only). `retrieved` are the examples retrieved for
+    `inputs`: with the state's retrieval `labels: "retrieved"`, each enum field of the
+    schema offers only their labels (`runtime.retrieval`)."""
     if step.kind == "agent":
         turn = turn_model(answer, tools)
         schema = turn.model_json_schema(by_alias=True)  # a new turn model each run: not cached
         return StepRequest(request(as_finish(state), schema, "agent_turn", inputs, lm), turn, "agent turn")
     schema = bounded_schema(answer, state.bounds)  # the bounds a fit took from the data, as maxLength
+    if state.retrieval is not None and state.retrieval.labels == "retrieved" and retrieved:
+        schema = only_labels(schema, retrieved)
     return StepRequest(request(state, schema, step.answer_model, inputs, lm), answer, step.answer_model)
+
+
+# (id(schema), labels per field) -> (schema, its restriction): one object per label set, so the
+# prompt's schema text is worked out once for it (`prompt.schema_text`); the base schema is kept
+# so its id stays its own.
+_RESTRICTED: dict[tuple[int, tuple], tuple[Mapping[str, Any], dict[str, Any]]] = {}
+_MAX_RESTRICTED = 4096
+
+
+def only_labels(schema: Mapping[str, Any], retrieved: Sequence[Demo]) -> Mapping[str, Any]:
+    """`schema` whose top-level enum fields offer only the labels `retrieved` carry, in the
+    declared order; a field none of them carries keeps its labels."""
+    fields = {}
+    for name, node in schema.get("properties", {}).items():
+        labels = _enum(node)
+        if labels is not None:
+            shown = {d.output.get(name) for d in retrieved}
+            kept = tuple(label for label in labels if label in shown)
+            if kept and len(kept) < len(labels):
+                fields[name] = kept
+    if not fields:
+        return schema
+    key = (id(schema), tuple(sorted(fields.items())))
+    entry = _RESTRICTED.get(key)
+    if entry is None or entry[0] is not schema:
+        if len(_RESTRICTED) >= _MAX_RESTRICTED:
+            _RESTRICTED.clear()
+        properties = {name: _with_enum(node, fields[name]) if name in fields else node
+                      for name, node in schema["properties"].items()}
+        entry = _RESTRICTED[key] = (schema, {**schema, "properties": properties})
+    return entry[1]
+
+
+def _enum(node: Mapping[str, Any]) -> list | None:
+    """The labels of an enum node, or of the enum in an optional's `anyOf`; None for other nodes."""
+    if isinstance(node.get("enum"), list):
+        return node["enum"]
+    for option in node.get("anyOf", ()):
+        if isinstance(option, dict) and isinstance(option.get("enum"), list):
+            return option["enum"]
+    return None
+
+
+def _with_enum(node: Mapping[str, Any], labels: tuple) -> dict[str, Any]:
+    if "enum" in node:
+        return {**node, "enum": list(labels)}
+    return {**node, "anyOf": [{**o, "enum": list(labels)} if isinstance(o, dict) and "enum" in o else o
+                              for o in node["anyOf"]]}
 
 
 def turn_model(output: type[BaseModel], tools: Mapping[str, Tool]) -> type[BaseModel]:

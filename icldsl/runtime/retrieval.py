@@ -21,6 +21,18 @@ Two retrievers:
 Order: the nearest example goes last, next to the input (`nearest_last`), or first
 (`nearest_first`). Ties in score go to the example earlier in the pool, so the
 choice is deterministic.
+
+Labels (`labels`): with `all` the step's answer schema is the same for every input;
+with `retrieved`, each enum field of the answer offers only the labels the retrieved
+examples carry (in the field's declared order), in the schema shown in the prompt and
+in the local grammar alike (`request.step_request` builds it). The rule for the other
+labels: they are not offered, so the step cannot answer a label none of its k nearest
+examples carries (the retriever's recall bounds its accuracy); a field none of the
+examples carries keeps all its labels.
+
+Cascade (`cascade`): when every retrieved example has the same output, the step
+answers that output without calling its LM; the trace marks the step's record as
+answered by retrieval (`StepRecord.cascaded`) and usage counts it apart from calls.
 """
 
 from __future__ import annotations
@@ -40,6 +52,7 @@ if TYPE_CHECKING:  # numpy is imported where an index is built or scored: checki
     import numpy as np
 
 ORDERS = ("nearest_last", "nearest_first")
+LABELS = ("all", "retrieved")
 LEXICAL = "bm25"
 
 _TOKEN = re.compile(r"\w+")
@@ -201,6 +214,8 @@ class Retrieval:
     pool: Pool
     k: int
     order: str = "nearest_last"
+    labels: str = "all"
+    cascade: bool = False
 
     async def select(self, inputs: Mapping[str, Any], embed: Embed) -> tuple[Demo, ...]:
         """The examples a call with `inputs` gets, in prompt order."""
@@ -211,18 +226,34 @@ class Retrieval:
             chosen = chosen[::-1]
         return tuple(self.pool.demos[int(i)] for i in chosen)
 
+    def unanimous(self, retrieved: Sequence[Demo]) -> Demo | None:
+        """With `cascade`, the example whose output every retrieved example shares (the
+        step answers it without its LM); None otherwise."""
+        if not self.cascade or not retrieved or any(d.output != retrieved[0].output for d in retrieved[1:]):
+            return None
+        return retrieved[0]
+
     def key(self) -> tuple:
-        """What tells two retrievals apart: k, order, the retriever and the pool's rows."""
-        return self.k, self.order, self.pool.index.kind, tuple(d.origin for d in self.pool.demos)
+        """What tells two retrievals apart: k, order, labels, cascade, the retriever and the pool's rows."""
+        return (self.k, self.order, self.labels, self.cascade, self.pool.index.kind,
+                tuple(d.origin for d in self.pool.demos))
 
     def to_json(self) -> dict[str, Any]:
-        return {"k": self.k, "order": self.order, **self.pool.to_json()}
+        doc: dict[str, Any] = {"k": self.k, "order": self.order}
+        if self.labels != "all":  # absent at their defaults, so artifacts without them keep their bytes
+            doc["labels"] = self.labels
+        if self.cascade:
+            doc["cascade"] = True
+        return {**doc, **self.pool.to_json()}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Retrieval":
         if data["order"] not in ORDERS:
             raise RetrievalError(f"unknown order {data['order']!r} (known: {', '.join(ORDERS)})")
-        return cls(Pool.from_json(data), int(data["k"]), data["order"])
+        labels = data.get("labels", "all")
+        if labels not in LABELS:
+            raise RetrievalError(f"unknown labels {labels!r} (known: {', '.join(LABELS)})")
+        return cls(Pool.from_json(data), int(data["k"]), data["order"], labels, bool(data.get("cascade", False)))
 
 
 def nearest(scores: np.ndarray, k: int) -> np.ndarray:

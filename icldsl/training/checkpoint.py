@@ -31,7 +31,8 @@ def _states(states: Mapping[str, StepState]) -> dict:
 
 def _table(data: Mapping[str, Any]) -> UsageTable:
     def stats(d: Mapping[str, int]) -> CallStats:
-        return CallStats(d["calls"], d["failures"], d["prompt_tokens"], d["completion_tokens"])
+        return CallStats(d["calls"], d["failures"], d["prompt_tokens"], d["completion_tokens"],
+                         cascaded=d.get("cascaded", 0))
     return UsageTable({k: stats(v) for k, v in data["steps"].items()}, {k: stats(v) for k, v in data["lms"].items()})
 
 

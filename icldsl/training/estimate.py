@@ -1,4 +1,5 @@
-"""Means with their spread: what a comparison of candidates reports."""
+"""Means with their spread: what a comparison of candidates reports, and the gate every
+switch of a fit's states passes (an optimizer's candidate, a new epoch's states)."""
 
 from __future__ import annotations
 
@@ -45,3 +46,24 @@ def beats(a: Sequence[float], b: Sequence[float], z: float = 1.0) -> bool:
     """Whether `a` beats `b` on the same examples by more than `z` standard errors of the difference."""
     diff = paired(a, b)
     return diff.mean > z * diff.stderr and diff.mean > 0
+
+
+# The fewest validation rows a switch may be decided on: below it, the standard error of a
+# paired difference is itself too uncertain to gate on (a rise of 2 rows of 12 looks like
+# 1.5 standard errors). Optimizers refuse to switch on fewer; the epoch checkpoint gates on
+# at least this many, and below it keeps an epoch that is strictly better (as before the gate).
+MIN_COMPARED = 30
+
+
+def refusal(a: Sequence[float], b: Sequence[float], z: float = 1.0, minimum: int = MIN_COMPARED) -> str | None:
+    """Why `a` may not replace `b` (scored on the same examples), or None when it may: it must
+    beat `b` by more than `z` standard errors of the paired difference (`beats`), on at
+    least `minimum` examples."""
+    diff = paired(a, b)
+    if not (diff.mean > z * diff.stderr and diff.mean > 0):
+        return (f"{diff.mean:+.3f} ± {diff.stderr:.3f} (paired, n={diff.n}) is not more than "
+                f"{'one standard error' if z == 1 else f'{z} standard errors'}")
+    if diff.n < minimum:
+        return (f"{diff.mean:+.3f} ± {diff.stderr:.3f} on {diff.n} validation rows, fewer than the "
+                f"{minimum} a switch needs (raise validation_split, or compare_on)")
+    return None

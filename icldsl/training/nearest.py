@@ -24,7 +24,7 @@ from ..datasets.base import Example
 from ..datasets.quality import input_key
 from ..runtime.demo import Demo
 from ..runtime.program import Program
-from ..runtime.retrieval import BM25, LEXICAL, ORDERS, Dense, Pool, Retrieval, query_text
+from ..runtime.retrieval import BM25, LABELS, LEXICAL, ORDERS, Dense, Pool, Retrieval, query_text
 from ..runtime.state import StepState
 from .context import Context
 from .optimizers import best_per_row, compare_candidates, labeled_fields, step_demo
@@ -40,7 +40,11 @@ class NearestFewShot:
 
     `k` is one count or the candidates to choose from on validation; `retriever` is
     `"bm25"` or the name of an `embedding` block; `order` puts the nearest example last
-    (next to the input) or first.
+    (next to the input) or first. `labels` is `"all"` (each enum field offers all its
+    labels) or `"retrieved"` (only those of the call's retrieved examples), or a list of
+    both to choose from on validation (every k with every choice); `cascade` lets a step
+    whose retrieved examples all have the same output answer it without an LM call
+    (`runtime.retrieval`).
     """
 
     k: tuple[int, ...] = (4, 8)
@@ -48,6 +52,8 @@ class NearestFewShot:
     order: str = "nearest_last"
     threshold: float = 1.0
     compare_on: int = 50
+    labels: tuple[str, ...] = ("all",)
+    cascade: bool = False
     resources: Resources = field(default_factory=Resources, repr=False)
 
     def __post_init__(self) -> None:
@@ -56,6 +62,11 @@ class NearestFewShot:
             raise ValueError(f"nearest_few_shot: k must be a whole number of at least 1, or a list of them, "
                              f"not {self.k!r}")
         object.__setattr__(self, "k", tuple(sorted(set(ks))))
+        labels = (self.labels,) if isinstance(self.labels, str) else tuple(self.labels)
+        if not labels or any(choice not in LABELS for choice in labels):
+            raise ValueError(f"nearest_few_shot: labels must be one of {', '.join(LABELS)}, or a list of them, "
+                             f"not {self.labels!r}")
+        object.__setattr__(self, "labels", tuple(dict.fromkeys(labels)))
         if self.order not in ORDERS:
             raise ValueError(f"nearest_few_shot: order must be one of {', '.join(ORDERS)}, not {self.order!r}")
         if self.retriever != LEXICAL and self.retriever not in self.resources.embeddings:
@@ -70,8 +81,9 @@ class NearestFewShot:
         return max(self.k)
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
-        """At most: each epoch scores the current states and one candidate per k on the compared examples."""
-        return epochs * (len(self.k) + 1) * min(validation, self.compare_on) * lm_steps
+        """At most: each epoch scores the current states and one candidate per k and labels choice on the
+        compared examples."""
+        return epochs * (len(self.k) * len(self.labels) + 1) * min(validation, self.compare_on) * lm_steps
 
     def needs_runs(self, program: Program, train: Sequence[Example]) -> bool:
         """Whether some step's pool comes from the program's runs (it cannot learn from the data alone)."""
@@ -93,15 +105,15 @@ class NearestFewShot:
             if unique:
                 pools[path] = Pool(unique, await self._index(unique))
         event = {"optimizer": "nearest_few_shot", "retriever": self.retriever, "order": self.order,
-                 "pools": described}
+                 **({"cascade": True} if self.cascade else {}), "pools": described}
         if not pools:
             ctx.note({**event, "kept": False, "reason": "every pool is empty: no training row has an answer for "
                                                         "a step, and no run reached the threshold"})
             return dict(states)
         candidates = [{**states, **{path: states[path].with_retrieval(Retrieval(pool, min(k, len(pool.demos)),
-                                                                                 self.order))
+                                                                                 self.order, labels, self.cascade))
                                     for path, pool in pools.items()}}
-                      for k in self.k]
+                      for k in self.k for labels in self.labels]
         return await compare_candidates(states, _distinct(candidates), ctx, event, compare_on=self.compare_on,
                                         empty="no candidate differs from the current states", describe=_describe)
 
@@ -148,4 +160,8 @@ def _distinct(candidates: list[dict[str, StepState]]) -> list[dict[str, StepStat
 
 
 def _describe(states: Mapping[str, StepState]) -> dict[str, Any]:
-    return {"k": {path: s.retrieval.k for path, s in sorted(states.items()) if s.retrieval is not None}}
+    retrievals = {path: s.retrieval for path, s in sorted(states.items()) if s.retrieval is not None}
+    described: dict[str, Any] = {"k": {path: r.k for path, r in retrievals.items()}}
+    if any(r.labels != "all" for r in retrievals.values()):
+        described["labels"] = {path: r.labels for path, r in retrievals.items()}
+    return described

@@ -24,7 +24,7 @@ from ..datasets.base import Example
 from ..runtime.program import Program
 from ..runtime.state import Demo, StepState
 from .context import Context
-from .estimate import Estimate, beats, paired
+from .estimate import Estimate, beats, paired, refusal
 from .records import Scored
 from .registry import SAMPLING
 
@@ -213,7 +213,8 @@ async def compare_candidates(states: Mapping[str, StepState], drawn: Sequence[di
     """Score candidate states and the current ones on the same validation examples (all, or
     `compare_on` picked by a hash of their origins, the same in every epoch), and return the
     best candidate only when it beats the current states by more than the standard error of
-    the paired difference. The comparison is noted either way, each candidate as `describe`
+    the paired difference, on at least `estimate.MIN_COMPARED` examples (a win on fewer is
+    noted as `refused`). The comparison is noted either way, each candidate as `describe`
     tells (default: the dataset rows its examples came from)."""
     drawn = [c for c in drawn if _key(c) != _key(states)]
     if not drawn:
@@ -231,11 +232,14 @@ async def compare_candidates(states: Mapping[str, StepState], drawn: Sequence[di
         evaluation = await ctx.evaluate(candidate, examples, f"{name}: candidate {i}/{len(drawn)}")
         scores.append([s.reward for s in evaluation.scored])
     best = max(range(len(drawn)), key=lambda i: Estimate.of(scores[i]).mean)
-    kept = bool(beats(scores[best], current))
+    refused = refusal(scores[best], current)
+    kept = refused is None
+    few = not kept and beats(scores[best], current)  # it won, on too few rows: say why it was refused
     ctx.note({
         **event, "compared_on": len(examples), "current": Estimate.of(current).to_json(),
         "candidates": [{**describe(c), **Estimate.of(s).to_json()} for c, s in zip(drawn, scores)],
         "best": best, "difference": paired(scores[best], current).to_json(), "kept": kept,
+        **({"refused": refused} if few else {}),
     })
     return drawn[best] if kept else dict(states)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..options import EMBEDDING_NAME, FIELDS, LM_NAME, AtLeast, Choice, Either, Function, Signature
-from ..runtime.retrieval import LEXICAL, ORDERS
+from ..runtime.retrieval import LABELS, LEXICAL, ORDERS
 from ..user_code import UserCodeError, locate
 
 # What a user's reward function may return.
@@ -96,10 +96,12 @@ OPTIMIZERS: Mapping[str, Function] = {
     "nearest_few_shot": Function(
         Signature(
             {"k": Either((AtLeast(int, 1), list[int])), "retriever": Either((Choice((LEXICAL,)), EMBEDDING_NAME)),
-             "order": Choice(ORDERS), "threshold": float, "compare_on": AtLeast(int, 30)},
+             "order": Choice(ORDERS), "threshold": float, "compare_on": AtLeast(int, 30),
+             "labels": Either((Choice(LABELS), list[str])), "cascade": bool},
             doc="each call gets the k examples of the step's pool nearest its input (bm25, or an embedding "
-                "model); k chosen on validation among the given counts, kept only when better by more than the "
-                "standard error",
+                "model); k (and `labels`: \"all\" or only the \"retrieved\" examples' labels in an enum, or a "
+                "list of both) chosen on validation, kept only when better by more than the standard error; "
+                "`cascade`: unanimous examples answer without an LM call",
         ),
         "icldsl.training.nearest:NearestFewShot",
         resources=True,

@@ -24,6 +24,7 @@ from ..lm.trace import Tracer
 from ..options import EMBEDDING_NAME, LM_NAME, Function
 from ..runtime import bounds
 from ..runtime.program import Program
+from .baselines import baselines
 from .chain import Chain
 from .checkpoint import CheckpointWriter, read_checkpoint
 from .context import Optimizer
@@ -109,6 +110,7 @@ class FitReport:
     usage: CallStats
     artifact: dict
     usage_table: UsageTable = dataclasses.field(default_factory=UsageTable)
+    baselines: tuple[dict[str, Any], ...] = ()  # the retriever alone on the test rows (training.baselines)
 
 
 def program_of(compiled: Compiled, name: str, clients: Mapping[str, LMClient] | None = None, *,
@@ -305,6 +307,7 @@ async def fit_compiled(
     table = untrained.usage_table + history.usage_table + trained.usage_table
     usage = table.total
     sizes = {"train": len(train_set), "validation": len(val_set), "test": len(data.test)}
+    retriever_alone = baselines(trained_program, trained.runs[-1].scored) if trained.runs else []
     by = table.to_json()  # counts only: cache hits and latencies would make the artifact differ between runs
     record = {
         "train": dataclasses.asdict(train),
@@ -312,6 +315,7 @@ async def fit_compiled(
                  "args": dict(compiled.data[train.data].args), "sizes": sizes, **data_check.to_json()},
         **history.to_json(),
         "scores": {"untrained": untrained.to_json(), "trained": trained.to_json()},
+        "baselines": retriever_alone,
         "total_usage": usage.to_json(),
         "usage_by_step": by["steps"],
         "usage_by_lm": by["lms"],
@@ -321,7 +325,7 @@ async def fit_compiled(
         record["trained_minus_untrained"] = {"mean": gain.mean, "se": float(gain.stderr), "n": gain.n}
     doc = freeze(trained_program, source_file=str(Path(compiled.source.name)),
                  source_sha256=compiled.source.sha256, training=record)
-    return FitReport(trained_program, history, untrained, trained, sizes, usage, doc, table)
+    return FitReport(trained_program, history, untrained, trained, sizes, usage, doc, table, tuple(retriever_alone))
 
 
 async def eval_compiled(

@@ -13,6 +13,7 @@ from ..runtime.program import Program
 from ..runtime.state import StepState
 from .checkpoint import Resume
 from .context import Context, Optimizer, learns_from_runs
+from .estimate import MIN_COMPARED, refusal
 from .history import Evaluation, History
 from .records import Scored
 from .resources import Resources
@@ -115,6 +116,19 @@ def _better(value: float, best: float, mode: str) -> bool:
     return value > best if mode == "max" else value < best
 
 
+def _epoch_refusal(monitor: str, mode: str, val: Evaluation | None, best: Evaluation | None) -> str | None:
+    """Why an epoch whose `val_reward` beats the best so far may still not replace it: the
+    optimizers' gate (`estimate.refusal`) on the two states' validation rewards, paired.
+    Other monitors, validation sets of fewer than `MIN_COMPARED` rows (whose standard
+    error means little; the optimizers refuse to switch on them) and a resumed fit's first
+    epochs (the best's predictions are not saved) need only be better."""
+    if monitor != "val_reward" or val is None or best is None or len(val.scored) != len(best.scored) \
+            or len(val.scored) < MIN_COMPARED:
+        return None
+    sign = 1.0 if mode == "max" else -1.0
+    return refusal([sign * s.reward for s in val.scored], [sign * s.reward for s in best.scored])
+
+
 class EpochEnd(Protocol):
     """A callback after each epoch: the epoch, its logs, the states it ended with,
     and the history so far (the CSV log and the checkpoint are such callbacks)."""
@@ -159,7 +173,10 @@ async def fit(
     false) proposes once per epoch instead, and no training metrics are logged,
     unless `monitor` is one of them. The validation set is scored before training and after
     every epoch; the states with the best `monitor` are kept, and the untrained
-    program stays unless an epoch strictly beats it. Training stops early after
+    program stays unless an epoch beats it: by more than the standard error of the paired
+    difference of their validation rewards when `monitor` is `val_reward` and validation
+    has at least `estimate.MIN_COMPARED` rows (the optimizers' gate; a refused epoch is
+    noted in the history's events), strictly otherwise. Training stops early after
     `patience` epochs without improvement, or when `budget` is spent (LM calls of
     the program, of rewards and of optimizers all count); the best states so far
     are kept either way. `resume` continues a fit from its last finished epoch.
@@ -223,7 +240,12 @@ async def fit(
             history.log(logs)
             history.epochs_run = epoch
             current = logs.get(monitor)
-            if current is not None and (best is None or _better(current, best, mode)):
+            refused = None if current is None or best is None or not _better(current, best, mode) else \
+                _epoch_refusal(monitor, mode, val, history.validation)
+            if refused is not None:
+                ctx.note({"optimizer": "epoch checkpoint", "kept": False,
+                          "reason": f"{monitor} {current:.3f} against the best {best:.3f}: {refused}"})
+            if current is not None and refused is None and (best is None or _better(current, best, mode)):
                 best, best_states, history.best_epoch, waited = current, states, epoch, 0
                 history.validation = val
             else:

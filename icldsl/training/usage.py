@@ -20,7 +20,8 @@ class CallStats:
     what the requests cost when they were made, so a re-run from the cache counts the
     same; `failures` counts step runs that called an LM and produced no output;
     `cache_hits` and `missing` (requests refused offline) depend on the cache, and
-    `latencies` (seconds of the requests that reached an LM) on the clock.
+    `latencies` (seconds of the requests that reached an LM) on the clock. `cascaded`
+    counts step runs answered by their unanimous retrieved examples, without a call.
     """
 
     calls: int = 0
@@ -30,6 +31,7 @@ class CallStats:
     cache_hits: int = 0
     missing: int = 0
     latencies: tuple[float, ...] = ()
+    cascaded: int = 0
 
     def __add__(self, other: "CallStats") -> "CallStats":
         return CallStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -37,7 +39,8 @@ class CallStats:
     @classmethod
     def of_record(cls, record: StepRecord) -> "CallStats":
         return cls(record.calls, int(record.calls > 0 and record.output is None), record.usage.prompt_tokens,
-                   record.usage.completion_tokens, record.cache_hits, record.missing, record.latencies)
+                   record.usage.completion_tokens, record.cache_hits, record.missing, record.latencies,
+                   int(record.cascaded))
 
     @classmethod
     def of_cost(cls, cost: CallCost) -> "CallStats":
@@ -62,9 +65,13 @@ class CallStats:
         return float(values.mean() if percentile is None else np.percentile(values, percentile))
 
     def to_json(self) -> dict[str, int]:
-        """The counts a re-run from the cache repeats exactly (for the artifact)."""
-        return {"calls": self.calls, "failures": self.failures, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens}
+        """The counts a re-run from the cache repeats exactly (for the artifact); `cascaded`
+        only when some step run was answered without a call."""
+        doc = {"calls": self.calls, "failures": self.failures, "prompt_tokens": self.prompt_tokens,
+               "completion_tokens": self.completion_tokens}
+        if self.cascaded:
+            doc["cascaded"] = self.cascaded
+        return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +83,9 @@ class UsageTable:
 
     @classmethod
     def of(cls, scored: Sequence[Scored]) -> "UsageTable":
-        """Usage of the step runs that called an LM, by step path and by LM."""
-        return cls.of_records((path, r) for s in scored for path, r in s.trace.steps.items() if r.calls)
+        """Usage of the step runs that called an LM or were answered by retrieval, by step path and by LM."""
+        return cls.of_records((path, r) for s in scored for path, r in s.trace.steps.items()
+                              if r.calls or r.cascaded)
 
     @classmethod
     def of_records(cls, records: Iterable[tuple[str, StepRecord]]) -> "UsageTable":

@@ -165,3 +165,35 @@ def test_fit_compiled_logs_metrics_and_per_label_scores(tmp_path) -> None:
     share = sum(s.example.y["label"] == "pos" for s in test_pos) / len(test_pos)
     assert record["scores"]["untrained"]["accuracy_mean"] == pytest.approx(share)
     assert (tmp_path / "ck.json").exists() and (tmp_path / "h.csv").exists()
+
+
+def gate_lm(with_examples: set[int]):
+    """Right without examples on questions 0-5, and with examples on `with_examples`."""
+    def answer(request) -> dict:
+        n = number(request)
+        shown = len(request.messages) > 2
+        return {"thinking": "t", "answer": n if n in (with_examples if shown else set(range(6))) else -1}
+    return answer
+
+
+@pytest.mark.parametrize("with_examples, kept", [
+    (set(range(2, 10)), False),  # 4 rows gained, 2 lost: +2 of 54 (0.111 -> 0.148), +0.037 ± 0.046
+    (set(range(8)), True),       # 2 gained, none lost: +0.037 ± 0.026
+])
+def test_the_epoch_checkpoint_keeps_an_epoch_only_past_the_paired_gate(with_examples, kept) -> None:
+    lm = ScriptedLM(gate_lm(with_examples))
+    trained, history = asyncio.run(fit(make_program(lm), examples(12), examples(54), reward,
+                                       RandomFewShot(nb_max_examples=2), epochs=1, batch_size=12,
+                                       rng=np.random.default_rng(0)))
+    assert history.initial["val_reward"] == pytest.approx(6 / 54)
+    assert history.history["val_reward"] == [pytest.approx(8 / 54)]
+    assert history.best_epoch == (1 if kept else 0)
+    assert bool(trained.states[PATH].examples) is kept
+    refusals = [e for e in history.events if e.get("optimizer") == "epoch checkpoint"]
+    if kept:
+        assert refusals == []
+    else:
+        (event,) = refusals
+        assert event["kept"] is False and event["reason"] == (
+            "val_reward 0.148 against the best 0.111: +0.037 ± 0.046 (paired, n=54) is not more than one "
+            "standard error")

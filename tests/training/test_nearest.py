@@ -175,7 +175,7 @@ def test_every_pool_empty_is_noted_and_nothing_changes(tmp_path: Path) -> None:
 def test_inputs_that_are_not_text_are_compared_by_their_json(tmp_path: Path) -> None:
     source = SOURCE.replace('model M {{ query: str "A message" }}',
                             'model M {{ query: str "A message"  urgent: bool "Now?" }}')
-    train = [{**r, "urgent": i % 2 == 0} for i, r in enumerate(rows(60))]
+    train = [{**r, "urgent": i % 2 == 0} for i, r in enumerate(rows(120))]  # 30 validation rows: enough to switch
     test = [{**r, "urgent": True} for r in rows(20, 500)]
     report = fit(write(tmp_path, "k: 2", train=train, test=test, source=source), ScriptedLM(follower))
     assert report.trained.mean == 1.0
@@ -234,3 +234,168 @@ def test_a_cached_refit_writes_the_same_bytes(tmp_path: Path) -> None:
         second = fit(write(tmp_path, "k: [1, 2]"), again, cache)
     assert again.requests == [] and artifact.canonical(first.artifact) == artifact.canonical(second.artifact)
     assert np.isclose(first.trained.mean, 1.0)
+
+
+# A tiny pool for the retriever-alone baselines and the restricted labels (bm25, by hand:
+# "red" is in three of four queries, every other word in one; all queries are two words long).
+POOL = [("red apple", "lock"), ("red car", "move"), ("red bus", "move"), ("green pear", "lock")]
+# query, truth, and what 3 nearest it retrieves (nearest first): vote, 1-nearest
+PROBES = [("red apple", "lock"),    # red apple L, red car M, red bus M: vote M (0), 1-nearest L (1)
+          ("red bus", "move"),      # red bus M, red apple L, red car M: vote M (1), 1-nearest M (1)
+          ("green apple", "lock"),  # red apple L, green pear L (tie: earlier first), red car M: L (1), L (1)
+          ("blue pear", "move")]    # green pear L, red apple L, red car M: vote L (0), 1-nearest L (0)
+
+
+def tiny_program(lm: ScriptedLM, k: int = 3, **retrieval):
+    from icldsl.runtime.retrieval import BM25, Pool, Retrieval
+    from icldsl.runtime.state import Demo
+    from icldsl.training.session import program_of
+
+    compiled = compile_source(Source("p.icl", SOURCE.format(options="", extra="")))
+    program = program_of(compiled, "p", {"small": lm})
+    demos = tuple(Demo({"query": q}, {"intent": i}, 1.0, f"pool:{n}") for n, (q, i) in enumerate(POOL))
+    pool = Pool(demos, BM25([q for q, _ in POOL]))
+    state = program.states["p/i"].with_retrieval(Retrieval(pool, k, **retrieval))
+    return program.with_states({"p/i": state})
+
+
+def score_probes(program):
+    from icldsl.datasets.base import Example
+    from icldsl.training.rewards import exact_match
+    from icldsl.training.trainer import evaluate
+
+    examples = [Example({"query": q}, {"intent": i}, f"t:{n}") for n, (q, i) in enumerate(PROBES)]
+    return asyncio.run(evaluate(program, examples, exact_match()))
+
+
+def test_the_retriever_alone_votes_and_takes_the_nearest_without_an_lm_call() -> None:
+    from icldsl.training.baselines import baselines, vote
+
+    lm = ScriptedLM(lambda r: {"intent": "move"})
+    program = tiny_program(lm)
+    evaluation = score_probes(program)
+    assert len(lm.requests) == 4  # the program's calls; the baselines make none
+    (found,) = baselines(program, evaluation.scored)
+    assert found["step"] == "p/i" and found["field"] == "intent" and found["k"] == 3
+    assert found["vote"]["mean"] == 0.5 and found["nearest1"]["mean"] == 0.75
+    # trained (always "move") [0, 1, 0, 1] - vote [0, 1, 1, 0]
+    diff = found["trained_minus_vote"]
+    assert diff["mean"] == 0.0 and diff["n"] == 4 and np.isclose(diff["se"], np.sqrt(2 / 3) / 2)
+    assert np.isclose(found["vote"]["se"], np.sqrt(1 / 3) / 2)
+    assert vote(["a", "b", "b", "a"]) == "a" and vote(["a", "b", "b"]) == "b" and vote([]) is None
+    assert len(lm.requests) == 4
+
+
+def test_fit_prints_and_stores_the_baselines(tmp_path: Path, capsys) -> None:
+    def half(request):  # follows its examples for `card` queries only
+        return follower(request) if last_input(request)["query"].startswith("card") else {"intent": "other"}
+
+    report = fit(write(tmp_path, "k: 2"), ScriptedLM(half))
+    (found,) = report.artifact["training"]["baselines"]
+    # every query's nearest examples share its word, so the retriever alone is always right
+    assert found["vote"] == {"mean": 1.0, "se": 0.0} and found["nearest1"]["mean"] == 1.0
+    assert found["trained_minus_vote"]["mean"] == -0.75 and found["trained_minus_vote"]["n"] == 40
+    from icldsl.cli import tables
+
+    lines = tables.baseline_lines(report.baselines)
+    assert lines == ["retrieval alone (p/i, intent, k=2): vote of the retrieved labels 1.000, 1-nearest 1.000",
+                     "trained - vote: -0.750 ± 0.069 (paired over 40 examples; more than two standard errors)"]
+    # `fit -q` shows only the worst labels (by the trained F1; ties in declared order)
+    table = tables.labels_table([("untrained", report.untrained), ("trained", report.trained)], worst=2).splitlines()
+    assert [line.split()[0] for line in table[1:3]] == ["intent=lock", "intent=money"]
+    assert table[3] == "(the 2 labels with the lowest trained F1 of 5; report.html and the artifact have them all)"
+    assert len(tables.labels_table([("trained", report.trained)]).splitlines()) == 6
+
+
+def test_retrieved_labels_restrict_the_enum_in_the_prompt_and_the_request() -> None:
+    lm = ScriptedLM(lambda r: {"intent": r.schema["properties"]["intent"]["enum"][0]})
+    program = tiny_program(lm, labels="retrieved")
+    evaluation = score_probes(program)
+    enums = [r.schema["properties"]["intent"]["enum"] for r in lm.requests]
+    by_query = {last_input(r)["query"]: e for r, e in zip(lm.requests, enums)}
+    assert by_query == {"red apple": ["lock", "move"], "red bus": ["lock", "move"], "green apple": ["lock", "move"],
+                        "blue pear": ["lock", "move"]}
+    system = lm.requests[0].messages[0].content
+    assert '"enum": ["lock", "move"]' in system and "plastic" not in system
+    assert [s.trace.output for s in evaluation.scored] == [{"intent": "lock"}] * 4
+    # k=1: one label, shown alone
+    lm = ScriptedLM(lambda r: {"intent": r.schema["properties"]["intent"]["enum"][0]})
+    score_probes(tiny_program(lm, k=1, labels="retrieved"))
+    assert [r.schema["properties"]["intent"]["enum"] for r in lm.requests] == [["lock"], ["move"], ["lock"], ["lock"]]
+
+
+def test_render_shows_the_retrieved_labels(tmp_path: Path, capsys) -> None:
+    report = fit(write(tmp_path, 'k: 2, labels: "retrieved"'), ScriptedLM(follower))
+    assert report.artifact["states"]["p/i"]["retrieval"]["labels"] == "retrieved"
+    path = artifact.write(tmp_path / "p.artifact.json", report.artifact)
+    assert cli.main(["render", str(tmp_path / "p.icl"), "--artifact", str(path),
+                     "--input", '{"query": "card 7"}']) == 0
+    out = capsys.readouterr().out
+    assert '"enum": ["plastic"]' in out and '"lock"' not in out.split("{\"query\"")[0]
+
+
+def test_a_cascade_answers_unanimous_examples_without_a_call() -> None:
+    lm = ScriptedLM(lambda r: {"intent": "other"})
+    program = tiny_program(lm, k=2, cascade=True)
+    evaluation = score_probes(program)
+    # 2 nearest: red apple L + red car M; red bus M + red apple L; red apple L + green pear L (unanimous);
+    # green pear L + red apple L (unanimous)
+    asked = [last_input(r)["query"] for r in lm.requests]
+    assert asked == ["red apple", "red bus"]
+    records = [s.trace.steps["p/i"] for s in evaluation.scored]
+    assert [r.cascaded for r in records] == [False, False, True, True]
+    assert [s.trace.output for s in evaluation.scored][2:] == [{"intent": "lock"}] * 2
+    from icldsl.training.usage import UsageTable
+
+    total = UsageTable.of(evaluation.scored).total
+    assert (total.calls, total.cascaded) == (2, 2) and total.to_json()["cascaded"] == 2
+
+
+def test_a_switch_on_fewer_validation_rows_than_the_minimum_is_refused(tmp_path: Path, capsys) -> None:
+    from icldsl.training.estimate import MIN_COMPARED
+
+    report = fit(write(tmp_path, "k: 2", train=rows(48)), ScriptedLM(follower))  # 12 validation rows
+    (event,) = report.history.events
+    assert event["compared_on"] == 12 < MIN_COMPARED and event["kept"] is False
+    assert event["difference"]["mean"] == 1.0  # it won by far, yet on too few rows
+    assert event["refused"] == ("+1.000 ± 0.000 on 12 validation rows, fewer than the 30 a switch needs "
+                                "(raise validation_split, or compare_on)")
+    assert "retrieval" not in report.artifact["states"]["p/i"] and report.trained.mean == 0.0
+    from icldsl.cli import tables
+
+    assert "kept the current states (refused: +1.000 ± 0.000 on 12 validation rows" in \
+        "\n".join(tables.event_lines(report.history.events))
+
+
+def test_labels_given_as_a_list_are_chosen_on_validation_with_each_k(tmp_path: Path) -> None:
+    lm = ScriptedLM(follower)
+    report = fit(write(tmp_path, 'k: [1, 2], labels: ["all", "retrieved"], cascade: true'), lm)
+    (event,) = report.history.events
+    assert [(c["k"]["p/i"], c.get("labels", {}).get("p/i", "all")) for c in event["candidates"]] == \
+        [(1, "all"), (1, "retrieved"), (2, "all"), (2, "retrieved")]
+    assert event["cascade"] is True and event["kept"] is True
+    # every query's nearest examples agree: the cascade answers all of them; the calls are the untrained
+    # program's (test, validation 0, the current states in the comparison)
+    assert len(lm.requests) == 40 + 30 + 30
+    usage = report.artifact["training"]["usage_by_step"]["p/i"]
+    assert usage["cascaded"] == 4 * 30 + 30 + 40 and report.trained.mean == 1.0
+    assert report.artifact["states"]["p/i"]["retrieval"]["cascade"] is True
+
+
+def test_only_labels_restricts_plain_and_optional_enums_and_keeps_the_rest() -> None:
+    from icldsl.runtime.request import only_labels
+    from icldsl.runtime.state import Demo
+
+    schema = {"properties": {
+        "a": {"enum": ["x", "y", "z"], "type": "string"},
+        "b": {"anyOf": [{"enum": ["p", "q"], "type": "string"}, {"type": "null"}], "default": None},
+        "c": {"type": "string"}, "d": {"enum": ["u", "v"], "type": "string"}}, "type": "object"}
+    shown = [Demo({}, {"a": "z", "b": "q", "c": "t", "d": "w"}, 1.0, "1"), Demo({}, {"a": "x", "b": None}, 1.0, "2")]
+    restricted = only_labels(schema, shown)
+    assert restricted["properties"]["a"] == {"enum": ["x", "z"], "type": "string"}  # the declared order
+    assert restricted["properties"]["b"]["anyOf"][0]["enum"] == ["q"] and restricted["properties"]["b"]["default"] is None
+    assert restricted["properties"]["c"] == schema["properties"]["c"]
+    assert restricted["properties"]["d"] == schema["properties"]["d"]  # no example carries one of its labels
+    assert schema["properties"]["a"]["enum"] == ["x", "y", "z"]  # the shared schema is left alone
+    assert only_labels(schema, shown) is restricted  # one object per label set
+    assert only_labels(schema, [Demo({}, {"a": "q"}, 1.0, "3")]) is schema

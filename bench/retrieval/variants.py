@@ -1,0 +1,103 @@
+"""Variants of a `nearest_few_shot` step scored on a file's test rows, through the LM cache.
+
+The pool is built as `icldsl fit` builds it (the training rows after the validation split,
+with their expected outputs); each variant sets k, order, labels and cascade, and is scored
+on the test rows with the retriever-alone baselines (`training.baselines`), the mean prompt
+tokens per LM call, the LM calls, the calls the cascade saved, and the paired difference
+from the first variant. No training: this is for
+comparing variants quickly; the figures that count come from `icldsl fit`.
+
+    python bench/retrieval/variants.py programs/intents.icl \\
+        "k=8" "k=8 labels=retrieved" "k=8 labels=retrieved cascade" "k=8 order=nearest_first"
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import sys
+
+import numpy as np
+
+from icldsl.compiler import compile_file
+from icldsl.lm.cache import LMCache, default_path
+from icldsl.runtime.retrieval import Retrieval
+from icldsl.training.baselines import baselines
+from icldsl.training.estimate import paired
+from icldsl.training.metrics import enum_fields
+from icldsl.training.nearest import NearestFewShot, _unique
+from icldsl.training.optimizers import labeled_fields
+from icldsl.training.session import load_data, make_reward, program_of, resources_of, split, train_block
+from icldsl.training.trainer import evaluate
+from icldsl.runtime.demo import Demo
+from icldsl.training.usage import UsageTable
+
+
+def parse_variant(text: str) -> dict:
+    variant = {}
+    for part in text.split():
+        key, _, value = part.partition("=")
+        variant[key] = int(value) if key == "k" else (value or True)
+    return variant
+
+
+async def main(args: argparse.Namespace) -> list[dict]:
+    compiled = compile_file(args.file)
+    train = train_block(compiled)
+    cache = LMCache(default_path())
+    program = program_of(compiled, train.program, cache=cache)
+    resources = resources_of(compiled, cache, "normal")
+    name, options = train.optimizers[0]
+    optimizer = NearestFewShot(**{k: v for k, v in options.items() if k in ("retriever", "compare_on")},
+                               resources=resources)
+    data = load_data(compiled, train, program)
+    train_rows, _ = split(data.train, train.validation_split, np.random.default_rng(train.seed))
+    reward = make_reward(train, resources)
+    results = []
+    try:
+        (path,) = [p for p in program.states if labeled_fields(program, train_rows, p)]
+        names, _ = labeled_fields(program, train_rows, path)
+        demos = _unique([Demo(dict(r.x), {f: r.y[f] for f in names}, 1.0, r.origin) for r in train_rows])
+        from icldsl.runtime.retrieval import Pool
+
+        pool = Pool(demos, await optimizer._index(demos))
+        for text in args.variants:
+            v = parse_variant(text)
+            if v.get("untrained"):
+                states = dict(program.states)
+            else:
+                retrieval = Retrieval(pool, v.get("k", 8), v.get("order", "nearest_last"), v.get("labels", "all"),
+                                      bool(v.get("cascade", False)))
+                states = {**program.states, path: program.states[path].with_retrieval(retrieval)}
+            evaluation = await evaluate(program.with_states(states), data.test, reward, concurrency=train.concurrency)
+            usage = UsageTable.of(evaluation.scored).total
+            base = baselines(program.with_states(states), evaluation.scored)
+            row = {"variant": text, "reward": evaluation.reward, "n": len(evaluation.scored),
+                   "calls": usage.calls, "cascaded": usage.cascaded,
+                   "prompt_tokens_per_call": usage.prompt_tokens / usage.calls if usage.calls else 0.0,
+                   "failures": evaluation.failures}
+            if base:
+                b = base[0]
+                row.update(vote=b["vote"]["mean"], nearest1=b["nearest1"]["mean"],
+                           trained_minus_vote=b["trained_minus_vote"]["mean"],
+                           trained_minus_vote_se=b["trained_minus_vote"]["se"])
+            rewards = [s.reward for s in evaluation.scored]
+            if results:  # paired against the first variant, on the same test rows
+                diff = paired(rewards, results[0]["rewards"])
+                row.update(minus_first=diff.mean, minus_first_se=diff.stderr)
+            row["rewards"] = rewards
+            results.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "rewards"}), flush=True)
+    finally:
+        await program.aclose()
+        await resources.aclose()
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("file")
+    parser.add_argument("variants", nargs="+", help='e.g. "k=8 labels=retrieved cascade", or "untrained"')
+    sys.exit(0 if asyncio.run(main(parser.parse_args())) else 1)
