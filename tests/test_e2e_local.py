@@ -71,27 +71,29 @@ def test_run_command_prints_validated_json(tmp_path, gsm8k_dir, monkeypatch, cap
 
 def test_the_quick_start_program_learns_retrieval_and_its_artifact_repeats_it(tmp_path, clinc150_dir, monkeypatch,
                                                                              capsys) -> None:
-    """programs/intents.icl on 3 queries per intent, with BM25 (the embedding model is tested elsewhere)."""
+    """programs/intents.icl on 4 queries per intent, with BM25 (the embedding model is tested elsewhere);
+    half of them validate, so the switch is decided on the 30 rows a switch needs (estimate.MIN_COMPARED)."""
     monkeypatch.setenv("ICLDSL_CLINC150_PATH", str(clinc150_dir))
     monkeypatch.chdir(tmp_path)
     text = (ROOT / "programs" / "intents.icl").read_text(encoding="utf-8")
-    for old, new in [("train_per_intent: 20, test_per_intent: 6", "train_per_intent: 3, test_per_intent: 1"),
-                     ("nearest_few_shot(k: [4, 8], retriever: minilm)", 'nearest_few_shot(k: 2, compare_on: 30)')]:
+    for old, new in [("train_per_intent: 20, test_per_intent: 6", "train_per_intent: 4, test_per_intent: 1"),
+                     ("nearest_few_shot(k: [4, 8], retriever: minilm)", 'nearest_few_shot(k: 2, compare_on: 30)'),
+                     ("concurrency 8", "concurrency 8\n    validation_split 0.5")]:
         assert old in text, f"programs/intents.icl no longer has {old!r}; update this test"
         text = text.replace(old, new)
     text = text.replace('embedding minilm = "local/all-minilm-l6-v2"\n', "")
     (tmp_path / "intents.icl").write_text(text, encoding="utf-8")
     assert main(["fit", "intents.icl", "--quiet", "--no-report"]) == 0
     out = capsys.readouterr().out
-    assert "36 train, 9 validation, 15 test examples" in out
+    assert "30 train, 30 validation, 15 test examples" in out
     doc = artifact.read(tmp_path / "banking.artifact.json")
     state = doc["states"]["banking/intent"]
     (event,) = doc["training"]["optimizer_events"]
-    assert event["pools"] == {"banking/intent": {"source": "data", "size": 36, "duplicates": 0}}
-    if event["kept"]:  # then every test prediction was made with the retrieved examples
-        assert state["retrieval"]["k"] == 2 and len(state["retrieval"]["examples"]) == 36
-    # 15 untrained test + 9 validation + (current, one candidate) x 9 + 9 validation + 15 trained test
-    assert doc["training"]["total_usage"]["calls"] == 15 + 9 + 2 * 9 + 9 + 15
+    assert event["pools"] == {"banking/intent": {"source": "data", "size": 30, "duplicates": 0}}
+    assert event["kept"], event  # every test prediction was made with the retrieved examples
+    assert state["retrieval"]["k"] == 2 and len(state["retrieval"]["examples"]) == 30
+    # 15 untrained test + 30 validation + (current, one candidate) x 30 + 30 validation + 15 trained test
+    assert doc["training"]["total_usage"]["calls"] == 15 + 30 + 2 * 30 + 30 + 15
 
     # The artifact, answered only from the fit's cache, scores what the trained program scored:
     # it sends exactly the requests that were scored.
