@@ -57,19 +57,32 @@ def write_atomic(path: str | Path, content: str | bytes) -> Path:
     return path
 
 
+def folder_problem(status: os.stat_result) -> str | None:
+    """Why files in the folder of this status (from lstat or fstat) might have been placed by
+    another user, as the end of a sentence naming the folder; None when only the user (or
+    root, who can do anything anyway) could have: the one rule of every cache's folder."""
+    if not stat.S_ISDIR(status.st_mode):
+        return "is not a folder (a symbolic link or a file)"
+    if status.st_uid not in (os.getuid(), 0):
+        return f"belongs to another user (uid {status.st_uid})"
+    if status.st_mode & 0o022:
+        return f"is writable by other users (mode {stat.S_IMODE(status.st_mode):o})"
+    return None
+
+
 def private_folder(path: str | Path) -> bool:
-    """Whether `path` is a folder only the user could have put files in: not a symbolic link,
-    owned by the user, and writable by no group or other user."""
+    """Whether `path` is a folder only the user could have put files in (`folder_problem`),
+    not a symbolic link."""
     try:
-        return _private(os.stat(path, follow_symlinks=False), stat.S_ISDIR)
+        return folder_problem(os.stat(path, follow_symlinks=False)) is None
     except OSError:
         return False
 
 
 def read_private(folder: str | Path, name: str, limit: int) -> bytes | None:
     """The bytes of the file `name` in `folder` when only the user could have placed it there
-    (folder and file owned by the user, writable by no one else, neither a symbolic link, the
-    file a regular file); None when it is missing, unreadable, larger than `limit`, or could
+    (the folder passes `folder_problem`; the file is a regular file of the user's, writable by
+    no one else; neither is a symbolic link); None when it is missing, unreadable, larger than `limit`, or could
     have been placed by someone else. For caches: what another user (or a repository) could
     have put in a shared folder is never read."""
     try:
@@ -77,12 +90,13 @@ def read_private(folder: str | Path, name: str, limit: int) -> bytes | None:
     except OSError:
         return None
     try:
-        if not _private(os.fstat(folder_fd), stat.S_ISDIR):
+        if folder_problem(os.fstat(folder_fd)) is not None:
             return None
         # O_NONBLOCK: opening a FIFO planted under the name returns at once (and is refused below).
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder_fd)
         with os.fdopen(fd, "rb") as f:
-            if not _private(os.fstat(f.fileno()), stat.S_ISREG):
+            status = os.fstat(f.fileno())
+            if not stat.S_ISREG(status.st_mode) or status.st_uid != os.getuid() or status.st_mode & 0o022:
                 return None
             data = f.read(limit + 1)
         return data if len(data) <= limit else None
@@ -90,10 +104,6 @@ def read_private(folder: str | Path, name: str, limit: int) -> bytes | None:
         return None
     finally:
         os.close(folder_fd)
-
-
-def _private(status: os.stat_result, kind) -> bool:
-    return kind(status.st_mode) and status.st_uid == os.getuid() and not status.st_mode & 0o022
 
 
 def read_limited(path: str | Path, limit: int) -> bytes:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 from ..errors import Error
-from ..paths import CACHE_DIR_ENV, cache_root
+from ..paths import CACHE_DIR_ENV, cache_root, folder_problem
 from .base import Embedder, LMClient, LMError, LMRequest, LMResponse, Usage
 
 log = logging.getLogger(__name__)
@@ -344,15 +344,12 @@ def _private(path: Path) -> None:
     if not hasattr(os, "getuid"):  # no POSIX owners (Windows): the folder's ACLs decide
         return
     folder = path.parent
-    status = os.stat(folder)
     move = f"use a folder of your own: set {CACHE_DIR_ENV}, or pass another path"
-    if status.st_uid not in (os.getuid(), 0):
-        raise CacheError(f"the LM cache folder {folder} belongs to another user (uid {status.st_uid}), who could "
-                         f"plant answers in it or read its prompts; {move}")
-    if status.st_mode & 0o022:
-        raise CacheError(f"the LM cache folder {folder} is writable by other users (mode "
-                         f"{stat.S_IMODE(status.st_mode):o}), who could plant answers in it; "
-                         f"run `chmod go-w {folder}`, or {move}")
+    problem = folder_problem(os.stat(folder))
+    if problem is not None:
+        fix = f"run `chmod go-w {folder}`, or {move}" if problem.startswith("is writable") else move
+        raise CacheError(f"the LM cache folder {folder} {problem}, so another user could plant answers in it "
+                         f"or read its prompts; {fix}")
     for name, create in ((path.name, True), *((path.name + s, False) for s in _SIDE_FILES)):
         flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
         try:
