@@ -19,17 +19,9 @@ from icldsl import predict
 from icldsl.cli import main
 from icldsl.errors import EXIT_BUSY
 from tests.loopback import LoopbackServer
-from tests.test_predict import label, lines, run_command, slow, write_artifact
+from tests.test_predict import lines, run_command, served, slow  # noqa: F401 (served: a fixture)
 
 ROW = json.dumps({"name": "a", "tags": []})
-
-
-@pytest.fixture
-def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.chdir(tmp_path)
-    with LoopbackServer(label) as server:
-        write_artifact(tmp_path / "t.artifact.json", [server.openai_url])
-        yield tmp_path, server
 
 
 def run(*extra: str) -> int:
