@@ -95,9 +95,13 @@ def markdown(parser: argparse.ArgumentParser | None = None) -> str:
 
 def main(argv: list[str]) -> int:
     """Write the page to the path given, or print it."""
+    command = argparse.ArgumentParser(prog="python -m icldsl.cli.reference",
+                                      description="Write the command-line reference page.")
+    command.add_argument("path", nargs="?", help="where to write it (docs/cli.md); else standard output")
+    path = command.parse_args(argv).path
     text = markdown()
-    if argv:
-        with open(argv[0], "w", encoding="utf-8") as out:
+    if path:
+        with open(path, "w", encoding="utf-8") as out:
             out.write(text)
     else:
         sys.stdout.write(text)
