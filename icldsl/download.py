@@ -8,6 +8,8 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,8 @@ def fetch(url: str, dest: Path, *, sha256: str | None = None, timeout: float = T
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out, httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as resp:
+        with (_failures(), os.fdopen(fd, "wb") as out,
+              httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as resp):
             resp.raise_for_status()
             for chunk in resp.iter_bytes():
                 digest.update(chunk)
@@ -42,10 +45,6 @@ def fetch(url: str, dest: Path, *, sha256: str | None = None, timeout: float = T
         if sha256 is not None and digest.hexdigest() != sha256:
             raise DownloadError(f"its sha256 is {digest.hexdigest()}, not the {sha256} expected")
         os.replace(tmp, dest)
-    except httpx.HTTPStatusError as exc:
-        raise DownloadError(f"HTTP {exc.response.status_code} {exc.response.reason_phrase}") from exc
-    except httpx.HTTPError as exc:
-        raise DownloadError(str(exc) or type(exc).__name__) from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -55,11 +54,20 @@ def get_text(url: str, *, accept: str, timeout: float = TIMEOUT) -> tuple[str, s
     """The body of a small page, its content type and its final URL (after redirects)."""
     import httpx
 
-    try:
+    with _failures():
         resp = httpx.get(url, headers={"Accept": accept}, timeout=timeout, follow_redirects=True)
         resp.raise_for_status()
+    return resp.text, resp.headers.get("content-type", ""), str(resp.url)
+
+
+@contextmanager
+def _failures() -> Iterator[None]:
+    """httpx's errors as DownloadError: the status of a refused request, else what failed."""
+    import httpx
+
+    try:
+        yield
     except httpx.HTTPStatusError as exc:
         raise DownloadError(f"HTTP {exc.response.status_code} {exc.response.reason_phrase}") from exc
     except httpx.HTTPError as exc:
         raise DownloadError(str(exc) or type(exc).__name__) from exc
-    return resp.text, resp.headers.get("content-type", ""), str(resp.url)
