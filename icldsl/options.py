@@ -192,6 +192,8 @@ def type_name(t: Any) -> str:
         return "a list of strings"
     if t == list[int]:
         return "a list of whole numbers, like [4, 8]"
+    if t == list[float | bool]:
+        return "a list of numbers or true/false, like [0.5, 1, false]"
     if t == dict[str, str]:
         return "a mapping of names to strings, like { a: \"x\" }"
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(t, str(t))
@@ -263,6 +265,10 @@ def matches(value: ir.Value, t: Any) -> bool:
     if t == list[int]:
         return isinstance(value, ir.ListValue) and bool(value.items) and all(
             isinstance(v, ir.Literal) and type(v.value) is int for v in value.items
+        )
+    if t == list[float | bool]:
+        return isinstance(value, ir.ListValue) and bool(value.items) and all(
+            isinstance(v, ir.Literal) and type(v.value) in (int, float, bool) for v in value.items
         )
     if t is FIELDS or t == list[str]:
         return isinstance(value, ir.ListValue) and all(

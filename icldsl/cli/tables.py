@@ -122,7 +122,7 @@ def event_lines(events: list[dict]) -> list[str]:
 
 def usage_table(table: UsageTable) -> str:
     """Calls, cache hits, failures, tokens and latency per step and per LM; and, when some step
-    runs were answered by their unanimous retrieved examples, how many (no call made)."""
+    runs were answered by the vote of their retrieved examples, how many (no call made)."""
     rows = [(f"step {k}", v) for k, v in table.steps.items()] + [(f"lm {k}", v) for k, v in table.lms.items()]
     if len(table.steps) > 1:
         rows.append(("total", table.total))

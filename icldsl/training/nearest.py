@@ -7,7 +7,7 @@ reached `threshold` (as `bootstrap_few_shot` learns). Rows with the same input (
 and white space folded) enter once, the first kept. Validation rows never enter a pool.
 
 At the end of each epoch one candidate per `k` (each step's k capped at its pool's
-size) is scored against the current states on the same validation examples, and the
+size), `labels` and `cascade` choice is scored against the current states on the same validation examples, and the
 best replaces them only when it wins by more than the standard error of the paired
 difference; every comparison is noted. See `runtime.retrieval` for how examples are
 found and ordered.
@@ -24,7 +24,8 @@ from ..datasets.base import Example
 from ..datasets.quality import input_key
 from ..runtime.demo import Demo
 from ..runtime.program import Program
-from ..runtime.retrieval import BM25, LABELS, LEXICAL, ORDERS, Dense, Pool, Retrieval, query_text
+from ..runtime.retrieval import (BM25, LABELS, LEXICAL, ORDERS, Dense, Pool, Retrieval, RetrievalError, cascade_json,
+                                 cascade_share, query_text)
 from ..runtime.state import StepState
 from .context import Context
 from .optimizers import best_per_row, compare_candidates, labeled_fields, step_demo
@@ -42,9 +43,11 @@ class NearestFewShot:
     `"bm25"` or the name of an `embedding` block; `order` puts the nearest example last
     (next to the input) or first. `labels` is `"all"` (each enum field offers all its
     labels) or `"retrieved"` (only those of the call's retrieved examples), or a list of
-    both to choose from on validation (every k with every choice); `cascade` lets a step
-    whose retrieved examples all have the same output answer it without an LM call
-    (`runtime.retrieval`).
+    both to choose from on validation (every k with every choice); `cascade` lets the vote
+    of a step's retrieved examples answer without an LM call when at least a share t of
+    them carry it: false (never), true (t = 1, unanimity), a number t in (0, 1], or a list
+    of these to choose from on validation (`runtime.retrieval`). Candidates are scored
+    with the lower share first, so a tie on validation goes to the one that calls less.
     """
 
     k: tuple[int, ...] = (4, 8)
@@ -53,7 +56,7 @@ class NearestFewShot:
     threshold: float = 1.0
     compare_on: int = 50
     labels: tuple[str, ...] = ("all",)
-    cascade: bool = False
+    cascade: tuple[float | None, ...] = (None,)
     resources: Resources = field(default_factory=Resources, repr=False)
 
     def __post_init__(self) -> None:
@@ -67,6 +70,15 @@ class NearestFewShot:
             raise ValueError(f"nearest_few_shot: labels must be one of {', '.join(LABELS)}, or a list of them, "
                              f"not {self.labels!r}")
         object.__setattr__(self, "labels", tuple(dict.fromkeys(labels)))
+        given = self.cascade if isinstance(self.cascade, (list, tuple)) else (self.cascade,)
+        try:
+            shares = {None if value is None else cascade_share(value) for value in given}
+        except RetrievalError:
+            shares = set()
+        if not given or not shares or any(isinstance(v, (list, tuple)) for v in given):
+            raise ValueError(f"nearest_few_shot: cascade must be true, false, a number above 0 and at most 1, "
+                             f"or a list of them, not {self.cascade!r}")
+        object.__setattr__(self, "cascade", tuple(sorted(shares, key=lambda t: 2.0 if t is None else t)))
         if self.order not in ORDERS:
             raise ValueError(f"nearest_few_shot: order must be one of {', '.join(ORDERS)}, not {self.order!r}")
         if self.retriever != LEXICAL and self.retriever not in self.resources.embeddings:
@@ -83,7 +95,8 @@ class NearestFewShot:
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
         """At most: each epoch scores the current states and one candidate per k and labels choice on the
         compared examples."""
-        return epochs * (len(self.k) * len(self.labels) + 1) * min(validation, self.compare_on) * lm_steps
+        return epochs * (len(self.k) * len(self.labels) * len(self.cascade) + 1) * min(validation, self.compare_on) \
+            * lm_steps
 
     def needs_runs(self, program: Program, train: Sequence[Example]) -> bool:
         """Whether some step's pool comes from the program's runs (it cannot learn from the data alone)."""
@@ -105,15 +118,15 @@ class NearestFewShot:
             if unique:
                 pools[path] = Pool(unique, await self._index(unique))
         event = {"optimizer": "nearest_few_shot", "retriever": self.retriever, "order": self.order,
-                 **({"cascade": True} if self.cascade else {}), "pools": described}
+                 **_cascade_event(self.cascade), "pools": described}
         if not pools:
             ctx.note({**event, "kept": False, "reason": "every pool is empty: no training row has an answer for "
                                                         "a step, and no run reached the threshold"})
             return dict(states)
         candidates = [{**states, **{path: states[path].with_retrieval(Retrieval(pool, min(k, len(pool.demos)),
-                                                                                 self.order, labels, self.cascade))
+                                                                                 self.order, labels, cascade))
                                     for path, pool in pools.items()}}
-                      for k in self.k for labels in self.labels]
+                      for k in self.k for labels in self.labels for cascade in self.cascade]
         return await compare_candidates(states, _distinct(candidates), ctx, event, compare_on=self.compare_on,
                                         empty="no candidate differs from the current states", describe=_describe)
 
@@ -164,4 +177,14 @@ def _describe(states: Mapping[str, StepState]) -> dict[str, Any]:
     described: dict[str, Any] = {"k": {path: r.k for path, r in retrievals.items()}}
     if any(r.labels != "all" for r in retrievals.values()):
         described["labels"] = {path: r.labels for path, r in retrievals.items()}
+    if any(r.cascade is not None for r in retrievals.values()):
+        described["cascade"] = {path: cascade_json(r.cascade) for path, r in retrievals.items()}
     return described
+
+
+def _cascade_event(shares: tuple[float | None, ...]) -> dict[str, Any]:
+    """The `cascade` option in a comparison's note: absent when off, else as written (a list when several)."""
+    if shares == (None,):
+        return {}
+    written = [cascade_json(t) for t in shares]
+    return {"cascade": written[0] if len(written) == 1 else written}

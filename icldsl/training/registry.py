@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..options import EMBEDDING_NAME, FIELDS, LM_NAME, AtLeast, Choice, Either, Function, Signature
+from ..options import EMBEDDING_NAME, FIELDS, LM_NAME, AtLeast, Choice, Either, Function, Signature, Within
 from ..runtime.retrieval import LABELS, LEXICAL, ORDERS
 from ..user_code import UserCodeError, locate
 
@@ -97,11 +97,13 @@ OPTIMIZERS: Mapping[str, Function] = {
         Signature(
             {"k": Either((AtLeast(int, 1), list[int])), "retriever": Either((Choice((LEXICAL,)), EMBEDDING_NAME)),
              "order": Choice(ORDERS), "threshold": float, "compare_on": AtLeast(int, 30),
-             "labels": Either((Choice(LABELS), list[str])), "cascade": bool},
+             "labels": Either((Choice(LABELS), list[str])),
+             "cascade": Either((bool, Within(float, 0, 1), list[float | bool]))},
             doc="each call gets the k examples of the step's pool nearest its input (bm25, or an embedding "
                 "model); k (and `labels`: \"all\" or only the \"retrieved\" examples' labels in an enum, or a "
                 "list of both) chosen on validation, kept only when better by more than the standard error; "
-                "`cascade`: unanimous examples answer without an LM call",
+                "`cascade`: the vote of the examples answers without an LM call when at least this share of them "
+                "carry it (true: all of them), or a list of shares to choose from on validation",
         ),
         "icldsl.training.nearest:NearestFewShot",
         resources=True,
