@@ -30,10 +30,11 @@ labels: they are not offered, so the step cannot answer a label none of its k ne
 examples carries (the retriever's recall bounds its accuracy); a field none of the
 examples carries keeps all its labels.
 
-Cascade (`cascade`, a share t in (0, 1]): when the output most of the retrieved
+Cascade (`cascade`, a share t from 0 to 1): when the output most of the retrieved
 examples carry (their vote; a tie goes to the output of the nearest tied example)
 is carried by at least t of them, the step answers it without calling its LM; t = 1
-is unanimity, and t at most 1/k makes every call a vote. Outputs are compared whole.
+is unanimity, and t = 0 (or any t at most 1/k) makes every call a vote. Outputs are
+compared whole.
 The trace marks the step's record as answered by retrieval (`StepRecord.cascaded`)
 and usage counts it apart from calls.
 """
@@ -268,14 +269,14 @@ class Retrieval:
 
 def cascade_share(value: bool | float) -> float | None:
     """The cascade's share of a `cascade` option or artifact value: false is none, true is 1
-    (unanimity), a number in (0, 1] itself."""
+    (unanimity), a number from 0 to 1 itself."""
     if value is False:
         return None
     if value is True:
         return 1.0
-    if isinstance(value, (int, float)) and 0 < value <= 1:
+    if isinstance(value, (int, float)) and 0 <= value <= 1:
         return float(value)
-    raise RetrievalError(f"cascade must be true, false or a number above 0 and at most 1, not {value!r}")
+    raise RetrievalError(f"cascade must be true, false or a number from 0 to 1, not {value!r}")
 
 
 def cascade_json(share: float | None) -> bool | float:

@@ -45,8 +45,8 @@ class NearestFewShot:
     labels) or `"retrieved"` (only those of the call's retrieved examples), or a list of
     both to choose from on validation (every k with every choice); `cascade` lets the vote
     of a step's retrieved examples answer without an LM call when at least a share t of
-    them carry it: false (never), true (t = 1, unanimity), a number t in (0, 1], or a list
-    of these to choose from on validation (`runtime.retrieval`). Candidates are scored
+    them carry it: false (never), true (t = 1, unanimity), a number t from 0 (every call)
+    to 1, or a list of these to choose from on validation (`runtime.retrieval`). Candidates are scored
     with the lower share first, so a tie on validation goes to the one that calls less.
     """
 
@@ -76,7 +76,7 @@ class NearestFewShot:
         except RetrievalError:
             shares = set()
         if not given or not shares or any(isinstance(v, (list, tuple)) for v in given):
-            raise ValueError(f"nearest_few_shot: cascade must be true, false, a number above 0 and at most 1, "
+            raise ValueError(f"nearest_few_shot: cascade must be true, false, a number from 0 to 1, "
                              f"or a list of them, not {self.cascade!r}")
         object.__setattr__(self, "cascade", tuple(sorted(shares, key=lambda t: 2.0 if t is None else t)))
         if self.order not in ORDERS:

@@ -103,7 +103,7 @@ OPTIMIZERS: Mapping[str, Function] = {
                 "model); k (and `labels`: \"all\" or only the \"retrieved\" examples' labels in an enum, or a "
                 "list of both) chosen on validation, kept only when better by more than the standard error; "
                 "`cascade`: the vote of the examples answers without an LM call when at least this share of them "
-                "carry it (true: all of them), or a list of shares to choose from on validation",
+                "carry it (true: all of them; 0: always), or a list of shares to choose from on validation",
         ),
         "icldsl.training.nearest:NearestFewShot",
         resources=True,

@@ -212,8 +212,7 @@ def test_an_embedding_retriever_embeds_each_text_once(tmp_path: Path, monkeypatc
     ('order: "middle"', 'must be one of "nearest_last", "nearest_first"'),
     ("k: [4, 0]", "k must be a whole number of at least 1"),
     ("compare_on: 10", "must be an integer of at least 30"),
-    ("cascade: 0", "cascade must be true, false, a number above 0 and at most 1"),
-    ("cascade: [0.5, 2]", "cascade must be true, false, a number above 0 and at most 1"),
+    ("cascade: [0.5, 2]", "cascade must be true, false, a number from 0 to 1, or a list of them"),
     ("cascade: 1.5", "must be true or false or a number from 0 to 1 or a list of numbers or true/false"),
 ])
 def test_bad_settings_get_a_message(tmp_path: Path, capsys, options: str, message: str) -> None:
@@ -358,7 +357,7 @@ def test_a_cascade_share_lets_the_vote_answer_when_enough_examples_carry_it() ->
     from icldsl.training.baselines import baselines
 
     # k = 3: each probe's vote is carried by 2 of its 3 examples (PROBES)
-    for share, calls in ((0.7, 4), (2 / 3, 0), (0.5, 0), (0.3, 0)):
+    for share, calls in ((0.7, 4), (2 / 3, 0), (0.5, 0), (0.3, 0), (0.0, 0)):
         lm = ScriptedLM(lambda r: {"intent": "other"})
         evaluation = score_probes(tiny_program(lm, k=3, cascade=share))
         assert len(lm.requests) == calls
@@ -386,7 +385,7 @@ def test_a_cascade_share_round_trips_and_true_keeps_its_bytes() -> None:
     assert "cascade" not in Retrieval(retrieval.pool, 2).to_json()
     assert Retrieval.from_json({**doc, "cascade": False}).cascade is None
     with pytest.raises(RetrievalError, match="cascade must be"):
-        cascade_share(0)
+        cascade_share(1.5)
 
 
 def test_cascade_shares_are_chosen_on_validation_with_ties_to_the_fewest_calls(tmp_path: Path) -> None:
