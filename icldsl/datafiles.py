@@ -14,15 +14,15 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from . import ir
-from .checker import _first, _output_model
+from .language import ir
+from .language.checker import _first, _output_model
 from .datasets import LOADERS
 from .datasets.files import FORMATS
 from .datasets.peek import Peek, peek
 from .datasets.rows import resolve
-from .diagnostics import Diagnostic, Fix, Suggestion, did_you_mean
-from .options import Signature, bind
-from .source import Span
+from .language.diagnostics import Diagnostic, Fix, Suggestion, did_you_mean
+from .language.options import Signature, bind
+from .language.source import Span
 
 MAX_ENTRIES = 5000  # names of a folder compared with a missing file's
 SHOWN_COLUMNS = 8  # columns listed in a message

@@ -15,7 +15,7 @@ import os
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..specs import EmbeddingSpec, LMSpec
+from ..language.specs import EmbeddingSpec, LMSpec
 from .base import Embedder, LMClient, LMError, LMRequest, LMResponse
 from .cache import CachedClient, CachedEmbedder, CacheMiss, LMCache, Mode, was_cached
 from .fallback import FallbackClient

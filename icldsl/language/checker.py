@@ -16,15 +16,15 @@ from collections import Counter
 from typing import Iterable, Mapping
 
 from . import ir
-from .datasets import LOADERS
+from ..datasets import LOADERS
 from .diagnostics import CheckError, Sink, did_you_mean
-from .lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
+from ..lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
 from .parser import MAX_DEPTH
 from .patterns import pattern_problem
 from .options import (EMBEDDING_NAME, FIELDS, LM_NAME, MAX_CONCURRENCY, Choice, Either, Signature, Within, bind,
                       expected_found, matches, names_a, to_python, type_name, url_secrets)
 from .specs import TRAIN_SETTINGS
-from .training.registry import OPTIMIZERS, REWARDS
+from ..training.registry import OPTIMIZERS, REWARDS
 
 BUDGET_KEYS = ("calls", "tokens")
 REPEATABLE = ("optimizer",)  # several optimizer lines chain
