@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 
 from ..language import ir
-from ..language.checker import BUDGET_KEYS, CONSTRAINTS, MODES, monitors
+from ..language.checker.models import CONSTRAINTS
+from ..language.checker.training import BUDGET_KEYS, MODES, monitors
 from ..datasets import LOADERS
 from ..language.formatter import type_text
 from ..language.options import EMBEDDING_NAME, LM_NAME, Choice, Signature, type_name
