@@ -32,7 +32,8 @@ data clinc = clinc150(train_per_intent: 10, test_per_intent: 2)
 
 train assistant on clinc {
     reward           exact_match()
-    optimizer        nearest_few_shot(k: 8, retriever: minilm, labels: "retrieved", cascade: [0, 0.5, 0.75, 1, false])
+    // compare_on: every validation row (150), so the cascade's share is not chosen on a sample
+    optimizer        nearest_few_shot(k: 8, retriever: minilm, labels: "retrieved", cascade: [0, 0.5, 0.75, 1, false], compare_on: 150)
     validation_split 0.1
     concurrency      8
 }

@@ -3,6 +3,7 @@ epochs, optimizer comparisons and LM usage."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
@@ -81,7 +82,8 @@ def baseline_lines(baselines: Sequence[Mapping[str, Any]]) -> list[str]:
     for b in baselines:
         diff = b["trained_minus_vote"]
         verdict = "more than" if abs(diff["mean"]) > 2 * diff["se"] else "within"
-        lines += [f"retrieval alone ({b['step']}, {b['field']}, k={b['k']}): vote of the retrieved labels "
+        cascade = f", cascade {json.dumps(b['cascade'])}" if "cascade" in b else ""
+        lines += [f"retrieval alone ({b['step']}, {b['field']}, k={b['k']}{cascade}): vote of the retrieved labels "
                   f"{b['vote']['mean']:.3f}, 1-nearest {b['nearest1']['mean']:.3f}",
                   f"trained - vote: {diff['mean']:+.3f} ± {diff['se']:.3f} (paired over {diff['n']} examples; "
                   f"{verdict} two standard errors)"]

@@ -396,6 +396,11 @@ def test_cascade_shares_are_chosen_on_validation_with_ties_to_the_fewest_calls(t
     assert [c.get("cascade", {}).get("p/i", False) for c in event["candidates"]] == [0.5, True, False]
     assert [c["mean"] for c in event["candidates"]] == [1.0, 1.0, 1.0] and event["best"] == 0
     assert report.artifact["states"]["p/i"]["retrieval"]["cascade"] == 0.5
+    from icldsl.cli import tables
+
+    (found,) = report.artifact["training"]["baselines"]
+    assert found["cascade"] == 0.5 and found["trained_minus_vote"]["mean"] == 0.0
+    assert tables.baseline_lines(report.baselines)[0].startswith("retrieval alone (p/i, intent, k=2, cascade 0.5): ")
     # calls: untrained test 40, validation 30, the current states 30, the candidate without cascade 30
     assert len(lm.requests) == 40 + 30 + 30 + 30
 
