@@ -3,13 +3,13 @@ warns when its source has changed, names the dataset row of every learned exampl
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl import artifact
 from icldsl.cli import main
 from icldsl.diagnostics import CheckError
@@ -17,7 +17,6 @@ from icldsl.compiler import compile_file, compile_source
 from icldsl.runtime.program import Program
 from icldsl.runtime.state import Demo
 from icldsl.source import Source
-from icldsl.training.session import fit_compiled
 from tests.scripted import ScriptedLM, last_input
 
 SOURCE = """
@@ -237,7 +236,7 @@ train p on sums { reward exact_match(in_mask: ["answer"])  optimizer random_few_
         a, b = last_input(request)["question"].split("+")
         return {"thinking": "", "answer": float(a) + float(b) if len(request.messages) > 2 else -1.0, "kind": "a"}
 
-    report = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"solver": ScriptedLM(answer)}))
+    report = icldsl.fit(compiled, clients={"solver": ScriptedLM(answer)}, write=False, report=False).report
     examples = report.artifact["states"]["p/a"]["examples"]
     assert examples and all(re.fullmatch(r"sums:rows\.jsonl:\d+", e["origin"]) for e in examples)
     for example in examples:  # the row its origin names is the one it was made from

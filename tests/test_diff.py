@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl import artifact
 from icldsl.cli import main
 from icldsl.compiler import compile_file
 from icldsl.diff import diff_docs
-from icldsl.training.session import fit_compiled
 from tests.scripted import ScriptedLM, last_input
 
 FILE = """
@@ -44,8 +43,8 @@ def fitted(tmp_path: Path, name: str, *, replace: tuple[str, str] = ("", ""), an
     source = tmp_path / f"{name}.icl"
     source.write_text(FILE.replace(*replace), encoding="utf-8")
     compiled = compile_file(source)
-    report = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"solver": ScriptedLM(answer)}))
-    return artifact.write(tmp_path / f"{name}.artifact.json", report.artifact)
+    return icldsl.fit(compiled, output=tmp_path / f"{name}.artifact.json", clients={"solver": ScriptedLM(answer)},
+                      report=False).path
 
 
 def rewritten(tmp_path: Path, doc: dict, name: str) -> Path:

@@ -14,12 +14,13 @@ from typing import Any, Callable, Mapping
 
 import pytest
 
+import icldsl
 from icldsl import artifact
 from icldsl.compiler import compile_file
 from icldsl.lm.base import LMRequest
 from icldsl.lm.cache import LMCache
 from icldsl.runtime.state import Demo
-from icldsl.training.session import eval_compiled, fit_compiled, load_data, program_of
+from icldsl.training.session import eval_compiled, load_data, program_of
 from tests.schema_faker import fake
 from tests.scripted import ScriptedLM, last_input
 
@@ -101,8 +102,8 @@ def test_fit_then_eval_of_the_artifact_offline_makes_no_call_and_repeats_the_tra
     data = load_data(compiled, train, program_of(compiled, train.program))
     lm = ScriptedLM(learner(data.train + data.test))
     with LMCache(tmp_path / "lm.sqlite3") as cache:
-        report = asyncio.run(fit_compiled(compiled, train, clients={name: lm for name in compiled.lms},
-                                          cache=cache, cache_mode="normal"))
+        report = icldsl.fit(compiled, clients={name: lm for name in compiled.lms}, cache=cache, write=False,
+                            report=False).report
     out = artifact.write(tmp_path / "p.artifact.json", report.artifact)
     assert lm.requests and report.usage.missing == 0
     if path.stem != "support":  # its reward reads only the frozen route: no epoch can beat the untrained program

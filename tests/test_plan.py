@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl.cli import main
 from icldsl.compiler import compile_file, compile_source
 from icldsl.datasets.base import DataError
@@ -21,7 +22,6 @@ from icldsl.plan import plan_compiled
 from icldsl.runtime import prompt
 from icldsl.source import Source
 from icldsl.training import registry
-from icldsl.training.session import fit_compiled
 from tests.loopback import LoopbackServer
 from tests.schema_faker import fake
 from tests.scripted import ScriptedLM, last_input
@@ -100,7 +100,7 @@ def comparing(monkeypatch) -> list:
 def fit_calls(compiled, answer) -> tuple[ScriptedLM, object]:
     lm = ScriptedLM(answer)
     clients = {name: lm for name in compiled.lms}
-    report = asyncio.run(fit_compiled(compiled, compiled.train(), clients=clients))
+    report = icldsl.fit(compiled, clients=clients, write=False, report=False).report
     return lm, report
 
 

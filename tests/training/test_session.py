@@ -17,7 +17,7 @@ from icldsl.compiler import compile_source
 from icldsl.lm import http
 from icldsl.lm.base import LMResponse, Usage
 from icldsl.source import Source
-from icldsl.training.session import eval_compiled, fit_compiled, program_of
+from icldsl.training.session import eval_compiled, program_of
 from tests.loopback import LoopbackServer
 
 SHARED = """
@@ -94,7 +94,7 @@ def test_an_lm_used_by_a_step_and_by_its_judge_keeps_one_rate_and_one_concurrenc
     with LoopbackServer(reply) as server:
         compiled = compiled_in(tmp_path, "openai/x", f'base_url: "{server.openai_url}", rpm: {rpm}, '
                                                      f'max_concurrency: {slots}, max_retries: 0')
-        report = asyncio.run(fit_compiled(compiled, compiled.train()))
+        report = icldsl.fit(compiled, write=False, report=False).report
         judged = [r for r in server.requests if "You grade" in r.messages[0]["content"]]
     assert report.trained.mean == 1.0 and judged and len(judged) < len(server.requests)
     assert len(limiters) == 1  # one client for lm `m`: the program's, which the judge uses too
@@ -131,7 +131,7 @@ def fake_local(monkeypatch: pytest.MonkeyPatch) -> list[FakeLocal]:
 
 def test_a_local_model_used_by_a_step_and_by_its_judge_is_built_once(tmp_path: Path, fake_local) -> None:
     compiled = compiled_in(tmp_path, "local/smollm2-135m", "n_parallel: 2")
-    report = asyncio.run(fit_compiled(compiled, compiled.train()))
+    report = icldsl.fit(compiled, write=False, report=False).report
     assert report.trained.mean == 1.0
     assert len(fake_local) == 1 and fake_local[0].closed  # built once, closed once the fit ended
 
