@@ -23,14 +23,14 @@ __version__ = "0.1.0"
 # Public name -> the module that defines it.
 _EXPORTS = {
     # a .icl file: checked, compiled, trained
-    "check": "compiling", "Checked": "compiling", "Diagnostic": "diagnostics", "compile": "compiling",
+    "check": "compiling", "Checked": "compiling", "Diagnostic": "language.diagnostics", "compile": "compiling",
     "fit": "fitting", "afit": "fitting", "Fitted": "fitting",
     # an artifact, loaded and called
     "load": "artifact", "Program": "runtime.program", "Prediction": "runtime.program",
     # what the functions above take
     "LMCache": "lm.cache", "JSONLTrace": "lm.trace", "OTelTrace": "lm.trace",
     # what they raise (all but the warning under `Error`)
-    "CheckError": "diagnostics", "NoProgram": "compiling", "NoTrainBlock": "training.session",
+    "CheckError": "language.diagnostics", "NoProgram": "compiling", "NoTrainBlock": "training.session",
     "DataError": "datasets.base", "LMConfigError": "lm.base", "CallsMissing": "fitting",
     "FitFailed": "training.session", "ArtifactError": "artifact", "StaleArtifactWarning": "artifact",
     "InvalidInput": "runtime.program", "PredictionError": "runtime.program", "ToolError": "runtime.tools",

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .compiler import compile_source
-from .diagnostics import JSON_VERSION, CheckError, Diagnostic, render_all, render_concise, sort_key, to_json
+from .language.compiler import compile_source
+from .language.diagnostics import JSON_VERSION, CheckError, Diagnostic, render_all, render_concise, sort_key, to_json
 from .errors import Error
-from .source import Source
+from .language.source import Source
 
 TYPE_CHECKING = False  # `icldsl check` runs this module and must not load the runtime (tests/test_startup.py)
 if TYPE_CHECKING:

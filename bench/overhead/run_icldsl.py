@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import icldsl  # noqa: E402
-from icldsl.compiler import compile_file  # noqa: E402
+from icldsl.language.compiler import compile_file  # noqa: E402
 from icldsl.training.session import load_data, make_reward, program_of, resources_of  # noqa: E402
 from icldsl.training.trainer import evaluate  # noqa: E402
 from worker import serve  # noqa: E402

@@ -24,7 +24,7 @@ sys.path.insert(0, os.environ.get("ICLDSL_BENCH_SOURCE") or str(Path(__file__).r
 sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "training"))
 
 import icldsl  # noqa: E402
-from icldsl.compiler import compile_file  # noqa: E402
+from icldsl.language.compiler import compile_file  # noqa: E402
 from icldsl.lm.cache import LMCache  # noqa: E402
 from icldsl.training.session import fit_compiled  # noqa: E402
 from worker import Phases, main, write_icl_task  # noqa: E402

@@ -18,7 +18,7 @@ sys.path.insert(0, os.environ.get("ICLDSL_BENCH_SOURCE") or str(Path(__file__).r
 sys.path.insert(1, str(Path(__file__).resolve().parent))
 
 import icldsl  # noqa: E402
-from icldsl.compiler import compile_file  # noqa: E402
+from icldsl.language.compiler import compile_file  # noqa: E402
 from icldsl.training.session import fit_compiled  # noqa: E402
 from worker import Phases, main, write_icl_task  # noqa: E402
 

@@ -7,7 +7,7 @@ import difflib
 import sys
 from pathlib import Path
 
-from ..diagnostics import CheckError, render_github
+from ..language.diagnostics import CheckError, render_github
 from ..errors import EXIT_INPUT, EXIT_OK
 from .console import STDIN, Failure, err, print_diagnostics, read_source, stdin_once
 
@@ -37,7 +37,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_fmt(args: argparse.Namespace) -> int:
     """Files are rewritten in place; `-` is read from standard input and, formatted, written
     to standard output (as is, when it is already formatted)."""
-    from ..formatter import format_source  # here: `check` does without it
+    from ..language.formatter import format_source  # here: `check` does without it
 
     stdin_once(**{f"FILE {i + 1}": path for i, path in enumerate(args.files)})
     changed = []

@@ -12,10 +12,10 @@ import pytest
 
 import icldsl
 from icldsl import artifact, cli
-from icldsl.compiler import compile_source
+from icldsl.language.compiler import compile_source
 from icldsl.diff import diff_docs, format_diff
 from icldsl.lm.cache import LMCache
-from icldsl.source import Source
+from icldsl.language.source import Source
 from tests.scripted import ScriptedLM, last_input
 
 # Queries `<word> <n>`; the intent is the word's. The scripted model answers an input with
