@@ -18,7 +18,7 @@ from .language.diagnostics import JSON_VERSION, CheckError, Diagnostic, render_a
 from .errors import Error
 from .language.source import Source
 
-TYPE_CHECKING = False  # `icldsl check` runs this module and must not load the runtime (tests/test_startup.py)
+TYPE_CHECKING = False  # `icldsl check` runs this module and must not load the runtime (tests/cli/test_startup.py)
 if TYPE_CHECKING:
     from .lm.base import LMClient
     from .lm.cache import LMCache, Mode

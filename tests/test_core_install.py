@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.loopback import LoopbackServer
-from tests.test_cli import PROGRAM, answer_with_examples_only
+from tests.cli.test_cli import PROGRAM, answer_with_examples_only
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ import icldsl
 from icldsl import artifact
 from icldsl.cli import main
 from icldsl.lm.cache import LMCache, default_path
-from tests.test_cli import project  # noqa: F401  (the fixture)
+from tests.cli.test_cli import project  # noqa: F401  (the fixture)
 
 
 def test_fit_from_python_writes_what_the_command_writes(project, monkeypatch) -> None:  # noqa: F811

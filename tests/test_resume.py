@@ -19,7 +19,7 @@ import pytest
 
 from icldsl.lm.cache import LMCache
 from tests.loopback import LoopbackServer, Reply, Request, openai_reply
-from tests.test_cli import PROGRAM, ROOT, answer_with_examples_only
+from tests.cli.test_cli import PROGRAM, ROOT, answer_with_examples_only
 
 INTERRUPT_AT = 14  # of the 35 requests an uninterrupted fit makes
 

@@ -13,7 +13,7 @@ from icldsl import artifact
 from icldsl.cli import main, tables
 from tests.loopback import LoopbackServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GSM8K_ICL = ROOT / "programs" / "gsm8k.icl"
 
 

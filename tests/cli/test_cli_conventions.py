@@ -26,7 +26,7 @@ from icldsl.language.compiler import compile_file
 from icldsl.errors import EXIT_CLOSED_PIPE
 from icldsl.training.session import fit_compiled
 from tests.scripted import ScriptedLM
-from tests.test_cli import GSM8K_ICL, ROOT, project  # noqa: F401 - a fixture
+from tests.cli.test_cli import GSM8K_ICL, ROOT, project  # noqa: F401 - a fixture
 
 BAD = "model A {\n    x: strr\n}\n"
 

@@ -12,7 +12,7 @@ from icldsl import artifact
 from icldsl.cli import main
 from icldsl.lm.cache import LMCache, default_path
 from tests.loopback import LoopbackServer
-from tests.test_cli import PROGRAM, answer_with_examples_only, run_cli
+from tests.cli.test_cli import PROGRAM, answer_with_examples_only, run_cli
 
 # 4 test (untrained) + 3 val + 2 epochs x (9 train + 3 val) + 4 test (trained), no two alike
 CALLS = 35
