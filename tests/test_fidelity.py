@@ -21,6 +21,7 @@ from icldsl.lm.base import LMRequest
 from icldsl.lm.cache import LMCache
 from icldsl.runtime.state import Demo
 from icldsl.training.session import eval_compiled, load_data, program_of
+from tests.fakes import Unreachable
 from tests.schema_faker import fake
 from tests.scripted import ScriptedLM, last_input
 
@@ -64,18 +65,6 @@ def learner(examples) -> Callable[[LMRequest], Any]:
         return value
 
     return answer
-
-
-class Unreachable:
-    """A client that must not be called: offline, the cache answers or the call is missing."""
-
-    name = ScriptedLM.name  # the cache keys calls by the client's model name
-
-    async def complete(self, request: LMRequest):
-        raise AssertionError("an LM call reached the client in offline mode")
-
-    async def aclose(self) -> None:
-        pass
 
 
 def trained(path: Path) -> bool:

@@ -23,7 +23,7 @@ from icldsl.runtime.state import StepState
 from icldsl.lm.cache import LMCache
 from icldsl.training.session import eval_compiled, program_of, with_data_bounds
 from tests.scripted import ScriptedLM, last_input
-from tests.test_fidelity import Unreachable
+from tests.fakes import Unreachable
 
 FILE = """
 model Query {{ text: str }}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from icldsl.training.optimizers import RandomFewShot
 from icldsl.training.resources import Resources
 from icldsl.training.rewards import exact_match
 from icldsl.training.trainer import evaluate, fit, score
+from tests.fakes import FakeEmbedder
 from tests.scripted import ScriptedLM, last_input
 from tests.training.helpers import INSTRUCTION_SOURCE, assert_refused, context, question_number, with_data
 
@@ -61,28 +61,6 @@ def scripted(proposer) -> ScriptedLM:
 
 def examples(n: int, start: int = 0) -> list[Example]:
     return [Example({"question": f"q{i}"}, {"answer": float(i)}, f"d:{i}") for i in range(start, start + n)]
-
-
-class FakeEmbedder:
-    """Bag-of-words vectors (words hashed into 64 dimensions): deterministic, and closer for shared words."""
-
-    name = "fake/bag-of-words"
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    async def embed(self, texts):
-        self.texts += texts
-        vectors = []
-        for text in texts:
-            v = np.zeros(64)
-            for word in text.split():
-                v[zlib.crc32(word.encode()) % 64] += 1.0
-            vectors.append(v.tolist())
-        return vectors
-
-    async def aclose(self) -> None:
-        pass
 
 
 def judge(lm: ScriptedLM) -> tuple[Resources, object]:

@@ -18,6 +18,7 @@ from icldsl.lm import http
 from icldsl.lm.base import LMResponse, Usage
 from icldsl.language.source import Source
 from icldsl.training.session import eval_compiled, program_of
+from tests.fakes import FakeClock
 from tests.loopback import LoopbackServer
 
 SHARED = """
@@ -50,20 +51,6 @@ def answer(messages: list[dict]) -> dict:
     return {"answer": sum(map(float, question.split("+")))}
 
 
-class FakeClock:
-    """Time that passes only when the rate limiter waits, so a minute's window costs no real time."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
 def test_an_lm_used_by_a_step_and_by_its_judge_keeps_one_rate_and_one_concurrency_limit(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rpm, slots = 5, 2
@@ -72,7 +59,7 @@ def test_an_lm_used_by_a_step_and_by_its_judge_keeps_one_rate_and_one_concurrenc
 
     class Limiter(http.RateLimiter):
         def __init__(self, rate: int, *, clock, sleep) -> None:
-            super().__init__(rate, clock=fake.clock, sleep=fake.sleep)
+            super().__init__(rate, clock=fake, sleep=fake.sleep)
             limiters.append(self)
 
         async def acquire(self) -> None:
