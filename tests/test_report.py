@@ -3,7 +3,6 @@ the plots, and (in a real headless Chromium) that it loads cleanly and its filte
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import re
@@ -13,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl import artifact, plots, report
 from icldsl.cli import main
 from icldsl.language.compiler import compile_source
 from icldsl.language.source import Source
-from icldsl.training.session import fit_compiled
 from tests.loopback import LoopbackServer
 from tests.scripted import ScriptedLM, last_input
 
@@ -54,7 +53,7 @@ def fit_in(folder: Path, source: str, rows: list[dict], lm: ScriptedLM):
     """`source` fitted on `rows` (its d.jsonl) with `lm` as its LM `m`: (folder, the fit)."""
     (folder / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     compiled = compile_source(Source(str(folder / "adder.icl"), source))
-    return folder, asyncio.run(fit_compiled(compiled, compiled.train(), clients={"m": lm}))
+    return folder, icldsl.fit(compiled, clients={"m": lm}, write=False, report=False).report
 
 
 @pytest.fixture
