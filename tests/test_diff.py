@@ -13,7 +13,8 @@ from icldsl import artifact
 from icldsl.cli import main
 from icldsl.language.compiler import compile_file
 from icldsl.diff import diff_docs
-from tests.scripted import ScriptedLM, last_input
+from tests.adder import right_with_examples
+from tests.scripted import ScriptedLM
 
 FILE = """
 model Sum { question: str "Two numbers to add, like 2+3" }
@@ -29,11 +30,6 @@ train adder on sums {
 }
 """
 PATH = "adder/total"
-
-
-def right_with_examples(request) -> dict:
-    a, b = last_input(request)["question"].split("+")
-    return {"answer": float(a) + float(b) if len(request.messages) > 2 else -1.0}
 
 
 def fitted(tmp_path: Path, name: str, *, replace: tuple[str, str] = ("", ""), answer=right_with_examples) -> Path:

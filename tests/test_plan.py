@@ -22,6 +22,7 @@ from icldsl.plan import plan_compiled
 from icldsl.runtime import prompt
 from icldsl.language.source import Source
 from icldsl.training import registry
+from tests.adder import right_with_examples, sum_of
 from tests.loopback import LoopbackServer
 from tests.schema_faker import fake
 from tests.scripted import ScriptedLM, last_input
@@ -45,11 +46,6 @@ train adder on sums {{
 """
 
 
-def sum_of(question: str) -> float:
-    a, b = question.split("+")
-    return float(a) + float(b)
-
-
 def project(tmp_path: Path, *, url: str = "http://127.0.0.1:9/v1", extra: str = "",
             optimizer: str = "random_few_shot(nb_min_examples: 2, nb_max_examples: 2)") -> Path:
     rows = [{"question": f"{i}+{i + 1}", "answer": 2 * i + 1} for i in range(20)]
@@ -61,11 +57,6 @@ def project(tmp_path: Path, *, url: str = "http://127.0.0.1:9/v1", extra: str = 
 
 def right(request) -> dict:
     return {"answer": sum_of(last_input(request)["question"])}
-
-
-def right_with_examples(request) -> dict:
-    """Right only when the prompt holds few-shot examples, so training keeps them."""
-    return right(request) if len(request.messages) > 2 else {"answer": -1.0}
 
 
 @dataclass(frozen=True)

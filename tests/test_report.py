@@ -17,6 +17,7 @@ from icldsl import artifact, plots, report
 from icldsl.cli import main
 from icldsl.language.compiler import compile_source
 from icldsl.language.source import Source
+from tests.adder import sum_of
 from tests.loopback import LoopbackServer
 from tests.scripted import ScriptedLM, last_input
 
@@ -36,10 +37,6 @@ train adder on sums {{
     runs {runs}
 }}
 """
-
-
-def sum_of(question: str) -> float:
-    return sum(map(float, question.split("+")))
 
 
 def answer(request) -> dict:

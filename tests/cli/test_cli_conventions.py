@@ -24,7 +24,7 @@ from icldsl.cli.project import STARTER, STARTER_PROGRAM
 from icldsl.language.compiler import compile_file
 from icldsl.errors import EXIT_CLOSED_PIPE
 from tests.scripted import ScriptedLM
-from tests.cli.test_cli import GSM8K_ICL, ROOT, project  # noqa: F401 - a fixture
+from tests.cli.test_cli import GSM8K_ICL, ROOT
 
 BAD = "model A {\n    x: strr\n}\n"
 

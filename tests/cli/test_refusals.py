@@ -14,7 +14,7 @@ from icldsl.language.diagnostics import CheckError
 from icldsl.paths import BadEncoding, decode_utf8
 from icldsl.language.source import Source
 from tests.loopback import Reply
-from tests.cli.test_cli import PROGRAM, answer_with_examples_only, project  # noqa: F401 - a fixture
+from tests.adder import PROGRAM, answer_with_examples_only
 from tests.test_trust import agent_artifact
 
 
