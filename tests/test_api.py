@@ -46,6 +46,19 @@ def test_the_public_names_are_these_and_each_resolves() -> None:
     assert set(PUBLIC) <= set(dir(icldsl))
 
 
+def test_the_python_api_page_lists_and_documents_every_public_name() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "python-api.md").read_text(encoding="utf-8")
+    table = page.split("## Checking and compiling")[0]
+    documented = {line.rsplit(".", 1)[1] for line in page.splitlines() if line.startswith("::: ")}
+    for name in PUBLIC:
+        assert f"`{name}`" in table, name
+    assert documented == set(PUBLIC)
+    for line in page.splitlines():  # each reference names the module that defines the public name
+        if line.startswith("::: "):
+            module, name = line[4:].rsplit(".", 1)
+            assert getattr(icldsl, name).__module__ == module, line
+
+
 def test_a_name_that_is_not_public_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="has no attribute 'parse'"):
         icldsl.parse  # noqa: B018  (the IR is internal: docs/python-api.md)
