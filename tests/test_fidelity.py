@@ -99,7 +99,7 @@ def test_fit_then_eval_of_the_artifact_offline_makes_no_call_and_repeats_the_tra
         assert any(s["examples"] or s.get("retrieval") for s in report.artifact["states"].values())  # learned examples are part of the test
 
     with LMCache(tmp_path / "lm.sqlite3") as cache:
-        loaded = artifact.load(out, clients={name: Unreachable() for name in compiled.lms},
+        loaded = icldsl.load(out, clients={name: Unreachable() for name in compiled.lms},
                                cache=cache, cache_mode="offline")
         scores = asyncio.run(eval_compiled(compiled, train, loaded))
     usage = scores.usage_table.total
@@ -125,6 +125,6 @@ def test_a_program_without_training_prompts_the_same_after_a_round_trip(tmp_path
     out = artifact.write(tmp_path / "outline.artifact.json", doc)
 
     asyncio.run(program.with_states(taught).run(x))
-    loaded = artifact.load(out, clients={"writer": lm})
+    loaded = icldsl.load(out, clients={"writer": lm})
     asyncio.run(loaded.run(x))
     assert lm.requests[-1].messages == lm.requests[-2].messages

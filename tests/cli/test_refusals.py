@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl import artifact
 from icldsl.cli import main
 from icldsl.language.compiler import compile_source
@@ -75,7 +76,7 @@ def test_an_edited_artifact_that_could_not_run_is_refused_when_loaded(tmp_path, 
 
 def test_an_artifact_whose_source_entry_is_not_an_object_still_loads(tmp_path) -> None:
     path = edited(tmp_path, lambda d: d.update(source="x"))
-    assert artifact.load(path).spec.name == "p"
+    assert icldsl.load(path).spec.name == "p"
 
 
 # ---- data -------------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def test_every_request_of_a_fit_carries_the_data_bounds_and_the_artifact_keeps_t
     assert all(properties(r.schema)["city"] == [city] and properties(r.schema)["time_range"] == [16]
                for r in lm.requests)  # the untrained test evaluation included
     assert report.artifact["states"]["slots/s"]["bounds"] == {"city": city, "time_range": 16}
-    loaded = artifact.load(artifact.write(tmp_path / "slots.artifact.json", report.artifact))
+    loaded = icldsl.load(artifact.write(tmp_path / "slots.artifact.json", report.artifact))
     assert loaded.states["slots/s"].bounds == (("city", city), ("time_range", 16))
     assert StepState.from_json(loaded.states["slots/s"].to_json()) == loaded.states["slots/s"]
     assert "bounds" not in StepState("x").to_json()  # a state without bounds keeps its bytes

@@ -92,7 +92,7 @@ def test_the_loaded_artifact_sends_exactly_what_was_scored(tmp_path: Path) -> No
     scored = {json.dumps(last_input(r)): r.messages for r in lm.requests[-40:]}  # the trained test run
     (tmp_path / "p.icl").unlink()  # loads without its source
     again = ScriptedLM(follower)
-    loaded = artifact.load(path, clients={"small": again})
+    loaded = icldsl.load(path, clients={"small": again})
     for row in rows(40, 500)[:5]:
         assert loaded(query=row["query"]).intent == row["intent"]
         assert again.requests[-1].messages == scored[json.dumps({"query": row["query"]})]
