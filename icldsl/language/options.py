@@ -9,6 +9,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -99,11 +100,23 @@ class AtLeast:
 
 @dataclass(frozen=True, slots=True)
 class Within:
-    """Option type: an `int` or `float` from `low` to `high`, both included."""
+    """Option type: an `int` or `float` from `low` to `high`, both included (`low` excluded
+    when `strict`, as in AtLeast: a `split` is above 0 and at most 1)."""
 
     kind: type
     low: int | float
     high: int | float
+    strict: bool = False
+
+
+class Character:
+    """Option type: a string of one character, like `delimiter: ";"` (or `env(...)`)."""
+
+    def __repr__(self) -> str:
+        return "character"
+
+
+CHARACTER = Character()
 
 
 # The most calls one LM keeps in flight (its `max_concurrency`), and the most rows `icldsl run
@@ -155,10 +168,10 @@ class Signature:
     @classmethod
     def declare(cls, options: Mapping[str, Option], *, required: tuple[str, ...] = (),
                 positional: tuple[str, ...] = (), doc: str = "") -> "Signature":
-        """The signature of a table of declared options."""
-        return cls({name: o.type for name, o in options.items()}, required, positional, doc,
-                   {name: o.default for name, o in options.items() if o.default is not None},
-                   {name: o.doc for name, o in options.items() if o.doc})
+        """The signature of a table of declared options (read-only)."""
+        return cls(MappingProxyType({name: o.type for name, o in options.items()}), required, positional, doc,
+                   MappingProxyType({name: o.default for name, o in options.items() if o.default is not None}),
+                   MappingProxyType({name: o.doc for name, o in options.items() if o.doc}))
 
     def refusal(self, name: str, value: Any) -> str | None:
         """Why the Python `value` cannot be option `name`, in the words the checker uses for the
@@ -229,6 +242,24 @@ class Function:
                 if p.name in self.signature.options and p.default is not inspect.Parameter.empty}
 
 
+def kind_of(t: Any) -> Any:
+    """The type of the values option type `t` takes, without its range: `Within(int, 1, 8)` ->
+    `int`, `CHARACTER` -> `str`; any other type is its own kind."""
+    if isinstance(t, (AtLeast, Within)):
+        return t.kind
+    return str if t is CHARACTER else t
+
+
+def implementation(reference: str) -> Any:
+    """What `"module:name"` names (`name` may be dotted: `"icldsl.datasets.files:CSV.load"`),
+    imported now: catalogues name their implementations so, and import them only when built."""
+    module, _, path = reference.partition(":")
+    found: Any = importlib.import_module(module)
+    for part in path.split("."):
+        found = getattr(found, part)
+    return found
+
+
 def type_name(t: Any) -> str:
     if isinstance(t, Either):
         return " or ".join(type_name(k) for k in t.kinds)
@@ -237,7 +268,11 @@ def type_name(t: Any) -> str:
     if isinstance(t, AtLeast):
         return f"{type_name(t.kind)} {'above' if t.strict else 'of at least'} {t.low}"
     if isinstance(t, Within):
+        if t.strict:
+            return f"{type_name(t.kind)} above {t.low} and at most {t.high}"
         return f"{type_name(t.kind)} from {t.low} to {t.high}"
+    if t is CHARACTER:
+        return 'a single character, like ";"'
     if t is FIELDS:
         return "a list of field names"
     if t is LM_NAME:
@@ -306,7 +341,10 @@ def matches(value: ir.Value, t: Any) -> bool:
     if isinstance(t, AtLeast):
         return matches(value, t.kind) and (value.value > t.low if t.strict else value.value >= t.low)
     if isinstance(t, Within):
-        return matches(value, t.kind) and t.low <= value.value <= t.high
+        return matches(value, t.kind) and (t.low < value.value if t.strict else t.low <= value.value) \
+            and value.value <= t.high
+    if t is CHARACTER:
+        return isinstance(value, ir.EnvValue) or (matches(value, str) and len(value.value) == 1)
     if t == dict[str, str]:
         return isinstance(value, ir.MapValue) and all(
             isinstance(a.value, ir.Literal) and isinstance(a.value.value, str) for a in value.items
