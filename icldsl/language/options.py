@@ -47,15 +47,30 @@ class EmbeddingName:
 EMBEDDING_NAME = EmbeddingName()
 
 
+@dataclass(frozen=True, slots=True)
 class Urls:
-    """Option type: one URL, or a list of them (`base_url: ["http://a/v1", "http://b/v1"]`);
-    each may be `env("...")`."""
+    """Option type: one http(s) URL, or a list of distinct ones (`base_url: ["http://a/v1",
+    "http://b/v1"]`); each may be `env("...")`. With `bare_hosts`, a `host:port` without a
+    scheme is an http URL (as Ollama's OLLAMA_HOST writes it)."""
+
+    bare_hosts: bool = False
 
     def __repr__(self) -> str:
         return "urls"
 
+    def accepts(self, url: str) -> bool:
+        """Whether `url` is an http(s) URL with a host, as a client sends requests to it."""
+        if self.bare_hosts and "://" not in url:
+            url = f"http://{url}"
+        try:
+            parts = urlsplit(url.rstrip("/"))
+        except ValueError:  # an unclosed [ of an IPv6 address
+            return False
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+
 
 URLS = Urls()
+HOST_URLS = Urls(bare_hosts=True)
 
 # A query parameter of a URL whose name holds one of these (`?token=`, `?key=`, `api_key=`,
 # `access_token=`, `sig=`) carries a secret, as the user name and password of `http://user:pw@host` do.
@@ -277,8 +292,9 @@ def type_name(t: Any) -> str:
         return "a list of field names"
     if t is LM_NAME:
         return "the name of an lm, like `fallback: backup`"
-    if t is URLS:
-        return 'a URL or a non-empty list of them, like ["http://a:8000/v1", "http://b:8000/v1"]'
+    if isinstance(t, Urls):
+        return ('a URL or a non-empty list of them (http or https, each once), like ["http://a:8000/v1", '
+                '"http://b:8000/v1"]')
     if t is EMBEDDING_NAME:
         return "the name of an embedding, like `embedding: minilm`"
     if t == dict[str, int]:
@@ -353,9 +369,11 @@ def matches(value: ir.Value, t: Any) -> bool:
         return isinstance(value, ir.MapValue) and all(
             isinstance(a.value, ir.Literal) and type(a.value.value) is int for a in value.items
         )
-    if t is URLS:
-        return matches(value, str) or (isinstance(value, ir.ListValue) and bool(value.items)
-                                       and all(matches(v, str) for v in value.items))
+    if isinstance(t, Urls):
+        items = value.items if isinstance(value, ir.ListValue) else (value,)
+        urls = [v.value.rstrip("/") for v in items if isinstance(v, ir.Literal) and isinstance(v.value, str)]
+        return bool(items) and all(matches(v, str) for v in items) and all(t.accepts(u) for u in urls) \
+            and len(set(urls)) == len(urls)
     if t is LM_NAME or t is EMBEDDING_NAME:
         return isinstance(value, ir.Ref) and len(value.path) == 1
     if t == list[int]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..language.catalogue.lms import DECODING_OPTIONS, EMBEDDERS, PROVIDERS, RUNTIME_OPTIONS, split_target
+from ..language.catalogue.lms import DECODING, DECODING_OPTIONS, EMBEDDERS, PROVIDERS, RUNTIME_OPTIONS, split_target
 from ..language.options import Signature, implementation
 from .base import Embedder, LMClient, LMConfigError
 
@@ -29,7 +29,8 @@ def _client_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def make_client(target: str, options: Mapping[str, Any], *, concurrency: int | None = None) -> LMClient:
-    """A client for `target`, given its non-decoding options (already resolved).
+    """A client for `target`, given its options (already resolved); its decoding options, which
+    travel in each request, are refused here as the checker refuses them (LMConfigError).
 
     `concurrency` is how many calls the caller keeps in flight (`Program.map`): an HTTP
     LM whose options do not set `max_concurrency` then allows that many.
@@ -38,6 +39,7 @@ def make_client(target: str, options: Mapping[str, Any], *, concurrency: int | N
     if provider not in PROVIDERS:
         raise LMConfigError(f"unknown LM provider in {target!r}; known: {', '.join(PROVIDERS)}")
     spec = PROVIDERS[provider]
+    declared_options(provider, DECODING, {k: v for k, v in options.items() if k in DECODING_OPTIONS})
     client_options = _client_options(options)
     if concurrency is not None and "max_concurrency" in spec.client_options.options \
             and "max_concurrency" not in client_options:

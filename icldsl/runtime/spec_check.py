@@ -11,7 +11,7 @@ import re
 from typing import Any, Mapping
 
 from ..language.catalogue.lms import EMBEDDERS, PROVIDERS, split_target
-from ..language.options import URLS, AtLeast, Choice, Within, type_name, url_secrets
+from ..language.options import AtLeast, Urls, Choice, Within, type_name, url_secrets
 from ..language.patterns import pattern_problem
 from ..user_code import FORM
 from ..language.specs import BranchSpec, ProgramSpec, StepSpec
@@ -156,7 +156,7 @@ def _fits(value: Any, kind: Any) -> bool:
         return _fits(value, kind.kind) and (value > kind.low if kind.strict else value >= kind.low)
     if isinstance(kind, Choice):
         return value in kind.values
-    if kind is URLS:
+    if isinstance(kind, Urls):
         items = value if isinstance(value, list) else [value]
         return bool(items) and all(isinstance(v, str) or _is_env(v) for v in items)
     if kind is str and _is_env(value):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
 
-from ..options import CONCURRENCY, LM_NAME, URLS, AtLeast, Choice, Option, Signature, Within
+from ..options import CONCURRENCY, HOST_URLS, LM_NAME, URLS, AtLeast, Choice, Option, Signature, Within
 
 # Options any LM accepts that travel in each request, not to the client.
 DECODING_OPTIONS: Mapping[str, Option] = {
@@ -44,7 +44,7 @@ _KEYED_HTTP = {"base_url": _BASE_URL, "api_key": _API_KEY, **HTTP_OPTIONS}  # a 
 # Ollama server answers 4 requests at once unless told otherwise (OLLAMA_NUM_PARALLEL); more
 # would wait in its queue, counted against `timeout`. The others serve many: 8.
 _OLLAMA = {
-    "base_url": _BASE_URL,
+    "base_url": Option(HOST_URLS, doc="the server (`host:port` is http), or several servers of the same model"),
     "num_ctx": Option(AtLeast(int, 1), doc="Ollama's context window in tokens (its default silently cuts "
                       "long prompts)"),
     **HTTP_OPTIONS,
