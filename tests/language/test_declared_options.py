@@ -142,7 +142,8 @@ def test_embedding_options(provider: str, option: str, value: Any) -> None:
     given = {} if option == "base_url" else {"base_url": SERVER}
     checked = refused_by_checker(embedding_file(provider, option, value))
     built = refused_by(make_embedder, f"{provider}/m", {**given, option: value})
-    assert checked == built, f"{provider} {option}: {value!r} refused by the checker: {checked}, by the embedder: {built}"
+    assert checked == built, \
+        f"{provider} {option}: {value!r} refused by the checker: {checked}, by the embedder: {built}"
 
 
 @pytest.mark.parametrize("loader, option, value", LOADER_CASES, ids=[f"{n}-{o}-{v!r}" for n, o, v in LOADER_CASES])

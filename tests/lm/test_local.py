@@ -359,7 +359,7 @@ def test_local_path_addressing() -> None:
     assert (client.name, client.path, client.n_parallel) == (f"local:{path}", path, 2)
     with pytest.raises(LMConfigError, match="does not exist"):
         make_client("local:/nowhere/model.gguf", {})
-    with pytest.raises(LMConfigError, match="option `n_parallel`: expected an integer of at least 1, found the integer 0"):
+    with pytest.raises(LMConfigError, match="`n_parallel`: expected an integer of at least 1, found the integer 0"):
         LocalClient(MODEL, n_parallel=0)
 
 

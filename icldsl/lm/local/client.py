@@ -42,7 +42,8 @@ class LocalClient:
             raise LMConfigError(f"the local provider needs llama-cpp-python; run: {INSTALL_HINT}")
         options = declared_options("local", PROVIDERS["local"].client_options, {
             "n_ctx": n_ctx, "n_threads": n_threads, "n_parallel": n_parallel, "weights": weights})
-        n_ctx, n_threads, n_parallel, weights = (options.get(k) for k in ("n_ctx", "n_threads", "n_parallel", "weights"))
+        n_ctx, n_threads, n_parallel = options["n_ctx"], options.get("n_threads"), options["n_parallel"]
+        weights = options["weights"]
         self.name = f"local/{model}" if model in MODELS else f"local:{model}"
         if weights != FILE_WEIGHTS:
             self.name += f"@{weights}"
