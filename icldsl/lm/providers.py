@@ -20,7 +20,9 @@ def declared_options(name: str, signature: Signature, given: Mapping[str, Any]) 
     try:
         return signature.resolve(given)
     except ValueError as exc:
-        raise LMConfigError(f"{name}: {exc}") from None
+        empty = [option for option, value in given.items() if value == []]  # env(...) variables unset
+        hint = f" ({', '.join(empty)}: are its env(...) variables set?)" if empty else ""
+        raise LMConfigError(f"{name}: {exc}{hint}") from None
 
 
 def _client_options(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -154,7 +154,7 @@ def test_no_reachable_endpoint_fails_the_call_naming_each_one() -> None:
 
 
 @pytest.mark.parametrize("bad, why", [  # refused as the checker refuses them in a file
-    ([], "expected a URL or a non-empty list of them.*found an empty list"),
+    ([], r"expected a URL or a non-empty list of them.*found an empty list \(base_url: are its env\(\.\.\.\) variables set\?\)"),
     (["http://a:1/v1", "http://a:1/v1/"], r"\(http or https, each once\).*found a list of 2"),
     (["http://a:1/v1", "ftp://b/v1"], r"\(http or https, each once\).*found a list of 2"),
 ])
