@@ -28,9 +28,9 @@ def test_hover_on_an_option_gives_its_declaration() -> None:
     n_ctx = found.at(TEXT.index("n_ctx") + 1)
     doc = PROVIDERS["local"].signature.docs["n_ctx"]
     assert hover(n_ctx.symbol, found) == \
-        f"option `n_ctx` of lm `m`: an integer from 64 to 131072, default `4096`: {doc}"
+        f"option `n_ctx` of lm `m`: an integer from 64 to 131072; default `4096`\n\n{doc}"
     split = hover(found.at(TEXT.index("split") + 1).symbol, found)
-    assert split.startswith("option `split` of loader `jsonl`: a number above 0 and at most 1, default `0.8`: ")
+    assert split.startswith("option `split` of loader `jsonl`: a number above 0 and at most 1; default `0.8`\n\n")
     assert LOADERS["jsonl"].signature.docs["split"] in split
 
 

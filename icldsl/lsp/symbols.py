@@ -298,7 +298,10 @@ def hover(symbol: Symbol, index: Index) -> str:
         return "\n\n".join(line for line in lines if line)
     if symbol.kind == "option":
         signature, name = node
-        return f"option `{name}` of {symbol.scope}: {option_detail(signature, name)}"
+        default = signature.defaults.get(name)
+        text = f"option `{name}` of {symbol.scope}: {type_name(signature.options[name])}"
+        text += f"; default `{default!r}`" if default is not None else ""
+        return text + (f"\n\n{signature.docs[name]}" if name in signature.docs else "")
     return f"`{symbol.name}`"
 
 
