@@ -4,7 +4,6 @@ LM options, and how IR values are checked against them and turned into Python.""
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 import os
 import re
@@ -99,11 +98,19 @@ class AtLeast:
 
 @dataclass(frozen=True, slots=True)
 class Within:
-    """Option type: an `int` or `float` from `low` to `high`, both included."""
+    """Option type: an `int` or `float` from `low` to `high`, both included (both excluded when `open`)."""
 
     kind: type
     low: int | float
     high: int | float
+    open: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    """Option type: a non-empty list whose every item is of type `item`, like `k: [4, 8]`."""
+
+    item: Any
 
 
 # The most calls one LM keeps in flight (its `max_concurrency`), and the most rows `icldsl run
@@ -166,8 +173,11 @@ class Signature:
         `resolve`) so that what `icldsl check` accepts is exactly what runs."""
         if name not in self.options:
             return f"unknown option `{name}`; expected one of {', '.join(sorted(self.options))}"
+        t = self.options[name]
+        if isinstance(value, str) and (names_a(t, LM_NAME) or names_a(t, EMBEDDING_NAME)):
+            return None  # a block's name: whether one of that name exists is the caller's to say
         written = _written(value)
-        if written is None or not matches(written, self.options[name]):
+        if written is None or not matches(written, t):
             found = value_name(written) if written is not None else type(value).__name__
             return f"option `{name}`: expected {type_name(self.options[name])}, found {found}"
         return None
@@ -181,6 +191,16 @@ class Signature:
             if problem:
                 raise ValueError(problem)
         return values
+
+    def check(self, what: str, values: Mapping[str, Any]) -> None:
+        """Raise ValueError `what: <refusal>` for the first of `values` (None: not given) that
+        the checker would refuse; a constructor calls it with the options it received. An
+        option that names an lm or an embedding is skipped: the constructor gets the object."""
+        for name, value in values.items():
+            named = self.options.get(name) in (LM_NAME, EMBEDDING_NAME)
+            problem = None if value is None or named else self.refusal(name, value)
+            if problem:
+                raise ValueError(f"{what}: {problem}")
 
 
 def _written(value: Any) -> ir.Value | None:
@@ -205,8 +225,8 @@ class Function:
 
     The factory is a callable, or `"module:name"` imported when first made, so that the
     checker reads every signature without importing the implementations (and numpy, httpx
-    with them). Its own parameters hold the options' defaults: `defaults` reads them there.
-    With `resources`, the factory also receives `resources=` (the session's
+    with them). The options' defaults are the signature's (`Signature.declare`); the
+    factory takes them from there. With `resources`, the factory also receives `resources=` (the session's
     `training.resources.Resources`: its LMs, embeddings and the file's folder).
     """
 
@@ -221,13 +241,6 @@ class Function:
         module, _, name = self.factory.partition(":")
         return getattr(importlib.import_module(module), name)
 
-    @property
-    def defaults(self) -> dict[str, Any]:
-        """The options' defaults, from the factory's parameters (imports it)."""
-        parameters = inspect.signature(self.make).parameters.values()
-        return {p.name: p.default for p in parameters
-                if p.name in self.signature.options and p.default is not inspect.Parameter.empty}
-
 
 def type_name(t: Any) -> str:
     if isinstance(t, Either):
@@ -237,7 +250,11 @@ def type_name(t: Any) -> str:
     if isinstance(t, AtLeast):
         return f"{type_name(t.kind)} {'above' if t.strict else 'of at least'} {t.low}"
     if isinstance(t, Within):
+        if t.open:
+            return f"{type_name(t.kind)} between {t.low} and {t.high} (exclusive)"
         return f"{type_name(t.kind)} from {t.low} to {t.high}"
+    if isinstance(t, ListOf):
+        return f"a non-empty list, each {type_name(t.item)}"
     if t is FIELDS:
         return "a list of field names"
     if t is LM_NAME:
@@ -306,7 +323,11 @@ def matches(value: ir.Value, t: Any) -> bool:
     if isinstance(t, AtLeast):
         return matches(value, t.kind) and (value.value > t.low if t.strict else value.value >= t.low)
     if isinstance(t, Within):
+        if t.open:
+            return matches(value, t.kind) and t.low < value.value < t.high
         return matches(value, t.kind) and t.low <= value.value <= t.high
+    if isinstance(t, ListOf):
+        return isinstance(value, ir.ListValue) and bool(value.items) and all(matches(v, t.item) for v in value.items)
     if t == dict[str, str]:
         return isinstance(value, ir.MapValue) and all(
             isinstance(a.value, ir.Literal) and isinstance(a.value.value, str) for a in value.items

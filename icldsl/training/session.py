@@ -31,7 +31,7 @@ from .context import Optimizer
 from .csvlog import CSVLog
 from .estimate import Estimate, paired
 from .metrics import Metrics
-from .registry import OPTIMIZERS, REWARDS
+from ..language.catalogue.training import OPTIMIZERS, REWARDS
 from .resources import Resources
 from .rewards import Reward
 from .history import Evaluation, History
