@@ -226,13 +226,16 @@ class Function:
     The factory is a callable, or `"module:name"` imported when first made, so that the
     checker reads every signature without importing the implementations (and numpy, httpx
     with them). The options' defaults are the signature's (`Signature.declare`); the
-    factory takes them from there. With `resources`, the factory also receives `resources=` (the session's
-    `training.resources.Resources`: its LMs, embeddings and the file's folder).
+    factory takes them from there. With `resources`, the factory also receives `resources=`
+    (the session's `training.resources.Resources`: its LMs, embeddings and the file's folder).
     """
 
     signature: Signature
     factory: Callable[..., Any] | str
     resources: bool = False
+    # Options of the right types that cannot work together: (option, message) pairs for the
+    # values of every option (given or default); the checker and the factory both ask it.
+    problems: Callable[[Mapping[str, Any]], list[tuple[str, str]]] = lambda values: []
 
     @property
     def make(self) -> Callable[..., Any]:

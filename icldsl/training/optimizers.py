@@ -56,20 +56,19 @@ def _count(rng: np.random.Generator, low: int, high: int, available: int) -> int
 
 
 def check_options(made: Any, name: str) -> None:
-    """Refuse (ValueError) an option of optimizer `name` (a dataclass) that the checker refuses,
-    by the option's one declaration (`language/catalogue/training.py`)."""
-    signature = OPTIMIZERS[name].signature
-    signature.check(name, {f.name: getattr(made, f.name) for f in dataclasses.fields(made) if f.name in signature.options})
+    """Refuse (ValueError) an option of optimizer `name` (a dataclass), or options that cannot
+    work together, as the checker refuses them: by their one declaration
+    (`language/catalogue/training.py`)."""
+    function = OPTIMIZERS[name]
+    values = {f.name: getattr(made, f.name) for f in dataclasses.fields(made) if f.name in function.signature.options}
+    function.signature.check(name, values)
+    for _, message in function.problems(values):
+        raise ValueError(f"{name}: {message}")
 
 
 def declared(name: str) -> dict[str, Any]:
     """The declared defaults of optimizer `name`'s options, which its fields take."""
     return dict(OPTIMIZERS[name].signature.defaults)
-
-
-def _check_counts(name: str, low: int, high: int) -> None:
-    if low > high:
-        raise ValueError(f"{name}: nb_min_examples ({low}) is above nb_max_examples ({high})")
 
 
 _RANDOM, _BOOTSTRAP, _LABELED = (declared(name) for name in ("random_few_shot", "bootstrap_few_shot",
@@ -98,7 +97,6 @@ class RandomFewShot:
 
     def __post_init__(self) -> None:
         check_options(self, "random_few_shot")
-        _check_counts("random_few_shot", self.nb_min_examples, self.nb_max_examples)
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
         return 0
@@ -158,7 +156,6 @@ class BootstrapFewShot:
 
     def __post_init__(self) -> None:
         check_options(self, "bootstrap_few_shot")
-        _check_counts("bootstrap_few_shot", self.nb_min_examples, self.nb_max_examples)
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
         """At most: each epoch scores the current states and every candidate on the compared examples."""
@@ -285,7 +282,6 @@ class LabeledFewShot:
 
     def __post_init__(self) -> None:
         check_options(self, "labeled_few_shot")
-        _check_counts("labeled_few_shot", self.nb_min_examples, self.nb_max_examples)
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
         """At most: each epoch scores the current states and every candidate on the compared examples."""

@@ -45,6 +45,14 @@ def _counts(low: int, high: int) -> dict[str, Option]:
             "nb_max_examples": Option(AtLeast(int, 1), high, "the most examples a step is given")}
 
 
+def counts_in_order(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """`nb_min_examples` may not be above `nb_max_examples`."""
+    low, high = values.get("nb_min_examples"), values.get("nb_max_examples")
+    if isinstance(low, int) and isinstance(high, int) and low > high:
+        return [("nb_min_examples", f"nb_min_examples ({low}) is above nb_max_examples ({high})")]
+    return []
+
+
 def _compare_on(what: str) -> Option:
     return Option(AtLeast(int, MIN_COMPARED), 50, f"validation examples {what} compared on (all when fewer)")
 
@@ -106,6 +114,7 @@ OPTIMIZERS: Mapping[str, Function] = {
                 "or by softmax over rewards; no LM calls",
         ),
         "icldsl.training.optimizers:RandomFewShot",
+        problems=counts_in_order,
     ),
     "bootstrap_few_shot": Function(
         Signature.declare(
@@ -119,6 +128,7 @@ OPTIMIZERS: Mapping[str, Function] = {
                 "their standard error",
         ),
         "icldsl.training.optimizers:BootstrapFewShot",
+        problems=counts_in_order,
     ),
     "labeled_few_shot": Function(
         Signature.declare(
@@ -131,6 +141,7 @@ OPTIMIZERS: Mapping[str, Function] = {
                 "standard error",
         ),
         "icldsl.training.optimizers:LabeledFewShot",
+        problems=counts_in_order,
     ),
     "nearest_few_shot": Function(
         Signature.declare(

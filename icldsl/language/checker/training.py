@@ -143,10 +143,17 @@ def _check_setting(setting: ir.Setting, output: ir.Model | None, models: Mapping
                      "not a reward" if setting.key == "reward" else "not an optimizer",
                      did_you_mean(value.func, registry) or f"{setting.key}s: {', '.join(registry)}")
         else:
-            signature = registry[value.func].signature
-            check_args(value.args, signature, f"{setting.key} `{value.func}`", sink,
-                        output=output, call_span=value.span, models=models)
-            check_references(value, signature, names, sink)
+            function = registry[value.func]
+            before = len(sink.errors)
+            check_args(value.args, function.signature, f"{setting.key} `{value.func}`", sink,
+                       output=output, call_span=value.span, models=models)
+            check_references(value, function.signature, names, sink)
+            if len(sink.errors) == before:  # values of the right types: do they work together?
+                bound = bind(function.signature, value.args)
+                given = {name: to_python(v) for name, v in bound.items() if isinstance(v, ir.Literal)}
+                for option, message in function.problems({**function.signature.defaults, **given}):
+                    sink.add("invalid-value", f"{setting.key} `{value.func}`: {message}",
+                             (bound[option] if option in bound else value).span, "cannot work")
     elif setting.key == "checkpoint":
         allowed = monitors(output)
         if value.monitor.name not in allowed:
