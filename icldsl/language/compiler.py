@@ -14,7 +14,6 @@ from .options import Signature, bind, to_python
 from .imports import load_module
 from .specs import (ArmSpec, BranchSpec, Compiled, DataSpec, EmbeddingSpec, FieldSpec, LMSpec, ModelSpec,
                     ProgramSpec, StepSpec, ToolSpec, TrainSpec)
-from ..runtime.state import StepState
 from .source import Source
 from ..user_code import UserCodeError, locate
 
@@ -195,7 +194,7 @@ def _topological(items: list) -> list:
 
 def _program(
     program: ir.Program, models: Mapping[str, ir.Model], lms: Mapping[str, ir.LM], tools: Mapping[str, ir.Tool]
-) -> tuple[ProgramSpec, dict[str, StepState]]:
+) -> tuple[ProgramSpec, dict[str, str]]:
     (inp,), (out,) = program.inputs, program.outputs
     default_lm = next(iter(lms)) if len(lms) == 1 else None
     items: list[StepSpec | BranchSpec] = []
@@ -231,15 +230,9 @@ def _program(
         tools=tuple(ToolSpec(name, tools[name].impl.args[0].value.value) for name in used_tools),
         steps=tuple(steps),
     )
-    instructions = {s.name: s.instructions.value for s in program.lm_steps() if s.instructions}
-    states = {
-        step.path: StepState(
-            instructions.get(step.name, DEFAULT_INSTRUCTIONS_BY_KIND.get(step.kind, DEFAULT_INSTRUCTIONS)),
-            frozen=step.frozen,
-        )
-        for step in lm_steps
-    }
-    return spec, states
+    given = {s.name: s.instructions.value for s in program.lm_steps() if s.instructions}
+    return spec, {step.path: given.get(step.name, DEFAULT_INSTRUCTIONS_BY_KIND.get(step.kind, DEFAULT_INSTRUCTIONS))
+                  for step in lm_steps}
 
 
 def _data(data: ir.Data, base_dir: Path) -> DataSpec:

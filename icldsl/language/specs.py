@@ -198,11 +198,11 @@ class TrainSpec:
 @dataclass(frozen=True, slots=True)
 class Compiled:
     """Everything one file defines, compiled. `programs` pairs each program's spec with the
-    state its steps start from (`runtime.state.StepState`, named only: specs sit below the
-    runtime)."""
+    instructions each of its LM steps starts from, by path (the runtime's states are made of
+    them: `runtime.state.spec_and_states`)."""
 
     source: Source
-    programs: Mapping[str, tuple[ProgramSpec, Mapping[str, "StepState"]]]  # noqa: F821
+    programs: Mapping[str, tuple[ProgramSpec, Mapping[str, str]]]
     data: Mapping[str, DataSpec]
     trains: tuple[TrainSpec, ...]
     lms: Mapping[str, LMSpec] = field(default_factory=dict)  # every lm of the file

@@ -24,6 +24,7 @@ from ..lm.trace import Tracer
 from ..language.options import EMBEDDING_NAME, LM_NAME, Function
 from ..runtime import bounds
 from ..runtime.program import Program
+from ..runtime.state import spec_and_states
 from .baselines import baselines
 from .chain import Chain
 from .checkpoint import CheckpointWriter, read_checkpoint
@@ -117,7 +118,7 @@ def program_of(compiled: Compiled, name: str, clients: Mapping[str, LMClient] | 
                cache: LMCache | None = None, cache_mode: Mode = "normal",
                tracers: Sequence[Tracer] | None = None) -> Program:
     """The program `name` of a compiled file; with a `cache`, its LM calls go through it."""
-    spec, states = compiled.programs[name]
+    spec, states = spec_and_states(compiled, name)
     return Program(spec, states, clients, search_path=(compiled.base_dir,), cache=cache, cache_mode=cache_mode,
                    tracers=tracers)
 

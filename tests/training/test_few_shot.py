@@ -16,7 +16,7 @@ from icldsl import cli
 from icldsl.language.compiler import compile_source
 from icldsl.datasets import Example
 from icldsl.runtime.program import Program
-from icldsl.runtime.state import Demo, StepRecord, StepState, Trace
+from icldsl.runtime.state import Demo, StepRecord, StepState, Trace, spec_and_states
 from icldsl.language.source import Source
 from icldsl.training.optimizers import BootstrapFewShot, LabeledFewShot, RandomFewShot
 from icldsl.training.records import Scored
@@ -251,7 +251,7 @@ def two_step_answer(request) -> dict | str:
 
 
 def test_each_step_learns_its_own_input_and_output_from_the_same_successful_runs() -> None:
-    spec, states = compile_source(Source("t.icl", TWO_STEPS)).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("t.icl", TWO_STEPS)), "p")
     program = Program(spec, states, {"solver": ScriptedLM(two_step_answer)})
     data = [Example({"question": f"q{i}"}, {"answer": float(i)}, f"rows.jsonl:{i + 1}") for i in range(15)]
     right = {i for i in range(15) if i % 3 and i % 5 != 4}
@@ -463,7 +463,7 @@ def meh_only_when_shown(request) -> dict:
 
 
 def moods_program(lm, name="p") -> Program:
-    spec, states = compile_source(Source("m.icl", MOODS)).programs[name]
+    spec, states = spec_and_states(compile_source(Source("m.icl", MOODS)), name)
     return Program(spec, states, {"m": lm})
 
 
