@@ -6,6 +6,8 @@ factory refuses, since both read the option's one declaration."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -157,3 +159,26 @@ def test_train_settings_are_refused_by_the_checker_exactly_when_train_spec_refus
                 found.append(f"{line}: checker {'refuses' if checker else 'accepts'}, "
                              f"TrainSpec {'refuses' if factory else 'accepts'}")
     assert found == [] and refused > 20
+
+
+DOCS = (Path(__file__).resolve().parents[2] / "docs" / "language" / "train.md").read_text(encoding="utf-8")
+
+
+def test_the_docs_show_the_declared_defaults() -> None:
+    """docs/language/train.md writes each train setting's default and each optimizer's call
+    with its defaults: they are the declared ones."""
+    settings = dict(re.findall(r"^\| `(\w+) [A-Z]\w*` \| .* \| ([^|]+) \|$", DOCS, re.M))
+    shown = {key: settings[key].strip() for key in TRAIN_SETTINGS.defaults}
+    assert shown == {key: written(value) for key, value in TRAIN_SETTINGS.defaults.items()}
+    calls = dict(re.findall(r"^\| `(\w+)\(([^`]*)\)` \|", DOCS, re.M))
+    assert set(OPTIMIZERS) <= set(calls)
+    compared = 0
+    for name, args in calls.items():
+        if name in OPTIMIZERS:
+            defaults = OPTIMIZERS[name].signature.defaults
+            for option, value in re.findall(r"(\w+): ([^,]+(?:, \d+\])?)", args):
+                if option in defaults:
+                    compared += 1
+                    assert value == written(list(defaults[option]) if isinstance(defaults[option], tuple)
+                                            else defaults[option]), (name, option)
+    assert compared > 20
