@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .catalogue.training import TRAIN_SETTINGS, budget_problems
+from .catalogue.training import MODE, MONITOR, TRAIN_SETTINGS, budget_problems
 from .diagnostics import Diagnostic
 from .source import Source
 
@@ -183,8 +183,8 @@ class TrainSpec:
     seed: int = _default("seed")
     validation_split: float = _default("validation_split")
     concurrency: int = _default("concurrency")
-    monitor: str = "val_reward"  # `checkpoint best MONITOR MODE`
-    mode: str = "max"
+    monitor: str = MONITOR  # `checkpoint best MONITOR MODE`
+    mode: str = MODE
     early_stopping: int | None = _default("early_stopping")  # patience, in epochs
     budget: Mapping[str, int] | None = _default("budget")  # {"calls": n, "tokens": n}
 

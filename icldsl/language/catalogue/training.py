@@ -203,6 +203,7 @@ OPTIMIZERS: Mapping[str, Function] = {
 # `budget { calls: N, tokens: N }`, each limit at least 1. `TrainSpec` takes its defaults
 # from here and refuses what the checker refuses.
 BUDGET_KEYS = ("calls", "tokens")
+MONITOR, MODE = "val_reward", "max"  # `checkpoint best MONITOR MODE` when a train block has none
 TRAIN_SETTINGS = Signature.declare({
     "epochs": Option(AtLeast(int, 1), 1, "passes over the training set"),
     "batch_size": Option(AtLeast(int, 1), 32, "training examples between two proposals of the optimizer"),
