@@ -203,7 +203,7 @@ def _make(function: Function, options: Mapping[str, Any], resources: Resources, 
             bound[key] = resources.embedder(value)
     try:
         return function.make(**bound, resources=resources) if function.resources else function.make(**bound)
-    except ValueError as exc:  # a value the checker cannot judge alone, like a minimum above a maximum
+    except ValueError as exc:  # what the checker refuses too (the same declarations): for specs not from a file
         name = purpose.split()[-1]
         raise SettingError(str(exc) if name in str(exc) else f"{purpose}: {exc}") from None
 
