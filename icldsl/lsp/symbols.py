@@ -247,7 +247,8 @@ def _options_table(signature: Signature) -> Iterator[str]:
         default = signature.defaults.get(name)
         note = f", default `{default!r}`" if name in signature.defaults and default is not None else ""
         required = " (required)" if name in signature.required else ""
-        yield f"- `{name}`: {type_name(expected)}{required}{note}"
+        doc = f": {signature.docs[name]}" if name in signature.docs else ""
+        yield f"- `{name}`: {type_name(expected)}{required}{note}{doc}"
 
 
 def hover(symbol: Symbol, index: Index) -> str:
@@ -294,7 +295,8 @@ def hover(symbol: Symbol, index: Index) -> str:
         signature, name = node
         default = signature.defaults.get(name)
         text = f"option `{name}` of {symbol.scope}: {type_name(signature.options[name])}"
-        return text + (f"; default `{default!r}`" if name in signature.defaults and default is not None else "")
+        text += f"; default `{default!r}`" if name in signature.defaults and default is not None else ""
+        return text + (f"\n\n{signature.docs[name]}" if name in signature.docs else "")
     return f"`{symbol.name}`"
 
 
