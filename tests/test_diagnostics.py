@@ -22,7 +22,8 @@ def diagnose(source: Source) -> tuple[list[Diagnostic], dict[str, Source]]:
     """Every diagnostic of a file (imports followed, data files opened), and the sources they point into."""
     try:
         module, sources = load_module(source)
-        return sorted(check_module(module, Path(source.name).resolve().parent, checks=(check_data_files,)), key=sort_key), sources
+        found = check_module(module, Path(source.name).resolve().parent, checks=(check_data_files,))
+        return sorted(found, key=sort_key), sources
     except CheckError as exc:
         return sorted(exc.diagnostics, key=sort_key), {source.name: source, **exc.sources}
 

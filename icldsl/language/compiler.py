@@ -72,8 +72,8 @@ def _locate_tools(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
             try:
                 locate(tool.impl.args[0].value.value, (base_dir,))
             except UserCodeError as exc:
-                errors.append(Diagnostic("unknown-function", f"tool `{tool.name}`: {exc}", tool.impl.span, "cannot load",
-                                         "the module must be importable, or sit beside the .icl file"))
+                errors.append(Diagnostic("unknown-function", f"tool `{tool.name}`: {exc}", tool.impl.span,
+                                         "cannot load", "the module must be importable, or sit beside the .icl file"))
     return errors
 
 

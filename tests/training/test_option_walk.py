@@ -35,7 +35,8 @@ train p on d {{
 }}
 """
 # What a required option naming a block is, in the file and for the factory (which gets the object).
-NAMED = {LM_NAME: ("solver", SimpleNamespace(name="solver")), EMBEDDING_NAME: ("minilm", SimpleNamespace(name="minilm"))}
+NAMED = {LM_NAME: ("solver", SimpleNamespace(name="solver")),
+         EMBEDDING_NAME: ("minilm", SimpleNamespace(name="minilm"))}
 
 
 def samples(t: Any) -> list[Any]:
