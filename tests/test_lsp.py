@@ -63,7 +63,6 @@ def test_hover_definition_references_symbols_formatting(tmp_path: Path) -> None:
             assert "route = frozen decide Route from ticket" in step and "instructions: Pick the team" in step
             reward = await hover_text(s, uri, at(text, "exact_match"))
             assert "`in_mask`" in reward and "1 when the masked output equals" in reward
-            assert "`tolerance`: a number of at least 0, default `0.0`: the absolute difference" in reward
 
             found = await s.client.text_document_definition_async(
                 lsp.DefinitionParams(s.doc(uri), at(text, "decide Route", 8)))

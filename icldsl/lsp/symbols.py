@@ -247,8 +247,7 @@ def _options_table(signature: Signature) -> Iterator[str]:
         default = signature.defaults.get(name)
         note = f", default `{default!r}`" if name in signature.defaults and default is not None else ""
         required = " (required)" if name in signature.required else ""
-        doc = f": {signature.docs[name]}" if name in signature.docs else ""
-        yield f"- `{name}`: {type_name(expected)}{required}{note}{doc}"
+        yield f"- `{name}`: {type_name(expected)}{required}{note}"
 
 
 def hover(symbol: Symbol, index: Index) -> str:
@@ -295,8 +294,7 @@ def hover(symbol: Symbol, index: Index) -> str:
         signature, name = node
         default = signature.defaults.get(name)
         text = f"option `{name}` of {symbol.scope}: {type_name(signature.options[name])}"
-        text += f"; default `{default!r}`" if name in signature.defaults and default is not None else ""
-        return text + (f"\n\n{signature.docs[name]}" if name in signature.docs else "")
+        return text + (f"; default `{default!r}`" if name in signature.defaults and default is not None else "")
     return f"`{symbol.name}`"
 
 
