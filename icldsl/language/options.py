@@ -98,19 +98,11 @@ class AtLeast:
 
 @dataclass(frozen=True, slots=True)
 class Within:
-    """Option type: an `int` or `float` from `low` to `high`, both included (both excluded when `open`)."""
+    """Option type: an `int` or `float` from `low` to `high`, both included."""
 
     kind: type
     low: int | float
     high: int | float
-    open: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ListOf:
-    """Option type: a non-empty list whose every item is of type `item`, like `k: [4, 8]`."""
-
-    item: Any
 
 
 # The most calls one LM keeps in flight (its `max_concurrency`), and the most rows `icldsl run
@@ -128,6 +120,22 @@ class Either:
 
     def accepts(self, marker: Any) -> bool:
         return marker in self.kinds
+
+
+@dataclass(frozen=True, slots=True)
+class Between:
+    """Option type: an `int` or `float` above `low` and below `high`, like `validation_split 0.2`."""
+
+    kind: type
+    low: int | float
+    high: int | float
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    """Option type: a non-empty list whose every item is of type `item`, like `k: [4, 8]`."""
+
+    item: Any
 
 
 def names_a(t: Any, marker: Any) -> bool:
@@ -246,6 +254,10 @@ class Function:
 
 
 def type_name(t: Any) -> str:
+    if isinstance(t, Between):
+        return f"{type_name(t.kind)} between {t.low} and {t.high} (exclusive)"
+    if isinstance(t, ListOf):
+        return f"a non-empty list, each {type_name(t.item)}"
     if isinstance(t, Either):
         return " or ".join(type_name(k) for k in t.kinds)
     if isinstance(t, Choice):
@@ -253,11 +265,7 @@ def type_name(t: Any) -> str:
     if isinstance(t, AtLeast):
         return f"{type_name(t.kind)} {'above' if t.strict else 'of at least'} {t.low}"
     if isinstance(t, Within):
-        if t.open:
-            return f"{type_name(t.kind)} between {t.low} and {t.high} (exclusive)"
         return f"{type_name(t.kind)} from {t.low} to {t.high}"
-    if isinstance(t, ListOf):
-        return f"a non-empty list, each {type_name(t.item)}"
     if t is FIELDS:
         return "a list of field names"
     if t is LM_NAME:
@@ -319,6 +327,10 @@ def expected_found(value: ir.Value, expected: Any) -> str:
 
 def matches(value: ir.Value, t: Any) -> bool:
     """Whether an IR value fits option type `t` (env(...) stands for a string)."""
+    if isinstance(t, Between):
+        return matches(value, t.kind) and t.low < value.value < t.high
+    if isinstance(t, ListOf):
+        return isinstance(value, ir.ListValue) and bool(value.items) and all(matches(v, t.item) for v in value.items)
     if isinstance(t, Either):
         return any(matches(value, kind) for kind in t.kinds)
     if isinstance(t, Choice):
@@ -326,11 +338,7 @@ def matches(value: ir.Value, t: Any) -> bool:
     if isinstance(t, AtLeast):
         return matches(value, t.kind) and (value.value > t.low if t.strict else value.value >= t.low)
     if isinstance(t, Within):
-        if t.open:
-            return matches(value, t.kind) and t.low < value.value < t.high
         return matches(value, t.kind) and t.low <= value.value <= t.high
-    if isinstance(t, ListOf):
-        return isinstance(value, ir.ListValue) and bool(value.items) and all(matches(v, t.item) for v in value.items)
     if t == dict[str, str]:
         return isinstance(value, ir.MapValue) and all(
             isinstance(a.value, ir.Literal) and isinstance(a.value.value, str) for a in value.items

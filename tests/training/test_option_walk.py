@@ -16,7 +16,7 @@ import pytest
 from icldsl.language.catalogue.training import OPTIMIZERS, REWARDS, TRAIN_SETTINGS
 from icldsl.language.compiler import compile_source
 from icldsl.language.diagnostics import CheckError
-from icldsl.language.options import EMBEDDING_NAME, FIELDS, LM_NAME, AtLeast, Choice, Either, ListOf, Within
+from icldsl.language.options import EMBEDDING_NAME, FIELDS, LM_NAME, AtLeast, Between, Choice, Either, ListOf, Within
 from icldsl.language.source import Source
 from icldsl.language.specs import TrainSpec
 from icldsl.training.resources import Resources
@@ -52,7 +52,7 @@ def samples(t: Any) -> list[Any]:
         low = t.low
         return [low, low - 1, low + 1, low + 0.5, "3", True] if t.kind is int else \
             [low, low - 0.5, low + 0.25, int(low) + 1, "0.5", True]
-    if isinstance(t, Within):
+    if isinstance(t, (Within, Between)):
         return [t.low, t.high, t.low - 1, t.high + 1, (t.low + t.high) / 2 if t.kind is float else t.low + 1,
                 "1", False]
     if t is int:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ...user_code import UserCodeError, locate
-from ..options import (CONCURRENCY, EMBEDDING_NAME, FIELDS, LM_NAME, AtLeast, Choice, Either, Function, ListOf, Option,
-                       Signature, Within)
+from ..options import (CONCURRENCY, EMBEDDING_NAME, FIELDS, LM_NAME, AtLeast, Between, Choice, Either, Function,
+                       ListOf, Option, Signature, Within)
 
 # The fewest validation rows a switch may be decided on: below it, the standard error of a
 # paired difference is itself too uncertain to gate on (a rise of 2 rows of 12 looks like
@@ -209,7 +209,7 @@ TRAIN_SETTINGS = Signature.declare({
     "batch_size": Option(AtLeast(int, 1), 32, "training examples between two proposals of the optimizer"),
     "runs": Option(AtLeast(int, 1), 1, "evaluations of the test set, each with its own seed"),
     "seed": Option(int, 0, "the seed of every random draw of the fit"),
-    "validation_split": Option(Within(float, 0, 1, open=True), 0.2, "the share of the training data held out "
+    "validation_split": Option(Between(float, 0, 1), 0.2, "the share of the training data held out "
                                                                     "for validation"),
     "concurrency": Option(CONCURRENCY, 4, "rows in flight at once"),
     "early_stopping": Option(AtLeast(int, 1), doc="epochs without improvement before training stops (off by default)"),
@@ -232,7 +232,7 @@ def budget_problems(budget: Mapping[str, Any]) -> list[tuple[str, str, str]]:
 def setting_kind(key: str) -> type:
     """The Python type of a train setting's value (`int` for `epochs`, `float` for `validation_split`)."""
     t = TRAIN_SETTINGS.options[key]
-    return t.kind if isinstance(t, (AtLeast, Within)) else t
+    return t.kind if isinstance(t, (AtLeast, Between, Within)) else t
 
 
 # ---- checks at compile time -------------------------------------------------------------

@@ -9,7 +9,7 @@ from .. import ir
 from ...datasets import LOADERS
 from ..diagnostics import Sink, did_you_mean
 from ..catalogue.training import BUDGET_KEYS, OPTIMIZERS, REWARDS, TRAIN_SETTINGS, budget_problems, setting_kind
-from ..options import AtLeast, Signature, Within, bind, expected_found, matches, to_python, type_name
+from ..options import AtLeast, Between, Signature, Within, bind, expected_found, matches, to_python, type_name
 from .common import check_args, check_references, first, output_model
 
 
@@ -183,9 +183,9 @@ def _check_setting(setting: ir.Setting, output: ir.Model | None, models: Mapping
             _out_of_range(setting.key, value, declared, sink)
 
 
-def _out_of_range(key: str, value: ir.Literal, declared: AtLeast | Within, sink: Sink) -> None:
+def _out_of_range(key: str, value: ir.Literal, declared: AtLeast | Between | Within, sink: Sink) -> None:
     """A train setting of the right type outside its declared range, said as the range is declared."""
-    if isinstance(declared, Within) and declared.open:
+    if isinstance(declared, Between):
         sink.add("invalid-value", f"`{key}` must be between {declared.low} and {declared.high} (exclusive)",
                  value.span)
     elif isinstance(declared, Within) and value.value > declared.high:
