@@ -4,7 +4,6 @@ LM options, and how IR values are checked against them and turned into Python.""
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 import os
 import re
@@ -151,6 +150,22 @@ class Either:
         return marker in self.kinds
 
 
+@dataclass(frozen=True, slots=True)
+class Between:
+    """Option type: an `int` or `float` above `low` and below `high`, like `validation_split 0.2`."""
+
+    kind: type
+    low: int | float
+    high: int | float
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    """Option type: a non-empty list whose every item is of type `item`, like `k: [4, 8]`."""
+
+    item: Any
+
+
 def names_a(t: Any, marker: Any) -> bool:
     """Whether option type `t` takes the name of a block of `marker`'s kind (LM_NAME, EMBEDDING_NAME)."""
     return t is marker or (isinstance(t, Either) and t.accepts(marker))
@@ -194,8 +209,11 @@ class Signature:
         `resolve`) so that what `icldsl check` accepts is exactly what runs."""
         if name not in self.options:
             return f"unknown option `{name}`; expected one of {', '.join(sorted(self.options))}"
+        t = self.options[name]
+        if isinstance(value, str) and (names_a(t, LM_NAME) or names_a(t, EMBEDDING_NAME)):
+            return None  # a block's name: whether one of that name exists is the caller's to say
         written = _written(value)
-        if written is None or not matches(written, self.options[name]):
+        if written is None or not matches(written, t):
             found = value_name(written) if written is not None else type(value).__name__
             return f"option `{name}`: expected {type_name(self.options[name])}, found {found}"
         return None
@@ -209,6 +227,16 @@ class Signature:
             if problem:
                 raise ValueError(problem)
         return values
+
+    def check(self, what: str, values: Mapping[str, Any]) -> None:
+        """Raise ValueError `what: <refusal>` for the first of `values` (None: not given) that
+        the checker would refuse; a constructor calls it with the options it received. An
+        option that names an lm or an embedding is skipped: the constructor gets the object."""
+        for name, value in values.items():
+            named = self.options.get(name) in (LM_NAME, EMBEDDING_NAME)
+            problem = None if value is None or named else self.refusal(name, value)
+            if problem:
+                raise ValueError(f"{what}: {problem}")
 
 
 def _written(value: Any) -> ir.Value | None:
@@ -233,14 +261,17 @@ class Function:
 
     The factory is a callable, or `"module:name"` imported when first made, so that the
     checker reads every signature without importing the implementations (and numpy, httpx
-    with them). Its own parameters hold the options' defaults: `defaults` reads them there.
-    With `resources`, the factory also receives `resources=` (the session's
-    `training.resources.Resources`: its LMs, embeddings and the file's folder).
+    with them). The options' defaults are the signature's (`Signature.declare`); the
+    factory takes them from there. With `resources`, the factory also receives `resources=`
+    (the session's `training.resources.Resources`: its LMs, embeddings and the file's folder).
     """
 
     signature: Signature
     factory: Callable[..., Any] | str
     resources: bool = False
+    # Options of the right types that cannot work together: (option, message) pairs for the
+    # values of every option (given or default); the checker and the factory both ask it.
+    problems: Callable[[Mapping[str, Any]], list[tuple[str, str]]] = lambda values: []
 
     @property
     def make(self) -> Callable[..., Any]:
@@ -248,13 +279,6 @@ class Function:
             return self.factory
         module, _, name = self.factory.partition(":")
         return getattr(importlib.import_module(module), name)
-
-    @property
-    def defaults(self) -> dict[str, Any]:
-        """The options' defaults, from the factory's parameters (imports it)."""
-        parameters = inspect.signature(self.make).parameters.values()
-        return {p.name: p.default for p in parameters
-                if p.name in self.signature.options and p.default is not inspect.Parameter.empty}
 
 
 def kind_of(t: Any) -> Any:
@@ -276,6 +300,10 @@ def implementation(reference: str) -> Any:
 
 
 def type_name(t: Any) -> str:
+    if isinstance(t, Between):
+        return f"{type_name(t.kind)} between {t.low} and {t.high} (exclusive)"
+    if isinstance(t, ListOf):
+        return f"a non-empty list, each {type_name(t.item)}"
     if isinstance(t, Either):
         return " or ".join(type_name(k) for k in t.kinds)
     if isinstance(t, Choice):
@@ -350,6 +378,10 @@ def expected_found(value: ir.Value, expected: Any) -> str:
 
 def matches(value: ir.Value, t: Any) -> bool:
     """Whether an IR value fits option type `t` (env(...) stands for a string)."""
+    if isinstance(t, Between):
+        return matches(value, t.kind) and t.low < value.value < t.high
+    if isinstance(t, ListOf):
+        return isinstance(value, ir.ListValue) and bool(value.items) and all(matches(v, t.item) for v in value.items)
     if isinstance(t, Either):
         return any(matches(value, kind) for kind in t.kinds)
     if isinstance(t, Choice):

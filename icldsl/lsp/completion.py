@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from ..language import ir
 from ..language.checker.models import CONSTRAINTS
-from ..language.checker.training import BUDGET_KEYS, MODES, monitors
+from ..language.checker.training import MODES, monitors
 from ..language.catalogue.loaders import LOADERS
 from ..language.formatter import type_text
 from ..language.options import EMBEDDING_NAME, LM_NAME, Choice, Signature, type_name
 from ..language.parser import STRING_PATTERN, Lexeme, read_prefix
-from ..training.registry import OPTIMIZERS, REWARDS
+from ..language.catalogue.training import BUDGET_KEYS, OPTIMIZERS, REWARDS
 from .incremental import item_starts
 from .symbols import Index, embedding_signature, function_signature, lm_signature, option_detail
 

@@ -10,7 +10,6 @@ for hover, with no definition in the file.
 from __future__ import annotations
 
 import bisect
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -21,7 +20,7 @@ from ..language.catalogue.loaders import LOADERS
 from ..language.formatter import type_text, value
 from ..language.options import EMBEDDING_NAME, LM_NAME, Signature, type_name
 from ..language.source import Source, Span
-from ..training.registry import OPTIMIZERS, REWARDS
+from ..language.catalogue.training import OPTIMIZERS, REWARDS
 
 # Kinds of symbol; steps and inputs share a program's namespace ("value").
 NAMESPACE = {"input": "value", "step": "value"}
@@ -74,7 +73,7 @@ def function_signature(kind: str, func: str) -> tuple[Signature, str] | None:
     registry = {"reward": REWARDS, "optimizer": OPTIMIZERS}.get(kind, {})
     if func in registry:
         function = registry[func]
-        return dataclasses.replace(function.signature, defaults=function.defaults), function.signature.doc
+        return function.signature, function.signature.doc
     return None
 
 

@@ -19,6 +19,7 @@ from icldsl.lm.endpoints import Endpoints
 from icldsl.lm.openai import OpenAIClient
 from icldsl.runtime.program import Program
 from icldsl.language.source import Source
+from icldsl.runtime.state import spec_and_states
 from tests.loopback import FORMATS, LoopbackServer, Reply, error_reply
 
 PROGRAM = """
@@ -43,7 +44,7 @@ def slowly(script, delay: float):
 
 def program_for(*servers: LoopbackServer) -> Program:
     urls = ", ".join(f'"{s.openai_url}"' for s in servers)
-    spec, states = compile_source(Source("e.icl", PROGRAM.format(urls=urls))).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("e.icl", PROGRAM.format(urls=urls))), "p")
     return Program(spec, states)
 
 
