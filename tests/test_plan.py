@@ -21,6 +21,7 @@ from icldsl.plan import plan_compiled
 from icldsl.runtime import prompt
 from icldsl.source import Source
 from icldsl.training import registry
+from icldsl.training.context import Optimizer
 from icldsl.training.session import fit_compiled
 from tests.loopback import LoopbackServer
 from tests.schema_faker import fake
@@ -69,7 +70,7 @@ def right_with_examples(request) -> dict:
 
 
 @dataclass(frozen=True)
-class Comparing:
+class Comparing(Optimizer):
     """Scores the states on the validation set at the end of every epoch, as an optimizer
     comparing candidates does, and says so in `planned_calls`."""
 

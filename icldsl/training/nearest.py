@@ -26,7 +26,7 @@ from ..runtime.demo import Demo
 from ..runtime.program import Program
 from ..runtime.retrieval import BM25, LABELS, LEXICAL, ORDERS, Dense, Pool, Retrieval, query_text
 from ..runtime.state import StepState
-from .context import Context
+from .context import Context, Optimizer
 from .optimizers import best_per_row, compare_candidates, labeled_fields, step_demo
 from .records import Scored
 from .resources import Resources
@@ -35,7 +35,7 @@ EMBED_BATCH = 64  # texts per request when a pool is embedded
 
 
 @dataclass(frozen=True, slots=True)
-class NearestFewShot:
+class NearestFewShot(Optimizer):
     """Retrieved few-shot examples: the k pool examples nearest each input (module docstring).
 
     `k` is one count or the candidates to choose from on validation; `retriever` is
@@ -75,9 +75,8 @@ class NearestFewShot:
         if self.compare_on < 30:
             raise ValueError(f"nearest_few_shot: compare_on must be at least 30, not {self.compare_on}")
 
-    @property
-    def nb_max_examples(self) -> int:
-        """The most examples one call gets (what `icldsl plan` counts)."""
+    def max_examples(self) -> int:
+        """The most examples one call gets."""
         return max(self.k)
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:

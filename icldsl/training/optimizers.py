@@ -6,8 +6,8 @@ that whole run earned, and named after the dataset row it answered. Failed step
 runs never become examples, frozen steps are left alone, a row gives a step at most
 one example, and every random draw comes from the trainer's seeded generator.
 
-`planned_calls` tells `icldsl plan` how many LM calls an optimizer makes beyond the
-program's own training runs.
+Each subclasses `context.Optimizer`; `planned_calls` tells `icldsl plan` how many LM
+calls it makes beyond the program's own training runs.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 from ..datasets.base import Example
 from ..runtime.program import Program
 from ..runtime.state import Demo, StepState
-from .context import Context
+from .context import Context, Optimizer
 from .estimate import Estimate, beats, paired, refusal
 from .records import Scored
 from .registry import SAMPLING
@@ -62,7 +62,7 @@ def _check_counts(name: str, low: int, high: int) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class RandomFewShot:
+class RandomFewShot(Optimizer):
     """Each step's examples are drawn from its successful predictions of the epoch so far.
 
     Between `nb_min_examples` and `nb_max_examples` per step, after every batch.
@@ -89,8 +89,8 @@ class RandomFewShot:
         if not self.temperature > 0:
             raise ValueError(f"random_few_shot: temperature must be above 0, not {self.temperature}")
 
-    def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
-        return 0
+    def max_examples(self) -> int:
+        return self.nb_max_examples
 
     async def propose(self, states: Mapping[str, StepState], scored: Sequence[Scored],
                       ctx: Context) -> dict[str, StepState]:
@@ -117,7 +117,7 @@ class RandomFewShot:
 
 
 @dataclass(frozen=True, slots=True)
-class BootstrapFewShot:
+class BootstrapFewShot(Optimizer):
     """Each step's examples are its own inputs and outputs in whole runs whose reward
     reached `threshold`.
 
@@ -152,6 +152,9 @@ class BootstrapFewShot:
         if self.compare_on < 30:
             raise ValueError(f"bootstrap_few_shot: compare_on must be at least 30, not {self.compare_on}: "
                              "fewer examples cannot tell candidates apart")
+
+    def max_examples(self) -> int:
+        return self.nb_max_examples
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
         """At most: each epoch scores the current states and every candidate on the compared examples."""
@@ -254,7 +257,7 @@ def _sample(validation: Sequence[Example], compare_on: int) -> list[Example]:
 
 
 @dataclass(frozen=True, slots=True)
-class LabeledFewShot:
+class LabeledFewShot(Optimizer):
     """Each step's examples are rows of the training data with their expected outputs.
 
     Only a step that reads the program's input alone and whose answer the data holds
@@ -282,6 +285,9 @@ class LabeledFewShot:
             raise ValueError(f"labeled_few_shot: candidates must be at least 1, not {self.candidates}")
         if self.compare_on < 30:
             raise ValueError(f"labeled_few_shot: compare_on must be at least 30, not {self.compare_on}")
+
+    def max_examples(self) -> int:
+        return self.nb_max_examples
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
         """At most: each epoch scores the current states and every candidate on the compared examples."""
