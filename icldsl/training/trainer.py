@@ -188,9 +188,11 @@ class Schedule:
         return math.ceil(self.train / self.batch_size)
 
     def stages(self, calls_per_run: int) -> tuple[Stage, ...]:
-        """Every stage in the order it runs, the optimizers' additions last, for a program
-        whose every run makes `calls_per_run` LM calls."""
-        stages = [Stage("validation", 0, self.validation, 0, self.validation * calls_per_run)] if self.validation else []
+        """Every stage in the order it runs, then what each optimizer adds over the whole fit,
+        for a program whose every run makes `calls_per_run` LM calls."""
+        stages = []
+        if self.validation:
+            stages.append(Stage("validation", 0, self.validation, 0, self.validation * calls_per_run))
         for epoch in range(1, self.epochs + 1):
             if self.trains:
                 untrained = min(self.batch_size, self.train) if epoch == 1 else 0  # before the first proposal
