@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Callable, Literal, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -152,7 +152,7 @@ class Stage:
     optimizer's first proposal, `calls` LM calls. `kind` "optimizer": the LM calls the
     chain's `member`-th optimizer adds over the whole fit (its `planned_calls`, an upper bound)."""
 
-    kind: str
+    kind: Literal["validation", "training", "optimizer"]
     epoch: int | None
     runs: int
     trained: int
