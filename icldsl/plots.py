@@ -28,7 +28,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 from matplotlib.ticker import MaxNLocator
 
 from .paths import stem
-from .specs import ProgramSpec
+from .language.specs import ProgramSpec
 from .runtime.state import StepState
 from .training.metrics import count_text, direction, is_count
 

@@ -29,7 +29,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from .plots import PLOTS, metric_names, plot_paths, score_metrics, stem, write_all
-from .specs import ProgramSpec
+from .language.specs import ProgramSpec
 from .training.metrics import count_text, direction, enum_fields, label_summary, metric_text
 from .training.records import Scored
 

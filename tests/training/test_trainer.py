@@ -8,11 +8,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from icldsl.compiler import compile_source
+from icldsl.language.compiler import compile_source
 from icldsl.datasets import Example
 from icldsl.lm.base import LMError
 from icldsl.runtime.program import Program
-from icldsl.source import Source
+from icldsl.language.source import Source
 from icldsl.training.chain import Chain
 from icldsl.training.context import Optimizer
 from icldsl.training.nearest import NearestFewShot
