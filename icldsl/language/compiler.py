@@ -8,9 +8,9 @@ from typing import Any, Mapping
 from . import ir
 from .checker import check
 from ..datafiles import check_data_files
-from ..datasets import LOADERS
+from .catalogue.loaders import LOADERS
 from .diagnostics import CheckError, Diagnostic
-from .options import Signature, bind, to_python
+from .options import bind, to_python
 from .imports import load_module
 from ..runtime.prompt import DEFAULT_INSTRUCTIONS
 from .specs import (TRAIN_SETTINGS, ArmSpec, BranchSpec, Compiled, DataSpec, EmbeddingSpec, FieldSpec, LMSpec,
@@ -240,8 +240,7 @@ def _program(
 
 
 def _data(data: ir.Data, base_dir: Path) -> DataSpec:
-    loader = LOADERS[data.loader.func]
-    bound = bind(Signature(loader.options, positional=loader.positional), data.loader.args)
+    bound = bind(LOADERS[data.loader.func].signature, data.loader.args)
     return DataSpec(data.name, data.loader.func, {k: to_python(v) for k, v in bound.items()}, base_dir)
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Mapping
 
 from .. import ir
-from ...datasets import LOADERS
+from ..catalogue.loaders import LOADERS, problems
 from ..diagnostics import Sink, did_you_mean
-from ..options import MAX_CONCURRENCY, Signature, bind, expected_found, matches, to_python, type_name
+from ..options import MAX_CONCURRENCY, Signature, bind, expected_found, kind_of, matches, to_python, type_name
 from ..specs import TRAIN_SETTINGS
 from ...training.registry import OPTIMIZERS, REWARDS
 from .common import check_args, check_references, first, output_model
@@ -30,14 +30,15 @@ def check_data(module: ir.Module, sink: Sink) -> None:
             sink.add("unknown-function", f"unknown data loader `{call.func}`", call.span, "not a loader",
                      did_you_mean(call.func, LOADERS) or f"loaders: {', '.join(LOADERS)}")
             continue
-        signature = Signature(loader.options, positional=loader.positional,
-                              required=loader.required)
+        signature = loader.signature
         before = len(sink.errors)
-        check_args(call.args, signature, f"loader `{call.func}`", sink, call_span=call.span)
+        check_args(call.args, Signature({name: kind_of(t) for name, t in signature.options.items()},
+                                        signature.required, signature.positional),
+                   f"loader `{call.func}`", sink, call_span=call.span)
         if len(sink.errors) == before:  # values of the right types: do they work together?
             bound = bind(signature, call.args)
             values = {name: to_python(v) for name, v in bound.items() if isinstance(v, ir.Literal)}
-            for option, message in loader.problems(values):
+            for option, message in problems(values, signature):
                 sink.add("invalid-value", f"loader `{call.func}`: {message}", bound[option].span, "cannot work")
 
 
