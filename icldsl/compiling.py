@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 
 from .language.compiler import compile_source
 from .language.diagnostics import JSON_VERSION, CheckError, Diagnostic, render_all, render_concise, sort_key, to_json
+from .datafiles import check_data_files
 from .errors import Error
 from .language.source import Source
 
@@ -77,7 +78,7 @@ def check(path: str | Path, *, text: str | None = None, data: bool = True) -> Ch
 def check_source(source: Source, *, data: bool = True) -> Checked:
     """`check` of a source already read (`icldsl check` reads standard input too)."""
     try:
-        compiled = compile_source(source, data=data)
+        compiled = compile_source(source, checks=(check_data_files,) if data else ())
         found, sources = compiled.warnings, compiled.sources
     except CheckError as exc:
         found, sources = exc.diagnostics, exc.sources
