@@ -18,8 +18,7 @@ from .specs import (TRAIN_SETTINGS, ArmSpec, BranchSpec, Compiled, DataSpec, Emb
 from ..runtime.state import StepState
 from ..training.registry import OPTIMIZERS, REWARDS, problems
 from .source import Source
-
-SECRET_OPTIONS = ("api_key",)
+from .vocabulary import PRIMITIVE_TYPES, SECRET_OPTIONS
 
 
 def compile_source(source: Source, *, data: bool = False) -> Compiled:
@@ -97,7 +96,7 @@ class _JSONType(ir.TypeVisitor[Any]):
     """The JSON form of a type (see specs.py); constraints ride along as `{"constrained": ...}`."""
 
     def named(self, t: ir.NamedType) -> Any:
-        return _constrained(t, t.name if t.name in ir.BUILTIN_TYPES else {"model": t.name})
+        return _constrained(t, t.name if t.name in PRIMITIVE_TYPES else {"model": t.name})
 
     def list_(self, t: ir.ListType, item: Any) -> Any:
         return _constrained(t, {"list": item})

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ..language import ir
-from ..language.checker.models import CONSTRAINTS
+from ..language.vocabulary import CONSTRAINTS
 from ..datasets import LOADERS
 from ..language.formatter import type_text, value
 from ..lm import EMBEDDERS, PROVIDERS, embedding_options, split_target

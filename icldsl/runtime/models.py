@@ -8,8 +8,7 @@ from typing import Annotated, Any, Literal, Mapping, Optional
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..language.specs import ModelSpec
-
-_PRIMITIVES = {"str": str, "int": int, "float": float, "bool": bool}
+from ..language.vocabulary import PRIMITIVE_TYPES
 
 
 class IclModel(BaseModel):
@@ -23,7 +22,7 @@ class IclModel(BaseModel):
 def _python_type(t: Any) -> Any:
     """The annotation of a JSON type; models are named, resolved by `model_rebuild`."""
     if isinstance(t, str):
-        return _PRIMITIVES[t]
+        return PRIMITIVE_TYPES[t]
     if "constrained" in t:
         return Annotated[_python_type(t["constrained"]), _constraint(t)]
     (kind, arg), = t.items()

@@ -9,10 +9,8 @@ from .. import ir
 from ..diagnostics import Sink, did_you_mean
 from ...lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
 from ..options import LM_NAME, Signature, matches, url_secrets
+from ..vocabulary import SECRET_OPTIONS
 from .common import check_args, first
-
-
-SECRET_OPTIONS = ("api_key",)  # options that may only come from the environment
 
 
 def _check_fallback(lm: ir.LM, ref: ir.Ref, lms: Mapping[str, ir.LM], sink: Sink) -> None:
