@@ -17,11 +17,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol
 
-from ..user_code import FORM
 from .options import fits, type_name, url_secrets
 from .patterns import pattern_problem
 from .specs import BranchSpec, EmbeddingSpec, ProgramSpec, StepSpec
-from .vocabulary import CONSTRAINT_RANGES, CONSTRAINTS, COUNTS, PRIMITIVE_TYPES, SECRET_OPTIONS, STEP_KINDS
+from .vocabulary import (CONSTRAINT_RANGES, CONSTRAINTS, COUNTS, PRIMITIVE_TYPES, SECRET_OPTIONS, STEP_KINDS,
+                         function_ref_problem)
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -94,8 +94,9 @@ def problems(spec: ProgramSpec, states: Mapping[str, State], catalogue: Catalogu
         found += [f"lm `{lm.name}`: {p}" for p in lm_problems(lm.target, lm.options, lms, catalogue)]
     tools = {t.name for t in spec.tools}
     for tool in spec.tools:
-        if not FORM.match(tool.ref):
-            found.append(f"tool `{tool.name}`: {tool.ref!r} is not of the form \"module:function\"")
+        problem = function_ref_problem(tool.ref)
+        if problem:
+            found.append(f"tool `{tool.name}`: {problem}")
     values = {spec.input_name}
     for item in spec.steps:
         steps = [a.step for a in item.arms] if isinstance(item, BranchSpec) else [item]

@@ -1,6 +1,6 @@
 """The words a program spec is made of, in one place: the kinds of step, the primitive
-types, the constraints each type takes (with the type of their value), and the options
-that may only come from the environment.
+types, the constraints each type takes (with the type of their value), the options that
+may only come from the environment, and how a Python function is named.
 
 The grammar, the checker (on the IR), the compiler, the language server, the runtime
 (pydantic models) and `spec_check` (on a spec read from an artifact) all read these
@@ -9,6 +9,7 @@ tables; none keeps its own. This module imports nothing, so the IR can sit on it
 
 from __future__ import annotations
 
+import re
 from typing import Mapping
 
 # What an LM step does (`a = KIND Model from ...`); the grammar's keywords for them are checked
@@ -34,3 +35,11 @@ COUNTS = ("min_length", "max_length", "min_items", "max_items")
 # Options of an `lm` or `embedding` that may only come from the environment (`env("NAME")` in a
 # file, `{"env": NAME}` in a spec): a key written in a file would travel with it.
 SECRET_OPTIONS = ("api_key",)
+
+# A Python function as a tool or a `python` reward names it: "package.module:function".
+FUNCTION_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def function_ref_problem(ref: str) -> str | None:
+    """Why `ref` does not name a function as "module:function"; None when it does."""
+    return None if FUNCTION_REF.match(ref) else f"{ref!r} is not of the form \"module:function\""
