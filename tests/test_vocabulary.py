@@ -17,7 +17,8 @@ from icldsl.language.compiler import compile_source
 from icldsl.language.diagnostics import CheckError
 from icldsl.language.options import URLS, Choice, Within, fits
 from icldsl.language.source import Source
-from icldsl.language.vocabulary import STEP_KINDS
+from icldsl.language.vocabulary import CONSTRAINTS, STEP_KINDS
+from icldsl.runtime.models import PYDANTIC_CONSTRAINTS
 from icldsl.runtime.program import Program
 from icldsl.runtime.state import Demo, StepState
 from icldsl.user_code import UserCodeError, load_function
@@ -45,6 +46,10 @@ def frozen(src: Source) -> dict[str, Any]:
 def test_the_grammar_spells_the_step_kinds_of_the_vocabulary() -> None:
     terminals = re.search(r"^lm_step: FROZEN\? \(([A-Z_ |]+)\)", GRAMMAR, re.M).group(1).split(" | ")
     assert tuple(re.search(rf'^{t}: "(\w+)"$', GRAMMAR, re.M).group(1) for t in terminals) == STEP_KINDS
+
+
+def test_the_runtime_builds_every_constraint_of_the_vocabulary_and_no_other() -> None:
+    assert set(PYDANTIC_CONSTRAINTS) == {name for names in CONSTRAINTS.values() for name in names}
 
 
 @pytest.mark.parametrize("written, stored, message", [

@@ -35,10 +35,13 @@ def _python_type(t: Any) -> Any:
     return arg  # a model, by name: a forward reference
 
 
+# Each constraint of the vocabulary (`language.vocabulary.CONSTRAINTS`) as pydantic's `Field` takes it.
+PYDANTIC_CONSTRAINTS = {"min": "ge", "max": "le", "min_length": "min_length", "max_length": "max_length",
+                        "pattern": "pattern", "min_items": "min_length", "max_items": "max_length"}
+
+
 def _constraint(t: Mapping[str, Any]) -> Any:
-    names = {"min": "ge", "max": "le", "min_length": "min_length", "max_length": "max_length",
-             "pattern": "pattern", "min_items": "min_length", "max_items": "max_length"}
-    return Field(**{names[k]: v for k, v in t.items() if k != "constrained"})
+    return Field(**{PYDANTIC_CONSTRAINTS[k]: v for k, v in t.items() if k != "constrained"})
 
 
 def _safe_name(name: str) -> str:
