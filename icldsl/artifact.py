@@ -176,7 +176,7 @@ def with_lms(spec: ProgramSpec, lms: Mapping[str, Mapping[str, Any]]) -> Program
         change = dict(lms.get(lm.name, {}))
         target = change.pop("target", lm.target)
         options = {k: v for k, v in {**lm.options, **change}.items() if v is not None}
-        problems = spec_check.lm_problems(target, options, known, catalogue()) if isinstance(target, str) \
+        problems = spec_check.lm_problems(target, options, known, _catalogue()) if isinstance(target, str) \
             else ["no target"]
         if problems and lm.name in lms:
             raise LMConfigError(f"cannot override lm `{lm.name}`: {problems[0]}")
@@ -210,7 +210,7 @@ def program_from(doc: Mapping[str, Any], clients: Mapping[str, LMClient] | None 
         raise ArtifactError(f"{path} cannot run: {where}: {error['msg']}") from None
     if lms:
         spec = with_lms(spec, lms)
-    problems = spec_check.problems(spec, states, catalogue())
+    problems = spec_check.problems(spec, states, _catalogue())
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ArtifactError(f"{path} cannot run: {problems[0]}{more}")
@@ -311,7 +311,7 @@ def load(path: str | Path, clients: Mapping[str, LMClient] | None = None, *,
 
 
 @functools.cache
-def catalogue() -> spec_check.Catalogue:
+def _catalogue() -> spec_check.Catalogue:
     """The LM and embedding providers of this icldsl, with their options, as `spec_check` reads them."""
     return spec_check.Catalogue({name: provider.options for name, provider in PROVIDERS.items()},
                                 {name: embedding_options(name) for name in EMBEDDERS},
