@@ -89,6 +89,14 @@ def test_an_lm_option_the_checker_accepts_loads_whatever_its_type() -> None:
         artifact.program_from(wrong)
 
 
+@pytest.mark.parametrize("fallback", [[1], {"a": 1}, "nowhere"])
+def test_a_fallback_that_names_no_lm_is_refused_whatever_it_holds(fallback: Any) -> None:
+    doc = frozen(source())
+    doc["program"]["lms"][0]["options"] = {"fallback": fallback}
+    with pytest.raises(artifact.ArtifactError, match=re.escape(f"lm `m`: falls back to `{fallback}`, which is not")):
+        artifact.program_from(doc)
+
+
 @pytest.mark.parametrize("value, t, stored", [
     (3, float, True), (3.5, int, False), (True, int, False), ("x", str, True), ({"env": "K"}, str, False),
     (8, Within(int, 1, 1024), True), (0, Within(int, 1, 1024), False), ("q4_0", Choice(("file", "q4_0")), True),

@@ -175,7 +175,7 @@ def _option_problems(provider: str, allowed: Mapping[str, Any], options: Mapping
         if key not in allowed:
             found.append(f"{provider} has no option `{key}`")
         elif key == "fallback":
-            if value not in lms:
+            if not isinstance(value, str) or value not in lms:
                 found.append(f"falls back to `{value}`, which is not among its lms")
         elif key in SECRET_OPTIONS and not _is_env(value):
             found.append(f"option `{key}` must name an environment variable, as {{\"env\": NAME}}")
