@@ -73,6 +73,17 @@ def test_the_checker_and_the_loader_refuse_the_same_constraints_in_the_same_word
     assert str(caught.value) == f"the artifact cannot run: model `A`, field `answer`: {message}"
 
 
+@pytest.mark.parametrize("stored, message", [
+    ({"model": [1]}, "no model [1]"), ({"list": {"model": {}}}, "no model {}"), ({"constrained": [1]}, "unknown type [1]"),
+    ({"constrained": "str", "pattern": {"env": "X"}}, "constraint 'pattern' does not fit str"),
+])
+def test_a_type_of_any_json_is_refused_in_words(stored: Any, message: str) -> None:
+    doc = frozen(source())
+    doc["program"]["models"][1]["fields"][0]["type"] = stored
+    with pytest.raises(artifact.ArtifactError, match=re.escape(f"field `answer`: {message}")):
+        artifact.program_from(doc)
+
+
 def test_constraints_the_checker_accepts_load() -> None:
     written = 'str(min_length: 0, max_length: 0, pattern: "^x*$")'
     assert artifact.program_from(frozen(source(written))).spec.name == "p"

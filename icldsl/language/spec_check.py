@@ -148,7 +148,7 @@ def _type_problems(t: Any, models: set[str]) -> list[str]:
         ok = isinstance(arg, list) and arg and all(isinstance(a, str) for a in arg)
         return [] if ok else ["an enum needs a list of labels (strings)"]
     if kind == "model":
-        return [] if arg in models else [f"no model {arg!r}"[:80]]
+        return [] if isinstance(arg, str) and arg in models else [f"no model {arg!r}"[:80]]
     return [f"unknown type {kind!r}"[:80]]
 
 
