@@ -18,9 +18,8 @@ from icldsl.lm import Clients
 from icldsl.lm.base import LMError, LMRequest, LMResponse, Message, Usage
 from icldsl.lm.trace import Site
 from icldsl.language.specs import LMSpec
-from icldsl.lm.cache import (
-    CacheError, CachedClient, CachedEmbedder, CacheMiss, LMCache, cache_key, default_path, was_cached,
-)
+from icldsl.lm.cache import CacheError, LMCache, cache_key, default_path
+from icldsl.lm.cached import CachedClient, CachedEmbedder, CacheMiss, was_cached
 from icldsl.lm.openai import OpenAIClient
 from icldsl.runtime.program import Program
 from icldsl.language.source import Source

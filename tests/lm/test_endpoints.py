@@ -13,7 +13,8 @@ import pytest
 
 from icldsl.language.compiler import compile_source
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, Message
-from icldsl.lm.cache import CachedClient, LMCache
+from icldsl.lm.cache import LMCache
+from icldsl.lm.cached import CachedClient
 from icldsl.lm.endpoints import Endpoints
 from icldsl.lm.openai import OpenAIClient
 from icldsl.runtime.program import Program
