@@ -17,7 +17,6 @@ any JSON gives a program or an ArtifactError, never another exception.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import hmac
 import json
@@ -33,7 +32,6 @@ from pydantic_core import SchemaError
 from .errors import Error
 from .jsontext import JSONTextError, loads
 from .language import spec_check
-from .lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
 from .lm.base import LMClient, LMConfigError
 from .lm.cache import LMCache, Mode
 from .lm.trace import Tracer
@@ -176,8 +174,7 @@ def with_lms(spec: ProgramSpec, lms: Mapping[str, Mapping[str, Any]]) -> Program
         change = dict(lms.get(lm.name, {}))
         target = change.pop("target", lm.target)
         options = {k: v for k, v in {**lm.options, **change}.items() if v is not None}
-        problems = spec_check.lm_problems(target, options, known, _catalogue()) if isinstance(target, str) \
-            else ["no target"]
+        problems = spec_check.lm_problems(target, options, known) if isinstance(target, str) else ["no target"]
         if problems and lm.name in lms:
             raise LMConfigError(f"cannot override lm `{lm.name}`: {problems[0]}")
         replaced.append(LMSpec(lm.name, target, options))
@@ -210,7 +207,7 @@ def program_from(doc: Mapping[str, Any], clients: Mapping[str, LMClient] | None 
         raise ArtifactError(f"{path} cannot run: {where}: {error['msg']}") from None
     if lms:
         spec = with_lms(spec, lms)
-    problems = spec_check.problems(spec, states, _catalogue())
+    problems = spec_check.problems(spec, states)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ArtifactError(f"{path} cannot run: {problems[0]}{more}")
@@ -308,14 +305,6 @@ def load(path: str | Path, clients: Mapping[str, LMClient] | None = None, *,
     folder = Path(path).parent if stream is None else None  # a stream comes from no folder of tools
     return program_from(doc, clients, cache=cache, cache_mode=cache_mode, folder=folder, lms=lms, path=path,
                         tracers=tracers)
-
-
-@functools.cache
-def _catalogue() -> spec_check.Catalogue:
-    """The LM and embedding providers of this icldsl, with their options, as `spec_check` reads them."""
-    return spec_check.Catalogue({name: provider.options for name, provider in PROVIDERS.items()},
-                                {name: embedding_options(name) for name in EMBEDDERS},
-                                lambda target: split_target(target)[0])
 
 
 _STATES = TypeAdapter(dict[str, Any])  # step path -> its state, which `StepState.from_json` checks

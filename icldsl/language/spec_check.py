@@ -7,16 +7,16 @@ in words and with the part's location, what is wrong instead. Its words come fro
 `vocabulary` (step kinds, types, constraints, secret options) and its option types from
 `options` (`fits`, the same fit `matches` gives a value written in a file), which the
 checker reads too; the rule on constraint values (`constraint_problems`) is the checker's
-as well. What the back ends offer (providers and their options) comes in as a `Catalogue`,
-so that this module, like the rest of the language package, imports none of them.
+as well; the providers and their options are the catalogue's (`catalogue.lms`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Mapping, Protocol
 
+from .catalogue.lms import EMBEDDERS, PROVIDERS, split_target
 from .options import fits, type_name, url_secrets
 from .patterns import pattern_problem
 from .specs import BranchSpec, EmbeddingSpec, ProgramSpec, StepSpec
@@ -24,17 +24,6 @@ from .vocabulary import (CONSTRAINT_RANGES, CONSTRAINTS, COUNTS, PRIMITIVE_TYPES
                          function_ref_problem)
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-@dataclass(frozen=True, slots=True)
-class Catalogue:
-    """What the back ends offer that a spec names: the option types of each LM provider
-    (`lms`) and of each embedding provider (`embeddings`), and the provider a target
-    (`"openai/gpt-4.1-mini"`) names (`provider`)."""
-
-    lms: Mapping[str, Mapping[str, Any]]
-    embeddings: Mapping[str, Mapping[str, Any]]
-    provider: Callable[[str], str]
 
 
 class State(Protocol):
@@ -74,7 +63,7 @@ def constraint_problems(given: Mapping[str, Any]) -> list[Problem]:
     return found
 
 
-def problems(spec: ProgramSpec, states: Mapping[str, State], catalogue: Catalogue) -> list[str]:
+def problems(spec: ProgramSpec, states: Mapping[str, State]) -> list[str]:
     """Everything in `spec` and its steps' learned `states` (by step path) that would stop the
     program from being built or run, each prefixed with the part it is in."""
     found: list[str] = []
@@ -91,7 +80,7 @@ def problems(spec: ProgramSpec, states: Mapping[str, State], catalogue: Catalogu
             found.append(f"program `{spec.name}`: no model `{name}`")
     lms = {lm.name: lm for lm in spec.lms}
     for lm in spec.lms:
-        found += [f"lm `{lm.name}`: {p}" for p in lm_problems(lm.target, lm.options, lms, catalogue)]
+        found += [f"lm `{lm.name}`: {p}" for p in lm_problems(lm.target, lm.options, lms)]
     tools = {t.name for t in spec.tools}
     for tool in spec.tools:
         problem = function_ref_problem(tool.ref)
@@ -114,7 +103,7 @@ def problems(spec: ProgramSpec, states: Mapping[str, State], catalogue: Catalogu
         embedding = state.embedding  # its target is an address the program sends inputs to, like an lm's
         if embedding is not None:
             found += [f"step `{path}`: the embedding `{embedding.name}` it retrieves with: {p}"
-                      for p in embedding_problems(embedding.target, embedding.options, catalogue)]
+                      for p in embedding_problems(embedding.target, embedding.options)]
     made = {f for item in spec.steps if item.name in spec.outputs for f in fields.get(item.model, ())}
     output = next((m for m in spec.models if m.name == spec.output_model), None)
     required = [f.name for f in output.fields if not (isinstance(f.type, dict) and "optional" in f.type)] \
@@ -152,20 +141,20 @@ def _type_problems(t: Any, models: set[str]) -> list[str]:
     return [f"unknown type {kind!r}"[:80]]
 
 
-def lm_problems(target: str, options: Mapping[str, Any], lms: Mapping[str, Any], catalogue: Catalogue) -> list[str]:
+def lm_problems(target: str, options: Mapping[str, Any], lms: Mapping[str, Any]) -> list[str]:
     """What keeps an LM of this `target` and `options` from working (`lms`: the program's, by name)."""
-    provider = catalogue.provider(target)
-    if provider not in catalogue.lms:
-        return [f"unknown provider in {target!r}; known: {', '.join(catalogue.lms)}"]
-    return _option_problems(provider, catalogue.lms[provider], options, lms)
+    provider, _ = split_target(target)
+    if provider not in PROVIDERS:
+        return [f"unknown provider in {target!r}; known: {', '.join(PROVIDERS)}"]
+    return _option_problems(provider, PROVIDERS[provider].signature.options, options, lms)
 
 
-def embedding_problems(target: str, options: Mapping[str, Any], catalogue: Catalogue) -> list[str]:
+def embedding_problems(target: str, options: Mapping[str, Any]) -> list[str]:
     """What keeps an embedding model of this `target` and `options` from working."""
-    provider = catalogue.provider(target)
-    if provider not in catalogue.embeddings:
-        return [f"no embedding models for {target!r}; known providers: {', '.join(catalogue.embeddings)}"]
-    return _option_problems(provider, catalogue.embeddings[provider], options, {})
+    provider, _ = split_target(target)
+    if provider not in EMBEDDERS:
+        return [f"no embedding models for {target!r}; known providers: {', '.join(EMBEDDERS)}"]
+    return _option_problems(provider, EMBEDDERS[provider].options.options, options, {})
 
 
 def _option_problems(provider: str, allowed: Mapping[str, Any], options: Mapping[str, Any],

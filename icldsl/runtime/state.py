@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Mapping
 from annotated_types import Ge
 from typing_extensions import NotRequired, TypedDict  # pydantic reads typing.TypedDict only from 3.12
 
-from ..language.specs import EmbeddingSpec
+from ..language.specs import Compiled, EmbeddingSpec, ProgramSpec
 from ..lm.base import Usage
 from ..lm.trace import CallCost
 from .demo import Demo
@@ -19,7 +19,7 @@ from .retrieval import Dense, Retrieval
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
-__all__ = ["Demo", "StepRecord", "StepState", "StepStateJSON", "Trace"]
+__all__ = ["Demo", "StepRecord", "StepState", "StepStateJSON", "Trace", "spec_and_states"]
 
 
 class StepStateJSON(TypedDict):
@@ -140,3 +140,10 @@ class Trace:
     steps: dict[str, StepRecord] = field(default_factory=dict)
     output: Mapping[str, Any] | None = None
     error: str | None = None
+
+
+def spec_and_states(compiled: Compiled, name: str) -> tuple[ProgramSpec, dict[str, StepState]]:
+    """Program `name` of a compiled file as it starts, untrained: its spec and each LM step's
+    state, holding the instructions the compiler gave it (the file's, or its kind's default)."""
+    spec, instructions = compiled.programs[name]
+    return spec, {step.path: StepState(instructions[step.path], frozen=step.frozen) for step in spec.lm_steps()}

@@ -24,6 +24,7 @@ from ..lm.trace import Tracer
 from ..language.options import EMBEDDING_NAME, LM_NAME, Function
 from ..runtime import bounds
 from ..runtime.program import Program
+from ..runtime.state import spec_and_states
 from .baselines import baselines
 from .chain import Chain
 from .checkpoint import CheckpointWriter, read_checkpoint
@@ -31,7 +32,7 @@ from .context import Optimizer
 from .csvlog import CSVLog
 from .estimate import Estimate, paired
 from .metrics import Metrics
-from .registry import OPTIMIZERS, REWARDS
+from ..language.catalogue.training import OPTIMIZERS, REWARDS
 from .resources import Resources
 from .rewards import Reward
 from .history import Evaluation, History
@@ -117,7 +118,7 @@ def program_of(compiled: Compiled, name: str, clients: Mapping[str, LMClient] | 
                cache: LMCache | None = None, cache_mode: Mode = "normal",
                tracers: Sequence[Tracer] | None = None) -> Program:
     """The program `name` of a compiled file; with a `cache`, its LM calls go through it."""
-    spec, states = compiled.programs[name]
+    spec, states = spec_and_states(compiled, name)
     return Program(spec, states, clients, search_path=(compiled.base_dir,), cache=cache, cache_mode=cache_mode,
                    tracers=tracers)
 
@@ -202,7 +203,7 @@ def _make(function: Function, options: Mapping[str, Any], resources: Resources, 
             bound[key] = resources.embedder(value)
     try:
         return function.make(**bound, resources=resources) if function.resources else function.make(**bound)
-    except ValueError as exc:  # a value the checker cannot judge alone, like a minimum above a maximum
+    except ValueError as exc:  # what the checker refuses too (the same declarations): for specs not from a file
         name = purpose.split()[-1]
         raise SettingError(str(exc) if name in str(exc) else f"{purpose}: {exc}") from None
 

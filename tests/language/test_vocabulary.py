@@ -20,10 +20,10 @@ from icldsl.language.source import Source
 from icldsl.language.vocabulary import CONSTRAINTS, STEP_KINDS
 from icldsl.runtime.models import PYDANTIC_CONSTRAINTS
 from icldsl.runtime.program import Program
-from icldsl.runtime.state import Demo, StepState
+from icldsl.runtime.state import Demo, StepState, spec_and_states
 from icldsl.user_code import UserCodeError, load_function
 
-GRAMMAR = (Path(__file__).resolve().parents[1] / "grammar" / "icl.lark").read_text()
+GRAMMAR = (Path(__file__).resolve().parents[2] / "grammar" / "icl.lark").read_text()
 
 PROGRAM = """
 model Q {{ question: str }}
@@ -39,8 +39,7 @@ def source(type_: str = "str", target: str = "openai/gpt-x", options: str = "") 
 
 def frozen(src: Source) -> dict[str, Any]:
     """The artifact document of a file's program, untrained."""
-    spec, states = compile_source(src).programs["p"]
-    return artifact.freeze(Program(spec, states), source_file="p.icl", source_sha256="0" * 64, training={})
+    return artifact.freeze(Program(*spec_and_states(compile_source(src), "p")), source_file="p.icl", source_sha256="0" * 64, training={})
 
 
 def test_the_grammar_spells_the_step_kinds_of_the_vocabulary() -> None:
