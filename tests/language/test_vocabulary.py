@@ -5,6 +5,7 @@ the other does."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,22 @@ def test_constraints_the_checker_accepts_load() -> None:
     assert artifact.program_from(frozen(source(written))).spec.name == "p"
 
 
+@pytest.mark.parametrize("base_url", ['"ftp://h/v1"', '["http://h/v1", "http://h/v1/"]'])
+def test_an_lm_option_the_checker_refuses_is_refused_by_the_loader(base_url: str) -> None:
+    # The loader's own fit took any strings as URLs, where the checker takes http(s) URLs, each once.
+    expected = "must be a URL or a non-empty list of them (http or https, each once)"
+    with pytest.raises(CheckError) as refused:
+        compile_source(source(options=f"base_url: {base_url}"))
+    (diagnostic,) = refused.value.diagnostics
+    assert diagnostic.message.startswith(f"option `base_url` of lm `m` (openai) {expected}")
+    doc = frozen(source())
+    doc["program"]["lms"][0]["options"] = {"base_url": json.loads(base_url)}
+    with pytest.raises(artifact.ArtifactError, match=re.escape(f"lm `m`: option `base_url` {expected}")):
+        artifact.program_from(doc)
+
+
 def test_an_lm_option_the_checker_accepts_loads_whatever_its_type() -> None:
-    # A choice (`weights`) was refused by the loader's own fit, so this artifact could not be loaded.
+    # The loader had its own fit, which once refused a choice (`weights`) the checker accepts.
     doc = frozen(source(target="local/smollm2-135m", options='weights: "q4_0", n_ctx: 2048'))
     assert doc["program"]["lms"][0]["options"] == {"weights": "q4_0", "n_ctx": 2048}
     assert artifact.program_from(doc).spec.lms[0].options["weights"] == "q4_0"
