@@ -2,9 +2,10 @@
 types, the constraints each type takes (with the type of their value), the options that
 may only come from the environment, and how a Python function is named.
 
-The grammar, the checker (on the IR), the compiler, the language server, the runtime
-(pydantic models) and `spec_check` (on a spec read from an artifact) all read these
-tables; none keeps its own. This module imports nothing, so the IR can sit on it.
+The IR, the checker (on a file), the compiler, the language server, the runtime (pydantic
+models) and `spec_check` (on a spec read from an artifact) read these tables; none keeps
+its own (tests/language/test_vocabulary.py holds the grammar's step keywords to them). It
+imports nothing of icldsl, so the IR can sit on it.
 """
 
 from __future__ import annotations
