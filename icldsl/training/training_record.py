@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
 from ..artifact import ArtifactError
+from .history import History
 from .usage import CallStats
 
 REWARD = "reward"
@@ -40,7 +41,7 @@ REWARD = "reward"
 
 def _bad(where: str, value: Any, expected: str) -> ArtifactError:
     shown = repr(value)
-    return ArtifactError(f"the artifact's training.{where} is {shown[:40] + '…' if len(shown) > 40 else shown}, "
+    return ArtifactError(f"training{'.' if where else ''}{where} is {shown[:40] + '…' if len(shown) > 40 else shown}, "
                          f"not {expected}")
 
 
@@ -53,6 +54,12 @@ def _number(value: Any, where: str) -> float:
 def _count(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _bad(where, value, "a whole number")
+    return value
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _bad(where, value, "text")
     return value
 
 
@@ -76,7 +83,7 @@ def _stats(value: Any, where: str) -> CallStats:
     doc = _object(value, where)
     for key in (*CallStats.COUNTED, *doc):
         if key not in (*CallStats.COUNTED, "cascaded"):
-            raise ArtifactError(f"the artifact's training.{where} has `{key}`, which is not an LM usage count")
+            raise ArtifactError(f"training.{where} has `{key}`, which is not an LM usage count")
         _count(doc.get(key), f"{where}.{key}")
     return CallStats.from_json(doc)
 
@@ -204,8 +211,9 @@ class DataRecord:
     def from_json(cls, value: Any, where: str = "data") -> "DataRecord":
         doc = _object(value, where)
         sizes = {k: _count(v, f"{where}.sizes.{k}") for k, v in _object(doc.get("sizes", {}), f"{where}.sizes").items()}
-        return cls(str(doc.get("name", "")), str(doc.get("loader", "")), _object(doc.get("args", {}), f"{where}.args"),
-                   sizes, {k: v for k, v in doc.items() if k not in ("name", "loader", "args", "sizes")})
+        return cls(_text(doc.get("name"), f"{where}.name"), _text(doc.get("loader"), f"{where}.loader"),
+                   _object(doc.get("args", {}), f"{where}.args"), sizes,
+                   {k: v for k, v in doc.items() if k not in ("name", "loader", "args", "sizes")})
 
     @property
     def fingerprints(self) -> Mapping[str, str]:
@@ -238,8 +246,8 @@ class HistoryRecord:
     KEYS: ClassVar[tuple[str, ...]] = ("history", "best_epoch", "epochs_run", "stopped", "optimizer_events", "usage")
 
     @classmethod
-    def of(cls, history: Any) -> "HistoryRecord":
-        """The record of a `training.history.History`."""
+    def of(cls, history: History) -> "HistoryRecord":
+        """The record of a fit's History."""
         return cls({k: tuple(v) for k, v in history.history.items()}, dict(history.initial), history.best_epoch,
                    history.epochs_run, history.stopped, tuple(history.events), history.usage)
 
@@ -262,12 +270,11 @@ class HistoryRecord:
         initial = {k[len("initial_"):]: _number(v, k) for k, v in doc.items()
                    if k.startswith("initial_") and v is not None}
         stopped = doc.get("stopped")
-        if stopped is not None and not isinstance(stopped, str):
-            raise _bad("stopped", stopped, "text")
         events = _array(doc.get("optimizer_events", []), "optimizer_events")
         return cls(history, initial, _count(doc.get("best_epoch", 0), "best_epoch"),
                    _count(doc.get("epochs_run", max(map(len, history.values()), default=0)), "epochs_run"),
-                   stopped, tuple(_object(e, f"optimizer_events[{i}]") for i, e in enumerate(events)),
+                   None if stopped is None else _text(stopped, "stopped"),
+                   tuple(_object(e, f"optimizer_events[{i}]") for i, e in enumerate(events)),
                    _stats(doc["usage"], "usage") if "usage" in doc else CallStats())
 
 
@@ -278,7 +285,7 @@ class HistoryRecord:
 class TrainingRecord:
     """The artifact's `training` section (see the module)."""
 
-    settings: Mapping[str, Any] = field(default_factory=dict)  # the train block's, as `dataclasses.asdict(TrainSpec)` gives them
+    settings: Mapping[str, Any] = field(default_factory=dict)  # the train block's: `dataclasses.asdict(TrainSpec)`
     data: DataRecord | None = None
     history: HistoryRecord = field(default_factory=HistoryRecord)
     scores: Mapping[str, ScoreRecord] = field(default_factory=dict)  # "untrained", "trained"
@@ -327,9 +334,12 @@ class TrainingRecord:
         )
 
     @classmethod
-    def of_artifact(cls, doc: Mapping[str, Any]) -> "TrainingRecord":
-        """The record of an artifact document."""
-        return cls.from_json(doc.get("training"))
+    def of_artifact(cls, doc: Mapping[str, Any], path: str = "the artifact") -> "TrainingRecord":
+        """The record of an artifact document (read from `path`, which an ArtifactError names)."""
+        try:
+            return cls.from_json(doc.get("training"))
+        except ArtifactError as exc:
+            raise ArtifactError(f"{path}: {exc}") from None
 
     @property
     def run_count(self) -> int:
