@@ -14,9 +14,9 @@ import asyncio
 import json
 from pathlib import Path
 
-from icldsl.compiler import compile_source
+from icldsl.language.compiler import compile_source
 from icldsl.lm.local import FILE_WEIGHTS, WEIGHTS
-from icldsl.source import Source
+from icldsl.language.source import Source
 from icldsl.training.estimate import Estimate, paired
 from icldsl.training.rewards import exact_match
 from icldsl.training.session import load_data, program_of

@@ -17,9 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from icldsl.checker import check  # noqa: E402
-from icldsl.parser import parse  # noqa: E402
-from icldsl.source import Source  # noqa: E402
+from icldsl.language.checker import check  # noqa: E402
+from icldsl.language.parser import parse  # noqa: E402
+from icldsl.language.source import Source  # noqa: E402
 from tests.program_generator import generate_program  # noqa: E402
 
 

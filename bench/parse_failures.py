@@ -32,7 +32,7 @@ from pydantic import ValidationError
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from icldsl.compiler import compile_file  # noqa: E402
+from icldsl.language.compiler import compile_file  # noqa: E402
 from icldsl.lm import make_client  # noqa: E402
 from icldsl.lm.base import LMClient, LMRequest, LMResponse  # noqa: E402
 from icldsl.lm.connect import Connection, resolve_options  # noqa: E402

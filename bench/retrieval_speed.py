@@ -30,14 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import describe  # noqa: E402
 from icldsl.artifact import canonical, freeze  # noqa: E402
-from icldsl.compiler import compile_source  # noqa: E402
+from icldsl.language.compiler import compile_source  # noqa: E402
 from icldsl.runtime import prompt  # noqa: E402
 from icldsl.runtime.demo import Demo  # noqa: E402
 from icldsl.runtime.models import json_schema  # noqa: E402
 from icldsl.runtime.program import Program  # noqa: E402
 from icldsl.runtime.retrieval import BM25, Dense, Pool, Retrieval  # noqa: E402
-from icldsl.specs import EmbeddingSpec  # noqa: E402
-from icldsl.source import Source  # noqa: E402
+from icldsl.language.specs import EmbeddingSpec  # noqa: E402
+from icldsl.language.source import Source  # noqa: E402
 
 DATA = Path(os.environ.get("ICLDSL_CLINC150_PATH") or ROOT.parent / "shared" / "datasets" / "clinc150") / "data_full.json"
 SOURCE = """

@@ -16,10 +16,10 @@ __version__ = "0.1.0"
 
 # Public name -> the module that defines it.
 _EXPORTS = {
-    "ArtifactError": "artifact", "load": "artifact", "check": "checker", "compile_file": "compiler",
-    "compile_source": "compiler", "CheckError": "diagnostics", "parse": "parser", "parse_file": "parser",
+    "ArtifactError": "artifact", "load": "artifact", "check": "language.checker", "compile_file": "language.compiler",
+    "compile_source": "language.compiler", "CheckError": "language.diagnostics", "parse": "language.parser", "parse_file": "language.parser",
     "InvalidInput": "runtime.program", "PredictionError": "runtime.program", "Program": "runtime.program",
-    "Source": "source", "fit": "fitting", "afit": "fitting", "Fitted": "fitting",
+    "Source": "language.source", "fit": "fitting", "afit": "fitting", "Fitted": "fitting",
 }
 
 __all__ = ["Error", *sorted(_EXPORTS)]

@@ -37,10 +37,10 @@ from .lm.trace import Tracer
 from .paths import BadEncoding, decode_utf8, read_limited, read_stream, write_atomic
 from .runtime import spec_check
 from .runtime.program import Program
-from .specs import LMSpec, ProgramSpec
+from .language.specs import LMSpec, ProgramSpec
 from .runtime.demo import Demo
 from .runtime.state import StepState
-from .source import MAX_BYTES as SOURCE_MAX_BYTES, Source
+from .language.source import MAX_BYTES as SOURCE_MAX_BYTES, Source
 
 FORMAT = "icldsl-artifact"
 FORMAT_VERSION = 1

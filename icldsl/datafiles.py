@@ -14,15 +14,15 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from . import ir
-from .checker import _first, _output_model
+from .language import ir
+from .language.checker.common import first, output_model
 from .datasets import LOADERS
 from .datasets.files import FORMATS
 from .datasets.peek import Peek, peek
 from .datasets.rows import resolve
-from .diagnostics import Diagnostic, Fix, Suggestion, did_you_mean
-from .options import Signature, bind
-from .source import Span
+from .language.diagnostics import Diagnostic, Fix, Suggestion, did_you_mean
+from .language.options import Signature, bind
+from .language.source import Span
 
 MAX_ENTRIES = 5000  # names of a folder compared with a missing file's
 SHOWN_COLUMNS = 8  # columns listed in a message
@@ -34,7 +34,7 @@ def check_data_files(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     users = _users(module)
     peeked: dict[tuple, Peek | OSError | ValueError] = {}  # a file many data blocks read is opened once
-    for data in _first(module.of(ir.Data)).values():
+    for data in first(module.of(ir.Data)).values():
         loader = LOADERS.get(data.loader.func)
         if loader is None:
             continue
@@ -72,14 +72,14 @@ def _peek(loader: str, path: Path, delimiter: str | None, key: str | None, mtime
 
 def _users(module: ir.Module) -> dict[str, list[tuple[str, ir.Model]]]:
     """Data name -> (role, model) of each side of the programs trained on it."""
-    programs = _first(module.of(ir.Program))
-    models = _first(module.of(ir.Model))
+    programs = first(module.of(ir.Program))
+    models = first(module.of(ir.Model))
     users: dict[str, list[tuple[str, ir.Model]]] = {}
     for train in module.of(ir.Train):
         program = programs.get(train.program.name)
         if program is None or len(program.inputs) != 1:
             continue
-        sides = (("input", models.get(program.inputs[0].model.name)), ("output", _output_model(program, models)))
+        sides = (("input", models.get(program.inputs[0].model.name)), ("output", output_model(program, models)))
         users.setdefault(train.data.name, []).extend((role, m) for role, m in sides if m is not None)
     return users
 

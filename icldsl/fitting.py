@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from . import artifact, drawing
-from .compiler import compile_file
+from .language.compiler import compile_file
 from .errors import Error
 from .lm.base import LMClient
 from .lm.cache import LMCache, Mode
 from .lm.trace import Tracer
 from .paths import beside
-from .specs import Compiled
+from .language.specs import Compiled
 from .training.session import (MAX_FAILED_SHARE, FitFailed, FitReport, Scores, failed_predictions, failure_message,
                                fit_compiled, train_block)
 from .training.trainer import Progress

@@ -31,17 +31,17 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .specs import Compiled, TrainSpec
+from .language.specs import Compiled, TrainSpec
 from .datasets import Example
 from .lm import split_target
 from .lm.base import LMConfigError, LMRequest, LMResponse, Message
-from .options import LM_NAME
+from .language.options import LM_NAME
 from .runtime import prompt
 from .runtime.bounds import FieldBound, bounds_text, describe, starved
 from .runtime.program import Program
 from .runtime.request import finishing, step_request
 from .runtime.state import Demo, StepState
-from .specs import ArmSpec, BranchSpec, StepSpec
+from .language.specs import ArmSpec, BranchSpec, StepSpec
 from .runtime.tools import describe_tools
 from .training.chain import Chain
 from .training.context import Optimizer, learns_from_runs

@@ -28,8 +28,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from .language.specs import ProgramSpec
 from .plots import PLOTS, metric_names, plot_paths, stem, write_all
-from .specs import ProgramSpec
 from .training.metrics import count_text, direction, enum_fields, label_summary, metric_text
 from .training.records import Scored
 from .training.training_record import DataRecord, HistoryRecord, ScoreRecord, TrainingRecord

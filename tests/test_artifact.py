@@ -12,11 +12,11 @@ import pytest
 
 from icldsl import artifact
 from icldsl.cli import main
-from icldsl.diagnostics import CheckError
-from icldsl.compiler import compile_file, compile_source
+from icldsl.language.diagnostics import CheckError
+from icldsl.language.compiler import compile_file, compile_source
 from icldsl.runtime.program import Program
 from icldsl.runtime.state import Demo
-from icldsl.source import Source
+from icldsl.language.source import Source
 from icldsl.training.session import fit_compiled
 from tests.scripted import ScriptedLM, last_input
 

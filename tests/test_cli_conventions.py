@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 
 import icldsl
-from icldsl import artifact, options, paths
+from icldsl import artifact, paths
+from icldsl.language import options
 from icldsl.cli import arguments, main
 from icldsl.cli.arguments import build_parser
 from icldsl.cli.project import STARTER, STARTER_PROGRAM
-from icldsl.compiler import compile_file
+from icldsl.language.compiler import compile_file
 from icldsl.errors import EXIT_CLOSED_PIPE
 from icldsl.training.session import fit_compiled
 from tests.scripted import ScriptedLM

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from icldsl.compiler import compile_source
+from icldsl.language.compiler import compile_source
 from icldsl.datasets.peek import PEEK_BYTES
-from icldsl.diagnostics import CheckError, Diagnostic
-from icldsl.source import Source
+from icldsl.language.diagnostics import CheckError, Diagnostic
+from icldsl.language.source import Source
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from icldsl.compiler import check_module
-from icldsl.diagnostics import (CODES, CheckError, Diagnostic, render_all, render_concise, render_github, sort_key,
+from icldsl.language.compiler import check_module
+from icldsl.language.diagnostics import (CODES, CheckError, Diagnostic, render_all, render_concise, render_github, sort_key,
                                 to_json)
-from icldsl.imports import load_module
-from icldsl.source import Source
+from icldsl.language.imports import load_module
+from icldsl.language.source import Source
 from tests.golden import assert_golden
 
 CASES = sorted((Path(__file__).parent / "golden" / "errors").glob("*.icl"))

@@ -11,7 +11,7 @@ import pytest
 
 from icldsl import artifact
 from icldsl.cli import main
-from icldsl.compiler import compile_file
+from icldsl.language.compiler import compile_file
 from icldsl.diff import diff_docs
 from icldsl.training.session import fit_compiled
 from tests.scripted import ScriptedLM, last_input

@@ -8,7 +8,7 @@ import icldsl
 from icldsl.artifact import ArtifactError
 from icldsl.cli.console import Failure
 from icldsl.datasets import DataError
-from icldsl.diagnostics import CheckError
+from icldsl.language.diagnostics import CheckError
 from icldsl.lm.base import LMConfigError
 from icldsl.lm.cache import CacheError
 from icldsl.runtime.program import InvalidInput, PredictionError

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 import pytest
 
 from icldsl import artifact
-from icldsl.compiler import compile_file
+from icldsl.language.compiler import compile_file
 from icldsl.lm.base import LMRequest
 from icldsl.lm.cache import LMCache
 from icldsl.runtime.state import Demo

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from icldsl import ir
+from icldsl.language import ir
 from icldsl.cli import main
-from icldsl.diagnostics import CheckError
-from icldsl.formatter import format_source
-from icldsl.parser import parse
-from icldsl.source import Source
+from icldsl.language.diagnostics import CheckError
+from icldsl.language.formatter import format_source
+from icldsl.language.parser import parse
+from icldsl.language.source import Source
 from tests.test_robustness import SEEDS
 
 MESSY = """// header comment

@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 from lsprotocol import types as lsp
 
-from icldsl import jsontext, parser
+from icldsl import jsontext
+from icldsl.language import parser
 from icldsl.cli import main
-from icldsl.diagnostics import CheckError
-from icldsl.formatter import format_source
+from icldsl.language.diagnostics import CheckError
+from icldsl.language.formatter import format_source
 from icldsl.lm.repair import RepairError, read_object
 from icldsl.lsp.incremental import IncrementalParser
-from icldsl.source import Source
+from icldsl.language.source import Source
 from tests.lsp_client import language_server
 
 SIZE = 4 * 2**20  # the most `check` reads of a file

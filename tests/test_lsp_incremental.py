@@ -8,11 +8,11 @@ import random
 
 import pytest
 
-from icldsl.diagnostics import CheckError
+from icldsl.language.diagnostics import CheckError
 from icldsl.lsp import incremental
 from icldsl.lsp.incremental import IncrementalParser, item_starts
-from icldsl.parser import parse
-from icldsl.source import Source
+from icldsl.language.parser import parse
+from icldsl.language.source import Source
 from tests.program_generator import generate_program
 from tests.test_robustness import SEEDS, mutate
 

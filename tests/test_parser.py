@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from icldsl import ir
-from icldsl.diagnostics import CheckError
-from icldsl.parser import parse
-from icldsl.source import Source
+from icldsl.language import ir
+from icldsl.language.diagnostics import CheckError
+from icldsl.language.parser import parse
+from icldsl.language.source import Source
 
 from tests.golden import assert_golden
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from icldsl.cli import main
-from icldsl.compiler import compile_file, compile_source
+from icldsl.language.compiler import compile_file, compile_source
 from icldsl.datasets.base import DataError
 from icldsl.datasets.rows import read_text
-from icldsl.options import LM_NAME, Function, Signature
+from icldsl.language.options import LM_NAME, Function, Signature
 from icldsl.plan import plan_compiled
 from icldsl.runtime import prompt
-from icldsl.source import Source
+from icldsl.language.source import Source
 from icldsl.training import registry
 from icldsl.training.session import fit_compiled
 from tests.loopback import LoopbackServer

@@ -17,10 +17,10 @@ from matplotlib.text import Text
 import icldsl
 from icldsl import artifact, plots
 from icldsl.cli import main
-from icldsl.compiler import compile_file, compile_source
-from icldsl.specs import ProgramSpec
+from icldsl.language.compiler import compile_file, compile_source
+from icldsl.language.specs import ProgramSpec
 from icldsl.runtime.state import Demo, StepState
-from icldsl.source import Source
+from icldsl.language.source import Source
 from icldsl.training.session import fit_compiled
 from icldsl.training.training_record import ScoreRecord, TrainingRecord
 from tests.scripted import ScriptedLM, last_input

@@ -18,9 +18,9 @@ import pytest
 
 from icldsl import artifact, predict
 from icldsl.cli import main
-from icldsl.compiler import compile_source
+from icldsl.language.compiler import compile_source
 from icldsl.runtime.program import Program
-from icldsl.source import Source
+from icldsl.language.source import Source
 from tests.loopback import FORMATS, LoopbackServer, Reply
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from icldsl.compiler import compile_file
-from icldsl.formatter import format_source
+from icldsl.language.compiler import compile_file
+from icldsl.language.formatter import format_source
 from icldsl.lm.base import LMRequest
-from icldsl.source import Source
+from icldsl.language.source import Source
 from icldsl.training.session import load_data, program_of
 from tests.schema_faker import fake
 from tests.scripted import ScriptedLM

@@ -18,17 +18,18 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import icldsl
-from icldsl import artifact, jsontext, parser
+from icldsl import artifact, jsontext
+from icldsl.language import parser
 from icldsl.cli import main
-from icldsl.compiler import compile_file, compile_source
+from icldsl.language.compiler import compile_file, compile_source
 from icldsl.datasets import load_dataset
-from icldsl.diagnostics import CheckError
+from icldsl.language.diagnostics import CheckError
 from icldsl.lm.repair import RepairError, read_object
 from icldsl.lsp.completion import _in_comment
 from icldsl.lsp.incremental import IncrementalParser, item_starts
 from icldsl.runtime.program import Program
 from icldsl.runtime.state import Demo
-from icldsl.source import Source
+from icldsl.language.source import Source
 from tests.schema_faker import fake
 from tests.scripted import ScriptedLM
 

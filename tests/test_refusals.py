@@ -9,10 +9,10 @@ import pytest
 
 from icldsl import artifact
 from icldsl.cli import main
-from icldsl.compiler import compile_source
-from icldsl.diagnostics import CheckError
+from icldsl.language.compiler import compile_source
+from icldsl.language.diagnostics import CheckError
 from icldsl.paths import BadEncoding, decode_utf8
-from icldsl.source import Source
+from icldsl.language.source import Source
 from tests.loopback import Reply
 from tests.test_cli import PROGRAM, answer_with_examples_only, project  # noqa: F401 - a fixture
 from tests.test_trust import agent_artifact
@@ -184,7 +184,7 @@ def test_a_fit_where_most_predictions_failed_writes_no_artifact(adder, capsys) -
 
 
 def test_concurrency_beyond_the_maximum_is_refused_in_a_file_a_flag_and_python(tmp_path, capsys) -> None:
-    from icldsl.options import MAX_CONCURRENCY
+    from icldsl.language.options import MAX_CONCURRENCY
     from icldsl.runtime.program import Program
     from tests.scripted import ScriptedLM
 

@@ -15,8 +15,8 @@ import pytest
 
 from icldsl import artifact, plots, report
 from icldsl.cli import main
-from icldsl.compiler import compile_source
-from icldsl.source import Source
+from icldsl.language.compiler import compile_source
+from icldsl.language.source import Source
 from icldsl.training.session import fit_compiled
 from tests.loopback import LoopbackServer
 from tests.scripted import ScriptedLM, last_input

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from icldsl.compiler import compile_source
-from icldsl.diagnostics import CheckError
-from icldsl.source import Source
+from icldsl.language.compiler import compile_source
+from icldsl.language.diagnostics import CheckError
+from icldsl.language.source import Source
 from tests.program_generator import generate_program, write_data
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,10 +12,10 @@ import pytest
 
 from icldsl import report
 from icldsl.cli import tables
-from icldsl.compiler import compile_file, compile_source
-from icldsl.diagnostics import CheckError
+from icldsl.language.compiler import compile_file, compile_source
+from icldsl.language.diagnostics import CheckError
 from icldsl.lm.base import LMRequest
-from icldsl.source import Source
+from icldsl.language.source import Source
 from icldsl.training.session import fit_compiled
 from icldsl.training.training_record import ScoreRecord
 from tests.scripted import ScriptedLM

@@ -6,8 +6,8 @@ import dataclasses
 import re
 from pathlib import Path
 
-from icldsl.compiler import compile_file
-from icldsl.specs import TRAIN_SETTINGS, BranchSpec, TrainSpec
+from icldsl.language.compiler import compile_file
+from icldsl.language.specs import TRAIN_SETTINGS, BranchSpec, TrainSpec
 
 GRAMMAR = (Path(__file__).resolve().parents[1] / "grammar" / "icl.lark").read_text()
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import lark
 import pytest
 
-from icldsl import ir, parser
+from icldsl.language import ir, parser
 from icldsl.paths import cache_root
-from icldsl.source import Source
+from icldsl.language.source import Source
 
 ROOT = Path(__file__).resolve().parents[1]
 GSM8K = ROOT / "programs" / "gsm8k.icl"
@@ -42,7 +42,7 @@ def loaded_by(tmp_path: Path, *args: str) -> set[str]:
 
 def test_check_loads_no_heavy_library(tmp_path: Path) -> None:
     modules = loaded_by(tmp_path, "check", str(GSM8K))
-    assert "lark" in modules and "icldsl.compiler" in modules  # the list is of what the command loaded
+    assert "lark" in modules and "icldsl.language.compiler" in modules  # the list is of what the command loaded
     assert [m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY] == []
 
 
@@ -52,7 +52,7 @@ def test_check_of_a_pattern_loads_only_the_regex_engine_that_runs_it(tmp_path: P
                        encoding="utf-8")
     assert "pattern" in program.read_text(encoding="utf-8")
     modules = loaded_by(tmp_path, "check", str(program))
-    assert "pydantic_core" in modules  # pydantic's engine judges the pattern (icldsl.patterns)
+    assert "pydantic_core" in modules  # pydantic's engine judges the pattern (icldsl.language.patterns)
     assert [m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY] == []
 
 

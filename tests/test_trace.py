@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from icldsl.cli import main
-from icldsl.compiler import compile_file
+from icldsl.language.compiler import compile_file
 from icldsl.lm.base import LMRequest, Message
 from icldsl.lm.trace import Call, JSONLTrace, OTelTrace, Site
 from icldsl.training.session import eval_compiled, program_of

@@ -17,7 +17,7 @@ import pytest
 
 from icldsl import artifact
 from icldsl.cli import main
-from icldsl.compiler import compile_file
+from icldsl.language.compiler import compile_file
 from icldsl.runtime.program import Program
 from icldsl.runtime.tools import ToolError, describe_tool, load_tool
 from tests.runtime.test_steps import AGENT

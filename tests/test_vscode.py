@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from icldsl import ir
-from icldsl.parser import parse, tokens
-from icldsl.source import Source
+from icldsl.language import ir
+from icldsl.language.parser import parse, tokens
+from icldsl.language.source import Source
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTENSION = ROOT / "editors" / "vscode"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from icldsl.compiler import compile_source
-from icldsl.source import Source
+from icldsl.language.compiler import compile_source
+from icldsl.language.source import Source
 from icldsl.lm.base import Message
 from icldsl.lm.cache import LMCache, default_path
 from icldsl.runtime import prompt

@@ -38,10 +38,10 @@ from overhead import interleaved, start_server  # noqa: E402
 from worker import dataset  # noqa: E402
 
 from icldsl import artifact  # noqa: E402
-from icldsl.compiler import compile_source  # noqa: E402
+from icldsl.language.compiler import compile_source  # noqa: E402
 from icldsl.lm.openai import OpenAIClient  # noqa: E402
 from icldsl.runtime.program import Program  # noqa: E402
-from icldsl.source import Source  # noqa: E402
+from icldsl.language.source import Source  # noqa: E402
 
 SOURCE = """
 model Question {{ question: str "The question" }}

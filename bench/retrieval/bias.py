@@ -52,7 +52,8 @@ from common import (ROOT, Demo, Pool, Ranker, Retrieval, Task, fmt, load_task, m
                     mean_se, minilm_vectors, paired)
 
 from icldsl.lm.base import LMRequest, LMResponse, Message  # noqa: E402
-from icldsl.lm.cache import CachedClient, LMCache  # noqa: E402
+from icldsl.lm.cache import LMCache  # noqa: E402
+from icldsl.lm.cached import CachedClient  # noqa: E402
 from icldsl.runtime.prompt import to_json  # noqa: E402
 
 CONTENT_FREE = ("N/A", "", "[MASK]")

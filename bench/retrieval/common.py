@@ -34,7 +34,7 @@ import icldsl  # noqa: E402
 from icldsl.lm import connect_embedder  # noqa: E402
 from icldsl.runtime.demo import Demo  # noqa: E402
 from icldsl.runtime.retrieval import BM25, Dense, Pool, Retrieval, nearest, query_text  # noqa: E402
-from icldsl.specs import EmbeddingSpec  # noqa: E402
+from icldsl.language.specs import EmbeddingSpec  # noqa: E402
 from icldsl.training.optimizers import labeled_fields  # noqa: E402
 from icldsl.training.session import load_data, program_of  # noqa: E402
 

@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-from icldsl.compiler import compile_file
+from icldsl.language.compiler import compile_file
 from icldsl.lm.cache import LMCache, default_path
 from icldsl.runtime.retrieval import Retrieval
 from icldsl.training.baselines import baselines

@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..compiler import compile_source
-from ..diagnostics import JSON_VERSION, CheckError, render_github, sort_key, to_json
+from ..language.compiler import compile_source
+from ..language.diagnostics import JSON_VERSION, CheckError, render_github, sort_key, to_json
 from ..errors import EXIT_INPUT, EXIT_OK
 from .console import STDIN, Failure, err, print_diagnostics, read_source, stdin_once
 
@@ -50,7 +50,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_fmt(args: argparse.Namespace) -> int:
     """Files are rewritten in place; `-` is read from standard input and, formatted, written
     to standard output (as is, when it is already formatted)."""
-    from ..formatter import format_source  # here: `check` does without it
+    from ..language.formatter import format_source  # here: `check` does without it
 
     stdin_once(**{f"FILE {i + 1}": path for i, path in enumerate(args.files)})
     changed = []

@@ -13,9 +13,9 @@ import warnings
 from typing import BinaryIO, Sequence, TextIO
 
 from .. import jsontext
-from ..diagnostics import CheckError, render_all, render_concise, sort_key
+from ..language.diagnostics import CheckError, render_all, render_concise, sort_key
 from ..errors import EXIT_INPUT, Error
-from ..source import Source
+from ..language.source import Source
 
 
 class Failure(Error):
@@ -64,7 +64,7 @@ def read_source(path: str, stream: BinaryIO | None = None) -> Source:
 def compile_or_exit(path: str, stream: BinaryIO | None = None, *, data: bool = True):
     """The compiled file (see `read_source`), its warnings printed; its errors printed and exit status 1.
     Its data files are opened when the verb reads the data (`data`)."""
-    from ..compiler import compile_source
+    from ..language.compiler import compile_source
 
     source = read_source(path, stream)
     try:

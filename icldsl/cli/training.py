@@ -14,7 +14,7 @@ from .. import artifact
 from ..errors import EXIT_INPUT, EXIT_OK
 from ..fitting import fit, missing_message
 from ..plan import format_plan, plan_compiled
-from ..specs import TrainSpec
+from ..language.specs import TrainSpec
 from ..training.session import FitReport, eval_compiled, program_of, train_block
 from . import tables
 from .console import (STDIN, Failure, compile_or_exit, err, lm_cache, lm_overrides, load_artifact, source_given,

@@ -15,9 +15,10 @@ import os
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..specs import EmbeddingSpec, LMSpec
+from ..language.specs import EmbeddingSpec, LMSpec
 from .base import Embedder, LMClient, LMError, LMRequest, LMResponse
-from .cache import CachedClient, CachedEmbedder, CacheMiss, LMCache, Mode, was_cached
+from .cache import LMCache, Mode
+from .cached import CachedClient, CachedEmbedder, CacheMiss, was_cached
 from .fallback import FallbackClient
 from .providers import DECODING_OPTIONS, make_client, make_embedder
 from .trace import Call, CallCost, Site, Tracer, current, finish, otel_tracer

@@ -28,7 +28,7 @@ from icldsl.lm.base import LMConfigError, LMError
 from icldsl.lm.connections import Connections
 from icldsl.lm.endpoints import Endpoint, Endpoints
 from icldsl.lm.trace import note_retry
-from icldsl.options import MAX_CONCURRENCY, url_secrets
+from icldsl.language.options import MAX_CONCURRENCY, url_secrets
 
 log = logging.getLogger(__name__)
 

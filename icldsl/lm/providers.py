@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..options import CONCURRENCY, LM_NAME, URLS, Choice
+from ..language.options import CONCURRENCY, LM_NAME, URLS, Choice
 from .base import Embedder, LMClient, LMConfigError
 from .local.models import FILE_WEIGHTS, WEIGHTS
 

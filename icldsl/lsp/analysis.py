@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from .. import ir
-from ..compiler import check_module
-from ..diagnostics import CheckError, Diagnostic, sort_key
-from ..imports import resolve_imports
-from ..source import Source
+from ..language import ir
+from ..language.compiler import check_module
+from ..language.diagnostics import CheckError, Diagnostic, sort_key
+from ..language.imports import resolve_imports
+from ..language.source import Source
 from .incremental import IncrementalParser
 from .symbols import Index
 

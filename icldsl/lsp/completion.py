@@ -12,12 +12,13 @@ import bisect
 import re
 from dataclasses import dataclass
 
-from .. import ir
-from ..checker import BUDGET_KEYS, CONSTRAINTS, MODES, monitors
+from ..language import ir
+from ..language.checker.models import CONSTRAINTS
+from ..language.checker.training import BUDGET_KEYS, MODES, monitors
 from ..datasets import LOADERS
-from ..formatter import type_text
-from ..options import EMBEDDING_NAME, LM_NAME, Choice, Signature, type_name
-from ..parser import STRING_PATTERN, Lexeme, read_prefix
+from ..language.formatter import type_text
+from ..language.options import EMBEDDING_NAME, LM_NAME, Choice, Signature, type_name
+from ..language.parser import STRING_PATTERN, Lexeme, read_prefix
 from ..training.registry import OPTIMIZERS, REWARDS
 from .incremental import item_starts
 from .symbols import Index, embedding_signature, function_signature, lm_signature

@@ -14,10 +14,10 @@ import functools
 import re
 from dataclasses import dataclass
 
-from .. import ir
-from ..diagnostics import CheckError
-from ..parser import STRING_PATTERN, parse, read_prefix
-from ..source import Source
+from ..language import ir
+from ..language.diagnostics import CheckError
+from ..language.parser import STRING_PATTERN, parse, read_prefix
+from ..language.source import Source
 
 
 @functools.cache

@@ -7,10 +7,10 @@ import asyncio
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..compiler import compile_source
-from ..diagnostics import CheckError, render_concise, sort_key
+from ..language.compiler import compile_source
+from ..language.diagnostics import CheckError, render_concise, sort_key
 from ..errors import Error
-from ..source import Source
+from ..language.source import Source
 
 
 def render_preview(source: Source, program: str | None = None, inputs: Mapping[str, Any] | None = None,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 
-from .. import ir
-from ..diagnostics import CheckError
-from ..parser import _literals, parse
-from ..source import Source, Span
+from ..language import ir
+from ..language.diagnostics import CheckError
+from ..language.parser import _literals, parse
+from ..language.source import Source, Span
 from .symbols import NAMESPACE, Index, Occurrence
 
 RENAMED = ("model", "lm", "embedding", "tool", "program", "input", "step", "data")

@@ -21,10 +21,11 @@ from lsprotocol import types as lsp
 from pygls import uris
 from pygls.lsp.server import LanguageServer
 
-from .. import __version__, ir
-from ..diagnostics import CheckError, Diagnostic
-from ..formatter import format_source
-from ..source import Source, Span
+from .. import __version__
+from ..language import ir
+from ..language.diagnostics import CheckError, Diagnostic
+from ..language.formatter import format_source
+from ..language.source import Source, Span
 from .analysis import Analysis, analyze
 from .completion import complete
 from .incremental import IncrementalParser

@@ -14,13 +14,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .. import ir
-from ..checker import CONSTRAINTS
+from ..language import ir
+from ..language.checker.models import CONSTRAINTS
 from ..datasets import LOADERS
-from ..formatter import type_text, value
+from ..language.formatter import type_text, value
 from ..lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
-from ..options import EMBEDDING_NAME, LM_NAME, Signature, type_name
-from ..source import Source, Span
+from ..language.options import EMBEDDING_NAME, LM_NAME, Signature, type_name
+from ..language.source import Source, Span
 from ..training.registry import OPTIMIZERS, REWARDS
 
 # Kinds of symbol; steps and inputs share a program's namespace ("value").

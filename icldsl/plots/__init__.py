@@ -16,9 +16,9 @@ from typing import Any
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 
+from ..language.specs import ProgramSpec
 from ..paths import stem
 from ..runtime.state import StepState
-from ..specs import ProgramSpec
 from ..training.training_record import TrainingRecord
 from .canvas import AS_TEXT, DPI, render, save
 from .charts import TRAINED, UNTRAINED, comparison_plot, history_plot, metric_names, runs_plot

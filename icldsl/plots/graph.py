@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 
+from ..language.specs import ProgramSpec
 from ..runtime.state import StepState
-from ..specs import ProgramSpec
 from .canvas import AS_TEXT
 
 # Step kinds' fill colours (others get a stable colour by name), and the input's.

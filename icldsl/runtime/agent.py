@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from ..lm import Meter
 from ..lm.base import Message, Usage
-from ..specs import StepSpec
+from ..language.specs import StepSpec
 from .generate import answer
 from .models import json_schema
 from .request import FINISH, StepRequest

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from ..lm.local.schema import MIN_SHARE, bound_strings, needed_tokens
 from ..lm.providers import split_target
-from ..specs import LMSpec
+from ..language.specs import LMSpec
 from .models import json_schema
 
 MIN_BOUND = 16  # characters: a data bound is never below this

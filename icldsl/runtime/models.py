@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from ..specs import ModelSpec
+from ..language.specs import ModelSpec
 
 _PRIMITIVES = {"str": str, "int": int, "float": float, "bool": bool}
 

@@ -15,11 +15,11 @@ from pydantic import BaseModel, ValidationError
 
 from ..datasets.rows import summarize
 from ..errors import Error
-from ..options import MAX_CONCURRENCY
+from ..language.options import MAX_CONCURRENCY
 from ..lm import Clients, LMClient, LMError
 from ..lm.cache import LMCache, Mode
 from ..lm.trace import Site, Tracer
-from ..specs import BranchSpec, EmbeddingSpec, ProgramSpec, StepSpec
+from ..language.specs import BranchSpec, EmbeddingSpec, ProgramSpec, StepSpec
 from .agent import run_agent
 from .demo import Demo
 from .generate import StepFailure, generate

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..lm.base import Message
-from ..specs import StepSpec
+from ..language.specs import StepSpec
 from .bounds import FieldBound, bounds_text, describe
 from .program import Program
 from .tools import describe_tools

@@ -16,7 +16,7 @@ from typing import Any, Literal, Mapping, Sequence, Union
 from pydantic import BaseModel, Field, create_model
 
 from ..lm import LMRequest, decoding_options
-from ..specs import LMSpec, StepSpec
+from ..language.specs import LMSpec, StepSpec
 from . import prompt
 from .bounds import bounded_schema
 from .models import IclModel

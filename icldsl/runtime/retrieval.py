@@ -45,7 +45,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Sequence
 
-from ..specs import EmbeddingSpec
+from ..language.specs import EmbeddingSpec
 from .demo import Demo
 
 if TYPE_CHECKING:  # numpy is imported where an index is built or scored: checking a file never does

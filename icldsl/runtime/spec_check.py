@@ -11,10 +11,10 @@ import re
 from typing import Any, Mapping
 
 from ..lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
-from ..options import URLS, Within, type_name, url_secrets
-from ..patterns import pattern_problem
+from ..language.options import URLS, Within, type_name, url_secrets
+from ..language.patterns import pattern_problem
 from ..user_code import FORM
-from ..specs import BranchSpec, ProgramSpec, StepSpec
+from ..language.specs import BranchSpec, ProgramSpec, StepSpec
 from .retrieval import Dense
 from .state import StepState
 

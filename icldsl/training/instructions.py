@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from ..datasets.base import Example
 from ..runtime.generate import StepFailure
-from ..specs import FieldSpec, ProgramSpec
+from ..language.specs import FieldSpec, ProgramSpec
 from ..runtime.state import StepState
 from .context import Context
 from .estimate import Estimate, beats, paired

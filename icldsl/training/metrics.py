@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from ..specs import ProgramSpec
+from ..language.specs import ProgramSpec
 from .records import Scored
 
 

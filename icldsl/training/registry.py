@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..options import EMBEDDING_NAME, FIELDS, LM_NAME, AtLeast, Choice, Either, Function, Signature
+from ..language.options import EMBEDDING_NAME, FIELDS, LM_NAME, AtLeast, Choice, Either, Function, Signature
 from ..runtime.retrieval import LABELS, LEXICAL, ORDERS
 from ..user_code import UserCodeError, locate
 

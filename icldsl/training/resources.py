@@ -18,7 +18,7 @@ from ..runtime.generate import StepFailure, generate
 from ..runtime.models import json_schema
 from ..runtime.request import StepRequest, request
 from ..runtime.state import StepRecord, StepState
-from ..specs import EmbeddingSpec, LMSpec
+from ..language.specs import EmbeddingSpec, LMSpec
 
 
 class BoundLM:

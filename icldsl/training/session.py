@@ -14,14 +14,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..artifact import freeze
-from ..specs import Compiled, TrainSpec
+from ..language.specs import Compiled, TrainSpec
 from ..errors import Error
 from ..datasets import Dataset, Example, load_dataset
 from ..datasets.quality import inspect as inspect_data
 from ..lm.base import LMClient
 from ..lm.cache import LMCache, Mode
 from ..lm.trace import Tracer
-from ..options import EMBEDDING_NAME, LM_NAME, Function
+from ..language.options import EMBEDDING_NAME, LM_NAME, Function
 from ..runtime import bounds
 from ..runtime.program import Program
 from .baselines import baselines

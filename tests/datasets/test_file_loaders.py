@@ -10,10 +10,10 @@ from typing import Literal, Optional
 import pytest
 from pydantic import BaseModel
 
-from icldsl.compiler import compile_source
+from icldsl.language.compiler import compile_source
 from icldsl.datasets import DataError, load_dataset
 from icldsl.datasets.files import CSV, JSON, JSONL
-from icldsl.source import Source
+from icldsl.language.source import Source
 
 
 class Review(BaseModel):

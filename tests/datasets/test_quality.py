@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from icldsl.compiler import compile_source
+from icldsl.language.compiler import compile_source
 from icldsl.datasets import Dataset, Example
 from icldsl.datasets.quality import fingerprint, inspect
-from icldsl.source import Source
+from icldsl.language.source import Source
 from icldsl.training.session import fit_compiled
 from tests.scripted import ScriptedLM, last_input
 

@@ -13,17 +13,16 @@ from typing import Sequence
 
 import pytest
 
-from icldsl.compiler import compile_source
+from icldsl.language.compiler import compile_source
 from icldsl.lm import Clients
 from icldsl.lm.base import LMError, LMRequest, LMResponse, Message, Usage
 from icldsl.lm.trace import Site
-from icldsl.specs import LMSpec
-from icldsl.lm.cache import (
-    CacheError, CachedClient, CachedEmbedder, CacheMiss, LMCache, cache_key, default_path, was_cached,
-)
+from icldsl.language.specs import LMSpec
+from icldsl.lm.cache import CacheError, LMCache, cache_key, default_path
+from icldsl.lm.cached import CachedClient, CachedEmbedder, CacheMiss, was_cached
 from icldsl.lm.openai import OpenAIClient
 from icldsl.runtime.program import Program
-from icldsl.source import Source
+from icldsl.language.source import Source
 from tests.loopback import LoopbackServer
 from tests.scripted import ScriptedLM, last_input
 

@@ -11,13 +11,14 @@ from dataclasses import replace
 
 import pytest
 
-from icldsl.compiler import compile_source
+from icldsl.language.compiler import compile_source
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, Message
-from icldsl.lm.cache import CachedClient, LMCache
+from icldsl.lm.cache import LMCache
+from icldsl.lm.cached import CachedClient
 from icldsl.lm.endpoints import Endpoints
 from icldsl.lm.openai import OpenAIClient
 from icldsl.runtime.program import Program
-from icldsl.source import Source
+from icldsl.language.source import Source
 from tests.loopback import FORMATS, LoopbackServer, Reply, error_reply
 
 PROGRAM = """

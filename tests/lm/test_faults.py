@@ -10,13 +10,13 @@ import json
 
 import pytest
 
-from icldsl.compiler import compile_source
+from icldsl.language.compiler import compile_source
 from icldsl.datasets.base import Example
 from icldsl.lm.anthropic import AnthropicClient
 from icldsl.lm.ollama import OllamaClient
 from icldsl.lm.openai import OpenAIClient
 from icldsl.runtime.program import Program
-from icldsl.source import Source
+from icldsl.language.source import Source
 from icldsl.training.rewards import exact_match
 from icldsl.training.trainer import evaluate
 from tests.loopback import FAULT_KINDS, Faulty, LoopbackServer, Request

@@ -13,7 +13,7 @@ import pytest
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Message, Usage
 from icldsl.lm.openai import OpenAIClient, schema_name
 from icldsl.lm.providers import PROVIDERS
-from icldsl.options import Within
+from icldsl.language.options import Within
 from tests.loopback import LoopbackServer, Reply, error_reply, openai_reply
 
 KEY = "sk-test-0123456789abcdef"

@@ -10,11 +10,11 @@ import logging
 
 import pytest
 
-from icldsl.compiler import compile_source
-from icldsl.diagnostics import CheckError
+from icldsl.language.compiler import compile_source
+from icldsl.language.diagnostics import CheckError
 from icldsl.lm.base import LMError
 from icldsl.runtime.program import PredictionError, Program
-from icldsl.source import Source
+from icldsl.language.source import Source
 from tests.loopback import LoopbackServer, Reply, error_reply
 
 PROGRAM = """

@@ -14,7 +14,7 @@ import pytest
 
 from icldsl import artifact
 from icldsl.cli import main
-from icldsl.compiler import compile_file
+from icldsl.language.compiler import compile_file
 from icldsl.lm.local import bound_strings
 from icldsl.plan import format_plan, plan_compiled
 from icldsl.runtime import bounds

@@ -8,10 +8,10 @@ import itertools
 
 import pytest
 
-from icldsl.compiler import compile_source
+from icldsl.language.compiler import compile_source
 from icldsl.lm.base import LMConfigError, LMError
 from icldsl.runtime.program import Prediction, Program
-from icldsl.source import Source
+from icldsl.language.source import Source
 from tests.scripted import ScriptedLM, last_input
 
 SOURCE = """

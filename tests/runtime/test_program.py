@@ -7,13 +7,13 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from icldsl.compiler import compile_source
-from icldsl.diagnostics import CheckError
+from icldsl.language.compiler import compile_source
+from icldsl.language.diagnostics import CheckError
 from icldsl.runtime.models import build_models, dump
 from icldsl.runtime.program import InvalidInput, PredictionError, Program
 from icldsl.runtime.prompt import render
 from icldsl.runtime.state import Demo, StepState
-from icldsl.source import Source
+from icldsl.language.source import Source
 from tests.scripted import ScriptedLM, last_input
 
 TYPES = """

@@ -12,7 +12,7 @@ import pytest
 
 from icldsl.runtime.demo import Demo
 from icldsl.runtime.retrieval import BM25, Dense, Pool, Retrieval, RetrievalError, nearest, query_text, tokens
-from icldsl.specs import EmbeddingSpec
+from icldsl.language.specs import EmbeddingSpec
 
 TEXTS = ["freeze my account now", "what is my balance", "transfer money to my savings account",
          "my card is frozen", "balance please"]
@@ -118,10 +118,10 @@ def test_an_unknown_order_or_retriever_is_refused() -> None:
 
 def test_an_artifact_whose_retrieval_embedding_cannot_work_is_refused(tmp_path) -> None:
     from icldsl import artifact
-    from icldsl.compiler import compile_source
+    from icldsl.language.compiler import compile_source
     from icldsl.errors import Error
     from icldsl.runtime.program import Program
-    from icldsl.source import Source
+    from icldsl.language.source import Source
 
     spec, states = compile_source(Source("p.icl", """
 model M { query: str "A message" }

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from icldsl.compiler import compile_file, compile_source
-from icldsl.diagnostics import CheckError
+from icldsl.language.compiler import compile_file, compile_source
+from icldsl.language.diagnostics import CheckError
 from icldsl.lm.base import LMError
 from icldsl.runtime.program import Program
 from icldsl.runtime.state import Demo
-from icldsl.source import Source
+from icldsl.language.source import Source
 from icldsl.training.session import program_of
 from tests.scripted import ScriptedLM, last_input
 

@@ -9,10 +9,10 @@ import threading
 import pytest
 from pydantic import BaseModel
 
-from icldsl.compiler import compile_source
+from icldsl.language.compiler import compile_source
 from icldsl.runtime.program import Program
 from icldsl.runtime.tools import TIMEOUT, Tool
-from icldsl.source import Source
+from icldsl.language.source import Source
 from icldsl.tools import MAX_BITS, calculator
 from tests.scripted import ScriptedLM
 

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from icldsl.compiler import compile_source
-from icldsl.diagnostics import CheckError
-from icldsl.source import Source
+from icldsl.language.compiler import compile_source
+from icldsl.language.diagnostics import CheckError
+from icldsl.language.source import Source
 from icldsl.training.context import Context
 from icldsl.training.resources import Resources
 from tests.scripted import last_input

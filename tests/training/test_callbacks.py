@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from icldsl.compiler import compile_source
-from icldsl.source import Source
+from icldsl.language.compiler import compile_source
+from icldsl.language.source import Source
 from icldsl.training.chain import Chain
 from icldsl.training.checkpoint import CheckpointWriter, read_checkpoint
 from icldsl.training.csvlog import CSVLog

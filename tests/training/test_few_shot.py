@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from icldsl import cli
-from icldsl.compiler import compile_source
+from icldsl.language.compiler import compile_source
 from icldsl.datasets import Example
 from icldsl.runtime.program import Program
 from icldsl.runtime.state import Demo, StepRecord, StepState, Trace
-from icldsl.source import Source
+from icldsl.language.source import Source
 from icldsl.training.optimizers import BootstrapFewShot, LabeledFewShot, RandomFewShot
 from icldsl.training.records import Scored
 from icldsl.training.omega import Omega

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from icldsl import artifact, cli
-from icldsl.compiler import compile_source
+from icldsl.language.compiler import compile_source
 from icldsl.diff import diff_docs, format_diff
 from icldsl.lm.cache import LMCache
-from icldsl.source import Source
+from icldsl.language.source import Source
 from icldsl.training.session import fit_compiled
 from tests.scripted import ScriptedLM, last_input
 

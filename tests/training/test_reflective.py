@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from icldsl.compiler import compile_source
+from icldsl.language.compiler import compile_source
 from icldsl.datasets import Example
 from icldsl.lm.base import LMError
 from icldsl.runtime.program import Program
-from icldsl.specs import LMSpec
-from icldsl.source import Source
+from icldsl.language.specs import LMSpec
+from icldsl.language.source import Source
 from icldsl.training.chain import Chain
 from icldsl.training.instructions import Candidate
 from icldsl.training.optimizers import RandomFewShot

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from icldsl.cli import main
-from icldsl.compiler import compile_source
-from icldsl.specs import Compiled
-from icldsl.diagnostics import CheckError, render
+from icldsl.language.compiler import compile_source
+from icldsl.language.specs import Compiled
+from icldsl.language.diagnostics import CheckError, render
 from icldsl.lm.base import LMError
-from icldsl.specs import LMSpec
-from icldsl.source import Source
+from icldsl.language.specs import LMSpec
+from icldsl.language.source import Source
 from icldsl.training.registry import REWARDS
 from icldsl.training.resources import BoundLM, Resources
 from icldsl.training.rewards import Grade, as_text, cosine_similarity, exact_match, lm_judge, mask

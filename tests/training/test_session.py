@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 import icldsl.lm.local
-from icldsl.compiler import compile_source
+from icldsl.language.compiler import compile_source
 from icldsl.lm import http
 from icldsl.lm.base import LMResponse, Usage
-from icldsl.source import Source
+from icldsl.language.source import Source
 from icldsl.training.session import eval_compiled, fit_compiled, program_of
 from tests.loopback import LoopbackServer
 

@@ -7,11 +7,11 @@ import asyncio
 import numpy as np
 import pytest
 
-from icldsl.compiler import compile_source
+from icldsl.language.compiler import compile_source
 from icldsl.datasets import Example
 from icldsl.lm.base import LMError
 from icldsl.runtime.program import Program
-from icldsl.source import Source
+from icldsl.language.source import Source
 from icldsl.training.optimizers import RandomFewShot
 from icldsl.training.rewards import exact_match
 from icldsl.training.trainer import evaluate, fit, score

@@ -13,9 +13,9 @@ import pytest
 from icldsl import artifact, plots, report
 from icldsl.artifact import HASH_KEY, ArtifactError, content_hash
 from icldsl.cli import main
-from icldsl.compiler import compile_source
 from icldsl.diff import diff_docs
-from icldsl.source import Source
+from icldsl.language.compiler import compile_source
+from icldsl.language.source import Source
 from icldsl.training.session import fit_compiled
 from icldsl.training.training_record import ScoreRecord, Stat, TrainingRecord
 from icldsl.training.usage import CallStats

@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import ir
+from .source import Span
 
 
 class Fields:
@@ -128,15 +129,74 @@ def names_a(t: Any, marker: Any) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class Option:
+    """One option, declared once: its type (a range or a set of choices is part of the type:
+    `Within`, `AtLeast`, `Choice`), its default (None: absent unless given) and one line of
+    doc. `Signature.declare` turns a table of them into what the checker, the constructors
+    (`Signature.resolve`), the language server's hover and the docs read."""
+
+    type: Any
+    default: Any = None
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Signature:
-    """What a callable accepts: option name -> type, which are required, positional order."""
+    """What a callable accepts: option name -> type, which are required, positional order,
+    and each option's default and doc (from its `Option`)."""
 
     options: Mapping[str, Any]
     required: tuple[str, ...] = ()
     positional: tuple[str, ...] = ()
     doc: str = ""
-    # Filled only where shown (the language server's hover): a Function's are read from its factory.
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    docs: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def declare(cls, options: Mapping[str, Option], *, required: tuple[str, ...] = (),
+                positional: tuple[str, ...] = (), doc: str = "") -> "Signature":
+        """The signature of a table of declared options."""
+        return cls({name: o.type for name, o in options.items()}, required, positional, doc,
+                   {name: o.default for name, o in options.items() if o.default is not None},
+                   {name: o.doc for name, o in options.items() if o.doc})
+
+    def refusal(self, name: str, value: Any) -> str | None:
+        """Why the Python `value` cannot be option `name`, in the words the checker uses for the
+        same value written in a file; None when it fits. Constructors call this (through
+        `resolve`) so that what `icldsl check` accepts is exactly what runs."""
+        if name not in self.options:
+            return f"unknown option `{name}`; expected one of {', '.join(sorted(self.options))}"
+        written = _written(value)
+        if written is None or not matches(written, self.options[name]):
+            found = value_name(written) if written is not None else type(value).__name__
+            return f"option `{name}`: expected {type_name(self.options[name])}, found {found}"
+        return None
+
+    def resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Every declared option's value: `given` (None meaning not given) over the defaults.
+        Raises ValueError with `refusal`'s message for a value the checker would refuse."""
+        values = {**self.defaults, **{k: v for k, v in given.items() if v is not None}}
+        for name, value in values.items():
+            problem = self.refusal(name, value)
+            if problem:
+                raise ValueError(problem)
+        return values
+
+
+def _written(value: Any) -> ir.Value | None:
+    """A Python value as the IR value that writes it in a file (None for what no file can write)."""
+    span = Span("<option>", 0, 0, 1, 1)
+    if isinstance(value, (str, int, float, bool)):
+        return ir.Literal(value, span)
+    if isinstance(value, (list, tuple)):
+        items = [_written(v) for v in value]
+        return None if None in items else ir.ListValue(tuple(items), span)
+    if isinstance(value, Mapping):
+        items = [(str(k), _written(v)) for k, v in value.items()]
+        if any(v is None for _, v in items):
+            return None
+        return ir.MapValue(tuple(ir.Arg(k, v, span) for k, v in items), span)
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,10 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from . import ir
 from .diagnostics import CheckError, Diagnostic, Fix, did_you_mean
-from .paths import cache_root, private_folder, read_private, write_atomic
+from ..paths import cache_root, private_folder, read_private, write_atomic
 from .source import Source
 
-_HERE = Path(__file__).resolve().parent
+_HERE = Path(__file__).resolve().parent.parent  # the icldsl package
 # The wheel carries the grammar inside the package; a source checkout has it at the top.
 GRAMMAR_PATHS = (_HERE / "grammar" / "icl.lark", _HERE.parent / "grammar" / "icl.lark")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from .paths import read_limited, read_stream
+from ..paths import read_limited, read_stream
 
 _NEWLINE = re.compile("\n")
 MAX_BYTES = 4 * 2**20  # an .icl file (or one it imports): far more than a program needs

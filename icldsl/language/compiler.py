@@ -7,16 +7,16 @@ from typing import Any, Mapping
 
 from . import ir
 from .checker import check
-from .datafiles import check_data_files
-from .datasets import LOADERS
+from ..datafiles import check_data_files
+from ..datasets import LOADERS
 from .diagnostics import CheckError, Diagnostic
 from .options import Signature, bind, to_python
 from .imports import load_module
-from .runtime.prompt import DEFAULT_INSTRUCTIONS
+from ..runtime.prompt import DEFAULT_INSTRUCTIONS
 from .specs import (TRAIN_SETTINGS, ArmSpec, BranchSpec, Compiled, DataSpec, EmbeddingSpec, FieldSpec, LMSpec,
                     ModelSpec, ProgramSpec, StepSpec, ToolSpec, TrainSpec)
-from .runtime.state import StepState
-from .training.registry import OPTIMIZERS, REWARDS, problems
+from ..runtime.state import StepState
+from ..training.registry import OPTIMIZERS, REWARDS, problems
 from .source import Source
 
 SECRET_OPTIONS = ("api_key",)
@@ -64,7 +64,7 @@ def _locate_tools(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
     used = {t.name for p in module.of(ir.Program) for s in p.lm_steps() for t in s.tools}
     if not used:
         return []
-    from .runtime.tools import ToolError, describe_tool  # and pydantic with it: only for files with tools
+    from ..runtime.tools import ToolError, describe_tool  # and pydantic with it: only for files with tools
 
     errors = []
     for tool in module.of(ir.Tool):

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Literal, Mapping
 
-from .errors import Error
+from ..errors import Error
 from .source import Source, Span
 
 Severity = Literal["error", "warning"]

@@ -1,0 +1,181 @@
+"""Rules for `data` and `train` blocks: loaders and their options, rewards, optimizers,
+settings, and data whose shape fits the program."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from .. import ir
+from ...datasets import LOADERS
+from ..diagnostics import Sink, did_you_mean
+from ..options import MAX_CONCURRENCY, Signature, bind, expected_found, matches, to_python, type_name
+from ..specs import TRAIN_SETTINGS
+from ...training.registry import OPTIMIZERS, REWARDS
+from .common import check_args, check_references, first, output_model
+
+
+BUDGET_KEYS = ("calls", "tokens")
+REPEATABLE = ("optimizer",)  # several optimizer lines chain
+# What a checkpoint or early stopping may monitor, besides `f1_<field>` for each enum field
+# of the output; each also with `val_` in front.
+METRICS = ("reward", "accuracy", "failures", "calls", "tokens")
+MODES = ("max", "min")
+
+
+def check_data(module: ir.Module, sink: Sink) -> None:
+    for data in module.of(ir.Data):
+        call = data.loader
+        loader = LOADERS.get(call.func)
+        if loader is None:
+            sink.add("unknown-function", f"unknown data loader `{call.func}`", call.span, "not a loader",
+                     did_you_mean(call.func, LOADERS) or f"loaders: {', '.join(LOADERS)}")
+            continue
+        signature = Signature(loader.options, positional=loader.positional,
+                              required=loader.required)
+        before = len(sink.errors)
+        check_args(call.args, signature, f"loader `{call.func}`", sink, call_span=call.span)
+        if len(sink.errors) == before:  # values of the right types: do they work together?
+            bound = bind(signature, call.args)
+            values = {name: to_python(v) for name, v in bound.items() if isinstance(v, ir.Literal)}
+            for option, message in loader.problems(values):
+                sink.add("invalid-value", f"loader `{call.func}`: {message}", bound[option].span, "cannot work")
+
+
+def check_trains(module: ir.Module, sink: Sink) -> None:
+    programs = first(module.of(ir.Program))
+    datas = first(module.of(ir.Data))
+    models = first(module.of(ir.Model))
+    names = {"lm": first(module.of(ir.LM)), "embedding": first(module.of(ir.Embedding))}
+    for train in module.of(ir.Train):
+        program = programs.get(train.program.name)
+        if program is None:
+            sink.add("undefined-name", f"unknown program `{train.program.name}`", train.program.span,
+                     "no program of this name", did_you_mean(train.program.name, programs))
+        if train.data.name not in datas:
+            sink.add("undefined-name", f"unknown data `{train.data.name}`", train.data.span, "no data of this name",
+                     did_you_mean(train.data.name, datas) or f"define `data {train.data.name} = gsm8k()`")
+        output = output_model(program, models) if program else None
+        if program is not None and train.data.name in datas:
+            _check_data_shape(train, program, datas[train.data.name], output, models, sink)
+        seen: dict[str, ir.Setting] = {}
+        for setting in train.settings:
+            if setting.key in seen and setting.key not in REPEATABLE:
+                sink.add("duplicate-setting", f"`{setting.key}` is set twice", setting.span, "set again here",
+                         f"the first is at line {seen[setting.key].span.line}; keep one")
+                continue
+            seen.setdefault(setting.key, setting)
+            _check_setting(setting, output, models, names, sink)
+        if program is not None and "runs" in seen:
+            _check_runs(seen["runs"], program, names["lm"], sink)
+        for key in ("reward", "optimizer"):
+            if key not in seen:
+                sink.add("missing-setting", f"the train block has no `{key}`", train.span, f"no {key}",
+                         "add for example `reward exact_match()`" if key == "reward"
+                         else "add for example `optimizer random_few_shot()`")
+
+
+def _check_runs(setting: ir.Setting, program: ir.Program, lms: Mapping[str, ir.LM], sink: Sink) -> None:
+    """`runs N` repeats the test evaluation to measure sampling; at temperature 0 every run
+    would get the same answers, so its spread would be 0 by construction."""
+    if not (isinstance(setting.value, ir.Literal) and isinstance(setting.value.value, int) and setting.value.value > 1):
+        return
+    only = next(iter(lms)) if len(lms) == 1 else None
+    used = {step.lm.name if step.lm else only for step in program.lm_steps()}
+    if not used or not all(name in lms for name in used):
+        return
+    temperatures = [next((a.value for a in lms[name].options if a.name == "temperature"), None) for name in used]
+    if all(isinstance(t, ir.Literal) and t.value == 0 for t in temperatures):
+        sink.add("invalid-value", f"`runs {setting.value.value}` would repeat one evaluation: every LM of program "
+                 f"`{program.name}` has temperature 0, so each run gets the same answers", setting.value.span,
+                 "identical runs", "give the LM a temperature above 0 (each run then samples with its own seed), "
+                 "or remove `runs`")
+
+
+# Which field types a loader's column of a given type can fill ("label": a class name, for
+# an enum listing the labels or a str).
+FILLS = {"str": ("str",), "float": ("float", "int"), "int": ("int", "float"), "bool": ("bool",),
+         "label": ("enum", "str")}
+
+
+def _check_data_shape(train: ir.Train, program: ir.Program, data: ir.Data, output: ir.Model | None,
+                      models: Mapping[str, ir.Model], sink: Sink) -> None:
+    """A loader with a fixed shape must fill every required field of the program's input and output."""
+    loader = LOADERS.get(data.loader.func)
+    if loader is None or loader.provides is None or len(program.inputs) != 1:
+        return
+    wanted = (models.get(program.inputs[0].model.name), output)
+    for side, model, provided in zip(("input", "output"), wanted, loader.provides):
+        for f in model.fields if model else ():
+            required = not isinstance(f.type, ir.OptionalType)
+            inner = ir.required_part(f.type)
+            kind = inner.name if isinstance(inner, ir.NamedType) else "enum" if isinstance(inner, ir.EnumType) else None
+            if f.name not in provided:
+                if required:
+                    sink.add("data-mismatch", f"data `{data.name}` ({data.loader.func}) has no `{f.name}` for the "
+                             f"program's {side}", train.data.span, f"cannot fill `{model.name}.{f.name}`",
+                             f"{data.loader.func} gives {side} fields: {', '.join(provided)}; make `{f.name}` "
+                             "optional or rename it")
+            elif kind not in FILLS.get(provided[f.name], ()):
+                sink.add("data-mismatch", f"data `{data.name}` gives `{f.name}` as {provided[f.name]}, but "
+                         f"`{model.name}.{f.name}` is not", train.data.span, "types differ",
+                         f"declare `{f.name}: {_type_for(provided[f.name])}`")
+
+
+def _type_for(provided: str) -> str:
+    """How a field filled by a loader's column of type `provided` may be declared."""
+    return 'enum("...", ...)` or `str' if provided == "label" else provided
+
+
+def monitors(output: ir.Model | None) -> list[str]:
+    """The names a checkpoint or early stopping may monitor for a program with this output."""
+    enums = [f"f1_{f.name}" for f in (output.fields if output else ())
+             if isinstance(ir.required_part(f.type), ir.EnumType)]
+    return [f"{prefix}{m}" for prefix in ("val_", "") for m in (*METRICS, *enums)]
+
+
+def _check_setting(setting: ir.Setting, output: ir.Model | None, models: Mapping[str, ir.Model],
+                   names: Mapping[str, Mapping[str, object]], sink: Sink) -> None:
+    value = setting.value
+    if setting.key in ("reward", "optimizer"):
+        registry = REWARDS if setting.key == "reward" else OPTIMIZERS
+        if not isinstance(value, ir.Call):
+            sink.add("wrong-type", f"`{setting.key}` takes a call such as `{next(iter(registry))}()`", value.span)
+        elif value.func not in registry:
+            sink.add("unknown-function", f"unknown {setting.key} `{value.func}`", value.span,
+                     "not a reward" if setting.key == "reward" else "not an optimizer",
+                     did_you_mean(value.func, registry) or f"{setting.key}s: {', '.join(registry)}")
+        else:
+            signature = registry[value.func].signature
+            check_args(value.args, signature, f"{setting.key} `{value.func}`", sink,
+                        output=output, call_span=value.span, models=models)
+            check_references(value, signature, names, sink)
+    elif setting.key == "checkpoint":
+        allowed = monitors(output)
+        if value.monitor.name not in allowed:
+            sink.add("invalid-value", f"cannot monitor `{value.monitor.name}`", value.monitor.span, "unknown metric",
+                     # metric names share prefixes: only a near miss is worth suggesting
+                     did_you_mean(value.monitor.name, allowed, cutoff=0.85)
+                     or "monitor one of: " + ", ".join(m for m in allowed if not m.startswith("val_"))
+                     + ", each also with `val_` in front (the validation set)")
+        if value.mode.name not in MODES:
+            sink.add("invalid-value", f"checkpoint mode must be `max` or `min`, not `{value.mode.name}`",
+                     value.mode.span, "unknown mode", did_you_mean(value.mode.name, MODES))
+    else:
+        expected = TRAIN_SETTINGS[setting.key].type
+        if not matches(value, expected) or not isinstance(value, (ir.Literal, ir.MapValue)):
+            sink.add("wrong-type", f"`{setting.key}` must be {type_name(expected)}", value.span, "wrong type",
+                     expected_found(value, expected))
+        elif setting.key == "budget":
+            for item in value.items:
+                if item.name not in BUDGET_KEYS:
+                    sink.add("unknown-option", f"a budget has no `{item.name}`", item.span, "unknown limit",
+                             did_you_mean(item.name, BUDGET_KEYS) or "limit `calls`, `tokens` or both")
+                elif item.value.value < 1:
+                    sink.add("invalid-value", f"the `{item.name}` budget must be at least 1", item.value.span)
+        elif setting.key == "validation_split" and not 0 < value.value < 1:
+            sink.add("invalid-value", "`validation_split` must be between 0 and 1 (exclusive)", value.span)
+        elif setting.key != "seed" and expected is int and value.value < 1:
+            sink.add("invalid-value", f"`{setting.key}` must be at least 1", value.span)
+        elif setting.key == "concurrency" and value.value > MAX_CONCURRENCY:
+            sink.add("invalid-value", f"`concurrency` must be at most {MAX_CONCURRENCY}", value.span, "too many",
+                     "rows in flight at once; more would exhaust connections and memory before a server answers")
