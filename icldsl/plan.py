@@ -45,7 +45,7 @@ from .language.specs import ArmSpec, BranchSpec, StepSpec
 from .runtime.tools import describe_tools
 from .training.chain import Chain
 from .training.context import Optimizer, learns_from_runs
-from .training.registry import REWARDS
+from .language.catalogue.training import REWARDS
 from .training.resources import Resources
 from .training.session import load_data, make_optimizer, program_of, split, with_data_bounds
 

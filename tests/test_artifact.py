@@ -15,7 +15,7 @@ from icldsl.cli import main
 from icldsl.language.diagnostics import CheckError
 from icldsl.language.compiler import compile_file, compile_source
 from icldsl.runtime.program import Program
-from icldsl.runtime.state import Demo
+from icldsl.runtime.state import Demo, spec_and_states
 from icldsl.language.source import Source
 from icldsl.training.session import fit_compiled
 from tests.scripted import ScriptedLM, last_input
@@ -30,7 +30,7 @@ program p "Doc" { input q: Q  a = generate A from q instructions "Solve: é ✓"
 
 def trained_program() -> Program:
     source = Source("prog.icl", SOURCE)
-    spec, states = compile_source(source).programs["p"]
+    spec, states = spec_and_states(compile_source(source), "p")
     demo = Demo({"question": "1+1"}, {"thinking": "add", "answer": 2.0, "kind": None}, 1.0, "train.jsonl:7")
     states = {k: s.with_examples((demo,)) for k, s in states.items()}
     return Program(spec, states)
@@ -200,7 +200,7 @@ def test_run_from_stdin_keeps_its_rows_whatever_source_the_artifact_names(tmp_pa
     answer = {"thinking": "", "answer": 1.0, "kind": "a"}
     with LoopbackServer(lambda request: answer) as server:
         compiled = compile_source(Source("prog.icl", text.replace("{{", "{").replace("{url}", server.openai_url)))
-        doc = artifact.freeze(Program(*compiled.programs["p"]), source_file="/dev/stdin",
+        doc = artifact.freeze(Program(*spec_and_states(compiled, "p")), source_file="/dev/stdin",
                               source_sha256="1" * 64, training={})
         path = artifact.write(tmp_path / "a.json", artifact.sign(doc, key.encode()))
         rows = "".join(json.dumps({"question": f"{i}+1"}) + "\n" for i in range(3))
@@ -274,7 +274,7 @@ def test_a_pattern_the_runtime_cannot_build_is_a_diagnostic_and_an_artifact_erro
 
 
 def test_a_pattern_python_refuses_but_the_runtime_runs_is_accepted() -> None:
-    spec, states = compile_source(Source("p.icl", PATTERNED.replace("{pattern}", "^\\\\pL+$"))).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("p.icl", PATTERNED.replace("{pattern}", "^\\\\pL+$"))), "p")
     program = Program(spec, states, clients={"solver": ScriptedLM(lambda r: {"answer": 1})})
     try:
         assert program(question="été").answer == 1.0

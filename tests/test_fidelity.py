@@ -18,7 +18,7 @@ from icldsl import artifact
 from icldsl.language.compiler import compile_file
 from icldsl.lm.base import LMRequest
 from icldsl.lm.cache import LMCache
-from icldsl.runtime.state import Demo
+from icldsl.runtime.state import Demo, spec_and_states
 from icldsl.training.session import eval_compiled, fit_compiled, load_data, program_of
 from tests.schema_faker import fake
 from tests.scripted import ScriptedLM, last_input
@@ -121,7 +121,7 @@ def test_a_program_without_training_prompts_the_same_after_a_round_trip(tmp_path
     """outline.icl has no train block: examples taken from its own nested outputs (whose field
     order is not alphabetical) go through an artifact and come back in the same order."""
     compiled = compile_file(ROOT / "programs" / "outline.icl")
-    spec, states = compiled.programs["outline"]
+    spec, states = spec_and_states(compiled, "outline")
     lm = ScriptedLM(varied)
     program = program_of(compiled, "outline", {"writer": lm})
     x = {"title": "T", "body": "Some words here."}

@@ -20,7 +20,7 @@ from icldsl.language.options import LM_NAME, Function, Signature
 from icldsl.plan import plan_compiled
 from icldsl.runtime import prompt
 from icldsl.language.source import Source
-from icldsl.training import registry
+from icldsl.language.catalogue import training as registry
 from icldsl.training.session import fit_compiled
 from tests.loopback import LoopbackServer
 from tests.schema_faker import fake

@@ -19,7 +19,7 @@ from icldsl import artifact, plots
 from icldsl.cli import main
 from icldsl.language.compiler import compile_file, compile_source
 from icldsl.language.specs import ProgramSpec
-from icldsl.runtime.state import Demo, StepState
+from icldsl.runtime.state import Demo, StepState, spec_and_states
 from icldsl.language.source import Source
 from icldsl.training.session import fit_compiled
 from icldsl.training.training_record import ScoreRecord, TrainingRecord
@@ -43,7 +43,7 @@ def text_at(fig, content: str) -> tuple[float, float]:
 @pytest.mark.parametrize("path", sorted((ROOT / "programs").glob("*.icl")), ids=lambda p: p.stem)
 def test_every_example_program_draws(path: Path) -> None:
     compiled = compile_file(path)
-    for spec, states in compiled.programs.values():
+    for spec, states in (spec_and_states(compiled, name) for name in compiled.programs):
         fig = plots.program_graph(spec, states)
         shown = texts(fig)
         assert any(t.startswith(f"Program {spec.name}") for t in shown)
@@ -54,7 +54,7 @@ def test_every_example_program_draws(path: Path) -> None:
 
 
 def test_support_graph_shows_the_branch_frozen_and_trainable_steps() -> None:
-    spec, states = compile_file(ROOT / "programs" / "support.icl").programs["support"]
+    spec, states = spec_and_states(compile_file(ROOT / "programs" / "support.icl"), "support")
     shown = texts(plots.program_graph(spec, states))
     assert "route = decide" in shown and "frozen" in shown
     assert '"billing" ⇒ generate' in shown and '"technical" ⇒ chain_of_thought' in shown
@@ -97,7 +97,7 @@ program p "A diamond" {
 
 
 def diamond() -> tuple[ProgramSpec, dict[str, StepState]]:
-    return compile_source(Source("p.icl", SOURCE)).programs["p"]
+    return spec_and_states(compile_source(Source("p.icl", SOURCE)), "p")
 
 
 def test_layers_follow_the_wiring() -> None:
@@ -213,7 +213,7 @@ def test_comparison_plot_gives_counts_a_panel_of_their_own_scale() -> None:
 def test_graph_wraps_long_type_labels_inside_their_box() -> None:
     label = "numbers_without_any_particular_unit_at_all"
     source = SOURCE.replace('answer: float', f'unit: enum("apples", "{label}") "u"  answer: float')
-    spec, states = compile_source(Source("p.icl", source)).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("p.icl", source)), "p")
     fig = plots.program_graph(spec, states)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -361,7 +361,7 @@ def band_of(request) -> dict:
 
 def test_labels_that_look_like_tex_are_drawn_as_written(tmp_path: Path, monkeypatch, capsys) -> None:
     source = priced(tmp_path)
-    spec, states = compile_file(source).programs["pricer"]
+    spec, states = spec_and_states(compile_file(source), "pricer")
     assert spec.description == "Costs $1 \\frac{ to $2"
     fig = plots.program_graph(spec, states)
     assert plots.render(fig).startswith(PNG)

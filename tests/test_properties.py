@@ -28,7 +28,7 @@ from icldsl.lm.repair import RepairError, read_object
 from icldsl.lsp.completion import _in_comment
 from icldsl.lsp.incremental import IncrementalParser, item_starts
 from icldsl.runtime.program import Program
-from icldsl.runtime.state import Demo
+from icldsl.runtime.state import Demo, spec_and_states
 from icldsl.language.source import Source
 from tests.schema_faker import fake
 from tests.scripted import ScriptedLM
@@ -61,7 +61,7 @@ def run_or_refuse(action) -> Any:
 def trained_doc(path: Path) -> dict:
     """The artifact of a program from programs/, every step taught one example of its own answer."""
     compiled = compile_file(path)
-    spec, states = next(iter(compiled.programs.values()))
+    spec, states = spec_and_states(compiled, next(iter(compiled.programs)))
     program = Program(spec, states, {lm.name: ScriptedLM(lambda r: fake(r.schema)) for lm in spec.lms})
     x = fake(program.input_model.model_json_schema())
     trace = asyncio.run(program.run(x))
@@ -173,7 +173,7 @@ def rows(draw) -> list[dict]:
 
 def load(folder: Path, loader: str):
     compiled = compile_source(Source(str(folder / "p.icl"), MODELS.format(loader=loader)))
-    spec, states = compiled.programs["p"]
+    spec, states = spec_and_states(compiled, "p")
     program = Program(spec, states)
     data = compiled.data["d"]
     return run_or_refuse(lambda: load_dataset("d", data.loader, data.args, base_dir=folder,

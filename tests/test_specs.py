@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 from icldsl.language.compiler import compile_file
-from icldsl.language.specs import TRAIN_SETTINGS, BranchSpec, TrainSpec
+from icldsl.language.catalogue.training import TRAIN_SETTINGS
+from icldsl.language.specs import BranchSpec, TrainSpec
 
 GRAMMAR = (Path(__file__).resolve().parents[1] / "grammar" / "icl.lark").read_text()
 
@@ -15,9 +16,10 @@ GRAMMAR = (Path(__file__).resolve().parents[1] / "grammar" / "icl.lark").read_te
 def test_every_setting_the_grammar_reads_is_in_the_table_and_the_spec() -> None:
     written = re.search(r"^value_setting: \((.*)\) value$", GRAMMAR, re.M).group(1).split(" | ")
     keywords = {re.search(rf'^{name}: "(\w+)"$', GRAMMAR, re.M).group(1) for name in written}
-    assert keywords | {"early_stopping"} == set(TRAIN_SETTINGS)
+    assert keywords | {"early_stopping"} == set(TRAIN_SETTINGS.options)
     defaults = {f.name: f.default for f in dataclasses.fields(TrainSpec)}
-    assert {key: defaults[key] for key in TRAIN_SETTINGS} == {k: s.default for k, s in TRAIN_SETTINGS.items()}
+    assert {key: defaults[key] for key in TRAIN_SETTINGS.options} == \
+        {key: TRAIN_SETTINGS.defaults.get(key) for key in TRAIN_SETTINGS.options}
 
 
 def test_a_branch_picks_its_arm_by_label_then_default() -> None:

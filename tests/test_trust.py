@@ -20,6 +20,7 @@ from icldsl.cli import main
 from icldsl.language.compiler import compile_file
 from icldsl.runtime.program import Program
 from icldsl.runtime.tools import ToolError, describe_tool, load_tool
+from icldsl.runtime.state import spec_and_states
 from tests.runtime.test_steps import AGENT
 from tests.scripted import ScriptedLM
 
@@ -120,7 +121,7 @@ def test_a_tool_described_from_source_has_the_schema_of_the_imported_one(tmp_pat
 def agent_artifact(folder: Path, ref: str) -> Path:
     """An artifact whose agent's tool is `ref` (as someone who edits and re-hashes it could make)."""
     (folder / "src.icl").write_text(AGENT, encoding="utf-8")
-    spec, states = compile_file(folder / "src.icl").programs["p"]
+    spec, states = spec_and_states(compile_file(folder / "src.icl"), "p")
     doc = artifact.freeze(Program(spec, states), source_file="gone.icl", source_sha256="0" * 64, training={})
     doc["program"]["tools"][0]["ref"] = ref
     doc[artifact.HASH_KEY] = artifact.content_hash(doc)

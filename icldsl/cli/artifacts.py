@@ -53,7 +53,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
         program = artifact.program_from(artifact.read(name, stream), path=name)
         programs = {program.spec.name: (program.spec, program.states)}
     else:
-        programs = dict(compile_or_exit(args.file, stream, data=False).programs)
+        from ..runtime.state import spec_and_states
+
+        compiled = compile_or_exit(args.file, stream, data=False)
+        programs = {name: spec_and_states(compiled, name) for name in compiled.programs}
     if args.program:
         if args.program not in programs:
             raise Failure(f"{args.file} has no program `{args.program}` (it has: {', '.join(programs) or 'none'})")

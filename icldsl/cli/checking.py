@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..datafiles import check_data_files
 from ..language.compiler import compile_source
 from ..language.diagnostics import JSON_VERSION, CheckError, render_github, sort_key, to_json
 from ..errors import EXIT_INPUT, EXIT_OK
@@ -21,7 +22,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     checked = []  # (source, its diagnostics, the sources they point into)
     for source in sources:
         try:
-            compiled = compile_source(source, data=args.data)
+            compiled = compile_source(source, checks=(check_data_files,) if args.data else ())
             checked.append((source, compiled.warnings, compiled.sources))
         except CheckError as exc:
             checked.append((source, exc.diagnostics, exc.sources))

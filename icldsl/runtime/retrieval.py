@@ -45,15 +45,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Sequence
 
+from ..language.catalogue.training import LABELS, LEXICAL, ORDERS
 from ..language.specs import EmbeddingSpec
 from .demo import Demo
 
 if TYPE_CHECKING:  # numpy is imported where an index is built or scored: checking a file never does
     import numpy as np
-
-ORDERS = ("nearest_last", "nearest_first")
-LABELS = ("all", "retrieved")
-LEXICAL = "bm25"
 
 _TOKEN = re.compile(r"\w+")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ..lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
-from ..language.options import URLS, Within, type_name, url_secrets
+from ..language.catalogue.lms import EMBEDDERS, PROVIDERS, split_target
+from ..language.options import AtLeast, Urls, Choice, Within, type_name, url_secrets
 from ..language.patterns import pattern_problem
 from ..user_code import FORM
 from ..language.specs import BranchSpec, ProgramSpec, StepSpec
@@ -112,7 +112,7 @@ def lm_problems(target: str, options: Mapping[str, Any], lms: Mapping[str, Any])
     provider, _ = split_target(target)
     if provider not in PROVIDERS:
         return [f"unknown provider in {target!r}; known: {', '.join(PROVIDERS)}"]
-    return _option_problems(provider, PROVIDERS[provider].options, options, lms)
+    return _option_problems(provider, PROVIDERS[provider].signature.options, options, lms)
 
 
 def embedding_problems(target: str, options: Mapping[str, Any]) -> list[str]:
@@ -120,7 +120,7 @@ def embedding_problems(target: str, options: Mapping[str, Any]) -> list[str]:
     provider, _ = split_target(target)
     if provider not in EMBEDDERS:
         return [f"no embedding models for {target!r}; known providers: {', '.join(EMBEDDERS)}"]
-    return _option_problems(provider, embedding_options(provider), options, {})
+    return _option_problems(provider, EMBEDDERS[provider].options.options, options, {})
 
 
 def _option_problems(provider: str, allowed: Mapping[str, Any], options: Mapping[str, Any],
@@ -150,8 +150,13 @@ def _is_env(value: Any) -> bool:
 def _fits(value: Any, kind: Any) -> bool:
     """Whether a stored option value fits its type; strings may be stored as {"env": NAME}."""
     if isinstance(kind, Within):
-        return _fits(value, kind.kind) and kind.low <= value <= kind.high
-    if kind is URLS:
+        return _fits(value, kind.kind) and (kind.low < value if kind.strict else kind.low <= value) \
+            and value <= kind.high
+    if isinstance(kind, AtLeast):
+        return _fits(value, kind.kind) and (value > kind.low if kind.strict else value >= kind.low)
+    if isinstance(kind, Choice):
+        return value in kind.values
+    if isinstance(kind, Urls):
         items = value if isinstance(value, list) else [value]
         return bool(items) and all(isinstance(v, str) or _is_env(v) for v in items)
     if kind is str and _is_env(value):

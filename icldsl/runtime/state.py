@@ -6,12 +6,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..language.specs import Compiled, ProgramSpec
 from ..lm.base import Usage
 from ..lm.trace import CallCost
 from .demo import Demo
 from .retrieval import Retrieval
 
-__all__ = ["Demo", "StepRecord", "StepState", "Trace"]
+__all__ = ["Demo", "StepRecord", "StepState", "Trace", "spec_and_states"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +101,10 @@ class Trace:
     steps: dict[str, StepRecord] = field(default_factory=dict)
     output: Mapping[str, Any] | None = None
     error: str | None = None
+
+
+def spec_and_states(compiled: Compiled, name: str) -> tuple[ProgramSpec, dict[str, StepState]]:
+    """Program `name` of a compiled file as it starts, untrained: its spec and each LM step's
+    state, holding the instructions the compiler gave it (the file's, or its kind's default)."""
+    spec, instructions = compiled.programs[name]
+    return spec, {step.path: StepState(instructions[step.path], frozen=step.frozen) for step in spec.lm_steps()}

@@ -24,14 +24,16 @@ from ..datasets.base import Example
 from ..datasets.quality import input_key
 from ..runtime.demo import Demo
 from ..runtime.program import Program
-from ..runtime.retrieval import BM25, LABELS, LEXICAL, ORDERS, Dense, Pool, Retrieval, query_text
+from ..language.catalogue.training import LEXICAL
+from ..runtime.retrieval import BM25, Dense, Pool, Retrieval, query_text
 from ..runtime.state import StepState
 from .context import Context
-from .optimizers import best_per_row, compare_candidates, labeled_fields, step_demo
+from .optimizers import best_per_row, check_options, compare_candidates, declared, labeled_fields, step_demo
 from .records import Scored
 from .resources import Resources
 
 EMBED_BATCH = 64  # texts per request when a pool is embedded
+_DEFAULT = declared("nearest_few_shot")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,33 +49,23 @@ class NearestFewShot:
     (`runtime.retrieval`).
     """
 
-    k: tuple[int, ...] = (4, 8)
-    retriever: str = LEXICAL
-    order: str = "nearest_last"
-    threshold: float = 1.0
-    compare_on: int = 50
-    labels: tuple[str, ...] = ("all",)
-    cascade: bool = False
+    k: tuple[int, ...] = _DEFAULT["k"]
+    retriever: str = _DEFAULT["retriever"]
+    order: str = _DEFAULT["order"]
+    threshold: float = _DEFAULT["threshold"]
+    compare_on: int = _DEFAULT["compare_on"]
+    labels: tuple[str, ...] = _DEFAULT["labels"]
+    cascade: bool = _DEFAULT["cascade"]
     resources: Resources = field(default_factory=Resources, repr=False)
 
     def __post_init__(self) -> None:
-        ks = (self.k,) if isinstance(self.k, int) else tuple(self.k)
-        if not ks or any(type(k) is not int or k < 1 for k in ks):
-            raise ValueError(f"nearest_few_shot: k must be a whole number of at least 1, or a list of them, "
-                             f"not {self.k!r}")
-        object.__setattr__(self, "k", tuple(sorted(set(ks))))
+        check_options(self, "nearest_few_shot")
+        object.__setattr__(self, "k", tuple(sorted({self.k} if isinstance(self.k, int) else set(self.k))))
         labels = (self.labels,) if isinstance(self.labels, str) else tuple(self.labels)
-        if not labels or any(choice not in LABELS for choice in labels):
-            raise ValueError(f"nearest_few_shot: labels must be one of {', '.join(LABELS)}, or a list of them, "
-                             f"not {self.labels!r}")
         object.__setattr__(self, "labels", tuple(dict.fromkeys(labels)))
-        if self.order not in ORDERS:
-            raise ValueError(f"nearest_few_shot: order must be one of {', '.join(ORDERS)}, not {self.order!r}")
         if self.retriever != LEXICAL and self.retriever not in self.resources.embeddings:
             raise ValueError(f"nearest_few_shot: retriever must be \"{LEXICAL}\" or the name of an embedding block, "
                              f"not {self.retriever!r}")
-        if self.compare_on < 30:
-            raise ValueError(f"nearest_few_shot: compare_on must be at least 30, not {self.compare_on}")
 
     @property
     def nb_max_examples(self) -> int:

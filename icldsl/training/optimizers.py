@@ -12,6 +12,7 @@ program's own training runs.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import typing
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from ..runtime.state import Demo, StepState
 from .context import Context
 from .estimate import Estimate, beats, paired, refusal
 from .records import Scored
-from .registry import SAMPLING
+from ..language.catalogue.training import OPTIMIZERS
 
 T = TypeVar("T", Demo, Scored)
 
@@ -54,11 +55,24 @@ def _count(rng: np.random.Generator, low: int, high: int, available: int) -> int
     return int(rng.integers(min(low, available), min(high, available) + 1))
 
 
-def _check_counts(name: str, low: int, high: int) -> None:
-    if low < 0 or high < 1:
-        raise ValueError(f"{name}: nb_min_examples must be at least 0 and nb_max_examples at least 1")
-    if low > high:
-        raise ValueError(f"{name}: nb_min_examples ({low}) is above nb_max_examples ({high})")
+def check_options(made: Any, name: str) -> None:
+    """Refuse (ValueError) an option of optimizer `name` (a dataclass), or options that cannot
+    work together, as the checker refuses them: by their one declaration
+    (`language/catalogue/training.py`)."""
+    function = OPTIMIZERS[name]
+    values = {f.name: getattr(made, f.name) for f in dataclasses.fields(made) if f.name in function.signature.options}
+    function.signature.check(name, values)
+    for _, message in function.problems(values):
+        raise ValueError(f"{name}: {message}")
+
+
+def declared(name: str) -> dict[str, Any]:
+    """The declared defaults of optimizer `name`'s options, which its fields take."""
+    return dict(OPTIMIZERS[name].signature.defaults)
+
+
+_RANDOM, _BOOTSTRAP, _LABELED = (declared(name) for name in ("random_few_shot", "bootstrap_few_shot",
+                                                             "labeled_few_shot"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,18 +90,13 @@ class RandomFewShot:
     reward of 1 about 28 times as likely as a reward of 0. Makes no LM calls.
     """
 
-    nb_min_examples: int = 1
-    nb_max_examples: int = 3
-    sampling: str = "best"
-    temperature: float = 0.3
+    nb_min_examples: int = _RANDOM["nb_min_examples"]
+    nb_max_examples: int = _RANDOM["nb_max_examples"]
+    sampling: str = _RANDOM["sampling"]
+    temperature: float = _RANDOM["temperature"]
 
     def __post_init__(self) -> None:
-        _check_counts("random_few_shot", self.nb_min_examples, self.nb_max_examples)
-        if self.sampling not in SAMPLING.values:
-            raise ValueError(f"random_few_shot: sampling must be one of {', '.join(SAMPLING.values)}, "
-                             f"not {self.sampling!r}")
-        if not self.temperature > 0:
-            raise ValueError(f"random_few_shot: temperature must be above 0, not {self.temperature}")
+        check_options(self, "random_few_shot")
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
         return 0
@@ -139,19 +148,14 @@ class BootstrapFewShot:
     pass over the compared examples every epoch (see `icldsl plan`).
     """
 
-    nb_min_examples: int = 1
-    nb_max_examples: int = 3
-    threshold: float = 1.0
-    candidates: int = 1
-    compare_on: int = 50
+    nb_min_examples: int = _BOOTSTRAP["nb_min_examples"]
+    nb_max_examples: int = _BOOTSTRAP["nb_max_examples"]
+    threshold: float = _BOOTSTRAP["threshold"]
+    candidates: int = _BOOTSTRAP["candidates"]
+    compare_on: int = _BOOTSTRAP["compare_on"]
 
     def __post_init__(self) -> None:
-        _check_counts("bootstrap_few_shot", self.nb_min_examples, self.nb_max_examples)
-        if self.candidates < 1:
-            raise ValueError(f"bootstrap_few_shot: candidates must be at least 1, not {self.candidates}")
-        if self.compare_on < 30:
-            raise ValueError(f"bootstrap_few_shot: compare_on must be at least 30, not {self.compare_on}: "
-                             "fewer examples cannot tell candidates apart")
+        check_options(self, "bootstrap_few_shot")
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
         """At most: each epoch scores the current states and every candidate on the compared examples."""
@@ -270,18 +274,14 @@ class LabeledFewShot:
     first: a model that never gives some label can still be shown it.
     """
 
-    nb_min_examples: int = 2
-    nb_max_examples: int = 4
-    balanced: bool = True
-    candidates: int = 4
-    compare_on: int = 50
+    nb_min_examples: int = _LABELED["nb_min_examples"]
+    nb_max_examples: int = _LABELED["nb_max_examples"]
+    balanced: bool = _LABELED["balanced"]
+    candidates: int = _LABELED["candidates"]
+    compare_on: int = _LABELED["compare_on"]
 
     def __post_init__(self) -> None:
-        _check_counts("labeled_few_shot", self.nb_min_examples, self.nb_max_examples)
-        if self.candidates < 1:
-            raise ValueError(f"labeled_few_shot: candidates must be at least 1, not {self.candidates}")
-        if self.compare_on < 30:
-            raise ValueError(f"labeled_few_shot: compare_on must be at least 30, not {self.compare_on}")
+        check_options(self, "labeled_few_shot")
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
         """At most: each epoch scores the current states and every candidate on the compared examples."""

@@ -24,6 +24,7 @@ from ..lm.trace import Tracer
 from ..language.options import EMBEDDING_NAME, LM_NAME, Function
 from ..runtime import bounds
 from ..runtime.program import Program
+from ..runtime.state import spec_and_states
 from .baselines import baselines
 from .chain import Chain
 from .checkpoint import CheckpointWriter, read_checkpoint
@@ -31,7 +32,7 @@ from .context import Optimizer
 from .csvlog import CSVLog
 from .estimate import Estimate, paired
 from .metrics import Metrics
-from .registry import OPTIMIZERS, REWARDS
+from ..language.catalogue.training import OPTIMIZERS, REWARDS
 from .resources import Resources
 from .rewards import Reward
 from .history import Evaluation, History
@@ -116,7 +117,7 @@ def program_of(compiled: Compiled, name: str, clients: Mapping[str, LMClient] | 
                cache: LMCache | None = None, cache_mode: Mode = "normal",
                tracers: Sequence[Tracer] | None = None) -> Program:
     """The program `name` of a compiled file; with a `cache`, its LM calls go through it."""
-    spec, states = compiled.programs[name]
+    spec, states = spec_and_states(compiled, name)
     return Program(spec, states, clients, search_path=(compiled.base_dir,), cache=cache, cache_mode=cache_mode,
                    tracers=tracers)
 
@@ -201,7 +202,7 @@ def _make(function: Function, options: Mapping[str, Any], resources: Resources, 
             bound[key] = resources.embedder(value)
     try:
         return function.make(**bound, resources=resources) if function.resources else function.make(**bound)
-    except ValueError as exc:  # a value the checker cannot judge alone, like a minimum above a maximum
+    except ValueError as exc:  # what the checker refuses too (the same declarations): for specs not from a file
         name = purpose.split()[-1]
         raise SettingError(str(exc) if name in str(exc) else f"{purpose}: {exc}") from None
 
@@ -308,10 +309,10 @@ async def fit_compiled(
     sizes = {"train": len(train_set), "validation": len(val_set), "test": len(data.test)}
     retriever_alone = baselines(trained_program, trained.runs[-1].scored) if trained.runs else []
     gain = trained_minus_untrained(untrained, trained)
-    spec = compiled.data[train.data]
+    data_spec = compiled.data[train.data]
     record = TrainingRecord(
         settings=dataclasses.asdict(train),
-        data=DataRecord(data.name, spec.loader, dict(spec.args), sizes, data_check.to_json()),
+        data=DataRecord(data.name, data_spec.loader, dict(data_spec.args), sizes, data_check.to_json()),
         history=HistoryRecord.of(history),
         scores={"untrained": untrained.record(), "trained": trained.record()},
         baselines=tuple(retriever_alone),

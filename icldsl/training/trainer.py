@@ -9,6 +9,7 @@ from typing import Callable, Mapping, Protocol, Sequence
 import numpy as np
 
 from ..datasets.base import Example
+from ..language.catalogue.training import MODE, MONITOR, TRAIN_SETTINGS
 from ..runtime.program import Program
 from ..runtime.state import StepState
 from .checkpoint import Resume
@@ -68,7 +69,7 @@ async def evaluate(
     examples: Sequence[Example],
     reward: Reward,
     *,
-    concurrency: int = 4,
+    concurrency: int = TRAIN_SETTINGS.defaults["concurrency"],
     label: str = "eval",
     progress: Progress | None = None,
 ) -> Evaluation:
@@ -154,9 +155,9 @@ async def fit(
     epochs: int,
     batch_size: int,
     rng: np.random.Generator,
-    concurrency: int = 4,
-    monitor: str = "val_reward",
-    mode: str = "max",
+    concurrency: int = TRAIN_SETTINGS.defaults["concurrency"],
+    monitor: str = MONITOR,
+    mode: str = MODE,
     patience: int | None = None,
     budget: Budget | None = None,
     metrics: Metrics | None = None,

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from icldsl.lm import PROVIDERS, make_client
+from icldsl.language.catalogue.lms import PROVIDERS
+from icldsl.lm import make_client
 from icldsl.lm.anthropic import AnthropicClient
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Message, Usage
 from icldsl.lm.http import RateLimiter
@@ -179,17 +180,21 @@ def test_vllm_is_the_openai_client_with_vllm_defaults(
 
 
 @pytest.mark.parametrize("provider", ["vllm", "ollama", "anthropic"])
-def test_options_are_constructor_keywords_of_the_declared_types(provider: str) -> None:
+def test_options_are_constructor_keywords_with_the_declared_defaults(provider: str) -> None:
     params = inspect.signature(CLIENTS[provider]).parameters
-    declared = PROVIDERS[provider].options
+    declared = PROVIDERS[provider].signature.options
     for name in ("timeout", "max_retries", "max_concurrency", "rpm", "total_timeout", "fallback", "temperature"):
         assert name in declared
-    for name, kind in declared.items():
+    for name in declared:
         if name in ("temperature", "max_tokens", "seed", "fallback"):
             assert name not in params  # travel in requests, or act in the runtime
             continue
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY
-        assert params[name].default is None or isinstance(params[name].default, getattr(kind, "kind", kind)), name
+        assert params[name].default is None, name  # the default is the declaration's, not a second one
+    limits = CLIENTS[provider]("m", base_url="http://127.0.0.1:9")._http.limits
+    defaults = PROVIDERS[provider].client_options.defaults
+    assert (limits.timeout, limits.max_retries, limits.max_concurrency) == \
+        (defaults["timeout"], defaults["max_retries"], defaults["max_concurrency"])
 
 
 # -- reliability, the same for every provider ------------------------------------------

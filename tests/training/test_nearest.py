@@ -210,7 +210,7 @@ def test_an_embedding_retriever_embeds_each_text_once(tmp_path: Path, monkeypatc
     ("retriever: nope", "unknown embedding `nope`"),
     ('retriever: "bm2"', 'must be one of "bm25" or the name of an embedding'),
     ('order: "middle"', 'must be one of "nearest_last", "nearest_first"'),
-    ("k: [4, 0]", "k must be a whole number of at least 1"),
+    ("k: [4, 0]", "must be an integer of at least 1 or a non-empty list, each an integer of at least 1"),
     ("compare_on: 10", "must be an integer of at least 30"),
 ])
 def test_bad_settings_get_a_message(tmp_path: Path, capsys, options: str, message: str) -> None:

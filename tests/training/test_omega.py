@@ -26,6 +26,7 @@ from icldsl.training.resources import Resources
 from icldsl.training.rewards import exact_match
 from icldsl.training.session import fit_compiled
 from icldsl.training.trainer import evaluate, fit, score
+from icldsl.runtime.state import spec_and_states
 from tests.scripted import ScriptedLM, last_input
 from tests.training.helpers import INSTRUCTION_SOURCE, assert_refused, context, question_number, with_data
 
@@ -91,7 +92,7 @@ def judge(lm: ScriptedLM) -> tuple[Resources, object]:
 
 
 def program_of(lm: ScriptedLM, name: str = "p") -> Program:
-    spec, states = compile_source(Source("t.icl", SOURCE)).programs[name]
+    spec, states = spec_and_states(compile_source(Source("t.icl", SOURCE)), name)
     return Program(spec, states, {"solver": lm})
 
 

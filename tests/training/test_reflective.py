@@ -23,6 +23,7 @@ from icldsl.training.resources import Resources
 from icldsl.training.rewards import exact_match
 from icldsl.training.session import fit_compiled
 from icldsl.training.trainer import evaluate, fit, score
+from icldsl.runtime.state import spec_and_states
 from tests.scripted import ScriptedLM, last_input
 from tests.training.helpers import INSTRUCTION_SOURCE, assert_refused, context, question_number, with_data
 
@@ -66,7 +67,7 @@ def examples(numbers) -> list[Example]:
 
 def run_once(optimizer, lm: ScriptedLM, train, val, *, name: str = "p"):
     """One end-of-epoch proposal; the new states and the note."""
-    spec, states = compile_source(Source("t.icl", SOURCE)).programs[name]
+    spec, states = spec_and_states(compile_source(Source("t.icl", SOURCE)), name)
     program = Program(spec, states, {"solver": lm})
 
     async def go():
@@ -148,7 +149,7 @@ def fit_with(optimizer_of, seed: int, reflect):
     resources, bound = judge(lm)
     reflective = Reflective(bound, proposals=2, minibatch_size=4)
     trained, history = asyncio.run(fit(
-        Program(*compile_source(Source("t.icl", SOURCE)).programs["p"], {"solver": lm}),
+        Program(*spec_and_states(compile_source(Source("t.icl", SOURCE)), "p"), {"solver": lm}),
         examples(range(12)), examples(range(12, 18)), reward, optimizer_of(reflective),
         epochs=2, batch_size=4, rng=np.random.default_rng(seed), resources=resources,
     ))

@@ -15,6 +15,7 @@ from icldsl.language.source import Source
 from icldsl.training.optimizers import RandomFewShot
 from icldsl.training.rewards import exact_match
 from icldsl.training.trainer import evaluate, fit, score
+from icldsl.runtime.state import spec_and_states
 from tests.scripted import ScriptedLM, last_input
 
 SOURCE = """
@@ -27,7 +28,7 @@ PATH = "p/a"
 
 
 def make_program(lm: ScriptedLM) -> Program:
-    spec, states = compile_source(Source("t.icl", SOURCE)).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("t.icl", SOURCE)), "p")
     return Program(spec, states, {"solver": lm})
 
 
