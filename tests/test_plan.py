@@ -21,6 +21,7 @@ from icldsl.plan import plan_compiled
 from icldsl.runtime import prompt
 from icldsl.language.source import Source
 from icldsl.language.catalogue import training as registry
+from icldsl.training.context import Optimizer
 from icldsl.training.session import fit_compiled
 from tests.loopback import LoopbackServer
 from tests.schema_faker import fake
@@ -69,7 +70,7 @@ def right_with_examples(request) -> dict:
 
 
 @dataclass(frozen=True)
-class Comparing:
+class Comparing(Optimizer):
     """Scores the states on the validation set at the end of every epoch, as an optimizer
     comparing candidates does, and says so in `planned_calls`."""
 
@@ -122,6 +123,19 @@ def test_calls_are_the_calls_a_fit_makes_with_optimizer_extras(tmp_path, compari
     lm, report = fit_calls(compiled, right)
     assert len(lm.requests) == plan.total.calls == 62
     assert report.history.usage.calls == plan.training.calls == 42
+
+
+def test_an_optimizer_learning_from_the_data_alone_plans_no_training_runs(tmp_path) -> None:
+    compiled = compile_file(project(tmp_path, optimizer="labeled_few_shot(candidates: 2)"))
+    plan = plan_compiled(compiled, compiled.train())
+    assert [(p.name, p.runs, p.calls) for p in plan.phases] == [
+        ("test, untrained: 2 runs of 5", 10, 10), ("validation, before training", 4, 4),
+        ("epoch 1: validation", 4, 4), ("epoch 2: validation", 4, 4),
+        ("optimizer labeled_few_shot", 0, 2 * 3 * 4), ("test, trained: 2 runs of 5", 10, 10)]
+    assert any("learn from the data alone" in note for note in plan.notes)
+    lm, report = fit_calls(compiled, right)
+    assert len(lm.requests) == plan.total.calls
+    assert report.history.usage.calls == plan.training.calls
 
 
 @pytest.mark.parametrize("name", ["sentiment", "support"])

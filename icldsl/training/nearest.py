@@ -27,7 +27,7 @@ from ..runtime.program import Program
 from ..language.catalogue.training import LEXICAL
 from ..runtime.retrieval import BM25, Dense, Pool, Retrieval, query_text
 from ..runtime.state import StepState
-from .context import Context
+from .context import Context, Optimizer
 from .optimizers import best_per_row, check_options, compare_candidates, declared, labeled_fields, step_demo
 from .records import Scored
 from .resources import Resources
@@ -37,7 +37,7 @@ _DEFAULT = declared("nearest_few_shot")
 
 
 @dataclass(frozen=True, slots=True)
-class NearestFewShot:
+class NearestFewShot(Optimizer):
     """Retrieved few-shot examples: the k pool examples nearest each input (module docstring).
 
     `k` is one count or the candidates to choose from on validation; `retriever` is
@@ -67,9 +67,8 @@ class NearestFewShot:
             raise ValueError(f"nearest_few_shot: retriever must be \"{LEXICAL}\" or the name of an embedding block, "
                              f"not {self.retriever!r}")
 
-    @property
-    def nb_max_examples(self) -> int:
-        """The most examples one call gets (what `icldsl plan` counts)."""
+    def max_examples(self) -> int:
+        """The most examples one call gets."""
         return max(self.k)
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:

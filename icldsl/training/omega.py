@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from ..lm.base import Embedder, LMError
 from ..runtime.state import StepState
-from .context import Context
+from .context import Context, Optimizer
 from .instructions import Candidate, Pool, ask_instructions, choose, describe_step, worst
 from .optimizers import check_options, declared
 from .records import Scored
@@ -52,7 +52,7 @@ Write one version that keeps what makes each of them work: keep every rule that 
 
 
 @dataclass
-class Omega:
+class Omega(Optimizer):
     """Evolves each trainable step's instructions; keeps the few-shot examples it is given
     (so it chains after `random_few_shot`).
 

@@ -6,8 +6,8 @@ that whole run earned, and named after the dataset row it answered. Failed step
 runs never become examples, frozen steps are left alone, a row gives a step at most
 one example, and every random draw comes from the trainer's seeded generator.
 
-`planned_calls` tells `icldsl plan` how many LM calls an optimizer makes beyond the
-program's own training runs.
+Each subclasses `context.Optimizer`; `planned_calls` tells `icldsl plan` how many LM
+calls it makes beyond the program's own training runs.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from ..datasets.base import Example
 from ..runtime.program import Program
 from ..runtime.state import Demo, StepState
-from .context import Context
+from .context import Context, Optimizer
 from .estimate import Estimate, beats, paired, refusal
 from .records import Scored
 from ..language.catalogue.training import OPTIMIZERS
@@ -76,7 +76,7 @@ _RANDOM, _BOOTSTRAP, _LABELED = (declared(name) for name in ("random_few_shot", 
 
 
 @dataclass(frozen=True, slots=True)
-class RandomFewShot:
+class RandomFewShot(Optimizer):
     """Each step's examples are drawn from its successful predictions of the epoch so far.
 
     Between `nb_min_examples` and `nb_max_examples` per step, after every batch.
@@ -98,8 +98,8 @@ class RandomFewShot:
     def __post_init__(self) -> None:
         check_options(self, "random_few_shot")
 
-    def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
-        return 0
+    def max_examples(self) -> int:
+        return self.nb_max_examples
 
     async def propose(self, states: Mapping[str, StepState], scored: Sequence[Scored],
                       ctx: Context) -> dict[str, StepState]:
@@ -126,7 +126,7 @@ class RandomFewShot:
 
 
 @dataclass(frozen=True, slots=True)
-class BootstrapFewShot:
+class BootstrapFewShot(Optimizer):
     """Each step's examples are its own inputs and outputs in whole runs whose reward
     reached `threshold`.
 
@@ -156,6 +156,9 @@ class BootstrapFewShot:
 
     def __post_init__(self) -> None:
         check_options(self, "bootstrap_few_shot")
+
+    def max_examples(self) -> int:
+        return self.nb_max_examples
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
         """At most: each epoch scores the current states and every candidate on the compared examples."""
@@ -258,7 +261,7 @@ def _sample(validation: Sequence[Example], compare_on: int) -> list[Example]:
 
 
 @dataclass(frozen=True, slots=True)
-class LabeledFewShot:
+class LabeledFewShot(Optimizer):
     """Each step's examples are rows of the training data with their expected outputs.
 
     Only a step that reads the program's input alone and whose answer the data holds
@@ -282,6 +285,9 @@ class LabeledFewShot:
 
     def __post_init__(self) -> None:
         check_options(self, "labeled_few_shot")
+
+    def max_examples(self) -> int:
+        return self.nb_max_examples
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
         """At most: each epoch scores the current states and every candidate on the compared examples."""

@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from ..runtime.state import StepState
-from .context import Context
+from .context import Context, Optimizer
 from .instructions import Candidate, Pool, ask_instructions, choose, describe_step, predictions
 from .optimizers import check_options, declared
 from .records import Scored
@@ -55,7 +55,7 @@ def wins(front: Sequence[Candidate]) -> list[int]:
 
 
 @dataclass
-class Reflective:
+class Reflective(Optimizer):
     """Improves one step's instructions at a time from what an LM reads in failures.
 
     At the end of each epoch it makes `proposals` attempts, one after another. Each
