@@ -20,6 +20,7 @@ from icldsl.language.compiler import compile_file, compile_source
 from icldsl.language.specs import ProgramSpec
 from icldsl.runtime.state import Demo, StepState, spec_and_states
 from icldsl.language.source import Source
+from icldsl.training.training_record import ScoreRecord, TrainingRecord
 from tests.scripted import ScriptedLM, last_input
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,16 +165,11 @@ def test_history_without_epochs_says_so() -> None:
     assert "no epochs were run" in texts(fig)
 
 
-SCORES = {
+SCORES_JSON = {
     "trained": {"reward_mean": 0.6, "reward_std": 0.1, "rewards": [0.5, 0.7], "examples": 10, "failures": [0, 1]},
     "untrained": {"reward_mean": 0.25, "reward_std": 0.05, "rewards": [0.2, 0.3], "examples": 10, "failures": [2, 2]},
 }
-
-
-def test_score_metrics_read_the_artifact_form_and_a_nested_form() -> None:
-    assert plots.score_metrics(SCORES["trained"]) == {"reward": (0.6, 0.1, [0.5, 0.7])}
-    nested = {"accuracy": {"mean": 0.5, "std": 0.0, "runs": [0.5]}, "reward_mean": 1.0, "reward_std": 0.0}
-    assert plots.score_metrics(nested) == {"reward": (1.0, 0.0, [1.0]), "accuracy": (0.5, 0.0, [0.5])}
+SCORES = {label: ScoreRecord.from_json(doc) for label, doc in SCORES_JSON.items()}
 
 
 def test_runs_plot_shows_each_run_and_the_mean() -> None:
@@ -199,8 +195,9 @@ def test_comparison_plot_puts_untrained_beside_trained() -> None:
 
 
 def test_comparison_plot_gives_counts_a_panel_of_their_own_scale() -> None:
-    scores = {label: {**SCORES[label], "tokens_mean": tokens, "tokens_std": 0.0, "tokenss": [tokens, tokens],
-                      "calls_mean": 40.0, "calls_std": 0.0, "callss": [40, 40]}
+    scores = {label: ScoreRecord.from_json({**SCORES_JSON[label], "tokens_mean": tokens, "tokens_std": 0.0,
+                                            "tokens_runs": [tokens, tokens], "calls_mean": 40.0, "calls_std": 0.0,
+                                            "calls_runs": [40, 40]})
               for label, tokens in (("untrained", 3200.0), ("trained", 5400.0))}
     fig = plots.comparison_plot(scores)
     quality, *counts = fig.axes
@@ -294,7 +291,7 @@ def test_a_one_run_fit_draws_no_runs_plot_and_leaves_none_from_before(trained_ar
     for score in one["training"]["scores"].values():
         for key in [k for k in score if k.endswith("_runs") or k == "rewards"]:
             score[key] = score[key][:1]
-    assert plots.run_count(one["training"]["scores"]) == 1
+    assert TrainingRecord.of_artifact(one).run_count == 1
     assert list(plots.write_all(one, paths)) == ["graph", "comparison", "history"]
     assert not paths["runs"].exists()  # the earlier fit's, which would pass for this one's
 

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 import icldsl
-from icldsl import plots, report
+from icldsl import report
 from icldsl.cli import tables
 from icldsl.language.compiler import compile_file, compile_source
 from icldsl.language.diagnostics import CheckError
 from icldsl.lm.base import LMRequest
 from icldsl.language.source import Source
+from icldsl.training.training_record import ScoreRecord
 from tests.scripted import ScriptedLM
 
 LABELS = ("positive", "negative", "neutral")
@@ -73,8 +74,8 @@ def test_runs_sample_with_a_seed_each_and_keep_every_metric_per_run(tmp_path: Pa
         if name != "reward":
             assert len(scores[f"{name}_runs"]) == 3
     assert len(scores["labels"]) == 3
-    drawn = plots.score_metrics(scores)  # what the runs plot and the report's per-run table read
-    assert all(len(runs) == 3 for _, _, runs in drawn.values()) and set(drawn) == set(means)
+    drawn = ScoreRecord.from_json(scores).stats  # what the runs plot and the report's per-run table read
+    assert all(len(stat.runs) == 3 for stat in drawn.values()) and set(drawn) == set(means)
 
     table = tables.labels_table([("untrained", report_.untrained), ("trained", report_.trained)])
     lines = table.splitlines()

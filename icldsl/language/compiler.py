@@ -15,14 +15,13 @@ from .imports import load_module
 from .specs import (ArmSpec, BranchSpec, Compiled, DataSpec, EmbeddingSpec, FieldSpec, LMSpec, ModelSpec,
                     ProgramSpec, StepSpec, ToolSpec, TrainSpec)
 from .source import Source
+from .vocabulary import PRIMITIVE_TYPES, SECRET_OPTIONS
 from ..user_code import UserCodeError, locate
 
 # A back end's look at what the file names outside itself, run after the checker's passes:
 # given the module and the file's folder, its diagnostics (`datafiles.check_data_files`
 # opens the data files, as `icldsl check` does unless `--no-data`).
 Check = Callable[[ir.Module, Path], list[Diagnostic]]
-
-SECRET_OPTIONS = ("api_key",)
 
 
 def compile_source(source: Source, *, checks: Sequence[Check] = ()) -> Compiled:
@@ -97,7 +96,7 @@ class _JSONType(ir.TypeVisitor[Any]):
     """The JSON form of a type (see specs.py); constraints ride along as `{"constrained": ...}`."""
 
     def named(self, t: ir.NamedType) -> Any:
-        return _constrained(t, t.name if t.name in ir.BUILTIN_TYPES else {"model": t.name})
+        return _constrained(t, t.name if t.name in PRIMITIVE_TYPES else {"model": t.name})
 
     def list_(self, t: ir.ListType, item: Any) -> Any:
         return _constrained(t, {"list": item})

@@ -239,16 +239,26 @@ class Signature:
                 raise ValueError(f"{what}: {problem}")
 
 
-def _written(value: Any) -> ir.Value | None:
-    """A Python value as the IR value that writes it in a file (None for what no file can write)."""
+def fits(value: Any, t: Any, *, env: bool = False) -> bool:
+    """Whether the Python (or JSON) `value` fits option type `t`, as the same value written in a
+    file `matches` it; with `env`, `{"env": NAME}` stands for `env("NAME")`, as a spec stores it."""
+    written = _written(value, env=env)
+    return written is not None and matches(written, t)
+
+
+def _written(value: Any, *, env: bool = False) -> ir.Value | None:
+    """A Python value as the IR value that writes it in a file (None for what no file can write);
+    with `env`, `{"env": NAME}` is `env("NAME")`."""
     span = Span("<option>", 0, 0, 1, 1)
     if isinstance(value, (str, int, float, bool)):
         return ir.Literal(value, span)
     if isinstance(value, (list, tuple)):
-        items = [_written(v) for v in value]
+        items = [_written(v, env=env) for v in value]
         return None if None in items else ir.ListValue(tuple(items), span)
+    if env and isinstance(value, Mapping) and set(value) == {"env"} and isinstance(value["env"], str):
+        return ir.EnvValue(value["env"], span)
     if isinstance(value, Mapping):
-        items = [(str(k), _written(v)) for k, v in value.items()]
+        items = [(str(k), _written(v, env=env)) for k, v in value.items()]
         if any(v is None for _, v in items):
             return None
         return ir.MapValue(tuple(ir.Arg(k, v, span) for k, v in items), span)

@@ -12,8 +12,7 @@ import bisect
 import re
 from dataclasses import dataclass
 
-from ..language import ir
-from ..language.checker.models import CONSTRAINTS
+from ..language.vocabulary import CONSTRAINTS, PRIMITIVE_TYPES, STEP_KINDS
 from ..language.checker.training import MODES, monitors
 from ..language.catalogue.loaders import LOADERS
 from ..language.formatter import type_text
@@ -68,7 +67,7 @@ def _names(tokens: tuple[Lexeme, ...], index: Index) -> list[Completion]:
     words = [t.text for t in tokens]
     item, last = words[0], words[-1]
     owner = _owner(tokens)
-    if last in ir.STEP_KINDS or (last == ":" and item == "program" and len(words) > 2 and words[-3] == "input"):
+    if last in STEP_KINDS or (last == ":" and item == "program" and len(words) > 2 and words[-3] == "input"):
         return _symbols(index, "model")
     if last == "using":
         return _symbols(index, "lm")
@@ -94,7 +93,7 @@ def _names(tokens: tuple[Lexeme, ...], index: Index) -> list[Completion]:
     if (last == "[" and len(words) > 1 and words[-2] == "tools") or (last == "," and owner == "tools"):
         return _symbols(index, "tool")
     if item == "model" and ((last == ":" and owner == "model") or (last == "[" and owner == "list")):
-        return [Completion(t, "type") for t in ir.BUILTIN_TYPES] + _symbols(index, "model")
+        return [Completion(t, "type") for t in PRIMITIVE_TYPES] + _symbols(index, "model")
     signature = _signature(tokens, owner)
     if signature is None:
         return []

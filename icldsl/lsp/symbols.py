@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ..language import ir
-from ..language.checker.models import CONSTRAINTS
+from ..language.vocabulary import CONSTRAINTS
 from ..language.catalogue.lms import EMBEDDERS, PROVIDERS, split_target
 from ..language.catalogue.loaders import LOADERS
 from ..language.formatter import type_text, value

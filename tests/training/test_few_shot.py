@@ -26,6 +26,7 @@ from icldsl.language.catalogue.training import OPTIMIZERS, REWARDS
 from icldsl.training.rewards import exact_match
 from icldsl.training.history import Evaluation
 from icldsl.training.trainer import BudgetReached, fit
+from icldsl.training.training_record import HistoryRecord
 from tests.scripted import ScriptedLM, last_input
 from tests.training.helpers import context
 from tests.training.test_trainer import PATH, examples, make_program, reward
@@ -333,7 +334,7 @@ def test_a_better_candidate_is_kept_and_every_comparison_is_noted() -> None:
     extra = history.usage.calls - (30 + 12 + 30)
     assert extra == 30 * (1 + len(event["candidates"])) <= optimizer.planned_calls(
         train=12, validation=30, epochs=1, batches=2, lm_steps=1)
-    assert json.loads(json.dumps(history.to_json()))["optimizer_events"] == history.events
+    assert json.loads(json.dumps(HistoryRecord.of(history).to_json()))["optimizer_events"] == history.events
 
 
 def test_a_higher_mean_within_its_standard_error_is_not_kept() -> None:

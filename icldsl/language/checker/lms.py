@@ -10,10 +10,8 @@ from .. import ir
 from ..catalogue.lms import EMBEDDERS, PROVIDERS, split_target
 from ..diagnostics import Sink, did_you_mean
 from ..options import LM_NAME, AtLeast, Signature, Within, matches, type_name, url_secrets
+from ..vocabulary import SECRET_OPTIONS
 from .common import check_args, first
-
-
-SECRET_OPTIONS = ("api_key",)  # options that may only come from the environment
 
 
 def _check_fallback(lm: ir.LM, ref: ir.Ref, lms: Mapping[str, ir.LM], sink: Sink) -> None:
