@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl.cli import main
 from icldsl.language.compiler import compile_file, compile_source
 from icldsl.datasets.base import DataError
@@ -22,7 +23,7 @@ from icldsl.runtime import prompt
 from icldsl.language.source import Source
 from icldsl.language.catalogue import training as registry
 from icldsl.training.context import Optimizer
-from icldsl.training.session import fit_compiled
+from tests.adder import right_with_examples, sum_of
 from tests.loopback import LoopbackServer
 from tests.schema_faker import fake
 from tests.scripted import ScriptedLM, last_input
@@ -46,11 +47,6 @@ train adder on sums {{
 """
 
 
-def sum_of(question: str) -> float:
-    a, b = question.split("+")
-    return float(a) + float(b)
-
-
 def project(tmp_path: Path, *, url: str = "http://127.0.0.1:9/v1", extra: str = "",
             optimizer: str = "random_few_shot(nb_min_examples: 2, nb_max_examples: 2)") -> Path:
     rows = [{"question": f"{i}+{i + 1}", "answer": 2 * i + 1} for i in range(20)]
@@ -62,11 +58,6 @@ def project(tmp_path: Path, *, url: str = "http://127.0.0.1:9/v1", extra: str = 
 
 def right(request) -> dict:
     return {"answer": sum_of(last_input(request)["question"])}
-
-
-def right_with_examples(request) -> dict:
-    """Right only when the prompt holds few-shot examples, so training keeps them."""
-    return right(request) if len(request.messages) > 2 else {"answer": -1.0}
 
 
 @dataclass(frozen=True)
@@ -101,7 +92,7 @@ def comparing(monkeypatch) -> list:
 def fit_calls(compiled, answer) -> tuple[ScriptedLM, object]:
     lm = ScriptedLM(answer)
     clients = {name: lm for name in compiled.lms}
-    report = asyncio.run(fit_compiled(compiled, compiled.train(), clients=clients))
+    report = icldsl.fit(compiled, clients=clients, write=False, report=False).report
     return lm, report
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import dataclasses
 import json
@@ -21,7 +20,6 @@ from icldsl.language.compiler import compile_file, compile_source
 from icldsl.language.specs import ProgramSpec
 from icldsl.runtime.state import Demo, StepState, spec_and_states
 from icldsl.language.source import Source
-from icldsl.training.session import fit_compiled
 from icldsl.training.training_record import ScoreRecord, TrainingRecord
 from tests.scripted import ScriptedLM, last_input
 
@@ -259,8 +257,7 @@ def trained_artifact(tmp_path: Path) -> Path:
     compiled = compile_source(Source(str(tmp_path / "adder.icl"), FIT_SOURCE.format()))
     lm = ScriptedLM(lambda r: {"answer": sum(map(float, last_input(r)["question"].split("+")))
                                if len(r.messages) > 2 else -1.0})
-    report = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"m": lm}))
-    return artifact.write(tmp_path / "adder.artifact.json", report.artifact)
+    return icldsl.fit(compiled, output=tmp_path / "adder.artifact.json", clients={"m": lm}, report=False).path
 
 
 def test_figures_of_an_artifact(trained_artifact: Path) -> None:

@@ -91,12 +91,12 @@ def replace_at(doc: Any, steps: list[int], value: Any) -> Any:
 def load_and_call(path: Path) -> None:
     """Load the artifact at `path`; when it loads, run it once on a valid input against a
     scripted LM: the run may fail (a trace with an error) or raise icldsl's error, nothing else."""
-    program = run_or_refuse(lambda: artifact.load(path))
+    program = run_or_refuse(lambda: icldsl.load(path))
     event("refused" if program is None else "loaded")  # shown by --hypothesis-show-statistics
     if program is None:
         return
     lm = ScriptedLM(lambda r: fake(r.schema))
-    program = artifact.load(path, clients={spec.name: lm for spec in program.spec.lms})
+    program = icldsl.load(path, clients={spec.name: lm for spec in program.spec.lms})
     x = fake(program.input_model.model_json_schema())
     trace = run_or_refuse(lambda: asyncio.run(program.run(x)))
     event("refused the input" if trace is None else "ran" if trace.output is not None else "ran, prediction failed")
@@ -129,7 +129,7 @@ def test_the_unchanged_artifacts_load_and_run(tmp_path: Path) -> None:
     for name, doc in DOCS.items():
         path = artifact.write(tmp_path / f"{name}.json", doc)
         lm = ScriptedLM(lambda r: fake(r.schema))
-        program = artifact.load(path, clients={spec.name: lm for spec in artifact.load(path).spec.lms})
+        program = icldsl.load(path, clients={spec.name: lm for spec in icldsl.load(path).spec.lms})
         assert any(state.examples for state in program.states.values())
         trace = asyncio.run(program.run(fake(program.input_model.model_json_schema())))
         assert trace.output is not None, trace.error

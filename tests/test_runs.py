@@ -4,19 +4,18 @@ report, and the per-label precision, recall and F1 are shown."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl import report
 from icldsl.cli import tables
 from icldsl.language.compiler import compile_file, compile_source
 from icldsl.language.diagnostics import CheckError
 from icldsl.lm.base import LMRequest
 from icldsl.language.source import Source
-from icldsl.training.session import fit_compiled
 from icldsl.training.training_record import ScoreRecord
 from tests.scripted import ScriptedLM
 
@@ -61,7 +60,7 @@ def test_runs_sample_with_a_seed_each_and_keep_every_metric_per_run(tmp_path: Pa
         return {"label": LABELS[(int(text.split()[1]) + (request.seed or 0)) % 3]}
 
     lm = ScriptedLM(answer)
-    report_ = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"classifier": lm}))
+    report_ = icldsl.fit(compiled, clients={"classifier": lm}, write=False, report=False).report
     # The trained test runs are the last 3 x 4 requests, one after the other: one seed per run
     # (the first run sends the LM's own seed, none when it has none).
     first = 5 if "seed" in options else None

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl import artifact
 from icldsl.cli import main
 from icldsl.language.compiler import compile_file
@@ -134,7 +135,7 @@ def test_a_loaded_artifact_never_imports_a_module_from_its_own_folder(hostile, m
     monkeypatch.chdir(folder)
     monkeypatch.syspath_prepend(str(folder))  # as `python -c` run there puts it first
     calls = ScriptedLM(lambda r: {"thinking": "", "action": {"tool": "loud", "arguments": {"text": "a"}}})
-    program = artifact.load(path, clients={"m": calls})
+    program = icldsl.load(path, clients={"m": calls})
     with pytest.raises(ToolError, match="in the artifact's own folder, which is never trusted with code"):
         program(question="1+1")
     program.close()
@@ -186,7 +187,7 @@ def test_a_signed_artifact_runs_only_with_its_key(adder, monkeypatch, capsys) ->
     run = ["run", str(path), "--input", '{"question": "2+3"}', "--verify"]
     capsys.readouterr()
     assert main(run) == 0 and json.loads(capsys.readouterr().out) == {"answer": 5.0}
-    artifact.load(path, verify=KEY.encode()).close()
+    icldsl.load(path, verify=KEY.encode()).close()
 
     monkeypatch.setenv(artifact.SIGNING_KEY_ENV, "x" * 40)  # another key
     assert main(run) == 1 and "signed, but not with this key" in capsys.readouterr().err
@@ -199,7 +200,7 @@ def test_a_signed_artifact_runs_only_with_its_key(adder, monkeypatch, capsys) ->
     artifact.write(path, doc)
     assert main(run) == 1 and "signed, but not with this key" in capsys.readouterr().err
     with pytest.raises(artifact.ArtifactError, match="not with this key"):
-        artifact.load(path, verify=True)
+        icldsl.load(path, verify=True)
 
     del doc[artifact.SIGNATURE_KEY]
     artifact.write(path, doc)
@@ -220,7 +221,7 @@ def test_a_deployment_decides_where_an_artifacts_requests_go(adder, monkeypatch,
         assert json.loads(capsys.readouterr().out) == {"answer": 42.0}
         assert trained_on.requests == [] and len(production.requests) == 1
         assert production.requests[0].headers["authorization"] == "Bearer prod-key"
-        program = artifact.load("adder.artifact.json", lms={"solver": {"base_url": production.openai_url}})
+        program = icldsl.load("adder.artifact.json", lms={"solver": {"base_url": production.openai_url}})
         assert program(question="1+1").answer == 2.0
         program.close()
     for flag, message in [("other.base_url=http://h/v1", "cannot override lm `other`: the program's lms are solver"),

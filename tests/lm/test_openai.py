@@ -13,6 +13,7 @@ import pytest
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Message, Usage
 from icldsl.lm.openai import OpenAIClient, schema_name
 from icldsl.language.catalogue.lms import PROVIDERS
+from tests.fakes import Sleeps
 from tests.loopback import LoopbackServer, Reply, error_reply, openai_reply
 
 KEY = "sk-test-0123456789abcdef"
@@ -48,16 +49,6 @@ def fail(server: LoopbackServer, request: LMRequest = PLAIN, **options: Any) -> 
     with pytest.raises(LMError) as info:
         run(server, request, **options)
     return info.value
-
-
-class Sleeps:
-    """An injected sleep that records the delays and returns at once."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
 
 
 # -- success --------------------------------------------------------------------

@@ -18,6 +18,7 @@ from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Messag
 from icldsl.lm.http import RateLimiter
 from icldsl.lm.ollama import OllamaClient
 from icldsl.lm.openai import OpenAIClient, VLLMClient
+from tests.fakes import FakeClock, Sleeps
 from tests.loopback import LoopbackServer, Reply, error_reply
 
 KEY = "sk-ant-test-0123456789abcdef"
@@ -41,16 +42,6 @@ CLIENTS = {"openai": OpenAIClient, "vllm": VLLMClient, "ollama": OllamaClient, "
 URLS = {"openai": "openai_url", "vllm": "openai_url", "ollama": "ollama_url", "anthropic": "anthropic_url"}
 PATHS = {"openai": "/v1/chat/completions", "vllm": "/v1/chat/completions", "ollama": "/api/chat",
          "anthropic": "/v1/messages"}
-
-
-class Sleeps:
-    """An injected sleep that records the delays and returns at once."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
 
 
 def client(provider: str, server: LoopbackServer, **options: Any):
@@ -271,23 +262,8 @@ def server_answer(provider: str, request: Any) -> Any:
     return FORMATS[PATHS[provider]]("ok", request).body
 
 
-class FakeClock:
-    """A clock that only moves when something sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, delay: float) -> None:
-        self.sleeps.append(delay)
-        self.now += delay
-
-
 def test_the_rate_limiter_allows_rpm_starts_in_any_minute() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     limiter = RateLimiter(3, clock=clock, sleep=clock.sleep)
     starts: list[float] = []
 
@@ -303,7 +279,7 @@ def test_the_rate_limiter_allows_rpm_starts_in_any_minute() -> None:
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_rpm_paces_a_clients_requests(provider: str, server: LoopbackServer) -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     server.push(*["ok"] * 5)
 
     async def go() -> None:

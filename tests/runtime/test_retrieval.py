@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 
+import icldsl
 from icldsl.runtime.demo import Demo
 from icldsl.runtime.retrieval import BM25, Dense, Pool, Retrieval, RetrievalError, nearest, query_text, tokens
 from icldsl.language.specs import EmbeddingSpec
@@ -138,4 +139,4 @@ program p { input m: M  i = generate I from m  output i }
     path = artifact.write(tmp_path / "p.artifact.json", doc)
     with pytest.raises(Error, match=r"step `p/i`: the embedding `e` it retrieves with: option `api_key` must name an "
                                     r"environment variable"):
-        artifact.load(path)
+        icldsl.load(path)

@@ -12,6 +12,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+import icldsl
 from icldsl import cli
 from icldsl.language.compiler import compile_source
 from icldsl.datasets import Example
@@ -23,7 +24,6 @@ from icldsl.training.records import Scored
 from icldsl.training.omega import Omega
 from icldsl.language.catalogue.training import OPTIMIZERS, REWARDS
 from icldsl.training.rewards import exact_match
-from icldsl.training.session import fit_compiled
 from icldsl.training.history import Evaluation
 from icldsl.training.trainer import BudgetReached, fit
 from icldsl.training.training_record import HistoryRecord
@@ -415,7 +415,7 @@ train p on d {
 """
 
 
-def test_fit_compiled_keeps_a_candidate_that_wins_on_validation(tmp_path) -> None:
+def test_fit_keeps_a_candidate_that_wins_on_validation(tmp_path) -> None:
     rows = [{"question": f"q{i}", "answer": float(i)} for i in range(75)]
     (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "p.icl").write_text(FILE)
@@ -425,7 +425,7 @@ def test_fit_compiled_keeps_a_candidate_that_wins_on_validation(tmp_path) -> Non
         i = int(last_input(request)["question"][1:])
         return {"answer": float(i) if i % 2 == 0 or len(request.messages) > 2 else -1.0}
 
-    report = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"m": ScriptedLM(answer)}))
+    report = icldsl.fit(compiled, clients={"m": ScriptedLM(answer)}, write=False, report=False).report
     training = report.artifact["training"]
     assert report.sizes == {"train": 30, "validation": 30, "test": 15}
     first = training["optimizer_events"][0]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+import icldsl
 from icldsl.language.compiler import compile_source
 from icldsl.datasets import Example
 from icldsl.lm.base import LMError
@@ -21,7 +22,6 @@ from icldsl.training.optimizers import RandomFewShot
 from icldsl.training.reflective import Reflective, pareto_front, wins
 from icldsl.training.resources import Resources
 from icldsl.training.rewards import exact_match
-from icldsl.training.session import fit_compiled
 from icldsl.training.trainer import evaluate, fit, score
 from icldsl.runtime.state import spec_and_states
 from tests.scripted import ScriptedLM, last_input
@@ -199,11 +199,11 @@ train p on d {
 """
 
 
-def test_fit_compiled_from_a_file_with_given_clients(tmp_path: Path) -> None:
+def test_fit_of_a_file_with_given_clients(tmp_path: Path) -> None:
     compiled = compile_source(with_data(tmp_path, FILE))
     judge_lm = scripted(magic, add_magic)
-    report = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"solver": scripted(magic, add_magic),
-                                                                          "judge": judge_lm}))
+    report = icldsl.fit(compiled, clients={"solver": scripted(magic, add_magic), "judge": judge_lm}, write=False,
+                        report=False).report
     assert report.program.states[PATH].instructions == "Answer. MAGIC" and report.program.states[PATH].examples
     training = report.artifact["training"]
     (note,) = training["optimizer_events"]

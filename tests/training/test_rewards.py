@@ -26,6 +26,7 @@ from icldsl.language.catalogue.training import REWARDS
 from icldsl.training.resources import BoundLM, Resources
 from icldsl.training.rewards import Grade, as_text, cosine_similarity, exact_match, lm_judge, mask
 from icldsl.training.session import eval_compiled, make_reward, program_of, resources_of
+from tests.fakes import FakeEmbedder
 from tests.loopback import LoopbackServer
 from tests.scripted import ScriptedLM
 
@@ -145,24 +146,6 @@ def test_per_field_is_declared_with_its_choices() -> None:
 
 
 # ---- every reward and a failed program ------------------------------------------------------
-
-
-class FakeEmbedder:
-    """Vectors from a table (anything else: [1, 0]); `fail` makes every call raise LMError."""
-
-    name = "fake/embedder"
-
-    def __init__(self, vectors: dict[str, list[float]] | None = None, fail: bool = False) -> None:
-        self.vectors, self.fail, self.texts = vectors or {}, fail, []
-
-    async def embed(self, texts):
-        self.texts.append(list(texts))
-        if self.fail:
-            raise LMError("embedding server down")
-        return [self.vectors.get(t, [1.0, 0.0]) for t in texts]
-
-    async def aclose(self) -> None:
-        pass
 
 
 def judge(answer) -> tuple[BoundLM, ScriptedLM, list]:

@@ -3,20 +3,19 @@ artifacts' shapes read, unknown keys kept, and a wrong value refused with where 
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl import artifact, plots, report
 from icldsl.artifact import HASH_KEY, ArtifactError, content_hash
 from icldsl.cli import main
 from icldsl.diff import diff_docs
 from icldsl.language.compiler import compile_source
 from icldsl.language.source import Source
-from icldsl.training.session import fit_compiled
 from icldsl.training.training_record import ScoreRecord, Stat, TrainingRecord
 from icldsl.training.usage import CallStats
 from tests.scripted import ScriptedLM, last_input
@@ -43,7 +42,7 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> dict:
     # Right when shown examples, except on multiples of 3; always "odd" without them.
     lm = ScriptedLM(lambda r: {"parity": "odd" if len(r.messages) <= 2 or int(last_input(r)["n"]) % 3 == 0
                                else ("even" if int(last_input(r)["n"]) % 2 == 0 else "odd")})
-    return asyncio.run(fit_compiled(compiled, compiled.train(), clients={"m": lm})).artifact
+    return icldsl.fit(compiled, clients={"m": lm}, write=False, report=False).artifact
 
 
 def test_a_fit_record_reads_back_to_the_same_json_and_bytes(fitted: dict) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl import artifact
 from icldsl.cli import main
 from icldsl.language.compiler import compile_source
@@ -15,7 +16,7 @@ from icldsl.paths import BadEncoding, decode_utf8
 from icldsl.language.source import Source
 from icldsl.runtime.state import spec_and_states
 from tests.loopback import Reply
-from tests.test_cli import PROGRAM, answer_with_examples_only, project  # noqa: F401 - a fixture
+from tests.adder import PROGRAM, answer_with_examples_only
 from tests.test_trust import agent_artifact
 
 
@@ -76,7 +77,7 @@ def test_an_edited_artifact_that_could_not_run_is_refused_when_loaded(tmp_path, 
 
 def test_an_artifact_whose_source_entry_is_not_an_object_still_loads(tmp_path) -> None:
     path = edited(tmp_path, lambda d: d.update(source="x"))
-    assert artifact.load(path).spec.name == "p"
+    assert icldsl.load(path).spec.name == "p"
 
 
 # ---- data -------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from icldsl.language.compiler import compile_file
 from icldsl.language.catalogue.training import TRAIN_SETTINGS
 from icldsl.language.specs import BranchSpec, TrainSpec
 
-GRAMMAR = (Path(__file__).resolve().parents[1] / "grammar" / "icl.lark").read_text()
+GRAMMAR = (Path(__file__).resolve().parents[2] / "grammar" / "icl.lark").read_text()
 
 
 def test_every_setting_the_grammar_reads_is_in_the_table_and_the_spec() -> None:
@@ -23,7 +23,7 @@ def test_every_setting_the_grammar_reads_is_in_the_table_and_the_spec() -> None:
 
 
 def test_a_branch_picks_its_arm_by_label_then_default() -> None:
-    compiled = compile_file(Path(__file__).resolve().parents[1] / "programs" / "support.icl")
+    compiled = compile_file(Path(__file__).resolve().parents[2] / "programs" / "support.icl")
     spec, _ = compiled.programs["support"]
     branch = next(item for item in spec.steps if isinstance(item, BranchSpec))
     assert branch.arm("billing").label == "billing"

@@ -15,7 +15,7 @@ from icldsl.language.imports import load_module
 from icldsl.language.source import Source
 from tests.golden import assert_golden
 
-CASES = sorted((Path(__file__).parent / "golden" / "errors").glob("*.icl"))
+CASES = sorted((Path(__file__).resolve().parents[1] / "golden" / "errors").glob("*.icl"))
 
 
 def diagnose(source: Source) -> tuple[list[Diagnostic], dict[str, Source]]:
