@@ -154,7 +154,7 @@ def embedding_problems(target: str, options: Mapping[str, Any]) -> list[str]:
     provider, _ = split_target(target)
     if provider not in EMBEDDERS:
         return [f"no embedding models for {target!r}; known providers: {', '.join(EMBEDDERS)}"]
-    return _option_problems(provider, EMBEDDERS[provider].options.options, options, {})
+    return _option_problems(provider, EMBEDDERS[provider].signature.options, options, {})
 
 
 def _option_problems(provider: str, allowed: Mapping[str, Any], options: Mapping[str, Any],

@@ -63,7 +63,7 @@ def lm_signature(target: str) -> Signature | None:
 
 def embedding_signature(target: str) -> Signature | None:
     provider, _ = split_target(target)
-    return EMBEDDERS[provider].options if provider in EMBEDDERS else None
+    return EMBEDDERS[provider].signature if provider in EMBEDDERS else None
 
 
 def function_signature(kind: str, func: str) -> tuple[Signature, str] | None:

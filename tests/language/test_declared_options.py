@@ -116,7 +116,7 @@ def _cases(signatures: dict[str, Signature], skip: tuple[str, ...] = ()) -> list
 
 
 LM_CASES = _cases({name: p.signature for name, p in PROVIDERS.items()})
-EMBEDDING_CASES = _cases({name: e.options for name, e in EMBEDDERS.items()})
+EMBEDDING_CASES = _cases({name: e.signature for name, e in EMBEDDERS.items()})
 LOADER_CASES = _cases({name: loader.signature for name, loader in LOADERS.items()})
 
 

@@ -93,10 +93,11 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType({
 @dataclass(frozen=True, slots=True)
 class Embedding:
     """An embedding provider: its class as `"module:Class"` and the options an `embedding` block
-    of it takes (an HTTP provider's are its connection options; `local`, in process, takes none)."""
+    of it takes (`signature`, as every entry of the catalogue has: an HTTP provider's are its
+    connection options; `local`, in process, takes none)."""
 
     embedder: str
-    options: Signature
+    signature: Signature
 
 
 EMBEDDERS: Mapping[str, Embedding] = MappingProxyType({

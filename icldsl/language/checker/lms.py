@@ -115,6 +115,6 @@ def check_embeddings(module: ir.Module, sink: Sink) -> None:
                      emb.target.span, "not an embedding provider", did_you_mean(provider, EMBEDDERS)
                      or "write `provider/model`, with provider one of: " + ", ".join(EMBEDDERS))
             continue
-        signature = EMBEDDERS[provider].options
+        signature = EMBEDDERS[provider].signature
         check_args(emb.options, _types(signature), f"embedding `{emb.name}` ({provider})", sink)
         _check_values(emb.options, signature, f"embedding `{emb.name}`", sink)
