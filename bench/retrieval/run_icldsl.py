@@ -27,6 +27,7 @@ import icldsl  # noqa: E402
 from icldsl.language.compiler import compile_file  # noqa: E402
 from icldsl.lm.cache import LMCache  # noqa: E402
 from icldsl.training.session import fit_compiled  # noqa: E402
+from icldsl.training.training_record import HistoryRecord  # noqa: E402
 from worker import Phases, main, write_icl_task  # noqa: E402
 
 
@@ -98,7 +99,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         "own_reward": {"untrained": report.untrained.mean, "trained": report.trained.mean},
         "own_counts": counts,
         "phases": phases.seconds, "spans": phases.spans,
-        "history": report.history.to_json(),
+        "history": HistoryRecord.of(report.history).to_json(),
         "trained_state": {"examples": len(state.examples),
                           "retrieval": None if retrieval is None else
                           {"k": retrieval.k, "order": retrieval.order, "kind": retrieval.pool.index.kind,
