@@ -41,6 +41,7 @@ from icldsl.lm.trace import Site  # noqa: E402
 from icldsl.runtime.generate import StepFailure, generate  # noqa: E402
 from icldsl.runtime.models import build_models  # noqa: E402
 from icldsl.runtime.request import step_request  # noqa: E402
+from icldsl.runtime.state import spec_and_states  # noqa: E402
 
 
 class Recorder:
@@ -96,7 +97,7 @@ def first_answer(text: str, model: Any) -> dict[str, bool]:
 async def run_mode(constrained: bool, questions: list[tuple[str, float]], program: Path,
                    concurrency: int) -> dict[str, Any]:
     compiled = compile_file(program)
-    spec, states = next(iter(compiled.programs.values()))
+    spec, states = spec_and_states(compiled, next(iter(compiled.programs)))
     step = spec.steps[0]
     lm = next(lm for lm in spec.lms if lm.name == step.lm)
     models = build_models(spec.models)

@@ -38,6 +38,7 @@ from icldsl.runtime.program import Program  # noqa: E402
 from icldsl.runtime.retrieval import BM25, Dense, Pool, Retrieval  # noqa: E402
 from icldsl.language.specs import EmbeddingSpec  # noqa: E402
 from icldsl.language.source import Source  # noqa: E402
+from icldsl.runtime.state import spec_and_states  # noqa: E402
 
 DATA = Path(os.environ.get("ICLDSL_CLINC150_PATH") or ROOT.parent / "shared" / "datasets" / "clinc150") / "data_full.json"
 SOURCE = """
@@ -88,7 +89,7 @@ def main() -> None:
 
     data = json.loads(DATA.read_text(encoding="utf-8"))
     train, test = data["train"], data["test"][: args.queries]
-    spec, states = compile_source(Source("bench.icl", SOURCE)).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("bench.icl", SOURCE)), "p")
     program = Program(spec, states)
     rng = np.random.default_rng(0)
     results = {"machine": describe(), "k": args.k, "queries": len(test), "pools": []}

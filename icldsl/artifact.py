@@ -9,8 +9,9 @@ names its `.icl` source and that file's sha256; `load`, when asked to look, warn
 
 The sha256 catches accidents, not tampering: whoever can edit the file can hash it
 again. `sign` adds an HMAC-SHA256 of the content under a secret key, which `load(...,
-verify=...)` checks. Everything read is checked before it is built (`spec_check`), so a
-file of any JSON gives a program or an ArtifactError, never another exception.
+verify=...)` checks. Everything read is checked before it is built (`StepState.from_json`,
+then `language.spec_check.problems`, the rules the checker applies to a file), so a file of
+any JSON gives a program or an ArtifactError, never another exception.
 """
 
 from __future__ import annotations
@@ -23,22 +24,20 @@ import os
 import stat
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, Mapping, Sequence
+from typing import Any, BinaryIO, Mapping, Sequence
 
-from pydantic import Field, PydanticUserError, TypeAdapter, ValidationError
+from pydantic import PydanticUserError, TypeAdapter, ValidationError
 from pydantic_core import SchemaError
-from typing_extensions import NotRequired, TypedDict  # pydantic reads typing.TypedDict only from 3.12
 
 from .errors import Error
 from .jsontext import JSONTextError, loads
+from .language import spec_check
 from .lm.base import LMClient, LMConfigError
 from .lm.cache import LMCache, Mode
 from .lm.trace import Tracer
 from .paths import BadEncoding, decode_utf8, read_limited, read_stream, write_atomic
-from .runtime import spec_check
 from .runtime.program import Program
 from .language.specs import LMSpec, ProgramSpec
-from .runtime.demo import Demo
 from .runtime.state import StepState
 from .language.source import MAX_BYTES as SOURCE_MAX_BYTES, Source
 
@@ -190,20 +189,22 @@ def program_from(doc: Mapping[str, Any], clients: Mapping[str, LMClient] | None 
     ArtifactError, saying what and where, for content that could not run. Its tools are
     imported on first use, from installed modules, never from the artifact's `folder`."""
     part = "program"
+    states = {}
     try:
         spec = ProgramSpec.from_json(doc.get(part))
         part = "states"
-        _STATES.validate_python(doc.get(part))  # the types of its parts; from_json reads them below
+        for step, state in _STATES.validate_python(doc.get(part)).items():
+            part = f"states.{step}"
+            try:
+                states[step] = StepState.from_json(state)
+            except ValidationError:
+                raise
+            except (KeyError, TypeError, ValueError, IndexError) as exc:  # the retrieval's own form, judged by it
+                raise ArtifactError(f"{path} cannot run: {part}.retrieval: {exc!r}"[:400]) from None
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in (part, *error["loc"]))
         raise ArtifactError(f"{path} cannot run: {where}: {error['msg']}") from None
-    states = {}
-    for step, state in doc["states"].items():
-        try:
-            states[step] = StepState.from_json(state)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:  # the retrieval's own form, judged by it
-            raise ArtifactError(f"{path} cannot run: states.{step}.retrieval: {exc!r}"[:400]) from None
     if lms:
         spec = with_lms(spec, lms)
     problems = spec_check.problems(spec, states)
@@ -306,15 +307,4 @@ def load(path: str | Path, clients: Mapping[str, LMClient] | None = None, *,
                         tracers=tracers)
 
 
-class _StateJSON(TypedDict):
-    """A step state as the artifact keeps it (`StepState.to_json`): the types of its parts,
-    checked before `StepState.from_json` reads them; a retrieval's own form is its reader's."""
-
-    instructions: str
-    examples: list[Demo]
-    frozen: bool
-    retrieval: NotRequired[dict[str, Any] | None]
-    bounds: NotRequired[dict[str, Annotated[int, Field(ge=1)]]]
-
-
-_STATES = TypeAdapter(dict[str, _StateJSON])
+_STATES = TypeAdapter(dict[str, Any])  # step path -> its state, which `StepState.from_json` checks

@@ -16,12 +16,12 @@ from pathlib import Path
 
 from .language import ir
 from .language.checker.common import first, output_model
-from .datasets import LOADERS
 from .datasets.files import FORMATS
 from .datasets.peek import Peek, peek
 from .datasets.rows import resolve
 from .language.diagnostics import Diagnostic, Fix, Suggestion, did_you_mean
-from .language.options import Signature, bind
+from .language.catalogue.loaders import LOADERS
+from .language.options import bind
 from .language.source import Span
 
 MAX_ENTRIES = 5000  # names of a folder compared with a missing file's
@@ -38,8 +38,7 @@ def check_data_files(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
         loader = LOADERS.get(data.loader.func)
         if loader is None:
             continue
-        bound = bind(Signature(loader.options, positional=loader.positional, required=loader.required),
-                     data.loader.args)
+        bound = bind(loader.signature, data.loader.args)
         paths = {k: v for k, v in bound.items() if k in ("path", "test")
                  and isinstance(v, ir.Literal) and isinstance(v.value, str)}
         if data.loader.func not in FORMATS:

@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Any, Mapping, Sequence
 
 from .artifact import HASH_KEY
+from .training.training_record import ScoreRecord, TrainingRecord
 
 SECTIONS = ("source", "data", "settings", "program", "steps", "scores", "training", "other")
 SCORED = ("untrained", "trained")
@@ -28,14 +29,14 @@ _STATS = ("_mean", "_std")
 def diff_docs(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     """The differences of two artifact documents, as JSON: a section per kind of change
     (only those that changed), and `identical`."""
-    ta, tb = a.get("training") or {}, b.get("training") or {}
+    ta, tb = TrainingRecord.of_artifact(a), TrainingRecord.of_artifact(b)
     found = {
         "source": _changes(a.get("source"), b.get("source")),
-        "data": _changes(ta.get("data"), tb.get("data")),
-        "settings": _changes(ta.get("train"), tb.get("train")),
+        "data": _changes(*(None if t.data is None else t.data.to_json() for t in (ta, tb))),
+        "settings": _changes(dict(ta.settings), dict(tb.settings)),
         "program": _changes(a.get("program"), b.get("program")),
         "steps": _steps(a.get("states") or {}, b.get("states") or {}),
-        "scores": _scores(ta.get("scores") or {}, tb.get("scores") or {}),
+        "scores": _scores(ta.scores, tb.scores),
         "training": _changes(_record_rest(ta), _record_rest(tb)),
         "other": _changes(*({k: v for k, v in d.items()
                              if k not in ("source", "training", "program", "states", HASH_KEY)} for d in (a, b))),
@@ -72,11 +73,12 @@ def _changes(a: Any, b: Any) -> dict[str, list[Any]]:
             if fa.get(key) != fb.get(key) or (key in fa) != (key in fb)}
 
 
-def _record_rest(training: Mapping[str, Any]) -> dict[str, Any]:
-    """The training record without what other sections show: settings, data, the scores' means and stds."""
-    rest = {k: v for k, v in training.items() if k not in ("train", "data", "scores")}
-    rest["scores"] = {when: {k: v for k, v in (s or {}).items() if not k.endswith(_STATS)}
-                      for when, s in (training.get("scores") or {}).items()}
+def _record_rest(record: TrainingRecord) -> dict[str, Any]:
+    """The training record as the artifact stores it, without what other sections show:
+    settings, data, the scores' means and stds."""
+    rest = {k: v for k, v in record.to_json().items() if k not in ("train", "data", "scores")}
+    rest["scores"] = {when: {k: v for k, v in s.to_json().items() if not k.endswith(_STATS)}
+                      for when, s in record.scores.items()}
     return rest
 
 
@@ -149,24 +151,16 @@ def _retrieval(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> dict
 # ---- scores ------------------------------------------------------------------------
 
 
-def _scores(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+def _scores(a: Mapping[str, ScoreRecord], b: Mapping[str, ScoreRecord]) -> dict[str, Any]:
     """Per evaluation (untrained, trained) and metric: {"a": {mean, std}, "b": ...} where they differ."""
     out: dict[str, Any] = {}
     for when in [w for w in SCORED if w in a or w in b] + sorted({*a, *b} - set(SCORED)):
-        sa, sb = a.get(when) or {}, b.get(when) or {}
-        names = sorted({k[: -len("_mean")] for k in (*sa, *sb) if k.endswith("_mean")},
-                       key=lambda m: (m != "reward", m))
-        for name in names:
-            va, vb = (_stat(s, name) for s in (sa, sb))
+        sa, sb = (s[when].stats if when in s else {} for s in (a, b))
+        for name in sorted({*sa, *sb}, key=lambda m: (m != "reward", m)):
+            va, vb = ({"mean": s[name].mean, "std": s[name].std} if name in s else None for s in (sa, sb))
             if va != vb:
                 out.setdefault(when, {})[name] = {"a": va, "b": vb}
     return out
-
-
-def _stat(scores: Mapping[str, Any], name: str) -> dict[str, float] | None:
-    if f"{name}_mean" not in scores:
-        return None
-    return {"mean": scores[f"{name}_mean"], "std": scores.get(f"{name}_std", 0.0)}
 
 
 # ---- text --------------------------------------------------------------------------

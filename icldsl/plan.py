@@ -1,10 +1,10 @@
 """`icldsl plan`: the program runs, LM calls and tokens a fit will take, before it spends any.
 
 The phases are those of `training.session.fit_compiled`: the untrained program on
-the test split `runs` times; the validation split before training; per epoch every
-training example once, then the validation split; what optimizers add (their
-`planned_calls`); the trained program on the test split `runs` times. Training
-(validation before it, the epochs, optimizer extras) is what a `budget` limits.
+the test split `runs` times; training, as the trainer schedules it (`trainer.Schedule`:
+the validation split before training; per epoch every training example once, then the
+validation split; what optimizers add, their `planned_calls`); the trained program on
+the test split `runs` times. Training is what a `budget` limits.
 
 Calls: one per LM step a run reaches, assuming each answer validates the first time
 (a refused answer is asked for once more). A `branch` counts its arm with the most
@@ -43,11 +43,11 @@ from .runtime.request import finishing, step_request
 from .runtime.state import Demo, StepState
 from .language.specs import ArmSpec, BranchSpec, StepSpec
 from .runtime.tools import describe_tools
-from .training.chain import Chain
-from .training.context import Optimizer, learns_from_runs
-from .training.registry import REWARDS
+from .training.context import Optimizer
+from .language.catalogue.training import REWARDS
 from .training.resources import Resources
 from .training.session import load_data, make_optimizer, program_of, split, with_data_bounds
+from .training.trainer import Schedule, Stage
 
 SAMPLE = 32  # examples of each split whose prompts are rendered and counted
 
@@ -324,9 +324,9 @@ def plan_compiled(compiled: Compiled, train: TrainSpec) -> Plan:
     program, cut = with_data_bounds(program, data.train)  # as the fit bounds the strings
     train_set, val_set = split(data.train, train.validation_split, np.random.default_rng(train.seed))
     optimizer = _optimizer(compiled, train)
-    optimizers = optimizer.optimizers if isinstance(optimizer, Chain) else (optimizer,)
-    trains = learns_from_runs(optimizer, program, train_set) or not train.monitor.startswith("val_")
-    shots = max((getattr(o, "nb_max_examples", 0) for o in optimizers), default=0)
+    schedule = Schedule.of(optimizer, program, train_set, val_set, epochs=train.epochs, batch_size=train.batch_size,
+                           monitor=train.monitor)
+    shots = optimizer.max_examples()
     spec = program.spec
     lms = {lm.name: lm for lm in spec.lms}
     steps = tuple(
@@ -361,24 +361,15 @@ def plan_compiled(compiled: Compiled, train: TrainSpec) -> Plan:
     n_train, n_val, n_test = len(train_set), len(val_set), len(data.test)
     tests = f": {train.runs} runs of {n_test}" if train.runs > 1 else ""
     phases = [phase(f"test, untrained{tests}", train.runs * n_test, "test", 0, False)]
-    if n_val:
-        phases.append(phase("validation, before training", n_val, "validation", 0, True))
-    for epoch in range(1, train.epochs + 1):
-        if trains:
-            untrained = min(train.batch_size, n_train) if epoch == 1 else 0  # the first batch runs untrained
-            phases.append(phase(f"epoch {epoch}: training", n_train, "train", n_train - untrained, True))
-        if n_val:
-            phases.append(phase(f"epoch {epoch}: validation", n_val, "validation", n_val, True))
-    batches = math.ceil(n_train / train.batch_size)
     notes = []
     per_call = cost["validation" if n_val else "train"].scaled(1 / per_run) if per_run else _Tokens()
     per_call_max = None if max_per_run is None else math.ceil(max_per_run / per_run) if per_run else 0
-    for (name, _), optimizer in zip(train.optimizers, optimizers):
-        planned = getattr(optimizer, "planned_calls", None)
-        if planned is None:
-            notes.append(f"optimizer `{name}` does not say what LM calls it adds (no `planned_calls`): none counted")
+    for stage in schedule.stages(per_run):
+        if stage.kind != "optimizer":
+            part = "train" if stage.kind == "training" else "validation"
+            phases.append(phase(_stage_name(stage), stage.runs, part, stage.trained, True))
             continue
-        calls = int(planned(train=n_train, validation=n_val, epochs=train.epochs, batches=batches, lm_steps=per_run))
+        name, calls = train.optimizers[stage.member][0], stage.calls
         phases.append(Phase(f"optimizer {name}", 0, calls, round(calls * per_call.trained),
                             round(calls * per_call.completion), None if per_call_max is None else calls * per_call_max,
                             True))
@@ -397,19 +388,25 @@ def plan_compiled(compiled: Compiled, train: TrainSpec) -> Plan:
                      "(counted for every run; the runs of candidates an optimizer scores are graded too, and not "
                      "counted here); its tokens are not estimated")
 
-    if not trains:
+    if not schedule.trains:
         notes.append("the optimizers learn from the data alone: training does not run the program on the training "
                      "examples (no training metrics are logged)")
     notes += _notes(program, train)
     return Plan(
         program=train.program, file=compiled.source.name, data=data.name,
-        sizes={"train": n_train, "validation": n_val, "test": n_test}, epochs=train.epochs, batches=batches,
+        sizes={"train": n_train, "validation": n_val, "test": n_test}, epochs=train.epochs, batches=schedule.batches,
         runs=train.runs, calls_per_run=per_run,
         upper_bound=any(isinstance(i, BranchSpec) for i in spec.steps) or any(s.kind == "agent" for s in steps),
         steps=steps, phases=tuple(phases), budget=dict(train.budget) if train.budget else None,
         counting={target: counter.method for target, counter in counters.items()}, notes=tuple(notes),
         warnings=cut + tuple(w for s in steps if (w := starved(s.path, s.bounds))),
     )
+
+
+def _stage_name(stage: Stage) -> str:
+    if stage.epoch == 0:
+        return "validation, before training"
+    return f"epoch {stage.epoch}: {stage.kind}"
 
 
 def _notes(program: Program, train: TrainSpec) -> list[str]:

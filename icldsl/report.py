@@ -28,10 +28,11 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from .plots import PLOTS, metric_names, plot_paths, score_metrics, stem, write_all
 from .language.specs import ProgramSpec
+from .plots import PLOTS, metric_names, plot_paths, stem, write_all
 from .training.metrics import count_text, direction, enum_fields, label_summary, metric_text
 from .training.records import Scored
+from .training.training_record import DataRecord, HistoryRecord, ScoreRecord, TrainingRecord
 
 TEMPLATE = "report.html.j2"
 CAPTIONS = {
@@ -213,24 +214,23 @@ def reading_order(values: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 
 def context(doc: Mapping[str, Any], images: Mapping[str, bytes], predictions: Sequence[PredictionSet]) -> dict:
-    training = doc.get("training") or {}
+    training = TrainingRecord.of_artifact(doc)
     program = doc["program"]
-    scores = training.get("scores") or {}
     return {
         "program": program,
         "source": doc.get("source") or {},
         "content_sha256": doc.get("content_sha256", ""),
         "headline": _headline(training),
-        "scores": _scores(scores),
+        "scores": _scores(training.scores),
         "confusions": _confusions(program, predictions),
         "images": [
             {"name": name, "caption": CAPTIONS.get(name, ""),
              "uri": "data:image/png;base64," + base64.b64encode(images[name]).decode("ascii")}
             for name in (*PLOTS, *sorted(set(images) - set(PLOTS))) if name in images
         ],
-        "settings": _settings(training.get("train") or {}),
-        "history": _history(training),
-        "data": _data(training.get("data") or {}),
+        "settings": _settings(training.settings),
+        "history": _history(training.history),
+        "data": _data(training.data),
         "steps": _steps(doc),
         "usage": _usage(training),
         "predictions": predictions,
@@ -238,9 +238,10 @@ def context(doc: Mapping[str, Any], images: Mapping[str, bytes], predictions: Se
     }
 
 
-def _scores(scores: Mapping[str, Any]) -> dict:
+def _scores(scores: Mapping[str, ScoreRecord]) -> dict:
     order = sorted(scores, key=lambda label: (label not in ("untrained", "trained"), label != "untrained", label))
-    metrics = {label: score_metrics(scores[label]) for label in order if isinstance(scores[label], Mapping)}
+    metrics = {label: {name: (stat.mean, stat.std, list(stat.runs)) for name, stat in scores[label].stats.items()}
+               for label in order}
     names = list(dict.fromkeys(n for m in metrics.values() for n in m))
     rows = []
     for name in names:
@@ -252,29 +253,25 @@ def _scores(scores: Mapping[str, Any]) -> dict:
             "delta": after[0] - before[0] if before and after else None,
             "direction": direction(name),  # whether a rise is good (1), bad (-1) or a cost (0)
         })
-    first = next(iter(scores.values()), {}) if scores else {}
+    first = next(iter(scores.values()), None)
     runs = max((len(v[2]) for m in metrics.values() for v in m.values()), default=0)
-    failures = {label: sum(scores[label].get("failures") or []) for label in metrics}
-    per_label = {label: label_summary(scores[label].get("labels") or []) for label in metrics}
-    return {"labels": list(metrics), "rows": rows, "runs": runs, "examples": first.get("examples"),
+    failures = {label: sum(scores[label].failures) for label in metrics}
+    per_label = {label: label_summary(scores[label].labels or []) for label in metrics}
+    return {"labels": list(metrics), "rows": rows, "runs": runs, "examples": first.examples if first else None,
             "failures": failures, "per_label": per_label if any(per_label.values()) else None}
 
 
-def _headline(training: Mapping[str, Any]) -> dict | None:
+def _headline(training: TrainingRecord) -> dict | None:
     """What training gained: trained minus untrained reward on the test set, paired over its
     examples with the standard error (an artifact from before it was recorded gives the
-    difference of the means alone), and the retrieval baselines of `training["baselines"]`."""
-    scores = training.get("scores") or {}
-    rewards = [score_metrics(scores[label]).get("reward") if isinstance(scores.get(label), Mapping) else None
-               for label in ("untrained", "trained")]
-    if None in rewards:
+    difference of the means alone), and the retrieval baselines of the record."""
+    if "untrained" not in training.scores or "trained" not in training.scores:
         return None
-    (before, *_), (after, *_) = rewards  # type: ignore[misc]
-    gain = training.get("trained_minus_untrained") or {}
-    mean, se = gain.get("mean", after - before), gain.get("se")
-    return {"untrained": before, "trained": after, "mean": mean, "se": se, "n": gain.get("n"),
-            "clear": se is not None and abs(mean) > 2 * se,
-            "baselines": [b for b in training.get("baselines") or () if isinstance(b, Mapping)]}
+    before, after = training.scores["untrained"].reward.mean, training.scores["trained"].reward.mean
+    gain = training.trained_minus_untrained
+    mean, se = (after - before, None) if gain is None else (gain.mean, gain.se)
+    return {"untrained": before, "trained": after, "mean": mean, "se": se, "n": None if gain is None else gain.n,
+            "clear": se is not None and abs(mean) > 2 * se, "baselines": list(training.baselines)}
 
 
 NO_OUTPUT = "(no output)"  # the confusion matrices' column of the predictions that have none
@@ -328,29 +325,27 @@ def _settings(train: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _history(training: Mapping[str, Any]) -> dict:
+def _history(record: HistoryRecord) -> dict:
     """Per epoch, each metric and its validation twin (see `metric_text` for how each reads)."""
-    history = training.get("history") or {}
+    history = record.history
     keys = [k for n in metric_names(history) for k in (n, f"val_{n}") if k in history]
     epochs = max((len(v) for v in history.values()), default=0)
     rows = [{"epoch": i + 1, "values": [history[k][i] if i < len(history[k]) else None for k in keys]}
             for i in range(epochs)]
-    initial = {k[len("initial_"):]: v for k, v in training.items() if k.startswith("initial_val_")}
-    if any(v is not None for v in initial.values()):
+    initial = {k: v for k, v in record.initial.items() if k.startswith("val_")}
+    if initial:
         rows.insert(0, {"epoch": 0, "values": [initial.get(k) for k in keys]})
-    return {"keys": keys, "rows": rows, "best_epoch": training.get("best_epoch")}
+    return {"keys": keys, "rows": rows, "best_epoch": record.best_epoch}
 
 
-def _data(data: Mapping[str, Any]) -> dict:
-    if not data:
+def _data(data: DataRecord | None) -> dict:
+    if data is None:
         return {}
     order = {"train": 0, "validation": 1, "test": 2}
-    sizes = data.get("sizes") or {}
-    rows = data.get("rows") or {}
-    fingerprints = [(part, digest, rows.get(part)) for part, digest in (data.get("fingerprint") or {}).items()]
+    fingerprints = [(part, digest, data.rows.get(part)) for part, digest in data.fingerprints.items()]
     return {
-        **data,
-        "sizes": sorted(sizes.items(), key=lambda kv: order.get(kv[0], 3)),
+        **data.to_json(),
+        "sizes": sorted(data.sizes.items(), key=lambda kv: order.get(kv[0], 3)),
         "fingerprints": sorted(fingerprints, key=lambda f: order.get(f[0], 3)),
     }
 
@@ -413,14 +408,14 @@ def _pools(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return pools
 
 
-def _usage(training: Mapping[str, Any]) -> dict:
-    total = training.get("total_usage") or {}
-    phases = [("training and validation", training.get("usage") or {}), ("all (with test runs)", total)]
+def _usage(training: TrainingRecord) -> dict:
+    total = training.total_usage.to_json()
+    phases = [("training and validation", training.history.usage.to_json()), ("all (with test runs)", total)]
     return {
         "total": total,
         "phases": [(name, u) for name, u in phases if u],
-        "by_step": training.get("usage_by_step") or {},
-        "by_lm": training.get("usage_by_lm") or {},
+        "by_step": {k: v.to_json() for k, v in training.usage_by_step.items()},
+        "by_lm": {k: v.to_json() for k, v in training.usage_by_lm.items()},
     }
 
 

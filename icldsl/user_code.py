@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.machinery
-import re
 import sys
 import typing
 from dataclasses import dataclass
@@ -21,8 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import Error
+from .language.vocabulary import function_ref_problem
 
-FORM = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 MAX_MODULE_BYTES = 4 * 1024 * 1024  # a module's source read to be parsed
 
 
@@ -31,8 +30,9 @@ class UserCodeError(Error):
 
 
 def _split(ref: str) -> tuple[str, str]:
-    if not FORM.match(ref):
-        raise UserCodeError(f"{ref!r} is not of the form \"module:function\"")
+    problem = function_ref_problem(ref)
+    if problem:
+        raise UserCodeError(problem)
     module, _, function = ref.partition(":")
     return module, function
 

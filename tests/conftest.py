@@ -1,10 +1,13 @@
-"""Shared fixtures: golden-file updating, the shared GSM8K and CLINC150 copies, scripted LMs."""
+"""Shared fixtures: golden-file updating, the shared GSM8K and CLINC150 copies, the adder project."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+from tests.adder import answer_with_examples_only, write_adder
+from tests.loopback import LoopbackServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_GSM8K = ROOT.parent / "shared" / "datasets" / "gsm8k"
@@ -47,3 +50,12 @@ def shared_datasets(gsm8k_dir: Path, clinc150_dir: Path, monkeypatch: pytest.Mon
     """The built-in loaders read the shared copies, as the README's commands do."""
     monkeypatch.setenv("ICLDSL_GSM8K_PATH", str(gsm8k_dir))
     monkeypatch.setenv("ICLDSL_CLINC150_PATH", str(clinc150_dir))
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    """The adder project (tests/adder.py) in `tmp_path`, its LM a loopback server answering
+    right only with few-shot examples: (tmp_path, the server)."""
+    with LoopbackServer(answer_with_examples_only) as server:
+        write_adder(tmp_path, server.openai_url)
+        yield tmp_path, server

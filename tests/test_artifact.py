@@ -3,21 +3,20 @@ warns when its source has changed, names the dataset row of every learned exampl
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl import artifact
 from icldsl.cli import main
 from icldsl.language.diagnostics import CheckError
 from icldsl.language.compiler import compile_file, compile_source
 from icldsl.runtime.program import Program
-from icldsl.runtime.state import Demo
+from icldsl.runtime.state import Demo, spec_and_states
 from icldsl.language.source import Source
-from icldsl.training.session import fit_compiled
 from tests.scripted import ScriptedLM, last_input
 
 SOURCE = """
@@ -30,7 +29,7 @@ program p "Doc" { input q: Q  a = generate A from q instructions "Solve: é ✓"
 
 def trained_program() -> Program:
     source = Source("prog.icl", SOURCE)
-    spec, states = compile_source(source).programs["p"]
+    spec, states = spec_and_states(compile_source(source), "p")
     demo = Demo({"question": "1+1"}, {"thinking": "add", "answer": 2.0, "kind": None}, 1.0, "train.jsonl:7")
     states = {k: s.with_examples((demo,)) for k, s in states.items()}
     return Program(spec, states)
@@ -44,7 +43,7 @@ def write(tmp_path: Path, name: str = "a.json") -> Path:
 
 def test_write_load_write_gives_the_same_bytes(tmp_path: Path) -> None:
     first = write(tmp_path)
-    program = artifact.load(first)
+    program = icldsl.load(first)
     doc = artifact.freeze(program, source_file="prog.icl", source_sha256="0" * 64,
                           training=artifact.read(first)["training"])
     second = artifact.write(tmp_path / "b.json", doc)
@@ -67,7 +66,7 @@ def test_a_modified_artifact_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path)
     path.write_text(path.read_text(encoding="utf-8").replace("Solve:", "Solve!"), encoding="utf-8")
     with pytest.raises(artifact.ArtifactError, match="modified"):
-        artifact.load(path)
+        icldsl.load(path)
 
 
 @pytest.mark.parametrize("content, message", [
@@ -90,7 +89,7 @@ def test_missing_file_is_an_artifact_error(tmp_path: Path) -> None:
 def test_a_loaded_artifact_runs_without_its_source(tmp_path: Path) -> None:
     path = write(tmp_path)
     lm = ScriptedLM(lambda r: {"thinking": "x", "answer": 4, "kind": "a"})
-    program = artifact.load(path, clients={"solver": lm})
+    program = icldsl.load(path, clients={"solver": lm})
     try:
         out = program(question="2+2")
     finally:
@@ -112,16 +111,16 @@ def sourced(tmp_path: Path, folder: str = ".") -> tuple[Path, Path]:
 def test_a_changed_source_beside_the_artifact_makes_it_stale(tmp_path: Path, monkeypatch) -> None:
     source, path = sourced(tmp_path)
     monkeypatch.chdir(tmp_path.parent)  # found beside the artifact, not in the working directory
-    artifact.load(path, check_source=True)  # unchanged: no warning (pytest turns warnings into errors)
+    icldsl.load(path, check_source=True)  # unchanged: no warning (pytest turns warnings into errors)
     source.write_text(SOURCE.replace("Solve:", "Solve now:"), encoding="utf-8")
     with pytest.warns(artifact.StaleArtifactWarning, match=r"a\.json is stale: its source .*prog\.icl has changed"):
-        artifact.load(path, check_source=True)
-    artifact.load(path)  # not asked to look: the source is not read
+        icldsl.load(path, check_source=True)
+    icldsl.load(path)  # not asked to look: the source is not read
     with pytest.warns(artifact.StaleArtifactWarning):
-        artifact.load(path, check_source=source)  # the artifact's source, named
-    artifact.load(path, check_source=tmp_path / "other.icl")  # not the artifact's source: not compared
+        icldsl.load(path, check_source=source)  # the artifact's source, named
+    icldsl.load(path, check_source=tmp_path / "other.icl")  # not the artifact's source: not compared
     source.unlink()
-    artifact.load(path, check_source=True)  # deployed without its source: not stale
+    icldsl.load(path, check_source=True)  # deployed without its source: not stale
 
 
 def test_a_changed_source_in_the_working_directory_makes_it_stale(tmp_path: Path, monkeypatch) -> None:
@@ -129,9 +128,9 @@ def test_a_changed_source_in_the_working_directory_makes_it_stale(tmp_path: Path
     monkeypatch.chdir(tmp_path)
     source.write_text(SOURCE + "// changed\n", encoding="utf-8")
     with pytest.warns(artifact.StaleArtifactWarning):
-        artifact.load(path, check_source=True)
+        icldsl.load(path, check_source=True)
     monkeypatch.chdir(path.parent)  # neither beside the artifact nor here
-    artifact.load(path, check_source=True)
+    icldsl.load(path, check_source=True)
 
 
 def test_a_verified_load_looks_at_the_source_by_default(tmp_path: Path, monkeypatch) -> None:
@@ -141,8 +140,8 @@ def test_a_verified_load_looks_at_the_source_by_default(tmp_path: Path, monkeypa
     monkeypatch.chdir(tmp_path)
     source.write_text(SOURCE + "// changed\n", encoding="utf-8")
     with pytest.warns(artifact.StaleArtifactWarning):
-        artifact.load(path, verify=key)
-    artifact.load(path, verify=key, check_source=False)
+        icldsl.load(path, verify=key)
+    icldsl.load(path, verify=key, check_source=False)
 
 
 def named_source(tmp_path: Path, name: str) -> Path:
@@ -152,7 +151,7 @@ def named_source(tmp_path: Path, name: str) -> Path:
 
 
 def loads_without_hanging(path: Path, **options) -> None:
-    """`artifact.load(path, **options)` in a thread that must end within 20 s (a hang fails the test
+    """`icldsl.load(path, **options)` in a thread that must end within 20 s (a hang fails the test
     instead of freezing the run), and no StaleArtifactWarning."""
     import threading
     import warnings
@@ -162,7 +161,7 @@ def loads_without_hanging(path: Path, **options) -> None:
     def work() -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            artifact.load(path, **options)
+            icldsl.load(path, **options)
         outcome.append([str(w.message) for w in caught])
 
     thread = threading.Thread(target=work, daemon=True)
@@ -200,7 +199,7 @@ def test_run_from_stdin_keeps_its_rows_whatever_source_the_artifact_names(tmp_pa
     answer = {"thinking": "", "answer": 1.0, "kind": "a"}
     with LoopbackServer(lambda request: answer) as server:
         compiled = compile_source(Source("prog.icl", text.replace("{{", "{").replace("{url}", server.openai_url)))
-        doc = artifact.freeze(Program(*compiled.programs["p"]), source_file="/dev/stdin",
+        doc = artifact.freeze(Program(*spec_and_states(compiled, "p")), source_file="/dev/stdin",
                               source_sha256="1" * 64, training={})
         path = artifact.write(tmp_path / "a.json", artifact.sign(doc, key.encode()))
         rows = "".join(json.dumps({"question": f"{i}+1"}) + "\n" for i in range(3))
@@ -237,7 +236,7 @@ train p on sums { reward exact_match(in_mask: ["answer"])  optimizer random_few_
         a, b = last_input(request)["question"].split("+")
         return {"thinking": "", "answer": float(a) + float(b) if len(request.messages) > 2 else -1.0, "kind": "a"}
 
-    report = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"solver": ScriptedLM(answer)}))
+    report = icldsl.fit(compiled, clients={"solver": ScriptedLM(answer)}, write=False, report=False).report
     examples = report.artifact["states"]["p/a"]["examples"]
     assert examples and all(re.fullmatch(r"sums:rows\.jsonl:\d+", e["origin"]) for e in examples)
     for example in examples:  # the row its origin names is the one it was made from
@@ -270,11 +269,11 @@ def test_a_pattern_the_runtime_cannot_build_is_a_diagnostic_and_an_artifact_erro
     doc[artifact.HASH_KEY] = artifact.content_hash(doc)
     artifact.write(path, doc)
     with pytest.raises(artifact.ArtifactError, match=re.escape(f"cannot be used: {reason}")):
-        artifact.load(path)
+        icldsl.load(path)
 
 
 def test_a_pattern_python_refuses_but_the_runtime_runs_is_accepted() -> None:
-    spec, states = compile_source(Source("p.icl", PATTERNED.replace("{pattern}", "^\\\\pL+$"))).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("p.icl", PATTERNED.replace("{pattern}", "^\\\\pL+$"))), "p")
     program = Program(spec, states, clients={"solver": ScriptedLM(lambda r: {"answer": 1})})
     try:
         assert program(question="été").answer == 1.0

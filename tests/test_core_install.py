@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.loopback import LoopbackServer
-from tests.test_cli import PROGRAM, answer_with_examples_only
+from tests.adder import answer_with_examples_only, write_adder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,10 +83,7 @@ def test_the_core_is_the_five_dependencies_and_theirs(core_site: Path, tmp_path:
 
 def test_load_run_and_fit_without_plots_in_a_core_install(core_site: Path, tmp_path: Path) -> None:
     with LoopbackServer(answer_with_examples_only) as server:
-        rows = [{"question": f"{i}+{i + 1}", "answer": 2 * i + 1} for i in range(16)]
-        (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:12]) + "\n")
-        (tmp_path / "test.jsonl").write_text("\n".join(json.dumps(r) for r in rows[12:]) + "\n")
-        (tmp_path / "adder.icl").write_text(PROGRAM.format(url=server.openai_url), encoding="utf-8")
+        write_adder(tmp_path, server.openai_url)
 
         fit = core_python(core_site, "-m", "icldsl", "fit", "adder.icl", "--quiet", cwd=tmp_path)
         assert fit.returncode == 0, fit.stderr

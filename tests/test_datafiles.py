@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from icldsl.datafiles import check_data_files
 from icldsl.language.compiler import compile_source
 from icldsl.datasets.peek import PEEK_BYTES
 from icldsl.language.diagnostics import CheckError, Diagnostic
@@ -29,7 +30,7 @@ train classify on reviews {{ reward exact_match() optimizer random_few_shot() }}
 def diagnostics(folder: Path, data: str) -> tuple[str, list[Diagnostic]]:
     text = PROGRAM.format(data=data)
     try:
-        return text, list(compile_source(Source(str(folder / "p.icl"), text), data=True).warnings)
+        return text, list(compile_source(Source(str(folder / "p.icl"), text), checks=(check_data_files,)).warnings)
     except CheckError as exc:
         return text, list(exc.diagnostics)
 
@@ -41,7 +42,7 @@ def fixed(text: str, d: Diagnostic) -> str:
 
 def recheck(folder: Path, text: str) -> list[Diagnostic]:
     try:
-        return list(compile_source(Source(str(folder / "p.icl"), text), data=True).warnings)
+        return list(compile_source(Source(str(folder / "p.icl"), text), checks=(check_data_files,)).warnings)
     except CheckError as exc:
         return list(exc.diagnostics)
 

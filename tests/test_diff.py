@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl import artifact
 from icldsl.cli import main
 from icldsl.language.compiler import compile_file
 from icldsl.diff import diff_docs
-from icldsl.training.session import fit_compiled
-from tests.scripted import ScriptedLM, last_input
+from tests.adder import right_with_examples
+from tests.scripted import ScriptedLM
 
 FILE = """
 model Sum { question: str "Two numbers to add, like 2+3" }
@@ -32,11 +32,6 @@ train adder on sums {
 PATH = "adder/total"
 
 
-def right_with_examples(request) -> dict:
-    a, b = last_input(request)["question"].split("+")
-    return {"answer": float(a) + float(b) if len(request.messages) > 2 else -1.0}
-
-
 def fitted(tmp_path: Path, name: str, *, replace: tuple[str, str] = ("", ""), answer=right_with_examples) -> Path:
     """The artifact of fitting FILE (with `replace` applied) against a scripted LM."""
     rows = [{"question": f"{i}+{i + 1}", "answer": 2 * i + 1} for i in range(16)]
@@ -44,8 +39,8 @@ def fitted(tmp_path: Path, name: str, *, replace: tuple[str, str] = ("", ""), an
     source = tmp_path / f"{name}.icl"
     source.write_text(FILE.replace(*replace), encoding="utf-8")
     compiled = compile_file(source)
-    report = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"solver": ScriptedLM(answer)}))
-    return artifact.write(tmp_path / f"{name}.artifact.json", report.artifact)
+    return icldsl.fit(compiled, output=tmp_path / f"{name}.artifact.json", clients={"solver": ScriptedLM(answer)},
+                      report=False).path
 
 
 def rewritten(tmp_path: Path, doc: dict, name: str) -> Path:

@@ -14,12 +14,14 @@ from typing import Any, Callable, Mapping
 
 import pytest
 
+import icldsl
 from icldsl import artifact
 from icldsl.language.compiler import compile_file
 from icldsl.lm.base import LMRequest
 from icldsl.lm.cache import LMCache
-from icldsl.runtime.state import Demo
-from icldsl.training.session import eval_compiled, fit_compiled, load_data, program_of
+from icldsl.runtime.state import Demo, spec_and_states
+from icldsl.training.session import eval_compiled, load_data, program_of
+from tests.fakes import Unreachable
 from tests.schema_faker import fake
 from tests.scripted import ScriptedLM, last_input
 
@@ -65,18 +67,6 @@ def learner(examples) -> Callable[[LMRequest], Any]:
     return answer
 
 
-class Unreachable:
-    """A client that must not be called: offline, the cache answers or the call is missing."""
-
-    name = ScriptedLM.name  # the cache keys calls by the client's model name
-
-    async def complete(self, request: LMRequest):
-        raise AssertionError("an LM call reached the client in offline mode")
-
-    async def aclose(self) -> None:
-        pass
-
-
 def trained(path: Path) -> bool:
     return bool(compile_file(path).trains)
 
@@ -101,15 +91,15 @@ def test_fit_then_eval_of_the_artifact_offline_makes_no_call_and_repeats_the_tra
     data = load_data(compiled, train, program_of(compiled, train.program))
     lm = ScriptedLM(learner(data.train + data.test))
     with LMCache(tmp_path / "lm.sqlite3") as cache:
-        report = asyncio.run(fit_compiled(compiled, train, clients={name: lm for name in compiled.lms},
-                                          cache=cache, cache_mode="normal"))
+        report = icldsl.fit(compiled, clients={name: lm for name in compiled.lms}, cache=cache, write=False,
+                            report=False).report
     out = artifact.write(tmp_path / "p.artifact.json", report.artifact)
     assert lm.requests and report.usage.missing == 0
     if path.stem != "support":  # its reward reads only the frozen route: no epoch can beat the untrained program
         assert any(s["examples"] or s.get("retrieval") for s in report.artifact["states"].values())  # learned examples are part of the test
 
     with LMCache(tmp_path / "lm.sqlite3") as cache:
-        loaded = artifact.load(out, clients={name: Unreachable() for name in compiled.lms},
+        loaded = icldsl.load(out, clients={name: Unreachable() for name in compiled.lms},
                                cache=cache, cache_mode="offline")
         scores = asyncio.run(eval_compiled(compiled, train, loaded))
     usage = scores.usage_table.total
@@ -121,7 +111,7 @@ def test_a_program_without_training_prompts_the_same_after_a_round_trip(tmp_path
     """outline.icl has no train block: examples taken from its own nested outputs (whose field
     order is not alphabetical) go through an artifact and come back in the same order."""
     compiled = compile_file(ROOT / "programs" / "outline.icl")
-    spec, states = compiled.programs["outline"]
+    spec, states = spec_and_states(compiled, "outline")
     lm = ScriptedLM(varied)
     program = program_of(compiled, "outline", {"writer": lm})
     x = {"title": "T", "body": "Some words here."}
@@ -135,6 +125,6 @@ def test_a_program_without_training_prompts_the_same_after_a_round_trip(tmp_path
     out = artifact.write(tmp_path / "outline.artifact.json", doc)
 
     asyncio.run(program.with_states(taught).run(x))
-    loaded = artifact.load(out, clients={"writer": lm})
+    loaded = icldsl.load(out, clients={"writer": lm})
     asyncio.run(loaded.run(x))
     assert lm.requests[-1].messages == lm.requests[-2].messages

@@ -1,4 +1,4 @@
-"""`icldsl.fit`, the Python way to train, on test_cli's adder project and a loopback server:
+"""`icldsl.fit`, the Python way to train, on the adder project (tests/adder.py) and a loopback server:
 the same artifact as `icldsl fit`, and an `icldsl.Error` with no artifact when it must refuse."""
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ import icldsl
 from icldsl import artifact
 from icldsl.cli import main
 from icldsl.lm.cache import LMCache, default_path
-from tests.test_cli import project  # noqa: F401  (the fixture)
 
 
-def test_fit_from_python_writes_what_the_command_writes(project, monkeypatch) -> None:  # noqa: F811
+def test_fit_from_python_writes_what_the_command_writes(project, monkeypatch) -> None:
     tmp_path, server = project
     monkeypatch.chdir(tmp_path)
     seen = []
@@ -30,7 +29,7 @@ def test_fit_from_python_writes_what_the_command_writes(project, monkeypatch) ->
     assert (tmp_path / "cli.artifact.json").read_bytes() == (tmp_path / "py.artifact.json").read_bytes()
 
 
-def test_a_fit_that_must_refuse_raises_the_root_error_and_writes_nothing(project, monkeypatch) -> None:  # noqa: F811
+def test_a_fit_that_must_refuse_raises_the_root_error_and_writes_nothing(project, monkeypatch) -> None:
     tmp_path, server = project
     monkeypatch.chdir(tmp_path)
     with LMCache(default_path()) as cache, pytest.raises(icldsl.Error, match="missing from the cache") as info:

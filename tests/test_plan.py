@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl.cli import main
 from icldsl.language.compiler import compile_file, compile_source
 from icldsl.datasets.base import DataError
@@ -20,8 +21,9 @@ from icldsl.language.options import LM_NAME, Function, Signature
 from icldsl.plan import plan_compiled
 from icldsl.runtime import prompt
 from icldsl.language.source import Source
-from icldsl.training import registry
-from icldsl.training.session import fit_compiled
+from icldsl.language.catalogue import training as registry
+from icldsl.training.context import Optimizer
+from tests.adder import right_with_examples, sum_of
 from tests.loopback import LoopbackServer
 from tests.schema_faker import fake
 from tests.scripted import ScriptedLM, last_input
@@ -45,11 +47,6 @@ train adder on sums {{
 """
 
 
-def sum_of(question: str) -> float:
-    a, b = question.split("+")
-    return float(a) + float(b)
-
-
 def project(tmp_path: Path, *, url: str = "http://127.0.0.1:9/v1", extra: str = "",
             optimizer: str = "random_few_shot(nb_min_examples: 2, nb_max_examples: 2)") -> Path:
     rows = [{"question": f"{i}+{i + 1}", "answer": 2 * i + 1} for i in range(20)]
@@ -63,13 +60,8 @@ def right(request) -> dict:
     return {"answer": sum_of(last_input(request)["question"])}
 
 
-def right_with_examples(request) -> dict:
-    """Right only when the prompt holds few-shot examples, so training keeps them."""
-    return right(request) if len(request.messages) > 2 else {"answer": -1.0}
-
-
 @dataclass(frozen=True)
-class Comparing:
+class Comparing(Optimizer):
     """Scores the states on the validation set at the end of every epoch, as an optimizer
     comparing candidates does, and says so in `planned_calls`."""
 
@@ -100,7 +92,7 @@ def comparing(monkeypatch) -> list:
 def fit_calls(compiled, answer) -> tuple[ScriptedLM, object]:
     lm = ScriptedLM(answer)
     clients = {name: lm for name in compiled.lms}
-    report = asyncio.run(fit_compiled(compiled, compiled.train(), clients=clients))
+    report = icldsl.fit(compiled, clients=clients, write=False, report=False).report
     return lm, report
 
 
@@ -122,6 +114,19 @@ def test_calls_are_the_calls_a_fit_makes_with_optimizer_extras(tmp_path, compari
     lm, report = fit_calls(compiled, right)
     assert len(lm.requests) == plan.total.calls == 62
     assert report.history.usage.calls == plan.training.calls == 42
+
+
+def test_an_optimizer_learning_from_the_data_alone_plans_no_training_runs(tmp_path) -> None:
+    compiled = compile_file(project(tmp_path, optimizer="labeled_few_shot(candidates: 2)"))
+    plan = plan_compiled(compiled, compiled.train())
+    assert [(p.name, p.runs, p.calls) for p in plan.phases] == [
+        ("test, untrained: 2 runs of 5", 10, 10), ("validation, before training", 4, 4),
+        ("epoch 1: validation", 4, 4), ("epoch 2: validation", 4, 4),
+        ("optimizer labeled_few_shot", 0, 2 * 3 * 4), ("test, trained: 2 runs of 5", 10, 10)]
+    assert any("learn from the data alone" in note for note in plan.notes)
+    lm, report = fit_calls(compiled, right)
+    assert len(lm.requests) == plan.total.calls
+    assert report.history.usage.calls == plan.training.calls
 
 
 @pytest.mark.parametrize("name", ["sentiment", "support"])

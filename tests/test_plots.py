@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import dataclasses
 import json
@@ -19,9 +18,9 @@ from icldsl import artifact, plots
 from icldsl.cli import main
 from icldsl.language.compiler import compile_file, compile_source
 from icldsl.language.specs import ProgramSpec
-from icldsl.runtime.state import Demo, StepState
+from icldsl.runtime.state import Demo, StepState, spec_and_states
 from icldsl.language.source import Source
-from icldsl.training.session import fit_compiled
+from icldsl.training.training_record import ScoreRecord, TrainingRecord
 from tests.scripted import ScriptedLM, last_input
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +41,7 @@ def text_at(fig, content: str) -> tuple[float, float]:
 @pytest.mark.parametrize("path", sorted((ROOT / "programs").glob("*.icl")), ids=lambda p: p.stem)
 def test_every_example_program_draws(path: Path) -> None:
     compiled = compile_file(path)
-    for spec, states in compiled.programs.values():
+    for spec, states in (spec_and_states(compiled, name) for name in compiled.programs):
         fig = plots.program_graph(spec, states)
         shown = texts(fig)
         assert any(t.startswith(f"Program {spec.name}") for t in shown)
@@ -53,7 +52,7 @@ def test_every_example_program_draws(path: Path) -> None:
 
 
 def test_support_graph_shows_the_branch_frozen_and_trainable_steps() -> None:
-    spec, states = compile_file(ROOT / "programs" / "support.icl").programs["support"]
+    spec, states = spec_and_states(compile_file(ROOT / "programs" / "support.icl"), "support")
     shown = texts(plots.program_graph(spec, states))
     assert "route = decide" in shown and "frozen" in shown
     assert '"billing" ⇒ generate' in shown and '"technical" ⇒ chain_of_thought' in shown
@@ -96,7 +95,7 @@ program p "A diamond" {
 
 
 def diamond() -> tuple[ProgramSpec, dict[str, StepState]]:
-    return compile_source(Source("p.icl", SOURCE)).programs["p"]
+    return spec_and_states(compile_source(Source("p.icl", SOURCE)), "p")
 
 
 def test_layers_follow_the_wiring() -> None:
@@ -166,16 +165,11 @@ def test_history_without_epochs_says_so() -> None:
     assert "no epochs were run" in texts(fig)
 
 
-SCORES = {
+SCORES_JSON = {
     "trained": {"reward_mean": 0.6, "reward_std": 0.1, "rewards": [0.5, 0.7], "examples": 10, "failures": [0, 1]},
     "untrained": {"reward_mean": 0.25, "reward_std": 0.05, "rewards": [0.2, 0.3], "examples": 10, "failures": [2, 2]},
 }
-
-
-def test_score_metrics_read_the_artifact_form_and_a_nested_form() -> None:
-    assert plots.score_metrics(SCORES["trained"]) == {"reward": (0.6, 0.1, [0.5, 0.7])}
-    nested = {"accuracy": {"mean": 0.5, "std": 0.0, "runs": [0.5]}, "reward_mean": 1.0, "reward_std": 0.0}
-    assert plots.score_metrics(nested) == {"reward": (1.0, 0.0, [1.0]), "accuracy": (0.5, 0.0, [0.5])}
+SCORES = {label: ScoreRecord.from_json(doc) for label, doc in SCORES_JSON.items()}
 
 
 def test_runs_plot_shows_each_run_and_the_mean() -> None:
@@ -201,8 +195,9 @@ def test_comparison_plot_puts_untrained_beside_trained() -> None:
 
 
 def test_comparison_plot_gives_counts_a_panel_of_their_own_scale() -> None:
-    scores = {label: {**SCORES[label], "tokens_mean": tokens, "tokens_std": 0.0, "tokenss": [tokens, tokens],
-                      "calls_mean": 40.0, "calls_std": 0.0, "callss": [40, 40]}
+    scores = {label: ScoreRecord.from_json({**SCORES_JSON[label], "tokens_mean": tokens, "tokens_std": 0.0,
+                                            "tokens_runs": [tokens, tokens], "calls_mean": 40.0, "calls_std": 0.0,
+                                            "calls_runs": [40, 40]})
               for label, tokens in (("untrained", 3200.0), ("trained", 5400.0))}
     fig = plots.comparison_plot(scores)
     quality, *counts = fig.axes
@@ -216,7 +211,7 @@ def test_comparison_plot_gives_counts_a_panel_of_their_own_scale() -> None:
 def test_graph_wraps_long_type_labels_inside_their_box() -> None:
     label = "numbers_without_any_particular_unit_at_all"
     source = SOURCE.replace('answer: float', f'unit: enum("apples", "{label}") "u"  answer: float')
-    spec, states = compile_source(Source("p.icl", source)).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("p.icl", source)), "p")
     fig = plots.program_graph(spec, states)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -262,8 +257,7 @@ def trained_artifact(tmp_path: Path) -> Path:
     compiled = compile_source(Source(str(tmp_path / "adder.icl"), FIT_SOURCE.format()))
     lm = ScriptedLM(lambda r: {"answer": sum(map(float, last_input(r)["question"].split("+")))
                                if len(r.messages) > 2 else -1.0})
-    report = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"m": lm}))
-    return artifact.write(tmp_path / "adder.artifact.json", report.artifact)
+    return icldsl.fit(compiled, output=tmp_path / "adder.artifact.json", clients={"m": lm}, report=False).path
 
 
 def test_figures_of_an_artifact(trained_artifact: Path) -> None:
@@ -297,7 +291,7 @@ def test_a_one_run_fit_draws_no_runs_plot_and_leaves_none_from_before(trained_ar
     for score in one["training"]["scores"].values():
         for key in [k for k in score if k.endswith("_runs") or k == "rewards"]:
             score[key] = score[key][:1]
-    assert plots.run_count(one["training"]["scores"]) == 1
+    assert TrainingRecord.of_artifact(one).run_count == 1
     assert list(plots.write_all(one, paths)) == ["graph", "comparison", "history"]
     assert not paths["runs"].exists()  # the earlier fit's, which would pass for this one's
 
@@ -364,7 +358,7 @@ def band_of(request) -> dict:
 
 def test_labels_that_look_like_tex_are_drawn_as_written(tmp_path: Path, monkeypatch, capsys) -> None:
     source = priced(tmp_path)
-    spec, states = compile_file(source).programs["pricer"]
+    spec, states = spec_and_states(compile_file(source), "pricer")
     assert spec.description == "Costs $1 \\frac{ to $2"
     fig = plots.program_graph(spec, states)
     assert plots.render(fig).startswith(PNG)

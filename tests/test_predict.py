@@ -21,6 +21,7 @@ from icldsl.cli import main
 from icldsl.language.compiler import compile_source
 from icldsl.runtime.program import Program
 from icldsl.language.source import Source
+from icldsl.runtime.state import spec_and_states
 from tests.loopback import FORMATS, LoopbackServer, Reply
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +37,7 @@ program tagger {{ input item: Item  label = generate Label from item  output lab
 def write_artifact(path: Path, urls: list[str], retries: int = 1) -> Path:
     """A frozen artifact of SOURCE (untrained) whose LM is at `urls`."""
     source = Source("tagger.icl", SOURCE.format(urls=json.dumps(urls), retries=retries))
-    spec, states = compile_source(source).programs["tagger"]
+    spec, states = spec_and_states(compile_source(source), "tagger")
     doc = artifact.freeze(Program(spec, states), source_file="tagger.icl", source_sha256=source.sha256, training={})
     return artifact.write(path, doc)
 

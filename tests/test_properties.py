@@ -28,7 +28,7 @@ from icldsl.lm.repair import RepairError, read_object
 from icldsl.lsp.completion import _in_comment
 from icldsl.lsp.incremental import IncrementalParser, item_starts
 from icldsl.runtime.program import Program
-from icldsl.runtime.state import Demo
+from icldsl.runtime.state import Demo, spec_and_states
 from icldsl.language.source import Source
 from tests.schema_faker import fake
 from tests.scripted import ScriptedLM
@@ -61,7 +61,7 @@ def run_or_refuse(action) -> Any:
 def trained_doc(path: Path) -> dict:
     """The artifact of a program from programs/, every step taught one example of its own answer."""
     compiled = compile_file(path)
-    spec, states = next(iter(compiled.programs.values()))
+    spec, states = spec_and_states(compiled, next(iter(compiled.programs)))
     program = Program(spec, states, {lm.name: ScriptedLM(lambda r: fake(r.schema)) for lm in spec.lms})
     x = fake(program.input_model.model_json_schema())
     trace = asyncio.run(program.run(x))
@@ -91,12 +91,12 @@ def replace_at(doc: Any, steps: list[int], value: Any) -> Any:
 def load_and_call(path: Path) -> None:
     """Load the artifact at `path`; when it loads, run it once on a valid input against a
     scripted LM: the run may fail (a trace with an error) or raise icldsl's error, nothing else."""
-    program = run_or_refuse(lambda: artifact.load(path))
+    program = run_or_refuse(lambda: icldsl.load(path))
     event("refused" if program is None else "loaded")  # shown by --hypothesis-show-statistics
     if program is None:
         return
     lm = ScriptedLM(lambda r: fake(r.schema))
-    program = artifact.load(path, clients={spec.name: lm for spec in program.spec.lms})
+    program = icldsl.load(path, clients={spec.name: lm for spec in program.spec.lms})
     x = fake(program.input_model.model_json_schema())
     trace = run_or_refuse(lambda: asyncio.run(program.run(x)))
     event("refused the input" if trace is None else "ran" if trace.output is not None else "ran, prediction failed")
@@ -129,7 +129,7 @@ def test_the_unchanged_artifacts_load_and_run(tmp_path: Path) -> None:
     for name, doc in DOCS.items():
         path = artifact.write(tmp_path / f"{name}.json", doc)
         lm = ScriptedLM(lambda r: fake(r.schema))
-        program = artifact.load(path, clients={spec.name: lm for spec in artifact.load(path).spec.lms})
+        program = icldsl.load(path, clients={spec.name: lm for spec in icldsl.load(path).spec.lms})
         assert any(state.examples for state in program.states.values())
         trace = asyncio.run(program.run(fake(program.input_model.model_json_schema())))
         assert trace.output is not None, trace.error
@@ -173,7 +173,7 @@ def rows(draw) -> list[dict]:
 
 def load(folder: Path, loader: str):
     compiled = compile_source(Source(str(folder / "p.icl"), MODELS.format(loader=loader)))
-    spec, states = compiled.programs["p"]
+    spec, states = spec_and_states(compiled, "p")
     program = Program(spec, states)
     data = compiled.data["d"]
     return run_or_refuse(lambda: load_dataset("d", data.loader, data.args, base_dir=folder,

@@ -3,7 +3,6 @@ the plots, and (in a real headless Chromium) that it loads cleanly and its filte
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import re
@@ -13,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl import artifact, plots, report
 from icldsl.cli import main
 from icldsl.language.compiler import compile_source
 from icldsl.language.source import Source
-from icldsl.training.session import fit_compiled
+from tests.adder import sum_of
 from tests.loopback import LoopbackServer
 from tests.scripted import ScriptedLM, last_input
 
@@ -39,10 +39,6 @@ train adder on sums {{
 """
 
 
-def sum_of(question: str) -> float:
-    return sum(map(float, question.split("+")))
-
-
 def answer(request) -> dict:
     """Right with few-shot examples, except on sums starting with 1 (so some test rows fail)."""
     question = last_input(request)["question"]
@@ -54,7 +50,7 @@ def fit_in(folder: Path, source: str, rows: list[dict], lm: ScriptedLM):
     """`source` fitted on `rows` (its d.jsonl) with `lm` as its LM `m`: (folder, the fit)."""
     (folder / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     compiled = compile_source(Source(str(folder / "adder.icl"), source))
-    return folder, asyncio.run(fit_compiled(compiled, compiled.train(), clients={"m": lm}))
+    return folder, icldsl.fit(compiled, clients={"m": lm}, write=False, report=False).report
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ import pytest
 
 from icldsl.lm.cache import LMCache
 from tests.loopback import LoopbackServer, Reply, Request, openai_reply
-from tests.test_cli import PROGRAM, ROOT, answer_with_examples_only
+from tests.adder import answer_with_examples_only, write_adder
+from tests.cli.test_cli import ROOT
 
 INTERRUPT_AT = 14  # of the 35 requests an uninterrupted fit makes
 
@@ -83,10 +84,7 @@ def project(tmp_path: Path):
     script = Interrupter()
     server = LoopbackServer(script).start()
     try:
-        rows = [{"question": f"{i}+{i + 1}", "answer": 2 * i + 1} for i in range(16)]
-        (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:12]) + "\n")
-        (tmp_path / "test.jsonl").write_text("\n".join(json.dumps(r) for r in rows[12:]) + "\n")
-        (tmp_path / "adder.icl").write_text(PROGRAM.format(url=server.openai_url), encoding="utf-8")
+        write_adder(tmp_path, server.openai_url)
         yield tmp_path, server, script
     finally:
         server.stop()

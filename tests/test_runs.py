@@ -4,19 +4,19 @@ report, and the per-label precision, recall and F1 are shown."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
-from icldsl import plots, report
+import icldsl
+from icldsl import report
 from icldsl.cli import tables
 from icldsl.language.compiler import compile_file, compile_source
 from icldsl.language.diagnostics import CheckError
 from icldsl.lm.base import LMRequest
 from icldsl.language.source import Source
-from icldsl.training.session import fit_compiled
+from icldsl.training.training_record import ScoreRecord
 from tests.scripted import ScriptedLM
 
 LABELS = ("positive", "negative", "neutral")
@@ -60,7 +60,7 @@ def test_runs_sample_with_a_seed_each_and_keep_every_metric_per_run(tmp_path: Pa
         return {"label": LABELS[(int(text.split()[1]) + (request.seed or 0)) % 3]}
 
     lm = ScriptedLM(answer)
-    report_ = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"classifier": lm}))
+    report_ = icldsl.fit(compiled, clients={"classifier": lm}, write=False, report=False).report
     # The trained test runs are the last 3 x 4 requests, one after the other: one seed per run
     # (the first run sends the LM's own seed, none when it has none).
     first = 5 if "seed" in options else None
@@ -74,8 +74,8 @@ def test_runs_sample_with_a_seed_each_and_keep_every_metric_per_run(tmp_path: Pa
         if name != "reward":
             assert len(scores[f"{name}_runs"]) == 3
     assert len(scores["labels"]) == 3
-    drawn = plots.score_metrics(scores)  # what the runs plot and the report's per-run table read
-    assert all(len(runs) == 3 for _, _, runs in drawn.values()) and set(drawn) == set(means)
+    drawn = ScoreRecord.from_json(scores).stats  # what the runs plot and the report's per-run table read
+    assert all(len(stat.runs) == 3 for stat in drawn.values()) and set(drawn) == set(means)
 
     table = tables.labels_table([("untrained", report_.untrained), ("trained", report_.trained)])
     lines = table.splitlines()

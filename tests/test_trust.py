@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl import artifact
 from icldsl.cli import main
 from icldsl.language.compiler import compile_file
 from icldsl.runtime.program import Program
 from icldsl.runtime.tools import ToolError, describe_tool, load_tool
+from icldsl.runtime.state import spec_and_states
 from tests.runtime.test_steps import AGENT
 from tests.scripted import ScriptedLM
 
@@ -120,7 +122,7 @@ def test_a_tool_described_from_source_has_the_schema_of_the_imported_one(tmp_pat
 def agent_artifact(folder: Path, ref: str) -> Path:
     """An artifact whose agent's tool is `ref` (as someone who edits and re-hashes it could make)."""
     (folder / "src.icl").write_text(AGENT, encoding="utf-8")
-    spec, states = compile_file(folder / "src.icl").programs["p"]
+    spec, states = spec_and_states(compile_file(folder / "src.icl"), "p")
     doc = artifact.freeze(Program(spec, states), source_file="gone.icl", source_sha256="0" * 64, training={})
     doc["program"]["tools"][0]["ref"] = ref
     doc[artifact.HASH_KEY] = artifact.content_hash(doc)
@@ -133,7 +135,7 @@ def test_a_loaded_artifact_never_imports_a_module_from_its_own_folder(hostile, m
     monkeypatch.chdir(folder)
     monkeypatch.syspath_prepend(str(folder))  # as `python -c` run there puts it first
     calls = ScriptedLM(lambda r: {"thinking": "", "action": {"tool": "loud", "arguments": {"text": "a"}}})
-    program = artifact.load(path, clients={"m": calls})
+    program = icldsl.load(path, clients={"m": calls})
     with pytest.raises(ToolError, match="in the artifact's own folder, which is never trusted with code"):
         program(question="1+1")
     program.close()
@@ -185,7 +187,7 @@ def test_a_signed_artifact_runs_only_with_its_key(adder, monkeypatch, capsys) ->
     run = ["run", str(path), "--input", '{"question": "2+3"}', "--verify"]
     capsys.readouterr()
     assert main(run) == 0 and json.loads(capsys.readouterr().out) == {"answer": 5.0}
-    artifact.load(path, verify=KEY.encode()).close()
+    icldsl.load(path, verify=KEY.encode()).close()
 
     monkeypatch.setenv(artifact.SIGNING_KEY_ENV, "x" * 40)  # another key
     assert main(run) == 1 and "signed, but not with this key" in capsys.readouterr().err
@@ -198,7 +200,7 @@ def test_a_signed_artifact_runs_only_with_its_key(adder, monkeypatch, capsys) ->
     artifact.write(path, doc)
     assert main(run) == 1 and "signed, but not with this key" in capsys.readouterr().err
     with pytest.raises(artifact.ArtifactError, match="not with this key"):
-        artifact.load(path, verify=True)
+        icldsl.load(path, verify=True)
 
     del doc[artifact.SIGNATURE_KEY]
     artifact.write(path, doc)
@@ -219,7 +221,7 @@ def test_a_deployment_decides_where_an_artifacts_requests_go(adder, monkeypatch,
         assert json.loads(capsys.readouterr().out) == {"answer": 42.0}
         assert trained_on.requests == [] and len(production.requests) == 1
         assert production.requests[0].headers["authorization"] == "Bearer prod-key"
-        program = artifact.load("adder.artifact.json", lms={"solver": {"base_url": production.openai_url}})
+        program = icldsl.load("adder.artifact.json", lms={"solver": {"base_url": production.openai_url}})
         assert program(question="1+1").answer == 2.0
         program.close()
     for flag, message in [("other.base_url=http://h/v1", "cannot override lm `other`: the program's lms are solver"),

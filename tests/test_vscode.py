@@ -18,6 +18,7 @@ import pytest
 from icldsl.language import ir
 from icldsl.language.parser import parse, tokens
 from icldsl.language.source import Source
+from icldsl.language.vocabulary import PRIMITIVE_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTENSION = ROOT / "editors" / "vscode"
@@ -97,7 +98,7 @@ def test_grammar_scopes_every_program(node_modules: Path) -> None:
             if lexeme.kind in ("keyword", "string", "number", "comment"):
                 check(lexeme.start, lexeme.end, expected_scope(lexeme.kind, lexeme.text), lexeme.kind)
         for t in named_types(parse(source)):
-            primitive = t.name in ir.BUILTIN_TYPES
+            primitive = t.name in PRIMITIVE_TYPES
             check(t.span.start, t.span.end, "support.type.primitive.icl" if primitive else "entity.name.type.icl",
                   "type")
     assert not wrong, "\n".join(wrong)

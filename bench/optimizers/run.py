@@ -62,19 +62,27 @@ def run(task: str, name: str, out: Path, env: dict[str, str], target: str | None
     seconds = time.monotonic() - started
     if proc.returncode != 0:
         return {"task": task, "optimizer": name, "error": proc.stderr[-2000:], "seconds": seconds}
-    training = json.loads(artifact.read_text())["training"]
-    scores = training["scores"]
     diff = re.search(r"trained - untrained: ([+-][\d.]+) ± ([\d.]+) \(paired over (\d+)", proc.stdout)
     return {
         "task": task, "optimizer": name, "line": OPTIMIZERS[name], "lm": target, "seconds": round(seconds, 1),
-        "untrained": scores["untrained"]["reward_mean"], "trained": scores["trained"]["reward_mean"],
+        **measured(json.loads(artifact.read_text())),
         "difference": float(diff.group(1)), "stderr": float(diff.group(2)), "test_examples": int(diff.group(3)),
-        "best_epoch": training["best_epoch"], "stopped": training["stopped"],
-        "calls": training["total_usage"]["calls"],
-        "tokens": training["total_usage"]["prompt_tokens"] + training["total_usage"]["completion_tokens"],
-        "training_calls": training["usage"]["calls"],  # training and validation, without the test passes
-        "events": len(training.get("optimizer_events", [])),
         "stdout": proc.stdout[-3000:],
+    }
+
+
+def measured(doc: dict) -> dict:
+    """What the table shows of an artifact's training record."""
+    from icldsl.training.training_record import TrainingRecord
+
+    record = TrainingRecord.of_artifact(doc)
+    return {
+        "untrained": record.scores["untrained"].reward.mean, "trained": record.scores["trained"].reward.mean,
+        "best_epoch": record.history.best_epoch, "stopped": record.history.stopped,
+        "calls": record.total_usage.calls,
+        "tokens": record.total_usage.prompt_tokens + record.total_usage.completion_tokens,
+        "training_calls": record.history.usage.calls,  # training and validation, without the test passes
+        "events": len(record.history.events),
     }
 
 

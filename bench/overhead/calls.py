@@ -42,6 +42,7 @@ from icldsl.language.compiler import compile_source  # noqa: E402
 from icldsl.lm.openai import OpenAIClient  # noqa: E402
 from icldsl.runtime.program import Program  # noqa: E402
 from icldsl.language.source import Source  # noqa: E402
+from icldsl.runtime.state import spec_and_states  # noqa: E402
 
 SOURCE = """
 model Question {{ question: str "The question" }}
@@ -60,7 +61,7 @@ ICLDSL = ("icldsl run --no-cache", "icldsl run")
 def write_artifact(path: Path, base_url: str | list[str], options: str = ", max_retries: 0") -> Program:
     """The one-step program at `base_url` (one or several), frozen; `options` follow it in the lm block."""
     source = Source("qa.icl", SOURCE.format(base_url=json.dumps(base_url), options=options))
-    spec, states = compile_source(source).programs["qa"]
+    spec, states = spec_and_states(compile_source(source), "qa")
     program = Program(spec, states)
     artifact.write(path, artifact.freeze(program, source_file="qa.icl", source_sha256=source.sha256, training={}))
     return program

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import icldsl  # noqa: E402
+from icldsl.language.compiler import compile_file  # noqa: E402
 from icldsl.training.session import load_data, make_reward, program_of, resources_of  # noqa: E402
 from icldsl.training.trainer import evaluate  # noqa: E402
 from worker import serve  # noqa: E402
@@ -43,7 +44,7 @@ def run(base_url: str, data: list[tuple[str, str]], concurrency: int) -> tuple[i
             "".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in data))
         path = Path(tmp) / "bench.icl"
         path.write_text(SOURCE.format(base_url=base_url, concurrency=concurrency))
-        compiled = icldsl.compile_file(path)
+        compiled = compile_file(path)
         train = compiled.trains[0]
         program = program_of(compiled, train.program)
         examples = load_data(compiled, train, program).test

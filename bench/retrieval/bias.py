@@ -157,7 +157,7 @@ class Recorder:
 
 def reversed_program(task: Task) -> Task:
     """The task with its program's enum listed in reverse order (a copy of the .icl file)."""
-    import icldsl
+    from icldsl.language.compiler import compile_file
 
     source = (ROOT / "programs" / f"{task.name}.icl").read_text()
     listed = ", ".join(json.dumps(label) for label in task.labels)
@@ -166,7 +166,7 @@ def reversed_program(task: Task) -> Task:
     folder = Path(tempfile.mkdtemp(prefix="icldsl-bias-"))
     path = folder / f"{task.name}.icl"
     path.write_text(flipped)
-    compiled = icldsl.compile_file(path)
+    compiled = compile_file(path)
     return Task(task.name, compiled, compiled.trains[0], task.path, task.field, tuple(reversed(task.labels)),
                 task.train, task.test)
 

@@ -30,7 +30,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ICLDSL_CLINC150_PATH", str(ROOT.parent / "shared" / "datasets" / "clinc150"))
 
-import icldsl  # noqa: E402
+from icldsl.language.compiler import compile_file  # noqa: E402
 from icldsl.lm import connect_embedder  # noqa: E402
 from icldsl.runtime.demo import Demo  # noqa: E402
 from icldsl.runtime.retrieval import BM25, Dense, Pool, Retrieval, nearest, query_text  # noqa: E402
@@ -73,7 +73,7 @@ def task_path(task: str) -> Path:
 def load_task(task: str) -> Task:
     path = task_path(task)
     name = path.stem
-    compiled = icldsl.compile_file(path)
+    compiled = compile_file(path)
     train_spec = compiled.trains[0]
     program = program_of(compiled, train_spec.program)
     data = load_data(compiled, train_spec, program)

@@ -24,8 +24,10 @@ sys.path.insert(0, os.environ.get("ICLDSL_BENCH_SOURCE") or str(Path(__file__).r
 sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "training"))
 
 import icldsl  # noqa: E402
+from icldsl.language.compiler import compile_file  # noqa: E402
 from icldsl.lm.cache import LMCache  # noqa: E402
 from icldsl.training.session import fit_compiled  # noqa: E402
+from icldsl.training.training_record import HistoryRecord  # noqa: E402
 from worker import Phases, main, write_icl_task  # noqa: E402
 
 
@@ -70,7 +72,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     phases = Phases()
     cache = LMCache(config["cache"]) if config.get("cache") else None
     with tempfile.TemporaryDirectory() as tmp:
-        compiled = icldsl.compile_file(write_icl_task(tmp, config, source(config)))
+        compiled = compile_file(write_icl_task(tmp, config, source(config)))
         report = asyncio.run(fit_compiled(compiled, compiled.trains[0], cache=cache, progress=phases.follow_fit))
         phases.stop()
     if cache is not None:
@@ -97,7 +99,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         "own_reward": {"untrained": report.untrained.mean, "trained": report.trained.mean},
         "own_counts": counts,
         "phases": phases.seconds, "spans": phases.spans,
-        "history": report.history.to_json(),
+        "history": HistoryRecord.of(report.history).to_json(),
         "trained_state": {"examples": len(state.examples),
                           "retrieval": None if retrieval is None else
                           {"k": retrieval.k, "order": retrieval.order, "kind": retrieval.pool.index.kind,

@@ -18,6 +18,7 @@ sys.path.insert(0, os.environ.get("ICLDSL_BENCH_SOURCE") or str(Path(__file__).r
 sys.path.insert(1, str(Path(__file__).resolve().parent))
 
 import icldsl  # noqa: E402
+from icldsl.language.compiler import compile_file  # noqa: E402
 from icldsl.training.session import fit_compiled  # noqa: E402
 from worker import Phases, main, write_icl_task  # noqa: E402
 
@@ -72,7 +73,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     phases = Phases()
 
     with tempfile.TemporaryDirectory() as tmp:
-        compiled = icldsl.compile_file(write_icl_task(tmp, config, source(config)))
+        compiled = compile_file(write_icl_task(tmp, config, source(config)))
         train = compiled.trains[0]
         report = asyncio.run(fit_compiled(compiled, train, progress=phases.follow_fit))
         phases.stop()

@@ -13,6 +13,7 @@ from .. import artifact, drawing
 from ..diff import diff_docs, format_diff
 from ..errors import EXIT_INPUT, EXIT_OK, EXIT_USAGE
 from ..paths import read_stream
+from ..training.training_record import TrainingRecord
 from .console import STDIN, STDIN_NAME, Failure, compile_or_exit, err, read_artifact, stdin_once
 
 
@@ -21,6 +22,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     stdin_once(A=args.a, B=args.b)
     try:
         docs = [read_artifact(path) for path in (args.a, args.b)]
+        for path, doc in zip((args.a, args.b), docs):
+            TrainingRecord.of_artifact(doc, path)  # a training record that cannot be read is refused, not compared
     except artifact.ArtifactError as exc:
         err(f"error: {exc}")
         return EXIT_USAGE
@@ -50,7 +53,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
         program = artifact.program_from(artifact.read(name, stream), path=name)
         programs = {program.spec.name: (program.spec, program.states)}
     else:
-        programs = dict(compile_or_exit(args.file, stream, data=False).programs)
+        from ..runtime.state import spec_and_states
+
+        compiled = compile_or_exit(args.file, stream, data=False)
+        programs = {name: spec_and_states(compiled, name) for name in compiled.programs}
     if args.program:
         if args.program not in programs:
             raise Failure(f"{args.file} has no program `{args.program}` (it has: {', '.join(programs) or 'none'})")
@@ -80,6 +86,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     doc = read_artifact(args.artifact)
     artifact.program_from(doc, path=args.artifact)  # an artifact that could not run is refused, not drawn
+    TrainingRecord.of_artifact(doc, args.artifact)  # nor one whose training record cannot be read
     # Named after the artifact's file; one from standard input after its program, in the working directory.
     named = f"{doc['program']['name']}.artifact.json" if args.artifact == STDIN else args.artifact
     paths = plots.plot_paths(named, args.output_dir, args.format)

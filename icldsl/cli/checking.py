@@ -4,45 +4,32 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import sys
 from pathlib import Path
 
-from ..language.compiler import compile_source
-from ..language.diagnostics import JSON_VERSION, CheckError, render_github, sort_key, to_json
+from ..language.diagnostics import CheckError, render_github
 from ..errors import EXIT_INPUT, EXIT_OK
 from .console import STDIN, Failure, err, print_diagnostics, read_source, stdin_once
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Every file is checked, even after one with errors; exit 1 when any had an error."""
+    from ..compiling import check_json, check_source
+
     stdin_once(**{f"FILE {i + 1}": path for i, path in enumerate(args.files)})
     sources = [read_source(path) for path in args.files]
-    checked = []  # (source, its diagnostics, the sources they point into)
-    for source in sources:
-        try:
-            compiled = compile_source(source, data=args.data)
-            checked.append((source, compiled.warnings, compiled.sources))
-        except CheckError as exc:
-            checked.append((source, exc.diagnostics, exc.sources))
-    failed = any(d.severity == "error" for _, diagnostics, _ in checked for d in diagnostics)
+    checked = [check_source(source, data=args.data) for source in sources]
+    failed = not all(c.ok for c in checked)
     if args.format == "json":
-        files = []
-        for source, diagnostics, found in checked:
-            found = {source.name: source, **found}
-            errors = sum(d.severity == "error" for d in diagnostics)
-            files.append({"file": source.name, "ok": not errors, "errors": errors,
-                          "warnings": len(diagnostics) - errors,
-                          "diagnostics": [to_json(d, found) for d in sorted(diagnostics, key=sort_key)]})
-        print(json.dumps({"version": JSON_VERSION, "ok": not failed, "files": files}, ensure_ascii=False, indent=2))
+        print(check_json(checked))
         return EXIT_INPUT if failed else EXIT_OK
-    for source, diagnostics, found in checked:
+    for source, result in zip(sources, checked):
         if args.format == "github":
-            for d in sorted(diagnostics, key=sort_key):
-                print(render_github(d, {source.name: source, **found}))
+            for d in result.diagnostics:
+                print(render_github(d, result.sources))
         else:
-            print_diagnostics(diagnostics, source, found, args.format)
-        if not args.quiet and not any(d.severity == "error" for d in diagnostics):
+            print_diagnostics(result.diagnostics, source, result.sources, args.format)
+        if not args.quiet and result.ok:
             err(f"{source.name}: ok")
     return EXIT_INPUT if failed else EXIT_OK
 

@@ -64,11 +64,12 @@ def read_source(path: str, stream: BinaryIO | None = None) -> Source:
 def compile_or_exit(path: str, stream: BinaryIO | None = None, *, data: bool = True):
     """The compiled file (see `read_source`), its warnings printed; its errors printed and exit status 1.
     Its data files are opened when the verb reads the data (`data`)."""
+    from ..datafiles import check_data_files
     from ..language.compiler import compile_source
 
     source = read_source(path, stream)
     try:
-        compiled = compile_source(source, data=data)
+        compiled = compile_source(source, checks=(check_data_files,) if data else ())
     except CheckError as exc:
         print_diagnostics(exc.diagnostics, source, exc.sources, "full")
         raise SystemExit(EXIT_INPUT) from None

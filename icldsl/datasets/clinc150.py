@@ -24,6 +24,7 @@ from icldsl.datasets.base import DataError, Dataset
 from icldsl.datasets.download import Published
 from icldsl.datasets.files import element_lines
 from icldsl.datasets.rows import check_options, read_text, sample, to_examples
+from icldsl.language.catalogue.loaders import CLINC150_PATH_ENV, LOADERS, OOS
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -31,19 +32,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com/clinc/oos-eval/master/data"
-PATH_ENV = "ICLDSL_CLINC150_PATH"
 DATA_FILE, DOMAINS_FILE = "data_full.json", "domains.json"
 FILES = (DATA_FILE, DOMAINS_FILE)
-SOURCE = Published("clinc150", "CLINC150", FILES, PATH_ENV, DEFAULT_BASE_URL)
-OOS = "oos"
-OPTIONS: Mapping[str, type] = {"path": str, "domain": str, "train_per_intent": int, "test_per_intent": int,
-                               "oos": bool, "seed": int}
-DOC = (
-    "CLINC150 intents (Larson et al. 2019, CC BY 3.0): 150 intents in 10 domains, 100 train and 30 test "
-    "queries each. x: query; y: intent. `domain` keeps one domain's 15 intents; train_per_intent/"
-    "test_per_intent sample each intent (seeded by `seed`); `oos: true` adds out-of-scope queries as the "
-    f"intent \"{OOS}\". Read from `path`, else ${PATH_ENV}, else downloaded once into the cache."
-)
+SOURCE = Published("clinc150", "CLINC150", FILES, CLINC150_PATH_ENV, DEFAULT_BASE_URL)
 
 
 def load(
@@ -56,20 +47,17 @@ def load(
     base_url: str | None = None,
 ) -> Dataset:
     """Load CLINC150 as the `data` block `name`, every row validated by `x_model` and `y_model`."""
-    opts = check_options("clinc150", args, OPTIONS)
-    for key in ("train_per_intent", "test_per_intent"):
-        if opts.get(key, 1) < 1:
-            raise DataError(f"clinc150 loader: option '{key}' should be 1 or more, got {opts[key]}")
+    opts = check_options("clinc150", args, LOADERS["clinc150"].signature)
     directory = SOURCE.find(opts.get("path"), base_dir=base_dir, base_url=base_url)
     domains = _read_domains(directory / DOMAINS_FILE)
     intents = _intents(domains, opts.get("domain"), directory / DOMAINS_FILE)
-    if opts.get("oos", False):
+    if opts["oos"]:
         intents.append(OOS)
     _check_labels(intents, y_model, opts.get("domain"))
     path = directory / DATA_FILE
     text = read_text(path)
     doc = _parse(text, path)
-    seed = opts.get("seed", 0)
+    seed = opts["seed"]
     splits = []
     for split, per_intent in (("train", opts.get("train_per_intent")), ("test", opts.get("test_per_intent"))):
         keys = (split, f"{OOS}_{split}")

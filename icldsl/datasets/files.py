@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from icldsl.datasets.base import DataError, Dataset, Example
 from icldsl.jsontext import JSONTextError, loads
+from icldsl.language.catalogue.loaders import LOADERS
 from icldsl.datasets.rows import (
     check_columns,
     check_mapping,
@@ -40,29 +41,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SPLIT = 0.8
-COMMON_OPTIONS: Mapping[str, Any] = {
-    "path": str,
-    "test": str,
-    "split": float,
-    "train_limit": int,
-    "test_limit": int,
-    "seed": int,
-    "map": dict[str, str],
-}
-COMMON_DOC = (
-    "`test` names a separate test file; otherwise a seeded choice of `split` (default "
-    f"{DEFAULT_SPLIT}) of the rows trains. `map: {{ field: \"column\" }}` names the column a field "
-    "reads (default: the column of the field's own name). Relative paths are relative to the .icl "
-    "file. train_limit/test_limit take a sample seeded by `seed` (default 0)."
-)
-
 Rows = list[tuple[int, dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
 class FileFormat:
-    """One file loader: how to read rows (line, dict) and its options beyond the common ones.
+    """One file loader: how to read rows (line, dict); its options are declared in
+    `icldsl.language.catalogue.loaders`.
 
     `read(path, opts) -> (rows, header)`: header is the column names when the format
     has one (CSV), else None (the columns are the keys rows hold).
@@ -70,13 +55,7 @@ class FileFormat:
 
     name: str
     read: Callable[[Path, Mapping[str, Any]], tuple[Rows, list[str] | None]]
-    extra_options: Mapping[str, Any]
-    doc: str
     text_cells: bool = False
-
-    @property
-    def options(self) -> Mapping[str, Any]:
-        return MappingProxyType({**COMMON_OPTIONS, **self.extra_options})
 
     def load(
         self,
@@ -88,10 +67,10 @@ class FileFormat:
         y_model: type[BaseModel],
     ) -> Dataset:
         """The `data` block `name` read from its file(s), every row validated."""
-        opts = check_options(self.name, args, self.options, required=("path",))
-        fraction = opts.get("split", DEFAULT_SPLIT)
+        opts = check_options(self.name, args, LOADERS[self.name].signature)
+        fraction = opts["split"]
         mapping = check_mapping(self.name, opts.get("map", {}), x_model, y_model)
-        seed = opts.get("seed", 0)
+        seed = opts["seed"]
         path = resolve(opts["path"], base_dir)
         rows = self.examples(path, opts, mapping, x_model, y_model, origin=f"{name}:{opts['path']}")
         if "test" in opts:
@@ -244,21 +223,7 @@ def _read_csv(path: Path, opts: Mapping[str, Any]) -> tuple[Rows, list[str]]:
     return rows, header
 
 
-JSONL = FileFormat(
-    "jsonl", _read_jsonl, {},
-    "Examples from a JSONL file (the first argument), one object per line holding the input and "
-    "output fields. " + COMMON_DOC,
-)
-JSON = FileFormat(
-    "json", _read_json, {"key": str},
-    "Examples from a JSON file (the first argument) holding an array of objects, or an object "
-    "whose `key` (dotted for nested objects: \"data.rows\") holds that array. " + COMMON_DOC,
-)
-CSV = FileFormat(
-    "csv", _read_csv, {"delimiter": str},
-    "Examples from a CSV file (the first argument) whose first line names the columns; `delimiter` "
-    "defaults to a comma (a tab for .tsv). Cells are text, converted to each field's type; lists and "
-    "models are written as JSON, and an empty cell is null for an optional field. " + COMMON_DOC,
-    text_cells=True,
-)
+JSONL = FileFormat("jsonl", _read_jsonl)
+JSON = FileFormat("json", _read_json)
+CSV = FileFormat("csv", _read_csv, text_cells=True)
 FORMATS: Mapping[str, FileFormat] = MappingProxyType({f.name: f for f in (JSONL, JSON, CSV)})

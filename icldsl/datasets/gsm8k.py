@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from icldsl.datasets.base import DataError, Dataset, Example
 from icldsl.datasets.download import Published
 from icldsl.datasets.rows import check_options, read_jsonl, sample, to_example
+from icldsl.language.catalogue.loaders import GSM8K_PATH_ENV, LOADERS
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -22,15 +23,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com/openai/grade-school-math/master/grade_school_math/data"
-PATH_ENV = "ICLDSL_GSM8K_PATH"
 FILES = ("train.jsonl", "test.jsonl")
-SOURCE = Published("gsm8k", "GSM8K", FILES, PATH_ENV, DEFAULT_BASE_URL)
-OPTIONS: Mapping[str, type] = {"path": str, "train_limit": int, "test_limit": int, "seed": int}
-DOC = (
-    "GSM8K grade-school maths (7,473 train, 1,319 test). x: question; y: thinking, answer (float). "
-    f"Read from `path`, else ${PATH_ENV}, else downloaded once into the cache. "
-    "train_limit/test_limit take a sample seeded by `seed` (default 0)."
-)
+SOURCE = Published("gsm8k", "GSM8K", FILES, GSM8K_PATH_ENV, DEFAULT_BASE_URL)
 
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
 
@@ -44,10 +38,11 @@ def load(
     y_model: type[BaseModel],
     base_url: str | None = None,
 ) -> Dataset:
-    """Load GSM8K as the `data` block `name`, every row validated by `x_model` and `y_model`."""
-    opts = check_options("gsm8k", args, OPTIONS)
+    """Load GSM8K as the `data` block `name`, every row validated by `x_model` and `y_model`
+    (its options: `icldsl.language.catalogue.loaders`)."""
+    opts = check_options("gsm8k", args, LOADERS["gsm8k"].signature)
     directory = SOURCE.find(opts.get("path"), base_dir=base_dir, base_url=base_url)
-    seed = opts.get("seed", 0)
+    seed = opts["seed"]
     train, test = (_examples(directory / file, x_model, y_model, f"{name}:{file}") for file in FILES)
     dataset = Dataset(
         name, sample(train, opts.get("train_limit"), seed), sample(test, opts.get("test_limit"), seed)

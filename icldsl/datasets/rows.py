@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from icldsl.datasets.base import DataError, Example
+from icldsl.language.catalogue.loaders import problems
+from icldsl.language.options import Signature, kind_of
 from icldsl.jsontext import JSONTextError, loads
 from icldsl.paths import BadEncoding, decode_utf8, read_limited
 
-if TYPE_CHECKING:  # pydantic and numpy load when rows are read: checking a file reads only `option_problems`
+if TYPE_CHECKING:  # pydantic and numpy load when rows are read
     from pydantic import BaseModel, ValidationError
 
 T = TypeVar("T")
@@ -23,21 +25,21 @@ T = TypeVar("T")
 _JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
-def check_options(
-    loader: str, args: Mapping[str, Any], spec: Mapping[str, type], *, required: Iterable[str] = ()
-) -> dict[str, Any]:
-    """The loader's options from `args`, type-checked against `spec`; ints widen to floats."""
-    unknown = sorted(set(args) - set(spec))
+def check_options(loader: str, args: Mapping[str, Any], signature: Signature) -> dict[str, Any]:
+    """The loader's options from `args`, checked against its declaration (`icldsl.language.
+    catalogue.loaders`: what `icldsl check` refuses in a file, this refuses), over the declared
+    defaults; ints widen to floats."""
+    unknown = sorted(set(args) - set(signature.options))
     if unknown:
         raise DataError(
-            f"{loader} loader: unknown option '{unknown[0]}' (expected one of: {', '.join(spec)})"
+            f"{loader} loader: unknown option '{unknown[0]}' (expected one of: {', '.join(signature.options)})"
         )
-    for name in required:
+    for name in signature.required:
         if name not in args:
             raise DataError(f"{loader} loader: missing option '{name}'")
     opts: dict[str, Any] = {}
     for name, value in args.items():
-        want = spec[name]
+        want = kind_of(signature.options[name])
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if want == dict[str, str]:
@@ -50,26 +52,9 @@ def check_options(
                 f"{loader} loader: option '{name}' should be {want.__name__}, got {type(value).__name__}"
             )
         opts[name] = value
-    for _, message in option_problems(opts):
+    for _, message in problems(opts, signature):
         raise DataError(f"{loader} loader: {message}")
-    return opts
-
-
-def option_problems(opts: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(option, why) for each option value of a loader that cannot work, alone or with another:
-    `load` raises the first, and the checker reports them all on the file, before any LM call."""
-    found = []
-    for name in ("train_limit", "test_limit", "seed"):
-        if isinstance(opts.get(name), int) and opts[name] < 0:
-            found.append((name, f"option '{name}' should be 0 or more, got {opts[name]}"))
-    if "test" in opts and "split" in opts:
-        found.append(("split", "give either a `test` file or a `split`, not both"))
-    split = opts.get("split")
-    if isinstance(split, (int, float)) and not 0.0 < split <= 1.0:
-        found.append(("split", f"option 'split' should be above 0 and at most 1, got {split}"))
-    if isinstance(opts.get("delimiter"), str) and len(opts["delimiter"]) != 1:
-        found.append(("delimiter", f"option 'delimiter' should be one character, got {opts['delimiter']!r}"))
-    return found
+    return {**signature.defaults, **opts}
 
 
 def resolve(path: str, base_dir: Path) -> Path:

@@ -3,32 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from . import ir
+from .catalogue.training import OPTIMIZERS, REWARDS, problems, setting_kind
 from .checker import check
-from ..datafiles import check_data_files
-from ..datasets import LOADERS
+from .catalogue.loaders import LOADERS
 from .diagnostics import CheckError, Diagnostic
-from .options import Signature, bind, to_python
+from .options import bind, to_python
 from .imports import load_module
-from ..runtime.prompt import DEFAULT_INSTRUCTIONS
-from .specs import (TRAIN_SETTINGS, ArmSpec, BranchSpec, Compiled, DataSpec, EmbeddingSpec, FieldSpec, LMSpec,
-                    ModelSpec, ProgramSpec, StepSpec, ToolSpec, TrainSpec)
-from ..runtime.state import StepState
-from ..training.registry import OPTIMIZERS, REWARDS, problems
+from .specs import (ArmSpec, BranchSpec, Compiled, DataSpec, EmbeddingSpec, FieldSpec, LMSpec, ModelSpec,
+                    ProgramSpec, StepSpec, ToolSpec, TrainSpec)
 from .source import Source
+from .vocabulary import PRIMITIVE_TYPES, SECRET_OPTIONS
+from ..user_code import UserCodeError, locate
 
-SECRET_OPTIONS = ("api_key",)
+# A back end's look at what the file names outside itself, run after the checker's passes:
+# given the module and the file's folder, its diagnostics (`datafiles.check_data_files`
+# opens the data files, as `icldsl check` does unless `--no-data`).
+Check = Callable[[ir.Module, Path], list[Diagnostic]]
 
 
-def compile_source(source: Source, *, data: bool = False) -> Compiled:
-    """Parse (with imports), check (with `data`, opening the data files as `icldsl check` does)
-    and compile; raises CheckError with every diagnostic, and the sources they point into, on failure."""
+def compile_source(source: Source, *, checks: Sequence[Check] = ()) -> Compiled:
+    """Parse (with imports), check (and run `checks`, such as the data files' look) and
+    compile; raises CheckError with every diagnostic, and the sources they point into, on failure."""
     module, sources = load_module(source)
     base_dir = Path(source.name).resolve().parent
     try:
-        warnings = check_module(module, base_dir, data=data)
+        warnings = check_module(module, base_dir, checks=checks)
     except CheckError as exc:
         raise CheckError(exc.diagnostics, sources) from None
     models = {m.name: m for m in module.of(ir.Model)}
@@ -46,13 +48,14 @@ def compile_source(source: Source, *, data: bool = False) -> Compiled:
     )
 
 
-def check_module(module: ir.Module, base_dir: Path, *, data: bool = False) -> list[Diagnostic]:
+def check_module(module: ir.Module, base_dir: Path, *, checks: Sequence[Check] = ()) -> list[Diagnostic]:
     """The checker's passes, then finding the tools and rewards the module uses (relative to
-    `base_dir`) by reading their source, never importing it, and (with `data`) opening the data
-    files; raises CheckError with every diagnostic when there is an error, else returns the warnings."""
+    `base_dir`) by reading their source, never importing it, then `checks`; raises CheckError
+    with every diagnostic when there is an error, else returns the warnings."""
     warnings = check(module)
     found = _locate_tools(module, base_dir) + _check_rewards(module, base_dir)
-    found += check_data_files(module, base_dir) if data else []
+    for more in checks:
+        found += more(module, base_dir)
     if any(d.severity == "error" for d in found):
         raise CheckError([*warnings, *found])
     return [*warnings, *found]
@@ -62,18 +65,14 @@ def _locate_tools(module: ir.Module, base_dir: Path) -> list[Diagnostic]:
     """Find and parse (never import: checking runs no user code) every tool a program uses,
     so a missing one is reported before any LM call."""
     used = {t.name for p in module.of(ir.Program) for s in p.lm_steps() for t in s.tools}
-    if not used:
-        return []
-    from ..runtime.tools import ToolError, describe_tool  # and pydantic with it: only for files with tools
-
     errors = []
     for tool in module.of(ir.Tool):
         if tool.name in used:
             try:
-                describe_tool(tool.name, tool.impl.args[0].value.value, (base_dir,))
-            except ToolError as exc:
-                errors.append(Diagnostic("unknown-function", str(exc), tool.impl.span, "cannot load",
-                                         "the module must be importable, or sit beside the .icl file"))
+                locate(tool.impl.args[0].value.value, (base_dir,))
+            except UserCodeError as exc:
+                errors.append(Diagnostic("unknown-function", f"tool `{tool.name}`: {exc}", tool.impl.span,
+                                         "cannot load", "the module must be importable, or sit beside the .icl file"))
     return errors
 
 
@@ -97,7 +96,7 @@ class _JSONType(ir.TypeVisitor[Any]):
     """The JSON form of a type (see specs.py); constraints ride along as `{"constrained": ...}`."""
 
     def named(self, t: ir.NamedType) -> Any:
-        return _constrained(t, t.name if t.name in ir.BUILTIN_TYPES else {"model": t.name})
+        return _constrained(t, t.name if t.name in PRIMITIVE_TYPES else {"model": t.name})
 
     def list_(self, t: ir.ListType, item: Any) -> Any:
         return _constrained(t, {"list": item})
@@ -160,6 +159,8 @@ def _with_fallbacks(names: set[str], lms: Mapping[str, ir.LM]) -> list[str]:
 
 
 THINKING = FieldSpec("thinking", "str", "Your step by step thinking, written before the answer")
+# The instructions a step starts from when the file gives it none.
+DEFAULT_INSTRUCTIONS = "Read the input and write the output fields as the schema describes them."
 DEFAULT_INSTRUCTIONS_BY_KIND = {
     "decide": "Read the input and choose the label that fits it best.",
     "agent": "Use the tools when they help: call one per turn, read its result, and finish with the answer.",
@@ -192,7 +193,7 @@ def _topological(items: list) -> list:
 
 def _program(
     program: ir.Program, models: Mapping[str, ir.Model], lms: Mapping[str, ir.LM], tools: Mapping[str, ir.Tool]
-) -> tuple[ProgramSpec, dict[str, StepState]]:
+) -> tuple[ProgramSpec, dict[str, str]]:
     (inp,), (out,) = program.inputs, program.outputs
     default_lm = next(iter(lms)) if len(lms) == 1 else None
     items: list[StepSpec | BranchSpec] = []
@@ -228,20 +229,13 @@ def _program(
         tools=tuple(ToolSpec(name, tools[name].impl.args[0].value.value) for name in used_tools),
         steps=tuple(steps),
     )
-    instructions = {s.name: s.instructions.value for s in program.lm_steps() if s.instructions}
-    states = {
-        step.path: StepState(
-            instructions.get(step.name, DEFAULT_INSTRUCTIONS_BY_KIND.get(step.kind, DEFAULT_INSTRUCTIONS)),
-            frozen=step.frozen,
-        )
-        for step in lm_steps
-    }
-    return spec, states
+    given = {s.name: s.instructions.value for s in program.lm_steps() if s.instructions}
+    return spec, {step.path: given.get(step.name, DEFAULT_INSTRUCTIONS_BY_KIND.get(step.kind, DEFAULT_INSTRUCTIONS))
+                  for step in lm_steps}
 
 
 def _data(data: ir.Data, base_dir: Path) -> DataSpec:
-    loader = LOADERS[data.loader.func]
-    bound = bind(Signature(loader.options, positional=loader.positional), data.loader.args)
+    bound = bind(LOADERS[data.loader.func].signature, data.loader.args)
     return DataSpec(data.name, data.loader.func, {k: to_python(v) for k, v in bound.items()}, base_dir)
 
 
@@ -261,6 +255,6 @@ def _train(train: ir.Train) -> TrainSpec:
             values["monitor"], values["mode"] = setting.value.monitor.name, setting.value.mode.name
         else:
             value = to_python(setting.value)
-            values[setting.key] = float(value) if TRAIN_SETTINGS[setting.key].type is float else value
+            values[setting.key] = float(value) if setting_kind(setting.key) is float else value
     return TrainSpec(program=train.program.name, data=train.data.name, **values)
 

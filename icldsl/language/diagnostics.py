@@ -89,6 +89,11 @@ class Fix:
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
+    """One finding in a file: its stable `code` (docs/diagnostics.md) and `severity`
+    ("error" or "warning"), a `message`, the `span` it points at (`file`, `line`, `column`;
+    None when it has no place), the `label` under the caret, a `help` line and the `fix`
+    that does what the help says, when there is one."""
+
     code: str
     message: str
     span: Span | None

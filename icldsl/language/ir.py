@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from typing import Generic, Iterator, TypeVar, Union
 
 from .source import Span
+from .vocabulary import PRIMITIVE_TYPES
 
 # ---- types --------------------------------------------------------------------
 
@@ -46,7 +47,6 @@ class EnumType:
 
 
 TypeExpr = Union[NamedType, ListType, OptionalType, EnumType]
-BUILTIN_TYPES = ("str", "int", "float", "bool")
 
 R = TypeVar("R")
 
@@ -95,7 +95,7 @@ def named_types(t: TypeExpr, *, through_lists: bool = True) -> Iterator[NamedTyp
 
 def model_names(t: TypeExpr) -> Iterator[str]:
     """The models a type holds, through lists and optionals."""
-    return (p.name for p in named_types(t) if p.name not in BUILTIN_TYPES)
+    return (p.name for p in named_types(t) if p.name not in PRIMITIVE_TYPES)
 
 
 def constraint_kind(t: TypeExpr) -> str | None:
@@ -237,9 +237,6 @@ class Input:
     name: str
     model: Ref
     span: Span
-
-
-STEP_KINDS = ("generate", "chain_of_thought", "decide", "agent")
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,11 @@ LM options, and how IR values are checked against them and turned into Python.""
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 import os
 import re
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -46,15 +46,30 @@ class EmbeddingName:
 EMBEDDING_NAME = EmbeddingName()
 
 
+@dataclass(frozen=True, slots=True)
 class Urls:
-    """Option type: one URL, or a list of them (`base_url: ["http://a/v1", "http://b/v1"]`);
-    each may be `env("...")`."""
+    """Option type: one http(s) URL, or a list of distinct ones (`base_url: ["http://a/v1",
+    "http://b/v1"]`); each may be `env("...")`. With `bare_hosts`, a `host:port` without a
+    scheme is an http URL (as Ollama's OLLAMA_HOST writes it)."""
+
+    bare_hosts: bool = False
 
     def __repr__(self) -> str:
         return "urls"
 
+    def accepts(self, url: str) -> bool:
+        """Whether `url` is an http(s) URL with a host, as a client sends requests to it."""
+        if self.bare_hosts and "://" not in url:
+            url = f"http://{url}"
+        try:
+            parts = urlsplit(url.rstrip("/"))
+        except ValueError:  # an unclosed [ of an IPv6 address
+            return False
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+
 
 URLS = Urls()
+HOST_URLS = Urls(bare_hosts=True)
 
 # A query parameter of a URL whose name holds one of these (`?token=`, `?key=`, `api_key=`,
 # `access_token=`, `sig=`) carries a secret, as the user name and password of `http://user:pw@host` do.
@@ -99,11 +114,23 @@ class AtLeast:
 
 @dataclass(frozen=True, slots=True)
 class Within:
-    """Option type: an `int` or `float` from `low` to `high`, both included."""
+    """Option type: an `int` or `float` from `low` to `high`, both included (`low` excluded
+    when `strict`, as in AtLeast: a `split` is above 0 and at most 1)."""
 
     kind: type
     low: int | float
     high: int | float
+    strict: bool = False
+
+
+class Character:
+    """Option type: a string of one character, like `delimiter: ";"` (or `env(...)`)."""
+
+    def __repr__(self) -> str:
+        return "character"
+
+
+CHARACTER = Character()
 
 
 # The most calls one LM keeps in flight (its `max_concurrency`), and the most rows `icldsl run
@@ -121,6 +148,22 @@ class Either:
 
     def accepts(self, marker: Any) -> bool:
         return marker in self.kinds
+
+
+@dataclass(frozen=True, slots=True)
+class Between:
+    """Option type: an `int` or `float` above `low` and below `high`, like `validation_split 0.2`."""
+
+    kind: type
+    low: int | float
+    high: int | float
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    """Option type: a non-empty list whose every item is of type `item`, like `k: [4, 8]`."""
+
+    item: Any
 
 
 def names_a(t: Any, marker: Any) -> bool:
@@ -155,10 +198,10 @@ class Signature:
     @classmethod
     def declare(cls, options: Mapping[str, Option], *, required: tuple[str, ...] = (),
                 positional: tuple[str, ...] = (), doc: str = "") -> "Signature":
-        """The signature of a table of declared options."""
-        return cls({name: o.type for name, o in options.items()}, required, positional, doc,
-                   {name: o.default for name, o in options.items() if o.default is not None},
-                   {name: o.doc for name, o in options.items() if o.doc})
+        """The signature of a table of declared options (read-only)."""
+        return cls(MappingProxyType({name: o.type for name, o in options.items()}), required, positional, doc,
+                   MappingProxyType({name: o.default for name, o in options.items() if o.default is not None}),
+                   MappingProxyType({name: o.doc for name, o in options.items() if o.doc}))
 
     def refusal(self, name: str, value: Any) -> str | None:
         """Why the Python `value` cannot be option `name`, in the words the checker uses for the
@@ -166,8 +209,11 @@ class Signature:
         `resolve`) so that what `icldsl check` accepts is exactly what runs."""
         if name not in self.options:
             return f"unknown option `{name}`; expected one of {', '.join(sorted(self.options))}"
+        t = self.options[name]
+        if isinstance(value, str) and (names_a(t, LM_NAME) or names_a(t, EMBEDDING_NAME)):
+            return None  # a block's name: whether one of that name exists is the caller's to say
         written = _written(value)
-        if written is None or not matches(written, self.options[name]):
+        if written is None or not matches(written, t):
             found = value_name(written) if written is not None else type(value).__name__
             return f"option `{name}`: expected {type_name(self.options[name])}, found {found}"
         return None
@@ -182,17 +228,37 @@ class Signature:
                 raise ValueError(problem)
         return values
 
+    def check(self, what: str, values: Mapping[str, Any]) -> None:
+        """Raise ValueError `what: <refusal>` for the first of `values` (None: not given) that
+        the checker would refuse; a constructor calls it with the options it received. An
+        option that names an lm or an embedding is skipped: the constructor gets the object."""
+        for name, value in values.items():
+            named = self.options.get(name) in (LM_NAME, EMBEDDING_NAME)
+            problem = None if value is None or named else self.refusal(name, value)
+            if problem:
+                raise ValueError(f"{what}: {problem}")
 
-def _written(value: Any) -> ir.Value | None:
-    """A Python value as the IR value that writes it in a file (None for what no file can write)."""
+
+def fits(value: Any, t: Any, *, env: bool = False) -> bool:
+    """Whether the Python (or JSON) `value` fits option type `t`, as the same value written in a
+    file `matches` it; with `env`, `{"env": NAME}` stands for `env("NAME")`, as a spec stores it."""
+    written = _written(value, env=env)
+    return written is not None and matches(written, t)
+
+
+def _written(value: Any, *, env: bool = False) -> ir.Value | None:
+    """A Python value as the IR value that writes it in a file (None for what no file can write);
+    with `env`, `{"env": NAME}` is `env("NAME")`."""
     span = Span("<option>", 0, 0, 1, 1)
     if isinstance(value, (str, int, float, bool)):
         return ir.Literal(value, span)
     if isinstance(value, (list, tuple)):
-        items = [_written(v) for v in value]
+        items = [_written(v, env=env) for v in value]
         return None if None in items else ir.ListValue(tuple(items), span)
+    if env and isinstance(value, Mapping) and set(value) == {"env"} and isinstance(value["env"], str):
+        return ir.EnvValue(value["env"], span)
     if isinstance(value, Mapping):
-        items = [(str(k), _written(v)) for k, v in value.items()]
+        items = [(str(k), _written(v, env=env)) for k, v in value.items()]
         if any(v is None for _, v in items):
             return None
         return ir.MapValue(tuple(ir.Arg(k, v, span) for k, v in items), span)
@@ -205,14 +271,17 @@ class Function:
 
     The factory is a callable, or `"module:name"` imported when first made, so that the
     checker reads every signature without importing the implementations (and numpy, httpx
-    with them). Its own parameters hold the options' defaults: `defaults` reads them there.
-    With `resources`, the factory also receives `resources=` (the session's
-    `training.resources.Resources`: its LMs, embeddings and the file's folder).
+    with them). The options' defaults are the signature's (`Signature.declare`); the
+    factory takes them from there. With `resources`, the factory also receives `resources=`
+    (the session's `training.resources.Resources`: its LMs, embeddings and the file's folder).
     """
 
     signature: Signature
     factory: Callable[..., Any] | str
     resources: bool = False
+    # Options of the right types that cannot work together: (option, message) pairs for the
+    # values of every option (given or default); the checker and the factory both ask it.
+    problems: Callable[[Mapping[str, Any]], list[tuple[str, str]]] = lambda values: []
 
     @property
     def make(self) -> Callable[..., Any]:
@@ -221,15 +290,30 @@ class Function:
         module, _, name = self.factory.partition(":")
         return getattr(importlib.import_module(module), name)
 
-    @property
-    def defaults(self) -> dict[str, Any]:
-        """The options' defaults, from the factory's parameters (imports it)."""
-        parameters = inspect.signature(self.make).parameters.values()
-        return {p.name: p.default for p in parameters
-                if p.name in self.signature.options and p.default is not inspect.Parameter.empty}
+
+def kind_of(t: Any) -> Any:
+    """The type of the values option type `t` takes, without its range: `Within(int, 1, 8)` ->
+    `int`, `CHARACTER` -> `str`; any other type is its own kind."""
+    if isinstance(t, (AtLeast, Within)):
+        return t.kind
+    return str if t is CHARACTER else t
+
+
+def implementation(reference: str) -> Any:
+    """What `"module:name"` names (`name` may be dotted: `"icldsl.datasets.files:CSV.load"`),
+    imported now: catalogues name their implementations so, and import them only when built."""
+    module, _, path = reference.partition(":")
+    found: Any = importlib.import_module(module)
+    for part in path.split("."):
+        found = getattr(found, part)
+    return found
 
 
 def type_name(t: Any) -> str:
+    if isinstance(t, Between):
+        return f"{type_name(t.kind)} between {t.low} and {t.high} (exclusive)"
+    if isinstance(t, ListOf):
+        return f"a non-empty list, each {type_name(t.item)}"
     if isinstance(t, Either):
         return " or ".join(type_name(k) for k in t.kinds)
     if isinstance(t, Choice):
@@ -237,13 +321,18 @@ def type_name(t: Any) -> str:
     if isinstance(t, AtLeast):
         return f"{type_name(t.kind)} {'above' if t.strict else 'of at least'} {t.low}"
     if isinstance(t, Within):
+        if t.strict:
+            return f"{type_name(t.kind)} above {t.low} and at most {t.high}"
         return f"{type_name(t.kind)} from {t.low} to {t.high}"
+    if t is CHARACTER:
+        return 'a single character, like ";"'
     if t is FIELDS:
         return "a list of field names"
     if t is LM_NAME:
         return "the name of an lm, like `fallback: backup`"
-    if t is URLS:
-        return 'a URL or a non-empty list of them, like ["http://a:8000/v1", "http://b:8000/v1"]'
+    if isinstance(t, Urls):
+        return ('a URL or a non-empty list of them (http or https, each once), like ["http://a:8000/v1", '
+                '"http://b:8000/v1"]')
     if t is EMBEDDING_NAME:
         return "the name of an embedding, like `embedding: minilm`"
     if t == dict[str, int]:
@@ -252,8 +341,6 @@ def type_name(t: Any) -> str:
         return "a list of strings"
     if t == list[int]:
         return "a list of whole numbers, like [4, 8]"
-    if t == list[float | bool]:
-        return "a list of numbers or true/false, like [0.5, 1, false]"
     if t == dict[str, str]:
         return "a mapping of names to strings, like { a: \"x\" }"
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(t, str(t))
@@ -301,6 +388,10 @@ def expected_found(value: ir.Value, expected: Any) -> str:
 
 def matches(value: ir.Value, t: Any) -> bool:
     """Whether an IR value fits option type `t` (env(...) stands for a string)."""
+    if isinstance(t, Between):
+        return matches(value, t.kind) and t.low < value.value < t.high
+    if isinstance(t, ListOf):
+        return isinstance(value, ir.ListValue) and bool(value.items) and all(matches(v, t.item) for v in value.items)
     if isinstance(t, Either):
         return any(matches(value, kind) for kind in t.kinds)
     if isinstance(t, Choice):
@@ -308,7 +399,10 @@ def matches(value: ir.Value, t: Any) -> bool:
     if isinstance(t, AtLeast):
         return matches(value, t.kind) and (value.value > t.low if t.strict else value.value >= t.low)
     if isinstance(t, Within):
-        return matches(value, t.kind) and t.low <= value.value <= t.high
+        return matches(value, t.kind) and (t.low < value.value if t.strict else t.low <= value.value) \
+            and value.value <= t.high
+    if t is CHARACTER:
+        return isinstance(value, ir.EnvValue) or (matches(value, str) and len(value.value) == 1)
     if t == dict[str, str]:
         return isinstance(value, ir.MapValue) and all(
             isinstance(a.value, ir.Literal) and isinstance(a.value.value, str) for a in value.items
@@ -317,18 +411,16 @@ def matches(value: ir.Value, t: Any) -> bool:
         return isinstance(value, ir.MapValue) and all(
             isinstance(a.value, ir.Literal) and type(a.value.value) is int for a in value.items
         )
-    if t is URLS:
-        return matches(value, str) or (isinstance(value, ir.ListValue) and bool(value.items)
-                                       and all(matches(v, str) for v in value.items))
+    if isinstance(t, Urls):
+        items = value.items if isinstance(value, ir.ListValue) else (value,)
+        urls = [v.value.rstrip("/") for v in items if isinstance(v, ir.Literal) and isinstance(v.value, str)]
+        return bool(items) and all(matches(v, str) for v in items) and all(t.accepts(u) for u in urls) \
+            and len(set(urls)) == len(urls)
     if t is LM_NAME or t is EMBEDDING_NAME:
         return isinstance(value, ir.Ref) and len(value.path) == 1
     if t == list[int]:
         return isinstance(value, ir.ListValue) and bool(value.items) and all(
             isinstance(v, ir.Literal) and type(v.value) is int for v in value.items
-        )
-    if t == list[float | bool]:
-        return isinstance(value, ir.ListValue) and bool(value.items) and all(
-            isinstance(v, ir.Literal) and type(v.value) in (int, float, bool) for v in value.items
         )
     if t is FIELDS or t == list[str]:
         return isinstance(value, ir.ListValue) and all(

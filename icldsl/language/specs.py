@@ -3,8 +3,8 @@
 A program's spec is JSON-serialisable: what the artifact stores and what the runtime
 builds from. Types are JSON values:
 `"str" | "int" | "float" | "bool" | {"list": T} | {"optional": T} | {"enum": [..]} | {"model": name}`.
-Data and train specs say what `fit` loads and how it trains; `TRAIN_SETTINGS` is the one
-table of a train block's settings, which the checker, `TrainSpec` and the compiler read.
+Data and train specs say what `fit` loads and how it trains; `TrainSpec` takes its settings'
+defaults and ranges from their one declaration, `catalogue.training.TRAIN_SETTINGS`.
 
 This module sits below the compiler, the runtime and training, and imports none of them.
 """
@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from .catalogue.training import MODE, MONITOR, TRAIN_SETTINGS, budget_problems
 from .diagnostics import Diagnostic
 from .source import Source
 
@@ -163,29 +164,8 @@ class DataSpec:
     base_dir: Path
 
 
-@dataclass(frozen=True, slots=True)
-class TrainSetting:
-    """A train block setting written `key value`: the type the checker requires of the
-    value, and the default a train block that leaves it out gets."""
-
-    type: Any
-    default: Any
-
-
-TRAIN_SETTINGS: Mapping[str, TrainSetting] = {
-    "epochs": TrainSetting(int, 1),
-    "batch_size": TrainSetting(int, 32),
-    "runs": TrainSetting(int, 1),
-    "seed": TrainSetting(int, 0),
-    "validation_split": TrainSetting(float, 0.2),
-    "concurrency": TrainSetting(int, 4),
-    "early_stopping": TrainSetting(int, None),  # written `early_stopping patience N`; off by default
-    "budget": TrainSetting(dict[str, int], None),  # `budget { calls: N, tokens: N }`; no limit by default
-}
-
-
 def _default(key: str) -> Any:
-    return TRAIN_SETTINGS[key].default
+    return TRAIN_SETTINGS.defaults.get(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,20 +183,26 @@ class TrainSpec:
     seed: int = _default("seed")
     validation_split: float = _default("validation_split")
     concurrency: int = _default("concurrency")
-    monitor: str = "val_reward"  # `checkpoint best MONITOR MODE`
-    mode: str = "max"
+    monitor: str = MONITOR  # `checkpoint best MONITOR MODE`
+    mode: str = MODE
     early_stopping: int | None = _default("early_stopping")  # patience, in epochs
     budget: Mapping[str, int] | None = _default("budget")  # {"calls": n, "tokens": n}
+
+    def __post_init__(self) -> None:
+        """Refuses a setting the checker refuses (ValueError), by the same declaration."""
+        TRAIN_SETTINGS.check("train", {key: getattr(self, key) for key in TRAIN_SETTINGS.options})
+        for _, _, message in budget_problems(self.budget or {}):
+            raise ValueError(f"train: {message}")
 
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
     """Everything one file defines, compiled. `programs` pairs each program's spec with the
-    state its steps start from (`runtime.state.StepState`, named only: specs sit below the
-    runtime)."""
+    instructions each of its LM steps starts from, by path (the runtime's states are made of
+    them: `runtime.state.spec_and_states`)."""
 
     source: Source
-    programs: Mapping[str, tuple[ProgramSpec, Mapping[str, "StepState"]]]  # noqa: F821
+    programs: Mapping[str, tuple[ProgramSpec, Mapping[str, str]]]
     data: Mapping[str, DataSpec]
     trains: tuple[TrainSpec, ...]
     lms: Mapping[str, LMSpec] = field(default_factory=dict)  # every lm of the file

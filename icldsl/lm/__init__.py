@@ -4,8 +4,8 @@
 `lm` block (options, `env(...)`, fallback, cache, metering, tracing) for programs,
 rewards and optimizers alike.
 
-The names below load with their module when first used: the checker reads `providers`
-without importing a client (and httpx with it).
+The providers and their options are declared in `icldsl.language.catalogue.lms`; the names
+below load with their module when first used.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ _EXPORTS = {
     "LMResponse": "base", "Message": "base", "Usage": "base",
     "Connection": "connect", "Clients": "connect", "Meter": "connect", "connect_embedder": "connect",
     "decoding_options": "connect", "resolve_options": "connect",
-    "DECODING_OPTIONS": "providers", "EMBEDDERS": "providers", "PROVIDERS": "providers",
-    "RUNTIME_OPTIONS": "providers", "Provider": "providers", "embedding_options": "providers",
-    "make_client": "providers", "make_embedder": "providers", "split_target": "providers",
+    "declared_options": "providers", "make_client": "providers", "make_embedder": "providers",
+    "split_target": "providers",
 }
 
 __all__ = sorted(_EXPORTS)

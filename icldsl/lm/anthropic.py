@@ -19,8 +19,10 @@ from typing import Any, Sequence
 import httpx
 
 from icldsl.lm import http
+from icldsl.language.catalogue.lms import PROVIDERS
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Usage
 from icldsl.lm.openai import schema_name
+from icldsl.lm.providers import declared_options
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,8 @@ DEFAULT_MAX_TOKENS = 1024  # the API requires max_tokens; used when the lm sets 
 
 
 class AnthropicClient(http.HTTPClient):
-    """`LMClient` for the messages API. `seed` is not sent: the API has none.
+    """`LMClient` for the messages API. `seed` is not sent: the API has none. The options'
+    defaults and ranges are their declarations' (`icldsl.language.catalogue.lms`).
 
     `backoff_base`, `transport`, `sleep` and `clock` are for tests.
     """
@@ -42,9 +45,9 @@ class AnthropicClient(http.HTTPClient):
         *,
         base_url: str | Sequence[str] | None = None,
         api_key: str | None = None,
-        timeout: float = 120.0,
-        max_retries: int = 3,
-        max_concurrency: int = 8,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_concurrency: int | None = None,
         rpm: int | None = None,
         total_timeout: float | None = None,
         backoff_base: float = 0.5,
@@ -52,6 +55,9 @@ class AnthropicClient(http.HTTPClient):
         sleep: http.Sleep = asyncio.sleep,
         clock: http.Clock = time.monotonic,
     ) -> None:
+        options = declared_options("anthropic", PROVIDERS["anthropic"].client_options, {
+            "base_url": base_url, "api_key": api_key, "timeout": timeout, "max_retries": max_retries,
+            "max_concurrency": max_concurrency, "rpm": rpm, "total_timeout": total_timeout})
         urls = http.http_urls(
             base_url if base_url not in (None, "") else os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL,
             "anthropic", DEFAULT_BASE_URL,
@@ -66,7 +72,7 @@ class AnthropicClient(http.HTTPClient):
         self.model = model
         self._http = http.HTTPCaller(
             self.name, model=model, base_url=urls,
-            limits=http.Limits(timeout, max_retries, max_concurrency, rpm, total_timeout, backoff_base),
+            limits=http.Limits.of(options, backoff_base),
             headers=headers, secret=api_key, key=http.KeyHint("ANTHROPIC_API_KEY", api_key is not None),
             transport=transport, sleep=sleep, clock=clock,
         )

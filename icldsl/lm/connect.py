@@ -15,12 +15,13 @@ import os
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..language.catalogue.lms import DECODING_OPTIONS
 from ..language.specs import EmbeddingSpec, LMSpec
 from .base import Embedder, LMClient, LMError, LMRequest, LMResponse
 from .cache import LMCache, Mode
 from .cached import CachedClient, CachedEmbedder, CacheMiss, was_cached
 from .fallback import FallbackClient
-from .providers import DECODING_OPTIONS, make_client, make_embedder
+from .providers import make_client, make_embedder
 from .trace import Call, CallCost, Site, Tracer, current, finish, otel_tracer
 
 

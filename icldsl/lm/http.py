@@ -28,7 +28,7 @@ from icldsl.lm.base import LMConfigError, LMError
 from icldsl.lm.connections import Connections
 from icldsl.lm.endpoints import Endpoint, Endpoints
 from icldsl.lm.trace import note_retry
-from icldsl.language.options import MAX_CONCURRENCY, url_secrets
+from icldsl.language.options import url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,8 @@ Clock = Callable[[], float]
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """How one LM's calls are paced and retried.
+    """How one LM's calls are paced and retried, from its options as declared (with their
+    defaults and ranges) in `icldsl.language.catalogue.lms`.
 
     `timeout` bounds each attempt, `total_timeout` (if set) a whole call from its
     first attempt to its last retry; `rpm` caps request starts in any minute;
@@ -59,26 +60,18 @@ class Limits:
     `backoff_base` of jitter).
     """
 
-    timeout: float = 120.0
-    max_retries: int = 3
-    max_concurrency: int = 8
-    rpm: int | None = None
-    total_timeout: float | None = None
+    timeout: float
+    max_retries: int
+    max_concurrency: int
+    rpm: int | None
+    total_timeout: float | None
     backoff_base: float = 0.5
 
-    def __post_init__(self) -> None:
-        if self.max_concurrency > MAX_CONCURRENCY:
-            raise LMConfigError(f"max_concurrency {self.max_concurrency} is more than the most allowed, "
-                                f"{MAX_CONCURRENCY}: each call in flight holds a connection")
-        if (
-            self.timeout <= 0 or self.max_retries < 0 or self.max_concurrency < 1 or self.backoff_base < 0
-            or (self.rpm is not None and self.rpm < 1)
-            or (self.total_timeout is not None and self.total_timeout <= 0)
-        ):
-            raise LMConfigError(
-                "LM options out of range: need timeout > 0, max_retries >= 0, max_concurrency >= 1, "
-                "rpm >= 1, total_timeout > 0"
-            )
+    @classmethod
+    def of(cls, options: Mapping[str, Any], backoff_base: float) -> "Limits":
+        """The limits of a client's resolved options (`providers.declared_options`)."""
+        return cls(options["timeout"], options["max_retries"], options["max_concurrency"], options.get("rpm"),
+                   options.get("total_timeout"), backoff_base)
 
 
 def http_url(url: str, provider: str, example: str) -> str:

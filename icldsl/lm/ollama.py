@@ -16,7 +16,9 @@ from typing import Any, Sequence
 import httpx
 
 from icldsl.lm import http
+from icldsl.language.catalogue.lms import PROVIDERS
 from icldsl.lm.base import LMError, LMRequest, LMResponse, Usage
+from icldsl.lm.providers import declared_options
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,8 @@ class _Ollama(http.HTTPClient):
     """Settings and connection shared by the chat and embedding clients.
 
     `num_ctx` sets Ollama's context window (its default silently cuts long
-    prompts). `backoff_base`, `transport`, `sleep` and `clock` are for tests.
+    prompts). The options' defaults and ranges are their declarations'
+    (`icldsl.language.catalogue.lms`). `backoff_base`, `transport`, `sleep` and `clock` are for tests.
     """
 
     def __init__(
@@ -45,9 +48,9 @@ class _Ollama(http.HTTPClient):
         *,
         base_url: str | Sequence[str] | None = None,
         num_ctx: int | None = None,
-        timeout: float = 120.0,
-        max_retries: int = 3,
-        max_concurrency: int = 4,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_concurrency: int | None = None,
         rpm: int | None = None,
         total_timeout: float | None = None,
         backoff_base: float = 0.5,
@@ -55,12 +58,15 @@ class _Ollama(http.HTTPClient):
         sleep: http.Sleep = asyncio.sleep,
         clock: http.Clock = time.monotonic,
     ) -> None:
+        options = declared_options("ollama", PROVIDERS["ollama"].client_options, {
+            "base_url": base_url, "num_ctx": num_ctx, "timeout": timeout, "max_retries": max_retries,
+            "max_concurrency": max_concurrency, "rpm": rpm, "total_timeout": total_timeout})
         self.name = f"ollama/{model}"
         self.model = model
-        self.num_ctx = num_ctx
+        self.num_ctx = options.get("num_ctx")
         self._http = http.HTTPCaller(
             self.name, model=model, base_url=ollama_urls(base_url),
-            limits=http.Limits(timeout, max_retries, max_concurrency, rpm, total_timeout, backoff_base),
+            limits=http.Limits.of(options, backoff_base),
             transport=transport, sleep=sleep, clock=clock,
         )
 

@@ -19,7 +19,9 @@ from typing import Any, Sequence
 import httpx
 
 from icldsl.lm import http
+from icldsl.language.catalogue.lms import PROVIDERS
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Usage
+from icldsl.lm.providers import declared_options
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,8 @@ EMBED_BATCH = 128  # texts per embeddings request
 class _OpenAICompatible(http.HTTPClient):
     """Settings and connection shared by the chat and embedding clients.
 
-    A key is required only at `official_host`; servers elsewhere may need none.
+    A key is required only at `official_host`; servers elsewhere may need none. The options'
+    defaults and ranges are their declarations' (`icldsl.language.catalogue.lms`).
     `backoff_base`, `transport`, `sleep` and `clock` are for tests.
     """
 
@@ -45,9 +48,9 @@ class _OpenAICompatible(http.HTTPClient):
         *,
         base_url: str | Sequence[str] | None = None,
         api_key: str | None = None,
-        timeout: float = 120.0,
-        max_retries: int = 3,
-        max_concurrency: int = 8,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_concurrency: int | None = None,
         rpm: int | None = None,
         total_timeout: float | None = None,
         backoff_base: float = 0.5,
@@ -55,6 +58,9 @@ class _OpenAICompatible(http.HTTPClient):
         sleep: http.Sleep = asyncio.sleep,
         clock: http.Clock = time.monotonic,
     ) -> None:
+        options = declared_options(self.provider, PROVIDERS[self.provider].client_options, {
+            "base_url": base_url, "api_key": api_key, "timeout": timeout, "max_retries": max_retries,
+            "max_concurrency": max_concurrency, "rpm": rpm, "total_timeout": total_timeout})
         urls = http.http_urls(
             base_url if base_url not in (None, "") else os.environ.get(self.base_url_env) or self.default_base_url,
             self.provider, "http://localhost:8000/v1",
@@ -65,7 +71,7 @@ class _OpenAICompatible(http.HTTPClient):
                 f"no {self.provider} API key: set {self.key_env} or the api_key option "
                 "(servers at a custom base_url may need none)"
             )
-        limits = http.Limits(timeout, max_retries, max_concurrency, rpm, total_timeout, backoff_base)
+        limits = http.Limits.of(options, backoff_base)
         self.name = f"{self.provider}/{model}"
         self.model = model
         self._http = http.HTTPCaller(

@@ -1,70 +1,38 @@
-"""The providers: which client class serves `provider/model`, and the options each takes.
-
-The options are listed here, not beside the clients, so that the checker reads them
-without importing a client (httpx, llama.cpp); a client's constructor takes them by keyword.
+"""Clients made from the catalogue: `make_client` and `make_embedder` build the class a provider
+names (`icldsl.language.catalogue.lms`), and `declared_options` gives a constructor its options
+as declared there: defaults filled, and a value the checker refuses refused in its words.
 """
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..language.options import CONCURRENCY, LM_NAME, URLS, Choice
+from ..language.catalogue.lms import DECODING, DECODING_OPTIONS, EMBEDDERS, PROVIDERS, RUNTIME_OPTIONS, split_target
+from ..language.options import Signature, implementation
 from .base import Embedder, LMClient, LMConfigError
-from .local.models import FILE_WEIGHTS, WEIGHTS
 
-# Decoding options any LM accepts; they travel in each request, not to the client.
-DECODING_OPTIONS: Mapping[str, type] = {"temperature": float, "max_tokens": int, "seed": int}
-# Options any LM accepts that the runtime acts on: `fallback` names the lm block tried
-# when a call to this one fails.
-RUNTIME_OPTIONS: Mapping[str, Any] = {"fallback": LM_NAME}
-# Options every HTTP provider accepts, besides its own (base_url, api_key, ...).
-HTTP_OPTIONS: Mapping[str, Any] = {"timeout": float, "max_retries": int, "max_concurrency": CONCURRENCY, "rpm": int,
-                                   "total_timeout": float}
+__all__ = ["declared_options", "make_client", "make_embedder", "split_target"]
 
 
-@dataclass(frozen=True, slots=True)
-class Provider:
-    module: str  # the module holding the client class
-    client: str
-    doc: str
-    client_options: Mapping[str, Any]  # what the client's constructor takes
-
-    @property
-    def options(self) -> Mapping[str, Any]:
-        return {**DECODING_OPTIONS, **RUNTIME_OPTIONS, **self.client_options}
-
-
-_KEYED_HTTP = {"base_url": URLS, "api_key": str, **HTTP_OPTIONS}  # a server that takes an API key
+def declared_options(name: str, signature: Signature, given: Mapping[str, Any]) -> dict[str, Any]:
+    """`given` (None: not given) over `signature`'s defaults; LMConfigError, prefixed with `name`
+    (`openai`, `local`), for a value `icldsl check` refuses in a file."""
+    try:
+        return signature.resolve(given)
+    except ValueError as exc:
+        empty = [option for option, value in given.items() if value == []]  # env(...) variables unset
+        hint = f" ({', '.join(empty)}: are its env(...) variables set?)" if empty else ""
+        raise LMConfigError(f"{name}: {exc}{hint}") from None
 
 
-PROVIDERS: Mapping[str, Provider] = {
-    "openai": Provider("icldsl.lm.openai", "OpenAIClient", "any OpenAI-compatible chat-completions server",
-                       _KEYED_HTTP),
-    "vllm": Provider("icldsl.lm.openai", "VLLMClient", "a vLLM server (OpenAI-compatible), by default on "
-                     "127.0.0.1:8000", _KEYED_HTTP),
-    "ollama": Provider("icldsl.lm.ollama", "OllamaClient", "an Ollama server's native chat API",
-                       {"base_url": URLS, "num_ctx": int, **HTTP_OPTIONS}),
-    "anthropic": Provider("icldsl.lm.anthropic", "AnthropicClient", "Anthropic's messages API", _KEYED_HTTP),
-    "local": Provider("icldsl.lm.local", "LocalClient", "a GGUF model run in process by llama.cpp",
-                      {"n_ctx": int, "n_threads": int, "n_parallel": int, "weights": Choice((FILE_WEIGHTS, *WEIGHTS))}),
-}
-
-
-def split_target(target: str) -> tuple[str, str]:
-    """`"openai/gpt-4.1-mini"` -> `("openai", "gpt-4.1-mini")`; no slash gives an empty provider.
-
-    `"local:/path/model.gguf"` -> `("local", "/path/model.gguf")`: a model file named by its path.
-    """
-    if target.startswith("local:"):
-        return "local", target.removeprefix("local:")
-    provider, _, model = target.partition("/")
-    return (provider, model) if model else ("", target)
+def _client_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """`options` without those that travel in requests or that the runtime acts on."""
+    return {k: v for k, v in options.items() if k not in DECODING_OPTIONS and k not in RUNTIME_OPTIONS}
 
 
 def make_client(target: str, options: Mapping[str, Any], *, concurrency: int | None = None) -> LMClient:
-    """A client for `target`, given its non-decoding options (already resolved).
+    """A client for `target`, given its options (already resolved); its decoding options, which
+    travel in each request, are refused here as the checker refuses them (LMConfigError).
 
     `concurrency` is how many calls the caller keeps in flight (`Program.map`): an HTTP
     LM whose options do not set `max_concurrency` then allows that many.
@@ -73,26 +41,12 @@ def make_client(target: str, options: Mapping[str, Any], *, concurrency: int | N
     if provider not in PROVIDERS:
         raise LMConfigError(f"unknown LM provider in {target!r}; known: {', '.join(PROVIDERS)}")
     spec = PROVIDERS[provider]
-    client_class = getattr(importlib.import_module(spec.module), spec.client)
-    client_options = {k: v for k, v in options.items() if k not in DECODING_OPTIONS and k not in RUNTIME_OPTIONS}
-    if concurrency is not None and "max_concurrency" in spec.options and "max_concurrency" not in client_options:
+    declared_options(provider, DECODING, {k: v for k, v in options.items() if k in DECODING_OPTIONS})
+    client_options = _client_options(options)
+    if concurrency is not None and "max_concurrency" in spec.client_options.options \
+            and "max_concurrency" not in client_options:
         client_options["max_concurrency"] = concurrency
-    return client_class(model, **client_options)
-
-
-# Embedding models by provider: (module, class). Their options are the provider's
-# connection options (base_url, api_key, timeout, ...); `local` (in process) takes none.
-EMBEDDERS: Mapping[str, tuple[str, str]] = {
-    "openai": ("icldsl.lm.openai", "OpenAIEmbedder"),
-    "vllm": ("icldsl.lm.openai", "VLLMEmbedder"),
-    "ollama": ("icldsl.lm.ollama", "OllamaEmbedder"),
-    "local": ("icldsl.lm.minilm", "LocalEmbedder"),
-}
-
-
-def embedding_options(provider: str) -> Mapping[str, type]:
-    """The options an `embedding` block of this provider (one of EMBEDDERS) takes."""
-    return {} if provider == "local" else PROVIDERS[provider].client_options
+    return implementation(spec.client)(model, **client_options)
 
 
 def make_embedder(target: str, options: Mapping[str, Any] | None = None) -> Embedder:
@@ -101,6 +55,4 @@ def make_embedder(target: str, options: Mapping[str, Any] | None = None) -> Embe
     provider, model = split_target(target)
     if provider not in EMBEDDERS:
         raise LMConfigError(f"no embedding models for {target!r}; providers with embeddings: {', '.join(EMBEDDERS)}")
-    module, name = EMBEDDERS[provider]
-    options = {k: v for k, v in (options or {}).items() if k not in DECODING_OPTIONS and k not in RUNTIME_OPTIONS}
-    return getattr(importlib.import_module(module), name)(model, **options)
+    return implementation(EMBEDDERS[provider].embedder)(model, **_client_options(options or {}))

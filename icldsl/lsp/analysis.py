@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Mapping
 
 from ..language import ir
+from ..datafiles import check_data_files
 from ..language.compiler import check_module
 from ..language.diagnostics import CheckError, Diagnostic, sort_key
 from ..language.imports import resolve_imports
@@ -53,7 +54,8 @@ def analyze(source: Source, parser: IncrementalParser, version: int | None = Non
         diagnostics = import_error.diagnostics
     else:
         try:
-            diagnostics = tuple(check_module(module, Path(source.name).resolve().parent, data=True))
+            diagnostics = tuple(check_module(module, Path(source.name).resolve().parent,
+                                                 checks=(check_data_files,)))
         except CheckError as exc:
             diagnostics = exc.diagnostics
     return Analysis(version, source, module, sources, tuple(sorted(diagnostics, key=sort_key)), parsed.error is None)

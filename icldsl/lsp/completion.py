@@ -12,16 +12,15 @@ import bisect
 import re
 from dataclasses import dataclass
 
-from ..language import ir
-from ..language.checker.models import CONSTRAINTS
-from ..language.checker.training import BUDGET_KEYS, MODES, monitors
-from ..datasets import LOADERS
+from ..language.vocabulary import CONSTRAINTS, PRIMITIVE_TYPES, STEP_KINDS
+from ..language.checker.training import MODES, monitors
+from ..language.catalogue.loaders import LOADERS
 from ..language.formatter import type_text
 from ..language.options import EMBEDDING_NAME, LM_NAME, Choice, Signature, type_name
 from ..language.parser import STRING_PATTERN, Lexeme, read_prefix
-from ..training.registry import OPTIMIZERS, REWARDS
+from ..language.catalogue.training import BUDGET_KEYS, OPTIMIZERS, REWARDS
 from .incremental import item_starts
-from .symbols import Index, embedding_signature, function_signature, lm_signature
+from .symbols import Index, embedding_signature, function_signature, lm_signature, option_detail
 
 MAX_ITEM = 200_000  # characters of an item read again at each completion request; longer ones get none
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -68,7 +67,7 @@ def _names(tokens: tuple[Lexeme, ...], index: Index) -> list[Completion]:
     words = [t.text for t in tokens]
     item, last = words[0], words[-1]
     owner = _owner(tokens)
-    if last in ir.STEP_KINDS or (last == ":" and item == "program" and len(words) > 2 and words[-3] == "input"):
+    if last in STEP_KINDS or (last == ":" and item == "program" and len(words) > 2 and words[-3] == "input"):
         return _symbols(index, "model")
     if last == "using":
         return _symbols(index, "lm")
@@ -94,12 +93,12 @@ def _names(tokens: tuple[Lexeme, ...], index: Index) -> list[Completion]:
     if (last == "[" and len(words) > 1 and words[-2] == "tools") or (last == "," and owner == "tools"):
         return _symbols(index, "tool")
     if item == "model" and ((last == ":" and owner == "model") or (last == "[" and owner == "list")):
-        return [Completion(t, "type") for t in ir.BUILTIN_TYPES] + _symbols(index, "model")
+        return [Completion(t, "type") for t in PRIMITIVE_TYPES] + _symbols(index, "model")
     signature = _signature(tokens, owner)
     if signature is None:
         return []
     if last in ("(", "{", ","):
-        return [Completion(name, "option", type_name(t), f"{name}: ") for name, t in signature.options.items()]
+        return [Completion(name, "option", option_detail(signature, name), f"{name}: ") for name in signature.options]
     if last == ":":
         expected = signature.options.get(words[-2])
         if expected is LM_NAME or expected is EMBEDDING_NAME:

@@ -22,7 +22,7 @@ def render_preview(source: Source, program: str | None = None, inputs: Mapping[s
     from ..training.session import program_of
 
     try:
-        compiled = compile_source(source, data=False)
+        compiled = compile_source(source)
     except CheckError as exc:
         errors = sorted((d for d in exc.diagnostics if d.severity == "error"), key=sort_key)
         return {"error": "the file has errors:\n" + "\n".join(render_concise(d) for d in errors)}

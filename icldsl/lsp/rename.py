@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 
-from ..language import ir
 from ..language.diagnostics import CheckError
 from ..language.parser import _literals, parse
 from ..language.source import Source, Span
+from ..language.vocabulary import PRIMITIVE_TYPES
 from .symbols import NAMESPACE, Index, Occurrence
 
 RENAMED = ("model", "lm", "embedding", "tool", "program", "input", "step", "data")
@@ -46,7 +46,7 @@ def rename(index: Index, found: Occurrence, new: str) -> list[Span]:
                       "name here")
     if new in {word for word in _literals().values() if word.isidentifier()}:
         raise Refused(f"`{new}` is a keyword; it cannot be a name here")
-    if symbol.kind == "model" and new in ir.BUILTIN_TYPES:
+    if symbol.kind == "model" and new in PRIMITIVE_TYPES:
         raise Refused(f"`{new}` is a built-in type")
     spans = sorted({o.span for o in index.references(symbol)}, key=lambda s: s.start)
     text = index.source.text

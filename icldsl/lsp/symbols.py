@@ -10,18 +10,17 @@ for hover, with no definition in the file.
 from __future__ import annotations
 
 import bisect
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ..language import ir
-from ..language.checker.models import CONSTRAINTS
-from ..datasets import LOADERS
+from ..language.vocabulary import CONSTRAINTS
+from ..language.catalogue.lms import EMBEDDERS, PROVIDERS, split_target
+from ..language.catalogue.loaders import LOADERS
 from ..language.formatter import type_text, value
-from ..lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
 from ..language.options import EMBEDDING_NAME, LM_NAME, Signature, type_name
 from ..language.source import Source, Span
-from ..training.registry import OPTIMIZERS, REWARDS
+from ..language.catalogue.training import OPTIMIZERS, REWARDS
 
 # Kinds of symbol; steps and inputs share a program's namespace ("value").
 NAMESPACE = {"input": "value", "step": "value"}
@@ -59,23 +58,22 @@ def _name_span(span: Span, name: str, skip: int = 0) -> Span:
 
 def lm_signature(target: str) -> Signature | None:
     provider, _ = split_target(target)
-    return Signature(PROVIDERS[provider].options) if provider in PROVIDERS else None
+    return PROVIDERS[provider].signature if provider in PROVIDERS else None
 
 
 def embedding_signature(target: str) -> Signature | None:
     provider, _ = split_target(target)
-    return Signature(embedding_options(provider)) if provider in EMBEDDERS else None
+    return EMBEDDERS[provider].signature if provider in EMBEDDERS else None
 
 
 def function_signature(kind: str, func: str) -> tuple[Signature, str] | None:
     """The signature and description of reward, optimizer or loader `func`."""
     if kind == "loader" and func in LOADERS:
-        loader = LOADERS[func]
-        return Signature(loader.options, loader.required, loader.positional), loader.doc
+        return LOADERS[func].signature, LOADERS[func].doc
     registry = {"reward": REWARDS, "optimizer": OPTIMIZERS}.get(kind, {})
     if func in registry:
         function = registry[func]
-        return dataclasses.replace(function.signature, defaults=function.defaults), function.signature.doc
+        return function.signature, function.signature.doc
     return None
 
 
@@ -243,12 +241,18 @@ def _field_line(f: ir.Field) -> str:
     return f"{f.name}: {type_text(f.type)}" + (f" {value(ir.Literal(f.description, f.span))}" if f.description else "")
 
 
+def option_detail(signature: Signature, name: str) -> str:
+    """An option as its declaration gives it: type (with its range), whether required, default, doc."""
+    default = signature.defaults.get(name)
+    text = type_name(signature.options[name]) + (" (required)" if name in signature.required else "")
+    text += f", default `{default!r}`" if default is not None else ""
+    doc = signature.docs.get(name)
+    return f"{text}: {doc}" if doc else text
+
+
 def _options_table(signature: Signature) -> Iterator[str]:
-    for name, expected in signature.options.items():
-        default = signature.defaults.get(name)
-        note = f", default `{default!r}`" if name in signature.defaults and default is not None else ""
-        required = " (required)" if name in signature.required else ""
-        yield f"- `{name}`: {type_name(expected)}{required}{note}"
+    for name in signature.options:
+        yield f"- `{name}`: {option_detail(signature, name)}"
 
 
 def hover(symbol: Symbol, index: Index) -> str:
@@ -295,7 +299,8 @@ def hover(symbol: Symbol, index: Index) -> str:
         signature, name = node
         default = signature.defaults.get(name)
         text = f"option `{name}` of {symbol.scope}: {type_name(signature.options[name])}"
-        return text + (f"; default `{default!r}`" if name in signature.defaults and default is not None else "")
+        text += f"; default `{default!r}`" if default is not None else ""
+        return text + (f"\n\n{signature.docs[name]}" if name in signature.docs else "")
     return f"`{symbol.name}`"
 
 

@@ -8,8 +8,7 @@ from typing import Annotated, Any, Literal, Mapping, Optional
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..language.specs import ModelSpec
-
-_PRIMITIVES = {"str": str, "int": int, "float": float, "bool": bool}
+from ..language.vocabulary import PRIMITIVE_TYPES
 
 
 class IclModel(BaseModel):
@@ -23,7 +22,7 @@ class IclModel(BaseModel):
 def _python_type(t: Any) -> Any:
     """The annotation of a JSON type; models are named, resolved by `model_rebuild`."""
     if isinstance(t, str):
-        return _PRIMITIVES[t]
+        return PRIMITIVE_TYPES[t]
     if "constrained" in t:
         return Annotated[_python_type(t["constrained"]), _constraint(t)]
     (kind, arg), = t.items()
@@ -36,10 +35,13 @@ def _python_type(t: Any) -> Any:
     return arg  # a model, by name: a forward reference
 
 
+# Each constraint of the vocabulary (`language.vocabulary.CONSTRAINTS`) as pydantic's `Field` takes it.
+PYDANTIC_CONSTRAINTS = {"min": "ge", "max": "le", "min_length": "min_length", "max_length": "max_length",
+                        "pattern": "pattern", "min_items": "min_length", "max_items": "max_length"}
+
+
 def _constraint(t: Mapping[str, Any]) -> Any:
-    names = {"min": "ge", "max": "le", "min_length": "min_length", "max_length": "max_length",
-             "pattern": "pattern", "min_items": "min_length", "max_items": "max_length"}
-    return Field(**{names[k]: v for k, v in t.items() if k != "constrained"})
+    return Field(**{PYDANTIC_CONSTRAINTS[k]: v for k, v in t.items() if k != "constrained"})
 
 
 def _safe_name(name: str) -> str:

@@ -33,9 +33,6 @@ def _system() -> jinja2.Template:
     return environment.from_string(SYSTEM)
 
 
-DEFAULT_INSTRUCTIONS = "Read the input and write the output fields as the schema describes them."
-
-
 _ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=False)  # one for every call: json.dumps makes one per call
 
 

@@ -50,15 +50,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Sequence
 
+from ..language.catalogue.training import LABELS, LEXICAL, ORDERS
 from ..language.specs import EmbeddingSpec
 from .demo import Demo
 
 if TYPE_CHECKING:  # numpy is imported where an index is built or scored: checking a file never does
     import numpy as np
-
-ORDERS = ("nearest_last", "nearest_first")
-LABELS = ("all", "retrieved")
-LEXICAL = "bm25"
 
 _TOKEN = re.compile(r"\w+")
 
@@ -264,7 +261,8 @@ class Retrieval:
         labels = data.get("labels", "all")
         if labels not in LABELS:
             raise RetrievalError(f"unknown labels {labels!r} (known: {', '.join(LABELS)})")
-        return cls(Pool.from_json(data), int(data["k"]), data["order"], labels, cascade_share(data.get("cascade", False)))
+        return cls(Pool.from_json(data), int(data["k"]), data["order"], labels,
+                   cascade_share(data.get("cascade", False)))
 
 
 def cascade_share(value: bool | float) -> float | None:

@@ -3,15 +3,43 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Mapping
 
+from annotated_types import Ge
+from typing_extensions import NotRequired, TypedDict  # pydantic reads typing.TypedDict only from 3.12
+
+from ..language.specs import Compiled, EmbeddingSpec, ProgramSpec
 from ..lm.base import Usage
 from ..lm.trace import CallCost
 from .demo import Demo
-from .retrieval import Retrieval
+from .retrieval import Dense, Retrieval
 
-__all__ = ["Demo", "StepRecord", "StepState", "Trace"]
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+__all__ = ["Demo", "StepRecord", "StepState", "StepStateJSON", "Trace", "spec_and_states"]
+
+
+class StepStateJSON(TypedDict):
+    """A step state as an artifact or a checkpoint keeps it: what `StepState.to_json` writes
+    and `StepState.from_json` checks before it reads. The one description of that form; a
+    retrieval's own form is its reader's (`Retrieval.from_json`)."""
+
+    instructions: str
+    examples: list[Demo]
+    frozen: bool
+    retrieval: NotRequired[dict[str, Any] | None]
+    bounds: NotRequired[dict[str, Annotated[int, Ge(1)]]]
+
+
+@functools.cache
+def _json_form() -> TypeAdapter[StepStateJSON]:
+    """Built on first use: pydantic costs `icldsl check`, which reads no state, a tenth of its time."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(StepStateJSON)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +55,12 @@ class StepState:
     retrieval: Retrieval | None = None
     bounds: tuple[tuple[str, int], ...] = ()
 
+    @property
+    def embedding(self) -> EmbeddingSpec | None:
+        """The embedding model its retrieval sends inputs to (a dense index's), if any."""
+        index = self.retrieval.pool.index if self.retrieval is not None else None
+        return index.embedding if isinstance(index, Dense) else None
+
     def with_examples(self, examples: tuple[Demo, ...]) -> "StepState":
         return dataclasses.replace(self, examples=examples)
 
@@ -37,6 +71,7 @@ class StepState:
         return dataclasses.replace(self, bounds=tuple(bounds))
 
     def to_json(self) -> dict[str, Any]:
+        """Its JSON form, as `StepStateJSON` describes it (examples and retrieval in their own forms)."""
         doc = {
             "instructions": self.instructions,
             "examples": [d.to_json() for d in self.examples],
@@ -49,7 +84,12 @@ class StepState:
         return doc
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "StepState":
+    def from_json(cls, data: Any) -> "StepState":
+        """The state of its JSON form (`to_json`'s). Each part's type is checked against
+        `StepStateJSON` first: pydantic's ValidationError (a ValueError) names the first part
+        that is wrong. A retrieval's own form is judged by `Retrieval.from_json`, which raises
+        KeyError, TypeError, ValueError or IndexError."""
+        _json_form().validate_python(data)
         retrieval = Retrieval.from_json(data["retrieval"]) if data.get("retrieval") is not None else None
         bounds = tuple((str(k), int(v)) for k, v in (data.get("bounds") or {}).items())
         return cls(data["instructions"], tuple(Demo.from_json(d) for d in data["examples"]), bool(data["frozen"]),
@@ -100,3 +140,10 @@ class Trace:
     steps: dict[str, StepRecord] = field(default_factory=dict)
     output: Mapping[str, Any] | None = None
     error: str | None = None
+
+
+def spec_and_states(compiled: Compiled, name: str) -> tuple[ProgramSpec, dict[str, StepState]]:
+    """Program `name` of a compiled file as it starts, untrained: its spec and each LM step's
+    state, holding the instructions the compiler gave it (the file's, or its kind's default)."""
+    spec, instructions = compiled.programs[name]
+    return spec, {step.path: StepState(instructions[step.path], frozen=step.frozen) for step in spec.lm_steps()}

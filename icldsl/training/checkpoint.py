@@ -19,7 +19,7 @@ from ..jsontext import JSONTextError, loads
 from ..paths import write_atomic
 from ..runtime.state import StepState
 from .history import History
-from .usage import CallStats, UsageTable
+from .usage import UsageTable
 
 log = logging.getLogger(__name__)
 FORMAT = "icldsl-checkpoint"
@@ -27,13 +27,6 @@ FORMAT = "icldsl-checkpoint"
 
 def _states(states: Mapping[str, StepState]) -> dict:
     return {path: state.to_json() for path, state in sorted(states.items())}
-
-
-def _table(data: Mapping[str, Any]) -> UsageTable:
-    def stats(d: Mapping[str, int]) -> CallStats:
-        return CallStats(d["calls"], d["failures"], d["prompt_tokens"], d["completion_tokens"],
-                         cascaded=d.get("cascaded", 0))
-    return UsageTable({k: stats(v) for k, v in data["steps"].items()}, {k: stats(v) for k, v in data["lms"].items()})
 
 
 class CheckpointWriter:
@@ -97,7 +90,7 @@ class Resume:
         history.best_epoch = int(doc["best_epoch"])
         history.epochs_run = self.epoch
         history.events[:] = list(doc["events"])
-        history.usage_table = _table(doc["usage"])
+        history.usage_table = UsageTable.from_json(doc["usage"])
         rng.bit_generator.state = doc["rng"]
         states = {p: StepState.from_json(s) for p, s in doc["states"].items()}
         return states, self.best_states() or dict(self.untrained), doc["best"], self.epoch + 1

@@ -8,6 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..language.catalogue.training import MIN_COMPARED
+
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
@@ -48,11 +50,9 @@ def beats(a: Sequence[float], b: Sequence[float], z: float = 1.0) -> bool:
     return diff.mean > z * diff.stderr and diff.mean > 0
 
 
-# The fewest validation rows a switch may be decided on: below it, the standard error of a
-# paired difference is itself too uncertain to gate on (a rise of 2 rows of 12 looks like
-# 1.5 standard errors). Optimizers refuse to switch on fewer; the epoch checkpoint gates on
-# at least this many, and below it keeps an epoch that is strictly better (as before the gate).
-MIN_COMPARED = 30
+# MIN_COMPARED (declared with `compare_on`, which may not go below it): the fewest validation
+# rows a switch may be decided on. Optimizers refuse to switch on fewer; the epoch checkpoint
+# gates on at least this many, and below it keeps an epoch that is strictly better.
 
 
 def refusal(a: Sequence[float], b: Sequence[float], z: float = 1.0, minimum: int = MIN_COMPARED) -> str | None:

@@ -56,15 +56,3 @@ class History:
     def log(self, logs: Mapping[str, float]) -> None:
         for key, value in logs.items():
             self.history.setdefault(key, []).append(value)
-
-    def to_json(self) -> dict:
-        return {
-            "history": self.history,
-            "initial_val_reward": self.initial_val_reward,
-            **{f"initial_{k}": v for k, v in self.initial.items() if k != "val_reward"},
-            "best_epoch": self.best_epoch,
-            "epochs_run": self.epochs_run,
-            "stopped": self.stopped,
-            "optimizer_events": self.events,
-            "usage": self.usage.to_json(),
-        }

@@ -24,19 +24,20 @@ from ..datasets.base import Example
 from ..datasets.quality import input_key
 from ..runtime.demo import Demo
 from ..runtime.program import Program
-from ..runtime.retrieval import (BM25, LABELS, LEXICAL, ORDERS, Dense, Pool, Retrieval, RetrievalError, cascade_json,
-                                 cascade_share, query_text)
+from ..language.catalogue.training import LEXICAL
+from ..runtime.retrieval import BM25, Dense, Pool, Retrieval, cascade_json, cascade_share, query_text
 from ..runtime.state import StepState
-from .context import Context
-from .optimizers import best_per_row, compare_candidates, labeled_fields, step_demo
+from .context import Context, Optimizer
+from .optimizers import best_per_row, check_options, compare_candidates, declared, labeled_fields, step_demo
 from .records import Scored
 from .resources import Resources
 
 EMBED_BATCH = 64  # texts per request when a pool is embedded
+_DEFAULT = declared("nearest_few_shot")
 
 
 @dataclass(frozen=True, slots=True)
-class NearestFewShot:
+class NearestFewShot(Optimizer):
     """Retrieved few-shot examples: the k pool examples nearest each input (module docstring).
 
     `k` is one count or the candidates to choose from on validation; `retriever` is
@@ -46,55 +47,39 @@ class NearestFewShot:
     both to choose from on validation (every k with every choice); `cascade` lets the vote
     of a step's retrieved examples answer without an LM call when at least a share t of
     them carry it: false (never), true (t = 1, unanimity), a number t from 0 (every call)
-    to 1, or a list of these to choose from on validation (`runtime.retrieval`). Candidates are scored
-    with the lower share first, so a tie on validation goes to the one that calls less.
+    to 1, or a list of these to choose from on validation (`runtime.retrieval`).
+    Candidates are scored with the lower share first, so a tie on validation goes to the
+    one that calls less.
     """
 
-    k: tuple[int, ...] = (4, 8)
-    retriever: str = LEXICAL
-    order: str = "nearest_last"
-    threshold: float = 1.0
-    compare_on: int = 50
-    labels: tuple[str, ...] = ("all",)
-    cascade: tuple[float | None, ...] = (None,)
+    k: tuple[int, ...] = _DEFAULT["k"]
+    retriever: str = _DEFAULT["retriever"]
+    order: str = _DEFAULT["order"]
+    threshold: float = _DEFAULT["threshold"]
+    compare_on: int = _DEFAULT["compare_on"]
+    labels: tuple[str, ...] = _DEFAULT["labels"]
+    cascade: tuple[float | None, ...] = _DEFAULT["cascade"]  # given as a bool, a share or a list of them
     resources: Resources = field(default_factory=Resources, repr=False)
 
     def __post_init__(self) -> None:
-        ks = (self.k,) if isinstance(self.k, int) else tuple(self.k)
-        if not ks or any(type(k) is not int or k < 1 for k in ks):
-            raise ValueError(f"nearest_few_shot: k must be a whole number of at least 1, or a list of them, "
-                             f"not {self.k!r}")
-        object.__setattr__(self, "k", tuple(sorted(set(ks))))
+        check_options(self, "nearest_few_shot")
+        object.__setattr__(self, "k", tuple(sorted({self.k} if isinstance(self.k, int) else set(self.k))))
         labels = (self.labels,) if isinstance(self.labels, str) else tuple(self.labels)
-        if not labels or any(choice not in LABELS for choice in labels):
-            raise ValueError(f"nearest_few_shot: labels must be one of {', '.join(LABELS)}, or a list of them, "
-                             f"not {self.labels!r}")
         object.__setattr__(self, "labels", tuple(dict.fromkeys(labels)))
         given = self.cascade if isinstance(self.cascade, (list, tuple)) else (self.cascade,)
-        try:
-            shares = {None if value is None else cascade_share(value) for value in given}
-        except RetrievalError:
-            shares = set()
-        if not given or not shares or any(isinstance(v, (list, tuple)) for v in given):
-            raise ValueError(f"nearest_few_shot: cascade must be true, false, a number from 0 to 1, "
-                             f"or a list of them, not {self.cascade!r}")
+        shares = {cascade_share(value) for value in given}  # the declaration has refused anything else
         object.__setattr__(self, "cascade", tuple(sorted(shares, key=lambda t: 2.0 if t is None else t)))
-        if self.order not in ORDERS:
-            raise ValueError(f"nearest_few_shot: order must be one of {', '.join(ORDERS)}, not {self.order!r}")
         if self.retriever != LEXICAL and self.retriever not in self.resources.embeddings:
             raise ValueError(f"nearest_few_shot: retriever must be \"{LEXICAL}\" or the name of an embedding block, "
                              f"not {self.retriever!r}")
-        if self.compare_on < 30:
-            raise ValueError(f"nearest_few_shot: compare_on must be at least 30, not {self.compare_on}")
 
-    @property
-    def nb_max_examples(self) -> int:
-        """The most examples one call gets (what `icldsl plan` counts)."""
+    def max_examples(self) -> int:
+        """The most examples one call gets."""
         return max(self.k)
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
-        """At most: each epoch scores the current states and one candidate per k and labels choice on the
-        compared examples."""
+        """At most: each epoch scores the current states and one candidate per k, labels and cascade
+        choice on the compared examples."""
         return epochs * (len(self.k) * len(self.labels) * len(self.cascade) + 1) * min(validation, self.compare_on) \
             * lm_steps
 

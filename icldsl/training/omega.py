@@ -18,10 +18,13 @@ from pydantic import BaseModel, Field
 
 from ..lm.base import Embedder, LMError
 from ..runtime.state import StepState
-from .context import Context
+from .context import Context, Optimizer
 from .instructions import Candidate, Pool, ask_instructions, choose, describe_step, worst
+from .optimizers import check_options, declared
 from .records import Scored
 from .resources import BoundLM
+
+_DEFAULT = declared("omega")
 
 
 class Mutation(BaseModel):
@@ -49,7 +52,7 @@ Write one version that keeps what makes each of them work: keep every rule that 
 
 
 @dataclass
-class Omega:
+class Omega(Optimizer):
     """Evolves each trainable step's instructions; keeps the few-shot examples it is given
     (so it chains after `random_few_shot`).
 
@@ -80,16 +83,19 @@ class Omega:
 
     lm: BoundLM
     embedding: Embedder
-    population_size: int = 8
-    children: int = 4
-    mutation_temperature: float = 0.7
-    crossover_temperature: float = 0.3
-    diversity: float = 0.1
-    sample_size: int = 50
-    nb_failures: int = 4
+    population_size: int = _DEFAULT["population_size"]
+    children: int = _DEFAULT["children"]
+    mutation_temperature: float = _DEFAULT["mutation_temperature"]
+    crossover_temperature: float = _DEFAULT["crossover_temperature"]
+    diversity: float = _DEFAULT["diversity"]
+    sample_size: int = _DEFAULT["sample_size"]
+    nb_failures: int = _DEFAULT["nb_failures"]
     _pool: Pool | None = field(default=None, init=False, repr=False)
     _population: list[Candidate] = field(default_factory=list, init=False, repr=False)
     _vectors: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        check_options(self, "omega")
 
     async def propose(self, states: Mapping[str, StepState], scored: Sequence[Scored],
                       ctx: Context) -> dict[str, StepState]:

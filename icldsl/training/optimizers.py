@@ -6,12 +6,13 @@ that whole run earned, and named after the dataset row it answered. Failed step
 runs never become examples, frozen steps are left alone, a row gives a step at most
 one example, and every random draw comes from the trainer's seeded generator.
 
-`planned_calls` tells `icldsl plan` how many LM calls an optimizer makes beyond the
-program's own training runs.
+Each subclasses `context.Optimizer`; `planned_calls` tells `icldsl plan` how many LM
+calls it makes beyond the program's own training runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import typing
 from dataclasses import dataclass
@@ -23,10 +24,10 @@ import numpy as np
 from ..datasets.base import Example
 from ..runtime.program import Program
 from ..runtime.state import Demo, StepState
-from .context import Context
+from .context import Context, Optimizer
 from .estimate import Estimate, beats, paired, refusal
 from .records import Scored
-from .registry import SAMPLING
+from ..language.catalogue.training import OPTIMIZERS
 
 T = TypeVar("T", Demo, Scored)
 
@@ -54,15 +55,28 @@ def _count(rng: np.random.Generator, low: int, high: int, available: int) -> int
     return int(rng.integers(min(low, available), min(high, available) + 1))
 
 
-def _check_counts(name: str, low: int, high: int) -> None:
-    if low < 0 or high < 1:
-        raise ValueError(f"{name}: nb_min_examples must be at least 0 and nb_max_examples at least 1")
-    if low > high:
-        raise ValueError(f"{name}: nb_min_examples ({low}) is above nb_max_examples ({high})")
+def check_options(made: Any, name: str) -> None:
+    """Refuse (ValueError) an option of optimizer `name` (a dataclass), or options that cannot
+    work together, as the checker refuses them: by their one declaration
+    (`language/catalogue/training.py`)."""
+    function = OPTIMIZERS[name]
+    values = {f.name: getattr(made, f.name) for f in dataclasses.fields(made) if f.name in function.signature.options}
+    function.signature.check(name, values)
+    for _, message in function.problems(values):
+        raise ValueError(f"{name}: {message}")
+
+
+def declared(name: str) -> dict[str, Any]:
+    """The declared defaults of optimizer `name`'s options, which its fields take."""
+    return dict(OPTIMIZERS[name].signature.defaults)
+
+
+_RANDOM, _BOOTSTRAP, _LABELED = (declared(name) for name in ("random_few_shot", "bootstrap_few_shot",
+                                                             "labeled_few_shot"))
 
 
 @dataclass(frozen=True, slots=True)
-class RandomFewShot:
+class RandomFewShot(Optimizer):
     """Each step's examples are drawn from its successful predictions of the epoch so far.
 
     Between `nb_min_examples` and `nb_max_examples` per step, after every batch.
@@ -76,21 +90,16 @@ class RandomFewShot:
     reward of 1 about 28 times as likely as a reward of 0. Makes no LM calls.
     """
 
-    nb_min_examples: int = 1
-    nb_max_examples: int = 3
-    sampling: str = "best"
-    temperature: float = 0.3
+    nb_min_examples: int = _RANDOM["nb_min_examples"]
+    nb_max_examples: int = _RANDOM["nb_max_examples"]
+    sampling: str = _RANDOM["sampling"]
+    temperature: float = _RANDOM["temperature"]
 
     def __post_init__(self) -> None:
-        _check_counts("random_few_shot", self.nb_min_examples, self.nb_max_examples)
-        if self.sampling not in SAMPLING.values:
-            raise ValueError(f"random_few_shot: sampling must be one of {', '.join(SAMPLING.values)}, "
-                             f"not {self.sampling!r}")
-        if not self.temperature > 0:
-            raise ValueError(f"random_few_shot: temperature must be above 0, not {self.temperature}")
+        check_options(self, "random_few_shot")
 
-    def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
-        return 0
+    def max_examples(self) -> int:
+        return self.nb_max_examples
 
     async def propose(self, states: Mapping[str, StepState], scored: Sequence[Scored],
                       ctx: Context) -> dict[str, StepState]:
@@ -117,7 +126,7 @@ class RandomFewShot:
 
 
 @dataclass(frozen=True, slots=True)
-class BootstrapFewShot:
+class BootstrapFewShot(Optimizer):
     """Each step's examples are its own inputs and outputs in whole runs whose reward
     reached `threshold`.
 
@@ -139,19 +148,17 @@ class BootstrapFewShot:
     pass over the compared examples every epoch (see `icldsl plan`).
     """
 
-    nb_min_examples: int = 1
-    nb_max_examples: int = 3
-    threshold: float = 1.0
-    candidates: int = 1
-    compare_on: int = 50
+    nb_min_examples: int = _BOOTSTRAP["nb_min_examples"]
+    nb_max_examples: int = _BOOTSTRAP["nb_max_examples"]
+    threshold: float = _BOOTSTRAP["threshold"]
+    candidates: int = _BOOTSTRAP["candidates"]
+    compare_on: int = _BOOTSTRAP["compare_on"]
 
     def __post_init__(self) -> None:
-        _check_counts("bootstrap_few_shot", self.nb_min_examples, self.nb_max_examples)
-        if self.candidates < 1:
-            raise ValueError(f"bootstrap_few_shot: candidates must be at least 1, not {self.candidates}")
-        if self.compare_on < 30:
-            raise ValueError(f"bootstrap_few_shot: compare_on must be at least 30, not {self.compare_on}: "
-                             "fewer examples cannot tell candidates apart")
+        check_options(self, "bootstrap_few_shot")
+
+    def max_examples(self) -> int:
+        return self.nb_max_examples
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
         """At most: each epoch scores the current states and every candidate on the compared examples."""
@@ -254,7 +261,7 @@ def _sample(validation: Sequence[Example], compare_on: int) -> list[Example]:
 
 
 @dataclass(frozen=True, slots=True)
-class LabeledFewShot:
+class LabeledFewShot(Optimizer):
     """Each step's examples are rows of the training data with their expected outputs.
 
     Only a step that reads the program's input alone and whose answer the data holds
@@ -270,18 +277,17 @@ class LabeledFewShot:
     first: a model that never gives some label can still be shown it.
     """
 
-    nb_min_examples: int = 2
-    nb_max_examples: int = 4
-    balanced: bool = True
-    candidates: int = 4
-    compare_on: int = 50
+    nb_min_examples: int = _LABELED["nb_min_examples"]
+    nb_max_examples: int = _LABELED["nb_max_examples"]
+    balanced: bool = _LABELED["balanced"]
+    candidates: int = _LABELED["candidates"]
+    compare_on: int = _LABELED["compare_on"]
 
     def __post_init__(self) -> None:
-        _check_counts("labeled_few_shot", self.nb_min_examples, self.nb_max_examples)
-        if self.candidates < 1:
-            raise ValueError(f"labeled_few_shot: candidates must be at least 1, not {self.candidates}")
-        if self.compare_on < 30:
-            raise ValueError(f"labeled_few_shot: compare_on must be at least 30, not {self.compare_on}")
+        check_options(self, "labeled_few_shot")
+
+    def max_examples(self) -> int:
+        return self.nb_max_examples
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
         """At most: each epoch scores the current states and every candidate on the compared examples."""

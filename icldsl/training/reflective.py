@@ -11,10 +11,13 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from ..runtime.state import StepState
-from .context import Context
+from .context import Context, Optimizer
 from .instructions import Candidate, Pool, ask_instructions, choose, describe_step, predictions
+from .optimizers import check_options, declared
 from .records import Scored
 from .resources import BoundLM
+
+_DEFAULT = declared("reflective")
 
 
 class Reflection(BaseModel):
@@ -52,7 +55,7 @@ def wins(front: Sequence[Candidate]) -> list[int]:
 
 
 @dataclass
-class Reflective:
+class Reflective(Optimizer):
     """Improves one step's instructions at a time from what an LM reads in failures.
 
     At the end of each epoch it makes `proposals` attempts, one after another. Each
@@ -77,13 +80,16 @@ class Reflective:
     """
 
     lm: BoundLM
-    proposals: int = 4
-    minibatch_size: int = 8
-    temperature: float = 0.7
-    sample_size: int = 50
+    proposals: int = _DEFAULT["proposals"]
+    minibatch_size: int = _DEFAULT["minibatch_size"]
+    temperature: float = _DEFAULT["temperature"]
+    sample_size: int = _DEFAULT["sample_size"]
     _pool: Pool | None = field(default=None, init=False, repr=False)
     _front: list[Candidate] = field(default_factory=list, init=False, repr=False)
     _turn: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        check_options(self, "reflective")
 
     async def propose(self, states: Mapping[str, StepState], scored: Sequence[Scored],
                       ctx: Context) -> dict[str, StepState]:

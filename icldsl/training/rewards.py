@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, create_model
 
 from ..lm.base import Embedder, LMError
 from ..runtime.generate import StepFailure
-from .registry import RETURNS
+from ..language.catalogue.training import REWARDS, RETURNS
 from .resources import BoundLM, Resources
 from ..user_code import load_function
 
@@ -154,8 +154,11 @@ def _listing(lines: list[str], most: int = 3) -> str:
     return "; ".join(lines[:most]) + (f"; and {more} more" if more > 0 else "")
 
 
+_DEFAULT = {name: function.signature.defaults for name, function in REWARDS.items()}
+
+
 def exact_match(*, in_mask: list[str] | None = None, out_mask: list[str] | None = None,
-                tolerance: float = 0.0, per_field: str | None = None) -> Reward:
+                tolerance: float = _DEFAULT["exact_match"]["tolerance"], per_field: str | None = None) -> Reward:
     """1.0 when the masked prediction equals the masked expected output, else 0.0.
 
     Numbers (also nested) match when |expected - got| <= `tolerance`, an absolute
@@ -167,8 +170,8 @@ def exact_match(*, in_mask: list[str] | None = None, out_mask: list[str] | None 
     above) and the score is the share of fields that match (`"accuracy"`) or the
     micro F1 over fields (`"f1"`, see `field_f1`).
     """
-    if per_field not in (None, "accuracy", "f1"):
-        raise ValueError(f'exact_match: per_field must be "accuracy" or "f1", not {per_field!r}')
+    REWARDS["exact_match"].signature.check("exact_match", {"in_mask": in_mask, "out_mask": out_mask,
+                                                           "tolerance": tolerance, "per_field": per_field})
 
     async def reward(x: Mapping[str, Any], y_true: Mapping[str, Any], y_pred: Mapping[str, Any] | None) -> Grade:
         if y_pred is None:
@@ -245,6 +248,7 @@ def cosine_similarity(*, embedding: Embedder, in_mask: list[str] | None = None,
                       out_mask: list[str] | None = None) -> Reward:
     """The cosine similarity of the embeddings of the masked prediction and expected output
     (see `as_text`), clipped to [0, 1]; identical texts score 1 without embedding."""
+    REWARDS["cosine_similarity"].signature.check("cosine_similarity", {"in_mask": in_mask, "out_mask": out_mask})
     failures = _Failures("reward cosine_similarity")
 
     async def reward(x: Mapping[str, Any], y_true: Mapping[str, Any], y_pred: Mapping[str, Any] | None) -> Grade:
@@ -265,8 +269,6 @@ def cosine_similarity(*, embedding: Embedder, in_mask: list[str] | None = None,
 
 
 # ---- lm_judge -------------------------------------------------------------------------
-
-DEFAULT_CRITERIA = "correctness: the candidate says what the reference says"
 
 JUDGE_INSTRUCTIONS = "\n\n".join([
     "You grade the answer a program gave for one input. You see the `input`, a `reference` answer known to be "
@@ -291,12 +293,12 @@ def verdict_model(scale: int) -> type[BaseModel]:
     )
 
 
-def lm_judge(*, lm: BoundLM, instructions: str = DEFAULT_CRITERIA, scale: int = 5) -> Reward:
+def lm_judge(*, lm: BoundLM, instructions: str = _DEFAULT["lm_judge"]["instructions"],
+             scale: int = _DEFAULT["lm_judge"]["scale"]) -> Reward:
     """An LM grades the prediction against the expected output on the `instructions` criteria,
     from 1 to `scale`; the score maps to [0, 1] ((s - 1) / (scale - 1)) and the critique is the
     feedback. A judge that gives no valid verdict scores 0, saying so."""
-    if scale < 2:
-        raise ValueError(f"lm_judge: scale must be at least 2, not {scale}")
+    REWARDS["lm_judge"].signature.check("lm_judge", {"instructions": instructions, "scale": scale})
     model = verdict_model(scale)
     prompt = JUDGE_INSTRUCTIONS.format(criteria=instructions, scale=scale)
     failures = _Failures(f"reward lm_judge ({lm.name})")
@@ -345,6 +347,7 @@ def user_reward(*, function: str, resources: Resources) -> Reward:
     `{"score": ..., "feedback": ...}`. A score outside [0, 1] is an error, not clipped:
     like a raised exception or any other return value, it scores 0 with the error as feedback.
     """
+    REWARDS["python"].signature.check("python", {"function": function})
     call = load_function(function, resources.search_path)
     failures = _Failures(f'reward python("{function}")')
 

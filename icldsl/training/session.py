@@ -24,6 +24,7 @@ from ..lm.trace import Tracer
 from ..language.options import EMBEDDING_NAME, LM_NAME, Function
 from ..runtime import bounds
 from ..runtime.program import Program
+from ..runtime.state import spec_and_states
 from .baselines import baselines
 from .chain import Chain
 from .checkpoint import CheckpointWriter, read_checkpoint
@@ -31,11 +32,12 @@ from .context import Optimizer
 from .csvlog import CSVLog
 from .estimate import Estimate, paired
 from .metrics import Metrics
-from .registry import OPTIMIZERS, REWARDS
+from ..language.catalogue.training import OPTIMIZERS, REWARDS
 from .resources import Resources
 from .rewards import Reward
 from .history import Evaluation, History
 from .trainer import Budget, Progress, evaluate, fit
+from .training_record import DataRecord, Difference, HistoryRecord, ScoreRecord, Stat, TrainingRecord
 from .usage import CallStats, UsageTable
 
 log = logging.getLogger(__name__)
@@ -45,8 +47,7 @@ log = logging.getLogger(__name__)
 class Scores:
     """Test reward over `runs` repeated evaluations, with the metrics of each run.
 
-    In the artifact every metric `m` has `m_mean`, `m_std` and `m_runs` (one value per
-    run; the reward's are `rewards`), and `labels` holds one per-label table per run."""
+    In the artifact they are a `ScoreRecord` (training/training_record.py)."""
 
     runs: tuple[Evaluation, ...]
     metrics: Metrics | None = None
@@ -67,22 +68,21 @@ class Scores:
         """Precision, recall, F1 and support per label of each enum field, one table per run."""
         return [self.metrics.labels(r.scored) for r in self.runs] if self.metrics else []
 
-    def to_json(self) -> dict[str, Any]:
-        doc = {
-            "reward_mean": self.mean,
-            "reward_std": self.std,
-            "rewards": [r.reward for r in self.runs],
-            "examples": len(self.runs[0].scored) if self.runs else 0,
-            "failures": [r.failures for r in self.runs],
-        }
+    def record(self) -> ScoreRecord:
+        """What the artifact keeps of these scores."""
+        metrics, labels = {}, None
         if self.metrics and self.runs:
             runs = self.metric_runs()
             for key in runs[0]:
                 values = [m[key] for m in runs]
-                doc[f"{key}_mean"], doc[f"{key}_std"] = float(np.mean(values)), float(np.std(values))
-                doc[f"{key}_runs"] = values
-            doc["labels"] = self.label_tables()
-        return doc
+                metrics[key] = Stat(float(np.mean(values)), float(np.std(values)), tuple(values))
+            labels = tuple(self.label_tables())
+        return ScoreRecord(Stat(self.mean, self.std, tuple(r.reward for r in self.runs)),
+                           len(self.runs[0].scored) if self.runs else 0, tuple(r.failures for r in self.runs),
+                           metrics, labels)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.record().to_json()
 
     @property
     def usage_table(self) -> UsageTable:
@@ -117,7 +117,7 @@ def program_of(compiled: Compiled, name: str, clients: Mapping[str, LMClient] | 
                cache: LMCache | None = None, cache_mode: Mode = "normal",
                tracers: Sequence[Tracer] | None = None) -> Program:
     """The program `name` of a compiled file; with a `cache`, its LM calls go through it."""
-    spec, states = compiled.programs[name]
+    spec, states = spec_and_states(compiled, name)
     return Program(spec, states, clients, search_path=(compiled.base_dir,), cache=cache, cache_mode=cache_mode,
                    tracers=tracers)
 
@@ -202,7 +202,7 @@ def _make(function: Function, options: Mapping[str, Any], resources: Resources, 
             bound[key] = resources.embedder(value)
     try:
         return function.make(**bound, resources=resources) if function.resources else function.make(**bound)
-    except ValueError as exc:  # a value the checker cannot judge alone, like a minimum above a maximum
+    except ValueError as exc:  # what the checker refuses too (the same declarations): for specs not from a file
         name = purpose.split()[-1]
         raise SettingError(str(exc) if name in str(exc) else f"{purpose}: {exc}") from None
 
@@ -308,23 +308,22 @@ async def fit_compiled(
     usage = table.total
     sizes = {"train": len(train_set), "validation": len(val_set), "test": len(data.test)}
     retriever_alone = baselines(trained_program, trained.runs[-1].scored) if trained.runs else []
-    by = table.to_json()  # counts only: cache hits and latencies would make the artifact differ between runs
-    record = {
-        "train": dataclasses.asdict(train),
-        "data": {"name": data.name, "loader": compiled.data[train.data].loader,
-                 "args": dict(compiled.data[train.data].args), "sizes": sizes, **data_check.to_json()},
-        **history.to_json(),
-        "scores": {"untrained": untrained.to_json(), "trained": trained.to_json()},
-        "baselines": retriever_alone,
-        "total_usage": usage.to_json(),
-        "usage_by_step": by["steps"],
-        "usage_by_lm": by["lms"],
-    }
     gain = trained_minus_untrained(untrained, trained)
-    if gain is not None:  # what the report's headline shows
-        record["trained_minus_untrained"] = {"mean": gain.mean, "se": float(gain.stderr), "n": gain.n}
+    data_spec = compiled.data[train.data]
+    record = TrainingRecord(
+        settings=dataclasses.asdict(train),
+        data=DataRecord(data.name, data_spec.loader, dict(data_spec.args), sizes, data_check.to_json()),
+        history=HistoryRecord.of(history),
+        scores={"untrained": untrained.record(), "trained": trained.record()},
+        baselines=tuple(retriever_alone),
+        total_usage=usage,
+        usage_by_step=dict(sorted(table.steps.items())),
+        usage_by_lm=dict(sorted(table.lms.items())),
+        # what the report's headline shows
+        trained_minus_untrained=None if gain is None else Difference(gain.mean, float(gain.stderr), gain.n),
+    )
     doc = freeze(trained_program, source_file=str(Path(compiled.source.name)),
-                 source_sha256=compiled.source.sha256, training=record)
+                 source_sha256=compiled.source.sha256, training=record.to_json())
     return FitReport(trained_program, history, untrained, trained, sizes, usage, doc, table, tuple(retriever_alone))
 
 

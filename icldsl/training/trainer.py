@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Callable, Literal, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from ..datasets.base import Example
+from ..language.catalogue.training import MODE, MONITOR, TRAIN_SETTINGS
 from ..runtime.program import Program
 from ..runtime.state import StepState
 from .checkpoint import Resume
-from .context import Context, Optimizer, learns_from_runs
+from .context import Context, Optimizer
 from .estimate import MIN_COMPARED, refusal
 from .history import Evaluation, History
 from .records import Scored
@@ -68,7 +70,7 @@ async def evaluate(
     examples: Sequence[Example],
     reward: Reward,
     *,
-    concurrency: int = 4,
+    concurrency: int = TRAIN_SETTINGS.defaults["concurrency"],
     label: str = "eval",
     progress: Progress | None = None,
 ) -> Evaluation:
@@ -144,6 +146,68 @@ def _logs(prefix: str, evaluation: Evaluation, metrics: Metrics | None) -> dict[
     return logs
 
 
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One part of what `fit` runs. `kind` "validation" or "training": `runs` runs of the
+    program on that split in `epoch` (0: before training), `trained` of them after the
+    optimizer's first proposal, `calls` LM calls. `kind` "optimizer": the LM calls the
+    chain's `member`-th optimizer adds over the whole fit (its `planned_calls`, an upper bound)."""
+
+    kind: Literal["validation", "training", "optimizer"]
+    epoch: int | None
+    runs: int
+    trained: int
+    calls: int
+    member: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """What `fit` runs, known before it runs (`icldsl plan` shows it), for a fit that is not
+    resumed, stopped early or stopped by its budget: the validation set before training and
+    after every epoch; every epoch, the training set batch by batch, the optimizer proposing
+    after each batch. When the optimizer learns from the data alone (`needs_runs` false) and
+    `monitor` is a validation metric, it proposes once per epoch instead and `trains` is false:
+    the program does not run on the training examples."""
+
+    optimizer: Optimizer
+    epochs: int
+    batch_size: int
+    train: int  # examples
+    validation: int
+    trains: bool
+
+    @classmethod
+    def of(cls, optimizer: Optimizer, program: Program, train: Sequence[Example], validation: Sequence[Example],
+           *, epochs: int, batch_size: int, monitor: str) -> Schedule:
+        trains = optimizer.needs_runs(program, train) or not monitor.startswith("val_")
+        return cls(optimizer, epochs, batch_size, len(train), len(validation), trains)
+
+    @property
+    def batches(self) -> int:
+        """Batches per epoch (as the optimizers' `planned_calls` are told, even when `trains` is false)."""
+        return math.ceil(self.train / self.batch_size)
+
+    def stages(self, calls_per_run: int) -> tuple[Stage, ...]:
+        """Every stage in the order it runs, then what each optimizer adds over the whole fit,
+        for a program whose every run makes `calls_per_run` LM calls."""
+        stages = []
+        if self.validation:
+            stages.append(Stage("validation", 0, self.validation, 0, self.validation * calls_per_run))
+        for epoch in range(1, self.epochs + 1):
+            if self.trains:
+                untrained = min(self.batch_size, self.train) if epoch == 1 else 0  # before the first proposal
+                stages.append(Stage("training", epoch, self.train, self.train - untrained, self.train * calls_per_run))
+            if self.validation:
+                stages.append(Stage("validation", epoch, self.validation, self.validation,
+                                    self.validation * calls_per_run))
+        for i, member in enumerate(self.optimizer.members()):
+            calls = member.planned_calls(train=self.train, validation=self.validation, epochs=self.epochs,
+                                         batches=self.batches, lm_steps=calls_per_run)
+            stages.append(Stage("optimizer", None, 0, 0, calls, i))
+        return tuple(stages)
+
+
 async def fit(
     program: Program,
     train: Sequence[Example],
@@ -154,9 +218,9 @@ async def fit(
     epochs: int,
     batch_size: int,
     rng: np.random.Generator,
-    concurrency: int = 4,
-    monitor: str = "val_reward",
-    mode: str = "max",
+    concurrency: int = TRAIN_SETTINGS.defaults["concurrency"],
+    monitor: str = MONITOR,
+    mode: str = MODE,
     patience: int | None = None,
     budget: Budget | None = None,
     metrics: Metrics | None = None,
@@ -171,7 +235,7 @@ async def fit(
     after each batch the optimizer proposes new states from the epoch's scored
     predictions so far. An optimizer that learns from the data alone (`needs_runs`
     false) proposes once per epoch instead, and no training metrics are logged,
-    unless `monitor` is one of them. The validation set is scored before training and after
+    unless `monitor` is one of them (`Schedule` says which). The validation set is scored before training and after
     every epoch; the states with the best `monitor` are kept, and the untrained
     program stays unless an epoch beats it: by more than the standard error of the paired
     difference of their validation rewards when `monitor` is `val_reward` and validation
@@ -200,7 +264,8 @@ async def fit(
         return result
 
     ctx = Context(program, reward, train, validation, rng, resources, evaluate_states, events=history.events)
-    runs = learns_from_runs(optimizer, program, train) or not monitor.startswith("val_")
+    runs = Schedule.of(optimizer, program, train, validation, epochs=epochs, batch_size=batch_size,
+                       monitor=monitor).trains
     if resume is not None:
         states, best_states, best, first_epoch = resume.restore(history, rng)
     elif validation:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Iterable, Mapping, Sequence
+from typing import ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -32,6 +32,8 @@ class CallStats:
     missing: int = 0
     latencies: tuple[float, ...] = ()
     cascaded: int = 0
+
+    COUNTED: ClassVar[tuple[str, ...]] = ("calls", "failures", "prompt_tokens", "completion_tokens")  # in to_json
 
     def __add__(self, other: "CallStats") -> "CallStats":
         return CallStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -72,6 +74,11 @@ class CallStats:
         if self.cascaded:
             doc["cascaded"] = self.cascaded
         return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, int]) -> "CallStats":
+        """The counts `to_json` wrote (cache hits, misses and latencies are not kept)."""
+        return cls(*(doc[key] for key in cls.COUNTED), cascaded=doc.get("cascaded", 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +123,8 @@ class UsageTable:
         """Counts per step and per LM that a re-run from the cache repeats exactly."""
         return {"steps": {k: v.to_json() for k, v in sorted(self.steps.items())},
                 "lms": {k: v.to_json() for k, v in sorted(self.lms.items())}}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Mapping[str, Mapping[str, int]]]) -> "UsageTable":
+        return cls({k: CallStats.from_json(v) for k, v in doc["steps"].items()},
+                   {k: CallStats.from_json(v) for k, v in doc["lms"].items()})

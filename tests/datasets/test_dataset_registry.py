@@ -1,4 +1,4 @@
-"""The loader registry the checker and compiler use."""
+"""The loader catalogue the checker, the compiler and the loaders use."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import pytest
 from pydantic import BaseModel
 
 import icldsl.datasets as datasets
-from icldsl.datasets import LOADERS, DataError, load_dataset
+from icldsl.datasets import DataError, load_dataset
 from icldsl.datasets import base
+from icldsl.language.catalogue.loaders import LOADERS
+from icldsl.language.options import kind_of
 
 
 class In(BaseModel):
@@ -23,28 +25,32 @@ class Out(BaseModel):
 
 def test_registry_names_options_and_positionals() -> None:
     assert set(LOADERS) == {"gsm8k", "clinc150", "jsonl", "json", "csv"}
-    assert LOADERS["gsm8k"].positional == LOADERS["clinc150"].positional == ()
-    assert dict(LOADERS["clinc150"].options) == {"path": str, "domain": str, "train_per_intent": int,
-                                                 "test_per_intent": int, "oos": bool, "seed": int}
-    assert dict(LOADERS["gsm8k"].options) == {"path": str, "train_limit": int, "test_limit": int, "seed": int}
+    assert LOADERS["gsm8k"].signature.positional == LOADERS["clinc150"].signature.positional == ()
+
+    def kinds(name: str) -> dict:
+        return {option: kind_of(t) for option, t in LOADERS[name].signature.options.items()}
+
+    assert kinds("clinc150") == {"path": str, "domain": str, "train_per_intent": int, "test_per_intent": int,
+                                 "oos": bool, "seed": int}
+    assert kinds("gsm8k") == {"path": str, "train_limit": int, "test_limit": int, "seed": int}
     common = {"path": str, "test": str, "split": float, "train_limit": int, "test_limit": int, "seed": int,
               "map": dict[str, str]}
-    assert dict(LOADERS["jsonl"].options) == common
-    assert dict(LOADERS["json"].options) == {**common, "key": str}
-    assert dict(LOADERS["csv"].options) == {**common, "delimiter": str}
+    assert kinds("jsonl") == common
+    assert kinds("json") == {**common, "key": str}
+    assert kinds("csv") == {**common, "delimiter": str}
     for name in ("jsonl", "json", "csv"):
-        assert LOADERS[name].positional == LOADERS[name].required == ("path",)
-    for loader in LOADERS.values():
+        assert LOADERS[name].signature.positional == LOADERS[name].signature.required == ("path",)
+    for name, loader in LOADERS.items():
         assert loader.doc
-        assert all(t in (str, int, float, bool, dict[str, str]) for t in loader.options.values())
-        assert set(loader.positional) <= set(loader.options)
+        assert all(t in (str, int, float, bool, dict[str, str]) for t in kinds(name).values())
+        assert set(loader.signature.positional) <= set(loader.signature.options)
 
 
 def test_registry_is_read_only() -> None:
     with pytest.raises(TypeError):
         LOADERS["csv"] = LOADERS["jsonl"]  # type: ignore[index]
     with pytest.raises(TypeError):
-        LOADERS["jsonl"].options["extra"] = str  # type: ignore[index]
+        LOADERS["jsonl"].signature.options["extra"] = str  # type: ignore[index]
 
 
 def test_reexports() -> None:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl.language.compiler import compile_source
 from icldsl.datasets import Dataset, Example
 from icldsl.datasets.quality import fingerprint, inspect
 from icldsl.language.source import Source
-from icldsl.training.session import fit_compiled
 from tests.scripted import ScriptedLM, last_input
 
 
@@ -88,7 +87,7 @@ def test_fit_records_fingerprints_and_logs_leakage(tmp_path: Path, caplog: pytes
     compiled = compile_source(Source(str(tmp_path / "p.icl"), SOURCE.format(data="d.jsonl")))
     lm = ScriptedLM(lambda r: {"answer": sum(map(float, last_input(r)["question"].split("+")))})
     with caplog.at_level(logging.WARNING):
-        report = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"m": lm}))
+        report = icldsl.fit(compiled, clients={"m": lm}, write=False, report=False).report
     data = report.artifact["training"]["data"]
     assert set(data["fingerprint"]) == {"train", "test"} and data["rows"] == {"train": 8, "test": 8}
     assert data["leaks"] > 0 and data["warnings"]

@@ -23,6 +23,7 @@ from icldsl.lm.cached import CachedClient, CachedEmbedder, CacheMiss, was_cached
 from icldsl.lm.openai import OpenAIClient
 from icldsl.runtime.program import Program
 from icldsl.language.source import Source
+from icldsl.runtime.state import spec_and_states
 from tests.loopback import LoopbackServer
 from tests.scripted import ScriptedLM, last_input
 
@@ -407,7 +408,7 @@ program p { input q: Q  a = generate A from q  output a }
 
 
 def test_a_program_caches_injected_clients_and_records_hits(cache: LMCache) -> None:
-    spec, states = compile_source(Source("t.icl", SOURCE)).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("t.icl", SOURCE)), "p")
     lm = ScriptedLM(adder)
     program = Program(spec, states, {"solver": lm}, cache=cache)
 
@@ -425,7 +426,7 @@ def test_a_program_caches_injected_clients_and_records_hits(cache: LMCache) -> N
 
 
 def test_a_program_offline_counts_a_missing_call_as_a_failed_step(cache: LMCache) -> None:
-    spec, states = compile_source(Source("t.icl", SOURCE)).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("t.icl", SOURCE)), "p")
     lm = ScriptedLM(adder)
     program = Program(spec, states, {"solver": lm}, cache=cache, cache_mode="offline")
     trace = asyncio.run(program.run({"question": "1+1"}))

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from icldsl.lm import EMBEDDERS, make_embedder
+from icldsl.language.catalogue.lms import EMBEDDERS
+from icldsl.lm import make_embedder
 from icldsl.lm import minilm
 from icldsl.lm.base import LMConfigError, LMError
 from tests.loopback import LoopbackServer, Reply, embed_script, error_reply, toy_embedding

@@ -19,6 +19,7 @@ from icldsl.runtime.program import Program
 from icldsl.language.source import Source
 from icldsl.training.rewards import exact_match
 from icldsl.training.trainer import evaluate
+from icldsl.runtime.state import spec_and_states
 from tests.loopback import FAULT_KINDS, Faulty, LoopbackServer, Request
 
 N = 200
@@ -54,7 +55,7 @@ def test_an_evaluation_through_a_faulty_server_accounts_for_every_example(provid
                 for i in range(N)]
     with LoopbackServer(faulty) as server:
         client = CLIENTS[provider](server, timeout=0.4, max_retries=4, backoff_base=0.01, max_concurrency=16)
-        spec, states = compile_source(Source("faults.icl", PROGRAM)).programs["p"]
+        spec, states = spec_and_states(compile_source(Source("faults.icl", PROGRAM)), "p")
         program = Program(spec, states, {"solver": client})
 
         async def go():

@@ -12,8 +12,8 @@ import pytest
 
 from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Message, Usage
 from icldsl.lm.openai import OpenAIClient, schema_name
-from icldsl.lm.providers import PROVIDERS
-from icldsl.language.options import Within
+from icldsl.language.catalogue.lms import PROVIDERS
+from tests.fakes import Sleeps
 from tests.loopback import LoopbackServer, Reply, error_reply, openai_reply
 
 KEY = "sk-test-0123456789abcdef"
@@ -49,16 +49,6 @@ def fail(server: LoopbackServer, request: LMRequest = PLAIN, **options: Any) -> 
     with pytest.raises(LMError) as info:
         run(server, request, **options)
     return info.value
-
-
-class Sleeps:
-    """An injected sleep that records the delays and returns at once."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
 
 
 # -- success --------------------------------------------------------------------
@@ -166,14 +156,14 @@ def test_impossible_settings_are_config_errors(options: dict[str, Any]) -> None:
         OpenAIClient("m", **options)
 
 
-def test_options_are_constructor_keywords_of_the_declared_types() -> None:
+def test_options_are_constructor_keywords_with_the_declared_defaults() -> None:
     params = inspect.signature(OpenAIClient).parameters
-    for name, kind in PROVIDERS["openai"].client_options.items():
+    declared = PROVIDERS["openai"].client_options
+    for name in declared.options:
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY
-        default = params[name].default
-        assert default is None or isinstance(default, getattr(kind, "kind", kind)), name
-        if isinstance(kind, Within):  # a bounded option's default is within its bounds
-            assert kind.low <= default <= kind.high, name
+        assert params[name].default is None, name  # the default is the declaration's, not a second one
+    limits = OpenAIClient("m", base_url="http://127.0.0.1:9/v1")._http.limits
+    assert {name: getattr(limits, name) for name in declared.defaults} == dict(declared.defaults)
 
 
 # -- retries --------------------------------------------------------------------

@@ -15,6 +15,7 @@ from icldsl.language.diagnostics import CheckError
 from icldsl.lm.base import LMError
 from icldsl.runtime.program import PredictionError, Program
 from icldsl.language.source import Source
+from icldsl.runtime.state import spec_and_states
 from tests.loopback import LoopbackServer, Reply, error_reply
 
 PROGRAM = """
@@ -26,7 +27,7 @@ program p {{ input q: Q  a = generate A from q using solver  output a }}
 
 
 def program(lms: str) -> Program:
-    spec, states = compile_source(Source("t.icl", PROGRAM.format(lms=lms))).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("t.icl", PROGRAM.format(lms=lms))), "p")
     return Program(spec, states)
 
 
@@ -154,7 +155,7 @@ def test_the_retry_spends_and_reports_the_usage_of_both_calls() -> None:
 
     answers = iter(['{"thinking": "t", "answer": "x"}', '{"thinking": "t", "answer": 3}'])
     lm = ScriptedLM(lambda r: next(answers))  # 10 prompt and 5 completion tokens a call
-    spec, states = compile_source(Source("t.icl", PROGRAM.format(lms='lm solver = "openai/x"'))).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("t.icl", PROGRAM.format(lms='lm solver = "openai/x"'))), "p")
     trace = asyncio.run(Program(spec, states, {"solver": lm}).run({"question": "q"}))
     record = trace.steps["p/a"]
     assert record.output == {"thinking": "t", "answer": 3.0}

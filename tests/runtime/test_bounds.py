@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl import artifact
 from icldsl.cli import main
 from icldsl.language.compiler import compile_file
@@ -20,9 +21,9 @@ from icldsl.plan import format_plan, plan_compiled
 from icldsl.runtime import bounds
 from icldsl.runtime.state import StepState
 from icldsl.lm.cache import LMCache
-from icldsl.training.session import eval_compiled, fit_compiled, program_of, with_data_bounds
+from icldsl.training.session import eval_compiled, program_of, with_data_bounds
 from tests.scripted import ScriptedLM, last_input
-from tests.test_fidelity import Unreachable
+from tests.fakes import Unreachable
 
 FILE = """
 model Query {{ text: str }}
@@ -81,17 +82,16 @@ def test_a_bound_is_the_longest_training_value_and_half_again_at_least_16(tmp_pa
 
 def test_every_request_of_a_fit_carries_the_data_bounds_and_the_artifact_keeps_them(tmp_path: Path) -> None:
     compiled = compile_file(project(tmp_path))
-    train = compiled.train()
     lm = ScriptedLM(lambda r: {"city": last_input(r)["text"].split(" in ")[-1].split(" at ")[0],
                                "time_range": None, "code": "x", "kind": "a"})
-    report = asyncio.run(fit_compiled(compiled, train, clients={"small": lm}))
+    report = icldsl.fit(compiled, clients={"small": lm}, write=False, report=False).report
     # the longest city of the training split (Rio de Janeiro, 14, or the 41-character one if it was drawn)
     longest = max(len(e.y["city"]) for e in program_and_data(compiled)[1])
     city = max(16, -(-longest * 3 // 2))
     assert all(properties(r.schema)["city"] == [city] and properties(r.schema)["time_range"] == [16]
                for r in lm.requests)  # the untrained test evaluation included
     assert report.artifact["states"]["slots/s"]["bounds"] == {"city": city, "time_range": 16}
-    loaded = artifact.load(artifact.write(tmp_path / "slots.artifact.json", report.artifact))
+    loaded = icldsl.load(artifact.write(tmp_path / "slots.artifact.json", report.artifact))
     assert loaded.states["slots/s"].bounds == (("city", city), ("time_range", 16))
     assert StepState.from_json(loaded.states["slots/s"].to_json()) == loaded.states["slots/s"]
     assert "bounds" not in StepState("x").to_json()  # a state without bounds keeps its bytes
@@ -208,7 +208,7 @@ def test_eval_of_the_source_scores_the_untrained_program_as_fit_did(tmp_path: Pa
     train = compiled.train()
     lm = ScriptedLM(lambda r: {"city": "Paris", "time_range": None, "code": "x", "kind": "a"})
     with LMCache(tmp_path / "lm.sqlite3") as cache:
-        report = asyncio.run(fit_compiled(compiled, train, clients={"small": lm}, cache=cache))
+        report = icldsl.fit(compiled, clients={"small": lm}, cache=cache, write=False, report=False).report
     with LMCache(tmp_path / "lm.sqlite3") as cache:
         program = program_of(compiled, "slots", {"small": Unreachable()}, cache=cache, cache_mode="offline")
         scores = asyncio.run(eval_compiled(compiled, train, program, data_bounds=True))

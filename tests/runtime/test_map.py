@@ -12,6 +12,7 @@ from icldsl.language.compiler import compile_source
 from icldsl.lm.base import LMConfigError, LMError
 from icldsl.runtime.program import Prediction, Program
 from icldsl.language.source import Source
+from icldsl.runtime.state import spec_and_states
 from tests.scripted import ScriptedLM, last_input
 
 SOURCE = """
@@ -44,7 +45,7 @@ class Counting(ScriptedLM):
 
 
 def program(lm) -> Program:
-    spec, states = compile_source(Source("m.icl", SOURCE)).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("m.icl", SOURCE)), "p")
     return Program(spec, states, {"m": lm})
 
 
@@ -118,7 +119,7 @@ def test_an_error_no_input_could_avoid_ends_the_map() -> None:
 
 
 def test_an_lm_without_max_concurrency_allows_what_map_keeps_in_flight() -> None:
-    spec, states = compile_source(Source("m.icl", SOURCE)).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("m.icl", SOURCE)), "p")
     prog = Program(spec, states)
 
     async def go() -> int:
@@ -132,7 +133,7 @@ def test_an_lm_without_max_concurrency_allows_what_map_keeps_in_flight() -> None
 
 
 def test_prepare_connects_the_lms_ready_for_what_map_keeps_in_flight() -> None:
-    spec, states = compile_source(Source("m.icl", SOURCE)).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("m.icl", SOURCE)), "p")
     prog = Program(spec, states)
     prog.prepare(32)
     http = prog.clients.client("m")._http

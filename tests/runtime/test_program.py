@@ -12,7 +12,7 @@ from icldsl.language.diagnostics import CheckError
 from icldsl.runtime.models import build_models, dump
 from icldsl.runtime.program import InvalidInput, PredictionError, Program
 from icldsl.runtime.prompt import render
-from icldsl.runtime.state import Demo, StepState
+from icldsl.runtime.state import Demo, StepState, spec_and_states
 from icldsl.language.source import Source
 from tests.scripted import ScriptedLM, last_input
 
@@ -33,7 +33,7 @@ program p { input x: Person  y = generate Person from x  output y }
 
 
 def person_model():
-    spec, _ = compile_source(Source("t.icl", TYPES)).programs["p"]
+    spec, _ = spec_and_states(compile_source(Source("t.icl", TYPES)), "p")
     return build_models(spec.models)["Person"]
 
 
@@ -82,7 +82,7 @@ program p { input q: Q  a = generate A from q instructions "Add."  output a }
 
 
 def gsm_program(lm: ScriptedLM) -> Program:
-    spec, states = compile_source(Source("t.icl", GSM)).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("t.icl", GSM)), "p")
     return Program(spec, states, {"solver": lm})
 
 
@@ -117,7 +117,7 @@ def test_lm_settings_never_hold_a_key() -> None:
         compile_source(Source("t.icl", literal))
     assert [d.code for d in info.value.diagnostics] == ["secret-in-source"]
     text = GSM.replace('base_url: "http://127.0.0.1:9"', 'api_key: env("MY_KEY"), base_url: env("MY_URL")')
-    spec, _ = compile_source(Source("t.icl", text)).programs["p"]
+    spec, _ = spec_and_states(compile_source(Source("t.icl", text)), "p")
     assert spec.lms[0].options["api_key"] == {"env": "MY_KEY"}
     assert spec.lms[0].options["base_url"] == {"env": "MY_URL"}
 

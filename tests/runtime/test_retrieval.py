@@ -10,9 +10,11 @@ import math
 import numpy as np
 import pytest
 
+import icldsl
 from icldsl.runtime.demo import Demo
 from icldsl.runtime.retrieval import BM25, Dense, Pool, Retrieval, RetrievalError, nearest, query_text, tokens
 from icldsl.language.specs import EmbeddingSpec
+from icldsl.runtime.state import spec_and_states
 
 TEXTS = ["freeze my account now", "what is my balance", "transfer money to my savings account",
          "my card is frozen", "balance please"]
@@ -123,12 +125,12 @@ def test_an_artifact_whose_retrieval_embedding_cannot_work_is_refused(tmp_path) 
     from icldsl.runtime.program import Program
     from icldsl.language.source import Source
 
-    spec, states = compile_source(Source("p.icl", """
+    spec, states = spec_and_states(compile_source(Source("p.icl", """
 model M { query: str "A message" }
 model I { intent: str "What it asks" }
 lm small = "local/smollm2-135m"
 program p { input m: M  i = generate I from m  output i }
-""")).programs["p"]
+""")), "p")
     vectors = np.eye(3, dtype=np.float32)
     bad = EmbeddingSpec("e", "openai/text-embedding-3-small", {"base_url": "http://elsewhere/v1", "api_key": "sk-x"})
     retrieval = Retrieval(Pool(demos(TEXTS[:3]), Dense(bad, vectors)), 1)
@@ -137,4 +139,4 @@ program p { input m: M  i = generate I from m  output i }
     path = artifact.write(tmp_path / "p.artifact.json", doc)
     with pytest.raises(Error, match=r"step `p/i`: the embedding `e` it retrieves with: option `api_key` must name an "
                                     r"environment variable"):
-        artifact.load(path)
+        icldsl.load(path)

@@ -13,14 +13,14 @@ from icldsl.language.compiler import compile_file, compile_source
 from icldsl.language.diagnostics import CheckError
 from icldsl.lm.base import LMError
 from icldsl.runtime.program import Program
-from icldsl.runtime.state import Demo
+from icldsl.runtime.state import Demo, spec_and_states
 from icldsl.language.source import Source
 from icldsl.training.session import program_of
 from tests.scripted import ScriptedLM, last_input
 
 
 def program(text: str, lm: ScriptedLM, name: str = "p") -> Program:
-    spec, states = compile_source(Source("t.icl", text)).programs[name]
+    spec, states = spec_and_states(compile_source(Source("t.icl", text)), name)
     return Program(spec, states, {l.name: lm for l in spec.lms})
 
 

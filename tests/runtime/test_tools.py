@@ -14,6 +14,7 @@ from icldsl.runtime.program import Program
 from icldsl.runtime.tools import TIMEOUT, Tool
 from icldsl.language.source import Source
 from icldsl.tools import MAX_BITS, calculator
+from icldsl.runtime.state import spec_and_states
 from tests.scripted import ScriptedLM
 
 AGENT = """
@@ -53,7 +54,7 @@ def test_an_agent_map_whose_tool_is_fed_a_tower_of_powers_finishes_every_row() -
             return {"thinking": "", "action": {"tool": "finish", "output": {"answer": last}}}
         return {"thinking": "", "action": {"tool": "calc", "arguments": {"expression": "(((9**99)**99)**99)**99"}}}
 
-    spec, states = compile_source(Source("t.icl", AGENT)).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("t.icl", AGENT)), "p")
     program = Program(spec, states, {"m": ScriptedLM(answer)})
     predictions = asyncio.run(program.abatch([{"question": str(i)} for i in range(20)], concurrency=20))
     assert [p.output for p in predictions] == [

@@ -14,6 +14,7 @@ from icldsl.language.source import Source
 from icldsl.training.chain import Chain
 from icldsl.training.checkpoint import CheckpointWriter, read_checkpoint
 from icldsl.training.csvlog import CSVLog
+from icldsl.training.context import Optimizer
 from icldsl.training.metrics import Metrics
 from icldsl.training.optimizers import RandomFewShot
 from icldsl.training.session import fit_compiled
@@ -111,7 +112,7 @@ def test_a_fit_resumed_from_its_checkpoint_ends_where_an_uninterrupted_one_does(
     assert read_checkpoint(tmp_path / "c.json", {"id": 2}, program.states) is None  # another fit's
 
 
-class AddInstructions:
+class AddInstructions(Optimizer):
     def __init__(self, text: str) -> None:
         self.text = text
 

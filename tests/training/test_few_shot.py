@@ -4,6 +4,7 @@ credit, and candidates compared on enough validation examples."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import re
 from collections import Counter
@@ -11,20 +12,21 @@ from collections import Counter
 import numpy as np
 import pytest
 
+import icldsl
 from icldsl import cli
 from icldsl.language.compiler import compile_source
 from icldsl.datasets import Example
 from icldsl.runtime.program import Program
-from icldsl.runtime.state import Demo, StepRecord, StepState, Trace
+from icldsl.runtime.state import Demo, StepRecord, StepState, Trace, spec_and_states
 from icldsl.language.source import Source
 from icldsl.training.optimizers import BootstrapFewShot, LabeledFewShot, RandomFewShot
 from icldsl.training.records import Scored
 from icldsl.training.omega import Omega
-from icldsl.training.registry import OPTIMIZERS, REWARDS
+from icldsl.language.catalogue.training import OPTIMIZERS, REWARDS
 from icldsl.training.rewards import exact_match
-from icldsl.training.session import fit_compiled
 from icldsl.training.history import Evaluation
 from icldsl.training.trainer import BudgetReached, fit
+from icldsl.training.training_record import HistoryRecord
 from tests.scripted import ScriptedLM, last_input
 from tests.training.helpers import context
 from tests.training.test_trainer import PATH, examples, make_program, reward
@@ -140,12 +142,16 @@ def test_a_step_without_any_successful_prediction_keeps_its_examples() -> None:
     (lambda: RandomFewShot(nb_min_examples=4, nb_max_examples=3),
      "random_few_shot: nb_min_examples (4) is above nb_max_examples (3)"),
     (lambda: RandomFewShot(nb_min_examples=0, nb_max_examples=0),
-     "random_few_shot: nb_min_examples must be at least 0 and nb_max_examples at least 1"),
-    (lambda: RandomFewShot(sampling="bset"), "random_few_shot: sampling must be one of best, random, softmax, not 'bset'"),
-    (lambda: RandomFewShot(sampling="softmax", temperature=0), "random_few_shot: temperature must be above 0"),
+     "random_few_shot: option `nb_max_examples`: expected an integer of at least 1, found the integer 0"),
+    (lambda: RandomFewShot(sampling="bset"),
+     'random_few_shot: option `sampling`: expected one of "best", "random", "softmax", found the string "bset"'),
+    (lambda: RandomFewShot(sampling="softmax", temperature=0),
+     "random_few_shot: option `temperature`: expected a number above 0, found the integer 0"),
     (lambda: BootstrapFewShot(nb_min_examples=5), "bootstrap_few_shot: nb_min_examples (5) is above nb_max_examples (3)"),
-    (lambda: BootstrapFewShot(candidates=0), "bootstrap_few_shot: candidates must be at least 1"),
-    (lambda: BootstrapFewShot(candidates=3, compare_on=4), "bootstrap_few_shot: compare_on must be at least 30"),
+    (lambda: BootstrapFewShot(candidates=0),
+     "bootstrap_few_shot: option `candidates`: expected an integer of at least 1, found the integer 0"),
+    (lambda: BootstrapFewShot(candidates=3, compare_on=4),
+     "bootstrap_few_shot: option `compare_on`: expected an integer of at least 30, found the integer 4"),
 ])
 def test_invalid_settings_are_refused_with_a_clear_message(make, message) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -200,14 +206,18 @@ def test_check_refuses_too_small_a_comparison(tmp_path, capsys) -> None:
     assert code != 0 and "must be an integer of at least 30" in err
 
 
-def test_registered_defaults_come_from_the_factories() -> None:
-    """The registry names each factory without importing it; every option it does not
-    require has its default in the factory's own parameters."""
+def test_factories_take_their_defaults_from_the_declarations() -> None:
+    """The catalogue names each factory without importing it; every option it does not
+    require has, in the factory's parameters, the declared default (None: absent unless given)."""
     for function in (*OPTIMIZERS.values(), *REWARDS.values()):
         signature = function.signature
-        assert signature.doc and set(function.defaults) == set(signature.options) - set(signature.required)
-    assert OPTIMIZERS["random_few_shot"].defaults["sampling"] == "best"
-    assert OPTIMIZERS["omega"].defaults["population_size"] == Omega.__dataclass_fields__["population_size"].default
+        parameters = inspect.signature(function.make).parameters
+        assert signature.doc
+        for name in set(signature.options) - set(signature.required):
+            assert parameters[name].default == signature.defaults.get(name), name
+    assert OPTIMIZERS["random_few_shot"].signature.defaults["sampling"] == "best"
+    assert OPTIMIZERS["omega"].signature.defaults["population_size"] == \
+        Omega.__dataclass_fields__["population_size"].default
 
 
 def test_planned_calls() -> None:
@@ -242,7 +252,7 @@ def two_step_answer(request) -> dict | str:
 
 
 def test_each_step_learns_its_own_input_and_output_from_the_same_successful_runs() -> None:
-    spec, states = compile_source(Source("t.icl", TWO_STEPS)).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("t.icl", TWO_STEPS)), "p")
     program = Program(spec, states, {"solver": ScriptedLM(two_step_answer)})
     data = [Example({"question": f"q{i}"}, {"answer": float(i)}, f"rows.jsonl:{i + 1}") for i in range(15)]
     right = {i for i in range(15) if i % 3 and i % 5 != 4}
@@ -324,7 +334,7 @@ def test_a_better_candidate_is_kept_and_every_comparison_is_noted() -> None:
     extra = history.usage.calls - (30 + 12 + 30)
     assert extra == 30 * (1 + len(event["candidates"])) <= optimizer.planned_calls(
         train=12, validation=30, epochs=1, batches=2, lm_steps=1)
-    assert json.loads(json.dumps(history.to_json()))["optimizer_events"] == history.events
+    assert json.loads(json.dumps(HistoryRecord.of(history).to_json()))["optimizer_events"] == history.events
 
 
 def test_a_higher_mean_within_its_standard_error_is_not_kept() -> None:
@@ -405,7 +415,7 @@ train p on d {
 """
 
 
-def test_fit_compiled_keeps_a_candidate_that_wins_on_validation(tmp_path) -> None:
+def test_fit_keeps_a_candidate_that_wins_on_validation(tmp_path) -> None:
     rows = [{"question": f"q{i}", "answer": float(i)} for i in range(75)]
     (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "p.icl").write_text(FILE)
@@ -415,7 +425,7 @@ def test_fit_compiled_keeps_a_candidate_that_wins_on_validation(tmp_path) -> Non
         i = int(last_input(request)["question"][1:])
         return {"answer": float(i) if i % 2 == 0 or len(request.messages) > 2 else -1.0}
 
-    report = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"m": ScriptedLM(answer)}))
+    report = icldsl.fit(compiled, clients={"m": ScriptedLM(answer)}, write=False, report=False).report
     training = report.artifact["training"]
     assert report.sizes == {"train": 30, "validation": 30, "test": 15}
     first = training["optimizer_events"][0]
@@ -454,7 +464,7 @@ def meh_only_when_shown(request) -> dict:
 
 
 def moods_program(lm, name="p") -> Program:
-    spec, states = compile_source(Source("m.icl", MOODS)).programs[name]
+    spec, states = spec_and_states(compile_source(Source("m.icl", MOODS)), name)
     return Program(spec, states, {"m": lm})
 
 

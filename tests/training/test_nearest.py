@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import icldsl
 from icldsl import artifact, cli
 from icldsl.language.compiler import compile_source
 from icldsl.diff import diff_docs, format_diff
 from icldsl.lm.cache import LMCache
 from icldsl.language.source import Source
-from icldsl.training.session import fit_compiled
 from tests.scripted import ScriptedLM, last_input
 
 # Queries `<word> <n>`; the intent is the word's. The scripted model answers an input with
@@ -62,7 +62,7 @@ def follower(request) -> dict:
 
 def fit(source: Source, lm: ScriptedLM, cache: LMCache | None = None):
     compiled = compile_source(source)
-    return asyncio.run(fit_compiled(compiled, compiled.train(), clients={"small": lm}, cache=cache))
+    return icldsl.fit(compiled, clients={"small": lm}, cache=cache, write=False, report=False).report
 
 
 def test_retrieval_trains_from_the_data_without_training_runs(tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_the_loaded_artifact_sends_exactly_what_was_scored(tmp_path: Path) -> No
     scored = {json.dumps(last_input(r)): r.messages for r in lm.requests[-40:]}  # the trained test run
     (tmp_path / "p.icl").unlink()  # loads without its source
     again = ScriptedLM(follower)
-    loaded = artifact.load(path, clients={"small": again})
+    loaded = icldsl.load(path, clients={"small": again})
     for row in rows(40, 500)[:5]:
         assert loaded(query=row["query"]).intent == row["intent"]
         assert again.requests[-1].messages == scored[json.dumps({"query": row["query"]})]
@@ -210,7 +210,7 @@ def test_an_embedding_retriever_embeds_each_text_once(tmp_path: Path, monkeypatc
     ("retriever: nope", "unknown embedding `nope`"),
     ('retriever: "bm2"', 'must be one of "bm25" or the name of an embedding'),
     ('order: "middle"', 'must be one of "nearest_last", "nearest_first"'),
-    ("k: [4, 0]", "k must be a whole number of at least 1"),
+    ("k: [4, 0]", "must be an integer of at least 1 or a non-empty list, each an integer of at least 1"),
     ("compare_on: 10", "must be an integer of at least 30"),
     ("cascade: [0.5, 2]", "cascade must be true, false, a number from 0 to 1, or a list of them"),
     ("cascade: 1.5", "must be true or false or a number from 0 to 1 or a list of numbers or true/false"),

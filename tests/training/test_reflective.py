@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+import icldsl
 from icldsl.language.compiler import compile_source
 from icldsl.datasets import Example
 from icldsl.lm.base import LMError
@@ -21,8 +22,8 @@ from icldsl.training.optimizers import RandomFewShot
 from icldsl.training.reflective import Reflective, pareto_front, wins
 from icldsl.training.resources import Resources
 from icldsl.training.rewards import exact_match
-from icldsl.training.session import fit_compiled
 from icldsl.training.trainer import evaluate, fit, score
+from icldsl.runtime.state import spec_and_states
 from tests.scripted import ScriptedLM, last_input
 from tests.training.helpers import INSTRUCTION_SOURCE, assert_refused, context, question_number, with_data
 
@@ -66,7 +67,7 @@ def examples(numbers) -> list[Example]:
 
 def run_once(optimizer, lm: ScriptedLM, train, val, *, name: str = "p"):
     """One end-of-epoch proposal; the new states and the note."""
-    spec, states = compile_source(Source("t.icl", SOURCE)).programs[name]
+    spec, states = spec_and_states(compile_source(Source("t.icl", SOURCE)), name)
     program = Program(spec, states, {"solver": lm})
 
     async def go():
@@ -148,7 +149,7 @@ def fit_with(optimizer_of, seed: int, reflect):
     resources, bound = judge(lm)
     reflective = Reflective(bound, proposals=2, minibatch_size=4)
     trained, history = asyncio.run(fit(
-        Program(*compile_source(Source("t.icl", SOURCE)).programs["p"], {"solver": lm}),
+        Program(*spec_and_states(compile_source(Source("t.icl", SOURCE)), "p"), {"solver": lm}),
         examples(range(12)), examples(range(12, 18)), reward, optimizer_of(reflective),
         epochs=2, batch_size=4, rng=np.random.default_rng(seed), resources=resources,
     ))
@@ -198,11 +199,11 @@ train p on d {
 """
 
 
-def test_fit_compiled_from_a_file_with_given_clients(tmp_path: Path) -> None:
+def test_fit_of_a_file_with_given_clients(tmp_path: Path) -> None:
     compiled = compile_source(with_data(tmp_path, FILE))
     judge_lm = scripted(magic, add_magic)
-    report = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"solver": scripted(magic, add_magic),
-                                                                          "judge": judge_lm}))
+    report = icldsl.fit(compiled, clients={"solver": scripted(magic, add_magic), "judge": judge_lm}, write=False,
+                        report=False).report
     assert report.program.states[PATH].instructions == "Answer. MAGIC" and report.program.states[PATH].examples
     training = report.artifact["training"]
     (note,) = training["optimizer_events"]

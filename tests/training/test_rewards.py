@@ -22,10 +22,11 @@ from icldsl.language.diagnostics import CheckError, render
 from icldsl.lm.base import LMError
 from icldsl.language.specs import LMSpec
 from icldsl.language.source import Source
-from icldsl.training.registry import REWARDS
+from icldsl.language.catalogue.training import REWARDS
 from icldsl.training.resources import BoundLM, Resources
 from icldsl.training.rewards import Grade, as_text, cosine_similarity, exact_match, lm_judge, mask
 from icldsl.training.session import eval_compiled, make_reward, program_of, resources_of
+from tests.fakes import FakeEmbedder
 from tests.loopback import LoopbackServer
 from tests.scripted import ScriptedLM
 
@@ -139,30 +140,12 @@ def test_per_field_f1_is_micro_f1_over_slots_with_empty_fields_counting_as_neith
 def test_per_field_is_declared_with_its_choices() -> None:
     options = REWARDS["exact_match"].signature.options
     assert options["per_field"].values == ("accuracy", "f1")
-    assert REWARDS["exact_match"].defaults["per_field"] is None
+    assert "per_field" not in REWARDS["exact_match"].signature.defaults  # absent unless given
     with pytest.raises(ValueError, match="per_field"):
         exact_match(per_field="macro")
 
 
 # ---- every reward and a failed program ------------------------------------------------------
-
-
-class FakeEmbedder:
-    """Vectors from a table (anything else: [1, 0]); `fail` makes every call raise LMError."""
-
-    name = "fake/embedder"
-
-    def __init__(self, vectors: dict[str, list[float]] | None = None, fail: bool = False) -> None:
-        self.vectors, self.fail, self.texts = vectors or {}, fail, []
-
-    async def embed(self, texts):
-        self.texts.append(list(texts))
-        if self.fail:
-            raise LMError("embedding server down")
-        return [self.vectors.get(t, [1.0, 0.0]) for t in texts]
-
-    async def aclose(self) -> None:
-        pass
 
 
 def judge(answer) -> tuple[BoundLM, ScriptedLM, list]:

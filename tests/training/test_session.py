@@ -17,7 +17,8 @@ from icldsl.language.compiler import compile_source
 from icldsl.lm import http
 from icldsl.lm.base import LMResponse, Usage
 from icldsl.language.source import Source
-from icldsl.training.session import eval_compiled, fit_compiled, program_of
+from icldsl.training.session import eval_compiled, program_of
+from tests.fakes import FakeClock
 from tests.loopback import LoopbackServer
 
 SHARED = """
@@ -50,20 +51,6 @@ def answer(messages: list[dict]) -> dict:
     return {"answer": sum(map(float, question.split("+")))}
 
 
-class FakeClock:
-    """Time that passes only when the rate limiter waits, so a minute's window costs no real time."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
 def test_an_lm_used_by_a_step_and_by_its_judge_keeps_one_rate_and_one_concurrency_limit(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rpm, slots = 5, 2
@@ -72,7 +59,7 @@ def test_an_lm_used_by_a_step_and_by_its_judge_keeps_one_rate_and_one_concurrenc
 
     class Limiter(http.RateLimiter):
         def __init__(self, rate: int, *, clock, sleep) -> None:
-            super().__init__(rate, clock=fake.clock, sleep=fake.sleep)
+            super().__init__(rate, clock=fake, sleep=fake.sleep)
             limiters.append(self)
 
         async def acquire(self) -> None:
@@ -94,7 +81,7 @@ def test_an_lm_used_by_a_step_and_by_its_judge_keeps_one_rate_and_one_concurrenc
     with LoopbackServer(reply) as server:
         compiled = compiled_in(tmp_path, "openai/x", f'base_url: "{server.openai_url}", rpm: {rpm}, '
                                                      f'max_concurrency: {slots}, max_retries: 0')
-        report = asyncio.run(fit_compiled(compiled, compiled.train()))
+        report = icldsl.fit(compiled, write=False, report=False).report
         judged = [r for r in server.requests if "You grade" in r.messages[0]["content"]]
     assert report.trained.mean == 1.0 and judged and len(judged) < len(server.requests)
     assert len(limiters) == 1  # one client for lm `m`: the program's, which the judge uses too
@@ -131,7 +118,7 @@ def fake_local(monkeypatch: pytest.MonkeyPatch) -> list[FakeLocal]:
 
 def test_a_local_model_used_by_a_step_and_by_its_judge_is_built_once(tmp_path: Path, fake_local) -> None:
     compiled = compiled_in(tmp_path, "local/smollm2-135m", "n_parallel: 2")
-    report = asyncio.run(fit_compiled(compiled, compiled.train()))
+    report = icldsl.fit(compiled, write=False, report=False).report
     assert report.trained.mean == 1.0
     assert len(fake_local) == 1 and fake_local[0].closed  # built once, closed once the fit ended
 

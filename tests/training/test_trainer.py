@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -12,9 +13,14 @@ from icldsl.datasets import Example
 from icldsl.lm.base import LMError
 from icldsl.runtime.program import Program
 from icldsl.language.source import Source
-from icldsl.training.optimizers import RandomFewShot
+from icldsl.training.chain import Chain
+from icldsl.training.context import Optimizer
+from icldsl.training.nearest import NearestFewShot
+from icldsl.training.optimizers import BootstrapFewShot, LabeledFewShot, RandomFewShot
+from icldsl.language.catalogue.training import OPTIMIZERS
 from icldsl.training.rewards import exact_match
-from icldsl.training.trainer import evaluate, fit, score
+from icldsl.training.trainer import Schedule, evaluate, fit, score
+from icldsl.runtime.state import spec_and_states
 from tests.scripted import ScriptedLM, last_input
 
 SOURCE = """
@@ -27,7 +33,7 @@ PATH = "p/a"
 
 
 def make_program(lm: ScriptedLM) -> Program:
-    spec, states = compile_source(Source("t.icl", SOURCE)).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("t.icl", SOURCE)), "p")
     return Program(spec, states, {"solver": lm})
 
 
@@ -140,3 +146,53 @@ def test_progress_reports_start_and_end_of_every_pass() -> None:
     for label in labels:
         mine = [(done, total) for lab, done, total in calls if lab == label]
         assert mine[0][0] == 0 and mine[-1][0] == mine[-1][1]
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_registered_optimizer_subclasses_the_base_class(name: str) -> None:
+    made = OPTIMIZERS[name].make
+    assert isinstance(made, type) and issubclass(made, Optimizer)
+    assert not made.__abstractmethods__  # it proposes: the one method the base leaves to it
+    assert issubclass(Chain, Optimizer)
+
+
+def right(request) -> dict:
+    return {"thinking": "t", "answer": number(request)}
+
+
+@pytest.mark.parametrize("optimizer, monitor", [
+    (RandomFewShot(nb_max_examples=2), "val_reward"),
+    (BootstrapFewShot(candidates=3, compare_on=30), "val_reward"),
+    (LabeledFewShot(candidates=3), "val_reward"),  # learns from the data alone: no training runs
+    (LabeledFewShot(candidates=2), "reward"),  # ...unless a training metric is monitored
+    (NearestFewShot(k=(2, 4)), "val_reward"),
+    (Chain((RandomFewShot(), LabeledFewShot(candidates=2))), "val_reward"),
+], ids=["random", "bootstrap", "labeled", "labeled-monitoring-reward", "nearest", "chain"])
+def test_the_schedule_is_what_fit_runs(optimizer: Optimizer, monitor: str) -> None:
+    """Every LM call of a fit, put down to the pass that made it (the progress label it runs
+    under), matches the trainer's Schedule stage by stage: what `icldsl plan` shows."""
+    running: list[str] = []
+    made: list[tuple[str, bool]] = []  # each call's pass, and whether its prompt held few-shot examples
+
+    def answer(request) -> dict:
+        made.append((running[-1], len(request.messages) > 2))
+        return right(request)
+
+    program = make_program(ScriptedLM(answer))
+    train, validation = examples(20), examples(6)
+    _, history = asyncio.run(fit(
+        program, train, validation, reward, optimizer, epochs=2, batch_size=8, rng=np.random.default_rng(3),
+        monitor=monitor, progress=lambda label, done, total, r, cache_hits=0: running.append(label)))
+    schedule = Schedule.of(optimizer, program, train, validation, epochs=2, batch_size=8, monitor=monitor)
+
+    stages = schedule.stages(1)
+    passes = Counter(("validation" if label.startswith("val ") else "training", int(label.split()[-1]))
+                     if label.startswith(("val ", "epoch ")) else "optimizer" for label, _ in made)
+    assert {key: n for key, n in passes.items() if key != "optimizer"} == \
+        {(s.kind, s.epoch): s.calls for s in stages if s.kind != "optimizer"}
+    assert passes["optimizer"] == sum(s.calls for s in stages if s.kind == "optimizer")
+    assert len(made) == history.usage.calls
+    assert schedule.trains == any(key[0] == "training" for key in passes if key != "optimizer")
+    if isinstance(optimizer, RandomFewShot):  # it proposes after every batch: only the first runs untrained
+        first = next(s for s in stages if s.kind == "training" and s.epoch == 1)
+        assert sum(held for label, held in made if label == "epoch 1") == first.trained == 20 - 8

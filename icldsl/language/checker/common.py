@@ -9,7 +9,7 @@ from .. import ir
 from ..diagnostics import Sink, did_you_mean
 from ..options import (EMBEDDING_NAME, FIELDS, LM_NAME, Choice, Either, Signature, Within, expected_found, matches,
                        names_a, type_name)
-from ...training.registry import OPTIMIZERS, REWARDS
+from ..catalogue.training import OPTIMIZERS, REWARDS
 
 
 def first(items: Iterable) -> dict:

@@ -3,16 +3,15 @@ secrets that must come from the environment."""
 
 from __future__ import annotations
 
-from typing import Mapping
+import dataclasses
+from typing import Any, Mapping
 
 from .. import ir
+from ..catalogue.lms import EMBEDDERS, PROVIDERS, split_target
 from ..diagnostics import Sink, did_you_mean
-from ...lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
-from ..options import LM_NAME, Signature, matches, url_secrets
+from ..options import LM_NAME, AtLeast, Signature, Within, matches, type_name, url_secrets
+from ..vocabulary import SECRET_OPTIONS
 from .common import check_args, first
-
-
-SECRET_OPTIONS = ("api_key",)  # options that may only come from the environment
 
 
 def _check_fallback(lm: ir.LM, ref: ir.Ref, lms: Mapping[str, ir.LM], sink: Sink) -> None:
@@ -44,6 +43,50 @@ def _url_credentials(value: ir.Value, owner: str, option: str, sink: Sink) -> bo
     return bool(found)
 
 
+def _worded_here(t: Any) -> bool:
+    """Whether this rule words a value outside type `t`'s range itself (`_out_of_range`): an open
+    range, or one of numbers; `check_args` words the others (`max_concurrency`'s)."""
+    return isinstance(t, AtLeast) or (isinstance(t, Within) and t.kind is float)
+
+
+def _types(signature: Signature) -> Signature:
+    """`signature` with the ranges this rule words itself reduced to their kinds, for `check_args`."""
+    return dataclasses.replace(signature, options={
+        name: t.kind if _worded_here(t) else t for name, t in signature.options.items()})
+
+
+def _out_of_range(name: str, t: Any, value: ir.Literal) -> str | None:
+    """What is wrong with a number of the right kind outside its declared range, or None."""
+    if not _worded_here(t) or matches(value, t):
+        return None
+    if isinstance(t, Within):
+        return f"{name} must be between {t.low:g} and {t.high:g}"
+    if t.low == 0 and not t.strict:
+        return f"`{name}` cannot be negative"
+    if t.low == 0 or (t.kind is int and t.low == 1):
+        return f"`{name}` must be greater than 0"
+    return f"`{name}` must be {type_name(t)}"
+
+
+def _check_values(options: tuple[ir.Arg, ...], signature: Signature, owner: str, sink: Sink) -> None:
+    """Secrets written in the file, and numbers outside their declared ranges, of an lm's or an
+    embedding's options (their types are `check_args`'s)."""
+    types = _types(signature).options
+    for arg in options:
+        value = arg.value
+        if _url_credentials(value, owner, arg.name, sink):
+            continue
+        if not isinstance(value, ir.Literal) or not matches(value, types.get(arg.name, object)):
+            continue
+        if arg.name in SECRET_OPTIONS:
+            sink.add("secret-in-source", f"`{arg.name}` of {owner} is written in the file", value.span,
+                     "a key in the source", f'read it from the environment: `{arg.name}: env("NAME")`')
+            continue
+        problem = _out_of_range(arg.name, signature.options[arg.name], value)
+        if problem:
+            sink.add("invalid-value", problem, value.span)
+
+
 def check_lms(module: ir.Module, sink: Sink) -> None:
     lms = first(module.of(ir.LM))
     for lm in module.of(ir.LM):
@@ -56,27 +99,12 @@ def check_lms(module: ir.Module, sink: Sink) -> None:
         if lm.target.value.startswith("local:") and not model.endswith(".gguf"):
             sink.add("invalid-value", f"`{lm.target.value}` does not name a model file", lm.target.span,
                      "not a .gguf path", 'write the path of a GGUF file: `"local:/path/to/model.gguf"`')
-        options = PROVIDERS[provider].options
-        check_args(lm.options, Signature(options), f"lm `{lm.name}` ({provider})", sink)
+        signature = PROVIDERS[provider].signature
+        check_args(lm.options, _types(signature), f"lm `{lm.name}` ({provider})", sink)
         for arg in lm.options:
-            value = arg.value
-            if arg.name == "fallback" and matches(value, LM_NAME):
-                _check_fallback(lm, value, lms, sink)
-            if _url_credentials(value, f"lm `{lm.name}`", arg.name, sink):
-                continue
-            if not isinstance(value, ir.Literal) or not matches(value, options.get(arg.name, object)):
-                continue
-            if arg.name in SECRET_OPTIONS:
-                sink.add("secret-in-source", f"`{arg.name}` of lm `{lm.name}` is written in the file", value.span,
-                         "a key in the source", f'read it from the environment: `{arg.name}: env("NAME")`')
-                continue
-            if arg.name == "temperature" and not 0 <= value.value <= 2:
-                sink.add("invalid-value", "temperature must be between 0 and 2", value.span)
-            elif arg.name == "max_retries" and value.value < 0:
-                sink.add("invalid-value", "`max_retries` cannot be negative", value.span)
-            elif arg.name not in ("temperature", "seed", "max_retries") and isinstance(value.value, (int, float)) \
-                    and value.value <= 0:
-                sink.add("invalid-value", f"`{arg.name}` must be greater than 0", value.span)
+            if arg.name == "fallback" and matches(arg.value, LM_NAME):
+                _check_fallback(lm, arg.value, lms, sink)
+        _check_values(lm.options, signature, f"lm `{lm.name}`", sink)
 
 
 def check_embeddings(module: ir.Module, sink: Sink) -> None:
@@ -87,12 +115,6 @@ def check_embeddings(module: ir.Module, sink: Sink) -> None:
                      emb.target.span, "not an embedding provider", did_you_mean(provider, EMBEDDERS)
                      or "write `provider/model`, with provider one of: " + ", ".join(EMBEDDERS))
             continue
-        options = embedding_options(provider)
-        check_args(emb.options, Signature(options), f"embedding `{emb.name}` ({provider})", sink)
-        for arg in emb.options:
-            if arg.name in SECRET_OPTIONS and isinstance(arg.value, ir.Literal):
-                sink.add("secret-in-source", f"`{arg.name}` of embedding `{emb.name}` is written in the file",
-                         arg.value.span, "a key in the source",
-                         f'read it from the environment: `{arg.name}: env("NAME")`')
-            else:
-                _url_credentials(arg.value, f"embedding `{emb.name}`", arg.name, sink)
+        signature = EMBEDDERS[provider].signature
+        check_args(emb.options, _types(signature), f"embedding `{emb.name}` ({provider})", sink)
+        _check_values(emb.options, signature, f"embedding `{emb.name}`", sink)

@@ -9,23 +9,15 @@ from typing import Mapping
 from .. import ir
 from ..diagnostics import Sink, did_you_mean
 from ..parser import MAX_DEPTH
-from ..patterns import pattern_problem
 from ..options import Signature, matches
+from ..spec_check import constraint_problems
+from ..vocabulary import CONSTRAINTS, PRIMITIVE_TYPES
 from .common import check_args, first, type_names
-
-
-# Constraints each type accepts, with the type of their value.
-CONSTRAINTS: Mapping[str, Mapping[str, type]] = {
-    "int": {"min": int, "max": int},
-    "float": {"min": float, "max": float},
-    "str": {"min_length": int, "max_length": int, "pattern": str},
-    "list": {"min_items": int, "max_items": int},
-}
 
 
 def check_models(module: ir.Module, sink: Sink) -> None:
     models = first(module.of(ir.Model))
-    known = (*ir.BUILTIN_TYPES, *models)
+    known = (*PRIMITIVE_TYPES, *models)
 
     for model in models.values():
         for f in model.fields:
@@ -33,7 +25,7 @@ def check_models(module: ir.Module, sink: Sink) -> None:
                 if isinstance(t, ir.NamedType) and t.name not in known:
                     sink.add("undefined-name", f"unknown type `{t.name}`", t.span, "not a builtin type or a model",
                              did_you_mean(t.name, known) or f"define `model {t.name} {{ ... }}` or use one of "
-                             + ", ".join(ir.BUILTIN_TYPES))
+                             + ", ".join(PRIMITIVE_TYPES))
                 elif isinstance(t, ir.EnumType):
                     repeated = [c for c, n in Counter(t.choices).items() if n > 1]
                     if repeated:
@@ -46,25 +38,19 @@ def check_models(module: ir.Module, sink: Sink) -> None:
 def _check_constraints(t: ir.NamedType | ir.ListType, sink: Sink) -> None:
     kind = ir.constraint_kind(t)
     allowed = CONSTRAINTS.get(kind, {})
-    what = f"type `{kind}`" if kind in CONSTRAINTS or kind in ir.BUILTIN_TYPES else f"model `{kind}`"
+    what = f"type `{kind}`" if kind in CONSTRAINTS or kind in PRIMITIVE_TYPES else f"model `{kind}`"
     if not allowed:
         sink.add("unknown-option", f"{what} takes no constraints", t.constraints[0].span, "not allowed here",
                  "constraints apply to int, float, str and list")
         return
     check_args(t.constraints, Signature(allowed), what, sink)
-    given = {a.name: a.value.value for a in t.constraints
-             if isinstance(a.value, ir.Literal) and a.name in allowed and matches(a.value, allowed[a.name])}
-    for low, high in (("min", "max"), ("min_length", "max_length"), ("min_items", "max_items")):
-        if low in given and high in given and given[low] > given[high]:
-            sink.add("invalid-value", f"`{low}` is greater than `{high}`", t.span, "nothing can satisfy this")
-    for name in ("min_length", "max_length", "min_items", "max_items"):
-        if given.get(name, 0) < 0:
-            sink.add("invalid-value", f"`{name}` cannot be negative", t.span)
-    pattern = next((a.value for a in t.constraints if a.name == "pattern" and "pattern" in given), None)
-    problem = pattern_problem(pattern.value) if pattern is not None else None
-    if problem:
-        sink.add("invalid-value", f"`pattern` cannot be used: {problem}", pattern.span, "bad pattern",
-                 "field patterns follow Rust's regex syntax: no look-around or back-references, and a bounded size")
+    written: dict[str, ir.Literal] = {}
+    for a in t.constraints:  # each as first given: check_args reports a repeated one
+        if isinstance(a.value, ir.Literal) and a.name in allowed and matches(a.value, allowed[a.name]):
+            written.setdefault(a.name, a.value)
+    for problem in constraint_problems({name: value.value for name, value in written.items()}):
+        span = written[problem.option].span if problem.option else t.span
+        sink.add("invalid-value", problem.message, span, problem.label, problem.help)
 
 
 def _check_model_cycles(models: Mapping[str, ir.Model], sink: Sink) -> None:

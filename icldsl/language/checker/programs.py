@@ -3,11 +3,11 @@ branches and merges are well formed, no step depends on itself."""
 
 from __future__ import annotations
 
-import re
 from typing import Mapping
 
 from .. import ir
 from ..diagnostics import Sink, did_you_mean
+from ..vocabulary import function_ref_problem
 from .common import dependencies, first, item_steps, model_fields, program_values
 
 
@@ -188,9 +188,6 @@ def _check_cycles(program: ir.Program, sink: Sink) -> None:
             visit(name, [name])
 
 
-TOOL_FORM = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-
-
 def check_tools(module: ir.Module, sink: Sink) -> None:
     """`tool name = python("module:function")`; importing it is the compiler's job."""
     for tool in module.of(ir.Tool):
@@ -203,6 +200,6 @@ def check_tools(module: ir.Module, sink: Sink) -> None:
         if len(args) != 1 or any(a.name for a in call.args) or not (
                 isinstance(args[0], ir.Literal) and isinstance(args[0].value, str)):
             sink.add("wrong-type", "`python(...)` takes one string, \"module:function\"", call.span, "wrong arguments")
-        elif not TOOL_FORM.match(args[0].value):
-            sink.add("invalid-value", f"{args[0].value!r} is not of the form \"module:function\"", args[0].span,
+        elif problem := function_ref_problem(args[0].value):
+            sink.add("invalid-value", problem, args[0].span,
                      "not module:function", 'for example "icldsl.tools:calculator"')

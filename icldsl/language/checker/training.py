@@ -6,15 +6,13 @@ from __future__ import annotations
 from typing import Mapping
 
 from .. import ir
-from ...datasets import LOADERS
+from ..catalogue.loaders import LOADERS, problems
 from ..diagnostics import Sink, did_you_mean
-from ..options import MAX_CONCURRENCY, Signature, bind, expected_found, matches, to_python, type_name
-from ..specs import TRAIN_SETTINGS
-from ...training.registry import OPTIMIZERS, REWARDS
+from ..catalogue.training import BUDGET_KEYS, OPTIMIZERS, REWARDS, TRAIN_SETTINGS, budget_problems, setting_kind
+from ..options import AtLeast, Between, Signature, Within, bind, expected_found, kind_of, matches, to_python, type_name
 from .common import check_args, check_references, first, output_model
 
 
-BUDGET_KEYS = ("calls", "tokens")
 REPEATABLE = ("optimizer",)  # several optimizer lines chain
 # What a checkpoint or early stopping may monitor, besides `f1_<field>` for each enum field
 # of the output; each also with `val_` in front.
@@ -30,14 +28,15 @@ def check_data(module: ir.Module, sink: Sink) -> None:
             sink.add("unknown-function", f"unknown data loader `{call.func}`", call.span, "not a loader",
                      did_you_mean(call.func, LOADERS) or f"loaders: {', '.join(LOADERS)}")
             continue
-        signature = Signature(loader.options, positional=loader.positional,
-                              required=loader.required)
+        signature = loader.signature
         before = len(sink.errors)
-        check_args(call.args, signature, f"loader `{call.func}`", sink, call_span=call.span)
+        check_args(call.args, Signature({name: kind_of(t) for name, t in signature.options.items()},
+                                        signature.required, signature.positional),
+                   f"loader `{call.func}`", sink, call_span=call.span)
         if len(sink.errors) == before:  # values of the right types: do they work together?
             bound = bind(signature, call.args)
             values = {name: to_python(v) for name, v in bound.items() if isinstance(v, ir.Literal)}
-            for option, message in loader.problems(values):
+            for option, message in problems(values, signature):
                 sink.add("invalid-value", f"loader `{call.func}`: {message}", bound[option].span, "cannot work")
 
 
@@ -145,10 +144,17 @@ def _check_setting(setting: ir.Setting, output: ir.Model | None, models: Mapping
                      "not a reward" if setting.key == "reward" else "not an optimizer",
                      did_you_mean(value.func, registry) or f"{setting.key}s: {', '.join(registry)}")
         else:
-            signature = registry[value.func].signature
-            check_args(value.args, signature, f"{setting.key} `{value.func}`", sink,
-                        output=output, call_span=value.span, models=models)
-            check_references(value, signature, names, sink)
+            function = registry[value.func]
+            before = len(sink.errors)
+            check_args(value.args, function.signature, f"{setting.key} `{value.func}`", sink,
+                       output=output, call_span=value.span, models=models)
+            check_references(value, function.signature, names, sink)
+            if len(sink.errors) == before:  # values of the right types: do they work together?
+                bound = bind(function.signature, value.args)
+                given = {name: to_python(v) for name, v in bound.items() if isinstance(v, ir.Literal)}
+                for option, message in function.problems({**function.signature.defaults, **given}):
+                    sink.add("invalid-value", f"{setting.key} `{value.func}`: {message}",
+                             (bound[option] if option in bound else value).span, "cannot work")
     elif setting.key == "checkpoint":
         allowed = monitors(output)
         if value.monitor.name not in allowed:
@@ -161,21 +167,31 @@ def _check_setting(setting: ir.Setting, output: ir.Model | None, models: Mapping
             sink.add("invalid-value", f"checkpoint mode must be `max` or `min`, not `{value.mode.name}`",
                      value.mode.span, "unknown mode", did_you_mean(value.mode.name, MODES))
     else:
-        expected = TRAIN_SETTINGS[setting.key].type
+        declared = TRAIN_SETTINGS.options[setting.key]
+        expected = setting_kind(setting.key)
         if not matches(value, expected) or not isinstance(value, (ir.Literal, ir.MapValue)):
             sink.add("wrong-type", f"`{setting.key}` must be {type_name(expected)}", value.span, "wrong type",
                      expected_found(value, expected))
         elif setting.key == "budget":
-            for item in value.items:
-                if item.name not in BUDGET_KEYS:
-                    sink.add("unknown-option", f"a budget has no `{item.name}`", item.span, "unknown limit",
-                             did_you_mean(item.name, BUDGET_KEYS) or "limit `calls`, `tokens` or both")
-                elif item.value.value < 1:
-                    sink.add("invalid-value", f"the `{item.name}` budget must be at least 1", item.value.span)
-        elif setting.key == "validation_split" and not 0 < value.value < 1:
-            sink.add("invalid-value", "`validation_split` must be between 0 and 1 (exclusive)", value.span)
-        elif setting.key != "seed" and expected is int and value.value < 1:
-            sink.add("invalid-value", f"`{setting.key}` must be at least 1", value.span)
-        elif setting.key == "concurrency" and value.value > MAX_CONCURRENCY:
-            sink.add("invalid-value", f"`concurrency` must be at most {MAX_CONCURRENCY}", value.span, "too many",
-                     "rows in flight at once; more would exhaust connections and memory before a server answers")
+            items = {item.name: item for item in value.items}
+            for key, code, message in budget_problems({k: item.value.value for k, item in items.items()}):
+                if code == "unknown-option":
+                    sink.add(code, message, items[key].span, "unknown limit",
+                             did_you_mean(key, BUDGET_KEYS) or "limit `calls`, `tokens` or both")
+                else:
+                    sink.add(code, message, items[key].value.span)
+        elif not matches(value, declared):
+            _out_of_range(setting.key, value, declared, sink)
+
+
+def _out_of_range(key: str, value: ir.Literal, declared: AtLeast | Between | Within, sink: Sink) -> None:
+    """A train setting of the right type outside its declared range, said as the range is declared."""
+    if isinstance(declared, Between):
+        sink.add("invalid-value", f"`{key}` must be between {declared.low} and {declared.high} (exclusive)",
+                 value.span)
+    elif isinstance(declared, Within) and value.value > declared.high:
+        sink.add("invalid-value", f"`{key}` must be at most {declared.high}", value.span, "too many",
+                 "rows in flight at once; more would exhaust connections and memory before a server answers"
+                 if key == "concurrency" else None)
+    else:
+        sink.add("invalid-value", f"`{key}` must be at least {declared.low}", value.span)

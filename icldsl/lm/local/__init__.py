@@ -24,8 +24,8 @@ buffer types. The `weights` option runs a model requantized once to such a type
 (`requantized`); extra buffer types are on wherever the CPU does not advertise
 AMX (`extra_buffer_types`).
 
-The names below load with their module when first used: the checker reads `models`
-(the weight types) without loading llama.cpp's bindings.
+The names below load with their module when first used, so that `models` (the weight types)
+reads without loading llama.cpp's bindings.
 """
 
 from ...lazy import exports

@@ -7,9 +7,11 @@ import importlib.util
 import logging
 import threading
 
+from ...language.catalogue.lms import PROVIDERS
 from ..base import LMConfigError, LMError, LMRequest, LMResponse
-from .engine import DEFAULT_PARALLEL, Engine
-from .models import FILE_WEIGHTS, INSTALL_HINT, MODELS, WEIGHTS, requantized, resolve_model
+from ..providers import declared_options
+from .engine import Engine
+from .models import FILE_WEIGHTS, INSTALL_HINT, MODELS, requantized, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -22,27 +24,26 @@ class LocalClient:
     wait their turn. A request without a seed uses the client's, so the same
     request gives the same answer. With `weights` other than "file", the model
     runs requantized (see `requantized`) under the name `<name>@<weights>`, so
-    that cached answers of the two never mix.
+    that cached answers of the two never mix. The options' defaults and ranges are their
+    declarations' (`icldsl.language.catalogue.lms`).
     """
 
     def __init__(
         self,
         model: str,
         *,
-        n_ctx: int = 4096,
+        n_ctx: int | None = None,
         n_threads: int | None = None,
-        n_parallel: int = DEFAULT_PARALLEL,
+        n_parallel: int | None = None,
         seed: int = 0,
-        weights: str = FILE_WEIGHTS,
+        weights: str | None = None,
     ) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
             raise LMConfigError(f"the local provider needs llama-cpp-python; run: {INSTALL_HINT}")
-        if n_ctx < 64 or (n_threads is not None and n_threads < 1) or n_parallel < 1:
-            raise LMConfigError(
-                "local options out of range: need n_ctx >= 64, n_threads >= 1 and n_parallel >= 1"
-            )
-        if weights != FILE_WEIGHTS and weights not in WEIGHTS:
-            raise LMConfigError(f"unknown weights {weights!r}; known: {', '.join((FILE_WEIGHTS, *WEIGHTS))}")
+        options = declared_options("local", PROVIDERS["local"].client_options, {
+            "n_ctx": n_ctx, "n_threads": n_threads, "n_parallel": n_parallel, "weights": weights})
+        n_ctx, n_threads, n_parallel = options["n_ctx"], options.get("n_threads"), options["n_parallel"]
+        weights = options["weights"]
         self.name = f"local/{model}" if model in MODELS else f"local:{model}"
         if weights != FILE_WEIGHTS:
             self.name += f"@{weights}"

@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TEMPERATURE = 0.2
 TOP_K, TYPICAL_P, TOP_P, MIN_P = 40, 1.0, 0.95, 0.05
 N_BATCH = 512  # tokens per decode step: the next token of every answer, then prompt chunks
-DEFAULT_PARALLEL = 8  # sequences decoded together; each holds n_ctx cells of KV cache
 # A request whose prompt shares this many more tokens with another slot's than
 # with any free slot's gets a copy of that slot's KV cache instead of evaluating
 # them again (a copy takes about as long as evaluating a dozen tokens).

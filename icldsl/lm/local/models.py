@@ -18,15 +18,17 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urljoin, urlsplit
 
+from ...language.catalogue.lms import WEIGHTS_OF_FILE
 from ..base import LMConfigError, Message
 from ...paths import cache_root
 
 log = logging.getLogger(__name__)
 
-# Weight types a model may be run with instead of its file's own, by llama.cpp's
-# name for the file type: only types llama.cpp repacks for batched products on x86.
+# Weight types a model may be run with instead of its file's own (the choices of the `weights`
+# option, `icldsl.language.catalogue.lms`), by llama.cpp's name for the file type: only types
+# llama.cpp repacks for batched products on x86.
 WEIGHTS: Mapping[str, str] = {"q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0"}
-FILE_WEIGHTS = "file"
+FILE_WEIGHTS = WEIGHTS_OF_FILE
 
 INSTALL_HINT = "pip install 'icldsl[local]'"
 

@@ -13,7 +13,7 @@ from icldsl.language.source import Source
 
 from tests.golden import assert_golden
 
-CASES = sorted((Path(__file__).parent / "golden" / "parse").glob("*.icl"))
+CASES = sorted((Path(__file__).resolve().parents[1] / "golden" / "parse").glob("*.icl"))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
@@ -27,7 +27,7 @@ def test_there_are_parse_cases() -> None:
 
 
 def test_programs_parse() -> None:
-    for path in (Path(__file__).parents[1] / "programs").glob("*.icl"):
+    for path in (Path(__file__).resolve().parents[2] / "programs").glob("*.icl"):
         module = parse(Source.from_path(path))
         assert module.of(ir.Program), path
 

@@ -12,7 +12,8 @@ from icldsl import artifact
 from icldsl.cli import main
 from icldsl.lm.cache import LMCache, default_path
 from tests.loopback import LoopbackServer
-from tests.test_cli import PROGRAM, answer_with_examples_only, run_cli
+from tests.adder import answer_with_examples_only, write_adder
+from tests.cli.test_cli import run_cli
 
 # 4 test (untrained) + 3 val + 2 epochs x (9 train + 3 val) + 4 test (trained), no two alike
 CALLS = 35
@@ -21,10 +22,7 @@ CALLS = 35
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with LoopbackServer(answer_with_examples_only) as server:
-        rows = [{"question": f"{i}+{i + 1}", "answer": 2 * i + 1} for i in range(16)]
-        (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:12]) + "\n")
-        (tmp_path / "test.jsonl").write_text("\n".join(json.dumps(r) for r in rows[12:]) + "\n")
-        (tmp_path / "adder.icl").write_text(PROGRAM.format(url=server.openai_url), encoding="utf-8")
+        write_adder(tmp_path, server.openai_url)
         monkeypatch.chdir(tmp_path)
         yield tmp_path, server
 

@@ -13,7 +13,7 @@ import pytest
 
 from icldsl import artifact, report
 from icldsl.cli import main
-from tests.test_cli import ROOT, project  # noqa: F401 - a fixture
+from tests.cli.test_cli import ROOT
 
 # Python with SIGINT handled as in a terminal (a background job inherits it ignored), and
 # KeyboardInterrupt raised where the library imports lark (the parser): Ctrl-C while the command starts.

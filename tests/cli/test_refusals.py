@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
+import icldsl
 from icldsl import artifact
 from icldsl.cli import main
 from icldsl.language.compiler import compile_source
 from icldsl.language.diagnostics import CheckError
 from icldsl.paths import BadEncoding, decode_utf8
 from icldsl.language.source import Source
+from icldsl.runtime.state import spec_and_states
 from tests.loopback import Reply
-from tests.test_cli import PROGRAM, answer_with_examples_only, project  # noqa: F401 - a fixture
+from tests.adder import PROGRAM, answer_with_examples_only
 from tests.test_trust import agent_artifact
 
 
@@ -75,7 +77,7 @@ def test_an_edited_artifact_that_could_not_run_is_refused_when_loaded(tmp_path, 
 
 def test_an_artifact_whose_source_entry_is_not_an_object_still_loads(tmp_path) -> None:
     path = edited(tmp_path, lambda d: d.update(source="x"))
-    assert artifact.load(path).spec.name == "p"
+    assert icldsl.load(path).spec.name == "p"
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -207,7 +209,7 @@ def test_concurrency_beyond_the_maximum_is_refused_in_a_file_a_flag_and_python(t
         main(["run", "a.json", "--input", "{}", "--concurrency", "100000000"])
     assert f"at most {MAX_CONCURRENCY} rows may be in flight at once, got '100000000'" in capsys.readouterr().err
 
-    spec, states = compile_source(Source("p.icl", source.replace("1000000000", "8"))).programs["p"]
+    spec, states = spec_and_states(compile_source(Source("p.icl", source.replace("1000000000", "8"))), "p")
     program = Program(spec, states, clients={"solver": ScriptedLM(lambda r: {"answer": 1})})
     with pytest.raises(ValueError, match=f"concurrency must be from 1 to {MAX_CONCURRENCY}, got 100000000"):
         program.prepare(100_000_000)

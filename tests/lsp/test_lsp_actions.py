@@ -13,7 +13,7 @@ from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 
 from tests.lsp_client import Session, language_server
-from tests.test_lsp import ROOT, at, run
+from tests.lsp.test_lsp import ROOT, at, run
 
 PROGRAM = """model Review { txt: str "The review\tas written" }
 model Verdict { label: enum("positive", "negative") }

@@ -5,7 +5,6 @@ every argument, shell completion, and `icldsl init`."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -24,9 +23,8 @@ from icldsl.cli.arguments import build_parser
 from icldsl.cli.project import STARTER, STARTER_PROGRAM
 from icldsl.language.compiler import compile_file
 from icldsl.errors import EXIT_CLOSED_PIPE
-from icldsl.training.session import fit_compiled
 from tests.scripted import ScriptedLM
-from tests.test_cli import GSM8K_ICL, ROOT, project  # noqa: F401 - a fixture
+from tests.cli.test_cli import GSM8K_ICL, ROOT
 
 BAD = "model A {\n    x: strr\n}\n"
 
@@ -308,7 +306,7 @@ def test_the_starter_fits_against_a_scripted_lm(tmp_path: Path) -> None:
         shown = Counter(json.loads(m.content)["team"] for m in request.messages if m.role == "assistant")
         return {"team": shown.most_common(1)[0][0] if shown else "billing"}
 
-    fit = asyncio.run(fit_compiled(compiled, compiled.train(), clients={"small": ScriptedLM(majority_of_examples)}))
+    fit = icldsl.fit(compiled, clients={"small": ScriptedLM(majority_of_examples)}, write=False, report=False).report
     untrained, trained = (fit.artifact["training"]["scores"][k]["reward_mean"] for k in ("untrained", "trained"))
     assert untrained == 6 / 25 and trained > 0.5, (untrained, trained)  # 6 of the 25 test messages are billing
     (state,) = fit.artifact["states"].values()

@@ -21,7 +21,7 @@ from icldsl.lm.base import LMRequest, Message
 from icldsl.lm.trace import Call, JSONLTrace, OTelTrace, Site
 from icldsl.training.session import eval_compiled, program_of
 from tests.loopback import LoopbackServer, error_reply
-from tests.test_cache_cli import usage_rows
+from tests.cli.test_cache_cli import usage_rows
 
 KEY = "sk-trace-secret-4242"  # in the environment, read by env("...")
 PASSWORD = "pw-in-the-url-9191"  # in a base_url's credentials, in the environment too (the checker refuses it in the file)

@@ -7,21 +7,23 @@ import re
 from pathlib import Path
 
 from icldsl.language.compiler import compile_file
-from icldsl.language.specs import TRAIN_SETTINGS, BranchSpec, TrainSpec
+from icldsl.language.catalogue.training import TRAIN_SETTINGS
+from icldsl.language.specs import BranchSpec, TrainSpec
 
-GRAMMAR = (Path(__file__).resolve().parents[1] / "grammar" / "icl.lark").read_text()
+GRAMMAR = (Path(__file__).resolve().parents[2] / "grammar" / "icl.lark").read_text()
 
 
 def test_every_setting_the_grammar_reads_is_in_the_table_and_the_spec() -> None:
     written = re.search(r"^value_setting: \((.*)\) value$", GRAMMAR, re.M).group(1).split(" | ")
     keywords = {re.search(rf'^{name}: "(\w+)"$', GRAMMAR, re.M).group(1) for name in written}
-    assert keywords | {"early_stopping"} == set(TRAIN_SETTINGS)
+    assert keywords | {"early_stopping"} == set(TRAIN_SETTINGS.options)
     defaults = {f.name: f.default for f in dataclasses.fields(TrainSpec)}
-    assert {key: defaults[key] for key in TRAIN_SETTINGS} == {k: s.default for k, s in TRAIN_SETTINGS.items()}
+    assert {key: defaults[key] for key in TRAIN_SETTINGS.options} == \
+        {key: TRAIN_SETTINGS.defaults.get(key) for key in TRAIN_SETTINGS.options}
 
 
 def test_a_branch_picks_its_arm_by_label_then_default() -> None:
-    compiled = compile_file(Path(__file__).resolve().parents[1] / "programs" / "support.icl")
+    compiled = compile_file(Path(__file__).resolve().parents[2] / "programs" / "support.icl")
     spec, _ = compiled.programs["support"]
     branch = next(item for item in spec.steps if isinstance(item, BranchSpec))
     assert branch.arm("billing").label == "billing"

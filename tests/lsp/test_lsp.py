@@ -14,7 +14,7 @@ from tests.lsp_client import Session, language_server
 from tests.program_generator import generate_program, write_data
 from tests.test_robustness import SEEDS, mutate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def at(text: str, marker: str, skip: int = 0) -> lsp.Position:

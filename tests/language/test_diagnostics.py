@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from icldsl.datafiles import check_data_files
 from icldsl.language.compiler import check_module
 from icldsl.language.diagnostics import (CODES, CheckError, Diagnostic, render_all, render_concise, render_github, sort_key,
                                 to_json)
@@ -14,14 +15,15 @@ from icldsl.language.imports import load_module
 from icldsl.language.source import Source
 from tests.golden import assert_golden
 
-CASES = sorted((Path(__file__).parent / "golden" / "errors").glob("*.icl"))
+CASES = sorted((Path(__file__).resolve().parents[1] / "golden" / "errors").glob("*.icl"))
 
 
 def diagnose(source: Source) -> tuple[list[Diagnostic], dict[str, Source]]:
     """Every diagnostic of a file (imports followed, data files opened), and the sources they point into."""
     try:
         module, sources = load_module(source)
-        return sorted(check_module(module, Path(source.name).resolve().parent, data=True), key=sort_key), sources
+        found = check_module(module, Path(source.name).resolve().parent, checks=(check_data_files,))
+        return sorted(found, key=sort_key), sources
     except CheckError as exc:
         return sorted(exc.diagnostics, key=sort_key), {source.name: source, **exc.sources}
 

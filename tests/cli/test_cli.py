@@ -11,9 +11,8 @@ import pytest
 
 from icldsl import artifact
 from icldsl.cli import main, tables
-from tests.loopback import LoopbackServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GSM8K_ICL = ROOT / "programs" / "gsm8k.icl"
 
 
@@ -92,42 +91,6 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     assert "cannot read" in result.stderr and "Traceback" not in result.stderr
 
 
-PROGRAM = """
-model Sum {{ question: str "Two numbers to add, like 2+3" }}
-model Total {{ answer: float "Their sum" }}
-lm solver = "openai/loopback" {{ base_url: "{url}", temperature: 0.0, max_tokens: 50 }}
-program adder {{ input q: Sum  total = generate Total from q  output total }}
-data sums = jsonl("train.jsonl", test: "test.jsonl")
-train adder on sums {{
-    reward exact_match(in_mask: ["answer"])
-    optimizer random_few_shot(nb_max_examples: 2)
-    epochs 2
-    batch_size 4
-    validation_split 0.25
-}}
-"""
-
-
-def sum_of(question: str) -> float:
-    a, b = question.split("+")
-    return float(a) + float(b)
-
-
-def answer_with_examples_only(request) -> dict:
-    """Right when the prompt holds few-shot examples, wrong without: training must help."""
-    question = json.loads(request.last_user_message)["question"]
-    has_examples = len(request.messages) > 2
-    return {"answer": sum_of(question) if has_examples else -1.0}
-
-
-@pytest.fixture
-def project(tmp_path: Path):
-    with LoopbackServer(answer_with_examples_only) as server:
-        rows = [{"question": f"{i}+{i + 1}", "answer": 2 * i + 1} for i in range(16)]
-        (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:12]) + "\n")
-        (tmp_path / "test.jsonl").write_text("\n".join(json.dumps(r) for r in rows[12:]) + "\n")
-        (tmp_path / "adder.icl").write_text(PROGRAM.format(url=server.openai_url), encoding="utf-8")
-        yield tmp_path, server
 
 
 def test_fit_trains_writes_an_artifact_that_run_and_eval_use(project, monkeypatch, capsys) -> None:

@@ -18,7 +18,7 @@ from icldsl.language import ir, parser
 from icldsl.paths import cache_root
 from icldsl.language.source import Source
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GSM8K = ROOT / "programs" / "gsm8k.icl"
 HEAVY = ("numpy", "httpx", "jinja2", "urllib.request", "llama_cpp", "pydantic")
 

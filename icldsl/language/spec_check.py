@@ -1,37 +1,71 @@
-"""What a program spec read from outside (an artifact) must hold before it is built and run.
+"""What a program spec must hold before it is built and run: `problems`, the one list of
+the rules a spec read from outside (an artifact) is checked against.
 
 The compiler only makes specs that hold these; a spec edited by hand may not, and would
 fail at call time with a KeyError or TypeError deep in the runtime. `problems` says,
-in words and with the part's location, what is wrong instead.
+in words and with the part's location, what is wrong instead. Its words come from
+`vocabulary` (step kinds, types, constraints, secret options) and its option types from
+`options` (`fits`, the same fit `matches` gives a value written in a file), which the
+checker reads too; the rule on constraint values (`constraint_problems`) is the checker's
+as well; the providers and their options are the catalogue's (`catalogue.lms`).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping, Protocol
 
-from ..lm import EMBEDDERS, PROVIDERS, embedding_options, split_target
-from ..language.options import URLS, Within, type_name, url_secrets
-from ..language.patterns import pattern_problem
-from ..user_code import FORM
-from ..language.specs import BranchSpec, ProgramSpec, StepSpec
-from .retrieval import Dense
-from .state import StepState
+from .catalogue.lms import EMBEDDERS, PROVIDERS, split_target
+from .options import fits, type_name, url_secrets
+from .patterns import pattern_problem
+from .specs import BranchSpec, EmbeddingSpec, ProgramSpec, StepSpec
+from .vocabulary import (CONSTRAINT_RANGES, CONSTRAINTS, COUNTS, PRIMITIVE_TYPES, SECRET_OPTIONS, STEP_KINDS,
+                         function_ref_problem)
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-KINDS = ("generate", "chain_of_thought", "decide", "agent")
-PRIMITIVES = ("str", "int", "float", "bool")
-CONSTRAINTS: Mapping[str, Mapping[str, tuple[type, ...]]] = {
-    "int": {"min": (int,), "max": (int,)},
-    "float": {"min": (int, float), "max": (int, float)},
-    "str": {"min_length": (int,), "max_length": (int,), "pattern": (str,)},
-    "list": {"min_items": (int,), "max_items": (int,)},
-}
-SECRET_OPTIONS = ("api_key",)
 
 
-def problems(spec: ProgramSpec, states: Mapping[str, StepState]) -> list[str]:
-    """Everything in `spec` and `states` that would stop the program from being built or run."""
+class State(Protocol):
+    """What `problems` reads of a step's learned state (`runtime.state.StepState`): the fields
+    its string bounds are for, and the embedding model its retrieval sends inputs to, if any."""
+
+    @property
+    def bounds(self) -> tuple[tuple[str, int], ...]: ...
+
+    @property
+    def embedding(self) -> EmbeddingSpec | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A mistake in constraints, with what a diagnostic shows of it: `option` is the
+    constraint to point at (None: the whole type), `label` and `help` its words there."""
+
+    message: str
+    option: str | None = None
+    label: str = ""
+    help: str | None = None
+
+
+def constraint_problems(given: Mapping[str, Any]) -> list[Problem]:
+    """What is wrong with constraint values `given` (name -> value, each of the type `CONSTRAINTS`
+    says), which their types do not show: a lower bound above its upper bound, a negative count,
+    a pattern the runtime cannot use. The checker and `problems` both ask this."""
+    found = [Problem(f"`{low}` is greater than `{high}`", label="nothing can satisfy this")
+             for low, high in CONSTRAINT_RANGES if low in given and high in given and given[low] > given[high]]
+    found += [Problem(f"`{name}` cannot be negative") for name in COUNTS if given.get(name, 0) < 0]
+    problem = pattern_problem(given["pattern"]) if "pattern" in given else None
+    if problem:
+        found.append(Problem(f"`pattern` cannot be used: {problem}", "pattern", "bad pattern",
+                             "field patterns follow Rust's regex syntax: no look-around or back-references, "
+                             "and a bounded size"))
+    return found
+
+
+def problems(spec: ProgramSpec, states: Mapping[str, State]) -> list[str]:
+    """Everything in `spec` and its steps' learned `states` (by step path) that would stop the
+    program from being built or run, each prefixed with the part it is in."""
     found: list[str] = []
     models = {m.name for m in spec.models}
     fields = {m.name: {f.name for f in m.fields} for m in spec.models}
@@ -49,8 +83,9 @@ def problems(spec: ProgramSpec, states: Mapping[str, StepState]) -> list[str]:
         found += [f"lm `{lm.name}`: {p}" for p in lm_problems(lm.target, lm.options, lms)]
     tools = {t.name for t in spec.tools}
     for tool in spec.tools:
-        if not FORM.match(tool.ref):
-            found.append(f"tool `{tool.name}`: {tool.ref!r} is not of the form \"module:function\"")
+        problem = function_ref_problem(tool.ref)
+        if problem:
+            found.append(f"tool `{tool.name}`: {problem}")
     values = {spec.input_name}
     for item in spec.steps:
         steps = [a.step for a in item.arms] if isinstance(item, BranchSpec) else [item]
@@ -65,10 +100,10 @@ def problems(spec: ProgramSpec, states: Mapping[str, StepState]) -> list[str]:
         if name not in values:
             found.append(f"output `{name}` is no step of the program")
     for path, state in states.items():
-        index = state.retrieval.pool.index if state.retrieval is not None else None
-        if isinstance(index, Dense):  # its target is an address the program sends inputs to, like an lm's
-            found += [f"step `{path}`: the embedding `{index.embedding.name}` it retrieves with: {p}"
-                      for p in embedding_problems(index.embedding.target, index.embedding.options)]
+        embedding = state.embedding  # its target is an address the program sends inputs to, like an lm's
+        if embedding is not None:
+            found += [f"step `{path}`: the embedding `{embedding.name}` it retrieves with: {p}"
+                      for p in embedding_problems(embedding.target, embedding.options)]
     made = {f for item in spec.steps if item.name in spec.outputs for f in fields.get(item.model, ())}
     output = next((m for m in spec.models if m.name == spec.output_model), None)
     required = [f.name for f in output.fields if not (isinstance(f.type, dict) and "optional" in f.type)] \
@@ -81,18 +116,17 @@ def problems(spec: ProgramSpec, states: Mapping[str, StepState]) -> list[str]:
 
 def _type_problems(t: Any, models: set[str]) -> list[str]:
     if isinstance(t, str):
-        return [] if t in PRIMITIVES else [f"unknown type {t!r}"[:80]]
+        return [] if t in PRIMITIVE_TYPES else [f"unknown type {t!r}"[:80]]
     if not isinstance(t, dict) or not t:
         return [f"unknown type {t!r}"[:80]]
     if "constrained" in t:
         base = t["constrained"]
         kind = "list" if isinstance(base, dict) and set(base) == {"list"} else base if isinstance(base, str) else None
         allowed = CONSTRAINTS.get(kind or "", {})
-        bad = [f"constraint {k!r} does not fit {kind or 'this type'}" for k, v in t.items() if k != "constrained"
-               and (k not in allowed or not isinstance(v, allowed[k]) or isinstance(v, bool))]
-        problem = pattern_problem(t["pattern"]) if "pattern" in t and not bad else None
-        if problem:
-            bad.append(f"pattern {t['pattern'][:40]!r} cannot be used: {problem}")
+        given = {k: v for k, v in t.items() if k != "constrained"}
+        bad = [f"constraint {k!r} does not fit {kind or 'this type'}" for k, v in given.items()
+               if k not in allowed or not fits(v, allowed[k])]
+        bad = bad or [p.message for p in constraint_problems(given)]
         return bad or _type_problems(base, models)
     if len(t) != 1:
         return [f"unknown type {t!r}"[:80]]
@@ -103,7 +137,7 @@ def _type_problems(t: Any, models: set[str]) -> list[str]:
         ok = isinstance(arg, list) and arg and all(isinstance(a, str) for a in arg)
         return [] if ok else ["an enum needs a list of labels (strings)"]
     if kind == "model":
-        return [] if arg in models else [f"no model {arg!r}"[:80]]
+        return [] if isinstance(arg, str) and arg in models else [f"no model {arg!r}"[:80]]
     return [f"unknown type {kind!r}"[:80]]
 
 
@@ -112,7 +146,7 @@ def lm_problems(target: str, options: Mapping[str, Any], lms: Mapping[str, Any])
     provider, _ = split_target(target)
     if provider not in PROVIDERS:
         return [f"unknown provider in {target!r}; known: {', '.join(PROVIDERS)}"]
-    return _option_problems(provider, PROVIDERS[provider].options, options, lms)
+    return _option_problems(provider, PROVIDERS[provider].signature.options, options, lms)
 
 
 def embedding_problems(target: str, options: Mapping[str, Any]) -> list[str]:
@@ -120,7 +154,7 @@ def embedding_problems(target: str, options: Mapping[str, Any]) -> list[str]:
     provider, _ = split_target(target)
     if provider not in EMBEDDERS:
         return [f"no embedding models for {target!r}; known providers: {', '.join(EMBEDDERS)}"]
-    return _option_problems(provider, embedding_options(provider), options, {})
+    return _option_problems(provider, EMBEDDERS[provider].signature.options, options, {})
 
 
 def _option_problems(provider: str, allowed: Mapping[str, Any], options: Mapping[str, Any],
@@ -130,14 +164,14 @@ def _option_problems(provider: str, allowed: Mapping[str, Any], options: Mapping
         if key not in allowed:
             found.append(f"{provider} has no option `{key}`")
         elif key == "fallback":
-            if value not in lms:
+            if not isinstance(value, str) or value not in lms:
                 found.append(f"falls back to `{value}`, which is not among its lms")
         elif key in SECRET_OPTIONS and not _is_env(value):
             found.append(f"option `{key}` must name an environment variable, as {{\"env\": NAME}}")
         elif any(isinstance(v, str) and url_secrets(v) for v in (value if isinstance(value, list) else [value])):
             found.append(f"option `{key}` holds credentials in a URL; a URL with them must come from an environment "
                          f"variable, as {{\"env\": NAME}}")
-        elif not _fits(value, allowed[key]):
+        elif not fits(value, allowed[key], env=True):
             found.append(f"option `{key}` must be {type_name(allowed[key])}" + (
                 ' or {"env": NAME}' if allowed[key] is str else ""))
     return found
@@ -147,27 +181,11 @@ def _is_env(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"env"} and isinstance(value["env"], str)
 
 
-def _fits(value: Any, kind: Any) -> bool:
-    """Whether a stored option value fits its type; strings may be stored as {"env": NAME}."""
-    if isinstance(kind, Within):
-        return _fits(value, kind.kind) and kind.low <= value <= kind.high
-    if kind is URLS:
-        items = value if isinstance(value, list) else [value]
-        return bool(items) and all(isinstance(v, str) or _is_env(v) for v in items)
-    if kind is str and _is_env(value):
-        return True
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(kind, type) and isinstance(value, kind)
-
-
 def _step_problems(step: StepSpec, values: set[str], fields: Mapping[str, set[str]], lms: Mapping[str, Any],
-                   tools: set[str], states: Mapping[str, StepState]) -> list[str]:
+                   tools: set[str], states: Mapping[str, State]) -> list[str]:
     models = set(fields)
     found = []
-    if step.kind not in KINDS:
+    if step.kind not in STEP_KINDS:
         found.append(f"unknown kind {step.kind!r}")
     found += [f"no model `{m}`" for m in dict.fromkeys((step.model, step.answer_model)) if m not in models]
     if step.model in models and step.answer_model in models and not fields[step.model] <= fields[step.answer_model]:
