@@ -11,8 +11,8 @@ trace, so they cost no LM call):
 
 The entry names the step's k, and its cascade share when it has one (the rows the vote
 answered score the same for the trained step and the vote). Beside them, the trained
-step's accuracy on that field minus the vote's, paired over
-the rows (mean and standard error of the per-row difference, as `trained - untrained`).
+step's accuracy on that field minus the vote's, paired over the rows (mean and standard
+error of the per-row difference, as `trained - untrained`).
 Rows where the step did not run (an earlier step failed, another branch arm ran) are
 left out; a row whose retrieval failed counts as a miss of both baselines.
 """

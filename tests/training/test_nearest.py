@@ -212,8 +212,9 @@ def test_an_embedding_retriever_embeds_each_text_once(tmp_path: Path, monkeypatc
     ('order: "middle"', 'must be one of "nearest_last", "nearest_first"'),
     ("k: [4, 0]", "must be an integer of at least 1 or a non-empty list, each an integer of at least 1"),
     ("compare_on: 10", "must be an integer of at least 30"),
-    ("cascade: [0.5, 2]", "cascade must be true, false, a number from 0 to 1, or a list of them"),
-    ("cascade: 1.5", "must be true or false or a number from 0 to 1 or a list of numbers or true/false"),
+    ("cascade: [0.5, 2]", "must be true or false or a number from 0 to 1 or a non-empty list, each true or false "
+                          "or a number from 0 to 1"),
+    ("cascade: 1.5", "must be true or false or a number from 0 to 1 or a non-empty list"),
 ])
 def test_bad_settings_get_a_message(tmp_path: Path, capsys, options: str, message: str) -> None:
     write(tmp_path, options)
