@@ -76,8 +76,8 @@ def test_the_quick_start_program_learns_retrieval_and_its_artifact_repeats_it(tm
     monkeypatch.setenv("ICLDSL_CLINC150_PATH", str(clinc150_dir))
     monkeypatch.chdir(tmp_path)
     text = (ROOT / "programs" / "intents.icl").read_text(encoding="utf-8")
-    for old, new in [("train_per_intent: 20, test_per_intent: 6", "train_per_intent: 4, test_per_intent: 1"),
-                     ("nearest_few_shot(k: [4, 8], retriever: minilm)", 'nearest_few_shot(k: 2, compare_on: 30)'),
+    for old, new in [("train_per_intent: 20, test_per_intent: 20", "train_per_intent: 4, test_per_intent: 1"),
+                     ("nearest_few_shot(k: [4, 8], retriever: minilm, cascade: [0, 0.5, 0.75, 1, false], compare_on: 60)", 'nearest_few_shot(k: 2, compare_on: 30)'),
                      ("concurrency 8", "concurrency 8\n    validation_split 0.5")]:
         assert old in text, f"programs/intents.icl no longer has {old!r}; update this test"
         text = text.replace(old, new)

@@ -1,14 +1,15 @@
 """Variants of a `nearest_few_shot` step scored on a file's test rows, through the LM cache.
 
 The pool is built as `icldsl fit` builds it (the training rows after the validation split,
-with their expected outputs); each variant sets k, order, labels and cascade, and is scored
+with their expected outputs); each variant sets k, order, labels and cascade (`cascade` alone is 1,
+unanimity; `cascade=0.5` a share), and is scored
 on the test rows with the retriever-alone baselines (`training.baselines`), the mean prompt
 tokens per LM call, the LM calls, the calls the cascade saved, and the paired difference
 from the first variant. No training: this is for
 comparing variants quickly; the figures that count come from `icldsl fit`.
 
     python bench/retrieval/variants.py programs/intents.icl \\
-        "k=8" "k=8 labels=retrieved" "k=8 labels=retrieved cascade" "k=8 order=nearest_first"
+        "k=8" "k=8 labels=retrieved" "k=8 labels=retrieved cascade=0.5" "k=8 order=nearest_first"
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 from icldsl.language.compiler import compile_file
 from icldsl.lm.cache import LMCache, default_path
-from icldsl.runtime.retrieval import Retrieval
+from icldsl.runtime.retrieval import Retrieval, cascade_share
 from icldsl.training.baselines import baselines
 from icldsl.training.estimate import paired
 from icldsl.training.metrics import enum_fields
@@ -39,7 +40,7 @@ def parse_variant(text: str) -> dict:
     variant = {}
     for part in text.split():
         key, _, value = part.partition("=")
-        variant[key] = int(value) if key == "k" else (value or True)
+        variant[key] = int(value) if key == "k" else float(value) if key == "cascade" and value else (value or True)
     return variant
 
 
@@ -69,7 +70,7 @@ async def main(args: argparse.Namespace) -> list[dict]:
                 states = dict(program.states)
             else:
                 retrieval = Retrieval(pool, v.get("k", 8), v.get("order", "nearest_last"), v.get("labels", "all"),
-                                      bool(v.get("cascade", False)))
+                                      cascade_share(v.get("cascade", False)))
                 states = {**program.states, path: program.states[path].with_retrieval(retrieval)}
             evaluation = await evaluate(program.with_states(states), data.test, reward, concurrency=train.concurrency)
             usage = UsageTable.of(evaluation.scored).total

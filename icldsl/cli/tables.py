@@ -3,6 +3,7 @@ epochs, optimizer comparisons and LM usage."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
@@ -81,7 +82,8 @@ def baseline_lines(baselines: Sequence[Mapping[str, Any]]) -> list[str]:
     for b in baselines:
         diff = b["trained_minus_vote"]
         verdict = "more than" if abs(diff["mean"]) > 2 * diff["se"] else "within"
-        lines += [f"retrieval alone ({b['step']}, {b['field']}, k={b['k']}): vote of the retrieved labels "
+        cascade = f", cascade {json.dumps(b['cascade'])}" if "cascade" in b else ""
+        lines += [f"retrieval alone ({b['step']}, {b['field']}, k={b['k']}{cascade}): vote of the retrieved labels "
                   f"{b['vote']['mean']:.3f}, 1-nearest {b['nearest1']['mean']:.3f}",
                   f"trained - vote: {diff['mean']:+.3f} ± {diff['se']:.3f} (paired over {diff['n']} examples; "
                   f"{verdict} two standard errors)"]
@@ -122,7 +124,7 @@ def event_lines(events: list[dict]) -> list[str]:
 
 def usage_table(table: UsageTable) -> str:
     """Calls, cache hits, failures, tokens and latency per step and per LM; and, when some step
-    runs were answered by their unanimous retrieved examples, how many (no call made)."""
+    runs were answered by the vote of their retrieved examples, how many (no call made)."""
     rows = [(f"step {k}", v) for k, v in table.steps.items()] + [(f"lm {k}", v) for k, v in table.lms.items()]
     if len(table.steps) > 1:
         rows.append(("total", table.total))

@@ -179,9 +179,9 @@ class Program:
             return None
         origins = tuple(d.origin for d in retrieved)
         retrieval = self.states[step.path].retrieval
-        agreed = retrieval.unanimous(retrieved) if retrieval is not None and step.kind != "agent" else None
+        agreed = retrieval.agreed(retrieved) if retrieval is not None and step.kind != "agent" else None
         if agreed is not None and all(name in agreed.output for name in self._fields[step.answer_model]):
-            answer = dict(agreed.output)  # every retrieved example says the same: no LM call (cascade)
+            answer = dict(agreed.output)  # enough retrieved examples vote for it: no LM call (cascade)
             trace.steps[step.path] = StepRecord(merged, answer, None, lm=step.lm, retrieved=origins, cascaded=True)
             return {name: answer[name] for name in self._fields[step.model]}
         meter = self.clients.connect(step.lm).at(Site(step.path, self.spec.name))

@@ -30,9 +30,13 @@ labels: they are not offered, so the step cannot answer a label none of its k ne
 examples carries (the retriever's recall bounds its accuracy); a field none of the
 examples carries keeps all its labels.
 
-Cascade (`cascade`): when every retrieved example has the same output, the step
-answers that output without calling its LM; the trace marks the step's record as
-answered by retrieval (`StepRecord.cascaded`) and usage counts it apart from calls.
+Cascade (`cascade`, a share t from 0 to 1): when the output most of the retrieved
+examples carry (their vote; a tie goes to the output of the nearest tied example)
+is carried by at least t of them, the step answers it without calling its LM; t = 1
+is unanimity, and t = 0 (or any t at most 1/k) makes every call a vote. Outputs are
+compared whole.
+The trace marks the step's record as answered by retrieval (`StepRecord.cascaded`)
+and usage counts it apart from calls.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -212,7 +217,7 @@ class Retrieval:
     k: int
     order: str = "nearest_last"
     labels: str = "all"
-    cascade: bool = False
+    cascade: float | None = None  # the share of the retrieved examples whose vote answers without the LM
 
     async def select(self, inputs: Mapping[str, Any], embed: Embed) -> tuple[Demo, ...]:
         """The examples a call with `inputs` gets, in prompt order."""
@@ -223,12 +228,18 @@ class Retrieval:
             chosen = chosen[::-1]
         return tuple(self.pool.demos[int(i)] for i in chosen)
 
-    def unanimous(self, retrieved: Sequence[Demo]) -> Demo | None:
-        """With `cascade`, the example whose output every retrieved example shares (the
-        step answers it without its LM); None otherwise."""
-        if not self.cascade or not retrieved or any(d.output != retrieved[0].output for d in retrieved[1:]):
+    def agreed(self, retrieved: Sequence[Demo]) -> Demo | None:
+        """With `cascade`, the nearest example carrying the vote of `retrieved` when at least
+        that share of them carry it (the step answers its output without its LM); None otherwise."""
+        if self.cascade is None or not retrieved:
             return None
-        return retrieved[0]
+        nearest_first = retrieved[::-1] if self.order == "nearest_last" else retrieved
+        keys = [json.dumps(dict(d.output), sort_keys=True, default=str) for d in nearest_first]
+        counts = Counter(keys)
+        top = max(counts.values())
+        if top < math.ceil(self.cascade * len(keys) - 1e-9):
+            return None
+        return next(d for d, key in zip(nearest_first, keys) if counts[key] == top)
 
     def key(self) -> tuple:
         """What tells two retrievals apart: k, order, labels, cascade, the retriever and the pool's rows."""
@@ -239,8 +250,8 @@ class Retrieval:
         doc: dict[str, Any] = {"k": self.k, "order": self.order}
         if self.labels != "all":  # absent at their defaults, so artifacts without them keep their bytes
             doc["labels"] = self.labels
-        if self.cascade:
-            doc["cascade"] = True
+        if self.cascade is not None:
+            doc["cascade"] = cascade_json(self.cascade)
         return {**doc, **self.pool.to_json()}
 
     @classmethod
@@ -250,7 +261,26 @@ class Retrieval:
         labels = data.get("labels", "all")
         if labels not in LABELS:
             raise RetrievalError(f"unknown labels {labels!r} (known: {', '.join(LABELS)})")
-        return cls(Pool.from_json(data), int(data["k"]), data["order"], labels, bool(data.get("cascade", False)))
+        return cls(Pool.from_json(data), int(data["k"]), data["order"], labels,
+                   cascade_share(data.get("cascade", False)))
+
+
+def cascade_share(value: bool | float) -> float | None:
+    """The cascade's share of a `cascade` option or artifact value: false is none, true is 1
+    (unanimity), a number from 0 to 1 itself."""
+    if value is False:
+        return None
+    if value is True:
+        return 1.0
+    if isinstance(value, (int, float)) and 0 <= value <= 1:
+        return float(value)
+    raise RetrievalError(f"cascade must be true, false or a number from 0 to 1, not {value!r}")
+
+
+def cascade_json(share: float | None) -> bool | float:
+    """How a cascade's share is written: true for unanimity (as artifacts before shares wrote it),
+    false for none, else the number."""
+    return False if share is None else True if share == 1.0 else share
 
 
 def nearest(scores: np.ndarray, k: int) -> np.ndarray:

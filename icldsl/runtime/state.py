@@ -111,7 +111,7 @@ class StepRecord:
     lm: str | None = None
     lm_calls: tuple[CallCost, ...] = ()
     retrieved: tuple[str, ...] = ()  # origins of the examples retrieved for this input, in prompt order
-    cascaded: bool = False  # answered by its unanimous retrieved examples, without an LM call
+    cascaded: bool = False  # answered by the vote of its retrieved examples (cascade), without an LM call
 
     @property
     def calls(self) -> int:

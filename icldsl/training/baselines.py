@@ -9,8 +9,10 @@ trace, so they cost no LM call):
   label whose example is nearest the input;
 - `nearest1`: the label of the nearest example.
 
-Beside them, the trained step's accuracy on that field minus the vote's, paired over
-the rows (mean and standard error of the per-row difference, as `trained - untrained`).
+The entry names the step's k, and its cascade share when it has one (the rows the vote
+answered score the same for the trained step and the vote). Beside them, the trained
+step's accuracy on that field minus the vote's, paired over the rows (mean and standard
+error of the per-row difference, as `trained - untrained`).
 Rows where the step did not run (an earlier step failed, another branch arm ran) are
 left out; a row whose retrieval failed counts as a miss of both baselines.
 """
@@ -22,6 +24,7 @@ from collections import Counter
 from typing import Any, Sequence
 
 from ..runtime.program import Program
+from ..runtime.retrieval import cascade_json
 from .estimate import Estimate, paired
 from .records import Scored
 
@@ -78,7 +81,8 @@ def baselines(program: Program, scored: Sequence[Scored]) -> list[dict[str, Any]
         if not trained:
             continue
         diff = paired(trained, voted)
-        found.append({"step": path, "field": field, "k": retrieval.k, "vote": _estimate(voted),
+        cascade = {} if retrieval.cascade is None else {"cascade": cascade_json(retrieval.cascade)}
+        found.append({"step": path, "field": field, "k": retrieval.k, **cascade, "vote": _estimate(voted),
                       "nearest1": _estimate(first),
                       "trained_minus_vote": {"mean": diff.mean, "se": diff.stderr, "n": diff.n}})
     return found

@@ -7,7 +7,7 @@ reached `threshold` (as `bootstrap_few_shot` learns). Rows with the same input (
 and white space folded) enter once, the first kept. Validation rows never enter a pool.
 
 At the end of each epoch one candidate per `k` (each step's k capped at its pool's
-size) is scored against the current states on the same validation examples, and the
+size), `labels` and `cascade` choice is scored against the current states on the same validation examples, and the
 best replaces them only when it wins by more than the standard error of the paired
 difference; every comparison is noted. See `runtime.retrieval` for how examples are
 found and ordered.
@@ -25,7 +25,7 @@ from ..datasets.quality import input_key
 from ..runtime.demo import Demo
 from ..runtime.program import Program
 from ..language.catalogue.training import LEXICAL
-from ..runtime.retrieval import BM25, Dense, Pool, Retrieval, query_text
+from ..runtime.retrieval import BM25, Dense, Pool, Retrieval, cascade_json, cascade_share, query_text
 from ..runtime.state import StepState
 from .context import Context, Optimizer
 from .optimizers import best_per_row, check_options, compare_candidates, declared, labeled_fields, step_demo
@@ -44,9 +44,12 @@ class NearestFewShot(Optimizer):
     `"bm25"` or the name of an `embedding` block; `order` puts the nearest example last
     (next to the input) or first. `labels` is `"all"` (each enum field offers all its
     labels) or `"retrieved"` (only those of the call's retrieved examples), or a list of
-    both to choose from on validation (every k with every choice); `cascade` lets a step
-    whose retrieved examples all have the same output answer it without an LM call
-    (`runtime.retrieval`).
+    both to choose from on validation (every k with every choice); `cascade` lets the vote
+    of a step's retrieved examples answer without an LM call when at least a share t of
+    them carry it: false (never), true (t = 1, unanimity), a number t from 0 (every call)
+    to 1, or a list of these to choose from on validation (`runtime.retrieval`).
+    Candidates are scored with the lower share first, so a tie on validation goes to the
+    one that calls less.
     """
 
     k: tuple[int, ...] = _DEFAULT["k"]
@@ -55,7 +58,7 @@ class NearestFewShot(Optimizer):
     threshold: float = _DEFAULT["threshold"]
     compare_on: int = _DEFAULT["compare_on"]
     labels: tuple[str, ...] = _DEFAULT["labels"]
-    cascade: bool = _DEFAULT["cascade"]
+    cascade: tuple[float | None, ...] = _DEFAULT["cascade"]  # given as a bool, a share or a list of them
     resources: Resources = field(default_factory=Resources, repr=False)
 
     def __post_init__(self) -> None:
@@ -63,6 +66,9 @@ class NearestFewShot(Optimizer):
         object.__setattr__(self, "k", tuple(sorted({self.k} if isinstance(self.k, int) else set(self.k))))
         labels = (self.labels,) if isinstance(self.labels, str) else tuple(self.labels)
         object.__setattr__(self, "labels", tuple(dict.fromkeys(labels)))
+        given = self.cascade if isinstance(self.cascade, (list, tuple)) else (self.cascade,)
+        shares = {cascade_share(value) for value in given}  # the declaration has refused anything else
+        object.__setattr__(self, "cascade", tuple(sorted(shares, key=lambda t: 2.0 if t is None else t)))
         if self.retriever != LEXICAL and self.retriever not in self.resources.embeddings:
             raise ValueError(f"nearest_few_shot: retriever must be \"{LEXICAL}\" or the name of an embedding block, "
                              f"not {self.retriever!r}")
@@ -72,9 +78,10 @@ class NearestFewShot(Optimizer):
         return max(self.k)
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
-        """At most: each epoch scores the current states and one candidate per k and labels choice on the
-        compared examples."""
-        return epochs * (len(self.k) * len(self.labels) + 1) * min(validation, self.compare_on) * lm_steps
+        """At most: each epoch scores the current states and one candidate per k, labels and cascade
+        choice on the compared examples."""
+        return epochs * (len(self.k) * len(self.labels) * len(self.cascade) + 1) * min(validation, self.compare_on) \
+            * lm_steps
 
     def needs_runs(self, program: Program, train: Sequence[Example]) -> bool:
         """Whether some step's pool comes from the program's runs (it cannot learn from the data alone)."""
@@ -96,15 +103,15 @@ class NearestFewShot(Optimizer):
             if unique:
                 pools[path] = Pool(unique, await self._index(unique))
         event = {"optimizer": "nearest_few_shot", "retriever": self.retriever, "order": self.order,
-                 **({"cascade": True} if self.cascade else {}), "pools": described}
+                 **_cascade_event(self.cascade), "pools": described}
         if not pools:
             ctx.note({**event, "kept": False, "reason": "every pool is empty: no training row has an answer for "
                                                         "a step, and no run reached the threshold"})
             return dict(states)
         candidates = [{**states, **{path: states[path].with_retrieval(Retrieval(pool, min(k, len(pool.demos)),
-                                                                                 self.order, labels, self.cascade))
+                                                                                 self.order, labels, cascade))
                                     for path, pool in pools.items()}}
-                      for k in self.k for labels in self.labels]
+                      for k in self.k for labels in self.labels for cascade in self.cascade]
         return await compare_candidates(states, _distinct(candidates), ctx, event, compare_on=self.compare_on,
                                         empty="no candidate differs from the current states", describe=_describe)
 
@@ -155,4 +162,14 @@ def _describe(states: Mapping[str, StepState]) -> dict[str, Any]:
     described: dict[str, Any] = {"k": {path: r.k for path, r in retrievals.items()}}
     if any(r.labels != "all" for r in retrievals.values()):
         described["labels"] = {path: r.labels for path, r in retrievals.items()}
+    if any(r.cascade is not None for r in retrievals.values()):
+        described["cascade"] = {path: cascade_json(r.cascade) for path, r in retrievals.items()}
     return described
+
+
+def _cascade_event(shares: tuple[float | None, ...]) -> dict[str, Any]:
+    """The `cascade` option in a comparison's note: absent when off, else as written (a list when several)."""
+    if shares == (None,):
+        return {}
+    written = [cascade_json(t) for t in shares]
+    return {"cascade": written[0] if len(written) == 1 else written}

@@ -21,7 +21,7 @@ class CallStats:
     same; `failures` counts step runs that called an LM and produced no output;
     `cache_hits` and `missing` (requests refused offline) depend on the cache, and
     `latencies` (seconds of the requests that reached an LM) on the clock. `cascaded`
-    counts step runs answered by their unanimous retrieved examples, without a call.
+    counts step runs answered by the vote of their retrieved examples (cascade), without a call.
     """
 
     calls: int = 0

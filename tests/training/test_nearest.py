@@ -212,6 +212,9 @@ def test_an_embedding_retriever_embeds_each_text_once(tmp_path: Path, monkeypatc
     ('order: "middle"', 'must be one of "nearest_last", "nearest_first"'),
     ("k: [4, 0]", "must be an integer of at least 1 or a non-empty list, each an integer of at least 1"),
     ("compare_on: 10", "must be an integer of at least 30"),
+    ("cascade: [0.5, 2]", "must be true or false or a number from 0 to 1 or a non-empty list, each true or false "
+                          "or a number from 0 to 1"),
+    ("cascade: 1.5", "must be true or false or a number from 0 to 1 or a non-empty list"),
 ])
 def test_bad_settings_get_a_message(tmp_path: Path, capsys, options: str, message: str) -> None:
     write(tmp_path, options)
@@ -336,7 +339,7 @@ def test_render_shows_the_retrieved_labels(tmp_path: Path, capsys) -> None:
 
 def test_a_cascade_answers_unanimous_examples_without_a_call() -> None:
     lm = ScriptedLM(lambda r: {"intent": "other"})
-    program = tiny_program(lm, k=2, cascade=True)
+    program = tiny_program(lm, k=2, cascade=1.0)
     evaluation = score_probes(program)
     # 2 nearest: red apple L + red car M; red bus M + red apple L; red apple L + green pear L (unanimous);
     # green pear L + red apple L (unanimous)
@@ -349,6 +352,58 @@ def test_a_cascade_answers_unanimous_examples_without_a_call() -> None:
 
     total = UsageTable.of(evaluation.scored).total
     assert (total.calls, total.cascaded) == (2, 2) and total.to_json()["cascaded"] == 2
+
+
+def test_a_cascade_share_lets_the_vote_answer_when_enough_examples_carry_it() -> None:
+    from icldsl.training.baselines import baselines
+
+    # k = 3: each probe's vote is carried by 2 of its 3 examples (PROBES)
+    for share, calls in ((0.7, 4), (2 / 3, 0), (0.5, 0), (0.3, 0), (0.0, 0)):
+        lm = ScriptedLM(lambda r: {"intent": "other"})
+        evaluation = score_probes(tiny_program(lm, k=3, cascade=share))
+        assert len(lm.requests) == calls
+        if not calls:  # every probe answered by the vote, exactly as the vote baseline scores it
+            assert [s.trace.output["intent"] for s in evaluation.scored] == ["move", "move", "lock", "lock"]
+            (found,) = baselines(evaluation_program := tiny_program(lm, k=3, cascade=share), evaluation.scored)
+            assert evaluation_program.states["p/i"].retrieval.cascade == share
+            assert found["trained_minus_vote"]["mean"] == 0.0 and found["trained_minus_vote"]["se"] == 0.0
+    # k = 2, share 0.5: a tie goes to the nearest example's output, as the vote's does
+    lm = ScriptedLM(lambda r: {"intent": "other"})
+    evaluation = score_probes(tiny_program(lm, k=2, cascade=0.5))
+    assert not lm.requests and [s.trace.output["intent"] for s in evaluation.scored] == \
+        ["lock", "move", "lock", "lock"]
+
+
+def test_a_cascade_share_round_trips_and_true_keeps_its_bytes() -> None:
+    from icldsl.runtime.retrieval import Retrieval, RetrievalError, cascade_share
+
+    program = tiny_program(ScriptedLM(lambda r: {"intent": "other"}), k=2, cascade=0.75)
+    retrieval = program.states["p/i"].retrieval
+    doc = retrieval.to_json()
+    assert doc["cascade"] == 0.75 and Retrieval.from_json(doc).cascade == 0.75
+    unanimous = Retrieval(retrieval.pool, 2, cascade=1.0).to_json()
+    assert unanimous["cascade"] is True and Retrieval.from_json(unanimous).cascade == 1.0
+    assert "cascade" not in Retrieval(retrieval.pool, 2).to_json()
+    assert Retrieval.from_json({**doc, "cascade": False}).cascade is None
+    with pytest.raises(RetrievalError, match="cascade must be"):
+        cascade_share(1.5)
+
+
+def test_cascade_shares_are_chosen_on_validation_with_ties_to_the_fewest_calls(tmp_path: Path) -> None:
+    lm = ScriptedLM(follower)
+    report = fit(write(tmp_path, "k: 2, cascade: [false, 1, 0.5]"), lm)
+    (event,) = report.history.events
+    assert event["cascade"] == [0.5, True, False]
+    assert [c.get("cascade", {}).get("p/i", False) for c in event["candidates"]] == [0.5, True, False]
+    assert [c["mean"] for c in event["candidates"]] == [1.0, 1.0, 1.0] and event["best"] == 0
+    assert report.artifact["states"]["p/i"]["retrieval"]["cascade"] == 0.5
+    from icldsl.cli import tables
+
+    (found,) = report.artifact["training"]["baselines"]
+    assert found["cascade"] == 0.5 and found["trained_minus_vote"]["mean"] == 0.0
+    assert tables.baseline_lines(report.baselines)[0].startswith("retrieval alone (p/i, intent, k=2, cascade 0.5): ")
+    # calls: untrained test 40, validation 30, the current states 30, the candidate without cascade 30
+    assert len(lm.requests) == 40 + 30 + 30 + 30
 
 
 def test_a_switch_on_fewer_validation_rows_than_the_minimum_is_refused(tmp_path: Path, capsys) -> None:

@@ -28,6 +28,7 @@ MIN_COMPARED = 30
 LEXICAL = "bm25"  # the lexical retriever; any other `retriever` names an embedding block
 ORDERS = ("nearest_last", "nearest_first")
 LABELS = ("all", "retrieved")
+SHARE = Within(float, 0, 1)  # a `cascade` share: the part of the retrieved examples that must agree
 
 # What a user's reward function may return.
 RETURNS = 'a number in [0, 1], a bool, (score, feedback) or {"score": ..., "feedback": ...}'
@@ -156,11 +157,15 @@ OPTIMIZERS: Mapping[str, Function] = {
              "labels": Option(Either((Choice(LABELS), ListOf(Choice(LABELS)))), "all",
                               "an enum field offers all its labels, or only the retrieved examples' (a list: "
                               "choose on validation)"),
-             "cascade": Option(bool, False, "a step whose retrieved examples agree answers without an LM call")},
+             "cascade": Option(Either((bool, SHARE, ListOf(Either((bool, SHARE))))), False,
+                               "the vote of the retrieved examples answers without an LM call when at least this "
+                               "share of them carry it (true: all of them; 0: always; a list: choose on "
+                               "validation)")},
             doc="each call gets the k examples of the step's pool nearest its input (bm25, or an embedding "
                 "model); k (and `labels`: \"all\" or only the \"retrieved\" examples' labels in an enum, or a "
                 "list of both) chosen on validation, kept only when better by more than the standard error; "
-                "`cascade`: unanimous examples answer without an LM call",
+                "`cascade`: the vote of the examples answers without an LM call when at least this share of them "
+                "carry it (true: all of them), or a list of shares to choose from on validation",
         ),
         "icldsl.training.nearest:NearestFewShot",
         resources=True,
