@@ -31,7 +31,7 @@ from markupsafe import Markup, escape
 from .language.specs import ProgramSpec
 from .plots import PLOTS, metric_names, plot_paths, stem, write_all
 from .training.metrics import count_text, direction, enum_fields, label_summary, metric_text
-from .training.records import Scored
+from .training.scored import Scored
 from .training.training_record import DataRecord, HistoryRecord, ScoreRecord, TrainingRecord
 
 TEMPLATE = "report.html.j2"

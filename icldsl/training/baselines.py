@@ -26,7 +26,7 @@ from typing import Any, Sequence
 from ..runtime.program import Program
 from ..runtime.retrieval import cascade_json
 from .estimate import Estimate, paired
-from .records import Scored
+from .scored import Scored
 
 
 def vote(labels: Sequence[Any]) -> Any:

@@ -9,7 +9,7 @@ from ..datasets.base import Example
 from ..runtime.program import Program
 from ..runtime.state import StepState
 from .context import Context, Optimizer
-from .records import Scored
+from .scored import Scored
 
 
 @dataclass(frozen=True, slots=True)

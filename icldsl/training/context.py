@@ -13,7 +13,7 @@ from ..datasets.base import Example
 from ..runtime.program import Program
 from ..runtime.state import StepState
 from .history import Evaluation
-from .records import Scored
+from .scored import Scored
 from .resources import Resources
 from .rewards import Reward
 

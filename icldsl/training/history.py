@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from .records import Scored
+from .scored import Scored
 from .usage import CallStats, UsageTable
 
 

@@ -19,7 +19,7 @@ from ..language.specs import FieldSpec, ProgramSpec
 from ..runtime.state import StepState
 from .context import Context
 from .estimate import Estimate, beats, paired
-from .records import Scored
+from .scored import Scored
 from .resources import BoundLM
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from ..language.specs import ProgramSpec
-from .records import Scored
+from .scored import Scored
 
 
 # The metrics that count: `failures` (fewer is better) and the costs `calls` and `tokens`

@@ -29,7 +29,7 @@ from ..runtime.retrieval import BM25, Dense, Pool, Retrieval, cascade_json, casc
 from ..runtime.state import StepState
 from .context import Context, Optimizer
 from .optimizers import best_per_row, check_options, compare_candidates, declared, labeled_fields, step_demo
-from .records import Scored
+from .scored import Scored
 from .resources import Resources
 
 EMBED_BATCH = 64  # texts per request when a pool is embedded

@@ -21,7 +21,7 @@ from ..runtime.state import StepState
 from .context import Context, Optimizer
 from .instructions import Candidate, Pool, ask_instructions, choose, describe_step, worst
 from .optimizers import check_options, declared
-from .records import Scored
+from .scored import Scored
 from .resources import BoundLM
 
 _DEFAULT = declared("omega")

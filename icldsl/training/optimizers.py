@@ -26,7 +26,7 @@ from ..runtime.program import Program
 from ..runtime.state import Demo, StepState
 from .context import Context, Optimizer
 from .estimate import Estimate, beats, paired, refusal
-from .records import Scored
+from .scored import Scored
 from ..language.catalogue.training import OPTIMIZERS
 
 T = TypeVar("T", Demo, Scored)

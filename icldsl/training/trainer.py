@@ -17,7 +17,7 @@ from .checkpoint import Resume
 from .context import Context, Optimizer
 from .estimate import MIN_COMPARED, refusal
 from .history import Evaluation, History
-from .records import Scored
+from .scored import Scored
 from .resources import Resources
 from .rewards import Reward
 from .usage import CallStats, UsageTable

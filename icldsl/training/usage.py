@@ -9,7 +9,7 @@ import numpy as np
 
 from ..lm.trace import CallCost
 from ..runtime.state import StepRecord
-from .records import Scored
+from .scored import Scored
 
 
 @dataclass(frozen=True, slots=True)

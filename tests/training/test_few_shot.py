@@ -20,7 +20,7 @@ from icldsl.runtime.program import Program
 from icldsl.runtime.state import Demo, StepRecord, StepState, Trace, spec_and_states
 from icldsl.language.source import Source
 from icldsl.training.optimizers import BootstrapFewShot, LabeledFewShot, RandomFewShot
-from icldsl.training.records import Scored
+from icldsl.training.scored import Scored
 from icldsl.training.omega import Omega
 from icldsl.language.catalogue.training import OPTIMIZERS, REWARDS
 from icldsl.training.rewards import exact_match
