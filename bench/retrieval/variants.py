@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import sys
 
@@ -27,7 +26,6 @@ from icldsl.lm.cache import LMCache, default_path
 from icldsl.runtime.retrieval import Retrieval, cascade_share
 from icldsl.training.baselines import baselines
 from icldsl.training.estimate import paired
-from icldsl.training.metrics import enum_fields
 from icldsl.training.nearest import NearestFewShot, _unique
 from icldsl.training.optimizers import labeled_fields
 from icldsl.training.session import load_data, make_reward, program_of, resources_of, split, train_block

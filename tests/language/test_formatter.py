@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from icldsl.language import ir
 from icldsl.cli import main
-from icldsl.language.diagnostics import CheckError
 from icldsl.language.formatter import format_source
 from icldsl.language.parser import parse
 from icldsl.language.source import Source
