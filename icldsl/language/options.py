@@ -285,10 +285,7 @@ class Function:
 
     @property
     def make(self) -> Callable[..., Any]:
-        if not isinstance(self.factory, str):
-            return self.factory
-        module, _, name = self.factory.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return implementation(self.factory) if isinstance(self.factory, str) else self.factory
 
 
 def kind_of(t: Any) -> Any:
