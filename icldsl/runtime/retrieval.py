@@ -228,18 +228,21 @@ class Retrieval:
             chosen = chosen[::-1]
         return tuple(self.pool.demos[int(i)] for i in chosen)
 
+    def nearest_first(self, retrieved: Sequence[Any]) -> Sequence[Any]:
+        """`retrieved` (as `retrieve` ordered it, or their origins) with the nearest first."""
+        return retrieved[::-1] if self.order == "nearest_last" else retrieved
+
     def agreed(self, retrieved: Sequence[Demo]) -> Demo | None:
         """With `cascade`, the nearest example carrying the vote of `retrieved` when at least
         that share of them carry it (the step answers its output without its LM); None otherwise."""
         if self.cascade is None or not retrieved:
             return None
-        nearest_first = retrieved[::-1] if self.order == "nearest_last" else retrieved
+        nearest_first = self.nearest_first(retrieved)
         keys = [json.dumps(dict(d.output), sort_keys=True, default=str) for d in nearest_first]
-        counts = Counter(keys)
-        top = max(counts.values())
-        if top < math.ceil(self.cascade * len(keys) - 1e-9):
+        winner = vote(keys)
+        if keys.count(winner) < math.ceil(self.cascade * len(keys) - 1e-9):
             return None
-        return next(d for d, key in zip(nearest_first, keys) if counts[key] == top)
+        return nearest_first[keys.index(winner)]
 
     def key(self) -> tuple:
         """What tells two retrievals apart: k, order, labels, cascade, the retriever and the pool's rows."""
@@ -263,6 +266,16 @@ class Retrieval:
             raise RetrievalError(f"unknown labels {labels!r} (known: {', '.join(LABELS)})")
         return cls(Pool.from_json(data), int(data["k"]), data["order"], labels,
                    cascade_share(data.get("cascade", False)))
+
+
+def vote(labels: Sequence[Any]) -> Any:
+    """The majority label of `labels` (nearest first); a tie goes to the nearest of the tied
+    labels. The cascade answers by it, and the fit's retrieval-alone baseline scores it."""
+    if not labels:
+        return None
+    counts = Counter(labels)
+    top = max(counts.values())
+    return next(label for label in labels if counts[label] == top)
 
 
 def cascade_share(value: bool | float) -> float | None:

@@ -20,22 +20,12 @@ left out; a row whose retrieval failed counts as a miss of both baselines.
 from __future__ import annotations
 
 import typing
-from collections import Counter
 from typing import Any, Sequence
 
 from ..runtime.program import Program
-from ..runtime.retrieval import cascade_json
+from ..runtime.retrieval import cascade_json, vote
 from .estimate import Estimate, paired
 from .scored import Scored
-
-
-def vote(labels: Sequence[Any]) -> Any:
-    """The majority label of `labels` (nearest first); a tie goes to the nearest of the tied labels."""
-    if not labels:
-        return None
-    counts = Counter(labels)
-    top = max(counts.values())
-    return next(label for label in labels if counts[label] == top)
 
 
 def _field(program: Program, path: str, expected: Sequence[Scored]) -> str | None:
@@ -72,8 +62,7 @@ def baselines(program: Program, scored: Sequence[Scored]) -> list[dict[str, Any]
             record = s.trace.steps.get(path)
             if record is None:
                 continue
-            order = record.retrieved[::-1] if retrieval.order == "nearest_last" else record.retrieved
-            labels = [outputs[o] for o in order if o in outputs]
+            labels = [outputs[o] for o in retrieval.nearest_first(record.retrieved) if o in outputs]
             truth = s.example.y[field]
             trained.append(float(record.output is not None and record.output.get(field) == truth))
             voted.append(float(bool(labels) and vote(labels) == truth))

@@ -272,7 +272,8 @@ def score_probes(program):
 
 
 def test_the_retriever_alone_votes_and_takes_the_nearest_without_an_lm_call() -> None:
-    from icldsl.training.baselines import baselines, vote
+    from icldsl.runtime.retrieval import vote
+    from icldsl.training.baselines import baselines
 
     lm = ScriptedLM(lambda r: {"intent": "move"})
     program = tiny_program(lm)
