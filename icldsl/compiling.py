@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from .language.compiler import compile_source
 from .language.diagnostics import JSON_VERSION, CheckError, Diagnostic, render_all, render_concise, sort_key, to_json
@@ -40,6 +40,12 @@ class Checked:
     file: str
     diagnostics: tuple[Diagnostic, ...]
     sources: Mapping[str, Source]
+
+    @classmethod
+    def of(cls, source: Source, diagnostics: Iterable[Diagnostic], sources: Mapping[str, Source]) -> "Checked":
+        """What checking `source` found: `diagnostics` in the order they are printed, pointing
+        into `source` and the files it imports (`sources`)."""
+        return cls(source.name, tuple(sorted(diagnostics, key=sort_key)), {source.name: source, **sources})
 
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
@@ -82,7 +88,7 @@ def check_source(source: Source, *, data: bool = True) -> Checked:
         found, sources = compiled.warnings, compiled.sources
     except CheckError as exc:
         found, sources = exc.diagnostics, exc.sources
-    return Checked(source.name, tuple(sorted(found, key=sort_key)), {source.name: source, **sources})
+    return Checked.of(source, found, sources)
 
 
 def check_json(checked: Sequence[Checked]) -> str:

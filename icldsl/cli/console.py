@@ -13,7 +13,7 @@ import warnings
 from typing import BinaryIO, Sequence, TextIO
 
 from .. import jsontext
-from ..language.diagnostics import CheckError, render_all, render_concise, sort_key
+from ..language.diagnostics import CheckError
 from ..errors import EXIT_INPUT, Error
 from ..language.source import Source
 
@@ -78,15 +78,13 @@ def compile_or_exit(path: str, stream: BinaryIO | None = None, *, data: bool = T
 
 
 def print_diagnostics(diagnostics, source: Source, sources, fmt: str) -> None:
-    color = use_color(sys.stderr)
-    sources = {source.name: source, **sources}
-    if fmt == "concise":
-        for d in sorted(diagnostics, key=sort_key):
-            err(render_concise(d))
-    else:
-        for text in render_all(diagnostics, sources, color=color):
-            err(text + "\n")
-    errors = sum(d.severity == "error" for d in diagnostics)
+    """The diagnostics to standard error as `icldsl.check`'s `Checked.render` writes them, then
+    the count of errors when there are any."""
+    from ..compiling import Checked  # with the compiler: only when there is something to print
+
+    checked = Checked.of(source, diagnostics, sources)
+    sys.stderr.write(checked.render(concise=fmt == "concise", color=use_color(sys.stderr)))
+    errors = len(checked.errors)
     if errors:
         err(f"{source.name}: {errors} error{'s' if errors != 1 else ''}, not compiled")
 
