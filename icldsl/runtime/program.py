@@ -173,7 +173,7 @@ class Program:
             trace.steps[step.path] = StepRecord(merged, None, "an earlier step failed")
             return None
         try:
-            first, retrieved = await self.step_request(step, merged)
+            retrieved = await self.retrieve(step, merged)
         except LMError as exc:  # the embedding model failed: this run of the step fails
             trace.steps[step.path] = StepRecord(merged, None, f"retrieving examples failed: {exc}", lm=step.lm)
             return None
@@ -184,6 +184,7 @@ class Program:
             answer = dict(agreed.output)  # enough retrieved examples vote for it: no LM call (cascade)
             trace.steps[step.path] = StepRecord(merged, answer, None, lm=step.lm, retrieved=origins, cascaded=True)
             return {name: answer[name] for name in self._fields[step.model]}
+        first = self.request(step, merged, retrieved)
         meter = self.clients.connect(step.lm).at(Site(step.path, self.spec.name))
         try:
             if step.kind == "agent":
@@ -206,14 +207,24 @@ class Program:
         """The first request `step` sends for `inputs` with its current state, and the examples
         it retrieved for them (LMError when the embedding model fails). `tools` describe the
         program's tools to an agent step (by default, the imported tools)."""
+        retrieved = await self.retrieve(step, inputs)
+        return self.request(step, inputs, retrieved, tools), retrieved
+
+    async def retrieve(self, step: StepSpec, inputs: Mapping[str, Any]) -> tuple[Demo, ...]:
+        """The examples `step` retrieves for `inputs` (none without retrieval; LMError when the
+        embedding model fails). A run asks this first: the cascade may answer without a request."""
+        retrieval = self.states[step.path].retrieval
+        return () if retrieval is None else await retrieval.select(inputs, self.embed)
+
+    def request(self, step: StepSpec, inputs: Mapping[str, Any], retrieved: tuple[Demo, ...],
+                tools: Mapping[str, Tool] | None = None) -> StepRequest:
+        """The first request `step` sends for `inputs`, shown its own examples and `retrieved`."""
         state = self.states[step.path]
-        retrieved: tuple[Demo, ...] = ()
-        if state.retrieval is not None:
-            retrieved = await state.retrieval.select(inputs, self.embed)
+        if retrieved:
             state = state.with_examples(state.examples + retrieved)
         tools = (self.tools() if tools is None else tools) if step.kind == "agent" else {}
         return step_request(step, state, inputs, self.models[step.answer_model], self._lms[step.lm], tools,
-                            retrieved), retrieved
+                            retrieved)
 
     def tools(self) -> dict[str, Tool]:
         """The program's tools, imported on first use (ToolError if one cannot be)."""
