@@ -216,3 +216,17 @@ def test_a_diagnostic_on_a_4mb_line_quotes_a_window_of_it(tmp_path: Path, capsys
                                ("..." in line or "^" in line)]
     caret = caret_line.index("^")
     assert source_line[caret] == "]" and source_line.endswith("...") is False and "..." in source_line
+
+
+def test_a_chain_of_thousands_of_steps_is_checked_and_its_cycle_found(tmp_path: Path, capsys) -> None:
+    """The step-cycle pass walks with its own stack: 3000 steps each reading the next were a
+    RecursionError (a traceback from `icldsl check`)."""
+    steps = [f"  s{i} = generate A from s{i + 1}" for i in range(2999)]
+    head = 'model A { x: str }\nlm m = "openai/gpt-4.1-mini"\nprogram p {\n  input a: A\n'
+    chain = tmp_path / "chain.icl"
+    chain.write_text(head + "\n".join([*steps, "  s2999 = generate A from a", "  output s0", "}"]) + "\n")
+    assert main(["check", str(chain)]) == 0
+    looped = tmp_path / "looped.icl"
+    looped.write_text(head + "\n".join([*steps, "  s2999 = generate A from s0", "  output s0", "}"]) + "\n")
+    assert main(["check", str(looped)]) == 1
+    assert "error[cycle]: step `s0` depends on itself: s0 -> s1 -> s2 -> " in capsys.readouterr().err

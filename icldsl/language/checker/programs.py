@@ -163,29 +163,33 @@ def _check_branch(branch: ir.Branch, values: Mapping[str, str | None], models: M
 
 
 def _check_cycles(program: ir.Program, sink: Sink) -> None:
-    """Steps may come in any order, but no step may depend on itself."""
+    """Steps may come in any order, but no step may depend on itself. Depth first with a stack
+    of its own, not recursion: a chain of thousands of steps is a file, not a crash."""
     deps = {item.name: dependencies(item) for item in program.steps}
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     reported: set[str] = set()
     spans = {item.name: item.span for item in program.steps}
-
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        for dep in sorted(deps.get(name, ())):
-            if dep not in deps:
+    for root in deps:
+        if root in state:
+            continue
+        state[root] = 1
+        path, work = [root], [iter(sorted(deps[root]))]
+        while work:
+            dep = next(work[-1], None)
+            if dep is None:  # every dependency of the last step on the path is seen
+                work.pop()
+                state[path.pop()] = 2
+            elif dep not in deps:
                 continue
-            if state.get(dep) == 1 and dep not in reported:
+            elif state.get(dep) == 1 and dep not in reported:
                 cycle = path[path.index(dep):] + [dep]
                 reported.update(cycle)
                 sink.add("cycle", f"step `{dep}` depends on itself: {' -> '.join(cycle)}", spans[dep],
                          "part of a cycle", "a step can read the input and other steps, but not through itself")
             elif dep not in state:
-                visit(dep, path + [dep])
-        state[name] = 2
-
-    for name in deps:
-        if name not in state:
-            visit(name, [name])
+                state[dep] = 1
+                path.append(dep)
+                work.append(iter(sorted(deps[dep])))
 
 
 def check_tools(module: ir.Module, sink: Sink) -> None:
