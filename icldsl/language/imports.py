@@ -39,7 +39,8 @@ def resolve_imports(module: ir.Module, source: Source) -> tuple[ir.Module, dict[
     """
     sources: dict[str, Source] = {source.name: source}
     errors: list[Diagnostic] = []
-    imported = _shared_items(module, Path(source.name), sources, errors, [Path(source.name).resolve()])
+    root = Path(source.name).resolve()
+    imported = _shared_items(module, Path(source.name), sources, errors, [root], {root})
     if errors:
         raise CheckError(errors, sources)
     own = tuple(item for item in module.items if not isinstance(item, ir.Import))
@@ -47,7 +48,9 @@ def resolve_imports(module: ir.Module, source: Source) -> tuple[ir.Module, dict[
 
 
 def _shared_items(module: ir.Module, path: Path, sources: dict[str, Source], errors: list[Diagnostic],
-                  chain: list[Path]) -> list[ir.Item]:
+                  chain: list[Path], read: set[Path]) -> list[ir.Item]:
+    """The shared items `module`'s imports bring, reading each file once: `read` holds the
+    resolved path of every file in `sources`, so an import asks a set, not every file again."""
     items: list[ir.Item] = []
     for imp in module.of(ir.Import):
         name = str(path.parent / imp.path.value)
@@ -62,7 +65,7 @@ def _shared_items(module: ir.Module, path: Path, sources: dict[str, Source], err
             errors.append(Diagnostic("import-error", f"imports go round in a circle: {cycle}", imp.span,
                                      "circular import", "move what both files need into a third file"))
             continue
-        if any(_resolved(Path(s)) == target for s in sources):  # each was resolved when it was read
+        if target in read:
             continue  # already imported along another path
         if target.suffix != ".icl" or (target.exists() and not target.is_file()):
             # Never read another kind of file: its text would be quoted in a syntax error.
@@ -78,12 +81,13 @@ def _shared_items(module: ir.Module, path: Path, sources: dict[str, Source], err
             continue
         other = Source(name, other.text, other.bad_byte)
         sources[name] = other
+        read.add(target)
         try:
             parsed = parse(other)
         except CheckError as exc:
             errors.extend(exc.diagnostics)
             continue
-        items += _shared_items(parsed, Path(name), sources, errors, [*chain, target])
+        items += _shared_items(parsed, Path(name), sources, errors, [*chain, target], read)
         items += [item for item in parsed.items if isinstance(item, SHARED)]
     return items
 
