@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import ir
-from .catalogue.training import OPTIMIZERS, REWARDS, problems, setting_kind
+from .catalogue.training import OPTIMIZERS, REWARDS, TRAIN_SETTINGS, problems
 from .checker import check
 from .catalogue.loaders import LOADERS
 from .diagnostics import CheckError, Diagnostic
-from .options import bind, to_python
+from .options import bind, kind_of, to_python
 from .imports import load_module
 from .specs import (ArmSpec, BranchSpec, Compiled, DataSpec, EmbeddingSpec, FieldSpec, LMSpec, ModelSpec,
                     ProgramSpec, StepSpec, ToolSpec, TrainSpec)
@@ -255,6 +255,6 @@ def _train(train: ir.Train) -> TrainSpec:
             values["monitor"], values["mode"] = setting.value.monitor.name, setting.value.mode.name
         else:
             value = to_python(setting.value)
-            values[setting.key] = float(value) if setting_kind(setting.key) is float else value
+            values[setting.key] = float(value) if kind_of(TRAIN_SETTINGS.options[setting.key]) is float else value
     return TrainSpec(program=train.program.name, data=train.data.name, **values)
 

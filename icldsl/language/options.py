@@ -291,7 +291,7 @@ class Function:
 def kind_of(t: Any) -> Any:
     """The type of the values option type `t` takes, without its range: `Within(int, 1, 8)` ->
     `int`, `CHARACTER` -> `str`; any other type is its own kind."""
-    if isinstance(t, (AtLeast, Within)):
+    if isinstance(t, (AtLeast, Between, Within)):
         return t.kind
     return str if t is CHARACTER else t
 

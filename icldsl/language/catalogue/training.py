@@ -234,12 +234,6 @@ def budget_problems(budget: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     return found
 
 
-def setting_kind(key: str) -> type:
-    """The Python type of a train setting's value (`int` for `epochs`, `float` for `validation_split`)."""
-    t = TRAIN_SETTINGS.options[key]
-    return t.kind if isinstance(t, (AtLeast, Between, Within)) else t
-
-
 # ---- checks at compile time -------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ from typing import Mapping
 from .. import ir
 from ..catalogue.loaders import LOADERS, problems
 from ..diagnostics import Sink, did_you_mean
-from ..catalogue.training import BUDGET_KEYS, OPTIMIZERS, REWARDS, TRAIN_SETTINGS, budget_problems, setting_kind
+from ..catalogue.training import BUDGET_KEYS, OPTIMIZERS, REWARDS, TRAIN_SETTINGS, budget_problems
 from ..options import AtLeast, Between, Signature, Within, bind, expected_found, kind_of, matches, to_python, type_name
 from .common import check_args, check_references, first, output_model
 
@@ -168,7 +168,7 @@ def _check_setting(setting: ir.Setting, output: ir.Model | None, models: Mapping
                      value.mode.span, "unknown mode", did_you_mean(value.mode.name, MODES))
     else:
         declared = TRAIN_SETTINGS.options[setting.key]
-        expected = setting_kind(setting.key)
+        expected = kind_of(TRAIN_SETTINGS.options[setting.key])
         if not matches(value, expected) or not isinstance(value, (ir.Literal, ir.MapValue)):
             sink.add("wrong-type", f"`{setting.key}` must be {type_name(expected)}", value.span, "wrong type",
                      expected_found(value, expected))
