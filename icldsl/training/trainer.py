@@ -305,12 +305,13 @@ async def fit(
             history.log(logs)
             history.epochs_run = epoch
             current = logs.get(monitor)
-            refused = None if current is None or best is None or not _better(current, best, mode) else \
-                _epoch_refusal(monitor, mode, val, history.validation)
+            improved = current is not None and (best is None or _better(current, best, mode))
+            refused = None if not improved or best is None else _epoch_refusal(monitor, mode, val,
+                                                                                history.validation)
             if refused is not None:
                 ctx.note({"optimizer": "epoch checkpoint", "kept": False,
                           "reason": f"{monitor} {current:.3f} against the best {best:.3f}: {refused}"})
-            if current is not None and refused is None and (best is None or _better(current, best, mode)):
+            if improved and refused is None:
                 best, best_states, history.best_epoch, waited = current, states, epoch, 0
                 history.validation = val
             else:
