@@ -223,10 +223,6 @@ class DataRecord:
     def rows(self) -> Mapping[str, int]:
         return self.check.get("rows") or {}
 
-    @property
-    def warnings(self) -> Sequence[str]:
-        return self.check.get("warnings") or ()
-
 
 @dataclass(frozen=True, slots=True)
 class HistoryRecord:
