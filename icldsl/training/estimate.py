@@ -33,6 +33,10 @@ class Estimate:
     def to_json(self) -> dict[str, float | int]:
         return {"mean": self.mean, "std": self.std, "n": self.n, "stderr": self.stderr}
 
+    def above(self, z: float = 1.0) -> bool:
+        """Whether this difference is a win by more than `z` standard errors."""
+        return self.mean > z * self.stderr and self.mean > 0
+
     def __str__(self) -> str:
         return f"{self.mean:.3f} ± {self.stderr:.3f} (n={self.n})"
 
@@ -46,8 +50,7 @@ def paired(a: Sequence[float], b: Sequence[float]) -> Estimate:
 
 def beats(a: Sequence[float], b: Sequence[float], z: float = 1.0) -> bool:
     """Whether `a` beats `b` on the same examples by more than `z` standard errors of the difference."""
-    diff = paired(a, b)
-    return diff.mean > z * diff.stderr and diff.mean > 0
+    return paired(a, b).above(z)
 
 
 # MIN_COMPARED (declared with `compare_on`, which may not go below it): the fewest validation
@@ -60,7 +63,7 @@ def refusal(a: Sequence[float], b: Sequence[float], z: float = 1.0, minimum: int
     beat `b` by more than `z` standard errors of the paired difference (`beats`), on at
     least `minimum` examples."""
     diff = paired(a, b)
-    if not (diff.mean > z * diff.stderr and diff.mean > 0):
+    if not diff.above(z):
         return (f"{diff.mean:+.3f} ± {diff.stderr:.3f} (paired, n={diff.n}) is not more than "
                 f"{'one standard error' if z == 1 else f'{z} standard errors'}")
     if diff.n < minimum:

@@ -25,7 +25,7 @@ from ..datasets.base import Example
 from ..runtime.program import Program
 from ..runtime.state import Demo, StepState
 from .context import Context, Optimizer
-from .estimate import Estimate, beats, paired, refusal
+from .estimate import Estimate, paired, refusal
 from .scored import Scored
 from ..language.catalogue.training import OPTIMIZERS
 
@@ -241,11 +241,12 @@ async def compare_candidates(states: Mapping[str, StepState], drawn: Sequence[di
     best = max(range(len(drawn)), key=lambda i: Estimate.of(scores[i]).mean)
     refused = refusal(scores[best], current)
     kept = refused is None
-    few = not kept and beats(scores[best], current)  # it won, on too few rows: say why it was refused
+    diff = paired(scores[best], current)
+    few = not kept and diff.above()  # it won, on too few rows: say why it was refused
     ctx.note({
         **event, "compared_on": len(examples), "current": Estimate.of(current).to_json(),
         "candidates": [{**describe(c), **Estimate.of(s).to_json()} for c, s in zip(drawn, scores)],
-        "best": best, "difference": paired(scores[best], current).to_json(), "kept": kept,
+        "best": best, "difference": diff.to_json(), "kept": kept,
         **({"refused": refused} if few else {}),
     })
     return drawn[best] if kept else dict(states)
