@@ -70,9 +70,13 @@ def difference(untrained: Scores, trained: Scores) -> str | None:
     diff = trained_minus_untrained(untrained, trained)
     if diff is None:
         return None
-    verdict = "more than" if abs(diff.mean) > 2 * diff.stderr else "within"
-    return (f"trained - untrained: {diff.mean:+.3f} ± {diff.stderr:.3f} (paired over {diff.n} examples; "
-            f"{verdict} two standard errors)")
+    return paired_line("trained - untrained", diff.mean, diff.stderr, diff.n)
+
+
+def paired_line(label: str, mean: float, se: float, n: int) -> str:
+    """A paired difference as fit prints it, and whether it is more than two standard errors from 0."""
+    verdict = "more than" if abs(mean) > 2 * se else "within"
+    return f"{label}: {mean:+.3f} ± {se:.3f} (paired over {n} examples; {verdict} two standard errors)"
 
 
 def baseline_lines(baselines: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -81,12 +85,10 @@ def baseline_lines(baselines: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = []
     for b in baselines:
         diff = b["trained_minus_vote"]
-        verdict = "more than" if abs(diff["mean"]) > 2 * diff["se"] else "within"
         cascade = f", cascade {json.dumps(b['cascade'])}" if "cascade" in b else ""
         lines += [f"retrieval alone ({b['step']}, {b['field']}, k={b['k']}{cascade}): vote of the retrieved labels "
                   f"{b['vote']['mean']:.3f}, 1-nearest {b['nearest1']['mean']:.3f}",
-                  f"trained - vote: {diff['mean']:+.3f} ± {diff['se']:.3f} (paired over {diff['n']} examples; "
-                  f"{verdict} two standard errors)"]
+                  paired_line("trained - vote", diff["mean"], diff["se"], diff["n"])]
     return lines
 
 
