@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel
 
-from ..lm.local.schema import MIN_SHARE, bound_strings, needed_tokens
+from ..lm.local.schema import MIN_SHARE, STRING_LIMITS, bound_strings, is_free_string, needed_tokens
 from ..lm.providers import split_target
 from ..language.specs import LMSpec
 from .models import json_schema
@@ -36,10 +36,6 @@ MIN_BOUND = 16  # characters: a data bound is never below this
 MARGIN = 0.5  # a data bound is the longest training value plus this share of it
 
 Bounds = tuple[tuple[str, int], ...]  # (field, characters), in the answer's field order
-
-
-def _free(node: Mapping[str, Any]) -> bool:
-    return node.get("type") == "string" and not {"maxLength", "enum", "const", "format", "pattern"} & set(node)
 
 
 def _string_nodes(prop: Mapping[str, Any]) -> list[dict]:
@@ -52,7 +48,7 @@ def free_fields(model: type[BaseModel]) -> list[str]:
     """The top-level fields of `model` (declared names) that are strings with no bound of their own."""
     properties = json_schema(model).get("properties", {})
     return [name for name, prop in properties.items()
-            if (nodes := _string_nodes(prop)) and all(_free(n) for n in nodes)]
+            if (nodes := _string_nodes(prop)) and all(is_free_string(n) for n in nodes)]
 
 
 def from_data(model: type[BaseModel], outputs: Iterable[Mapping[str, Any]]) -> Bounds:
@@ -80,7 +76,7 @@ def bounded_schema(model: type[BaseModel], bounds: Bounds) -> dict[str, Any]:
     properties = schema.get("properties", {})
     for name, limit in bounds:
         for node in _string_nodes(properties.get(name, {})):
-            if _free(node):
+            if is_free_string(node):
                 node["maxLength"] = limit
     return schema
 
@@ -117,7 +113,7 @@ def describe(model: type[BaseModel], bounds: Bounds, lm: LMSpec) -> tuple[FieldB
     shared = bound_strings(schema, max_tokens) if is_local(lm) and max_tokens else schema
     out = []
     for name, prop in schema.get("properties", {}).items():
-        nodes = [n for n in _string_nodes(prop) if not {"enum", "const", "format", "pattern"} & set(n)]
+        nodes = [n for n in _string_nodes(prop) if not (STRING_LIMITS - {"maxLength"}) & set(n)]
         if not nodes:
             continue
         if name in given:

@@ -13,6 +13,16 @@ _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SCHEMA_VALUES = ("items", "additionalProperties", "not")
 
 
+# What bounds a string schema already has: one with none of these is free, its length the
+# grammar's to cap (here) or the data's (runtime/bounds.py).
+STRING_LIMITS = frozenset({"maxLength", "enum", "const", "format", "pattern"})
+
+
+def is_free_string(node: Mapping[str, Any]) -> bool:
+    """Whether `node` is a string schema with nothing that bounds its length."""
+    return node.get("type") == "string" and not STRING_LIMITS & set(node)
+
+
 def grammar_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     """`schema` in the shape llama-cpp-python's grammar converter accepts.
 
@@ -84,7 +94,7 @@ def _walk(schema: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict], int]:
         if not isinstance(node, dict):
             return node
         out = {k: walk(v) for k, v in node.items()}
-        if out.get("type") == "string" and not {"maxLength", "enum", "const", "format", "pattern"} & set(out):
+        if is_free_string(out):
             free.append(out)
         else:
             reserved += _value_tokens(out)
