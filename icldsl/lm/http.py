@@ -282,7 +282,8 @@ class HTTPCaller:
         where = f" at {endpoint.url}" if len(endpoints) > 1 else ""
         endpoint.in_flight += 1
         try:
-            log.debug("%s: POST %s (attempt %d)", self.name, self.redact(url), attempt)
+            if log.isEnabledFor(logging.DEBUG):  # the redaction is work every attempt would pay
+                log.debug("%s: POST %s (attempt %d)", self.name, self.redact(url), attempt)
             # In a task of its own: httpx suspends a dozen times per request, and each resumption
             # of the caller's task walks its whole chain of awaits (program, step, client, ...).
             sending = asyncio.ensure_future(endpoint.connections.post(url, body))
