@@ -26,6 +26,7 @@ from ..runtime.program import Program
 from ..runtime.retrieval import cascade_json, vote
 from .estimate import Estimate, paired
 from .scored import Scored
+from .training_record import Difference
 
 
 def _field(program: Program, path: str, expected: Sequence[Scored]) -> str | None:
@@ -73,5 +74,5 @@ def baselines(program: Program, scored: Sequence[Scored]) -> list[dict[str, Any]
         cascade = {} if retrieval.cascade is None else {"cascade": cascade_json(retrieval.cascade)}
         found.append({"step": path, "field": field, "k": retrieval.k, **cascade, "vote": _estimate(voted),
                       "nearest1": _estimate(first),
-                      "trained_minus_vote": {"mean": diff.mean, "se": diff.stderr, "n": diff.n}})
+                      "trained_minus_vote": Difference.of(diff).to_json()})
     return found

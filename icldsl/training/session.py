@@ -320,7 +320,7 @@ async def fit_compiled(
         usage_by_step=dict(sorted(table.steps.items())),
         usage_by_lm=dict(sorted(table.lms.items())),
         # what the report's headline shows
-        trained_minus_untrained=None if gain is None else Difference(gain.mean, float(gain.stderr), gain.n),
+        trained_minus_untrained=None if gain is None else Difference.of(gain),
     )
     doc = freeze(trained_program, source_file=str(Path(compiled.source.name)),
                  source_sha256=compiled.source.sha256, training=record.to_json())

@@ -27,11 +27,14 @@ names where it is.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 from ..artifact import ArtifactError
 from .history import History
 from .usage import CallStats
+
+if TYPE_CHECKING:
+    from .estimate import Estimate
 
 REWARD = "reward"
 
@@ -180,6 +183,11 @@ class Difference:
 
     def to_json(self) -> dict[str, Any]:
         return {"mean": self.mean, "se": self.se, "n": self.n}
+
+    @classmethod
+    def of(cls, estimate: Estimate) -> "Difference":
+        """The record of a paired difference (`estimate.paired`)."""
+        return cls(estimate.mean, float(estimate.stderr), estimate.n)
 
     @classmethod
     def from_json(cls, value: Any, where: str) -> "Difference":
