@@ -444,3 +444,12 @@ def test_shortlisted_greedy_pick_equals_the_whole_vocabulary_check() -> None:
         ll.llama_sampler_free(greedy)
         asyncio.run(client.aclose())
     assert checked > 50
+
+
+def test_the_declared_weights_are_the_ones_the_engine_can_requantize_to() -> None:
+    """The catalogue (which imports no back end) lists `weights`' choices; the local engine
+    maps each but "file" to a llama.cpp type: the two lists are one set."""
+    from icldsl.language.catalogue.lms import PROVIDERS, WEIGHTS_OF_FILE
+    from icldsl.lm.local import WEIGHTS
+
+    assert set(PROVIDERS["local"].signature.options["weights"].values) == {WEIGHTS_OF_FILE, *WEIGHTS}
