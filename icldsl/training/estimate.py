@@ -1,5 +1,6 @@
-"""Means with their spread: what a comparison of candidates reports, and the gate every
-switch of a fit's states passes (an optimizer's candidate, a new epoch's states)."""
+"""Means with their spread: what a comparison of candidates reports, and the gate a switch of
+a fit's states passes (`refusal`: the few-shot optimizers' candidates, a new epoch's states;
+omega's and reflective's instructions are chosen by `beats` alone, on their own sample size)."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def beats(a: Sequence[float], b: Sequence[float], z: float = 1.0) -> bool:
 
 
 # MIN_COMPARED (declared with `compare_on`, which may not go below it): the fewest validation
-# rows a switch may be decided on. Optimizers refuse to switch on fewer; the epoch checkpoint
+# rows a switch may be decided on. The few-shot optimizers refuse to switch on fewer; the epoch checkpoint
 # gates on at least this many, and below it keeps an epoch that is strictly better.
 
 
