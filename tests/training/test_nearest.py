@@ -535,3 +535,14 @@ def test_check_refuses_a_vote_weight_for_an_lm_that_cannot_score(tmp_path: Path,
     assert cli.main(["check", str(tmp_path / "p.icl")]) == 0
     write(tmp_path, "vote_weight: [false, 1]")
     assert cli.main(["check", str(tmp_path / "p.icl")]) == 0
+
+
+def test_render_shows_the_answers_a_scoring_lm_chooses_among() -> None:
+    from icldsl.runtime.render import render_program, render_text
+
+    program = tiny_program(ScriptedLM(lambda r: {"intent": "other"}), k=3, vote_weight=1.0)
+    text = render_text(program, asyncio.run(render_program(program, {"query": "red apple"})))
+    assert ('(the LM scores these answers, each with its prior, the vote weight x log(its share of the examples): '
+            '{"intent": "lock"} -1.099, {"intent": "move"} -0.405)') in text
+    plain = tiny_program(ScriptedLM(lambda r: {"intent": "other"}), k=3)
+    assert "scores these answers" not in render_text(plain, asyncio.run(render_program(plain, {"query": "red apple"})))
