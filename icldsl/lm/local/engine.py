@@ -424,7 +424,7 @@ class Engine:
         """Score `job`'s next choice: its tokens' log-probabilities after the prompt, plus its
         prior. The choice's tokens leave the cache after, so the next choice follows the prompt
         too; with the last one scored, the job answers the text of the best (the first of equals)."""
-        text, tokens, prior = job.choices[len(job.scores)]
+        _, tokens, prior = job.choices[len(job.scores)]
         total = float(job.head[tokens[0]])
         if len(tokens) > 1:
             start = len(self._kv[job.slot])
