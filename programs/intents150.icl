@@ -2,9 +2,10 @@
 // 10 training and 2 test queries per intent, on the bundled 135M model. With 150 labels the
 // answer's enum is most of an untrained prompt; `nearest_few_shot` shows each query the 8
 // training queries most like it, and with `labels: "retrieved"` the enum offers only their
-// labels, and where most of the 8 agree their vote answers without the model (`cascade`, the share
-// chosen on validation). The fit prints what the retriever alone scores (a vote of the 8 labels, and the
-// nearest one's), beside the trained program.
+// labels. The model does not write the answer: it scores each label its 8 examples carry, and
+// the label with the highest log-probability plus the log of its share of the 8 votes answers
+// (`vote_weight: 1`); validation chooses between that and the vote alone. The fit prints what the
+// retriever alone scores (a vote of the 8 labels, and the nearest one's), beside the trained program.
 //
 // Data: CLINC150 (Larson et al., "An Evaluation Dataset for Intent Classification and
 // Out-of-Scope Prediction", EMNLP-IJCNLP 2019; CC BY 3.0).
@@ -32,8 +33,9 @@ data clinc = clinc150(train_per_intent: 10, test_per_intent: 2)
 
 train assistant on clinc {
     reward           exact_match()
-    // compare_on: every validation row (150), so the cascade's share is not chosen on a sample
-    optimizer        nearest_few_shot(k: 8, retriever: minilm, labels: "retrieved", cascade: [0, 0.5, 0.75, 1, false], compare_on: 150)
+    // compare_on: every validation row (150); `cascade: [0, false]` offers the vote itself (0) beside
+    // the LM scoring the retrieved labels (vote_weight 1), so validation chooses between them
+    optimizer        nearest_few_shot(k: 8, retriever: minilm, labels: "retrieved", cascade: [0, false], vote_weight: 1, compare_on: 150)
     validation_split 0.1
     concurrency      8
 }

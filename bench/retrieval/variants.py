@@ -1,15 +1,16 @@
 """Variants of a `nearest_few_shot` step scored on a file's test rows, through the LM cache.
 
 The pool is built as `icldsl fit` builds it (the training rows after the validation split,
-with their expected outputs); each variant sets k, order, labels and cascade (`cascade` alone is 1,
-unanimity; `cascade=0.5` a share), and is scored
+with their expected outputs); each variant sets k, order, labels, cascade (`cascade` alone is 1,
+unanimity; `cascade=0.5` a share) and vote_weight (`vote_weight=1`: the LM scores the
+retrieved labels), and is scored
 on the test rows with the retriever-alone baselines (`training.baselines`), the mean prompt
 tokens per LM call, the LM calls, the calls the cascade saved, and the paired difference
 from the first variant. No training: this is for
 comparing variants quickly; the figures that count come from `icldsl fit`.
 
     python bench/retrieval/variants.py programs/intents.icl \\
-        "k=8" "k=8 labels=retrieved" "k=8 labels=retrieved cascade=0.5" "k=8 order=nearest_first"
+        "k=8" "k=8 labels=retrieved" "k=8 labels=retrieved cascade=0.5" "k=8 vote_weight=1"
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def parse_variant(text: str) -> dict:
     variant = {}
     for part in text.split():
         key, _, value = part.partition("=")
-        variant[key] = int(value) if key == "k" else float(value) if key == "cascade" and value else (value or True)
+        variant[key] = (int(value) if key == "k" else float(value) if key in ("cascade", "vote_weight") and value
+                        else (value or True))
     return variant
 
 
@@ -68,7 +70,7 @@ async def main(args: argparse.Namespace) -> list[dict]:
                 states = dict(program.states)
             else:
                 retrieval = Retrieval(pool, v.get("k", 8), v.get("order", "nearest_last"), v.get("labels", "all"),
-                                      cascade_share(v.get("cascade", False)))
+                                      cascade_share(v.get("cascade", False)), v.get("vote_weight"))
                 states = {**program.states, path: program.states[path].with_retrieval(retrieval)}
             evaluation = await evaluate(program.with_states(states), data.test, reward, concurrency=train.concurrency)
             usage = UsageTable.of(evaluation.scored).total

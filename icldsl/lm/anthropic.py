@@ -20,7 +20,7 @@ import httpx
 
 from icldsl.lm import http
 from icldsl.language.catalogue.lms import PROVIDERS
-from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Usage
+from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Usage, refuse_choices
 from icldsl.lm.openai import schema_name
 from icldsl.lm.providers import declared_options
 
@@ -97,6 +97,7 @@ class AnthropicClient(http.HTTPClient):
         return LMResponse(text, Usage(http.count(usage.get("input_tokens")), http.count(usage.get("output_tokens"))))
 
     def _payload(self, request: LMRequest) -> dict[str, Any]:
+        refuse_choices(self.name, request)
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         turns: list[dict[str, str]] = []
         for m in request.messages:

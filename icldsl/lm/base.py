@@ -23,6 +23,11 @@ class LMRequest:
     `schema` is the JSON schema of the expected object (pydantic's
     `model_json_schema()`); `schema_name` names it for providers that want a name.
     `None` for temperature or max_tokens leaves the provider's default.
+
+    `choices`, when given, are the only answers allowed, each a text with a prior (a log
+    weight): the model answers the text whose log-probability after the prompt, plus its
+    prior, is highest, instead of generating. Only clients that can score a text (the local
+    provider) take them; the others refuse the request.
     """
 
     messages: tuple[Message, ...]
@@ -31,6 +36,7 @@ class LMRequest:
     temperature: float | None = None
     max_tokens: int | None = None
     seed: int | None = None
+    choices: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,13 @@ class LMError(Exception):
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+def refuse_choices(name: str, request: LMRequest) -> None:
+    """For a client that generates only: a request with `choices` is an error it cannot answer
+    (`check` refuses programs that would send one to such an LM)."""
+    if request.choices:
+        raise LMError(f"{name}: this provider cannot score choices (only the local provider can)")
 
 
 class LMConfigError(Error):

@@ -32,7 +32,9 @@ def was_cached(response: LMResponse) -> bool:
 
 
 def request_payload(request: LMRequest) -> dict[str, Any]:
-    """The parts of a chat request that decide its answer, as JSON values."""
+    """The parts of a chat request that decide its answer, as JSON values (`choices` only
+    when given, so the keys of requests without them stay what they were)."""
+    choices = {"choices": [[text, float(prior)] for text, prior in request.choices]} if request.choices else {}
     return {
         "messages": [[m.role, m.content] for m in request.messages],
         "schema": request.schema,
@@ -40,6 +42,7 @@ def request_payload(request: LMRequest) -> dict[str, Any]:
         "temperature": None if request.temperature is None else float(request.temperature),
         "max_tokens": request.max_tokens,
         "seed": request.seed,
+        **choices,
     }
 
 

@@ -17,7 +17,7 @@ import httpx
 
 from icldsl.lm import http
 from icldsl.language.catalogue.lms import PROVIDERS
-from icldsl.lm.base import LMError, LMRequest, LMResponse, Usage
+from icldsl.lm.base import LMError, LMRequest, LMResponse, Usage, refuse_choices
 from icldsl.lm.providers import declared_options
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ class OllamaClient(_Ollama):
         return LMResponse(content, Usage(http.count(data.get("prompt_eval_count")), http.count(data.get("eval_count"))))
 
     def _payload(self, request: LMRequest) -> dict[str, Any]:
+        refuse_choices(self.name, request)
         options = {
             "temperature": request.temperature, "num_predict": request.max_tokens,
             "seed": request.seed, "num_ctx": self.num_ctx,

@@ -20,7 +20,7 @@ import httpx
 
 from icldsl.lm import http
 from icldsl.language.catalogue.lms import PROVIDERS
-from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Usage
+from icldsl.lm.base import LMConfigError, LMError, LMRequest, LMResponse, Usage, refuse_choices
 from icldsl.lm.providers import declared_options
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ class OpenAIClient(_OpenAICompatible):
         )
 
     def _payload(self, request: LMRequest) -> dict[str, Any]:
+        refuse_choices(self.name, request)
         payload: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],

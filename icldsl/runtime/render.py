@@ -5,7 +5,8 @@ from earlier steps, whose outputs are unknown until they run: their fields
 show as `<step.field>` placeholders. A step that retrieves examples shows the
 ones its input would get when that input is known (with an embedding retriever,
 the input is embedded: an embedding call, through the cache); otherwise `note`
-says how many it retrieves. Each step also says the length bound of each string field of
+says how many it retrieves; with a vote weight, the answers the LM scores and their priors.
+Each step also says the length bound of each string field of
 its answer and where it comes from (runtime/bounds.py).
 
 Not a run against a client that records requests, on purpose: a run takes one arm of
@@ -33,6 +34,7 @@ class RenderedStep:
     retrieved: tuple[str, ...] = ()  # origins of the retrieved examples shown, in prompt order
     note: str | None = None
     bounds: tuple[FieldBound, ...] = ()  # the length bound of each string field of the answer (not an agent's)
+    choices: tuple[tuple[str, float], ...] = ()  # the answers a scoring LM chooses among, with their priors
 
 
 async def render_program(program: Program, inputs: Mapping[str, Any] | None = None) -> list[RenderedStep]:
@@ -60,7 +62,8 @@ async def render_program(program: Program, inputs: Mapping[str, Any] | None = No
         first, retrieved = await program.step_request(step, merged, tools)
         found = () if step.kind == "agent" else describe(program.models[step.answer_model],
                                                          program.states[step.path].bounds, lms[step.lm])
-        rendered.append(RenderedStep(step, first.request.messages, tuple(d.origin for d in retrieved), note, found))
+        rendered.append(RenderedStep(step, first.request.messages, tuple(d.origin for d in retrieved), note, found,
+                                     first.request.choices))
     return rendered
 
 
@@ -82,6 +85,9 @@ def render_text(program: Program, steps: list[RenderedStep]) -> str:
             lines.append(f"({rendered.note})")
         if rendered.bounds:
             lines.append(f"(string bounds: {bounds_text(rendered.bounds)})")
+        if rendered.choices:
+            lines.append("(the LM scores these answers, each with its prior, the vote weight x log(its share of the "
+                         "examples): " + ", ".join(f"{text} {prior:+.3f}" for text, prior in rendered.choices) + ")")
         lines += [f"--- {message.role}\n{message.content}" for message in rendered.messages]
         lines.append("")
     return "\n".join(lines) + "\n" if lines else ""

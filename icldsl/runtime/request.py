@@ -10,7 +10,7 @@ turn (think, then call a tool or finish), with its examples shown as finishing t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Mapping, Sequence, Union
 
 from pydantic import BaseModel, Field, create_model
@@ -46,7 +46,8 @@ def step_request(step: StepSpec, state: StepState, inputs: Mapping[str, Any], an
     examples) for `inputs`; `answer` is the model of the step's answer, `tools` the
     program's (read by an agent step only). `retrieved` are the examples retrieved for
     `inputs`: with the state's retrieval `labels: "retrieved"`, each enum field of the
-    schema offers only their labels (`runtime.retrieval`)."""
+    schema offers only their labels; with its `vote_weight`, the request's choices are their
+    outputs (`runtime.retrieval`)."""
     if step.kind == "agent":
         turn = turn_model(answer, tools)
         schema = turn.model_json_schema(by_alias=True)  # a new turn model each run: not cached
@@ -54,7 +55,12 @@ def step_request(step: StepSpec, state: StepState, inputs: Mapping[str, Any], an
     schema = bounded_schema(answer, state.bounds)  # the bounds a fit took from the data, as maxLength
     if state.retrieval is not None and state.retrieval.labels == "retrieved" and retrieved:
         schema = only_labels(schema, retrieved)
-    return StepRequest(request(state, schema, step.answer_model, inputs, lm), answer, step.answer_model)
+    sent = request(state, schema, step.answer_model, inputs, lm)
+    choices = state.retrieval.choices(
+        retrieved, [f.alias or n for n, f in answer.model_fields.items()]) if state.retrieval else ()
+    if choices:
+        sent = replace(sent, choices=choices)
+    return StepRequest(sent, answer, step.answer_model)
 
 
 # (id(schema), labels per field) -> (schema, its restriction): one object per label set, so the

@@ -37,6 +37,14 @@ is unanimity, and t = 0 (or any t at most 1/k) makes every call a vote. Outputs 
 compared whole.
 The trace marks the step's record as answered by retrieval (`StepRecord.cascaded`)
 and usage counts it apart from calls.
+
+Scored labels (`vote_weight`, a number w >= 0): the LM does not generate the answer; it
+scores each output its retrieved examples carry, and the step answers the one with the
+highest log P(answer | prompt) + w * log(share of the retrieved examples carrying it).
+The LM then adds to the vote rather than replacing it: w = 0 is the LM alone among the
+retrieved outputs, a large w the vote with the LM breaking its ties. Only for a step whose
+answer is one field (a `decide` step) and an LM that can score a text (`LMRequest.choices`:
+the local provider); an output all the examples carry needs no call (as with `cascade: true`).
 """
 
 from __future__ import annotations
@@ -218,6 +226,7 @@ class Retrieval:
     order: str = "nearest_last"
     labels: str = "all"
     cascade: float | None = None  # the share of the retrieved examples whose vote answers without the LM
+    vote_weight: float | None = None  # with a number, the LM scores the retrieved outputs (module docstring)
 
     async def select(self, inputs: Mapping[str, Any], embed: Embed) -> tuple[Demo, ...]:
         """The examples a call with `inputs` gets, in prompt order."""
@@ -235,18 +244,34 @@ class Retrieval:
     def agreed(self, retrieved: Sequence[Demo]) -> Demo | None:
         """With `cascade`, the nearest example carrying the vote of `retrieved` when at least
         that share of them carry it (the step answers its output without its LM); None otherwise."""
-        if self.cascade is None or not retrieved:
+        share = 1.0 if self.cascade is None and self.vote_weight is not None else self.cascade
+        if share is None or not retrieved:
             return None
         nearest_first = self.nearest_first(retrieved)
         keys = [json.dumps(dict(d.output), sort_keys=True, default=str) for d in nearest_first]
         winner = vote(keys)
-        if keys.count(winner) < math.ceil(self.cascade * len(keys) - 1e-9):
+        if keys.count(winner) < math.ceil(share * len(keys) - 1e-9):
             return None
         return nearest_first[keys.index(winner)]
 
+    def choices(self, retrieved: Sequence[Demo], fields: Sequence[str]) -> tuple[tuple[str, float], ...]:
+        """With `vote_weight`, the answers the LM chooses among for a call that retrieved `retrieved`
+        (nearest first), as the JSON text of the one answer field `fields` names and its prior,
+        `vote_weight` x log(share of the examples carrying it); none otherwise, or when the
+        answer has other fields or an example lacks it (the LM then generates)."""
+        if self.vote_weight is None or len(fields) != 1 or not retrieved:
+            return ()
+        (name,) = fields
+        if any(name not in d.output for d in retrieved):
+            return ()
+        texts = [json.dumps({name: d.output[name]}, ensure_ascii=False) for d in self.nearest_first(retrieved)]
+        counts = Counter(texts)
+        return tuple((text, self.vote_weight * math.log(counts[text] / len(texts))) for text in counts)
+
     def key(self) -> tuple:
-        """What tells two retrievals apart: k, order, labels, cascade, the retriever and the pool's rows."""
-        return (self.k, self.order, self.labels, self.cascade, self.pool.index.kind,
+        """What tells two retrievals apart: k, order, labels, cascade, vote weight, the retriever and the
+        pool's rows."""
+        return (self.k, self.order, self.labels, self.cascade, self.vote_weight, self.pool.index.kind,
                 tuple(d.origin for d in self.pool.demos))
 
     def to_json(self) -> dict[str, Any]:
@@ -255,6 +280,8 @@ class Retrieval:
             doc["labels"] = self.labels
         if self.cascade is not None:
             doc["cascade"] = cascade_json(self.cascade)
+        if self.vote_weight is not None:
+            doc["vote_weight"] = self.vote_weight
         return {**doc, **self.pool.to_json()}
 
     @classmethod
@@ -264,8 +291,11 @@ class Retrieval:
         labels = data.get("labels", "all")
         if labels not in LABELS:
             raise RetrievalError(f"unknown labels {labels!r} (known: {', '.join(LABELS)})")
+        weight = data.get("vote_weight")
+        if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0):
+            raise RetrievalError(f"vote_weight must be a number from 0, not {weight!r}")
         return cls(Pool.from_json(data), int(data["k"]), data["order"], labels,
-                   cascade_share(data.get("cascade", False)))
+                   cascade_share(data.get("cascade", False)), None if weight is None else float(weight))
 
 
 def vote(labels: Sequence[Any]) -> Any:

@@ -9,8 +9,8 @@ trace, so they cost no LM call):
   label whose example is nearest the input;
 - `nearest1`: the label of the nearest example.
 
-The entry names the step's k, and its cascade share when it has one (the rows the vote
-answered score the same for the trained step and the vote). Beside them, the trained
+The entry names the step's k, its cascade share and vote weight when it has them (the rows
+the vote answered score the same for the trained step and the vote). Beside them, the trained
 step's accuracy on that field minus the vote's, paired over the rows (mean and standard
 error of the per-row difference, as `trained - untrained`).
 Rows where the step did not run (an earlier step failed, another branch arm ran) are
@@ -72,7 +72,8 @@ def baselines(program: Program, scored: Sequence[Scored]) -> list[dict[str, Any]
             continue
         diff = paired(trained, voted)
         cascade = {} if retrieval.cascade is None else {"cascade": cascade_json(retrieval.cascade)}
-        found.append({"step": path, "field": field, "k": retrieval.k, **cascade, "vote": _estimate(voted),
+        weight = {} if retrieval.vote_weight is None else {"vote_weight": retrieval.vote_weight}
+        found.append({"step": path, "field": field, "k": retrieval.k, **cascade, **weight, "vote": _estimate(voted),
                       "nearest1": _estimate(first),
                       "trained_minus_vote": Difference.of(diff).to_json()})
     return found

@@ -49,7 +49,9 @@ class NearestFewShot(Optimizer):
     them carry it: false (never), true (t = 1, unanimity), a number t from 0 (every call)
     to 1, or a list of these to choose from on validation (`runtime.retrieval`).
     Candidates are scored with the lower share first, so a tie on validation goes to the
-    one that calls less.
+    one that calls less. `vote_weight` makes the LM score the outputs of the retrieved
+    examples, each weighed by their vote, instead of generating: false (generate), true
+    (weight 1), a weight w >= 0, or a list of these to choose from on validation.
     """
 
     k: tuple[int, ...] = _DEFAULT["k"]
@@ -59,6 +61,7 @@ class NearestFewShot(Optimizer):
     compare_on: int = _DEFAULT["compare_on"]
     labels: tuple[str, ...] = _DEFAULT["labels"]
     cascade: tuple[float | None, ...] = _DEFAULT["cascade"]  # given as a bool, a share or a list of them
+    vote_weight: tuple[float | None, ...] = _DEFAULT["vote_weight"]  # given as a bool, a weight or a list
     resources: Resources = field(default_factory=Resources, repr=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +72,9 @@ class NearestFewShot(Optimizer):
         given = self.cascade if isinstance(self.cascade, (list, tuple)) else (self.cascade,)
         shares = {cascade_share(value) for value in given}  # the declaration has refused anything else
         object.__setattr__(self, "cascade", tuple(sorted(shares, key=lambda t: 2.0 if t is None else t)))
+        given = self.vote_weight if isinstance(self.vote_weight, (list, tuple)) else (self.vote_weight,)
+        weights = {None if w is False else 1.0 if w is True else float(w) for w in given}
+        object.__setattr__(self, "vote_weight", tuple(sorted(weights, key=lambda w: -1.0 if w is None else w)))
         if self.retriever != LEXICAL and self.retriever not in self.resources.embeddings:
             raise ValueError(f"nearest_few_shot: retriever must be \"{LEXICAL}\" or the name of an embedding block, "
                              f"not {self.retriever!r}")
@@ -78,10 +84,10 @@ class NearestFewShot(Optimizer):
         return max(self.k)
 
     def planned_calls(self, *, train: int, validation: int, epochs: int, batches: int, lm_steps: int) -> int:
-        """At most: each epoch scores the current states and one candidate per k, labels and cascade
-        choice on the compared examples."""
-        return epochs * (len(self.k) * len(self.labels) * len(self.cascade) + 1) * min(validation, self.compare_on) \
-            * lm_steps
+        """At most: each epoch scores the current states and one candidate per k, labels, cascade
+        and vote weight on the compared examples."""
+        candidates = len(self.k) * len(self.labels) * len(self.cascade) * len(self.vote_weight)
+        return epochs * (candidates + 1) * min(validation, self.compare_on) * lm_steps
 
     def needs_runs(self, program: Program, train: Sequence[Example]) -> bool:
         """Whether some step's pool comes from the program's runs (it cannot learn from the data alone)."""
@@ -103,15 +109,16 @@ class NearestFewShot(Optimizer):
             if unique:
                 pools[path] = Pool(unique, await self._index(unique))
         event = {"optimizer": "nearest_few_shot", "retriever": self.retriever, "order": self.order,
-                 **_cascade_event(self.cascade), "pools": described}
+                 **_cascade_event(self.cascade), **_weight_event(self.vote_weight), "pools": described}
         if not pools:
             ctx.note({**event, "kept": False, "reason": "every pool is empty: no training row has an answer for "
                                                         "a step, and no run reached the threshold"})
             return dict(states)
         candidates = [{**states, **{path: states[path].with_retrieval(Retrieval(pool, min(k, len(pool.demos)),
-                                                                                 self.order, labels, cascade))
+                                                                                 self.order, labels, cascade, weight))
                                     for path, pool in pools.items()}}
-                      for k in self.k for labels in self.labels for cascade in self.cascade]
+                      for k in self.k for labels in self.labels for cascade in self.cascade
+                      for weight in self.vote_weight]
         return await compare_candidates(states, _distinct(candidates), ctx, event, compare_on=self.compare_on,
                                         empty="no candidate differs from the current states", describe=_describe)
 
@@ -164,6 +171,8 @@ def _describe(states: Mapping[str, StepState]) -> dict[str, Any]:
         described["labels"] = {path: r.labels for path, r in retrievals.items()}
     if any(r.cascade is not None for r in retrievals.values()):
         described["cascade"] = {path: cascade_json(r.cascade) for path, r in retrievals.items()}
+    if any(r.vote_weight is not None for r in retrievals.values()):
+        described["vote_weight"] = {path: r.vote_weight for path, r in retrievals.items()}
     return described
 
 
@@ -173,3 +182,11 @@ def _cascade_event(shares: tuple[float | None, ...]) -> dict[str, Any]:
         return {}
     written = [cascade_json(t) for t in shares]
     return {"cascade": written[0] if len(written) == 1 else written}
+
+
+def _weight_event(weights: tuple[float | None, ...]) -> dict[str, Any]:
+    """The `vote_weight` option in a comparison's note: absent when off, else the weights (false: generate)."""
+    if weights == (None,):
+        return {}
+    written = [False if w is None else w for w in weights]
+    return {"vote_weight": written[0] if len(written) == 1 else written}

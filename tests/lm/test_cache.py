@@ -443,3 +443,15 @@ def test_the_meter_times_sent_calls_only(cache: LMCache) -> None:
     complete(meter, request(), request())
     assert [(c.lm, c.cached, c.missing) for c in meter.costs] == [("solver", False, False), ("solver", True, False)]
     assert meter.costs[0].latency >= 0.02 and meter.costs[1].latency is None
+
+
+def test_choices_join_the_key_and_requests_without_them_keep_theirs() -> None:
+    from icldsl.lm.cached import request_payload
+
+    plain = LMRequest((Message("user", "hi"),), temperature=0.0)
+    assert "choices" not in request_payload(plain)  # keys written before choices existed still match
+    one = LMRequest(plain.messages, temperature=0.0, choices=(('{"a": 1}', 0.0), ('{"a": 2}', -1.0)))
+    other = LMRequest(plain.messages, temperature=0.0, choices=(('{"a": 1}', 0.0), ('{"a": 2}', -2.0)))
+    keys = {cache_key("complete", "local/m", request_payload(r)) for r in (plain, one, other)}
+    assert len(keys) == 3
+    assert request_payload(one)["choices"] == [['{"a": 1}', 0.0], ['{"a": 2}', -1.0]]

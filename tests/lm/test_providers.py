@@ -63,6 +63,15 @@ def fail(provider: str, server: LoopbackServer, request: LMRequest = PLAIN, **op
     return info.value
 
 
+@pytest.mark.parametrize("provider", sorted(CLIENTS))
+def test_a_request_with_choices_is_refused_before_anything_is_sent(provider: str, server: LoopbackServer) -> None:
+    """Only the local provider can score choices (`Provider.scores`); `check` refuses such programs."""
+    assert not PROVIDERS[provider].scores and PROVIDERS["local"].scores
+    error = fail(provider, server, LMRequest(PLAIN.messages, choices=(('{"a": 1}', 0.0),)))
+    assert "this provider cannot score choices (only the local provider can)" in str(error)
+    assert server.requests == []
+
+
 # -- wire formats ------------------------------------------------------------------
 
 

@@ -455,3 +455,94 @@ def test_only_labels_restricts_plain_and_optional_enums_and_keeps_the_rest() -> 
     assert schema["properties"]["a"]["enum"] == ["x", "y", "z"]  # the shared schema is left alone
     assert only_labels(schema, shown) is restricted  # one object per label set
     assert only_labels(schema, [Demo({}, {"a": "q"}, 1.0, "3")]) is schema
+
+
+def choosing(pick):
+    """A scripted LM for requests with choices: answers the text `pick(choices)` names."""
+    return ScriptedLM(lambda r: pick(r.choices) if r.choices else {"intent": "other"})
+
+
+def test_a_vote_weight_sends_the_retrieved_outputs_with_their_vote_as_priors() -> None:
+    lm = choosing(lambda choices: choices[0][0])  # the nearest example's output
+    evaluation = score_probes(tiny_program(lm, k=3, vote_weight=2.0))
+    lock, move = '{"intent": "lock"}', '{"intent": "move"}'
+    third, two_thirds = 2 * np.log(1 / 3), 2 * np.log(2 / 3)
+    by_query = {last_input(r)["query"]: [(text, round(prior, 9)) for text, prior in r.choices] for r in lm.requests}
+    assert by_query == {  # nearest first, each prior 2 x log(its share of the 3 examples) (PROBES)
+        "red apple": [(lock, round(third, 9)), (move, round(two_thirds, 9))],
+        "red bus": [(move, round(two_thirds, 9)), (lock, round(third, 9))],
+        "green apple": [(lock, round(two_thirds, 9)), (move, round(third, 9))],
+        "blue pear": [(lock, round(two_thirds, 9)), (move, round(third, 9))]}
+    assert [s.trace.output["intent"] for s in evaluation.scored] == ["lock", "move", "lock", "lock"]
+    assert all(r.schema is not None for r in lm.requests)  # the schema still travels (the cache key, render)
+
+
+def test_with_a_vote_weight_examples_that_all_agree_answer_without_a_call() -> None:
+    lm = choosing(lambda choices: choices[-1][0])
+    evaluation = score_probes(tiny_program(lm, k=2, vote_weight=0.0))
+    # 2 nearest (PROBES): red apple L + red car M; red bus M + red apple L; then two unanimous L
+    assert [last_input(r)["query"] for r in lm.requests] == ["red apple", "red bus"]
+    assert [r.choices for r in lm.requests] == [(('{"intent": "lock"}', 0.0), ('{"intent": "move"}', 0.0)),
+                                                (('{"intent": "move"}', 0.0), ('{"intent": "lock"}', 0.0))]
+    assert [s.trace.steps["p/i"].cascaded for s in evaluation.scored] == [False, False, True, True]
+    assert [s.trace.output["intent"] for s in evaluation.scored] == ["move", "lock", "lock", "lock"]
+
+
+def test_a_vote_weight_round_trips_and_is_absent_without_one() -> None:
+    from icldsl.runtime.retrieval import Retrieval, RetrievalError
+
+    retrieval = tiny_program(ScriptedLM(lambda r: {"intent": "other"}), k=2, vote_weight=1.5).states["p/i"].retrieval
+    doc = retrieval.to_json()
+    assert doc["vote_weight"] == 1.5 and Retrieval.from_json(doc).vote_weight == 1.5
+    assert "vote_weight" not in Retrieval(retrieval.pool, 2).to_json()
+    assert Retrieval(retrieval.pool, 2).key() != retrieval.key()
+    for bad in (-1, True, "1"):
+        with pytest.raises(RetrievalError, match="vote_weight must be a number from 0"):
+            Retrieval.from_json({**doc, "vote_weight": bad})
+
+
+def test_vote_weights_are_chosen_on_validation(tmp_path: Path) -> None:
+    # Each query's 3 nearest rows share its first word, so its label: with a weight they answer
+    # without a call; generating (false), the follower answers the same. All tie: the first wins.
+    lm = ScriptedLM(follower)
+    report = fit(write(tmp_path, "k: 3, vote_weight: [1, false, 0.5]"), lm)
+    (event,) = report.history.events
+    assert event["vote_weight"] == [False, 0.5, 1.0]
+    assert [c.get("vote_weight", {}).get("p/i", False) for c in event["candidates"]] == [False, 0.5, 1.0]
+    assert [c["mean"] for c in event["candidates"]] == [1.0, 1.0, 1.0] and event["best"] == 0
+    assert not any(r.choices for r in lm.requests)
+    assert "vote_weight" not in report.artifact["states"]["p/i"]["retrieval"]
+
+
+@pytest.mark.parametrize("options, message", [
+    ("vote_weight: -1", "must be true or false or a number of at least 0 or a non-empty list"),
+    ('vote_weight: "high"', "must be true or false or a number of at least 0"),
+])
+def test_bad_vote_weights_get_a_message(tmp_path: Path, capsys, options: str, message: str) -> None:
+    write(tmp_path, options)
+    code = cli.main(["fit", str(tmp_path / "p.icl"), "-q", "--no-report"])
+    assert code == 1 and message in capsys.readouterr().err
+
+
+def test_check_refuses_a_vote_weight_for_an_lm_that_cannot_score(tmp_path: Path, capsys) -> None:
+    remote = SOURCE.replace('"local/smollm2-135m"', '"openai/gpt-4.1-mini"')
+    write(tmp_path, "vote_weight: [false, 1]", source=remote)
+    assert cli.main(["check", str(tmp_path / "p.icl")]) == 1
+    err = capsys.readouterr().err
+    assert "`vote_weight` needs an LM that can score its examples' outputs; `small` (provider `openai`) cannot" in err
+    assert "use an lm of provider local" in err
+    write(tmp_path, "vote_weight: false", source=remote)
+    assert cli.main(["check", str(tmp_path / "p.icl")]) == 0
+    write(tmp_path, "vote_weight: [false, 1]")
+    assert cli.main(["check", str(tmp_path / "p.icl")]) == 0
+
+
+def test_render_shows_the_answers_a_scoring_lm_chooses_among() -> None:
+    from icldsl.runtime.render import render_program, render_text
+
+    program = tiny_program(ScriptedLM(lambda r: {"intent": "other"}), k=3, vote_weight=1.0)
+    text = render_text(program, asyncio.run(render_program(program, {"query": "red apple"})))
+    assert ('(the LM scores these answers, each with its prior, the vote weight x log(its share of the examples): '
+            '{"intent": "lock"} -1.099, {"intent": "move"} -0.405)') in text
+    plain = tiny_program(ScriptedLM(lambda r: {"intent": "other"}), k=3)
+    assert "scores these answers" not in render_text(plain, asyncio.run(render_program(plain, {"query": "red apple"})))

@@ -66,17 +66,19 @@ _LOCAL = {
 class Provider:
     """An LM provider: its client class as `"module:Class"`, one line of doc, the options its
     constructor takes (`client_options`) and every option an `lm` block of it takes (`signature`:
-    the decoding and runtime options too)."""
+    the decoding and runtime options too). `scores`: its client answers requests with choices
+    by their log-probabilities (`LMRequest.choices`), which `nearest_few_shot(vote_weight: ...)` sends."""
 
     client: str
     doc: str
     client_options: Signature
     signature: Signature
+    scores: bool = False
 
     @classmethod
-    def declare(cls, client: str, doc: str, options: Mapping[str, Option]) -> "Provider":
+    def declare(cls, client: str, doc: str, options: Mapping[str, Option], *, scores: bool = False) -> "Provider":
         return cls(client, doc, Signature.declare(options),
-                   Signature.declare({**DECODING_OPTIONS, **RUNTIME_OPTIONS, **options}))
+                   Signature.declare({**DECODING_OPTIONS, **RUNTIME_OPTIONS, **options}), scores)
 
 
 PROVIDERS: Mapping[str, Provider] = MappingProxyType({
@@ -86,7 +88,8 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType({
                              "127.0.0.1:8000", _KEYED_HTTP),
     "ollama": Provider.declare("icldsl.lm.ollama:OllamaClient", "an Ollama server's native chat API", _OLLAMA),
     "anthropic": Provider.declare("icldsl.lm.anthropic:AnthropicClient", "Anthropic's messages API", _KEYED_HTTP),
-    "local": Provider.declare("icldsl.lm.local:LocalClient", "a GGUF model run in process by llama.cpp", _LOCAL),
+    "local": Provider.declare("icldsl.lm.local:LocalClient", "a GGUF model run in process by llama.cpp", _LOCAL,
+                              scores=True),
 })
 
 

@@ -29,6 +29,7 @@ LEXICAL = "bm25"  # the lexical retriever; any other `retriever` names an embedd
 ORDERS = ("nearest_last", "nearest_first")
 LABELS = ("all", "retrieved")
 SHARE = Within(float, 0, 1)  # a `cascade` share: the part of the retrieved examples that must agree
+VOTE_WEIGHT = AtLeast(float, 0)  # how much the retrieved examples' vote counts beside the LM's score
 
 # What a user's reward function may return.
 RETURNS = 'a number in [0, 1], a bool, (score, feedback) or {"score": ..., "feedback": ...}'
@@ -160,12 +161,17 @@ OPTIMIZERS: Mapping[str, Function] = {
              "cascade": Option(Either((bool, SHARE, ListOf(Either((bool, SHARE))))), False,
                                "the vote of the retrieved examples answers without an LM call when at least this "
                                "share of them carry it (true: all of them; 0: always; a list: choose on "
-                               "validation)")},
+                               "validation)"),
+             "vote_weight": Option(Either((bool, VOTE_WEIGHT, ListOf(Either((bool, VOTE_WEIGHT))))), False,
+                                   "the LM scores each output the retrieved examples carry, adding this weight "
+                                   "times the log of the examples' vote for it, instead of generating (true: 1; "
+                                   "false: generate; a list: choose on validation; local LMs only)")},
             doc="each call gets the k examples of the step's pool nearest its input (bm25, or an embedding "
                 "model); k (and `labels`: \"all\" or only the \"retrieved\" examples' labels in an enum, or a "
                 "list of both) chosen on validation, kept only when better by more than the standard error; "
                 "`cascade`: the vote of the examples answers without an LM call when at least this share of them "
-                "carry it (true: all of them), or a list of shares to choose from on validation",
+                "carry it (true: all of them), or a list of shares to choose from on validation; `vote_weight`: "
+                "the LM scores the retrieved outputs, weighed with their vote, instead of generating",
         ),
         "icldsl.training.nearest:NearestFewShot",
         resources=True,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from .. import ir
+from ..catalogue.lms import PROVIDERS, split_target
 from ..catalogue.loaders import LOADERS, problems
 from ..diagnostics import Sink, did_you_mean
 from ..catalogue.training import BUDGET_KEYS, OPTIMIZERS, REWARDS, TRAIN_SETTINGS, budget_problems
@@ -66,6 +67,9 @@ def check_trains(module: ir.Module, sink: Sink) -> None:
             _check_setting(setting, output, models, names, sink)
         if program is not None and "runs" in seen:
             _check_runs(seen["runs"], program, names["lm"], sink)
+        for setting in train.settings:
+            if program is not None and setting.key == "optimizer":
+                _check_scoring(setting, program, names["lm"], sink)
         for key in ("reward", "optimizer"):
             if key not in seen:
                 sink.add("missing-setting", f"the train block has no `{key}`", train.span, f"no {key}",
@@ -88,6 +92,29 @@ def _check_runs(setting: ir.Setting, program: ir.Program, lms: Mapping[str, ir.L
                  f"`{program.name}` has temperature 0, so each run gets the same answers", setting.value.span,
                  "identical runs", "give the LM a temperature above 0 (each run then samples with its own seed), "
                  "or remove `runs`")
+
+
+def _check_scoring(setting: ir.Setting, program: ir.Program, lms: Mapping[str, ir.LM], sink: Sink) -> None:
+    """`nearest_few_shot(vote_weight: w)` has each step's LM score texts, which only some providers
+    can (`Provider.scores`); a weight given to a program whose LMs cannot would fail every call."""
+    value = setting.value
+    if not (isinstance(value, ir.Call) and value.func == "nearest_few_shot"):
+        return
+    arg = next((a for a in value.args if a.name == "vote_weight"), None)
+    given = () if arg is None else arg.value.items if isinstance(arg.value, ir.ListValue) else (arg.value,)
+    if not any(isinstance(v, ir.Literal) and v.value is not False for v in given):
+        return
+    only = next(iter(lms)) if len(lms) == 1 else None
+    for name in dict.fromkeys(step.lm.name if step.lm else only for step in program.lm_steps()):
+        lm = lms.get(name) if name else None
+        if lm is None or not isinstance(lm.target.value, str):
+            continue
+        provider, _ = split_target(lm.target.value)
+        if provider in PROVIDERS and not PROVIDERS[provider].scores:
+            scoring = ", ".join(p for p, declared in PROVIDERS.items() if declared.scores)
+            sink.add("invalid-value", f"`vote_weight` needs an LM that can score its examples' outputs; `{name}` "
+                     f"(provider `{provider}`) cannot", arg.span, "cannot score",
+                     f"use an lm of provider {scoring} for program `{program.name}`, or remove `vote_weight`")
 
 
 # Which field types a loader's column of a given type can fill ("label": a class name, for

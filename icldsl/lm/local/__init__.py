@@ -14,8 +14,12 @@ request), and keeps its last prompt in its stream, so that a request sharing a
 prefix with it (the same instructions and examples) evaluates only the rest; a
 prefix held by a busy sequence is copied over instead of evaluated again.
 
-Answer tokens and prompt chunks are decoded in separate batches, which keeps a
-temperature-0 answer the same alone or in a batch (see `_Engine._step`). The
+A request with choices (`LMRequest.choices`) generates nothing: its prompt is evaluated,
+then each choice's tokens after it, one choice per step in a batch of its own, and it
+answers the choice whose summed log-probability plus prior is highest.
+
+Answer tokens, prompt chunks and choices are decoded in separate batches, which keeps a
+temperature-0 answer the same alone or in a batch (see `Engine._step`). The
 number of threads follows the CPUs other processes leave free (`ThreadChoice`).
 
 Batches only pay off where llama.cpp has a matrix-matrix kernel for the weight

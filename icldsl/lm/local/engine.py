@@ -56,6 +56,11 @@ class Job:
     out: list[int] = field(default_factory=list)
     sampler: Any = None  # the chain that picks a token: greedy, or truncation and a seeded draw
     parser: Any = None  # this job's clone of the grammar, advanced token by token
+    # A request with choices: each one's text, tokens and prior; the log-probabilities of the
+    # token after the prompt (set when the prompt is evaluated); each scored choice's total.
+    choices: list[tuple[str, list[int], float]] = field(default_factory=list)
+    head: np.ndarray | None = None
+    scores: list[float] = field(default_factory=list)
 
 
 class Engine:
@@ -136,6 +141,8 @@ class Engine:
             raise LMError(f"{self.name}: the prompt ({len(prompt)} tokens) does not fit the context window "
                           f"of {self.n_ctx} tokens; shorten it or raise n_ctx")
         room = self.n_ctx - len(prompt)
+        if request.choices:
+            return self._choosing(prompt, request, deliver)
         wanted = request.max_tokens or 0
         schema = request.schema
         if schema is not None and request.max_tokens:
@@ -148,6 +155,20 @@ class Engine:
             grammar=None if schema is None else self._grammar(schema),
             deliver=deliver,
         )
+
+    def _choosing(self, prompt: list[int], request: LMRequest,
+                  deliver: Callable[[LMResponse | LMError], None]) -> Job:
+        """A job that scores `request.choices` after `prompt` rather than generating."""
+        choices = [(text, self._tokenize(text.encode(), add_special=False), float(prior))
+                   for text, prior in request.choices]
+        longest = max(len(tokens) for _, tokens, _ in choices)
+        if any(not tokens for _, tokens, _ in choices) or longest >= N_BATCH:
+            raise LMError(f"{self.name}: a choice must be from 1 to {N_BATCH - 1} tokens long")
+        if len(prompt) + longest > self.n_ctx:
+            raise LMError(f"{self.name}: the prompt ({len(prompt)} tokens) and its longest choice ({longest}) "
+                          f"do not fit the context window of {self.n_ctx} tokens; shorten them or raise n_ctx")
+        return Job(prompt=prompt, max_tokens=0, temperature=0.0, seed=0, grammar=None, deliver=deliver,
+                   choices=choices)
 
     def submit(self, job: Job) -> None:
         with self._cond:
@@ -370,7 +391,7 @@ class Engine:
         (2 of 24 GSM8K answers). Kept apart, the answers measured the same alone
         and in batches of 4 and 8.
         """
-        generating = [job for job in jobs if not job.todo]
+        generating = [job for job in jobs if not job.todo and not job.choices]
         if generating:
             entries = [(job, [job.next], len(self._kv[job.slot]), 1) for job in generating]
             if not self._decode(entries):
@@ -385,8 +406,40 @@ class Engine:
             final = len(chunk) == len(prefilling.todo)
             if not self._decode([(prefilling, chunk, len(self._kv[prefilling.slot]), 2 if final else 0)]):
                 return
-            if final:
+            if final and prefilling.choices:
+                prefilling.head = self._log_probs(self._rows[prefilling])
+            elif final:
                 self._pick(prefilling, self._rows[prefilling])
+        scoring = next((job for job in jobs if job.head is not None and self._busy[job.slot] is job), None)
+        if scoring is not None:
+            self._score(scoring)
+
+    def _log_probs(self, index: int) -> np.ndarray:
+        """The log-probabilities of the next token, from the logits at batch `index`."""
+        logits = np.ctypeslib.as_array(self._ll.llama_get_logits_ith(self.ctx, index), shape=(self.n_vocab,))
+        shifted = logits.astype(np.float64) - logits.max()
+        return shifted - np.log(np.exp(shifted).sum())
+
+    def _score(self, job: Job) -> None:
+        """Score `job`'s next choice: its tokens' log-probabilities after the prompt, plus its
+        prior. The choice's tokens leave the cache after, so the next choice follows the prompt
+        too; with the last one scored, the job answers the text of the best (the first of equals)."""
+        _, tokens, prior = job.choices[len(job.scores)]
+        total = float(job.head[tokens[0]])
+        if len(tokens) > 1:
+            start = len(self._kv[job.slot])
+            if not self._decode([(job, tokens[:-1], start, len(tokens) - 1)]):
+                return
+            total += sum(float(self._log_probs(row)[token]) for row, token in enumerate(tokens[1:]))
+            self._ll.llama_memory_seq_rm(self.mem, job.slot, start, -1)
+            del self._kv[job.slot][start:]
+        job.scores.append(total + prior)
+        if len(job.scores) == len(job.choices):
+            best = int(np.argmax(job.scores))
+            log.debug("%s: choices scored %s", self.name, dict(zip((c[0] for c in job.choices), job.scores)))
+            self._release(job)
+            job.deliver(LMResponse(text=job.choices[best][0],
+                                   usage=Usage(len(job.prompt), sum(len(c[1]) for c in job.choices))))
 
     def _decode(self, entries: list[tuple[Job, list[int], int, int]]) -> bool:
         """Decode each job's tokens from its position, with logits for its last `outputs` tokens.
