@@ -41,12 +41,9 @@ def history_plot(
     training at epoch 0, and the kept epoch marked."""
     initial = initial or {}
     names = metric_names(history) or ["reward"]
-    cols = min(2, len(names))
-    rows = (len(names) + cols - 1) // cols
-    fig = Figure(figsize=(5.2 * cols + 0.4, 3.5 * rows + 0.7), layout="constrained")
-    fig.suptitle(f"Training history{': ' + program if program else ''}", fontsize=13, fontweight="bold")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax, name in zip(axes.flat, names):
+    fig, panels = _metric_panels(names, f"Training history{': ' + program if program else ''}", width=5.2,
+                                 height=3.5, fontsize=13)
+    for ax, name in zip(panels, names):
         train, val = list(history.get(name, [])), list(history.get(f"val_{name}", []))
         drew = False
         if train:
@@ -79,9 +76,21 @@ def history_plot(
         ax.grid(alpha=0.3)
         if drew:
             ax.legend(fontsize=8, loc="best")
-    for ax in list(axes.flat)[len(names):]:
-        ax.set_visible(False)
     return fig
+
+
+def _metric_panels(names: Sequence[str], title: str, *, width: float, height: float,
+                   fontsize: int) -> tuple[Figure, list[Any]]:
+    """A titled figure of one panel per metric, two to a row (`width` x `height` inches each),
+    and its panels in the metrics' order; a last odd cell is hidden."""
+    cols = min(2, len(names))
+    rows = (len(names) + cols - 1) // cols
+    fig = Figure(figsize=(width * cols + 0.4, height * rows + 0.7), layout="constrained")
+    fig.suptitle(title, fontsize=fontsize, fontweight="bold")
+    axes = list(fig.subplots(rows, cols, squeeze=False).flat)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    return fig, axes[:len(names)]
 
 
 def _integer_ticks(ax: Any, first: int, last: int) -> None:
@@ -121,15 +130,10 @@ def runs_plot(scores: Mapping[str, ScoreRecord], *, program: str = "") -> Figure
     labelled = _labelled(scores)
     names = [n for n in dict.fromkeys(n for _, metrics, _ in labelled for n in metrics) if not is_count(n)] or ["reward"]
     n_runs = max((len(m[n].runs) for _, m, _ in labelled for n in m), default=0)
-    fig = Figure(figsize=(5.4 * min(2, len(names)) + 0.4, 3.7 * ((len(names) + 1) // 2) + 0.7),
-                 layout="constrained")
-    if n_runs > 1:
-        title = f"Test score over {n_runs} runs (mean ± std)"
-    else:
-        title = "Test score of one run"
-    fig.suptitle(title + (f": {program}" if program else ""), fontsize=12, fontweight="bold")
-    axes = fig.subplots((len(names) + 1) // 2, min(2, len(names)), squeeze=False)
-    for ax, name in zip(axes.flat, names):
+    title = f"Test score over {n_runs} runs (mean ± std)" if n_runs > 1 else "Test score of one run"
+    fig, panels = _metric_panels(names, title + (f": {program}" if program else ""), width=5.4, height=3.7,
+                                 fontsize=12)
+    for ax, name in zip(panels, names):
         values: list[float] = []
         for i, (label, metrics, colour) in enumerate(labelled):
             if name not in metrics:
@@ -155,8 +159,6 @@ def runs_plot(scores: Mapping[str, ScoreRecord], *, program: str = "") -> Figure
         ax.grid(alpha=0.3)
         if values:
             ax.legend(fontsize=8, loc="best")
-    for ax in list(axes.flat)[len(names):]:
-        ax.set_visible(False)
     return fig
 
 
