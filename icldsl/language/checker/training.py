@@ -77,13 +77,19 @@ def check_trains(module: ir.Module, sink: Sink) -> None:
                          else "add for example `optimizer random_few_shot()`")
 
 
+def _lms_used(program: ir.Program, lms: Mapping[str, ir.LM]) -> list[str | None]:
+    """The lm each LM step of `program` runs on, once each, in step order: the one it names, or
+    the file's only lm (None when it names none and the file has several: the program check says so)."""
+    only = next(iter(lms)) if len(lms) == 1 else None
+    return list(dict.fromkeys(step.lm.name if step.lm else only for step in program.lm_steps()))
+
+
 def _check_runs(setting: ir.Setting, program: ir.Program, lms: Mapping[str, ir.LM], sink: Sink) -> None:
     """`runs N` repeats the test evaluation to measure sampling; at temperature 0 every run
     would get the same answers, so its spread would be 0 by construction."""
     if not (isinstance(setting.value, ir.Literal) and isinstance(setting.value.value, int) and setting.value.value > 1):
         return
-    only = next(iter(lms)) if len(lms) == 1 else None
-    used = {step.lm.name if step.lm else only for step in program.lm_steps()}
+    used = _lms_used(program, lms)
     if not used or not all(name in lms for name in used):
         return
     temperatures = [next((a.value for a in lms[name].options if a.name == "temperature"), None) for name in used]
@@ -104,9 +110,8 @@ def _check_scoring(setting: ir.Setting, program: ir.Program, lms: Mapping[str, i
     given = () if arg is None else arg.value.items if isinstance(arg.value, ir.ListValue) else (arg.value,)
     if not any(isinstance(v, ir.Literal) and v.value is not False for v in given):
         return
-    only = next(iter(lms)) if len(lms) == 1 else None
-    for name in dict.fromkeys(step.lm.name if step.lm else only for step in program.lm_steps()):
-        lm = lms.get(name) if name else None
+    for name in _lms_used(program, lms):
+        lm = lms.get(name)
         if lm is None or not isinstance(lm.target.value, str):
             continue
         provider, _ = split_target(lm.target.value)
