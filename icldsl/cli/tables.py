@@ -85,9 +85,9 @@ def baseline_lines(baselines: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = []
     for b in baselines:
         diff = b["trained_minus_vote"]
-        cascade = f", cascade {json.dumps(b['cascade'])}" if "cascade" in b else ""
-        cascade += f", vote_weight {b['vote_weight']:g}" if "vote_weight" in b else ""
-        lines += [f"retrieval alone ({b['step']}, {b['field']}, k={b['k']}{cascade}): vote of the retrieved labels "
+        chosen = f", cascade {json.dumps(b['cascade'])}" if "cascade" in b else ""
+        chosen += f", vote_weight {b['vote_weight']:g}" if "vote_weight" in b else ""
+        lines += [f"retrieval alone ({b['step']}, {b['field']}, k={b['k']}{chosen}): vote of the retrieved labels "
                   f"{b['vote']['mean']:.3f}, 1-nearest {b['nearest1']['mean']:.3f}",
                   paired_line("trained - vote", diff["mean"], diff["se"], diff["n"])]
     return lines

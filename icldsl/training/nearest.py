@@ -16,7 +16,7 @@ found and ordered.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -66,15 +66,12 @@ class NearestFewShot(Optimizer):
 
     def __post_init__(self) -> None:
         check_options(self, "nearest_few_shot")
-        object.__setattr__(self, "k", tuple(sorted({self.k} if isinstance(self.k, int) else set(self.k))))
+        object.__setattr__(self, "k", _listed(self.k, int, lambda k: k))
         labels = (self.labels,) if isinstance(self.labels, str) else tuple(self.labels)
         object.__setattr__(self, "labels", tuple(dict.fromkeys(labels)))
-        given = self.cascade if isinstance(self.cascade, (list, tuple)) else (self.cascade,)
-        shares = {cascade_share(value) for value in given}  # the declaration has refused anything else
-        object.__setattr__(self, "cascade", tuple(sorted(shares, key=lambda t: 2.0 if t is None else t)))
-        given = self.vote_weight if isinstance(self.vote_weight, (list, tuple)) else (self.vote_weight,)
-        weights = {None if w is False else 1.0 if w is True else float(w) for w in given}
-        object.__setattr__(self, "vote_weight", tuple(sorted(weights, key=lambda w: -1.0 if w is None else w)))
+        # the declaration has refused anything else; a tie on validation goes to the one listed first
+        object.__setattr__(self, "cascade", _listed(self.cascade, cascade_share, lambda t: 2.0 if t is None else t))
+        object.__setattr__(self, "vote_weight", _listed(self.vote_weight, _weight, lambda w: -1.0 if w is None else w))
         if self.retriever != LEXICAL and self.retriever not in self.resources.embeddings:
             raise ValueError(f"nearest_few_shot: retriever must be \"{LEXICAL}\" or the name of an embedding block, "
                              f"not {self.retriever!r}")
@@ -109,7 +106,9 @@ class NearestFewShot(Optimizer):
             if unique:
                 pools[path] = Pool(unique, await self._index(unique))
         event = {"optimizer": "nearest_few_shot", "retriever": self.retriever, "order": self.order,
-                 **_cascade_event(self.cascade), **_weight_event(self.vote_weight), "pools": described}
+                 **_option_event("cascade", self.cascade, cascade_json),
+                 **_option_event("vote_weight", self.vote_weight, lambda w: False if w is None else w),
+                 "pools": described}
         if not pools:
             ctx.note({**event, "kept": False, "reason": "every pool is empty: no training row has an answer for "
                                                         "a step, and no run reached the threshold"})
@@ -176,17 +175,21 @@ def _describe(states: Mapping[str, StepState]) -> dict[str, Any]:
     return described
 
 
-def _cascade_event(shares: tuple[float | None, ...]) -> dict[str, Any]:
-    """The `cascade` option in a comparison's note: absent when off, else as written (a list when several)."""
-    if shares == (None,):
-        return {}
-    written = [cascade_json(t) for t in shares]
-    return {"cascade": written[0] if len(written) == 1 else written}
+def _listed(value: Any, convert: Callable[[Any], Any], order: Callable[[Any], Any]) -> tuple:
+    """An option given as one value or a list: its values converted, once each, sorted by `order`."""
+    given = value if isinstance(value, (list, tuple)) else (value,)
+    return tuple(sorted({convert(v) for v in given}, key=order))
 
 
-def _weight_event(weights: tuple[float | None, ...]) -> dict[str, Any]:
-    """The `vote_weight` option in a comparison's note: absent when off, else the weights (false: generate)."""
-    if weights == (None,):
+def _weight(value: bool | float) -> float | None:
+    """A `vote_weight` as given: false is none (the LM generates), true is 1."""
+    return None if value is False else 1.0 if value is True else float(value)
+
+
+def _option_event(name: str, values: tuple, write: Callable[[Any], Any]) -> dict[str, Any]:
+    """A cascade or vote weight option in a comparison's note: absent when off, else as `write`
+    writes each value (a list when several)."""
+    if values == (None,):
         return {}
-    written = [False if w is None else w for w in weights]
-    return {"vote_weight": written[0] if len(written) == 1 else written}
+    written = [write(v) for v in values]
+    return {name: written[0] if len(written) == 1 else written}
