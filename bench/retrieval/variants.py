@@ -9,6 +9,10 @@ tokens per LM call, the LM calls, the calls the cascade saved, and the paired di
 from the first variant. No training: this is for
 comparing variants quickly; the figures that count come from `icldsl fit`.
 
+`--new-since OTHER.icl` keeps only the test rows OTHER's test split does not hold: with the
+same loader and a larger sample (CLINC150's `test_per_intent`, whose smaller samples are
+prefixes of larger ones), the rows a fit never scored, to replicate its result on.
+
     python bench/retrieval/variants.py programs/intents.icl \\
         "k=8" "k=8 labels=retrieved" "k=8 labels=retrieved cascade=0.5" "k=8 vote_weight=1"
 """
@@ -54,6 +58,13 @@ async def main(args: argparse.Namespace) -> list[dict]:
     optimizer = NearestFewShot(**{k: v for k, v in options.items() if k in ("retriever", "compare_on")},
                                resources=resources)
     data = load_data(compiled, train, program)
+    test = data.test
+    if args.new_since:
+        other = compile_file(args.new_since)
+        other_train = train_block(other)
+        seen = {e.origin for e in load_data(other, other_train, program_of(other, other_train.program)).test}
+        test = tuple(e for e in test if e.origin not in seen)
+        print(json.dumps({"test_rows": len(data.test), "new": len(test)}), flush=True)
     train_rows, _ = split(data.train, train.validation_split, np.random.default_rng(train.seed))
     reward = make_reward(train, resources)
     results = []
@@ -72,7 +83,7 @@ async def main(args: argparse.Namespace) -> list[dict]:
                 retrieval = Retrieval(pool, v.get("k", 8), v.get("order", "nearest_last"), v.get("labels", "all"),
                                       cascade_share(v.get("cascade", False)), v.get("vote_weight"))
                 states = {**program.states, path: program.states[path].with_retrieval(retrieval)}
-            evaluation = await evaluate(program.with_states(states), data.test, reward, concurrency=train.concurrency)
+            evaluation = await evaluate(program.with_states(states), test, reward, concurrency=train.concurrency)
             usage = UsageTable.of(evaluation.scored).total
             base = baselines(program.with_states(states), evaluation.scored)
             row = {"variant": text, "reward": evaluation.reward, "n": len(evaluation.scored),
@@ -101,4 +112,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file")
     parser.add_argument("variants", nargs="+", help='e.g. "k=8 labels=retrieved cascade", or "untrained"')
+    parser.add_argument("--new-since", metavar="OTHER.icl", help="score only the test rows OTHER's test split lacks")
     sys.exit(0 if asyncio.run(main(parser.parse_args())) else 1)
