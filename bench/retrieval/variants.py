@@ -48,21 +48,24 @@ def parse_variant(text: str) -> dict:
     return variant
 
 
-async def main(args: argparse.Namespace) -> list[dict]:
-    compiled = compile_file(args.file)
+def load(file: str, cache: LMCache | None = None):
+    """A file compiled, its train block, its trained program (on `cache`) and that block's data."""
+    compiled = compile_file(file)
     train = train_block(compiled)
-    cache = LMCache(default_path())
     program = program_of(compiled, train.program, cache=cache)
+    return compiled, train, program, load_data(compiled, train, program)
+
+
+async def main(args: argparse.Namespace) -> list[dict]:
+    cache = LMCache(default_path())
+    compiled, train, program, data = load(args.file, cache)
     resources = resources_of(compiled, cache, "normal")
     name, options = train.optimizers[0]
     optimizer = NearestFewShot(**{k: v for k, v in options.items() if k in ("retriever", "compare_on")},
                                resources=resources)
-    data = load_data(compiled, train, program)
     test = data.test
     if args.new_since:
-        other = compile_file(args.new_since)
-        other_train = train_block(other)
-        seen = {e.origin for e in load_data(other, other_train, program_of(other, other_train.program)).test}
+        seen = {e.origin for e in load(args.new_since)[3].test}
         test = tuple(e for e in test if e.origin not in seen)
         print(json.dumps({"test_rows": len(data.test), "new": len(test)}), flush=True)
     train_rows, _ = split(data.train, train.validation_split, np.random.default_rng(train.seed))
