@@ -256,9 +256,10 @@ class Retrieval:
 
     def choices(self, retrieved: Sequence[Demo], fields: Sequence[str]) -> tuple[tuple[str, float], ...]:
         """With `vote_weight`, the answers the LM chooses among for a call that retrieved `retrieved`
-        (in prompt order; the answers listed nearest first), as the JSON text of the one answer field `fields` names and its prior,
-        `vote_weight` x log(share of the examples carrying it); none otherwise, or when the
-        answer has other fields or an example lacks it (the LM then generates)."""
+        (in prompt order; the answers listed nearest first), as the JSON text of the one answer
+        field `fields` names and its prior, `vote_weight` x log(share of the examples carrying
+        it); none otherwise, or when the answer has other fields or an example lacks it (the LM
+        then generates)."""
         if self.vote_weight is None or len(fields) != 1 or not retrieved:
             return ()
         (name,) = fields
